@@ -1,0 +1,150 @@
+//! A test-only provider that misbehaves on request, to prove the host's sandbox limits.
+//!
+//! `hashing.digest("SHA-256", data)` reads `data` as a command: `loop` spins forever, `grow`
+//! allocates without end, `panic` panics, `recurse` overflows the stack; anything else answers
+//! `unsupported`, so a registry falls back to the next provider. `SHA-512` is served honestly
+//! (so a test can see this provider win on priority). `open-verifier` always panics (a trap in
+//! the middle of a registry call). It is built with the real guests but never configured.
+
+pub(crate) mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "provider",
+    });
+}
+
+use bindings::cryptohost::provider::types::{Capability, CapabilitySupport, CryptoError, Sealed, SignatureFormat};
+use bindings::exports::cryptohost::provider::{encryption, hashing, metadata, signing, verification};
+
+struct Misbehaving;
+
+fn no() -> CryptoError {
+    CryptoError::Unsupported("the misbehaving test provider declines".into())
+}
+
+impl metadata::Guest for Misbehaving {
+    fn info() -> metadata::ProviderInfo {
+        metadata::ProviderInfo {
+            name: "misbehaving".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: vec![
+                CapabilitySupport {
+                    capability: Capability::Hashing,
+                    algorithms: vec!["SHA-256".into(), "SHA-512".into()],
+                },
+                CapabilitySupport { capability: Capability::Verification, algorithms: vec!["ES256".into()] },
+            ],
+        }
+    }
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion, reason = "overflowing the stack is the point")]
+fn recurse(depth: u64, buf: &mut [u8; 256]) -> u64 {
+    buf[(depth % 256) as usize] = depth as u8;
+    let mut next = [0u8; 256];
+    recurse(depth + 1, &mut next) + u64::from(std::hint::black_box(next[0]))
+}
+
+pub struct NoHasher;
+
+impl hashing::GuestHasher for NoHasher {
+    fn update(&self, _data: Vec<u8>) {}
+    fn finish(&self) -> Result<Vec<u8>, CryptoError> {
+        Err(no())
+    }
+}
+
+impl hashing::Guest for Misbehaving {
+    type Hasher = NoHasher;
+
+    fn digest(algorithm: String, data: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+        if algorithm == "SHA-512" {
+            use sha2::Digest;
+            return Ok(sha2::Sha512::digest(&data).to_vec());
+        }
+        match data.as_slice() {
+            b"loop" => loop {
+                std::hint::black_box(&data);
+            },
+            b"grow" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            b"panic" => panic!("the misbehaving provider panics on request"),
+            b"recurse" => {
+                let mut buf = [0u8; 256];
+                Ok(recurse(0, &mut buf).to_le_bytes().to_vec())
+            }
+            _ => Err(no()),
+        }
+    }
+
+    fn open_hasher(_algorithm: String) -> Result<hashing::Hasher, CryptoError> {
+        Err(no())
+    }
+}
+
+pub struct NoVerifier;
+
+impl verification::GuestVerifier for NoVerifier {
+    fn verify(&self, _m: Vec<u8>, _s: Vec<u8>, _f: SignatureFormat) -> Result<bool, CryptoError> {
+        Ok(true)
+    }
+    fn verify_digest(&self, _d: Vec<u8>, _s: Vec<u8>, _f: SignatureFormat) -> Result<bool, CryptoError> {
+        Ok(true)
+    }
+    fn algorithm(&self) -> String {
+        "ES256".into()
+    }
+}
+
+impl verification::Guest for Misbehaving {
+    type Verifier = NoVerifier;
+
+    fn open_verifier(_algorithm: String, _spki_der: Vec<u8>) -> Result<verification::Verifier, CryptoError> {
+        panic!("the misbehaving provider traps in open-verifier")
+    }
+}
+
+impl signing::Guest for Misbehaving {
+    fn import_pkcs8(_der: Vec<u8>) -> Result<String, CryptoError> {
+        Err(no())
+    }
+    fn generate(_a: String, _b: u32, _e: bool) -> Result<String, CryptoError> {
+        Err(no())
+    }
+    fn public_key(_k: String) -> Result<Vec<u8>, CryptoError> {
+        Err(no())
+    }
+    fn export_pkcs8(_k: String) -> Result<Vec<u8>, CryptoError> {
+        Err(no())
+    }
+    fn sign(_k: String, _a: String, _m: Vec<u8>, _f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
+        Err(no())
+    }
+    fn sign_digest(_k: String, _a: String, _d: Vec<u8>, _f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
+        Err(no())
+    }
+    fn delete_key(_k: String) {}
+}
+
+impl encryption::Guest for Misbehaving {
+    fn generate_secret(_a: String) -> Result<String, CryptoError> {
+        Err(no())
+    }
+    fn import_secret(_a: String, _k: Vec<u8>) -> Result<String, CryptoError> {
+        Err(no())
+    }
+    fn encrypt(_k: String, _p: Vec<u8>, _a: Vec<u8>) -> Result<Sealed, CryptoError> {
+        Err(no())
+    }
+    fn decrypt(_k: String, _n: Vec<u8>, _c: Vec<u8>, _a: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+        Err(no())
+    }
+}
+
+bindings::export!(Misbehaving with_types_in bindings);

@@ -1,0 +1,342 @@
+//! Key parsing, signing and verification: the only place that touches the curve and RSA crates.
+
+use ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+use pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use rsa::traits::PublicKeyParts;
+use rsa::{Pkcs1v15Sign, Pss, PrivateKey as RsaPrivateKey, PublicKey as RsaPublicKey};
+use rsa::Generate;
+use spki::{DecodePublicKey, EncodePublicKey};
+
+use crate::alg::{Curve, Hash, RSA_MAX_BITS, RSA_MIN_BITS, Scheme, SigAlg};
+use crate::bindings::cryptohost::provider::types::{CryptoError, SignatureFormat};
+use crate::rng::HostRng;
+
+const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+const OID_P256: &str = "1.2.840.10045.3.1.7";
+const OID_P384: &str = "1.3.132.0.34";
+const OID_P521: &str = "1.3.132.0.35";
+
+/// A parsed public key.
+pub enum PublicKey {
+    P256(p256::ecdsa::VerifyingKey),
+    P384(p384::ecdsa::VerifyingKey),
+    P521(p521::ecdsa::VerifyingKey),
+    Rsa(RsaPublicKey),
+}
+
+/// A private key held inside the provider. Never leaves it unless generated as exportable.
+pub enum PrivateKey {
+    P256(p256::ecdsa::SigningKey),
+    P384(p384::ecdsa::SigningKey),
+    P521(p521::ecdsa::SigningKey),
+    Rsa(RsaPrivateKey),
+}
+
+fn invalid_key(msg: impl Into<String>) -> CryptoError {
+    CryptoError::InvalidKey(msg.into())
+}
+
+fn invalid_input(msg: impl Into<String>) -> CryptoError {
+    CryptoError::InvalidInput(msg.into())
+}
+
+/// What kind of key a DER SubjectPublicKeyInfo / PKCS#8 algorithm identifier names, in words.
+fn describe_algorithm(oid: &str, curve: Option<&str>) -> String {
+    match (oid, curve) {
+        (OID_RSA_ENCRYPTION, _) => "an RSA key".into(),
+        (OID_EC_PUBLIC_KEY, Some(OID_P256)) => "an EC P-256 key".into(),
+        (OID_EC_PUBLIC_KEY, Some(OID_P384)) => "an EC P-384 key".into(),
+        (OID_EC_PUBLIC_KEY, Some(OID_P521)) => "an EC P-521 key".into(),
+        (OID_EC_PUBLIC_KEY, Some(other)) => format!("an EC key on unsupported curve {other}"),
+        (other, _) => format!("a key of unsupported type {other}"),
+    }
+}
+
+fn describe_spki(der: &[u8]) -> Result<String, CryptoError> {
+    let info = spki::SubjectPublicKeyInfoRef::try_from(der)
+        .map_err(|e| invalid_key(format!("not a DER SubjectPublicKeyInfo: {e}")))?;
+    let oid = info.algorithm.oid.to_string();
+    let curve = info.algorithm.parameters_oid().ok().map(|o| o.to_string());
+    Ok(describe_algorithm(&oid, curve.as_deref()))
+}
+
+fn describe_pkcs8(der: &[u8]) -> Result<String, CryptoError> {
+    let info = pkcs8::PrivateKeyInfoRef::try_from(der)
+        .map_err(|_| invalid_key("not a DER PKCS#8 PrivateKeyInfo (unencrypted)"))?;
+    let oid = info.algorithm.oid.to_string();
+    let curve = info.algorithm.parameters_oid().ok().map(|o| o.to_string());
+    Ok(describe_algorithm(&oid, curve.as_deref()))
+}
+
+fn check_rsa_bits(bits: usize) -> Result<(), CryptoError> {
+    if bits < RSA_MIN_BITS {
+        return Err(invalid_key(format!(
+            "RSA key of {bits} bits refused: at least {RSA_MIN_BITS} bits are required"
+        )));
+    }
+    if bits > RSA_MAX_BITS {
+        return Err(invalid_key(format!(
+            "RSA key of {bits} bits refused: at most {RSA_MAX_BITS} bits are supported"
+        )));
+    }
+    Ok(())
+}
+
+fn rsa_bits(key: &RsaPublicKey) -> usize {
+    key.n().bit_width() as usize
+}
+
+impl PublicKey {
+    /// Parses a DER SPKI for `alg`, refusing keys of the wrong type or size.
+    pub fn from_spki(alg: &SigAlg, der: &[u8]) -> Result<PublicKey, CryptoError> {
+        let found = describe_spki(der)?;
+        let wrong = |want: &str| {
+            invalid_key(format!("{} needs {want}, but the public key is {found}", alg.name))
+        };
+        let bad = |e: spki::Error| invalid_key(format!("{found} that does not parse: {e}"));
+        match alg.scheme {
+            Scheme::Ecdsa(curve) => {
+                let want = format!("an EC {} key", curve.name());
+                if !found.starts_with(&want) {
+                    return Err(wrong(&want));
+                }
+                Ok(match curve {
+                    Curve::P256 => PublicKey::P256(
+                        p256::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?,
+                    ),
+                    Curve::P384 => PublicKey::P384(
+                        p384::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?,
+                    ),
+                    Curve::P521 => PublicKey::P521(
+                        p521::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?,
+                    ),
+                })
+            }
+            Scheme::RsaPkcs1v15 | Scheme::RsaPss => {
+                if found != "an RSA key" {
+                    return Err(wrong("an RSA key"));
+                }
+                let key = RsaPublicKey::from_public_key_der(der).map_err(bad)?;
+                check_rsa_bits(rsa_bits(&key))?;
+                Ok(PublicKey::Rsa(key))
+            }
+        }
+    }
+
+    /// Verifies `sig` over the already-hashed `digest`. `Ok(false)` for any signature that
+    /// does not verify; an error only for input whose structure is wrong for the algorithm.
+    pub fn verify_digest(
+        &self,
+        alg: &SigAlg,
+        digest: &[u8],
+        sig: &[u8],
+        format: SignatureFormat,
+    ) -> Result<bool, CryptoError> {
+        check_digest_len(alg, digest)?;
+        macro_rules! ecdsa_verify {
+            ($curve:ident, $vk:expr, $field:expr) => {{
+                match format {
+                    SignatureFormat::P1363 => {
+                        if sig.len() != 2 * $field {
+                            return Err(invalid_input(format!(
+                                "{} P1363 signature must be {} bytes, got {}",
+                                alg.name,
+                                2 * $field,
+                                sig.len()
+                            )));
+                        }
+                        let Ok(s) = $curve::ecdsa::Signature::from_slice(sig) else {
+                            return Ok(false);
+                        };
+                        Ok($vk.verify_prehash(digest, &s).is_ok())
+                    }
+                    SignatureFormat::Der => {
+                        if sig.is_empty() || sig.len() > 2 * $field + 16 {
+                            return Err(invalid_input(format!(
+                                "{} DER signature of {} bytes is impossible (at most {})",
+                                alg.name,
+                                sig.len(),
+                                2 * $field + 16
+                            )));
+                        }
+                        let Ok(s) = $curve::ecdsa::Signature::from_der(sig) else {
+                            return Ok(false);
+                        };
+                        Ok($vk.verify_prehash(digest, &s).is_ok())
+                    }
+                }
+            }};
+        }
+        match self {
+            PublicKey::P256(vk) => ecdsa_verify!(p256, vk, Curve::P256.field_len()),
+            PublicKey::P384(vk) => ecdsa_verify!(p384, vk, Curve::P384.field_len()),
+            PublicKey::P521(vk) => ecdsa_verify!(p521, vk, Curve::P521.field_len()),
+            PublicKey::Rsa(key) => {
+                if sig.len() != key.size() {
+                    return Err(invalid_input(format!(
+                        "{} signature must be {} bytes for this {}-bit key, got {}",
+                        alg.name,
+                        key.size(),
+                        rsa_bits(key),
+                        sig.len()
+                    )));
+                }
+                let result = match alg.scheme {
+                    Scheme::RsaPkcs1v15 => key.verify(pkcs1v15_scheme(alg.hash), digest, sig),
+                    Scheme::RsaPss => match alg.hash {
+                        Hash::Sha256 => key.verify(Pss::<rsa::sha2::Sha256>::new(), digest, sig),
+                        Hash::Sha384 => key.verify(Pss::<rsa::sha2::Sha384>::new(), digest, sig),
+                        Hash::Sha512 => key.verify(Pss::<rsa::sha2::Sha512>::new(), digest, sig),
+                    },
+                    Scheme::Ecdsa(_) => return Ok(false),
+                };
+                Ok(result.is_ok())
+            }
+        }
+    }
+}
+
+fn pkcs1v15_scheme(hash: Hash) -> Pkcs1v15Sign {
+    match hash {
+        Hash::Sha256 => Pkcs1v15Sign::new::<rsa::sha2::Sha256>(),
+        Hash::Sha384 => Pkcs1v15Sign::new::<rsa::sha2::Sha384>(),
+        Hash::Sha512 => Pkcs1v15Sign::new::<rsa::sha2::Sha512>(),
+    }
+}
+
+fn check_digest_len(alg: &SigAlg, digest: &[u8]) -> Result<(), CryptoError> {
+    if digest.len() != alg.hash.output_len() {
+        return Err(invalid_input(format!(
+            "{} needs a {}-byte {} digest, got {} bytes",
+            alg.name,
+            alg.hash.output_len(),
+            alg.hash.name(),
+            digest.len()
+        )));
+    }
+    Ok(())
+}
+
+impl PrivateKey {
+    /// Parses an unencrypted PKCS#8 DER private key (EC P-256/384/521 or RSA 2048..8192).
+    pub fn from_pkcs8(der: &[u8]) -> Result<PrivateKey, CryptoError> {
+        let found = describe_pkcs8(der)?;
+        let bad = |e: pkcs8::Error| invalid_key(format!("{found} that does not parse: {e}"));
+        match found.as_str() {
+            "an EC P-256 key" => Ok(PrivateKey::P256(
+                p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(bad)?,
+            )),
+            "an EC P-384 key" => Ok(PrivateKey::P384(
+                p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(bad)?,
+            )),
+            "an EC P-521 key" => Ok(PrivateKey::P521(
+                p521::ecdsa::SigningKey::from_pkcs8_der(der).map_err(bad)?,
+            )),
+            "an RSA key" => {
+                let key = RsaPrivateKey::from_pkcs8_der(der).map_err(bad)?;
+                check_rsa_bits(rsa_bits(key.as_public_key()))?;
+                Ok(PrivateKey::Rsa(key))
+            }
+            _ => Err(invalid_key(format!("cannot sign with {found}"))),
+        }
+    }
+
+    /// Generates a fresh key for `alg` from the host's CSPRNG.
+    pub fn generate(alg: &SigAlg, rsa_bits: u32) -> Result<PrivateKey, CryptoError> {
+        let mut rng = HostRng;
+        Ok(match alg.scheme {
+            Scheme::Ecdsa(Curve::P256) => PrivateKey::P256(p256::ecdsa::SigningKey::generate_from_rng(&mut rng)),
+            Scheme::Ecdsa(Curve::P384) => PrivateKey::P384(p384::ecdsa::SigningKey::generate_from_rng(&mut rng)),
+            Scheme::Ecdsa(Curve::P521) => PrivateKey::P521(p521::ecdsa::SigningKey::generate_from_rng(&mut rng)),
+            Scheme::RsaPkcs1v15 | Scheme::RsaPss => {
+                let bits = rsa_bits as usize;
+                // Generation is capped lower than verification: 8192-bit generation would
+                // take minutes in the sandbox.
+                if !(RSA_MIN_BITS..=4096).contains(&bits) {
+                    return Err(invalid_input(format!(
+                        "RSA key size {bits} not supported for generation (2048..=4096)"
+                    )));
+                }
+                let key = RsaPrivateKey::new(&mut rng, bits)
+                    .map_err(|e| CryptoError::Failed(format!("RSA key generation failed: {e}")))?;
+                PrivateKey::Rsa(key)
+            }
+        })
+    }
+
+    pub fn public_spki(&self) -> Result<Vec<u8>, CryptoError> {
+        let doc = match self {
+            PrivateKey::P256(k) => k.verifying_key().to_public_key_der(),
+            PrivateKey::P384(k) => k.verifying_key().to_public_key_der(),
+            PrivateKey::P521(k) => k.verifying_key().to_public_key_der(),
+            PrivateKey::Rsa(k) => k.as_public_key().to_public_key_der(),
+        };
+        doc.map(|d| d.as_bytes().to_vec())
+            .map_err(|e| CryptoError::Failed(format!("encoding public key: {e}")))
+    }
+
+    pub fn to_pkcs8(&self) -> Result<Vec<u8>, CryptoError> {
+        let doc = match self {
+            PrivateKey::P256(k) => k.to_pkcs8_der(),
+            PrivateKey::P384(k) => k.to_pkcs8_der(),
+            PrivateKey::P521(k) => k.to_pkcs8_der(),
+            PrivateKey::Rsa(k) => k.to_pkcs8_der(),
+        };
+        doc.map(|d| d.as_bytes().to_vec())
+            .map_err(|e| CryptoError::Failed(format!("encoding private key: {e}")))
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            PrivateKey::P256(_) => "an EC P-256 key",
+            PrivateKey::P384(_) => "an EC P-384 key",
+            PrivateKey::P521(_) => "an EC P-521 key",
+            PrivateKey::Rsa(_) => "an RSA key",
+        }
+    }
+
+    /// Signs a digest computed with `alg`'s hash. ECDSA is RFC 6979 deterministic.
+    pub fn sign_digest(
+        &self,
+        alg: &SigAlg,
+        digest: &[u8],
+        format: SignatureFormat,
+    ) -> Result<Vec<u8>, CryptoError> {
+        check_digest_len(alg, digest)?;
+        let failed = |e: ecdsa::Error| CryptoError::Failed(format!("{} signing failed: {e}", alg.name));
+        macro_rules! ecdsa_sign {
+            ($curve:ident, $sk:expr) => {{
+                let sig: $curve::ecdsa::Signature = $sk.sign_prehash(digest).map_err(failed)?;
+                Ok(match format {
+                    SignatureFormat::P1363 => sig.to_bytes().to_vec(),
+                    SignatureFormat::Der => sig.to_der().as_bytes().to_vec(),
+                })
+            }};
+        }
+        match (alg.scheme, self) {
+            (Scheme::Ecdsa(Curve::P256), PrivateKey::P256(k)) => ecdsa_sign!(p256, k),
+            (Scheme::Ecdsa(Curve::P384), PrivateKey::P384(k)) => ecdsa_sign!(p384, k),
+            (Scheme::Ecdsa(Curve::P521), PrivateKey::P521(k)) => ecdsa_sign!(p521, k),
+            (Scheme::RsaPkcs1v15, PrivateKey::Rsa(k)) => k
+                .sign_with_rng(&mut HostRng, pkcs1v15_scheme(alg.hash), digest)
+                .map_err(|e| CryptoError::Failed(format!("{} signing failed: {e}", alg.name))),
+            (Scheme::RsaPss, PrivateKey::Rsa(k)) => {
+                let mut rng = HostRng;
+                let r = match alg.hash {
+                    Hash::Sha256 => k.sign_with_rng(&mut rng, Pss::<rsa::sha2::Sha256>::new(), digest),
+                    Hash::Sha384 => k.sign_with_rng(&mut rng, Pss::<rsa::sha2::Sha384>::new(), digest),
+                    Hash::Sha512 => k.sign_with_rng(&mut rng, Pss::<rsa::sha2::Sha512>::new(), digest),
+                };
+                r.map_err(|e| CryptoError::Failed(format!("{} signing failed: {e}", alg.name)))
+            }
+            (scheme, key) => {
+                let want = match scheme {
+                    Scheme::Ecdsa(c) => format!("an EC {} key", c.name()),
+                    _ => "an RSA key".into(),
+                };
+                Err(invalid_key(format!("{} needs {want}, but this key is {}", alg.name, key.kind())))
+            }
+        }
+    }
+}

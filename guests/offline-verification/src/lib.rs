@@ -1,0 +1,242 @@
+//! The offline verification provider: JOSE signatures (ES/RS/PS), SHA-2 and key custody, as a
+//! sandboxed component that imports nothing but the cryptohost `host` interface.
+
+mod alg;
+mod keys;
+mod rng;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use alg::{Hash, SIG_ALGS, SigAlg};
+use keys::{PrivateKey, PublicKey};
+
+pub(crate) mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "provider",
+    });
+}
+
+use bindings::exports::cryptohost::provider::{encryption, hashing, metadata, signing, verification};
+use bindings::cryptohost::provider::types::{
+    Capability, CapabilitySupport, CryptoError, Sealed, SignatureFormat,
+};
+
+struct Provider;
+
+fn unknown_sig_alg(name: &str) -> CryptoError {
+    CryptoError::Unsupported(format!(
+        "signature algorithm {name:?} is not on the allowlist ({})",
+        SIG_ALGS.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+    ))
+}
+
+fn sig_alg(name: &str) -> Result<SigAlg, CryptoError> {
+    alg::sig_alg(name).ok_or_else(|| unknown_sig_alg(name))
+}
+
+fn hash_alg(name: &str) -> Result<Hash, CryptoError> {
+    Hash::parse(name).ok_or_else(|| {
+        CryptoError::Unsupported(format!(
+            "hash algorithm {name:?} is not on the allowlist (SHA-256, SHA-384, SHA-512)"
+        ))
+    })
+}
+
+impl metadata::Guest for Provider {
+    fn info() -> metadata::ProviderInfo {
+        let sigs: Vec<String> = SIG_ALGS.iter().map(|a| a.name.to_string()).collect();
+        metadata::ProviderInfo {
+            name: "offline-verification".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: vec![
+                CapabilitySupport {
+                    capability: Capability::Hashing,
+                    algorithms: Hash::ALL.iter().map(|h| h.name().to_string()).collect(),
+                },
+                CapabilitySupport { capability: Capability::Verification, algorithms: sigs.clone() },
+                CapabilitySupport { capability: Capability::Signing, algorithms: sigs },
+            ],
+        }
+    }
+}
+
+/// A streaming hash; `None` once finished.
+enum AnyHasher {
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+pub struct StreamHasher(RefCell<Option<AnyHasher>>);
+
+impl hashing::GuestHasher for StreamHasher {
+    fn update(&self, data: Vec<u8>) {
+        use sha2::Digest;
+        match self.0.borrow_mut().as_mut() {
+            Some(AnyHasher::Sha256(h)) => h.update(&data),
+            Some(AnyHasher::Sha384(h)) => h.update(&data),
+            Some(AnyHasher::Sha512(h)) => h.update(&data),
+            None => {}
+        }
+    }
+
+    fn finish(&self) -> Result<Vec<u8>, CryptoError> {
+        use sha2::Digest;
+        match self.0.borrow_mut().take() {
+            Some(AnyHasher::Sha256(h)) => Ok(h.finalize().to_vec()),
+            Some(AnyHasher::Sha384(h)) => Ok(h.finalize().to_vec()),
+            Some(AnyHasher::Sha512(h)) => Ok(h.finalize().to_vec()),
+            None => Err(CryptoError::InvalidInput("hasher already finished".into())),
+        }
+    }
+}
+
+impl hashing::Guest for Provider {
+    type Hasher = StreamHasher;
+
+    fn digest(algorithm: String, data: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+        Ok(hash_alg(&algorithm)?.digest(&data))
+    }
+
+    fn open_hasher(algorithm: String) -> Result<hashing::Hasher, CryptoError> {
+        use sha2::Digest;
+        let inner = match hash_alg(&algorithm)? {
+            Hash::Sha256 => AnyHasher::Sha256(sha2::Sha256::new()),
+            Hash::Sha384 => AnyHasher::Sha384(sha2::Sha384::new()),
+            Hash::Sha512 => AnyHasher::Sha512(sha2::Sha512::new()),
+        };
+        Ok(hashing::Hasher::new(StreamHasher(RefCell::new(Some(inner)))))
+    }
+}
+
+/// The ephemeral verifier: one parsed public key bound to one algorithm.
+pub struct Verifier {
+    alg: SigAlg,
+    key: PublicKey,
+}
+
+impl verification::GuestVerifier for Verifier {
+    fn verify(&self, message: Vec<u8>, signature: Vec<u8>, format: SignatureFormat) -> Result<bool, CryptoError> {
+        let digest = self.alg.hash.digest(&message);
+        self.key.verify_digest(&self.alg, &digest, &signature, format)
+    }
+
+    fn verify_digest(&self, digest: Vec<u8>, signature: Vec<u8>, format: SignatureFormat) -> Result<bool, CryptoError> {
+        self.key.verify_digest(&self.alg, &digest, &signature, format)
+    }
+
+    fn algorithm(&self) -> String {
+        self.alg.name.to_string()
+    }
+}
+
+impl verification::Guest for Provider {
+    type Verifier = Verifier;
+
+    fn open_verifier(algorithm: String, spki_der: Vec<u8>) -> Result<verification::Verifier, CryptoError> {
+        let alg = sig_alg(&algorithm)?;
+        let key = PublicKey::from_spki(&alg, &spki_der)?;
+        Ok(verification::Verifier::new(Verifier { alg, key }))
+    }
+}
+
+/// A private key in custody, and whether it may ever leave.
+struct Held {
+    key: PrivateKey,
+    exportable: bool,
+}
+
+#[derive(Default)]
+struct KeyStore {
+    next: u64,
+    keys: BTreeMap<String, Held>,
+}
+
+thread_local! {
+    static KEYS: RefCell<KeyStore> = RefCell::new(KeyStore::default());
+}
+
+fn insert_key(held: Held) -> String {
+    KEYS.with_borrow_mut(|store| {
+        store.next += 1;
+        let id = format!("key-{}", store.next);
+        store.keys.insert(id.clone(), held);
+        id
+    })
+}
+
+fn with_key<T>(key_id: &str, f: impl FnOnce(&Held) -> Result<T, CryptoError>) -> Result<T, CryptoError> {
+    KEYS.with_borrow(|store| match store.keys.get(key_id) {
+        Some(held) => f(held),
+        None => Err(CryptoError::KeyNotFound(format!("no key {key_id:?} in this provider"))),
+    })
+}
+
+impl signing::Guest for Provider {
+    fn import_pkcs8(pkcs8_der: Vec<u8>) -> Result<String, CryptoError> {
+        let key = PrivateKey::from_pkcs8(&pkcs8_der);
+        // The caller's copy is theirs to wipe; ours is wiped here.
+        let mut der = pkcs8_der;
+        zeroize::Zeroize::zeroize(&mut der);
+        Ok(insert_key(Held { key: key?, exportable: false }))
+    }
+
+    fn generate(algorithm: String, rsa_bits: u32, exportable: bool) -> Result<String, CryptoError> {
+        let alg = sig_alg(&algorithm)?;
+        let key = PrivateKey::generate(&alg, rsa_bits)?;
+        Ok(insert_key(Held { key, exportable }))
+    }
+
+    fn public_key(key_id: String) -> Result<Vec<u8>, CryptoError> {
+        with_key(&key_id, |held| held.key.public_spki())
+    }
+
+    fn export_pkcs8(key_id: String) -> Result<Vec<u8>, CryptoError> {
+        with_key(&key_id, |held| {
+            if !held.exportable {
+                return Err(CryptoError::InvalidKey(format!(
+                    "key {key_id:?} is not exportable (only keys generated as exportable are)"
+                )));
+            }
+            held.key.to_pkcs8()
+        })
+    }
+
+    fn sign(key_id: String, algorithm: String, message: Vec<u8>, format: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
+        let alg = sig_alg(&algorithm)?;
+        let digest = alg.hash.digest(&message);
+        with_key(&key_id, |held| held.key.sign_digest(&alg, &digest, format))
+    }
+
+    fn sign_digest(key_id: String, algorithm: String, digest: Vec<u8>, format: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
+        let alg = sig_alg(&algorithm)?;
+        with_key(&key_id, |held| held.key.sign_digest(&alg, &digest, format))
+    }
+
+    fn delete_key(key_id: String) {
+        KEYS.with_borrow_mut(|store| store.keys.remove(&key_id));
+    }
+}
+
+fn no_encryption() -> CryptoError {
+    CryptoError::Unsupported("the offline-verification provider does not encrypt".into())
+}
+
+impl encryption::Guest for Provider {
+    fn generate_secret(_algorithm: String) -> Result<String, CryptoError> {
+        Err(no_encryption())
+    }
+    fn import_secret(_algorithm: String, _key: Vec<u8>) -> Result<String, CryptoError> {
+        Err(no_encryption())
+    }
+    fn encrypt(_key_id: String, _plaintext: Vec<u8>, _aad: Vec<u8>) -> Result<Sealed, CryptoError> {
+        Err(no_encryption())
+    }
+    fn decrypt(_key_id: String, _nonce: Vec<u8>, _ciphertext: Vec<u8>, _aad: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+        Err(no_encryption())
+    }
+}
+
+bindings::export!(Provider with_types_in bindings);

@@ -1,0 +1,270 @@
+//! The TOML configuration (`cryptohost.toml`) and the build manifest (`components/manifest.json`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::LoadError;
+use crate::provider::Priority;
+use crate::wasm::{CacheSetting, Limits};
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    component_dir: Spanned<PathBuf>,
+    /// The toolchain whose output the pins below were taken from (written by `cryptohost pin`).
+    #[serde(default)]
+    pinned_toolchain: Option<String>,
+    #[serde(default)]
+    cache: RawCache,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default, rename = "provider")]
+    providers: Vec<RawProvider>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    #[serde(default = "yes")]
+    enabled: bool,
+    dir: Option<PathBuf>,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        RawCache { enabled: true, dir: None }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    call_timeout_ms: Option<Spanned<u64>>,
+    keygen_timeout_ms: Option<Spanned<u64>>,
+    memory_mib: Option<Spanned<u64>>,
+    max_wasm_stack_kib: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    name: Spanned<String>,
+    component: Spanned<String>,
+    sha256: Option<Spanned<String>>,
+    priority: Spanned<i32>,
+}
+
+/// One configured wasm provider.
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    pub name: String,
+    /// The component file inside the component directory.
+    pub component: PathBuf,
+    /// Lowercase hex sha256 the file must have; `None` only usable with `--dev`.
+    pub sha256: Option<String>,
+    pub priority: Priority,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the file was read from (errors name it).
+    pub path: PathBuf,
+    pub component_dir: PathBuf,
+    pub pinned_toolchain: Option<String>,
+    pub cache: CacheSetting,
+    pub limits: Limits,
+    pub providers: Vec<ProviderConfig>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(x).join("cryptohost"));
+    }
+    std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache/cryptohost"))
+}
+
+impl Config {
+    /// Reads and validates a configuration file. Relative paths in it are relative to the
+    /// file's own directory.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not valid TOML, has an unknown or missing field, or a value
+    /// is out of range; the message names the file, the line and the field.
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let text = fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+        Config::parse(path, &text)
+    }
+
+    /// As [`Config::load`], from text already read.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn parse(path: &Path, text: &str) -> Result<Config, LoadError> {
+        let err = |message: String| LoadError::Config { path: path.to_path_buf(), message };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|s| format!("line {}: ", line_of(text, s.start))).unwrap_or_default();
+            err(format!("{at}{}", e.message().trim_end()))
+        })?;
+        let at = |span: std::ops::Range<usize>, field: &str, msg: String| {
+            err(format!("line {}: {field}: {msg}", line_of(text, span.start)))
+        };
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+
+        let mut limits = Limits::default();
+        let ms = |v: &Option<Spanned<u64>>, field: &str, max: u64| -> Result<Option<u64>, LoadError> {
+            match v {
+                None => Ok(None),
+                Some(s) if *s.get_ref() == 0 || *s.get_ref() > max => {
+                    Err(at(s.span(), field, format!("must be between 1 and {max}, got {}", s.get_ref())))
+                }
+                Some(s) => Ok(Some(*s.get_ref())),
+            }
+        };
+        if let Some(v) = ms(&raw.limits.call_timeout_ms, "limits.call_timeout_ms", 600_000)? {
+            limits.call_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = ms(&raw.limits.keygen_timeout_ms, "limits.keygen_timeout_ms", 3_600_000)? {
+            limits.keygen_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = ms(&raw.limits.memory_mib, "limits.memory_mib", 4096)? {
+            limits.memory_bytes = (v as usize) << 20;
+        }
+        if let Some(v) = ms(&raw.limits.max_wasm_stack_kib, "limits.max_wasm_stack_kib", 64 * 1024)? {
+            limits.max_wasm_stack = (v as usize) << 10;
+        }
+
+        let cache = match (raw.cache.enabled, raw.cache.dir) {
+            (false, _) => CacheSetting::Disabled,
+            (true, Some(dir)) => CacheSetting::Dir(base.join(dir)),
+            (true, None) => default_cache_dir().map(CacheSetting::Dir).unwrap_or(CacheSetting::Disabled),
+        };
+
+        let mut names = HashSet::new();
+        let mut providers = Vec::new();
+        for p in raw.providers {
+            let name = p.name.get_ref().clone();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(at(p.name.span(), "provider.name", format!("{name:?} must be letters, digits, - or _")));
+            }
+            if !names.insert(name.clone()) {
+                return Err(at(p.name.span(), "provider.name", format!("{name:?} is configured twice")));
+            }
+            let component = p.component.get_ref();
+            let plain = Path::new(component)
+                .file_name()
+                .is_some_and(|f| f == component.as_str())
+                && component.ends_with(".wasm");
+            if !plain {
+                return Err(at(
+                    p.component.span(),
+                    "provider.component",
+                    format!("{component:?} must be a plain *.wasm file name inside component_dir"),
+                ));
+            }
+            let sha256 = match &p.sha256 {
+                None => None,
+                Some(s) => {
+                    let v = s.get_ref().to_ascii_lowercase();
+                    if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(at(s.span(), "provider.sha256", format!("{v:?} is not 64 hex digits")));
+                    }
+                    Some(v)
+                }
+            };
+            providers.push(ProviderConfig {
+                name,
+                component: PathBuf::from(component),
+                sha256,
+                priority: Priority(*p.priority.get_ref()),
+            });
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            component_dir: base.join(raw.component_dir.get_ref()),
+            pinned_toolchain: raw.pinned_toolchain,
+            cache,
+            limits,
+            providers,
+        })
+    }
+}
+
+/// `components/manifest.json`, as `guest-pack` writes it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Manifest {
+    pub wit_package: String,
+    pub toolchain: String,
+    pub build_mode: String,
+    pub components: BTreeMap<String, ManifestEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ManifestEntry {
+    pub file: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl Manifest {
+    /// # Errors
+    /// The file cannot be read or is not a manifest.
+    pub fn load(path: &Path) -> Result<Manifest, LoadError> {
+        let text = fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+        serde_json::from_str(&text)
+            .map_err(|e| LoadError::Config { path: path.to_path_buf(), message: format!("not a component manifest: {e}") })
+    }
+
+    /// The entry for a component file name.
+    pub fn entry_for_file(&self, file: &str) -> Option<&ManifestEntry> {
+        self.components.values().find(|e| e.file == file)
+    }
+}
+
+/// Rewrites the `sha256` of every configured provider (and `pinned_toolchain`) from a manifest,
+/// keeping the file's comments and layout. Returns what changed, one line per provider.
+///
+/// # Errors
+/// The config cannot be read or written, or names a component the manifest does not have.
+pub fn write_pins(config_path: &Path, manifest: &Manifest) -> Result<Vec<String>, LoadError> {
+    let err = |message: String| LoadError::Config { path: config_path.to_path_buf(), message };
+    let text =
+        fs::read_to_string(config_path).map_err(|source| LoadError::Io { path: config_path.to_path_buf(), source })?;
+    // Validate first: never rewrite a file that does not load.
+    Config::parse(config_path, &text)?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| err(format!("{e}")))?;
+    let mut changes = Vec::new();
+    if let Some(providers) = doc.get_mut("provider").and_then(|p| p.as_array_of_tables_mut()) {
+        for table in providers.iter_mut() {
+            let name = table.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let file = table.get("component").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let entry = manifest
+                .entry_for_file(&file)
+                .ok_or_else(|| err(format!("provider {name:?}: component {file:?} is not in the manifest")))?;
+            let old = table.get("sha256").and_then(|v| v.as_str()).map(str::to_string);
+            if old.as_deref() != Some(entry.sha256.as_str()) {
+                changes.push(format!("{name}: {} -> {}", old.as_deref().unwrap_or("(unpinned)"), entry.sha256));
+            }
+            table.insert("sha256", toml_edit::value(entry.sha256.clone()));
+        }
+    }
+    doc.insert("pinned_toolchain", toml_edit::value(manifest.toolchain.clone()));
+    fs::write(config_path, doc.to_string()).map_err(|source| LoadError::Io { path: config_path.to_path_buf(), source })?;
+    Ok(changes)
+}

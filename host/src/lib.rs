@@ -1,0 +1,17 @@
+//! cryptohost: a crypto provider host. Hardware keys through PKCS#11, every software provider a
+//! sandboxed, pinned WebAssembly component, chosen by configured priority.
+
+mod bindings;
+pub mod error;
+pub mod provider;
+pub mod wasm;
+
+pub use error::{LoadError, ProviderError, RegistryError};
+pub use provider::{Capability, CryptoProvider, Descriptor, KeyId, Priority, SigFormat, SignInput, Verifier};
+pub mod alg;
+pub mod config;
+pub mod keyfile;
+pub mod registry;
+
+pub use config::Config;
+pub use registry::{Registry, Served, TrustMode};

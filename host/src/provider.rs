@@ -1,0 +1,154 @@
+//! The `CryptoProvider` trait that every backend implements, wasm component or native.
+
+use std::fmt;
+use std::io::Read;
+
+use serde::Serialize;
+
+use crate::error::ProviderError;
+
+/// Provider priority: **higher wins**. Among providers that offer an algorithm, the registry
+/// asks the one with the highest priority first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Priority(pub i32);
+
+/// A capability, as the WIT `capability` enum names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capability {
+    Hashing,
+    Verification,
+    Signing,
+    Encryption,
+}
+
+impl Capability {
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Hashing => "hashing",
+            Capability::Verification => "verification",
+            Capability::Signing => "signing",
+            Capability::Encryption => "encryption",
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// ECDSA signature encoding; always chosen by the caller, never guessed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SigFormat {
+    /// IEEE P1363 r||s (JWS).
+    P1363,
+    /// ASN.1 DER (cosign, DSSE tooling, OpenSSL).
+    #[default]
+    Der,
+}
+
+impl std::str::FromStr for SigFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "p1363" | "raw" | "jws" => Ok(SigFormat::P1363),
+            "der" | "asn1" => Ok(SigFormat::Der),
+            other => Err(format!("unknown signature format {other:?} (expected der or p1363)")),
+        }
+    }
+}
+
+/// Where a provider's code came from: what the audit log and `providers` report.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Origin {
+    /// A wasm component file and the sha256 it was admitted under.
+    Component { file: String, sha256: String },
+    /// Native code in the host (the PKCS#11 backend).
+    Native { module: String },
+}
+
+/// What one capability of a provider covers.
+#[derive(Clone, Debug, Serialize)]
+pub struct CapabilityInfo {
+    pub capability: Capability,
+    pub algorithms: Vec<String>,
+}
+
+/// A provider's identity as the registry sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Descriptor {
+    /// The name given in the configuration.
+    pub name: String,
+    /// The name and version the provider reports for itself.
+    pub reported_name: String,
+    pub version: String,
+    pub priority: Priority,
+    pub origin: Origin,
+    pub capabilities: Vec<CapabilityInfo>,
+}
+
+impl Descriptor {
+    pub fn supports(&self, capability: Capability, algorithm: &str) -> bool {
+        self.capabilities
+            .iter()
+            .any(|c| c.capability == capability && c.algorithms.iter().any(|a| a == algorithm))
+    }
+}
+
+/// Either a whole message (the provider hashes it) or a digest the host already computed.
+#[derive(Clone, Copy, Debug)]
+pub enum SignInput<'a> {
+    Message(&'a [u8]),
+    Digest(&'a [u8]),
+}
+
+/// An opened verifier: a public key bound to an algorithm, used many times.
+pub trait Verifier: Send {
+    /// `Ok(false)` when the signature does not verify; an error only for unusable input.
+    fn verify(&self, input: SignInput<'_>, signature: &[u8], format: SigFormat) -> Result<bool, ProviderError>;
+}
+
+/// A provider's handle for a key it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyId(pub String);
+
+/// AES-GCM output: the fresh nonce and ciphertext||tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sealed {
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+/// Every backend, wasm component or native, offers this. A backend lacking a capability
+/// answers `ProviderError::Unsupported`.
+pub trait CryptoProvider: Send + Sync {
+    fn descriptor(&self) -> &Descriptor;
+
+    /// One-shot digest.
+    fn digest(&self, algorithm: &str, data: &[u8]) -> Result<Vec<u8>, ProviderError>;
+
+    /// Streams `reader` through an incremental hash, in bounded chunks.
+    fn digest_reader(&self, algorithm: &str, reader: &mut dyn Read) -> Result<Vec<u8>, ProviderError>;
+
+    /// Opens a verifier for `algorithm` from a DER SubjectPublicKeyInfo.
+    fn open_verifier(&self, algorithm: &str, spki_der: &[u8]) -> Result<Box<dyn Verifier + '_>, ProviderError>;
+
+    /// Imports a PKCS#8 DER private key; it never leaves the provider again.
+    fn import_pkcs8(&self, pkcs8_der: &[u8]) -> Result<KeyId, ProviderError>;
+
+    /// Generates a key pair; only an `exportable` key may be exported with `export_pkcs8`.
+    fn generate(&self, algorithm: &str, rsa_bits: u32, exportable: bool) -> Result<KeyId, ProviderError>;
+
+    /// The public half of a held key, as DER SubjectPublicKeyInfo.
+    fn public_key(&self, key: &KeyId) -> Result<Vec<u8>, ProviderError>;
+
+    /// The private key as PKCS#8 DER: only for keys generated as exportable.
+    fn export_pkcs8(&self, key: &KeyId) -> Result<zeroize::Zeroizing<Vec<u8>>, ProviderError>;
+
+    /// Signs with a held key.
+    fn sign(&self, key: &KeyId, algorithm: &str, input: SignInput<'_>, format: SigFormat) -> Result<Vec<u8>, ProviderError>;
+}

@@ -1,0 +1,96 @@
+# cryptohost: setup, build-guests, build, demo, test, bench.
+# Every recipe works on a fresh machine of this kind (Debian, rustup host toolchain, root).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Apt packages: Debian's rustc-web + library source + rust-lld build the wasm guests (the rustup
+# toolchain here has no wasm target); softhsm2/opensc give a real PKCS#11 module; openssl is
+# the interop peer in tests.
+apt_packages := "rustc-web rust-web-src lld-22 softhsm2 opensc openssl jq"
+guest_target := "wasm32-unknown-unknown"
+guest_target_dir := justfile_directory() / "guests/target"
+
+default:
+    @just --list
+
+# Install what the build and tests need (a quick no-op when everything is there).
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    missing=()
+    for p in {{apt_packages}}; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "setup: all packages present"
+    else
+        echo "setup: installing ${missing[*]}"
+        sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+        $sudo_cmd apt-get update -q
+        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q "${missing[@]}"
+    fi
+
+# Build every guest crate to a component in components/ and write components/manifest.json.
+build-guests out="components" target_dir=guest_target_dir:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd guests
+    # Paths must not leak into the modules, or the same source would give different bytes
+    # in a different checkout or CARGO_HOME.
+    remap="--remap-path-prefix=$PWD=/guests --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+    flags="-C target-feature=+wide-arithmetic $remap"
+    if rustup target list --installed 2>/dev/null | grep -qx {{guest_target}}; then
+        mode="rustup target {{guest_target}}"
+        rustc_bin="$(rustup which rustc)"
+        echo "build-guests: using $mode ($($rustc_bin --version))"
+        RUSTFLAGS="$flags" cargo build --release --target {{guest_target}} --target-dir "{{target_dir}}" --workspace
+    else
+        mode="Debian rustc-web with -Zbuild-std"
+        rustc_bin=/usr/bin/rustc
+        [ -x "$rustc_bin" ] || { echo "build-guests: no rustup wasm target and no /usr/bin/rustc; run 'just setup'" >&2; exit 1; }
+        echo "build-guests: using $mode ($($rustc_bin --version))"
+        RUSTC="$rustc_bin" RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" /usr/bin/cargo build --release \
+            --target {{guest_target}} --target-dir "{{target_dir}}" --workspace -Zbuild-std=std,panic_abort
+    fi
+    cd ..
+    modules=()
+    for m in offline_verification misbehaving; do
+        modules+=("{{target_dir}}/{{guest_target}}/release/$m.wasm")
+    done
+    cargo run --quiet --release -p guest-pack -- --wit wit --out "{{out}}" \
+        --toolchain "$($rustc_bin --version)" --build-mode "$mode" "${modules[@]}"
+
+# Build the guests a second time in a fresh target directory and require identical bytes.
+check-reproducible:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    just build-guests "$tmp/components" "$tmp/target"
+    if diff <(jq -S .components components/manifest.json) <(jq -S .components "$tmp/components/manifest.json"); then
+        echo "check-reproducible: two builds gave byte-identical components"
+    else
+        echo "check-reproducible: the second build differs (see above)" >&2; exit 1
+    fi
+
+# Build the host binary (release: Cranelift is slow unoptimised).
+build:
+    cargo build --release -p cryptohost
+
+# Write the digests of the components just built (components/manifest.json) into cryptohost.toml.
+# Run this only after reviewing the build: it is the moment you decide to trust these bytes.
+pin config="cryptohost.toml":
+    cargo run --quiet --release -p cryptohost -- --config {{config}} pin --manifest components/manifest.json
+
+# The main job: build guests and host, then sign and verify a real file.
+demo: setup build-guests build
+    bash scripts/demo.sh
+
+# Every test: unit, integration (real components, SoftHSM2, openssl), reproducible guests.
+test: setup build-guests
+    cargo test --release --workspace
+    just check-reproducible
+
+# Benchmarks: native RustCrypto vs the guest through wasmtime vs the full registry path.
+bench: setup build-guests
+    cargo bench -p cryptohost --bench providers

@@ -1,0 +1,111 @@
+//! Turns the guests' core wasm modules into components and writes `components/manifest.json`.
+//!
+//! Usage: `guest-pack --wit DIR --out DIR --toolchain TEXT --build-mode TEXT CORE.wasm...`
+//!
+//! Each core module already carries wit-bindgen's component-type section; this tool encodes it
+//! as a component with `wit-component`, writes `OUT/NAME.wasm` (NAME from the module file name,
+//! `_` turned into `-`), and records every file's sha256 and size, the WIT package version and
+//! the toolchain in `OUT/manifest.json`. Output is deterministic: the same inputs give the same
+//! bytes.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+#[derive(Serialize)]
+struct Manifest {
+    /// The WIT package every component was built against.
+    wit_package: String,
+    /// `rustc --version` of the compiler that built the guests.
+    toolchain: String,
+    /// How the guests were built (rustup target, or Debian rustc with -Zbuild-std).
+    build_mode: String,
+    components: BTreeMap<String, Entry>,
+}
+
+#[derive(Serialize)]
+struct Entry {
+    file: String,
+    sha256: String,
+    size: u64,
+}
+
+fn arg_value(args: &mut std::vec::IntoIter<String>, flag: &str) -> Result<String> {
+    args.next().with_context(|| format!("{flag} needs a value"))
+}
+
+fn wit_package(wit_dir: &Path) -> Result<String> {
+    let mut packages = Vec::new();
+    for entry in fs::read_dir(wit_dir).with_context(|| format!("reading {}", wit_dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wit") {
+            let text = fs::read_to_string(&path)?;
+            for line in text.lines() {
+                if let Some(rest) = line.trim().strip_prefix("package ") {
+                    packages.push(rest.trim_end_matches(';').trim().to_string());
+                }
+            }
+        }
+    }
+    match packages.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => bail!("expected exactly one `package` line in {}, found {packages:?}", wit_dir.display()),
+    }
+}
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1).collect::<Vec<_>>().into_iter();
+    let (mut wit, mut out, mut toolchain, mut mode) = (None, None, None, None);
+    let mut inputs: Vec<PathBuf> = Vec::new();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--wit" => wit = Some(PathBuf::from(arg_value(&mut args, "--wit")?)),
+            "--out" => out = Some(PathBuf::from(arg_value(&mut args, "--out")?)),
+            "--toolchain" => toolchain = Some(arg_value(&mut args, "--toolchain")?),
+            "--build-mode" => mode = Some(arg_value(&mut args, "--build-mode")?),
+            other if other.starts_with("--") => bail!("unknown flag {other}"),
+            path => inputs.push(PathBuf::from(path)),
+        }
+    }
+    let wit = wit.context("--wit DIR is required")?;
+    let out = out.context("--out DIR is required")?;
+    if inputs.is_empty() {
+        bail!("no core wasm modules given");
+    }
+    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+
+    let mut components = BTreeMap::new();
+    for input in &inputs {
+        let stem = input
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .with_context(|| format!("bad module file name {}", input.display()))?;
+        let name = stem.replace('_', "-");
+        let core = fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+        let component = wit_component::ComponentEncoder::default()
+            .module(&core)
+            .with_context(|| format!("{}: no usable component-type section", input.display()))?
+            .validate(true)
+            .encode()
+            .with_context(|| format!("encoding {} as a component", input.display()))?;
+        let file = format!("{name}.wasm");
+        fs::write(out.join(&file), &component).with_context(|| format!("writing {file}"))?;
+        let sha256 = hex::encode(Sha256::digest(&component));
+        println!("{file}: {} bytes, sha256 {sha256}", component.len());
+        components.insert(name, Entry { file, sha256, size: component.len() as u64 });
+    }
+
+    let manifest = Manifest {
+        wit_package: wit_package(&wit)?,
+        toolchain: toolchain.context("--toolchain TEXT is required")?,
+        build_mode: mode.context("--build-mode TEXT is required")?,
+        components,
+    };
+    let json = serde_json::to_string_pretty(&manifest)? + "\n";
+    fs::write(out.join("manifest.json"), json).context("writing manifest.json")?;
+    Ok(())
+}
