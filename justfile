@@ -88,7 +88,8 @@ demo: setup build-guests build
 
 # Every test: unit, integration (real components, SoftHSM2, openssl), reproducible guests.
 test: setup build-guests
-    cargo test --release --workspace
+    cargo build --release -p cryptohost
+    cargo test --release --workspace -- --show-output
     just check-reproducible
 
 # Benchmarks: native RustCrypto vs the guest through wasmtime vs the full registry path.

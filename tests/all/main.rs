@@ -1,1 +1,10 @@
+//! Integration tests: real components through wasmtime, the `cryptohost` binary, OpenSSL.
 
+mod common;
+
+mod cli;
+mod config;
+mod registry;
+mod sandbox;
+mod sha2_kat;
+mod wycheproof_vectors;

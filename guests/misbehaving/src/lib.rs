@@ -38,12 +38,12 @@ impl metadata::Guest for Misbehaving {
     }
 }
 
+/// Recursion on scalars only: every frame lives on the wasm stack (not Rust's shadow stack in
+/// linear memory), so this hits the host's `max_wasm_stack` limit.
 #[inline(never)]
 #[allow(unconditional_recursion, reason = "overflowing the stack is the point")]
-fn recurse(depth: u64, buf: &mut [u8; 256]) -> u64 {
-    buf[(depth % 256) as usize] = depth as u8;
-    let mut next = [0u8; 256];
-    recurse(depth + 1, &mut next) + u64::from(std::hint::black_box(next[0]))
+fn recurse(depth: u64) -> u64 {
+    recurse(std::hint::black_box(depth + 1)).wrapping_mul(3) ^ depth
 }
 
 pub struct NoHasher;
@@ -76,8 +76,7 @@ impl hashing::Guest for Misbehaving {
             }
             b"panic" => panic!("the misbehaving provider panics on request"),
             b"recurse" => {
-                let mut buf = [0u8; 256];
-                Ok(recurse(0, &mut buf).to_le_bytes().to_vec())
+                Ok(recurse(0).to_le_bytes().to_vec())
             }
             _ => Err(no()),
         }

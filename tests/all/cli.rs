@@ -1,0 +1,260 @@
+//! The `cryptohost` binary: OpenSSL interop both ways for every algorithm, and bad input.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::common::{self, OFFLINE, openssl, run, stderr, stdout};
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let config = common::write_config(dir.path(), &common::components_dir(), &[OFFLINE], "");
+        Setup { dir, config }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn file(&self, name: &str, contents: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        fs::write(&p, contents).unwrap();
+        p
+    }
+
+    fn s(p: &Path) -> &str {
+        p.to_str().unwrap()
+    }
+}
+
+/// The openssl digest flag and `-sigopt`s of a JOSE algorithm (PSS: salt = hash length, MGF1
+/// with the same hash).
+fn openssl_opts(alg: &str) -> (String, Vec<String>) {
+    let bits = &alg[2..];
+    let sigopts = if alg.starts_with("PS") {
+        ["rsa_padding_mode:pss", "rsa_pss_saltlen:digest", &format!("rsa_mgf1_md:sha{bits}")]
+            .iter()
+            .flat_map(|o| ["-sigopt".to_string(), o.to_string()])
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (format!("-sha{bits}"), sigopts)
+}
+
+fn openssl_key(setup: &Setup, alg: &str) -> (PathBuf, PathBuf) {
+    let key = setup.path(&format!("{alg}.key.pem"));
+    let public = setup.path(&format!("{alg}.pub.pem"));
+    let genopts: Vec<&str> = match &alg[..2] {
+        "ES" => {
+            let curve = match alg {
+                "ES256" => "ec_paramgen_curve:P-256",
+                "ES384" => "ec_paramgen_curve:P-384",
+                _ => "ec_paramgen_curve:P-521",
+            };
+            vec!["-algorithm", "EC", "-pkeyopt", curve]
+        }
+        _ => vec!["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    };
+    let mut args = vec!["genpkey"];
+    args.extend(genopts);
+    args.extend(["-out", Setup::s(&key)]);
+    openssl(&args);
+    openssl(&["pkey", "-in", Setup::s(&key), "-pubout", "-out", Setup::s(&public)]);
+    (key, public)
+}
+
+const ALL: [&str; 9] = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];
+
+#[test]
+fn openssl_interop_both_ways_for_every_algorithm() {
+    let setup = Setup::new();
+    let msg = setup.file("message.txt", b"an SBOM, an attestation, or a VEX document\n");
+    let tampered = setup.file("tampered.txt", b"an SBOM, an attestation, or a VEX documenT\n");
+    for alg in ALL {
+        let (key, public) = openssl_key(&setup, alg);
+        let (digest, sigopts) = openssl_opts(alg);
+
+        // cryptohost signs, OpenSSL verifies.
+        let sig = setup.path(&format!("{alg}.ours.sig"));
+        let out = run(&setup.config, &["sign", "--alg", alg, "--key", Setup::s(&key), "--out", Setup::s(&sig), Setup::s(&msg)]);
+        assert_eq!(out.status.code(), Some(0), "{alg} sign: {}", stderr(&out));
+        assert!(stderr(&out).contains("served by offline-verification"), "{}", stderr(&out));
+        let mut args = vec!["dgst", digest.as_str(), "-verify", Setup::s(&public), "-signature", Setup::s(&sig)];
+        args.extend(sigopts.iter().map(String::as_str));
+        args.push(Setup::s(&msg));
+        let verified = openssl(&args);
+        assert!(stdout(&verified).contains("Verified OK"), "{alg}: openssl rejects our signature");
+
+        // OpenSSL signs, cryptohost verifies; a tampered file is invalid (exit 1).
+        let theirs = setup.path(&format!("{alg}.theirs.sig"));
+        let mut args = vec!["dgst", digest.as_str(), "-sign", Setup::s(&key), "-out", Setup::s(&theirs)];
+        args.extend(sigopts.iter().map(String::as_str));
+        args.push(Setup::s(&msg));
+        openssl(&args);
+        let out = run(&setup.config, &["verify", "--alg", alg, "--pub", Setup::s(&public), "--sig", Setup::s(&theirs), Setup::s(&msg)]);
+        assert_eq!(out.status.code(), Some(0), "{alg}: openssl signature rejected: {}", stderr(&out));
+        assert_eq!(stdout(&out).trim(), "valid");
+        let out = run(&setup.config, &["verify", "--alg", alg, "--pub", Setup::s(&public), "--sig", Setup::s(&theirs), Setup::s(&tampered)]);
+        assert_eq!(out.status.code(), Some(1), "{alg}: tampered file accepted: {}", stderr(&out));
+        assert_eq!(stdout(&out).trim(), "invalid");
+    }
+}
+
+#[test]
+fn p1363_and_base64_signatures() {
+    let setup = Setup::new();
+    let msg = setup.file("m", b"jws payload");
+    let (key, public) = openssl_key(&setup, "ES256");
+    let out = run(&setup.config, &["sign", "--alg", "ES256", "--key", Setup::s(&key), "--sig-format", "p1363", Setup::s(&msg)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let b64 = stdout(&out);
+    let raw = cryptohost::keyfile::decode_base64(b64.trim().as_bytes()).expect("base64 on stdout");
+    assert_eq!(raw.len(), 64, "P1363 ES256 is r||s, 64 bytes");
+    let sig = setup.file("sig.b64", b64.as_bytes());
+    let out = run(&setup.config, &["verify", "--alg", "ES256", "--pub", Setup::s(&public), "--sig", Setup::s(&sig), "--sig-format", "p1363", Setup::s(&msg)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The same bytes read as DER are not a DER signature: never guessed.
+    let out = run(&setup.config, &["verify", "--alg", "ES256", "--pub", Setup::s(&public), "--sig", Setup::s(&sig), "--sig-format", "der", Setup::s(&msg)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[test]
+fn keygen_writes_keys_openssl_can_use() {
+    let setup = Setup::new();
+    let msg = setup.file("m", b"generated inside the sandbox");
+    for (alg, bits) in [("ES384", "0"), ("PS256", "2048")] {
+        let key = setup.path(&format!("{alg}.gen.pem"));
+        let public = setup.path(&format!("{alg}.gen.pub"));
+        let out = run(&setup.config, &["keygen", "--alg", alg, "--rsa-bits", bits, "--out", Setup::s(&key), "--pub", Setup::s(&public)]);
+        assert_eq!(out.status.code(), Some(0), "{alg}: {}", stderr(&out));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        let (digest, sigopts) = openssl_opts(alg);
+        let sig = setup.path(&format!("{alg}.gen.sig"));
+        let mut args = vec!["dgst", digest.as_str(), "-sign", Setup::s(&key), "-out", Setup::s(&sig)];
+        args.extend(sigopts.iter().map(String::as_str));
+        args.push(Setup::s(&msg));
+        openssl(&args);
+        let out = run(&setup.config, &["verify", "--alg", alg, "--pub", Setup::s(&public), "--sig", Setup::s(&sig), Setup::s(&msg)]);
+        assert_eq!(out.status.code(), Some(0), "{alg}: {}", stderr(&out));
+        // Never overwrites.
+        let again = run(&setup.config, &["keygen", "--alg", alg, "--out", Setup::s(&key)]);
+        assert_eq!(again.status.code(), Some(2));
+        assert!(stderr(&again).contains("must not exist"), "{}", stderr(&again));
+    }
+}
+
+#[test]
+fn hash_streams_and_matches_openssl() {
+    let setup = Setup::new();
+    // Larger than the guest's whole memory cap (64 MiB): only streaming can hash it.
+    let big = setup.path("big.bin");
+    let f = fs::File::create(&big).unwrap();
+    f.set_len(96 << 20).unwrap();
+    for (alg, flag) in [("SHA-256", "-sha256"), ("SHA384", "-sha384"), ("sha-512", "-sha512")] {
+        let out = run(&setup.config, &["hash", "--alg", alg, Setup::s(&big)]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let theirs = stdout(&openssl(&["dgst", flag, "-r", Setup::s(&big)]));
+        assert_eq!(stdout(&out).trim(), theirs.split_whitespace().next().unwrap(), "{alg}");
+    }
+    let out = run(&setup.config, &["hash", "--alg", "SHA-256", "--json", Setup::s(&big)]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(v["provider"]["name"], "offline-verification");
+    assert_eq!(v["algorithm"], "SHA-256");
+}
+
+#[test]
+fn providers_lists_name_file_digest_priority_and_algorithms() {
+    let setup = Setup::new();
+    let out = run(&setup.config, &["providers", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let p = &v[0];
+    assert_eq!(p["name"], "offline-verification");
+    assert_eq!(p["priority"], 100);
+    assert_eq!(p["origin"]["file"], "offline-verification.wasm");
+    assert_eq!(p["origin"]["sha256"], common::digest_of("offline-verification.wasm"));
+    let text = serde_json::to_string(&p["capabilities"]).unwrap();
+    for alg in ALL.iter().chain(&["SHA-256", "SHA-384", "SHA-512"]) {
+        assert!(text.contains(alg), "{alg} missing from {text}");
+    }
+}
+
+/// Runs a command that must fail with exit code 2 and a message containing `expect`.
+fn bad(setup: &Setup, args: &[&str], expect: &str) {
+    let out = run(&setup.config, args);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    assert!(stderr(&out).contains(expect), "{args:?}: {:?} should contain {expect:?}", stderr(&out));
+}
+
+#[test]
+fn bad_input_gets_exit_2_and_a_specific_message() {
+    let setup = Setup::new();
+    let msg = setup.file("m", b"message");
+    let empty = setup.file("empty.pem", b"");
+    let garbage = setup.file("garbage.pem", b"-----BEGIN PRIVATE KEY-----\nnot base64 at all!!\n-----END PRIVATE KEY-----\n");
+    let noise = setup.file("noise.bin", b"\x01\x02\x03 definitely not a key");
+    let (ec_key, ec_pub) = openssl_key(&setup, "ES256");
+    let rsa1024 = setup.path("rsa1024.pem");
+    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024", "-out", Setup::s(&rsa1024)]);
+    let rsa1024_pub = setup.path("rsa1024.pub");
+    openssl(&["pkey", "-in", Setup::s(&rsa1024), "-pubout", "-out", Setup::s(&rsa1024_pub)]);
+    let s = Setup::s;
+
+    bad(&setup, &["sign", "--alg", "ES256", "--key", s(&empty), s(&msg)], "empty");
+    bad(&setup, &["sign", "--alg", "ES256", "--key", s(&garbage), s(&msg)], "not valid PEM");
+    bad(&setup, &["sign", "--alg", "ES256", "--key", s(&noise), s(&msg)], "neither PEM nor DER");
+    bad(&setup, &["sign", "--alg", "RS256", "--key", s(&rsa1024), s(&msg)], "at least 2048 bits");
+    bad(&setup, &["sign", "--alg", "RS256", "--key", s(&ec_key), s(&msg)], "RS256 needs an RSA key");
+    bad(&setup, &["sign", "--alg", "ES999", "--key", s(&ec_key), s(&msg)], "unknown signature algorithm \"ES999\"");
+    bad(&setup, &["sign", "--alg", "ES256", "--key", s(&ec_key), s(&setup.path("missing"))], "missing");
+
+    let sig = setup.path("sig");
+    let out = run(&setup.config, &["sign", "--alg", "ES256", "--key", s(&ec_key), "--sig-format", "p1363", "--out", s(&sig), s(&msg)]);
+    assert_eq!(out.status.code(), Some(0));
+    let short = setup.file("short.sig", &fs::read(&sig).unwrap()[..63]);
+    bad(&setup, &["verify", "--alg", "ES256", "--pub", s(&ec_pub), "--sig", s(&short), "--sig-format", "p1363", s(&msg)], "must be 64 bytes, got 63");
+    bad(&setup, &["verify", "--alg", "HS256", "--pub", s(&ec_pub), "--sig", s(&sig), s(&msg)], "unknown signature algorithm");
+    bad(&setup, &["verify", "--alg", "RS256", "--pub", s(&rsa1024_pub), "--sig", s(&sig), s(&msg)], "at least 2048 bits");
+    bad(&setup, &["verify", "--alg", "ES384", "--pub", s(&ec_pub), "--sig", s(&sig), s(&msg)], "ES384 needs an EC P-384 key");
+    bad(&setup, &["verify", "--alg", "ES256", "--pub", s(&empty), "--sig", s(&sig), s(&msg)], "empty");
+    bad(&setup, &["verify", "--alg", "ES256", "--pub", s(&ec_key), "--sig", s(&sig), s(&msg)], "is a private key");
+    bad(&setup, &["verify", "--alg", "ES256", "--pub", s(&ec_pub), "--sig", s(&empty), s(&msg)], "signature file is empty");
+    let (rsa_key, rsa_pub) = openssl_key(&setup, "RS256");
+    let rsa_sig = setup.path("rsa.sig");
+    assert_eq!(run(&setup.config, &["sign", "--alg", "RS256", "--key", s(&rsa_key), "--out", s(&rsa_sig), s(&msg)]).status.code(), Some(0));
+    let cut = setup.file("rsa-short.sig", &fs::read(&rsa_sig).unwrap()[..255]);
+    bad(&setup, &["verify", "--alg", "RS256", "--pub", s(&rsa_pub), "--sig", s(&cut), s(&msg)], "must be 256 bytes");
+    bad(&setup, &["hash", "--alg", "MD5", s(&msg)], "MD5");
+    bad(&setup, &["hash", "--alg", "SHA-256", s(setup.dir.path())], "is a directory");
+}
+
+#[test]
+fn bad_config_and_tampered_component_through_the_cli() {
+    let setup = Setup::new();
+    let msg = setup.file("m", b"x");
+    let broken = setup.file("broken.toml", b"component_dir = \"components\"\n[[provider]]\nname = 3\n");
+    let out = common::run(&broken, &["hash", "--alg", "SHA-256", Setup::s(&msg)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("broken.toml") && stderr(&out).contains("line 3"), "{}", stderr(&out));
+
+    let comp = setup.path("components");
+    fs::create_dir(&comp).unwrap();
+    let mut bytes = fs::read(common::components_dir().join("offline-verification.wasm")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(comp.join("offline-verification.wasm"), bytes).unwrap();
+    let sub = setup.path("sub");
+    fs::create_dir(&sub).unwrap();
+    let config = common::write_config(&sub, &comp, &[OFFLINE], "");
+    let out = common::run(&config, &["hash", "--alg", "SHA-256", Setup::s(&msg)]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr(&out);
+    assert!(e.contains("does not match its pin") && e.contains(&common::digest_of("offline-verification.wasm")), "{e}");
+}

@@ -1,0 +1,185 @@
+//! The sandbox: deadlines, memory and stack caps, traps, pinning, and the import allowlist.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use cryptohost::{Config, LoadError, ProviderError, Registry, TrustMode};
+
+use crate::common::{self, MISBEHAVING, OFFLINE, P};
+
+/// Runs a misbehaving request and checks the fault, then that the provider serves again.
+fn misbehave(command: &str, expect: &str) {
+    let (_dir, registry) = common::registry(&[MISBEHAVING]);
+    let p = common::provider(&registry, "misbehaving");
+    let started = Instant::now();
+    let err = p.digest("SHA-256", command.as_bytes()).expect_err("the guest must be stopped");
+    // A hang guard, not a benchmark: the deadline is 500 ms; anything near 10 s is a hang.
+    assert!(started.elapsed() < Duration::from_secs(10), "{command}: took {:?}", started.elapsed());
+    assert!(matches!(err, ProviderError::Fault(_)), "{command}: expected a fault, got {err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(expect), "{command}: {msg:?} should mention {expect:?}");
+    assert!(msg.contains("discarded"), "{msg}");
+    // A fresh instance serves the next call.
+    let ok = p.digest("SHA-512", b"abc").expect("next call after a fault");
+    assert_eq!(hex::encode(ok)[..16], *"ddaf35a193617aba");
+}
+
+#[test]
+fn endless_loop_is_stopped_at_the_deadline() {
+    misbehave("loop", "CPU deadline");
+}
+
+#[test]
+fn endless_allocation_is_stopped_at_the_memory_cap() {
+    misbehave("grow", "memory limit");
+}
+
+#[test]
+fn guest_panic_becomes_an_error() {
+    misbehave("panic", "unreachable");
+}
+
+#[test]
+fn stack_overflow_is_stopped() {
+    misbehave("recurse", "stack overflow");
+}
+
+#[test]
+fn keys_do_not_survive_a_fault() {
+    let (_dir, registry) = common::registry(&[OFFLINE, MISBEHAVING]);
+    let p = common::provider(&registry, "offline-verification");
+    let key = p.generate("ES256", 0, false).expect("generate");
+    assert!(p.public_key(&key).is_ok());
+    // A fault in another provider does not touch this one.
+    let m = common::provider(&registry, "misbehaving");
+    assert!(m.digest("SHA-256", b"panic").is_err());
+    assert!(p.public_key(&key).is_ok());
+    // The private key never leaves: not exportable unless generated so.
+    let err = p.export_pkcs8(&key).expect_err("not exportable");
+    assert!(matches!(err, ProviderError::InvalidKey(_)), "{err:?}");
+}
+
+fn load_err(dir: &std::path::Path, component_dir: &std::path::Path, providers: &[P<'_>]) -> LoadError {
+    let path = common::write_config(dir, component_dir, providers, "");
+    let config = Config::load(&path).expect("config parses");
+    Registry::open(&config, TrustMode::Pins).err().expect("load must be refused")
+}
+
+#[test]
+fn tampered_component_is_refused_naming_file_and_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let comp = dir.path().join("components");
+    fs::create_dir(&comp).unwrap();
+    let mut bytes = fs::read(common::components_dir().join("offline-verification.wasm")).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    fs::write(comp.join("offline-verification.wasm"), &bytes).unwrap();
+    let err = load_err(dir.path(), &comp, &[OFFLINE]);
+    let msg = err.to_string();
+    assert!(matches!(err, LoadError::PinMismatch { .. }), "{msg}");
+    assert!(msg.contains("offline-verification.wasm"), "{msg}");
+    assert!(msg.contains(&common::digest_of("offline-verification.wasm")), "{msg}");
+    assert!(msg.contains("actual"), "{msg}");
+}
+
+#[test]
+fn unpinned_component_is_refused_unless_dev() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "component_dir = {:?}\n[cache]\nenabled = false\n[[provider]]\nname = \"offline-verification\"\ncomponent = \"offline-verification.wasm\"\npriority = 1\n",
+        common::components_dir().display().to_string()
+    );
+    let path = dir.path().join("c.toml");
+    fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap();
+    let err = Registry::open(&config, TrustMode::Pins).err().expect("unpinned refused").to_string();
+    assert!(err.contains("no sha256 pin"), "{err}");
+    // --dev trusts the manifest instead, and loads.
+    let registry = Registry::open(&config, TrustMode::DevManifest).expect("dev mode loads from the manifest");
+    assert_eq!(registry.providers().len(), 1);
+}
+
+#[test]
+fn components_not_in_the_config_are_not_loaded() {
+    // components/ holds misbehaving.wasm too; only the configured provider is loaded.
+    let (_dir, registry) = common::registry(&[OFFLINE]);
+    let names: Vec<_> = registry.providers().iter().map(|p| p.descriptor().name.clone()).collect();
+    assert_eq!(names, ["offline-verification"]);
+}
+
+#[test]
+fn component_importing_wasi_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let comp = dir.path().join("components");
+    fs::create_dir(&comp).unwrap();
+    let wasm = wat::parse_str(
+        r#"(component
+             (import "wasi:cli/environment@0.2.0" (instance
+               (export "get-arguments" (func (result (list string))))))
+           )"#,
+    )
+    .expect("valid component text");
+    fs::write(comp.join("wasi-user.wasm"), &wasm).unwrap();
+    let sha = hex::encode(sha2_digest(&wasm));
+    let text = format!(
+        "component_dir = {:?}\n[cache]\nenabled = false\n[[provider]]\nname = \"wasi-user\"\ncomponent = \"wasi-user.wasm\"\nsha256 = {sha:?}\npriority = 1\n",
+        comp.display().to_string()
+    );
+    let path = dir.path().join("c.toml");
+    fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap();
+    let err = Registry::open(&config, TrustMode::Pins).err().expect("WASI import refused").to_string();
+    assert!(err.contains("wasi:cli/environment@0.2.0") && err.contains("may import only"), "{err}");
+}
+
+#[test]
+fn not_a_component_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let comp = dir.path().join("components");
+    fs::create_dir(&comp).unwrap();
+    let junk = b"this is not wasm at all".to_vec();
+    fs::write(comp.join("junk.wasm"), &junk).unwrap();
+    let sha = hex::encode(sha2_digest(&junk));
+    let text = format!(
+        "component_dir = {:?}\n[cache]\nenabled = false\n[[provider]]\nname = \"junk\"\ncomponent = \"junk.wasm\"\nsha256 = {sha:?}\npriority = 1\n",
+        comp.display().to_string()
+    );
+    let path = dir.path().join("c.toml");
+    fs::write(&path, text).unwrap();
+    let err = Registry::open(&Config::load(&path).unwrap(), TrustMode::Pins).err().expect("refused").to_string();
+    assert!(err.contains("junk.wasm") && err.contains("does not compile"), "{err}");
+}
+
+fn sha2_digest(bytes: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).to_vec()
+}
+
+#[test]
+fn precompiled_cache_is_reused_and_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let text = format!(
+        "component_dir = {:?}\n[cache]\ndir = {:?}\n[[provider]]\nname = \"offline-verification\"\ncomponent = \"offline-verification.wasm\"\nsha256 = {:?}\npriority = 1\n",
+        common::components_dir().display().to_string(),
+        cache.display().to_string(),
+        common::digest_of("offline-verification.wasm")
+    );
+    let path = dir.path().join("c.toml");
+    fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap();
+    drop(Registry::open(&config, TrustMode::Pins).expect("first start compiles"));
+    let cached: Vec<_> = fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(cached.len(), 1, "one artifact cached: {cached:?}");
+    let name = cached[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with(&common::digest_of("offline-verification.wasm")), "{name}");
+    // The second start loads the artifact and serves.
+    let registry = Registry::open(&config, TrustMode::Pins).expect("second start");
+    assert!(registry.digest("SHA-256", b"abc").is_ok());
+    drop(registry);
+    // A cache directory others can write is refused.
+    fs::set_permissions(&cache, fs::Permissions::from_mode(0o777)).unwrap();
+    let err = Registry::open(&config, TrustMode::Pins).err().expect("refused").to_string();
+    assert!(err.contains("writable by group or others"), "{err}");
+}
