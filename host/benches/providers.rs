@@ -1,1 +1,126 @@
-fn main(){}
+//! Side by side, in one run: RustCrypto natively, the guest called through wasmtime (verifier
+//! opened once), and the full registry path (ephemeral verifier per call, as the CLI does).
+//! Needs `just build-guests` first (`just bench` does it).
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use cryptohost::config::Manifest;
+use cryptohost::provider::{Capability, SigFormat, SignInput};
+use cryptohost::{Config, CryptoProvider, Registry, TrustMode};
+
+fn registry() -> (tempfile::TempDir, Registry) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf();
+    let components = root.join("components");
+    let manifest = Manifest::load(&components.join("manifest.json")).expect("run `just build-guests` first");
+    let entry = manifest.entry_for_file("offline-verification.wasm").expect("offline-verification built");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "component_dir = {:?}\n[cache]\nenabled = false\n[[provider]]\nname = \"offline-verification\"\ncomponent = \"offline-verification.wasm\"\nsha256 = {:?}\npriority = 100\n",
+        components.display().to_string(),
+        entry.sha256
+    );
+    let path: PathBuf = dir.path().join("cryptohost.toml");
+    std::fs::write(&path, text).expect("config");
+    let registry = Registry::open(&Config::load(&path).expect("config"), TrustMode::Pins).expect("load");
+    (dir, registry)
+}
+
+/// Native verification of the same key and signature with the same RustCrypto crates.
+fn native_verifier(alg: &str, spki: &[u8]) -> Box<dyn Fn(&[u8], &[u8]) -> bool> {
+    use p256::pkcs8::DecodePublicKey;
+    use signature_verify::*;
+    match alg {
+        "ES256" => {
+            let vk = p256::ecdsa::VerifyingKey::from_public_key_der(spki).expect("p256 spki");
+            Box::new(move |m, s| {
+                let sig = p256::ecdsa::Signature::from_der(s).expect("der");
+                vk.verify(m, &sig).is_ok()
+            })
+        }
+        "ES384" => {
+            let vk = p384::ecdsa::VerifyingKey::from_public_key_der(spki).expect("p384 spki");
+            Box::new(move |m, s| {
+                let sig = p384::ecdsa::Signature::from_der(s).expect("der");
+                vk.verify(m, &sig).is_ok()
+            })
+        }
+        "RS256" => {
+            let pk = rsa::RsaPublicKey::from_public_key_der(spki).expect("rsa spki");
+            Box::new(move |m, s| {
+                let d = <sha2_011::Sha256 as sha2_011::Digest>::digest(m);
+                pk.verify(rsa::Pkcs1v15Sign::new::<rsa::sha2::Sha256>(), &d, s).is_ok()
+            })
+        }
+        "PS256" => {
+            let pk = rsa::RsaPublicKey::from_public_key_der(spki).expect("rsa spki");
+            Box::new(move |m, s| {
+                let d = <sha2_011::Sha256 as sha2_011::Digest>::digest(m);
+                pk.verify(rsa::Pss::<rsa::sha2::Sha256>::new(), &d, s).is_ok()
+            })
+        }
+        other => panic!("no native verifier for {other}"),
+    }
+}
+
+mod signature_verify {
+    pub use p256::ecdsa::signature::Verifier;
+}
+
+fn bench_verify(c: &mut Criterion) {
+    let (_dir, registry) = registry();
+    let p = registry.by_name("offline-verification").expect("loaded").clone();
+    let msg = b"a 64-byte message, about the size of a DSSE PAE over a small doc.";
+    for alg in ["ES256", "ES384", "PS256", "RS256"] {
+        let key = p.generate(alg, 2048, false).expect("generate");
+        let spki = p.public_key(&key).expect("spki");
+        let sig = p.sign(&key, alg, SignInput::Message(msg), SigFormat::Der).expect("sign");
+        let native = native_verifier(alg, &spki);
+        assert!(native(msg, &sig), "native rejects the guest's signature");
+        let verifier = p.open_verifier(alg, &spki).expect("verifier");
+
+        let mut g = c.benchmark_group(format!("verify-{alg}"));
+        g.bench_function("native", |b| b.iter(|| assert!(native(black_box(msg), black_box(&sig)))));
+        g.bench_function("wasm-guest", |b| {
+            b.iter(|| assert!(verifier.verify(SignInput::Message(black_box(msg)), &sig, SigFormat::Der).unwrap()))
+        });
+        g.bench_function("registry", |b| {
+            b.iter(|| {
+                let served = registry.verify(alg, &spki, SignInput::Message(black_box(msg)), &sig, SigFormat::Der).unwrap();
+                assert!(served.value)
+            })
+        });
+        g.finish();
+    }
+}
+
+fn bench_sha256(c: &mut Criterion) {
+    let (_dir, registry) = registry();
+    let p = registry.by_name("offline-verification").expect("loaded").clone();
+    let data = vec![0x5au8; 1 << 20];
+    let mut g = c.benchmark_group("sha256-1MiB");
+    g.throughput(criterion::Throughput::Bytes(data.len() as u64));
+    g.bench_function("native", |b| b.iter(|| <sha2_011::Sha256 as sha2_011::Digest>::digest(black_box(&data))));
+    g.bench_function("wasm-guest", |b| b.iter(|| p.digest("SHA-256", black_box(&data)).unwrap()));
+    g.bench_function("registry", |b| b.iter(|| registry.digest("SHA-256", black_box(&data)).unwrap()));
+    g.finish();
+}
+
+/// The registry's own cost: selection and fallback bookkeeping around a call that does nothing.
+fn bench_dispatch(c: &mut Criterion) {
+    let (_dir, registry) = registry();
+    let mut g = c.benchmark_group("registry-dispatch");
+    g.bench_function("serve-noop", |b| {
+        b.iter(|| registry.serve(Capability::Verification, black_box("ES256"), |_, _| Ok(())).unwrap())
+    });
+    g.bench_function("guest-call-tiny", |b| b.iter(|| registry.digest("SHA-256", black_box(b"")).unwrap()));
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1));
+    targets = bench_verify, bench_sha256, bench_dispatch
+}
+criterion_main!(benches);
