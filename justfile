@@ -54,7 +54,7 @@ build-guests out="components" target_dir=guest_target_dir:
     fi
     cd ..
     modules=()
-    for m in offline_verification misbehaving; do
+    for m in offline_verification simulation misbehaving; do
         modules+=("{{target_dir}}/{{guest_target}}/release/$m.wasm")
     done
     cargo run --quiet --release -p guest-pack -- --wit wit --out "{{out}}" \
@@ -73,6 +73,10 @@ check-reproducible:
         echo "check-reproducible: the second build differs (see above)" >&2; exit 1
     fi
 
+# Create a SoftHSM2 token with the example keys (see examples/softhsm.toml).
+softhsm-init: setup build
+    bash scripts/softhsm-init.sh
+
 # Build the host binary (release: Cranelift is slow unoptimised).
 build:
     cargo build --release -p cryptohost
@@ -81,6 +85,7 @@ build:
 # Run this only after reviewing the build: it is the moment you decide to trust these bytes.
 pin config="cryptohost.toml":
     cargo run --quiet --release -p cryptohost -- --config {{config}} pin --manifest components/manifest.json
+    cargo run --quiet --release -p cryptohost -- --config examples/softhsm.toml pin --manifest components/manifest.json
 
 # The main job: build guests and host, then sign and verify a real file.
 demo: setup build-guests build

@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use crate::error::LoadError;
 use crate::provider::Priority;
+use crate::pkcs11::{HsmConfig, PinSource, TokenSpec};
 use crate::wasm::{CacheSetting, Limits};
 
 /// The whole configuration file.
@@ -26,6 +27,45 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default, rename = "provider")]
     providers: Vec<RawProvider>,
+    #[serde(default)]
+    hsm: Option<RawHsm>,
+    #[serde(default)]
+    audit: Option<RawAudit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHsm {
+    #[serde(default = "hsm_name")]
+    name: String,
+    module: PathBuf,
+    tokens: Spanned<Vec<String>>,
+    pin_env: Option<String>,
+    pin_file: Option<PathBuf>,
+    #[serde(default = "one")]
+    pool_size: Spanned<usize>,
+    #[serde(default = "hsm_priority")]
+    priority: i32,
+    #[serde(default = "yes")]
+    require_non_extractable: bool,
+}
+
+fn hsm_name() -> String {
+    "hsm".into()
+}
+
+fn one() -> Spanned<usize> {
+    Spanned::new(0..0, 1)
+}
+
+fn hsm_priority() -> i32 {
+    300
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    path: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,10 +102,14 @@ struct RawProvider {
     component: Spanned<String>,
     sha256: Option<Spanned<String>>,
     priority: Spanned<i32>,
+    #[serde(default)]
+    key_prefix: Option<Spanned<String>>,
+    #[serde(default)]
+    settings: BTreeMap<String, String>,
 }
 
 /// One configured wasm provider.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ProviderConfig {
     pub name: String,
     /// The component file inside the component directory.
@@ -73,6 +117,23 @@ pub struct ProviderConfig {
     /// Lowercase hex sha256 the file must have; `None` only usable with `--dev`.
     pub sha256: Option<String>,
     pub priority: Priority,
+    /// Key references `PREFIX:NAME` go to this provider (e.g. `sim` for the simulation).
+    pub key_prefix: Option<String>,
+    /// Handed to the provider's `configure` (may be secret, e.g. a simulation seed).
+    pub settings: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("component", &self.component)
+            .field("sha256", &self.sha256)
+            .field("priority", &self.priority)
+            .field("key_prefix", &self.key_prefix)
+            .field("settings", &self.settings.keys().map(|k| (k, "<redacted>")).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// A validated configuration.
@@ -85,6 +146,10 @@ pub struct Config {
     pub cache: CacheSetting,
     pub limits: Limits,
     pub providers: Vec<ProviderConfig>,
+    /// The PKCS#11 backend, when configured.
+    pub hsm: Option<HsmConfig>,
+    /// The audit log (default: `audit.jsonl` next to the config file).
+    pub audit_path: PathBuf,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -187,15 +252,69 @@ impl Config {
                     Some(v)
                 }
             };
+            let key_prefix = match &p.key_prefix {
+                None => None,
+                Some(k) => {
+                    let v = k.get_ref();
+                    if matches!(v.as_str(), "pkcs11" | "file") || v.is_empty() || !v.chars().all(|c| c.is_ascii_lowercase()) {
+                        return Err(at(k.span(), "provider.key_prefix", format!("{v:?} must be lowercase letters, not pkcs11 or file")));
+                    }
+                    Some(v.clone())
+                }
+            };
             providers.push(ProviderConfig {
                 name,
                 component: PathBuf::from(component),
                 sha256,
                 priority: Priority(*p.priority.get_ref()),
+                key_prefix,
+                settings: p.settings,
             });
         }
 
+        let hsm = match raw.hsm {
+            None => None,
+            Some(h) => {
+                let pin = match (h.pin_env, h.pin_file) {
+                    (Some(var), None) => PinSource::Env(var),
+                    (None, Some(file)) => PinSource::File(base.join(file)),
+                    _ => return Err(err("[hsm]: give exactly one of pin_env or pin_file (a PIN is never written in the config)".into())),
+                };
+                if h.tokens.get_ref().is_empty() {
+                    return Err(at(h.tokens.span(), "hsm.tokens", "name at least one token (label, or serial:NUMBER)".into()));
+                }
+                let size = *h.pool_size.get_ref();
+                if size == 0 || size > 64 {
+                    return Err(at(h.pool_size.span(), "hsm.pool_size", format!("must be between 1 and 64, got {size}")));
+                }
+                let tokens = h
+                    .tokens
+                    .get_ref()
+                    .iter()
+                    .map(|t| match t.strip_prefix("serial:") {
+                        Some(s) => TokenSpec::Serial(s.to_string()),
+                        None => TokenSpec::Label(t.clone()),
+                    })
+                    .collect();
+                Some(HsmConfig {
+                    name: h.name,
+                    module: h.module,
+                    tokens,
+                    pin,
+                    pool_size: size,
+                    priority: Priority(h.priority),
+                    require_non_extractable: h.require_non_extractable,
+                })
+            }
+        };
+        let audit_path = match raw.audit {
+            Some(a) => base.join(a.path),
+            None => base.join("audit.jsonl"),
+        };
+
         Ok(Config {
+            hsm,
+            audit_path,
             path: path.to_path_buf(),
             component_dir: base.join(raw.component_dir.get_ref()),
             pinned_toolchain: raw.pinned_toolchain,

@@ -9,8 +9,11 @@ pub mod wasm;
 pub use error::{LoadError, ProviderError, RegistryError};
 pub use provider::{Capability, CryptoProvider, Descriptor, KeyId, Priority, SigFormat, SignInput, Verifier};
 pub mod alg;
+pub mod audit;
+pub mod keys;
 pub mod config;
 pub mod keyfile;
+pub mod pkcs11;
 pub mod registry;
 
 pub use config::Config;

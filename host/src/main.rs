@@ -12,6 +12,7 @@ use base64::Engine as _;
 use clap::{Args, Parser, Subcommand};
 use cryptohost::config::{Manifest, write_pins};
 use cryptohost::keyfile;
+use cryptohost::keys::{KeyRef, KeyService, file_sha256};
 use cryptohost::provider::{Origin, SigFormat, SignInput};
 use cryptohost::{Config, CryptoProvider, Registry, Served, TrustMode};
 use serde_json::json;
@@ -46,6 +47,69 @@ enum Command {
     Keygen(KeygenArgs),
     /// Write the digests of components/manifest.json into the config's pins.
     Pin(PinArgs),
+    /// Keys held by the HSM or the simulation: list, generate, public.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// AES-GCM encrypt a file with a secret key (output: 12-byte nonce || ciphertext || tag).
+    Encrypt(CryptArgs),
+    /// AES-GCM decrypt what `encrypt` wrote.
+    Decrypt(CryptArgs),
+    /// The PKCS#11 backend: connect (load, log in), disconnect, status of each token.
+    #[command(subcommand)]
+    Hsm(HsmCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Every private and secret key on the configured HSM tokens.
+    List(JsonFlag),
+    /// Generate a key pair (or an AES key with --alg A128GCM/A256GCM) under a key reference.
+    Generate {
+        /// pkcs11:token=...;object=LABEL or sim:NAME
+        reference: String,
+        #[arg(long)]
+        alg: String,
+        #[arg(long, default_value_t = 3072)]
+        rsa_bits: u32,
+        /// Also write the SPKI PEM public key here.
+        #[arg(long = "pub")]
+        public: Option<PathBuf>,
+    },
+    /// Print the SPKI PEM public key of a key reference.
+    Public {
+        reference: String,
+        /// The algorithm the key is for (selects the key type of simulation keys).
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+        #[arg(long, default_value_t = 3072)]
+        rsa_bits: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum HsmCommand {
+    /// Load the module, find the tokens, log in; report each token.
+    Connect(JsonFlag),
+    /// Log out, close every session, finalize the module.
+    Disconnect,
+    /// Connect if needed and report each token's health and sessions.
+    Status(JsonFlag),
+}
+
+#[derive(Args)]
+struct CryptArgs {
+    /// A secret key reference (pkcs11:...;object=LABEL or sim:NAME).
+    #[arg(long)]
+    key: String,
+    /// A128GCM or A256GCM.
+    #[arg(long, default_value = "A256GCM")]
+    alg: String,
+    /// Additional authenticated data (text).
+    #[arg(long, default_value = "")]
+    aad: String,
+    #[arg(long)]
+    out: PathBuf,
+    file: PathBuf,
 }
 
 #[derive(Args)]
@@ -70,9 +134,9 @@ struct SignArgs {
     /// ES256, ES384, ES512, RS256, RS384, RS512, PS256, PS384, PS512.
     #[arg(long)]
     alg: String,
-    /// PKCS#8 private key, PEM or DER.
+    /// Key reference: pkcs11:token=...;object=..., sim:NAME, file:PATH, or a PKCS#8 file path.
     #[arg(long)]
-    key: PathBuf,
+    key: String,
     /// Write the binary signature here (default: base64 on stdout).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -171,6 +235,10 @@ fn init_logging(verbose: u8) {
 }
 
 fn open_registry(cli: &Cli) -> Result<Registry> {
+    Ok(open(cli)?.1)
+}
+
+fn open(cli: &Cli) -> Result<(Config, Registry)> {
     let config = Config::load(&cli.config)?;
     let mode = if cli.dev {
         eprintln!(
@@ -181,7 +249,8 @@ fn open_registry(cli: &Cli) -> Result<Registry> {
     } else {
         TrustMode::Pins
     };
-    Ok(Registry::open(&config, mode)?)
+    let registry = Registry::open(&config, mode)?;
+    Ok((config, registry))
 }
 
 /// "offline-verification (offline-verification.wasm sha256:ab12...)"
@@ -202,6 +271,16 @@ fn provider_json<T>(s: &Served<T>) -> serde_json::Value {
     })
 }
 
+/// The audit-log origin of a provider, for a person.
+fn origin_text(origin: &serde_json::Value) -> String {
+    let field = |k: &str| origin.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+    if origin.get("component").is_some() {
+        format!("{} sha256:{}", field("component"), field("sha256"))
+    } else {
+        format!("PKCS#11 {} token serial {}", field("pkcs11_module"), field("token_serial"))
+    }
+}
+
 fn report<T>(what: &str, s: &Served<T>) {
     for (p, e) in &s.skipped {
         eprintln!("cryptohost: {what}: skipped {p}: {e}");
@@ -217,6 +296,10 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Verify(a) => verify(cli, a),
         Command::Keygen(a) => keygen(cli, a),
         Command::Pin(a) => pin(cli, a),
+        Command::Keys(k) => keys(cli, k),
+        Command::Encrypt(a) => crypt(cli, a, true),
+        Command::Decrypt(a) => crypt(cli, a, false),
+        Command::Hsm(h) => hsm(cli, h),
     }
 }
 
@@ -272,22 +355,28 @@ fn sig_hash(alg: &str) -> Result<&'static str> {
 fn sign(cli: &Cli, a: &SignArgs) -> Result<ExitCode, Failure> {
     let hash_alg = sig_hash(&a.alg)?;
     check_input_file(&a.file)?;
-    let key = keyfile::read_private_key(&a.key)?;
-    let registry = open_registry(cli)?;
+    let reference = KeyRef::parse(&a.key).map_err(|m| anyhow::anyhow!("key reference {:?}: {m}", a.key))?;
+    if let KeyRef::File(path) = &reference {
+        // Read (and refuse) a bad key file before anything else starts.
+        keyfile::read_private_key(path)?;
+    }
+    let (config, registry) = open(cli)?;
+    let service = KeyService::new(&registry, &config.audit_path)?;
     let digest = registry.digest_file(hash_alg, &a.file)?;
-    let signed = registry.sign_with_pkcs8(&a.alg, &key, SignInput::Digest(&digest.value), a.sig_format)?;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&signed.value);
+    let input_sha256 = if hash_alg == "SHA-256" { digest.value.clone() } else { file_sha256(&a.file)? };
+    let signed = service.sign(&reference, &a.alg, SignInput::Digest(&digest.value), &input_sha256, a.sig_format)?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&signed.signature);
     if let Some(out) = &a.out {
-        fs::write(out, &signed.value).with_context(|| format!("writing {}", out.display()))?;
+        fs::write(out, &signed.signature).with_context(|| format!("writing {}", out.display()))?;
     }
     if a.json {
         println!(
             "{}",
-            json!({"algorithm": a.alg, "signature": b64, "hashed_by": provider_json(&digest), "signed_by": provider_json(&signed)})
+            json!({"algorithm": a.alg, "signature": b64, "hashed_by": provider_json(&digest), "signed_by": {"name": signed.provider, "origin": signed.origin}})
         );
     } else {
         report("hash", &digest);
-        report("sign", &signed);
+        eprintln!("cryptohost: sign: served by {} ({})", signed.provider, origin_text(&signed.origin));
         if a.out.is_none() {
             println!("{b64}");
         }
@@ -360,6 +449,110 @@ fn pin(cli: &Cli, a: &PinArgs) -> Result<ExitCode, Failure> {
     }
     for c in changes {
         println!("  {c}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_ref(text: &str) -> Result<KeyRef> {
+    KeyRef::parse(text).map_err(|m| anyhow::anyhow!("key reference {text:?}: {m}"))
+}
+
+fn keys(cli: &Cli, k: &KeysCommand) -> Result<ExitCode, Failure> {
+    let (config, registry) = open(cli)?;
+    match k {
+        KeysCommand::List(f) => {
+            let hsm = registry.hsm().context("`keys list` lists HSM keys, and no [hsm] is configured")?;
+            let listed = hsm.list_keys()?;
+            if f.json {
+                println!("{}", serde_json::to_string_pretty(&listed)?);
+            } else {
+                for key in listed {
+                    println!("{}  {} {}  (token serial {})", key.uri, key.key_type, key.class, key.token_serial);
+                }
+            }
+        }
+        KeysCommand::Generate { reference, alg, rsa_bits, public } => {
+            let reference = parse_ref(reference)?;
+            let service = KeyService::new(&registry, &config.audit_path)?;
+            let spki = service.generate(&reference, alg, *rsa_bits)?;
+            println!("generated {reference} ({alg})");
+            if !spki.is_empty() {
+                let pem = keyfile::to_pem("PUBLIC KEY", &spki)?;
+                match public {
+                    Some(p) => write_new(p, pem.as_bytes(), 0o644)?,
+                    None => print!("{}", pem.as_str()),
+                }
+            }
+        }
+        KeysCommand::Public { reference, alg, rsa_bits } => {
+            let reference = parse_ref(reference)?;
+            let service = KeyService::new(&registry, &config.audit_path)?;
+            // A simulation key's type follows the algorithm (and RSA size).
+            let (spki, provider) = service.public_key(&reference, alg, *rsa_bits)?;
+            eprintln!("cryptohost: keys public: served by {provider}");
+            print!("{}", keyfile::to_pem("PUBLIC KEY", &spki)?.as_str());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn crypt(cli: &Cli, a: &CryptArgs, encrypt: bool) -> Result<ExitCode, Failure> {
+    let reference = parse_ref(&a.key)?;
+    let input = fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let (config, registry) = open(cli)?;
+    let service = KeyService::new(&registry, &config.audit_path)?;
+    if encrypt {
+        let (sealed, provider) = service.encrypt(&reference, &a.alg, &input, a.aad.as_bytes())?;
+        let mut out = sealed.nonce.clone();
+        out.extend_from_slice(&sealed.ciphertext);
+        write_new(&a.out, &out, 0o644)?;
+        eprintln!("cryptohost: encrypt: served by {provider}");
+    } else {
+        if input.len() < 12 + 16 {
+            return Err(anyhow::anyhow!("{} is too short to be nonce || ciphertext || tag", a.file.display()).into());
+        }
+        let (nonce, ciphertext) = input.split_at(12);
+        let (plain, provider) = service.decrypt(&reference, &a.alg, nonce, ciphertext, a.aad.as_bytes())?;
+        write_new(&a.out, &plain, 0o600)?;
+        eprintln!("cryptohost: decrypt: served by {provider}");
+    }
+    println!("wrote {}", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hsm(cli: &Cli, h: &HsmCommand) -> Result<ExitCode, Failure> {
+    let registry = open_registry(cli)?;
+    let hsm = registry.hsm().context("no [hsm] is configured")?;
+    let print_status = |as_json: bool| -> Result<(), Failure> {
+        let status = hsm.status();
+        if as_json {
+            println!("{}", serde_json::to_string_pretty(&status)?);
+        } else {
+            for t in status {
+                println!(
+                    "{} (serial {}, slot {}): {}, {} session(s) open, {} idle{}",
+                    t.label,
+                    t.serial,
+                    t.slot,
+                    if t.healthy { "healthy" } else { "UNHEALTHY" },
+                    t.sessions_open,
+                    t.sessions_idle,
+                    t.last_error.map(|e| format!(", last error: {e}")).unwrap_or_default()
+                );
+            }
+        }
+        Ok(())
+    };
+    match h {
+        HsmCommand::Connect(f) | HsmCommand::Status(f) => {
+            hsm.connect()?;
+            print_status(f.json)?;
+        }
+        HsmCommand::Disconnect => {
+            hsm.connect()?;
+            hsm.disconnect();
+            println!("disconnected from {}", hsm.descriptor().name);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

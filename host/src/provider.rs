@@ -4,6 +4,7 @@ use std::fmt;
 use std::io::Read;
 
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use crate::error::ProviderError;
 
@@ -147,8 +148,25 @@ pub trait CryptoProvider: Send + Sync {
     fn public_key(&self, key: &KeyId) -> Result<Vec<u8>, ProviderError>;
 
     /// The private key as PKCS#8 DER: only for keys generated as exportable.
-    fn export_pkcs8(&self, key: &KeyId) -> Result<zeroize::Zeroizing<Vec<u8>>, ProviderError>;
+    fn export_pkcs8(&self, key: &KeyId) -> Result<Zeroizing<Vec<u8>>, ProviderError>;
 
     /// Signs with a held key.
     fn sign(&self, key: &KeyId, algorithm: &str, input: SignInput<'_>, format: SigFormat) -> Result<Vec<u8>, ProviderError>;
+
+    /// The key called `name` (a PKCS#11 URI for the HSM, a simulation key name), generated
+    /// non-exportable when absent and `create` is set.
+    fn named_key(&self, name: &str, algorithm: &str, rsa_bits: u32, create: bool) -> Result<KeyId, ProviderError>;
+
+    /// The secret key called `name` for `algorithm` (A128GCM, A256GCM), generated when absent
+    /// and `create` is set.
+    fn named_secret(&self, name: &str, algorithm: &str, create: bool) -> Result<KeyId, ProviderError>;
+
+    /// Imports raw secret key bytes (tests and migration; an HSM may refuse).
+    fn import_secret(&self, algorithm: &str, key: &[u8]) -> Result<KeyId, ProviderError>;
+
+    /// AES-GCM with a fresh 96-bit nonce chosen by the provider.
+    fn encrypt(&self, key: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, ProviderError>;
+
+    /// AES-GCM decryption; a wrong key, nonce, AAD or tag is `InvalidInput`.
+    fn decrypt(&self, key: &KeyId, nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, ProviderError>;
 }

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use crate::alg;
 use crate::config::{Config, Manifest};
 use crate::error::{LoadError, ProviderError, RegistryError};
+use crate::pkcs11::Pkcs11Provider;
 use crate::provider::{Capability, CryptoProvider, SigFormat, SignInput};
 use crate::wasm::{Runtime, Trust};
 
@@ -36,6 +37,9 @@ pub struct GeneratedKey {
 /// All loaded providers, highest priority first.
 pub struct Registry {
     providers: Vec<Arc<dyn CryptoProvider>>,
+    /// Key reference prefixes (`sim` in `sim:NAME`) and the provider that holds those keys.
+    prefixes: Vec<(String, Arc<dyn CryptoProvider>)>,
+    hsm: Option<Arc<Pkcs11Provider>>,
     // Declared last: providers hold instances of this runtime's engine.
     _runtime: Option<Runtime>,
 }
@@ -54,7 +58,7 @@ impl Registry {
     /// priorities keep their given order).
     pub fn new(mut providers: Vec<Arc<dyn CryptoProvider>>) -> Registry {
         providers.sort_by_key(|p| std::cmp::Reverse(p.descriptor().priority));
-        Registry { providers, _runtime: None }
+        Registry { providers, prefixes: Vec::new(), hsm: None, _runtime: None }
     }
 
     /// Loads every provider the configuration names (and nothing else in the directory).
@@ -69,6 +73,7 @@ impl Registry {
             TrustMode::DevManifest => Some(Manifest::load(&config.component_dir.join("manifest.json"))?),
         };
         let mut providers: Vec<Arc<dyn CryptoProvider>> = Vec::new();
+        let mut prefixes = Vec::new();
         for p in &config.providers {
             let file = config.component_dir.join(&p.component);
             let trust = match (&manifest, &p.sha256) {
@@ -97,9 +102,21 @@ impl Registry {
                     Trust::Manifest(entry.sha256.clone())
                 }
             };
-            providers.push(Arc::new(runtime.load(&p.name, &file, &trust, p.priority)?));
+            let settings = p.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let provider: Arc<dyn CryptoProvider> = Arc::new(runtime.load(&p.name, &file, &trust, p.priority, settings)?);
+            if let Some(prefix) = &p.key_prefix {
+                prefixes.push((prefix.clone(), provider.clone()));
+            }
+            providers.push(provider);
+        }
+        // The HSM connects lazily, on its first key operation: verification never needs it.
+        let hsm = config.hsm.clone().map(|h| Arc::new(Pkcs11Provider::new(h)));
+        if let Some(h) = &hsm {
+            providers.push(h.clone());
         }
         let mut registry = Registry::new(providers);
+        registry.prefixes = prefixes;
+        registry.hsm = hsm;
         registry._runtime = Some(runtime);
         Ok(registry)
     }
@@ -107,6 +124,16 @@ impl Registry {
     /// Every provider, highest priority first.
     pub fn providers(&self) -> &[Arc<dyn CryptoProvider>] {
         &self.providers
+    }
+
+    /// The provider that holds keys named `PREFIX:NAME`.
+    pub fn by_prefix(&self, prefix: &str) -> Option<&Arc<dyn CryptoProvider>> {
+        self.prefixes.iter().find(|(p, _)| p == prefix).map(|(_, provider)| provider)
+    }
+
+    /// The PKCS#11 backend, when configured.
+    pub fn hsm(&self) -> Option<&Arc<Pkcs11Provider>> {
+        self.hsm.as_ref()
     }
 
     /// A provider by its configured name.

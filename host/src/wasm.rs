@@ -19,8 +19,8 @@ use zeroize::Zeroizing;
 use crate::bindings::{self, Provider, ProviderPre};
 use crate::error::{LoadError, ProviderError};
 use crate::provider::{
-    CapabilityInfo, CryptoProvider, Descriptor, KeyId, Origin, Priority, SigFormat, SignInput,
-    Verifier,
+    CapabilityInfo, CryptoProvider, Descriptor, KeyId, Origin, Priority, Sealed, SigFormat,
+    SignInput, Verifier,
 };
 
 /// The only interfaces a provider may import: our `host` interface and the `types` it shares.
@@ -271,7 +271,14 @@ impl Runtime {
     /// # Errors
     /// The file cannot be read, its digest does not match `trust`, it imports anything but
     /// the `host` interface, it does not implement the provider world, or its metadata traps.
-    pub fn load(&self, name: &str, file: &Path, trust: &Trust, priority: Priority) -> Result<WasmProvider, LoadError> {
+    pub fn load(
+        &self,
+        name: &str,
+        file: &Path,
+        trust: &Trust,
+        priority: Priority,
+        settings: Vec<(String, String)>,
+    ) -> Result<WasmProvider, LoadError> {
         let bytes = fs::read(file).map_err(|source| LoadError::Io { path: file.to_path_buf(), source })?;
         let actual = sha256_hex(&bytes);
         let expected = match trust {
@@ -317,6 +324,7 @@ impl Runtime {
             },
             slot: Mutex::new(None),
             generations: AtomicU64::new(0),
+            settings: Settings(settings),
         };
         let timeout = self.shared.limits.call_timeout;
         let (info, _) = provider
@@ -359,6 +367,21 @@ pub struct WasmProvider {
     /// one: a trapped instance is never entered again.
     slot: Mutex<Option<Live>>,
     generations: AtomicU64,
+    /// Handed to every fresh instance through `metadata.configure` (may hold secrets such as
+    /// the simulation seed: never logged).
+    settings: Settings,
+}
+
+/// Provider settings, wiped from memory when the provider goes.
+struct Settings(Vec<(String, String)>);
+
+impl Drop for Settings {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for (_, v) in &mut self.0 {
+            v.zeroize();
+        }
+    }
 }
 
 /// Words for a trap, including which limit was hit.
@@ -405,6 +428,13 @@ impl WasmProvider {
             .pre
             .instantiate(&mut store)
             .map_err(|e| ProviderError::Fault(format!("{}: instantiation failed: {e}", self.descriptor.name)))?;
+        let configured = bindings
+            .cryptohost_provider_metadata()
+            .call_configure(&mut store, &self.settings.0)
+            .map_err(|e| ProviderError::Fault(format!("{}: configure trapped: {e}", self.descriptor.name)))?;
+        if let Err(e) = configured {
+            return Err(ProviderError::from(e));
+        }
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         Ok(Live { store, bindings, generation })
     }
@@ -451,44 +481,7 @@ impl WasmProvider {
         let (r, _) = self.with_live(None, self.shared.limits.call_timeout, f)?;
         r.map_err(Into::into)
     }
-}
 
-fn ticks(timeout: Duration) -> u64 {
-    (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
-}
-
-/// A key id is `generation:guest-id`, so a key is never looked up in an instance that did not
-/// create it.
-fn key_id(generation: u64, guest: &str) -> KeyId {
-    KeyId(format!("{generation}:{guest}"))
-}
-
-fn split_key(key: &KeyId) -> Result<(u64, &str), ProviderError> {
-    key.0
-        .split_once(':')
-        .and_then(|(g, k)| Some((g.parse().ok()?, k)))
-        .ok_or_else(|| ProviderError::KeyNotFound(format!("{:?} is not a key id of this provider", key.0)))
-}
-
-/// A verifier resource inside a guest instance.
-struct WasmVerifier<'a> {
-    provider: &'a WasmProvider,
-    resource: ResourceAny,
-    generation: u64,
-}
-
-impl Verifier for WasmVerifier<'_> {
-    fn verify(&self, input: SignInput<'_>, signature: &[u8], format: SigFormat) -> Result<bool, ProviderError> {
-        let p = self.provider;
-        let (r, _) = p.with_live(Some(self.generation), p.shared.limits.call_timeout, |live| {
-            let v = live.bindings.cryptohost_provider_verification().verifier();
-            match input {
-                SignInput::Message(m) => v.call_verify(&mut live.store, self.resource, m, signature, format.into()),
-                SignInput::Digest(d) => v.call_verify_digest(&mut live.store, self.resource, d, signature, format.into()),
-            }
-        })?;
-        r.map_err(Into::into)
-    }
 }
 
 impl Drop for WasmVerifier<'_> {
@@ -593,6 +586,85 @@ impl CryptoProvider for WasmProvider {
             match input {
                 SignInput::Message(m) => s.call_sign(&mut live.store, id, algorithm, m, format.into()),
                 SignInput::Digest(d) => s.call_sign_digest(&mut live.store, id, algorithm, d, format.into()),
+            }
+        })?;
+        r.map_err(Into::into)
+    }
+
+    fn named_key(&self, name: &str, algorithm: &str, rsa_bits: u32, create: bool) -> Result<KeyId, ProviderError> {
+        let timeout = if create { self.shared.limits.keygen_timeout } else { self.shared.limits.call_timeout };
+        // A seeded simulation derives (generates) the key even when `create` is false.
+        let timeout = timeout.max(self.shared.limits.keygen_timeout);
+        let (r, generation) = self.with_live(None, timeout, |live| {
+            live.bindings.cryptohost_provider_signing().call_named_key(&mut live.store, name, algorithm, rsa_bits, create)
+        })?;
+        Ok(key_id(generation, &r?))
+    }
+
+    fn named_secret(&self, name: &str, algorithm: &str, create: bool) -> Result<KeyId, ProviderError> {
+        let (r, generation) = self.with_live(None, self.shared.limits.call_timeout, |live| {
+            live.bindings.cryptohost_provider_encryption().call_named_secret(&mut live.store, name, algorithm, create)
+        })?;
+        Ok(key_id(generation, &r?))
+    }
+
+    fn import_secret(&self, algorithm: &str, key: &[u8]) -> Result<KeyId, ProviderError> {
+        let (r, generation) = self.with_live(None, self.shared.limits.call_timeout, |live| {
+            live.bindings.cryptohost_provider_encryption().call_import_secret(&mut live.store, algorithm, key)
+        })?;
+        Ok(key_id(generation, &r?))
+    }
+
+    fn encrypt(&self, key: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, ProviderError> {
+        let (generation, id) = split_key(key)?;
+        let (r, _) = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
+            live.bindings.cryptohost_provider_encryption().call_encrypt(&mut live.store, id, plaintext, aad)
+        })?;
+        let sealed = r?;
+        Ok(Sealed { nonce: sealed.nonce, ciphertext: sealed.ciphertext })
+    }
+
+    fn decrypt(&self, key: &KeyId, nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        let (generation, id) = split_key(key)?;
+        let (r, _) = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
+            live.bindings.cryptohost_provider_encryption().call_decrypt(&mut live.store, id, nonce, ciphertext, aad)
+        })?;
+        r.map(Zeroizing::new).map_err(Into::into)
+    }
+}
+
+fn ticks(timeout: Duration) -> u64 {
+    (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+}
+
+/// A key id is `generation:guest-id`, so a key is never looked up in an instance that did not
+/// create it.
+fn key_id(generation: u64, guest: &str) -> KeyId {
+    KeyId(format!("{generation}:{guest}"))
+}
+
+fn split_key(key: &KeyId) -> Result<(u64, &str), ProviderError> {
+    key.0
+        .split_once(':')
+        .and_then(|(g, k)| Some((g.parse().ok()?, k)))
+        .ok_or_else(|| ProviderError::KeyNotFound(format!("{:?} is not a key id of this provider", key.0)))
+}
+
+/// A verifier resource inside a guest instance.
+struct WasmVerifier<'a> {
+    provider: &'a WasmProvider,
+    resource: ResourceAny,
+    generation: u64,
+}
+
+impl Verifier for WasmVerifier<'_> {
+    fn verify(&self, input: SignInput<'_>, signature: &[u8], format: SigFormat) -> Result<bool, ProviderError> {
+        let p = self.provider;
+        let (r, _) = p.with_live(Some(self.generation), p.shared.limits.call_timeout, |live| {
+            let v = live.bindings.cryptohost_provider_verification().verifier();
+            match input {
+                SignInput::Message(m) => v.call_verify(&mut live.store, self.resource, m, signature, format.into()),
+                SignInput::Digest(d) => v.call_verify_digest(&mut live.store, self.resource, d, signature, format.into()),
             }
         })?;
         r.map_err(Into::into)

@@ -36,6 +36,10 @@ impl metadata::Guest for Misbehaving {
             ],
         }
     }
+
+    fn configure(_settings: Vec<(String, String)>) -> Result<(), CryptoError> {
+        Ok(())
+    }
 }
 
 /// Recursion on scalars only: every frame lives on the wasm stack (not Rust's shadow stack in
@@ -128,6 +132,9 @@ impl signing::Guest for Misbehaving {
     fn sign_digest(_k: String, _a: String, _d: Vec<u8>, _f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
         Err(no())
     }
+    fn named_key(_n: String, _a: String, _b: u32, _c: bool) -> Result<String, CryptoError> {
+        Err(no())
+    }
     fn delete_key(_k: String) {}
 }
 
@@ -136,6 +143,9 @@ impl encryption::Guest for Misbehaving {
         Err(no())
     }
     fn import_secret(_a: String, _k: Vec<u8>) -> Result<String, CryptoError> {
+        Err(no())
+    }
+    fn named_secret(_n: String, _a: String, _c: bool) -> Result<String, CryptoError> {
         Err(no())
     }
     fn encrypt(_k: String, _p: Vec<u8>, _a: Vec<u8>) -> Result<Sealed, CryptoError> {

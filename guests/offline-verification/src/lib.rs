@@ -1,15 +1,13 @@
 //! The offline verification provider: JOSE signatures (ES/RS/PS), SHA-2 and key custody, as a
 //! sandboxed component that imports nothing but the cryptohost `host` interface.
 
-mod alg;
-mod keys;
-mod rng;
-
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 
-use alg::{Hash, SIG_ALGS, SigAlg};
-use keys::{PrivateKey, PublicKey};
+use provider_core::alg::{Hash, SIG_ALGS, SigAlg};
+use provider_core::keys::{PrivateKey, PublicKey};
+use provider_core::rng::HostRng;
+use provider_core::store::Store;
+use provider_core::{CoreError, Format};
 
 pub(crate) mod bindings {
     wit_bindgen::generate!({
@@ -18,30 +16,31 @@ pub(crate) mod bindings {
     });
 }
 
+use bindings::cryptohost::provider::host;
+use bindings::cryptohost::provider::types::{Capability, CapabilitySupport, CryptoError, Sealed, SignatureFormat};
 use bindings::exports::cryptohost::provider::{encryption, hashing, metadata, signing, verification};
-use bindings::cryptohost::provider::types::{
-    Capability, CapabilitySupport, CryptoError, Sealed, SignatureFormat,
-};
 
 struct Provider;
 
-fn unknown_sig_alg(name: &str) -> CryptoError {
-    CryptoError::Unsupported(format!(
-        "signature algorithm {name:?} is not on the allowlist ({})",
-        SIG_ALGS.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
-    ))
+fn err(e: CoreError) -> CryptoError {
+    match e {
+        CoreError::Unsupported(m) => CryptoError::Unsupported(m),
+        CoreError::InvalidKey(m) => CryptoError::InvalidKey(m),
+        CoreError::InvalidInput(m) => CryptoError::InvalidInput(m),
+        CoreError::KeyNotFound(m) => CryptoError::KeyNotFound(m),
+        CoreError::Failed(m) => CryptoError::Failed(m),
+    }
 }
 
-fn sig_alg(name: &str) -> Result<SigAlg, CryptoError> {
-    alg::sig_alg(name).ok_or_else(|| unknown_sig_alg(name))
+fn format(f: SignatureFormat) -> Format {
+    match f {
+        SignatureFormat::P1363 => Format::P1363,
+        SignatureFormat::Der => Format::Der,
+    }
 }
 
-fn hash_alg(name: &str) -> Result<Hash, CryptoError> {
-    Hash::parse(name).ok_or_else(|| {
-        CryptoError::Unsupported(format!(
-            "hash algorithm {name:?} is not on the allowlist (SHA-256, SHA-384, SHA-512)"
-        ))
-    })
+fn host_rng() -> HostRng {
+    HostRng(host::random_bytes)
 }
 
 impl metadata::Guest for Provider {
@@ -58,6 +57,13 @@ impl metadata::Guest for Provider {
                 CapabilitySupport { capability: Capability::Verification, algorithms: sigs.clone() },
                 CapabilitySupport { capability: Capability::Signing, algorithms: sigs },
             ],
+        }
+    }
+
+    fn configure(settings: Vec<(String, String)>) -> Result<(), CryptoError> {
+        match settings.first() {
+            None => Ok(()),
+            Some((k, _)) => Err(CryptoError::InvalidInput(format!("offline-verification has no setting {k:?}"))),
         }
     }
 }
@@ -97,12 +103,12 @@ impl hashing::Guest for Provider {
     type Hasher = StreamHasher;
 
     fn digest(algorithm: String, data: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
-        Ok(hash_alg(&algorithm)?.digest(&data))
+        Ok(provider_core::hash_alg(&algorithm).map_err(err)?.digest(&data))
     }
 
     fn open_hasher(algorithm: String) -> Result<hashing::Hasher, CryptoError> {
         use sha2::Digest;
-        let inner = match hash_alg(&algorithm)? {
+        let inner = match provider_core::hash_alg(&algorithm).map_err(err)? {
             Hash::Sha256 => AnyHasher::Sha256(sha2::Sha256::new()),
             Hash::Sha384 => AnyHasher::Sha384(sha2::Sha384::new()),
             Hash::Sha512 => AnyHasher::Sha512(sha2::Sha512::new()),
@@ -118,13 +124,13 @@ pub struct Verifier {
 }
 
 impl verification::GuestVerifier for Verifier {
-    fn verify(&self, message: Vec<u8>, signature: Vec<u8>, format: SignatureFormat) -> Result<bool, CryptoError> {
+    fn verify(&self, message: Vec<u8>, signature: Vec<u8>, f: SignatureFormat) -> Result<bool, CryptoError> {
         let digest = self.alg.hash.digest(&message);
-        self.key.verify_digest(&self.alg, &digest, &signature, format)
+        self.key.verify_digest(&self.alg, &digest, &signature, format(f)).map_err(err)
     }
 
-    fn verify_digest(&self, digest: Vec<u8>, signature: Vec<u8>, format: SignatureFormat) -> Result<bool, CryptoError> {
-        self.key.verify_digest(&self.alg, &digest, &signature, format)
+    fn verify_digest(&self, digest: Vec<u8>, signature: Vec<u8>, f: SignatureFormat) -> Result<bool, CryptoError> {
+        self.key.verify_digest(&self.alg, &digest, &signature, format(f)).map_err(err)
     }
 
     fn algorithm(&self) -> String {
@@ -136,8 +142,8 @@ impl verification::Guest for Provider {
     type Verifier = Verifier;
 
     fn open_verifier(algorithm: String, spki_der: Vec<u8>) -> Result<verification::Verifier, CryptoError> {
-        let alg = sig_alg(&algorithm)?;
-        let key = PublicKey::from_spki(&alg, &spki_der)?;
+        let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
+        let key = PublicKey::from_spki(&alg, &spki_der).map_err(err)?;
         Ok(verification::Verifier::new(Verifier { alg, key }))
     }
 }
@@ -148,30 +154,12 @@ struct Held {
     exportable: bool,
 }
 
-#[derive(Default)]
-struct KeyStore {
-    next: u64,
-    keys: BTreeMap<String, Held>,
-}
-
 thread_local! {
-    static KEYS: RefCell<KeyStore> = RefCell::new(KeyStore::default());
+    static KEYS: RefCell<Store<Held>> = const { RefCell::new(Store::new("key")) };
 }
 
-fn insert_key(held: Held) -> String {
-    KEYS.with_borrow_mut(|store| {
-        store.next += 1;
-        let id = format!("key-{}", store.next);
-        store.keys.insert(id.clone(), held);
-        id
-    })
-}
-
-fn with_key<T>(key_id: &str, f: impl FnOnce(&Held) -> Result<T, CryptoError>) -> Result<T, CryptoError> {
-    KEYS.with_borrow(|store| match store.keys.get(key_id) {
-        Some(held) => f(held),
-        None => Err(CryptoError::KeyNotFound(format!("no key {key_id:?} in this provider"))),
-    })
+fn with_key<T>(id: &str, f: impl FnOnce(&Held) -> Result<T, CoreError>) -> Result<T, CryptoError> {
+    KEYS.with_borrow(|s| s.get(id).and_then(f)).map_err(err)
 }
 
 impl signing::Guest for Provider {
@@ -180,13 +168,14 @@ impl signing::Guest for Provider {
         // The caller's copy is theirs to wipe; ours is wiped here.
         let mut der = pkcs8_der;
         zeroize::Zeroize::zeroize(&mut der);
-        Ok(insert_key(Held { key: key?, exportable: false }))
+        let key = key.map_err(err)?;
+        Ok(KEYS.with_borrow_mut(|s| s.insert(Held { key, exportable: false })))
     }
 
     fn generate(algorithm: String, rsa_bits: u32, exportable: bool) -> Result<String, CryptoError> {
-        let alg = sig_alg(&algorithm)?;
-        let key = PrivateKey::generate(&alg, rsa_bits)?;
-        Ok(insert_key(Held { key, exportable }))
+        let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
+        let key = PrivateKey::generate(&alg, rsa_bits, &mut host_rng()).map_err(err)?;
+        Ok(KEYS.with_borrow_mut(|s| s.insert(Held { key, exportable })))
     }
 
     fn public_key(key_id: String) -> Result<Vec<u8>, CryptoError> {
@@ -196,7 +185,7 @@ impl signing::Guest for Provider {
     fn export_pkcs8(key_id: String) -> Result<Vec<u8>, CryptoError> {
         with_key(&key_id, |held| {
             if !held.exportable {
-                return Err(CryptoError::InvalidKey(format!(
+                return Err(CoreError::InvalidKey(format!(
                     "key {key_id:?} is not exportable (only keys generated as exportable are)"
                 )));
             }
@@ -204,19 +193,25 @@ impl signing::Guest for Provider {
         })
     }
 
-    fn sign(key_id: String, algorithm: String, message: Vec<u8>, format: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
-        let alg = sig_alg(&algorithm)?;
+    fn sign(key_id: String, algorithm: String, message: Vec<u8>, f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
+        let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
         let digest = alg.hash.digest(&message);
-        with_key(&key_id, |held| held.key.sign_digest(&alg, &digest, format))
+        with_key(&key_id, |held| held.key.sign_digest(&alg, &digest, format(f), &mut host_rng()))
     }
 
-    fn sign_digest(key_id: String, algorithm: String, digest: Vec<u8>, format: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
-        let alg = sig_alg(&algorithm)?;
-        with_key(&key_id, |held| held.key.sign_digest(&alg, &digest, format))
+    fn sign_digest(key_id: String, algorithm: String, digest: Vec<u8>, f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
+        let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
+        with_key(&key_id, |held| held.key.sign_digest(&alg, &digest, format(f), &mut host_rng()))
+    }
+
+    fn named_key(_name: String, _algorithm: String, _rsa_bits: u32, _create: bool) -> Result<String, CryptoError> {
+        Err(CryptoError::Unsupported(
+            "offline-verification keys have no names: import a PKCS#8 file (file:PATH)".into(),
+        ))
     }
 
     fn delete_key(key_id: String) {
-        KEYS.with_borrow_mut(|store| store.keys.remove(&key_id));
+        KEYS.with_borrow_mut(|s| s.remove(&key_id));
     }
 }
 
@@ -229,6 +224,9 @@ impl encryption::Guest for Provider {
         Err(no_encryption())
     }
     fn import_secret(_algorithm: String, _key: Vec<u8>) -> Result<String, CryptoError> {
+        Err(no_encryption())
+    }
+    fn named_secret(_name: String, _algorithm: String, _create: bool) -> Result<String, CryptoError> {
         Err(no_encryption())
     }
     fn encrypt(_key_id: String, _plaintext: Vec<u8>, _aad: Vec<u8>) -> Result<Sealed, CryptoError> {

@@ -7,9 +7,10 @@ use rsa::{Pkcs1v15Sign, Pss, PrivateKey as RsaPrivateKey, PublicKey as RsaPublic
 use rsa::Generate;
 use spki::{DecodePublicKey, EncodePublicKey};
 
+use rand_core::CryptoRng;
+
 use crate::alg::{Curve, Hash, RSA_MAX_BITS, RSA_MIN_BITS, Scheme, SigAlg};
-use crate::bindings::cryptohost::provider::types::{CryptoError, SignatureFormat};
-use crate::rng::HostRng;
+use crate::{CoreError as CryptoError, Format as SignatureFormat};
 
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
@@ -243,12 +244,11 @@ impl PrivateKey {
     }
 
     /// Generates a fresh key for `alg` from the host's CSPRNG.
-    pub fn generate(alg: &SigAlg, rsa_bits: u32) -> Result<PrivateKey, CryptoError> {
-        let mut rng = HostRng;
+    pub fn generate<R: CryptoRng>(alg: &SigAlg, rsa_bits: u32, rng: &mut R) -> Result<PrivateKey, CryptoError> {
         Ok(match alg.scheme {
-            Scheme::Ecdsa(Curve::P256) => PrivateKey::P256(p256::ecdsa::SigningKey::generate_from_rng(&mut rng)),
-            Scheme::Ecdsa(Curve::P384) => PrivateKey::P384(p384::ecdsa::SigningKey::generate_from_rng(&mut rng)),
-            Scheme::Ecdsa(Curve::P521) => PrivateKey::P521(p521::ecdsa::SigningKey::generate_from_rng(&mut rng)),
+            Scheme::Ecdsa(Curve::P256) => PrivateKey::P256(p256::ecdsa::SigningKey::generate_from_rng(rng)),
+            Scheme::Ecdsa(Curve::P384) => PrivateKey::P384(p384::ecdsa::SigningKey::generate_from_rng(rng)),
+            Scheme::Ecdsa(Curve::P521) => PrivateKey::P521(p521::ecdsa::SigningKey::generate_from_rng(rng)),
             Scheme::RsaPkcs1v15 | Scheme::RsaPss => {
                 let bits = rsa_bits as usize;
                 // Generation is capped lower than verification: 8192-bit generation would
@@ -258,7 +258,7 @@ impl PrivateKey {
                         "RSA key size {bits} not supported for generation (2048..=4096)"
                     )));
                 }
-                let key = RsaPrivateKey::new(&mut rng, bits)
+                let key = RsaPrivateKey::new(rng, bits)
                     .map_err(|e| CryptoError::Failed(format!("RSA key generation failed: {e}")))?;
                 PrivateKey::Rsa(key)
             }
@@ -297,11 +297,13 @@ impl PrivateKey {
     }
 
     /// Signs a digest computed with `alg`'s hash. ECDSA is RFC 6979 deterministic.
-    pub fn sign_digest(
+    /// `rng` feeds RSA blinding and the PSS salt; ECDSA needs none.
+    pub fn sign_digest<R: CryptoRng>(
         &self,
         alg: &SigAlg,
         digest: &[u8],
         format: SignatureFormat,
+        rng: &mut R,
     ) -> Result<Vec<u8>, CryptoError> {
         check_digest_len(alg, digest)?;
         let failed = |e: ecdsa::Error| CryptoError::Failed(format!("{} signing failed: {e}", alg.name));
@@ -319,14 +321,13 @@ impl PrivateKey {
             (Scheme::Ecdsa(Curve::P384), PrivateKey::P384(k)) => ecdsa_sign!(p384, k),
             (Scheme::Ecdsa(Curve::P521), PrivateKey::P521(k)) => ecdsa_sign!(p521, k),
             (Scheme::RsaPkcs1v15, PrivateKey::Rsa(k)) => k
-                .sign_with_rng(&mut HostRng, pkcs1v15_scheme(alg.hash), digest)
+                .sign_with_rng(rng, pkcs1v15_scheme(alg.hash), digest)
                 .map_err(|e| CryptoError::Failed(format!("{} signing failed: {e}", alg.name))),
             (Scheme::RsaPss, PrivateKey::Rsa(k)) => {
-                let mut rng = HostRng;
                 let r = match alg.hash {
-                    Hash::Sha256 => k.sign_with_rng(&mut rng, Pss::<rsa::sha2::Sha256>::new(), digest),
-                    Hash::Sha384 => k.sign_with_rng(&mut rng, Pss::<rsa::sha2::Sha384>::new(), digest),
-                    Hash::Sha512 => k.sign_with_rng(&mut rng, Pss::<rsa::sha2::Sha512>::new(), digest),
+                    Hash::Sha256 => k.sign_with_rng(rng, Pss::<rsa::sha2::Sha256>::new(), digest),
+                    Hash::Sha384 => k.sign_with_rng(rng, Pss::<rsa::sha2::Sha384>::new(), digest),
+                    Hash::Sha512 => k.sign_with_rng(rng, Pss::<rsa::sha2::Sha512>::new(), digest),
                 };
                 r.map_err(|e| CryptoError::Failed(format!("{} signing failed: {e}", alg.name)))
             }

@@ -1,0 +1,47 @@
+//! What the provider guests share: the algorithm allowlist, key parsing, signing and
+//! verification over RustCrypto, and randomness adapters. No bindings here: each guest maps
+//! these types to its own generated WIT types.
+
+pub mod alg;
+pub mod keys;
+pub mod rng;
+pub mod store;
+
+pub use rand_core;
+
+/// Why an operation failed; mirrors the WIT `crypto-error` variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreError {
+    Unsupported(String),
+    InvalidKey(String),
+    InvalidInput(String),
+    KeyNotFound(String),
+    Failed(String),
+}
+
+/// ECDSA signature encoding; mirrors the WIT `signature-format` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    P1363,
+    Der,
+}
+
+/// Refusal for a signature algorithm name outside the allowlist.
+pub fn unknown_sig_alg(name: &str) -> CoreError {
+    CoreError::Unsupported(format!(
+        "signature algorithm {name:?} is not on the allowlist ({})",
+        alg::SIG_ALGS.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// Looks up a signature algorithm or refuses it by name.
+pub fn sig_alg(name: &str) -> Result<alg::SigAlg, CoreError> {
+    alg::sig_alg(name).ok_or_else(|| unknown_sig_alg(name))
+}
+
+/// Looks up a hash algorithm (accepting `SHA256` spellings) or refuses it by name.
+pub fn hash_alg(name: &str) -> Result<alg::Hash, CoreError> {
+    alg::Hash::parse(name).ok_or_else(|| {
+        CoreError::Unsupported(format!("hash algorithm {name:?} is not on the allowlist (SHA-256, SHA-384, SHA-512)"))
+    })
+}

@@ -1,0 +1,83 @@
+//! The audit log: one JSON line per use of a private or secret key, written and flushed to disk
+//! before the result is returned. If the line cannot be written, the operation fails.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// The audit log could not be opened or written: the key operation must not succeed.
+#[derive(Debug, thiserror::Error)]
+#[error("audit log {path}: {message} (the operation was refused: nothing is done with a key unless it is audited)")]
+pub struct AuditError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// One key use. Never holds key material or PINs: only references, names and digests.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    /// UTC, RFC 3339.
+    pub time: String,
+    /// sign, encrypt, decrypt, generate.
+    pub operation: String,
+    /// The key reference as given (pkcs11: URI, sim:NAME, file:PATH).
+    pub key: String,
+    pub algorithm: String,
+    pub provider: String,
+    /// The component's sha256, or the PKCS#11 module path and token serial.
+    pub provider_origin: serde_json::Value,
+    /// sha256 of the input (message, plaintext or ciphertext), lowercase hex.
+    pub input_sha256: String,
+    /// `ok`, or `error: ...`.
+    pub outcome: String,
+}
+
+/// An append-only JSON-lines file, opened once, written under a lock.
+pub struct AuditLog {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl AuditLog {
+    /// Opens (creating with mode 0600) the log for appending.
+    ///
+    /// # Errors
+    /// The file cannot be opened for appending.
+    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| AuditError { path: path.to_path_buf(), message: format!("cannot open for appending: {e}") })?;
+        Ok(AuditLog { path: path.to_path_buf(), file: Mutex::new(file) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record and syncs it to disk.
+    ///
+    /// # Errors
+    /// The line cannot be written or synced.
+    pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
+        let mut line = serde_json::to_vec(record)
+            .map_err(|e| AuditError { path: self.path.clone(), message: format!("cannot encode record: {e}") })?;
+        line.push(b'\n');
+        let mut f = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f.write_all(&line)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| AuditError { path: self.path.clone(), message: format!("cannot write: {e}") })
+    }
+}
+
+/// Now, UTC, RFC 3339 (seconds precision).
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string())
+}

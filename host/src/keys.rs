@@ -1,0 +1,324 @@
+//! Key references and key use: `pkcs11:` URIs go to the HSM backend, `PREFIX:NAME` (e.g.
+//! `sim:NAME`) to the provider configured for that prefix, `file:PATH` (or a plain path) is a
+//! PKCS#8 file imported into the highest-priority signing provider. Every use of a private or
+//! secret key is audited before its result is returned.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::audit::{AuditLog, AuditRecord, now_rfc3339};
+use crate::error::{ProviderError, RegistryError};
+use crate::keyfile;
+use crate::pkcs11::{Pkcs11Provider, Pkcs11Uri};
+use crate::provider::{Capability, CryptoProvider, KeyId, Origin, Sealed, SigFormat, SignInput};
+use crate::registry::Registry;
+
+/// A parsed key reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyRef {
+    Pkcs11(Pkcs11Uri),
+    /// `PREFIX:NAME`, held by the provider configured with that `key_prefix`.
+    Named { prefix: String, name: String },
+    /// A PKCS#8 file (`file:PATH`, or a path with no scheme).
+    File(PathBuf),
+}
+
+impl KeyRef {
+    /// # Errors
+    /// A malformed `pkcs11:` URI, or an empty name or path.
+    pub fn parse(text: &str) -> Result<KeyRef, String> {
+        if text.starts_with("pkcs11:") {
+            return Pkcs11Uri::parse(text).map(KeyRef::Pkcs11);
+        }
+        if let Some(path) = text.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err("file: needs a path".into());
+            }
+            return Ok(KeyRef::File(PathBuf::from(path)));
+        }
+        match text.split_once(':') {
+            Some((prefix, name)) if !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_lowercase()) && prefix.len() > 1 => {
+                if name.is_empty() {
+                    return Err(format!("{prefix}: needs a key name"));
+                }
+                Ok(KeyRef::Named { prefix: prefix.to_string(), name: name.to_string() })
+            }
+            _ if text.is_empty() => Err("empty key reference".into()),
+            _ => Ok(KeyRef::File(PathBuf::from(text))),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyRef::Pkcs11(u) => write!(f, "{u}"),
+            KeyRef::Named { prefix, name } => write!(f, "{prefix}:{name}"),
+            KeyRef::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+/// Errors of key use, for a person.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key reference {reference:?}: {message}")]
+    Reference { reference: String, message: String },
+    #[error("{provider}: {error}")]
+    Provider { provider: String, error: ProviderError },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
+    File(#[from] keyfile::FileError),
+}
+
+/// A signature and who made it.
+pub struct Signed {
+    pub signature: Vec<u8>,
+    pub provider: String,
+    pub origin: serde_json::Value,
+}
+
+/// Key operations with routing and auditing.
+pub struct KeyService<'r> {
+    registry: &'r Registry,
+    audit: AuditLog,
+}
+
+/// What the audit log says about where a provider's code came from.
+fn origin_of(p: &dyn CryptoProvider) -> serde_json::Value {
+    match &p.descriptor().origin {
+        Origin::Component { file, sha256 } => serde_json::json!({"component": file, "sha256": sha256}),
+        Origin::Native { module } => {
+            serde_json::json!({"pkcs11_module": module, "token_serial": Pkcs11Provider::last_token_serial()})
+        }
+    }
+}
+
+/// Where a resolved key lives.
+enum Resolved {
+    Held(Arc<dyn CryptoProvider>, KeyId),
+    /// A PKCS#8 file: imported into whichever signing provider serves the algorithm.
+    Pkcs8(Zeroizing<Vec<u8>>),
+}
+
+impl<'r> KeyService<'r> {
+    /// Opens the audit log first: a key is never used if its use cannot be recorded.
+    ///
+    /// # Errors
+    /// The audit log cannot be opened.
+    pub fn new(registry: &'r Registry, audit_path: &Path) -> Result<KeyService<'r>, KeyError> {
+        Ok(KeyService { registry, audit: AuditLog::open(audit_path)? })
+    }
+
+    fn provider_for(&self, reference: &KeyRef) -> Result<Arc<dyn CryptoProvider>, KeyError> {
+        let missing = |message: String| KeyError::Reference { reference: reference.to_string(), message };
+        match reference {
+            KeyRef::Pkcs11(_) => self
+                .registry
+                .hsm()
+                .map(|h| h.clone() as Arc<dyn CryptoProvider>)
+                .ok_or_else(|| missing("a pkcs11: key, but no [hsm] is configured".into())),
+            KeyRef::Named { prefix, .. } => self
+                .registry
+                .by_prefix(prefix)
+                .cloned()
+                .ok_or_else(|| missing(format!("no configured provider holds {prefix}: keys (set key_prefix = {prefix:?} on one)"))),
+            KeyRef::File(_) => Err(missing("a key file has no provider of its own".into())),
+        }
+    }
+
+    fn resolve(&self, reference: &KeyRef, algorithm: &str, rsa_bits: u32, create: bool) -> Result<Resolved, KeyError> {
+        let wrap = |p: &Arc<dyn CryptoProvider>| {
+            let name = p.descriptor().name.clone();
+            move |error| KeyError::Provider { provider: name.clone(), error }
+        };
+        match reference {
+            KeyRef::File(path) => Ok(Resolved::Pkcs8(keyfile::read_private_key(path)?)),
+            KeyRef::Pkcs11(_) | KeyRef::Named { .. } => {
+                let p = self.provider_for(reference)?;
+                let id = p.named_key(&provider_key_name(reference), algorithm, rsa_bits, create).map_err(wrap(&p))?;
+                Ok(Resolved::Held(p, id))
+            }
+        }
+    }
+
+    fn record(&self, operation: &str, reference: &KeyRef, algorithm: &str, provider: &str, origin: serde_json::Value, input: &[u8], outcome: String) -> Result<(), KeyError> {
+        self.audit.append(&AuditRecord {
+            time: now_rfc3339(),
+            operation: operation.into(),
+            key: reference.to_string(),
+            algorithm: algorithm.into(),
+            provider: provider.into(),
+            provider_origin: origin,
+            input_sha256: hex::encode(input),
+            outcome,
+        })?;
+        Ok(())
+    }
+
+    /// Audits an operation's outcome; the result is only handed back once the line is on disk.
+    fn audited<T>(
+        &self,
+        operation: &str,
+        reference: &KeyRef,
+        algorithm: &str,
+        input_sha256: &[u8],
+        result: Result<(T, String, serde_json::Value), KeyError>,
+    ) -> Result<(T, String, serde_json::Value), KeyError> {
+        match result {
+            Ok((value, provider, origin)) => {
+                self.record(operation, reference, algorithm, &provider, origin.clone(), input_sha256, "ok".into())?;
+                Ok((value, provider, origin))
+            }
+            Err(e) => {
+                let provider = match &e {
+                    KeyError::Provider { provider, .. } => provider.clone(),
+                    _ => String::new(),
+                };
+                self.record(operation, reference, algorithm, &provider, serde_json::Value::Null, input_sha256, format!("error: {e}"))?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Signs `input` (a message, or a digest computed with the algorithm's hash) with a key.
+    /// `input_sha256` is what the audit log records about the input.
+    ///
+    /// # Errors
+    /// Bad reference, the provider refuses, or the audit log cannot be written.
+    pub fn sign(&self, reference: &KeyRef, algorithm: &str, input: SignInput<'_>, input_sha256: &[u8], format: SigFormat) -> Result<Signed, KeyError> {
+        let result = (|| match self.resolve(reference, algorithm, 0, false)? {
+            Resolved::Held(p, id) => {
+                let sig = p.sign(&id, algorithm, input, format).map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
+                Ok((sig, p.descriptor().name.clone(), origin_of(p.as_ref())))
+            }
+            Resolved::Pkcs8(der) => {
+                let served = self.registry.sign_with_pkcs8(algorithm, &der, input, format)?;
+                let origin = origin_of(served.provider.as_ref());
+                Ok((served.value, served.provider.descriptor().name.clone(), origin))
+            }
+        })();
+        let (signature, provider, origin) = self.audited("sign", reference, algorithm, input_sha256, result)?;
+        Ok(Signed { signature, provider, origin })
+    }
+
+    /// The public key (SPKI DER) of a key reference, and the provider that holds it.
+    ///
+    /// # Errors
+    /// Bad reference or the provider refuses.
+    pub fn public_key(&self, reference: &KeyRef, algorithm: &str, rsa_bits: u32) -> Result<(Vec<u8>, String), KeyError> {
+        match self.resolve(reference, algorithm, rsa_bits, false)? {
+            Resolved::Held(p, id) => {
+                let spki = p.public_key(&id).map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
+                Ok((spki, p.descriptor().name.clone()))
+            }
+            Resolved::Pkcs8(der) => {
+                let served = self.registry.serve(Capability::Signing, algorithm, |p, _| {
+                    let id = p.import_pkcs8(&der)?;
+                    p.public_key(&id)
+                })?;
+                Ok((served.value, served.provider.descriptor().name.clone()))
+            }
+        }
+    }
+
+    /// Generates a named key (HSM or simulation) and returns its public key.
+    ///
+    /// # Errors
+    /// A file reference (use `keygen`), the provider refuses, or the audit log fails.
+    pub fn generate(&self, reference: &KeyRef, algorithm: &str, rsa_bits: u32) -> Result<Vec<u8>, KeyError> {
+        if let KeyRef::File(_) = reference {
+            return Err(KeyError::Reference {
+                reference: reference.to_string(),
+                message: "key files are made with `cryptohost keygen --out FILE`".into(),
+            });
+        }
+        let secret = matches!(algorithm, "A128GCM" | "A256GCM");
+        let result = (|| {
+            let p = self.provider_for(reference)?;
+            let wrap = |error| KeyError::Provider { provider: p.descriptor().name.clone(), error };
+            let name = provider_key_name(reference);
+            let spki = if secret {
+                p.named_secret(&name, algorithm, true).map_err(wrap)?;
+                Vec::new()
+            } else {
+                let id = p.named_key(&name, algorithm, rsa_bits, true).map_err(wrap)?;
+                p.public_key(&id).map_err(wrap)?
+            };
+            Ok((spki, p.descriptor().name.clone(), origin_of(p.as_ref())))
+        })();
+        let (spki, _, _) = self.audited("generate", reference, algorithm, &[], result)?;
+        Ok(spki)
+    }
+
+    fn secret(&self, reference: &KeyRef, algorithm: &str) -> Result<(Arc<dyn CryptoProvider>, KeyId), KeyError> {
+        let p = self.provider_for(reference)?;
+        let name = provider_key_name(reference);
+        let id = p.named_secret(&name, algorithm, false).map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
+        Ok((p, id))
+    }
+
+    /// AES-GCM encryption with a named secret key.
+    ///
+    /// # Errors
+    /// Bad reference, the provider refuses, or the audit log fails.
+    pub fn encrypt(&self, reference: &KeyRef, algorithm: &str, plaintext: &[u8], aad: &[u8]) -> Result<(Sealed, String), KeyError> {
+        let digest = Sha256::digest(plaintext);
+        let result = (|| {
+            let (p, id) = self.secret(reference, algorithm)?;
+            let sealed = p.encrypt(&id, plaintext, aad).map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
+            Ok((sealed, p.descriptor().name.clone(), origin_of(p.as_ref())))
+        })();
+        let (sealed, provider, _) = self.audited("encrypt", reference, algorithm, &digest, result)?;
+        Ok((sealed, provider))
+    }
+
+    /// AES-GCM decryption with a named secret key.
+    ///
+    /// # Errors
+    /// Bad reference, authentication failure, or the audit log fails.
+    pub fn decrypt(&self, reference: &KeyRef, algorithm: &str, nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<(Zeroizing<Vec<u8>>, String), KeyError> {
+        let digest = Sha256::digest(ciphertext);
+        let result = (|| {
+            let (p, id) = self.secret(reference, algorithm)?;
+            let plain = p.decrypt(&id, nonce, ciphertext, aad).map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
+            Ok((plain, p.descriptor().name.clone(), origin_of(p.as_ref())))
+        })();
+        let (plain, provider, _) = self.audited("decrypt", reference, algorithm, &digest, result)?;
+        Ok((plain, provider))
+    }
+}
+
+/// The name a provider knows a key by: the URI for the HSM, the bare name for a prefix.
+fn provider_key_name(reference: &KeyRef) -> String {
+    match reference {
+        KeyRef::Pkcs11(u) => u.to_uri(),
+        KeyRef::Named { name, .. } => name.clone(),
+        KeyRef::File(p) => p.display().to_string(),
+    }
+}
+
+/// sha256 of a file, streamed (for the audit log's `input_sha256`).
+///
+/// # Errors
+/// The file cannot be read.
+pub fn file_sha256(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().to_vec())
+}
