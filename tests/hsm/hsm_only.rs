@@ -1,0 +1,255 @@
+//! What only a real PKCS#11 module can show: failover, reconnect, wrong PIN, attribute checks,
+//! concurrency through the session pool, and the audit log around HSM key use.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use cryptohost::keys::{KeyError, KeyRef, KeyService};
+use cryptohost::pkcs11::Pkcs11Provider;
+use cryptohost::provider::{SigFormat, SignInput};
+use cryptohost::{CryptoProvider, KeyId, ProviderError};
+
+use crate::softhsm::{self, MODULE, SoftHsm};
+
+fn sign(p: &Pkcs11Provider, uri: &str, alg: &str, msg: &[u8]) -> Result<Vec<u8>, ProviderError> {
+    p.sign(&KeyId(uri.to_string()), alg, SignInput::Message(msg), SigFormat::Der)
+}
+
+#[test]
+fn failover_to_the_second_token_when_the_first_becomes_unusable() {
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["primary", "backup"]);
+    let config = hsm.config(&["primary", "backup"], 2, "");
+    let (_c, registry) = softhsm::registry(&config);
+    let p = softhsm::hsm(&registry);
+    // The same key label on both tokens (as a replicated HSM cluster would hold it).
+    for token in ["primary", "backup"] {
+        p.named_key(&format!("pkcs11:token={token};object=org"), "ES256", 0, true).unwrap();
+    }
+    let any = "pkcs11:object=org";
+    let backup_pub = p.public_key(&KeyId("pkcs11:token=backup;object=org".into())).unwrap();
+    let primary_pub = p.public_key(&KeyId("pkcs11:token=primary;object=org".into())).unwrap();
+    let first = sign(&p, any, "ES256", b"before").unwrap();
+    assert!(registry.verify("ES256", &primary_pub, SignInput::Message(b"before"), &first, SigFormat::Der).unwrap().value);
+    let status = p.status();
+    let primary_serial = status[0].serial.clone();
+    assert_eq!(Pkcs11Provider::last_token_serial().as_deref(), Some(primary_serial.as_str()));
+
+    // Mid-run, the primary token disappears (deleted by another process).
+    let out = Command::new("softhsm2-util").env("SOFTHSM2_CONF", &hsm.conf).args(["--delete-token", "--token", "primary"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    for i in 0..5 {
+        let msg = format!("after {i}");
+        let sig = sign(&p, any, "ES256", msg.as_bytes()).expect("signing continues on the backup token");
+        let ok = registry.verify("ES256", &backup_pub, SignInput::Message(msg.as_bytes()), &sig, SigFormat::Der).unwrap();
+        assert!(ok.value, "signed by the backup token's key");
+    }
+    let status = p.status();
+    let backup = status.iter().find(|t| t.label == "backup").unwrap();
+    assert!(backup.healthy);
+    assert_ne!(Pkcs11Provider::last_token_serial().as_deref(), Some(primary_serial.as_str()));
+    p.disconnect();
+}
+
+#[test]
+fn reconnects_after_the_module_is_finalized_behind_its_back() {
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["recon"]);
+    let config = hsm.config(&["recon"], 2, "");
+    let (_c, registry) = softhsm::registry(&config);
+    let p = softhsm::hsm(&registry);
+    let uri = "pkcs11:token=recon;object=k";
+    p.named_key(uri, "ES256", 0, true).unwrap();
+    let spki = p.public_key(&KeyId(uri.into())).unwrap();
+    sign(&p, uri, "ES256", b"one").unwrap();
+
+    // Another part of the process finalizes the module: every session and login is gone.
+    let other = cryptoki::context::Pkcs11::new(MODULE).unwrap();
+    other.finalize().unwrap();
+
+    let sig = sign(&p, uri, "ES256", b"two").expect("the pool reconnects, logs in again, re-finds the key");
+    assert!(registry.verify("ES256", &spki, SignInput::Message(b"two"), &sig, SigFormat::Der).unwrap().value);
+    p.disconnect();
+}
+
+#[test]
+fn wrong_pin_is_one_clear_error_without_the_pin() {
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["pin"]);
+    let config = hsm.config(&["pin"], 4, "");
+    // SAFETY: serial() is held.
+    unsafe { std::env::set_var(softhsm::PIN_VAR, "98765") };
+    let (_c, registry) = softhsm::registry(&config);
+    let p = softhsm::hsm(&registry);
+    let err = p.named_key("pkcs11:token=pin;object=k", "ES256", 0, true).expect_err("wrong PIN").to_string();
+    assert!(err.contains("CKR_PIN_INCORRECT"), "{err}");
+    assert!(err.contains("C_Login"), "{err}");
+    assert!(!err.contains("98765") && !err.contains(softhsm::PIN), "the PIN must never appear: {err}");
+    assert_eq!(err.matches("CKR_PIN_INCORRECT").count(), 1, "one error, not one per token or retry: {err}");
+    // Debug output of the configuration does not carry the PIN either.
+    let dbg = format!("{:?}", cryptohost::Config::load(&config).unwrap());
+    assert!(!dbg.contains("98765") && !dbg.contains(softhsm::PIN));
+    p.disconnect();
+}
+
+#[test]
+fn keys_with_the_wrong_attributes_are_refused_naming_why() {
+    use cryptoki::object::Attribute;
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["attrs"]);
+    let config = hsm.config(&["attrs"], 1, "");
+    let (_c, registry) = softhsm::registry(&config);
+    let p = softhsm::hsm(&registry);
+    p.connect().unwrap();
+    softhsm::raw_keypair("attrs", "extractable", "ec", vec![Attribute::Sign(true), Attribute::Sensitive(true), Attribute::Extractable(true)]);
+    softhsm::raw_keypair("attrs", "nosign", "ec", vec![Attribute::Sign(false), Attribute::Sensitive(true), Attribute::Extractable(false)]);
+    softhsm::raw_keypair("attrs", "weak", "rsa1024", vec![Attribute::Sign(true), Attribute::Sensitive(true), Attribute::Extractable(false)]);
+    softhsm::raw_keypair("attrs", "good-ec", "ec", vec![Attribute::Sign(true), Attribute::Sensitive(true), Attribute::Extractable(false)]);
+    softhsm::raw_keypair("attrs", "insensitive", "rsa2048", vec![Attribute::Sign(true), Attribute::Sensitive(false), Attribute::Extractable(false)]);
+    let cases = [
+        ("extractable", "ES256", "CKA_EXTRACTABLE is true"),
+        ("nosign", "ES256", "CKA_SIGN is false"),
+        ("weak", "RS256", "1024 bits; at least 2048"),
+        ("good-ec", "RS256", "CKA_KEY_TYPE"),
+        ("good-ec", "ES384", "CKA_EC_PARAMS"),
+        ("insensitive", "PS256", "CKA_SENSITIVE is false"),
+    ];
+    for (label, alg, why) in cases {
+        let err = sign(&p, &format!("pkcs11:token=attrs;object={label}"), alg, b"m").expect_err(label).to_string();
+        assert!(err.contains(why), "{label} with {alg}: {err:?} should say {why:?}");
+    }
+    sign(&p, "pkcs11:token=attrs;object=good-ec", "ES256", b"m").expect("a proper key signs");
+    p.disconnect();
+}
+
+#[test]
+fn four_threads_times_250_signs_through_the_pool() {
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["busy"]);
+    let config = hsm.config(&["busy"], 2, "");
+    let (_c, registry) = softhsm::registry(&config);
+    let p = softhsm::hsm(&registry);
+    let uri = "pkcs11:token=busy;object=k";
+    p.named_key(uri, "ES256", 0, true).unwrap();
+    let spki = p.public_key(&KeyId(uri.into())).unwrap();
+    let signatures: Vec<(String, Vec<u8>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let p: Arc<Pkcs11Provider> = p.clone();
+                s.spawn(move || {
+                    (0..250)
+                        .map(|i| {
+                            let msg = format!("thread {t} message {i}");
+                            let sig = sign(&p, uri, "ES256", msg.as_bytes()).expect("no errors under concurrency");
+                            (msg, sig)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(signatures.len(), 1000);
+    let verifier = registry.by_name("offline-verification").unwrap().open_verifier("ES256", &spki).unwrap();
+    for (msg, sig) in &signatures {
+        assert!(verifier.verify(SignInput::Message(msg.as_bytes()), sig, SigFormat::Der).unwrap(), "{msg}");
+    }
+    let status = p.status();
+    assert!(status[0].sessions_open <= 2, "pool size respected: {status:?}");
+    p.disconnect();
+}
+
+#[test]
+fn audit_log_has_one_line_per_key_use_and_fails_closed() {
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["audit"]);
+    let config = hsm.config(&["audit"], 1, "");
+    let (_c, registry) = softhsm::registry(&config);
+    let audit = hsm.audit_path();
+    let service = KeyService::new(&registry, &audit).unwrap();
+    let hsm_key = KeyRef::parse("pkcs11:token=audit;object=k").unwrap();
+    let sim_key = KeyRef::parse("sim:k").unwrap();
+    service.generate(&hsm_key, "ES256", 0).unwrap();
+    let input = [7u8; 32];
+    service.sign(&hsm_key, "ES256", SignInput::Message(b"m"), &input, SigFormat::Der).unwrap();
+    service.sign(&sim_key, "ES256", SignInput::Message(b"m"), &input, SigFormat::Der).unwrap();
+    let refused = service.sign(&hsm_key, "RS256", SignInput::Message(b"m"), &input, SigFormat::Der);
+    assert!(refused.is_err());
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    let hsm_sign = &lines[1];
+    for field in ["time", "operation", "key", "algorithm", "provider", "provider_origin", "input_sha256", "outcome"] {
+        assert!(hsm_sign.get(field).is_some(), "missing {field}: {hsm_sign}");
+    }
+    assert_eq!(hsm_sign["operation"], "sign");
+    assert_eq!(hsm_sign["key"], "pkcs11:token=audit;object=k");
+    assert_eq!(hsm_sign["provider"], "hsm");
+    assert_eq!(hsm_sign["provider_origin"]["pkcs11_module"], MODULE);
+    assert!(hsm_sign["provider_origin"]["token_serial"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(hsm_sign["input_sha256"], hex::encode(input));
+    assert_eq!(hsm_sign["outcome"], "ok");
+    assert!(hsm_sign["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(lines[2]["provider_origin"]["sha256"], crate::common::digest_of("simulation.wasm"));
+    assert!(lines[3]["outcome"].as_str().unwrap().starts_with("error:"));
+    assert!(!text.contains(softhsm::PIN), "no PIN in the audit log");
+
+    // Unwritable audit log: the key is not used.
+    let err = KeyService::new(&registry, hsm.dir.path()).err().expect("a directory is not a log");
+    assert!(matches!(err, KeyError::Audit(_)), "{err}");
+    let full = KeyService::new(&registry, std::path::Path::new("/dev/full")).expect("opens");
+    let err = full.sign(&hsm_key, "ES256", SignInput::Message(b"m"), &input, SigFormat::Der).err().expect("write fails -> sign fails");
+    assert!(err.to_string().contains("audit log") && err.to_string().contains("refused"), "{err}");
+    softhsm::hsm(&registry).disconnect();
+}
+
+#[test]
+fn cli_with_softhsm_init_and_the_example_config() {
+    let _g = softhsm::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let root = crate::common::repo_root();
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::create_dir(dir.path().join("tokens")).unwrap();
+    std::fs::write(&conf, format!("directories.tokendir = {}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n", dir.path().display())).unwrap();
+    let env = [("SOFTHSM2_CONF", conf.to_str().unwrap()), ("CRYPTOHOST_PIN", "2468")];
+    let run = |args: &[&str]| {
+        let mut c = Command::new(crate::common::binary());
+        c.current_dir(&root).args(["--config", "examples/softhsm.toml"]).args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let mut init = Command::new("bash");
+    init.current_dir(&root).arg("scripts/softhsm-init.sh");
+    for (k, v) in env {
+        init.env(k, v);
+    }
+    let out = init.output().unwrap();
+    assert!(out.status.success(), "softhsm-init: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let msg = dir.path().join("m");
+    std::fs::write(&msg, b"release notes").unwrap();
+    let public = run(&["keys", "public", "pkcs11:token=cryptohost-dev;object=org-es256"]);
+    assert!(public.status.success(), "{}", String::from_utf8_lossy(&public.stderr));
+    let pem = String::from_utf8_lossy(&public.stdout).into_owned();
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+    let pubf = dir.path().join("org.pub");
+    std::fs::write(&pubf, &pem).unwrap();
+    let sig = dir.path().join("sig");
+    let signed = run(&["sign", "--alg", "ES256", "--key", "pkcs11:token=cryptohost-dev;object=org-es256", "--out", sig.to_str().unwrap(), msg.to_str().unwrap()]);
+    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    let verified = run(&["verify", "--alg", "ES256", "--pub", pubf.to_str().unwrap(), "--sig", sig.to_str().unwrap(), msg.to_str().unwrap()]);
+    assert_eq!(verified.status.code(), Some(0), "{}", String::from_utf8_lossy(&verified.stderr));
+    let ossl = Command::new("openssl").args(["dgst", "-sha256", "-verify"]).arg(&pubf).arg("-signature").arg(&sig).arg(&msg).output().unwrap();
+    assert!(String::from_utf8_lossy(&ossl.stdout).contains("Verified OK"));
+    let listed = run(&["keys", "list"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    for k in ["org-es256", "org-rsa", "org-aes"] {
+        assert!(text.contains(&format!("object={k}")), "{k} missing from {text}");
+    }
+    let status = run(&["hsm", "status"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("healthy"));
+    let all_output = format!("{}{}{}", String::from_utf8_lossy(&signed.stderr), String::from_utf8_lossy(&listed.stderr), text);
+    assert!(!all_output.contains("2468"), "the PIN must not be printed");
+}

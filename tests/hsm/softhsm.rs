@@ -1,0 +1,119 @@
+//! A fresh SoftHSM2 token directory per test, and a registry configured for it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cryptohost::pkcs11::Pkcs11Provider;
+use cryptohost::{Config, Registry, TrustMode};
+
+use crate::common::{self, OFFLINE};
+
+pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const PIN: &str = "4321";
+pub const PIN_VAR: &str = "CRYPTOHOST_TEST_PIN";
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// One test at a time touches the (process-global) PKCS#11 module and the environment.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A token directory with the named tokens initialised, and the environment pointing at it.
+pub struct SoftHsm {
+    pub dir: tempfile::TempDir,
+    pub conf: PathBuf,
+}
+
+impl SoftHsm {
+    /// Must be called with `serial()` held.
+    pub fn new(tokens: &[&str]) -> SoftHsm {
+        let dir = tempfile::tempdir().unwrap();
+        let tokdir = dir.path().join("tokens");
+        fs::create_dir(&tokdir).unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokdir.display())).unwrap();
+        for label in tokens {
+            let out = Command::new("softhsm2-util")
+                .env("SOFTHSM2_CONF", &conf)
+                .args(["--init-token", "--free", "--label", label, "--so-pin", "87654321", "--pin", PIN])
+                .output()
+                .expect("softhsm2-util is installed (just setup)");
+            assert!(out.status.success(), "init-token: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        // SAFETY (of the environment writes): every test that reads these holds `serial()`.
+        unsafe {
+            std::env::set_var("SOFTHSM2_CONF", &conf);
+            std::env::set_var(PIN_VAR, PIN);
+        }
+        SoftHsm { dir, conf }
+    }
+
+    /// A config with offline-verification, the simulation (seeded) and this HSM.
+    pub fn config(&self, tokens: &[&str], pool_size: usize, extra_hsm: &str) -> PathBuf {
+        let sim = common::P { name: "simulation", file: "simulation.wasm", priority: 50 };
+        let path = common::write_config(self.dir.path(), &common::components_dir(), &[OFFLINE, sim], "");
+        let mut text = fs::read_to_string(&path).unwrap();
+        text = text.replace(
+            "name = \"simulation\"\n",
+            "name = \"simulation\"\nkey_prefix = \"sim\"\nsettings = { seed = \"test-seed\" }\n",
+        );
+        let tokens: Vec<String> = tokens.iter().map(|t| format!("{t:?}")).collect();
+        text += &format!(
+            "[hsm]\nmodule = {MODULE:?}\ntokens = [{}]\npin_env = {PIN_VAR:?}\npool_size = {pool_size}\n{extra_hsm}\n[audit]\npath = \"audit.jsonl\"\n",
+            tokens.join(", ")
+        );
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.dir.path().join("audit.jsonl")
+    }
+}
+
+/// Loads a registry from a config path.
+pub fn registry(config: &Path) -> (Config, Registry) {
+    let config = Config::load(config).expect("config");
+    let registry = Registry::open(&config, TrustMode::Pins).expect("registry");
+    (config, registry)
+}
+
+pub fn hsm(registry: &Registry) -> Arc<Pkcs11Provider> {
+    registry.hsm().expect("hsm configured").clone()
+}
+
+/// Generates key pairs directly through cryptoki (not through cryptohost), with whatever
+/// attributes a test needs, so cryptohost's checks meet keys it did not make.
+pub fn raw_keypair(token_label: &str, label: &str, kind: &str, private_extra: Vec<cryptoki::object::Attribute>) {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::Attribute;
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+
+    let ctx = Pkcs11::new(MODULE).unwrap();
+    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim() == token_label)
+        .expect("token");
+    let session = ctx.open_rw_session(slot).unwrap();
+    let _ = session.login(UserType::User, Some(&AuthPin::from(PIN.to_string())));
+    let (mech, public) = match kind {
+        "rsa1024" => (Mechanism::RsaPkcsKeyPairGen, vec![Attribute::ModulusBits(1024u64.into()), Attribute::PublicExponent(vec![1, 0, 1])]),
+        "rsa2048" => (Mechanism::RsaPkcsKeyPairGen, vec![Attribute::ModulusBits(2048u64.into()), Attribute::PublicExponent(vec![1, 0, 1])]),
+        _ => (Mechanism::EccKeyPairGen, vec![Attribute::EcParams(vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07])]),
+    };
+    let mut public = public;
+    public.extend([Attribute::Token(true), Attribute::Verify(true), Attribute::Label(label.as_bytes().to_vec())]);
+    let mut private = vec![Attribute::Token(true), Attribute::Private(true), Attribute::Label(label.as_bytes().to_vec())];
+    private.extend(private_extra);
+    session.generate_key_pair(&mech, &public, &private).unwrap();
+    drop(session);
+    // Leave the module initialised: finalizing here would pull it from under the provider.
+}
