@@ -97,6 +97,8 @@ test: setup build-guests
     cargo test --release --workspace -- --show-output
     just check-reproducible
 
-# Benchmarks: native RustCrypto vs the guest through wasmtime vs the full registry path.
+# Benchmarks, side by side in one run each: native RustCrypto vs the guest through wasmtime vs
+# the registry path; SoftHSM2 through cryptoki directly vs cryptohost's pool vs the simulation.
 bench: setup build-guests
     cargo bench -p cryptohost --bench providers
+    cargo bench -p cryptohost --bench hsm

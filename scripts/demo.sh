@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: generate a key inside a sandboxed provider, sign a real file, verify it, and watch
-# a tampered copy fail, printing which provider and component digest served each step.
+# The demo: sign a real file with a key held by the HSM simulation component, verify it with
+# the offline-verification component, watch a tampered copy fail, have OpenSSL agree, and read
+# the audit log. Every step prints which provider and component digest served it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,14 +38,15 @@ $(jq -c '.components | to_entries | map({type:"library",name:.key,hashes:[{alg:"
 ]}
 JSON
 
-step "keygen: an ES256 key pair generated inside the sandbox"
-ch keygen --alg ES256 --out "$work/org.key.pem" --pub "$work/org.pub.pem"
+step "the org signing key: sim:demo-org-es256, held inside the simulation component"
+ch keys public sim:demo-org-es256 --alg ES256 > "$work/org.pub.pem"
+cat "$work/org.pub.pem"
 
 step "hash the SBOM"
 ch hash --alg SHA-256 "$work/sbom.json"
 
-step "sign the SBOM (ES256, DER signature)"
-ch sign --alg ES256 --key "$work/org.key.pem" --out "$work/sbom.sig" "$work/sbom.json"
+step "sign the SBOM with the simulated HSM key (ES256, DER signature)"
+ch sign --alg ES256 --key sim:demo-org-es256 --out "$work/sbom.sig" "$work/sbom.json"
 echo "signature: $(base64 -w0 "$work/sbom.sig")"
 
 step "verify the SBOM"
@@ -61,5 +63,14 @@ echo "(exit code 1: rejected, as it must be)"
 
 step "the same signature checked by OpenSSL"
 openssl dgst -sha256 -verify "$work/org.pub.pem" -signature "$work/sbom.sig" "$work/sbom.json"
+
+step "a software key too: keygen inside the offline-verification sandbox, PS256"
+ch keygen --alg PS256 --rsa-bits 2048 --out "$work/sw.key.pem" --pub "$work/sw.pub.pem"
+ch sign --alg PS256 --key "file:$work/sw.key.pem" --out "$work/sbom.ps256" "$work/sbom.json"
+ch verify --alg PS256 --pub "$work/sw.pub.pem" --sig "$work/sbom.ps256" "$work/sbom.json"
+
+step "the audit log: one line per key use"
+audit="$(sed -n 's/^path = "\(.*\)"/\1/p' "$config" | head -1)"
+tail -n 2 "$audit"
 echo
 echo "demo: done"

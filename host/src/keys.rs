@@ -15,7 +15,7 @@ use crate::error::{ProviderError, RegistryError};
 use crate::keyfile;
 use crate::pkcs11::{Pkcs11Provider, Pkcs11Uri};
 use crate::provider::{Capability, CryptoProvider, KeyId, Origin, Sealed, SigFormat, SignInput};
-use crate::registry::Registry;
+use crate::registry::{GeneratedKey, Registry};
 
 /// A parsed key reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,6 +256,22 @@ impl<'r> KeyService<'r> {
         })();
         let (spki, _, _) = self.audited("generate", reference, algorithm, &[], result)?;
         Ok(spki)
+    }
+
+    /// Generates an exportable key pair in the serving signing provider, to be written to
+    /// `out` as a PKCS#8 file (audited as a `generate` of `file:OUT`).
+    ///
+    /// # Errors
+    /// No provider generates it, or the audit log cannot be written.
+    pub fn generate_file_key(&self, out: &Path, algorithm: &str, rsa_bits: u32) -> Result<(GeneratedKey, String), KeyError> {
+        let reference = KeyRef::File(out.to_path_buf());
+        let result = self.registry.generate_exportable(algorithm, rsa_bits).map_err(KeyError::from).map(|served| {
+            let origin = origin_of(served.provider.as_ref());
+            let name = served.provider.descriptor().name.clone();
+            (served.value, name, origin)
+        });
+        let (key, provider, _) = self.audited("generate", &reference, algorithm, &[], result)?;
+        Ok((key, provider))
     }
 
     fn secret(&self, reference: &KeyRef, algorithm: &str) -> Result<(Arc<dyn CryptoProvider>, KeyId), KeyError> {

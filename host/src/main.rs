@@ -420,18 +420,25 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
 
 fn keygen(cli: &Cli, a: &KeygenArgs) -> Result<ExitCode, Failure> {
     sig_hash(&a.alg)?;
-    let registry = open_registry(cli)?;
-    let served = registry.generate_exportable(&a.alg, a.rsa_bits)?;
-    let private_pem = keyfile::to_pem("PRIVATE KEY", &served.value.pkcs8_der)?;
-    let public_pem = keyfile::to_pem("PUBLIC KEY", &served.value.spki_der)?;
+    for path in std::iter::once(&a.out).chain(a.public.as_ref()) {
+        if path.exists() {
+            return Err(anyhow::anyhow!("{} already exists (it must not exist yet: keys are never overwritten)", path.display()).into());
+        }
+    }
+    let (config, registry) = open(cli)?;
+    let service = KeyService::new(&registry, &config.audit_path)?;
+    let (key, provider) = service.generate_file_key(&a.out, &a.alg, a.rsa_bits)?;
+    let private_pem = keyfile::to_pem("PRIVATE KEY", &key.pkcs8_der)?;
+    let public_pem = keyfile::to_pem("PUBLIC KEY", &key.spki_der)?;
     write_new(&a.out, private_pem.as_bytes(), 0o600)?;
     if let Some(p) = &a.public {
         write_new(p, public_pem.as_bytes(), 0o644)?;
     }
+    let served = registry.by_name(&provider).map(|p| served_by(p.as_ref())).unwrap_or(provider);
     if a.json {
-        println!("{}", json!({"algorithm": a.alg, "private_key": a.out, "public_key": a.public, "provider": provider_json(&served)}));
+        println!("{}", json!({"algorithm": a.alg, "private_key": a.out, "public_key": a.public, "provider": served}));
     } else {
-        report("keygen", &served);
+        eprintln!("cryptohost: keygen: served by {served}");
         println!("wrote {}", a.out.display());
         if let Some(p) = &a.public {
             println!("wrote {}", p.display());

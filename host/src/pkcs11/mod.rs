@@ -217,6 +217,10 @@ struct Token {
     logged_in: Mutex<bool>,
     /// (key reference, class) -> handle; cleared on reconnect.
     handles: Mutex<HashMap<(String, u64), ObjectHandle>>,
+    /// Keys whose attributes already passed the checks for an algorithm ("handle/alg"): the
+    /// attributes of a token object do not change under us, and reading them on every
+    /// operation costs a C_GetAttributeValue round trip. Cleared on reconnect.
+    checked: Mutex<std::collections::HashSet<String>>,
     health: Mutex<Health>,
 }
 
@@ -441,6 +445,7 @@ impl Pkcs11Provider {
                     pool: Pool { state: Mutex::new(PoolState { idle: Vec::new(), open: 0 }), freed: Condvar::new(), size: self.config.pool_size },
                     logged_in: Mutex::new(false),
                     handles: Mutex::new(HashMap::new()),
+                    checked: Mutex::new(std::collections::HashSet::new()),
                     health: Mutex::new(Health { healthy: true, last_error: None }),
                 }),
                 None => log::warn!("HSM: configured token {spec:?} is not present"),
@@ -467,6 +472,7 @@ impl Pkcs11Provider {
             for t in &conn.tokens {
                 t.pool.clear();
                 lock(&t.handles).clear();
+                lock(&t.checked).clear();
                 *lock(&t.logged_in) = false;
             }
         }
@@ -626,7 +632,17 @@ impl Pkcs11Provider {
     }
 
     /// Checks a private key against the algorithm before it is used.
-    fn check_key(&self, session: &Session, handle: ObjectHandle, uri: &Pkcs11Uri, alg: &str) -> Result<(), OpError> {
+    fn check_key(&self, session: &Session, token: &Token, handle: ObjectHandle, uri: &Pkcs11Uri, alg: &str) -> Result<(), OpError> {
+        let memo = format!("{handle:?}/{alg}");
+        if lock(&token.checked).contains(&memo) {
+            return Ok(());
+        }
+        self.check_key_attributes(session, handle, uri, alg)?;
+        lock(&token.checked).insert(memo);
+        Ok(())
+    }
+
+    fn check_key_attributes(&self, session: &Session, handle: ObjectHandle, uri: &Pkcs11Uri, alg: &str) -> Result<(), OpError> {
         let attrs = session.get_attributes(
             handle,
             &[AttributeType::KeyType, AttributeType::Sign, AttributeType::Sensitive, AttributeType::Extractable, AttributeType::Modulus, AttributeType::EcParams],
@@ -829,7 +845,7 @@ impl CryptoProvider for Pkcs11Provider {
         };
         self.run(&format!("sign with {uri}"), Some(&uri), |session, token| {
             let handle = self.find(session, token, &uri, ObjectClass::PRIVATE_KEY)?;
-            self.check_key(session, handle, &uri, algorithm)?;
+            self.check_key(session, token, handle, &uri, algorithm)?;
             if algorithm.starts_with("ES") {
                 let raw = session.sign(&Mechanism::Ecdsa, handle, &digest)?;
                 return match format {
