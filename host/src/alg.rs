@@ -39,6 +39,12 @@ pub fn signature_hash(algorithm: &str) -> Option<&'static str> {
     SIG_HASH.iter().find(|(a, _)| *a == algorithm).map(|(_, h)| *h)
 }
 
+/// Every signature algorithm the host knows: the JOSE RSA/ECDSA set (which prehash) and EdDSA
+/// (which signs whole messages).
+pub fn is_signature_algorithm(algorithm: &str) -> bool {
+    algorithm == "EdDSA" || signature_hash(algorithm).is_some()
+}
+
 /// Whether the algorithm is ECDSA (the only family where the signature encoding matters).
 pub fn is_ecdsa(algorithm: &str) -> bool {
     algorithm.starts_with("ES")

@@ -31,6 +31,24 @@ struct RawConfig {
     hsm: Option<RawHsm>,
     #[serde(default)]
     audit: Option<RawAudit>,
+    #[serde(default)]
+    profiles: BTreeMap<String, RawProfile>,
+    #[serde(default)]
+    dsse: Option<RawDsse>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    key: Spanned<String>,
+    algorithm: String,
+    key_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDsse {
+    max_payload_mib: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,6 +168,19 @@ pub struct Config {
     pub hsm: Option<HsmConfig>,
     /// The audit log (default: `audit.jsonl` next to the config file).
     pub audit_path: PathBuf,
+    /// Signing profiles: name -> key reference, algorithm, optional keyId.
+    pub profiles: BTreeMap<String, Profile>,
+    /// Largest DSSE payload accepted, in bytes.
+    pub max_payload: usize,
+}
+
+/// A signing profile (the seed's MultiProfileSigner entries, and anchor keyId resolution).
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub key: String,
+    pub algorithm: String,
+    /// The trust-anchor keyId this key signs as; written into DSSE signatures.
+    pub key_id: Option<String>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -312,7 +343,21 @@ impl Config {
             None => base.join("audit.jsonl"),
         };
 
+        let mut profiles = BTreeMap::new();
+        for (name, p) in raw.profiles {
+            if let Err(m) = crate::keys::KeyRef::parse(p.key.get_ref()) {
+                return Err(at(p.key.span(), &format!("profiles.{name}.key"), m));
+            }
+            if !crate::alg::is_signature_algorithm(&p.algorithm) {
+                return Err(at(p.key.span(), &format!("profiles.{name}.algorithm"), format!("unknown signature algorithm {:?}", p.algorithm)));
+            }
+            profiles.insert(name, Profile { key: p.key.into_inner(), algorithm: p.algorithm, key_id: p.key_id });
+        }
+        let max_payload = raw.dsse.and_then(|d| d.max_payload_mib).map_or(crate::dsse::DEFAULT_MAX_PAYLOAD, |m| m << 20);
+
         Ok(Config {
+            profiles,
+            max_payload,
             hsm,
             audit_path,
             path: path.to_path_buf(),

@@ -12,6 +12,8 @@ pub mod alg;
 pub mod audit;
 pub mod keys;
 pub mod config;
+pub mod dsse;
+pub mod trust;
 pub mod keyfile;
 pub mod pkcs11;
 pub mod registry;

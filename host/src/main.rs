@@ -57,6 +57,88 @@ enum Command {
     /// The PKCS#11 backend: connect (load, log in), disconnect, status of each token.
     #[command(subcommand)]
     Hsm(HsmCommand),
+    /// DSSE envelopes: sign (one or more keys/profiles), verify (keys or trust anchors).
+    #[command(subcommand)]
+    Dsse(DsseCommand),
+    /// Trust anchors: SPKI fingerprints.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+}
+
+#[derive(Subcommand)]
+enum TrustCommand {
+    /// Print `sha256:` + hex of a public key's SPKI DER (the trust-anchor fingerprint).
+    Fingerprint { public: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum DsseCommand {
+    /// Sign FILE as a DSSE envelope with every --key / --profile / --key-id, concurrently.
+    Sign(DsseSignArgs),
+    /// Verify an envelope against --pub keys or an --anchors directory.
+    Verify(DsseVerifyArgs),
+}
+
+#[derive(Args)]
+struct DsseSignArgs {
+    /// A key reference to sign with (repeatable; needs --alg).
+    #[arg(long)]
+    key: Vec<String>,
+    /// Algorithm for --key references.
+    #[arg(long)]
+    alg: Option<String>,
+    /// A configured signing profile (repeatable).
+    #[arg(long)]
+    profile: Vec<String>,
+    /// A trust-anchor keyId; the profile with that key_id signs, and the keyId is written.
+    #[arg(long)]
+    key_id: Vec<String>,
+    /// The payload type, e.g. application/vnd.in-toto+json.
+    #[arg(long)]
+    payload_type: String,
+    /// ECDSA encoding: der (in-toto/sigstore tooling) or p1363.
+    #[arg(long, default_value = "der")]
+    sig_format: SigFormat,
+    /// Keep the signatures that worked when a profile fails (reported on stderr).
+    #[arg(long)]
+    allow_partial: bool,
+    /// Write the envelope here (default: stdout).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    file: PathBuf,
+}
+
+#[derive(Args)]
+struct DsseVerifyArgs {
+    envelope: PathBuf,
+    /// Trust exactly these public keys (repeatable).
+    #[arg(long = "pub")]
+    public: Vec<PathBuf>,
+    /// Algorithm of the --pub keys (inferred for EC and Ed25519 keys; required for RSA).
+    #[arg(long)]
+    alg: Option<String>,
+    /// Trust the anchors of an installed bundle directory (trust-anchors.json + public-keys/).
+    #[arg(long)]
+    anchors: Option<PathBuf>,
+    /// Verification time (RFC 3339), default now.
+    #[arg(long)]
+    at: Option<String>,
+    /// Only anchors with this purpose.
+    #[arg(long)]
+    purpose: Option<String>,
+    /// Distinct trusted keys that must have signed.
+    #[arg(long, default_value_t = 1)]
+    threshold: usize,
+    /// Write exactly the verified payload bytes here (only when valid).
+    #[arg(long)]
+    payload_out: Option<PathBuf>,
+    #[arg(long, default_value = "der")]
+    sig_format: SigFormat,
+    /// Largest payload accepted, in MiB (default from config, 64).
+    #[arg(long)]
+    max_payload_mib: Option<usize>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -300,6 +382,14 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Encrypt(a) => crypt(cli, a, true),
         Command::Decrypt(a) => crypt(cli, a, false),
         Command::Hsm(h) => hsm(cli, h),
+        Command::Dsse(DsseCommand::Sign(a)) => dsse_sign(cli, a),
+        Command::Dsse(DsseCommand::Verify(a)) => dsse_verify(cli, a),
+        Command::Trust(TrustCommand::Fingerprint { public }) => {
+            let spki = keyfile::read_public_key(public)?;
+            let registry = open_registry(cli)?;
+            println!("{}", cryptohost::dsse::fingerprint(&registry, &spki).map_err(|e| anyhow::anyhow!(e))?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -562,4 +652,126 @@ fn hsm(cli: &Cli, h: &HsmCommand) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The algorithm of a public key when its type decides it (EC curve, Ed25519); RSA keys need
+/// an explicit RS*/PS* choice.
+fn infer_algorithm(spki: &[u8]) -> Option<&'static str> {
+    let head = &spki[..spki.len().min(40)];
+    let has = |oid: &[u8]| head.windows(oid.len()).any(|w| w == oid);
+    if has(&[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]) {
+        Some("ES256")
+    } else if has(&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]) {
+        Some("ES384")
+    } else if has(&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23]) {
+        Some("ES512")
+    } else if has(&[0x06, 0x03, 0x2b, 0x65, 0x70]) {
+        Some("EdDSA")
+    } else {
+        None
+    }
+}
+
+fn dsse_sign(cli: &Cli, a: &DsseSignArgs) -> Result<ExitCode, Failure> {
+    use cryptohost::dsse::{self, Signer};
+    let (config, registry) = open(cli)?;
+    let mut signers = Vec::new();
+    for k in &a.key {
+        let alg = a.alg.clone().context("--key needs --alg (profiles carry their own)")?;
+        signers.push(Signer { label: k.clone(), key: parse_ref(k)?, algorithm: alg, key_id: None });
+    }
+    for name in &a.profile {
+        let p = config.profiles.get(name).with_context(|| format!("no profile {name:?} in {}", config.path.display()))?;
+        signers.push(Signer { label: name.clone(), key: parse_ref(&p.key)?, algorithm: p.algorithm.clone(), key_id: p.key_id.clone() });
+    }
+    for id in &a.key_id {
+        let (name, p) = config
+            .profiles
+            .iter()
+            .find(|(_, p)| p.key_id.as_deref() == Some(id.as_str()))
+            .with_context(|| format!("no profile has key_id {id:?}: map it to a key in [profiles] of {}", config.path.display()))?;
+        signers.push(Signer { label: name.clone(), key: parse_ref(&p.key)?, algorithm: p.algorithm.clone(), key_id: Some(id.clone()) });
+    }
+    if signers.is_empty() {
+        return Err(anyhow::anyhow!("nothing to sign with: give --key (with --alg), --profile or --key-id").into());
+    }
+    let meta = fs::metadata(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    if meta.len() as usize > config.max_payload {
+        return Err(anyhow::anyhow!("{} is {} bytes; the DSSE payload limit is {} bytes", a.file.display(), meta.len(), config.max_payload).into());
+    }
+    let payload = fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let service = KeyService::new(&registry, &config.audit_path)?;
+    let (envelope, failures) = dsse::sign(&registry, &service, &a.payload_type, &payload, &signers, a.sig_format, a.allow_partial)?;
+    for (label, e) in &failures {
+        eprintln!("cryptohost: dsse sign: {label} FAILED (kept the others, --allow-partial): {e}");
+    }
+    let json = envelope.to_json();
+    match &a.out {
+        Some(out) => fs::write(out, json + "\n").with_context(|| format!("writing {}", out.display()))?,
+        None => println!("{json}"),
+    }
+    eprintln!("cryptohost: dsse sign: {} signature(s)", envelope.signatures.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dsse_verify(cli: &Cli, a: &DsseVerifyArgs) -> Result<ExitCode, Failure> {
+    use cryptohost::dsse::{self, Envelope, TrustedKey};
+    if a.public.is_empty() == a.anchors.is_none() {
+        return Err(anyhow::anyhow!("give either --pub (repeatable) or --anchors DIR").into());
+    }
+    if a.threshold == 0 {
+        return Err(anyhow::anyhow!("--threshold must be at least 1").into());
+    }
+    let (config, registry) = open(cli)?;
+    let limit = a.max_payload_mib.map_or(config.max_payload, |m| m << 20);
+    let raw = fs::read(&a.envelope).with_context(|| format!("cannot read {}", a.envelope.display()))?;
+    let envelope = Envelope::parse(&raw, limit).with_context(|| a.envelope.display().to_string())?;
+    let at = match &a.at {
+        Some(t) => cryptohost::trust::parse_time(t).map_err(|e| anyhow::anyhow!("--at: {e}"))?,
+        None => time::OffsetDateTime::now_utc(),
+    };
+    let mut refused = Vec::new();
+    let keys: Vec<TrustedKey> = if let Some(dir) = &a.anchors {
+        let set = cryptohost::trust::load_anchors(&registry, dir, at, a.purpose.as_deref())?;
+        refused = set.refused;
+        set.keys
+    } else {
+        let mut keys = Vec::new();
+        for p in &a.public {
+            let spki = keyfile::read_public_key(p)?;
+            let alg = match (&a.alg, infer_algorithm(&spki)) {
+                (Some(alg), _) => alg.clone(),
+                (None, Some(alg)) => alg.to_string(),
+                (None, None) => return Err(anyhow::anyhow!("{}: an RSA key: give --alg (RS256, PS256, ...)", p.display()).into()),
+            };
+            let fp = dsse::fingerprint(&registry, &spki).map_err(|e| anyhow::anyhow!(e))?;
+            keys.push(TrustedKey { name: p.display().to_string(), fingerprint: fp.clone(), spki, algorithm: alg, hints: vec![fp] });
+        }
+        keys
+    };
+    let result = dsse::verify(&registry, &envelope, &keys, a.threshold, a.sig_format)?;
+    if result.valid {
+        if let Some(out) = &a.payload_out {
+            fs::write(out, &result.payload).with_context(|| format!("writing {}", out.display()))?;
+        }
+    }
+    if a.json {
+        println!(
+            "{}",
+            json!({"valid": result.valid, "payloadType": result.payload_type, "verifiedBy": result.verified_by,
+                   "threshold": result.threshold, "notes": result.notes, "refusedAnchors": refused})
+        );
+    } else {
+        for r in &refused {
+            eprintln!("cryptohost: dsse verify: {r}");
+        }
+        for n in &result.notes {
+            eprintln!("cryptohost: dsse verify: {n}");
+        }
+        if result.valid {
+            eprintln!("cryptohost: dsse verify: verified by {}", result.verified_by.join(", "));
+        }
+        println!("{}", if result.valid { "valid" } else { "invalid" });
+    }
+    Ok(if result.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -125,8 +125,7 @@ pub struct Verifier {
 
 impl verification::GuestVerifier for Verifier {
     fn verify(&self, message: Vec<u8>, signature: Vec<u8>, f: SignatureFormat) -> Result<bool, CryptoError> {
-        let digest = self.alg.hash.digest(&message);
-        self.key.verify_digest(&self.alg, &digest, &signature, format(f)).map_err(err)
+        self.key.verify_message(&self.alg, &message, &signature, format(f)).map_err(err)
     }
 
     fn verify_digest(&self, digest: Vec<u8>, signature: Vec<u8>, f: SignatureFormat) -> Result<bool, CryptoError> {
@@ -195,8 +194,7 @@ impl signing::Guest for Provider {
 
     fn sign(key_id: String, algorithm: String, message: Vec<u8>, f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
         let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
-        let digest = alg.hash.digest(&message);
-        with_key(&key_id, |held| held.key.sign_digest(&alg, &digest, format(f), &mut host_rng()))
+        with_key(&key_id, |held| held.key.sign_message(&alg, &message, format(f), &mut host_rng()))
     }
 
     fn sign_digest(key_id: String, algorithm: String, digest: Vec<u8>, f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {

@@ -84,6 +84,8 @@ pub enum Scheme {
     RsaPkcs1v15,
     /// RSASSA-PSS with salt length = hash length and MGF1 with the same hash (as JOSE requires).
     RsaPss,
+    /// Ed25519 (RFC 8032, pure: it signs whole messages, never a digest).
+    EdDsa,
 }
 
 /// One JOSE signature algorithm.
@@ -95,7 +97,7 @@ pub struct SigAlg {
 }
 
 /// The allowlist. Nothing outside this table is ever accepted.
-pub const SIG_ALGS: [SigAlg; 9] = [
+pub const SIG_ALGS: [SigAlg; 10] = [
     SigAlg { name: "ES256", scheme: Scheme::Ecdsa(Curve::P256), hash: Hash::Sha256 },
     SigAlg { name: "ES384", scheme: Scheme::Ecdsa(Curve::P384), hash: Hash::Sha384 },
     SigAlg { name: "ES512", scheme: Scheme::Ecdsa(Curve::P521), hash: Hash::Sha512 },
@@ -105,6 +107,9 @@ pub const SIG_ALGS: [SigAlg; 9] = [
     SigAlg { name: "PS256", scheme: Scheme::RsaPss, hash: Hash::Sha256 },
     SigAlg { name: "PS384", scheme: Scheme::RsaPss, hash: Hash::Sha384 },
     SigAlg { name: "PS512", scheme: Scheme::RsaPss, hash: Hash::Sha512 },
+    // Ed25519 hashes internally with SHA-512; `hash` only matters to callers that prehash,
+    // which EdDSA refuses.
+    SigAlg { name: "EdDSA", scheme: Scheme::EdDsa, hash: Hash::Sha512 },
 ];
 
 /// RSA keys below this size are refused for signing and verification.

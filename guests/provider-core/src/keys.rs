@@ -17,6 +17,7 @@ const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_P384: &str = "1.3.132.0.34";
 const OID_P521: &str = "1.3.132.0.35";
+const OID_ED25519: &str = "1.3.101.112";
 
 /// A parsed public key.
 pub enum PublicKey {
@@ -24,6 +25,7 @@ pub enum PublicKey {
     P384(p384::ecdsa::VerifyingKey),
     P521(p521::ecdsa::VerifyingKey),
     Rsa(RsaPublicKey),
+    Ed25519(ed25519_dalek::VerifyingKey),
 }
 
 /// A private key held inside the provider. Never leaves it unless generated as exportable.
@@ -32,6 +34,7 @@ pub enum PrivateKey {
     P384(p384::ecdsa::SigningKey),
     P521(p521::ecdsa::SigningKey),
     Rsa(RsaPrivateKey),
+    Ed25519(ed25519_dalek::SigningKey),
 }
 
 fn invalid_key(msg: impl Into<String>) -> CryptoError {
@@ -50,6 +53,7 @@ fn describe_algorithm(oid: &str, curve: Option<&str>) -> String {
         (OID_EC_PUBLIC_KEY, Some(OID_P384)) => "an EC P-384 key".into(),
         (OID_EC_PUBLIC_KEY, Some(OID_P521)) => "an EC P-521 key".into(),
         (OID_EC_PUBLIC_KEY, Some(other)) => format!("an EC key on unsupported curve {other}"),
+        (OID_ED25519, _) => "an Ed25519 key".into(),
         (other, _) => format!("a key of unsupported type {other}"),
     }
 }
@@ -114,6 +118,12 @@ impl PublicKey {
                     ),
                 })
             }
+            Scheme::EdDsa => {
+                if found != "an Ed25519 key" {
+                    return Err(wrong("an Ed25519 key"));
+                }
+                Ok(PublicKey::Ed25519(ed25519_dalek::VerifyingKey::from_public_key_der(der).map_err(bad)?))
+            }
             Scheme::RsaPkcs1v15 | Scheme::RsaPss => {
                 if found != "an RSA key" {
                     return Err(wrong("an RSA key"));
@@ -125,6 +135,19 @@ impl PublicKey {
         }
     }
 
+    /// Verifies `sig` over a whole message (the only way for EdDSA; the others hash first).
+    pub fn verify_message(&self, alg: &SigAlg, message: &[u8], sig: &[u8], format: SignatureFormat) -> Result<bool, CryptoError> {
+        if let PublicKey::Ed25519(vk) = self {
+            let Ok(bytes) = <[u8; 64]>::try_from(sig) else {
+                return Err(invalid_input(format!("EdDSA signature must be 64 bytes, got {}", sig.len())));
+            };
+            let sig = ed25519_dalek::Signature::from_bytes(&bytes);
+            // Strict: no non-canonical encodings or small-order keys (malleability).
+            return Ok(vk.verify_strict(message, &sig).is_ok());
+        }
+        self.verify_digest(alg, &alg.hash.digest(message), sig, format)
+    }
+
     /// Verifies `sig` over the already-hashed `digest`. `Ok(false)` for any signature that
     /// does not verify; an error only for input whose structure is wrong for the algorithm.
     pub fn verify_digest(
@@ -134,6 +157,9 @@ impl PublicKey {
         sig: &[u8],
         format: SignatureFormat,
     ) -> Result<bool, CryptoError> {
+        if alg.scheme == Scheme::EdDsa {
+            return Err(invalid_input("EdDSA verifies whole messages, not digests"));
+        }
         check_digest_len(alg, digest)?;
         macro_rules! ecdsa_verify {
             ($curve:ident, $vk:expr, $field:expr) => {{
@@ -173,6 +199,7 @@ impl PublicKey {
             PublicKey::P256(vk) => ecdsa_verify!(p256, vk, Curve::P256.field_len()),
             PublicKey::P384(vk) => ecdsa_verify!(p384, vk, Curve::P384.field_len()),
             PublicKey::P521(vk) => ecdsa_verify!(p521, vk, Curve::P521.field_len()),
+            PublicKey::Ed25519(_) => Err(invalid_input("EdDSA verifies whole messages, not digests")),
             PublicKey::Rsa(key) => {
                 if sig.len() != key.size() {
                     return Err(invalid_input(format!(
@@ -190,7 +217,7 @@ impl PublicKey {
                         Hash::Sha384 => key.verify(Pss::<rsa::sha2::Sha384>::new(), digest, sig),
                         Hash::Sha512 => key.verify(Pss::<rsa::sha2::Sha512>::new(), digest, sig),
                     },
-                    Scheme::Ecdsa(_) => return Ok(false),
+                    Scheme::Ecdsa(_) | Scheme::EdDsa => return Ok(false),
                 };
                 Ok(result.is_ok())
             }
@@ -234,6 +261,7 @@ impl PrivateKey {
             "an EC P-521 key" => Ok(PrivateKey::P521(
                 p521::ecdsa::SigningKey::from_pkcs8_der(der).map_err(bad)?,
             )),
+            "an Ed25519 key" => Ok(PrivateKey::Ed25519(ed25519_dalek::SigningKey::from_pkcs8_der(der).map_err(bad)?)),
             "an RSA key" => {
                 let key = RsaPrivateKey::from_pkcs8_der(der).map_err(bad)?;
                 check_rsa_bits(rsa_bits(key.as_public_key()))?;
@@ -249,6 +277,11 @@ impl PrivateKey {
             Scheme::Ecdsa(Curve::P256) => PrivateKey::P256(p256::ecdsa::SigningKey::generate_from_rng(rng)),
             Scheme::Ecdsa(Curve::P384) => PrivateKey::P384(p384::ecdsa::SigningKey::generate_from_rng(rng)),
             Scheme::Ecdsa(Curve::P521) => PrivateKey::P521(p521::ecdsa::SigningKey::generate_from_rng(rng)),
+            Scheme::EdDsa => {
+                let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+                rng.fill_bytes(&mut *seed);
+                PrivateKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed))
+            }
             Scheme::RsaPkcs1v15 | Scheme::RsaPss => {
                 let bits = rsa_bits as usize;
                 // Generation is capped lower than verification: 8192-bit generation would
@@ -271,6 +304,7 @@ impl PrivateKey {
             PrivateKey::P384(k) => k.verifying_key().to_public_key_der(),
             PrivateKey::P521(k) => k.verifying_key().to_public_key_der(),
             PrivateKey::Rsa(k) => k.as_public_key().to_public_key_der(),
+            PrivateKey::Ed25519(k) => k.verifying_key().to_public_key_der(),
         };
         doc.map(|d| d.as_bytes().to_vec())
             .map_err(|e| CryptoError::Failed(format!("encoding public key: {e}")))
@@ -282,6 +316,7 @@ impl PrivateKey {
             PrivateKey::P384(k) => k.to_pkcs8_der(),
             PrivateKey::P521(k) => k.to_pkcs8_der(),
             PrivateKey::Rsa(k) => k.to_pkcs8_der(),
+            PrivateKey::Ed25519(k) => k.to_pkcs8_der(),
         };
         doc.map(|d| d.as_bytes().to_vec())
             .map_err(|e| CryptoError::Failed(format!("encoding private key: {e}")))
@@ -293,6 +328,18 @@ impl PrivateKey {
             PrivateKey::P384(_) => "an EC P-384 key",
             PrivateKey::P521(_) => "an EC P-521 key",
             PrivateKey::Rsa(_) => "an RSA key",
+            PrivateKey::Ed25519(_) => "an Ed25519 key",
+        }
+    }
+
+    /// Signs a whole message (the only way for EdDSA; the others hash first).
+    pub fn sign_message<R: CryptoRng>(&self, alg: &SigAlg, message: &[u8], format: SignatureFormat, rng: &mut R) -> Result<Vec<u8>, CryptoError> {
+        match (alg.scheme, self) {
+            (Scheme::EdDsa, PrivateKey::Ed25519(k)) => {
+                use ed25519_dalek::Signer;
+                Ok(k.sign(message).to_bytes().to_vec())
+            }
+            _ => self.sign_digest(alg, &alg.hash.digest(message), format, rng),
         }
     }
 
@@ -331,9 +378,11 @@ impl PrivateKey {
                 };
                 r.map_err(|e| CryptoError::Failed(format!("{} signing failed: {e}", alg.name)))
             }
+            (Scheme::EdDsa, PrivateKey::Ed25519(_)) => Err(invalid_input("EdDSA signs whole messages, not digests")),
             (scheme, key) => {
                 let want = match scheme {
                     Scheme::Ecdsa(c) => format!("an EC {} key", c.name()),
+                    Scheme::EdDsa => "an Ed25519 key".into(),
                     _ => "an RSA key".into(),
                 };
                 Err(invalid_key(format!("{} needs {want}, but this key is {}", alg.name, key.kind())))

@@ -117,6 +117,7 @@ impl metadata::Guest for Simulation {
 fn key_label(name: &str, alg: &SigAlg, rsa_bits: u32) -> String {
     match alg.scheme {
         Scheme::Ecdsa(curve) => format!("key\0{name}\0EC-{}", curve.name()),
+        Scheme::EdDsa => format!("key\0{name}\0Ed25519"),
         _ => format!("key\0{name}\0RSA-{rsa_bits}"),
     }
 }
@@ -173,8 +174,7 @@ impl signing::Guest for Simulation {
 
     fn sign(key_id: String, algorithm: String, message: Vec<u8>, f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
         let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
-        let digest = alg.hash.digest(&message);
-        with_key(&key_id, |held| held.key.sign_digest(&alg, &digest, format(f), &mut host_rng()))
+        with_key(&key_id, |held| held.key.sign_message(&alg, &message, format(f), &mut host_rng()))
     }
 
     fn sign_digest(key_id: String, algorithm: String, digest: Vec<u8>, f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {

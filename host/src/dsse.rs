@@ -1,0 +1,331 @@
+//! DSSE v1 envelopes (secure-systems-lab/dsse): signatures over
+//! `PAE = "DSSEv1" SP len(type) SP type SP len(body) SP body`, never over the raw payload.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::alg;
+use crate::keys::{KeyRef, KeyService};
+use crate::provider::{Capability, SigFormat, SignInput};
+use crate::registry::Registry;
+
+/// Default cap on a payload (decoded), configurable with `--max-payload`.
+pub const DEFAULT_MAX_PAYLOAD: usize = 64 << 20;
+
+/// Pre-Authentication Encoding.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
+    out.extend_from_slice(format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len()).as_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A DSSE signature: `keyid` is an unauthenticated hint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature {
+    pub keyid: String,
+    pub sig: Vec<u8>,
+}
+
+/// A parsed envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    pub payload: Vec<u8>,
+    pub payload_type: String,
+    pub signatures: Vec<Signature>,
+}
+
+/// What is wrong with an envelope or a DSSE request.
+#[derive(Debug, thiserror::Error)]
+pub enum DsseError {
+    #[error("envelope is not JSON: {0}")]
+    NotJson(String),
+    #[error("envelope: {0}")]
+    Malformed(String),
+    #[error("payload of {size} bytes exceeds the limit of {limit} bytes (--max-payload)")]
+    TooLarge { size: usize, limit: usize },
+    #[error("{0}")]
+    Sign(String),
+}
+
+fn b64(field: &str, text: &str) -> Result<Vec<u8>, DsseError> {
+    crate::keyfile::decode_base64(text.as_bytes())
+        .ok_or_else(|| DsseError::Malformed(format!("{field} is not base64 (standard or URL-safe)")))
+}
+
+impl Envelope {
+    /// Parses envelope JSON. Unknown fields are ignored; `payload`, `payloadType` and
+    /// `signatures` are required; base64 may be standard or URL-safe, padded or not.
+    ///
+    /// # Errors
+    /// Not JSON, a required field missing or of the wrong type, bad base64, or a payload over
+    /// `max_payload` (checked before decoding).
+    pub fn parse(bytes: &[u8], max_payload: usize) -> Result<Envelope, DsseError> {
+        // Base64 is 4/3 of the payload: refuse oversized input before parsing it.
+        let ceiling = max_payload / 3 * 4 + 64 * 1024;
+        if bytes.len() > ceiling {
+            return Err(DsseError::TooLarge { size: bytes.len() / 4 * 3, limit: max_payload });
+        }
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| DsseError::NotJson(e.to_string()))?;
+        let obj = v.as_object().ok_or_else(|| DsseError::Malformed("top level is not an object".into()))?;
+        let text = |k: &str| -> Result<&str, DsseError> {
+            obj.get(k)
+                .ok_or_else(|| DsseError::Malformed(format!("missing field {k:?}")))?
+                .as_str()
+                .ok_or_else(|| DsseError::Malformed(format!("field {k:?} is not a string")))
+        };
+        let payload = b64("payload", text("payload")?)?;
+        if payload.len() > max_payload {
+            return Err(DsseError::TooLarge { size: payload.len(), limit: max_payload });
+        }
+        let payload_type = text("payloadType")?.to_string();
+        let sigs = obj
+            .get("signatures")
+            .ok_or_else(|| DsseError::Malformed("missing field \"signatures\"".into()))?
+            .as_array()
+            .ok_or_else(|| DsseError::Malformed("field \"signatures\" is not an array".into()))?;
+        let mut signatures = Vec::new();
+        for (i, s) in sigs.iter().enumerate() {
+            let sig = s
+                .get("sig")
+                .and_then(Value::as_str)
+                .ok_or_else(|| DsseError::Malformed(format!("signatures[{i}] has no \"sig\" string")))?;
+            let keyid = s.get("keyid").and_then(Value::as_str).unwrap_or_default().to_string();
+            signatures.push(Signature { keyid, sig: b64(&format!("signatures[{i}].sig"), sig)? });
+        }
+        Ok(Envelope { payload, payload_type, signatures })
+    }
+
+    /// The envelope as JSON (standard, padded base64).
+    pub fn to_json(&self) -> String {
+        let e = base64::engine::general_purpose::STANDARD;
+        let sigs: Vec<Value> = self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": e.encode(&s.sig)})).collect();
+        let v = json!({"payload": e.encode(&self.payload), "payloadType": self.payload_type, "signatures": sigs});
+        serde_json::to_string_pretty(&v).unwrap_or_default()
+    }
+}
+
+/// A key a verifier trusts.
+#[derive(Clone, Debug)]
+pub struct TrustedKey {
+    /// How reports name it: the anchor keyId, or the public key file.
+    pub name: String,
+    /// `sha256:` + hex of the SPKI DER.
+    pub fingerprint: String,
+    pub spki: Vec<u8>,
+    pub algorithm: String,
+    /// Matched against a signature's keyid hint to try this key first.
+    pub hints: Vec<String>,
+}
+
+/// The outcome of verifying an envelope.
+#[derive(Debug)]
+pub struct Verification {
+    pub payload_type: String,
+    /// Exactly the verified payload bytes (only meaningful when `valid`).
+    pub payload: Vec<u8>,
+    /// Distinct trusted keys with a valid signature.
+    pub verified_by: Vec<String>,
+    pub threshold: usize,
+    pub valid: bool,
+    /// Why signatures did not count, for the person reading the report.
+    pub notes: Vec<String>,
+}
+
+/// Hashes `data` through a hashing provider, streamed (a 64 MiB PAE never enters a guest whole).
+fn digest_streamed(registry: &Registry, hash: &str, data: &[u8]) -> Result<Vec<u8>, String> {
+    registry
+        .serve(Capability::Hashing, hash, |p, a| p.digest_reader(a, &mut Cursor::new(data)))
+        .map(|s| s.value)
+        .map_err(|e| e.to_string())
+}
+
+/// What a signer or verifier is handed for an algorithm: the PAE itself (EdDSA), or its digest.
+struct PaeInputs<'a> {
+    registry: &'a Registry,
+    pae: &'a [u8],
+    digests: HashMap<&'static str, Vec<u8>>,
+}
+
+impl<'a> PaeInputs<'a> {
+    fn new(registry: &'a Registry, pae: &'a [u8]) -> Self {
+        PaeInputs { registry, pae, digests: HashMap::new() }
+    }
+
+    fn prepare(&mut self, algorithm: &str) -> Result<(), String> {
+        if let Some(h) = alg::signature_hash(algorithm) {
+            if !self.digests.contains_key(h) {
+                let d = digest_streamed(self.registry, h, self.pae)?;
+                self.digests.insert(h, d);
+            }
+        }
+        Ok(())
+    }
+
+    fn input(&self, algorithm: &str) -> SignInput<'_> {
+        match alg::signature_hash(algorithm).and_then(|h| self.digests.get(h)) {
+            Some(d) => SignInput::Digest(d),
+            None => SignInput::Message(self.pae),
+        }
+    }
+}
+
+/// Verifies an envelope against trusted keys: a signature counts when one trusted key (tried
+/// in keyid-hint order, but every key is tried) verifies it; each key counts once.
+///
+/// # Errors
+/// Never for bad signatures (they are reported in `notes`); only for a hashing failure.
+pub fn verify(registry: &Registry, env: &Envelope, keys: &[TrustedKey], threshold: usize, format: SigFormat) -> Result<Verification, DsseError> {
+    let pae = pae(&env.payload_type, &env.payload);
+    let mut inputs = PaeInputs::new(registry, &pae);
+    for k in keys {
+        inputs.prepare(&k.algorithm).map_err(DsseError::Sign)?;
+    }
+    let mut verified_by: Vec<String> = Vec::new();
+    let mut notes = Vec::new();
+    if env.signatures.is_empty() {
+        notes.push("the envelope has no signatures".into());
+    }
+    for (i, s) in env.signatures.iter().enumerate() {
+        let mut order: Vec<&TrustedKey> = keys.iter().collect();
+        // The hint only decides which key is tried first; it never decides trust.
+        order.sort_by_key(|k| !(!s.keyid.is_empty() && k.hints.iter().any(|h| *h == s.keyid)));
+        let mut matched = None;
+        for k in order {
+            if verified_by.contains(&k.name) {
+                continue;
+            }
+            match registry.verify(&k.algorithm, &k.spki, inputs.input(&k.algorithm), &s.sig, format) {
+                Ok(served) if served.value => {
+                    matched = Some(k.name.clone());
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => notes.push(format!("signature {i} with {}: {e}", k.name)),
+            }
+        }
+        match matched {
+            Some(name) => verified_by.push(name),
+            None => notes.push(format!("signature {i} (keyid {:?}) is not valid under any trusted key not already counted", s.keyid)),
+        }
+    }
+    let valid = threshold > 0 && verified_by.len() >= threshold;
+    if !valid {
+        notes.push(format!("{} distinct trusted key(s) verified; the threshold is {threshold}", verified_by.len()));
+    }
+    Ok(Verification { payload_type: env.payload_type.clone(), payload: env.payload.clone(), verified_by, threshold, valid, notes })
+}
+
+/// One signer of a multi-profile sign.
+#[derive(Clone, Debug)]
+pub struct Signer {
+    /// Profile name or key reference, for reports.
+    pub label: String,
+    pub key: KeyRef,
+    pub algorithm: String,
+    /// Written into the signature's keyid (default: the key's SPKI fingerprint).
+    pub key_id: Option<String>,
+}
+
+/// `sha256:` + lowercase hex of the SPKI DER, hashed through a provider.
+///
+/// # Errors
+/// No hashing provider.
+pub fn fingerprint(registry: &Registry, spki: &[u8]) -> Result<String, String> {
+    registry.digest("SHA-256", spki).map(|s| format!("sha256:{}", hex::encode(s.value))).map_err(|e| e.to_string())
+}
+
+/// Signs `payload` with every signer concurrently, into one envelope. Without
+/// `allow_partial`, any failure fails the whole sign (naming which).
+///
+/// # Errors
+/// A signer failed (and `allow_partial` is off, or every signer failed).
+pub fn sign(
+    registry: &Registry,
+    service: &KeyService<'_>,
+    payload_type: &str,
+    payload: &[u8],
+    signers: &[Signer],
+    format: SigFormat,
+    allow_partial: bool,
+) -> Result<(Envelope, Vec<(String, String)>), DsseError> {
+    let pae = pae(payload_type, payload);
+    let mut inputs = PaeInputs::new(registry, &pae);
+    for s in signers {
+        if !alg::is_signature_algorithm(&s.algorithm) {
+            return Err(DsseError::Sign(format!("{}: unknown signature algorithm {:?}", s.label, s.algorithm)));
+        }
+        inputs.prepare(&s.algorithm).map_err(DsseError::Sign)?;
+    }
+    let audit_input = sha256_native(&pae);
+    let inputs = &inputs;
+    let results: Vec<Result<Signature, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = signers
+            .iter()
+            .map(|s| {
+                let audit_input = &audit_input;
+                scope.spawn(move || -> Result<Signature, String> {
+                    let signed = service
+                        .sign(&s.key, &s.algorithm, inputs.input(&s.algorithm), audit_input, format)
+                        .map_err(|e| e.to_string())?;
+                    let keyid = match &s.key_id {
+                        Some(k) => k.clone(),
+                        None => {
+                            let (spki, _) = service.public_key(&s.key, &s.algorithm, 0).map_err(|e| e.to_string())?;
+                            fingerprint(registry, &spki)?
+                        }
+                    };
+                    Ok(Signature { keyid, sig: signed.signature })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("signer thread panicked".into()))).collect()
+    });
+    let mut signatures = Vec::new();
+    let mut failures = Vec::new();
+    for (s, r) in signers.iter().zip(results) {
+        match r {
+            Ok(sig) => signatures.push(sig),
+            Err(e) => failures.push((s.label.clone(), e)),
+        }
+    }
+    if signatures.is_empty() || (!failures.is_empty() && !allow_partial) {
+        let list: Vec<String> = failures.iter().map(|(l, e)| format!("{l}: {e}")).collect();
+        return Err(DsseError::Sign(format!(
+            "signing failed for {} (nothing was written{}): {}",
+            failures.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>().join(", "),
+            if allow_partial { "" } else { "; --allow-partial keeps the others" },
+            list.join("; ")
+        )));
+    }
+    Ok((Envelope { payload: payload.to_vec(), payload_type: payload_type.to_string(), signatures }, failures))
+}
+
+fn sha256_native(data: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_matches_the_spec() {
+        assert_eq!(pae("http://example.com/HelloWorld", b"hello world"), b"DSSEv1 29 http://example.com/HelloWorld 11 hello world");
+        assert_eq!(pae("", b""), b"DSSEv1 0  0 ");
+    }
+
+    #[test]
+    fn parse_refuses_what_it_must() {
+        assert!(matches!(Envelope::parse(b"not json", 100), Err(DsseError::NotJson(_))));
+        assert!(Envelope::parse(br#"{"payloadType":"t","signatures":[]}"#, 100).unwrap_err().to_string().contains("payload"));
+        assert!(matches!(Envelope::parse(br#"{"payload":"AAAAAAAA","payloadType":"t","signatures":[]}"#, 3), Err(DsseError::TooLarge { .. })));
+        let e = Envelope::parse(br#"{"payload":"aGk","payloadType":"t","signatures":[{"sig":"AQ"}],"extra":1}"#, 100).unwrap();
+        assert_eq!(e.payload, b"hi");
+        assert_eq!(e.signatures[0].keyid, "");
+    }
+}

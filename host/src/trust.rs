@@ -1,0 +1,141 @@
+//! Trust anchors (`trust-anchors.json`, the seed's format) and SPKI fingerprints: which public
+//! keys are trusted, for which algorithm, in which time window, for which purpose.
+
+use std::fs;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::dsse::{TrustedKey, fingerprint};
+use crate::keyfile;
+use crate::registry::Registry;
+
+/// `trust-anchors.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnchorsFile {
+    pub version: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub trust_anchors: Vec<Anchor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_signature: Option<serde_json::Value>,
+}
+
+/// One trusted key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Anchor {
+    pub key_id: String,
+    pub algorithm_id: String,
+    /// `sha256:` + 64 lowercase hex digits of the SPKI DER.
+    pub fingerprint: String,
+    pub purpose: String,
+    pub not_before: String,
+    pub not_after: String,
+}
+
+/// Why trust anchors could not be used at all.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct AnchorError {
+    pub path: String,
+    pub message: String,
+}
+
+fn time_of(field: &str, text: &str, path: &Path) -> Result<OffsetDateTime, AnchorError> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|e| AnchorError {
+        path: path.display().to_string(),
+        message: format!("{field} {text:?} is not an RFC 3339 time: {e}"),
+    })
+}
+
+/// Parses an RFC 3339 time (for `--at`).
+///
+/// # Errors
+/// Not RFC 3339.
+pub fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))
+}
+
+fn valid_fingerprint(f: &str) -> bool {
+    f.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
+/// The trusted keys of an installed bundle directory (`trust-anchors.json` +
+/// `public-keys/*.pub`) that pass every rule at `at` for `purpose`, and for each anchor
+/// that does not, the rule it failed.
+pub struct AnchorSet {
+    pub keys: Vec<TrustedKey>,
+    pub refused: Vec<String>,
+}
+
+/// Loads and checks anchors.
+///
+/// # Errors
+/// The file is missing or malformed, a fingerprint is not `sha256:` + 64 lowercase hex, a
+/// time does not parse, or the whole file has expired at `at`.
+pub fn load_anchors(registry: &Registry, dir: &Path, at: OffsetDateTime, purpose: Option<&str>) -> Result<AnchorSet, AnchorError> {
+    let path = dir.join("trust-anchors.json");
+    let err = |message: String| AnchorError { path: path.display().to_string(), message };
+    let text = fs::read(&path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let file: AnchorsFile = serde_json::from_slice(&text).map_err(|e| err(format!("not a trust anchors file: {e}")))?;
+    let expires = time_of("expiresAt", &file.expires_at, &path)?;
+    time_of("createdAt", &file.created_at, &path)?;
+    for a in &file.trust_anchors {
+        if !valid_fingerprint(&a.fingerprint) {
+            return Err(err(format!("anchor {:?}: fingerprint {:?} is not \"sha256:\" + 64 lowercase hex digits", a.key_id, a.fingerprint)));
+        }
+    }
+    if at > expires {
+        return Err(err(format!("the trust anchors expired at {} (verification time {})", file.expires_at, at.format(&Rfc3339).unwrap_or_default())));
+    }
+
+    // Every public key in the bundle, by fingerprint (computed through a hashing provider).
+    let mut available = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir.join("public-keys")) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "pub") {
+                let spki = keyfile::read_public_key(&p).map_err(|e| err(e.to_string()))?;
+                let fp = fingerprint(registry, &spki).map_err(err)?;
+                available.push((p, fp, spki));
+            }
+        }
+    }
+
+    let mut keys = Vec::new();
+    let mut refused = Vec::new();
+    for a in &file.trust_anchors {
+        let not_before = time_of("notBefore", &a.not_before, &path)?;
+        let not_after = time_of("notAfter", &a.not_after, &path)?;
+        let Some((_, fp, spki)) = available.iter().find(|(_, fp, _)| *fp == a.fingerprint) else {
+            refused.push(format!("anchor {}: no public key in public-keys/ has fingerprint {}", a.key_id, a.fingerprint));
+            continue;
+        };
+        if at < not_before {
+            refused.push(format!("anchor {}: not valid before {} (notBefore)", a.key_id, a.not_before));
+            continue;
+        }
+        if at > not_after {
+            refused.push(format!("anchor {}: expired at {} (notAfter)", a.key_id, a.not_after));
+            continue;
+        }
+        if let Some(p) = purpose {
+            if a.purpose != p {
+                refused.push(format!("anchor {}: purpose {:?} is not {p:?}", a.key_id, a.purpose));
+                continue;
+            }
+        }
+        keys.push(TrustedKey {
+            name: a.key_id.clone(),
+            fingerprint: fp.clone(),
+            spki: spki.clone(),
+            algorithm: a.algorithm_id.clone(),
+            hints: vec![a.key_id.clone(), fp.clone()],
+        });
+    }
+    Ok(AnchorSet { keys, refused })
+}
