@@ -29,6 +29,11 @@ setup:
         $sudo_cmd apt-get update -q
         DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q "${missing[@]}"
     fi
+    # securesystemslib (>= 1.0, with its DSSE module) for the DSSE interop test, from PyPI.
+    if ! python3 -c "import securesystemslib.dsse, cryptography" 2>/dev/null; then
+        python3 -m pip install --quiet --disable-pip-version-check "securesystemslib[crypto]>=1.0" \
+            || echo "setup: WARNING: could not install securesystemslib; the DSSE interop test will say it did not run"
+    fi
 
 # Build every guest crate to a component in components/ and write components/manifest.json.
 build-guests out="components" target_dir=guest_target_dir:

@@ -435,11 +435,24 @@ fn hash(cli: &Cli, a: &HashArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The hash of a signature algorithm, or a clear "unknown algorithm" failure.
-fn sig_hash(alg: &str) -> Result<&'static str> {
-    cryptohost::alg::signature_hash(alg).with_context(|| {
-        format!("unknown signature algorithm {alg:?} (expected one of ES256, ES384, ES512, RS256, RS384, RS512, PS256, PS384, PS512)")
-    })
+/// The hash a signature algorithm prehashes with (`None` for EdDSA, which signs whole
+/// messages), or a clear "unknown algorithm" failure.
+fn sig_hash(alg: &str) -> Result<Option<&'static str>> {
+    if !cryptohost::alg::is_signature_algorithm(alg) {
+        anyhow::bail!(
+            "unknown signature algorithm {alg:?} (expected one of ES256, ES384, ES512, RS256, RS384, RS512, PS256, PS384, PS512, EdDSA)"
+        );
+    }
+    Ok(cryptohost::alg::signature_hash(alg))
+}
+
+/// Reads a whole file for EdDSA (which cannot sign a digest), within the payload limit.
+fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>> {
+    let len = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+    if len as usize > limit {
+        anyhow::bail!("{} is {len} bytes; EdDSA signs whole messages and the limit is {limit} bytes", path.display());
+    }
+    fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 fn sign(cli: &Cli, a: &SignArgs) -> Result<ExitCode, Failure> {
@@ -452,9 +465,17 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<ExitCode, Failure> {
     }
     let (config, registry) = open(cli)?;
     let service = KeyService::new(&registry, &config.audit_path)?;
-    let digest = registry.digest_file(hash_alg, &a.file)?;
-    let input_sha256 = if hash_alg == "SHA-256" { digest.value.clone() } else { file_sha256(&a.file)? };
-    let signed = service.sign(&reference, &a.alg, SignInput::Digest(&digest.value), &input_sha256, a.sig_format)?;
+    let digest = registry.digest_file(hash_alg.unwrap_or("SHA-256"), &a.file)?;
+    let input_sha256 = if hash_alg.is_none_or(|h| h == "SHA-256") { digest.value.clone() } else { file_sha256(&a.file)? };
+    let message;
+    let input = match hash_alg {
+        Some(_) => SignInput::Digest(&digest.value),
+        None => {
+            message = read_bounded(&a.file, config.max_payload)?;
+            SignInput::Message(&message)
+        }
+    };
+    let signed = service.sign(&reference, &a.alg, input, &input_sha256, a.sig_format)?;
     let b64 = base64::engine::general_purpose::STANDARD.encode(&signed.signature);
     if let Some(out) = &a.out {
         fs::write(out, &signed.signature).with_context(|| format!("writing {}", out.display()))?;
@@ -475,12 +496,19 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<ExitCode, Failure> {
 }
 
 fn verify(cli: &Cli, a: &VerifyArgs) -> Result<ExitCode, Failure> {
-    sig_hash(&a.alg)?;
+    let hash_alg = sig_hash(&a.alg)?;
     check_input_file(&a.file)?;
     let spki = keyfile::read_public_key(&a.public)?;
     let sig = keyfile::read_signature(&a.sig)?;
-    let registry = open_registry(cli)?;
-    let (verified, digest) = registry.verify_file(&a.alg, &spki, &a.file, &sig, a.sig_format)?;
+    let (config, registry) = open(cli)?;
+    let (verified, digest) = match hash_alg {
+        Some(_) => registry.verify_file(&a.alg, &spki, &a.file, &sig, a.sig_format)?,
+        None => {
+            let message = read_bounded(&a.file, config.max_payload)?;
+            let digest = registry.digest_file("SHA-256", &a.file)?;
+            (registry.verify(&a.alg, &spki, SignInput::Message(&message), &sig, a.sig_format)?, digest)
+        }
+    };
     let word = if verified.value { "valid" } else { "invalid" };
     if a.json {
         println!(

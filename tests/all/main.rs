@@ -4,6 +4,7 @@ mod common;
 
 mod cli;
 mod config;
+mod dsse;
 mod registry;
 mod sandbox;
 mod sha2_kat;

