@@ -49,3 +49,21 @@ pub fn is_signature_algorithm(algorithm: &str) -> bool {
 pub fn is_ecdsa(algorithm: &str) -> bool {
     algorithm.starts_with("ES")
 }
+
+/// The algorithm of a public key when its type decides it (EC curve, Ed25519), from the OID in
+/// its DER SubjectPublicKeyInfo; `None` for RSA (RS* or PS* is the caller's choice).
+pub fn algorithm_of_spki(spki: &[u8]) -> Option<&'static str> {
+    let head = &spki[..spki.len().min(40)];
+    let has = |oid: &[u8]| head.windows(oid.len()).any(|w| w == oid);
+    if has(&[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]) {
+        Some("ES256")
+    } else if has(&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]) {
+        Some("ES384")
+    } else if has(&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23]) {
+        Some("ES512")
+    } else if has(&[0x06, 0x03, 0x2b, 0x65, 0x70]) {
+        Some("EdDSA")
+    } else {
+        None
+    }
+}

@@ -73,7 +73,18 @@ pub fn read_private_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError> {
 /// Unreadable, empty, not PEM/DER, or a PEM label other than `PUBLIC KEY`.
 pub fn read_public_key(path: &Path) -> Result<Vec<u8>, FileError> {
     let bytes = read(path, "public key")?;
-    let (label, der) = pem_or_der(path, &bytes, "public key")?;
+    public_key_from_bytes(path, &bytes)
+}
+
+/// As [`read_public_key`], from bytes already read (`path` names them in errors).
+///
+/// # Errors
+/// Empty, not PEM/DER, or a PEM label other than `PUBLIC KEY`.
+pub fn public_key_from_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, FileError> {
+    if bytes.is_empty() {
+        return Err(fail(path, "public key file is empty"));
+    }
+    let (label, der) = pem_or_der(path, bytes, "public key")?;
     match label.as_deref() {
         None | Some("PUBLIC KEY") => Ok(der.to_vec()),
         Some("RSA PUBLIC KEY") => Err(fail(

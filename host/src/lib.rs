@@ -10,6 +10,7 @@ pub use error::{LoadError, ProviderError, RegistryError};
 pub use provider::{Capability, CryptoProvider, Descriptor, KeyId, Priority, SigFormat, SignInput, Verifier};
 pub mod alg;
 pub mod audit;
+pub mod bundle;
 pub mod keys;
 pub mod config;
 pub mod dsse;

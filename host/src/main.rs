@@ -63,6 +63,53 @@ enum Command {
     /// Trust anchors: SPKI fingerprints.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Offline trust bundles (offline-kit.tar.gz): create, verify, install.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Build offline-kit.tar.gz from a directory (trust-anchors.json + public-keys/*.pub).
+    Create {
+        /// The source directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// The bundle signing key (reference) and its algorithm.
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        alg: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a bundle against a bootstrap key given out of band.
+    Verify {
+        archive: PathBuf,
+        #[command(flatten)]
+        bootstrap: BootstrapArgs,
+    },
+    /// Verify, then install the bundle's files into a new directory, all or nothing.
+    Install {
+        archive: PathBuf,
+        #[command(flatten)]
+        bootstrap: BootstrapArgs,
+        #[arg(long)]
+        into: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct BootstrapArgs {
+    /// The bundle signing public key, received out of band.
+    #[arg(long)]
+    bootstrap_pub: Option<PathBuf>,
+    /// Or only its fingerprint (sha256:...); the key must be in the bundle.
+    #[arg(long)]
+    bootstrap_fingerprint: Option<String>,
+    /// Algorithm of the bootstrap key (inferred for EC and Ed25519 keys).
+    #[arg(long)]
+    alg: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -384,6 +431,7 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Hsm(h) => hsm(cli, h),
         Command::Dsse(DsseCommand::Sign(a)) => dsse_sign(cli, a),
         Command::Dsse(DsseCommand::Verify(a)) => dsse_verify(cli, a),
+        Command::Bundle(b) => bundle(cli, b),
         Command::Trust(TrustCommand::Fingerprint { public }) => {
             let spki = keyfile::read_public_key(public)?;
             let registry = open_registry(cli)?;
@@ -682,24 +730,6 @@ fn hsm(cli: &Cli, h: &HsmCommand) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The algorithm of a public key when its type decides it (EC curve, Ed25519); RSA keys need
-/// an explicit RS*/PS* choice.
-fn infer_algorithm(spki: &[u8]) -> Option<&'static str> {
-    let head = &spki[..spki.len().min(40)];
-    let has = |oid: &[u8]| head.windows(oid.len()).any(|w| w == oid);
-    if has(&[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]) {
-        Some("ES256")
-    } else if has(&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]) {
-        Some("ES384")
-    } else if has(&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23]) {
-        Some("ES512")
-    } else if has(&[0x06, 0x03, 0x2b, 0x65, 0x70]) {
-        Some("EdDSA")
-    } else {
-        None
-    }
-}
-
 fn dsse_sign(cli: &Cli, a: &DsseSignArgs) -> Result<ExitCode, Failure> {
     use cryptohost::dsse::{self, Signer};
     let (config, registry) = open(cli)?;
@@ -767,7 +797,7 @@ fn dsse_verify(cli: &Cli, a: &DsseVerifyArgs) -> Result<ExitCode, Failure> {
         let mut keys = Vec::new();
         for p in &a.public {
             let spki = keyfile::read_public_key(p)?;
-            let alg = match (&a.alg, infer_algorithm(&spki)) {
+            let alg = match (&a.alg, cryptohost::alg::algorithm_of_spki(&spki)) {
                 (Some(alg), _) => alg.clone(),
                 (None, Some(alg)) => alg.to_string(),
                 (None, None) => return Err(anyhow::anyhow!("{}: an RSA key: give --alg (RS256, PS256, ...)", p.display()).into()),
@@ -802,4 +832,43 @@ fn dsse_verify(cli: &Cli, a: &DsseVerifyArgs) -> Result<ExitCode, Failure> {
         println!("{}", if result.valid { "valid" } else { "invalid" });
     }
     Ok(if result.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn bootstrap(b: &BootstrapArgs) -> Result<cryptohost::bundle::Bootstrap> {
+    use cryptohost::bundle::Bootstrap;
+    match (&b.bootstrap_pub, &b.bootstrap_fingerprint) {
+        (Some(p), None) => {
+            let spki = keyfile::read_public_key(p)?;
+            let algorithm = match (&b.alg, cryptohost::alg::algorithm_of_spki(&spki)) {
+                (Some(a), _) => a.clone(),
+                (None, Some(a)) => a.to_string(),
+                (None, None) => anyhow::bail!("{}: an RSA key: give --alg", p.display()),
+            };
+            Ok(Bootstrap::Key { spki, algorithm })
+        }
+        (None, Some(fp)) => Ok(Bootstrap::Fingerprint(fp.clone())),
+        _ => anyhow::bail!("give exactly one of --bootstrap-pub or --bootstrap-fingerprint"),
+    }
+}
+
+fn bundle(cli: &Cli, b: &BundleCommand) -> Result<ExitCode, Failure> {
+    use cryptohost::bundle::{self, Limits};
+    let (config, registry) = open(cli)?;
+    match b {
+        BundleCommand::Create { from, key, alg, out } => {
+            let service = KeyService::new(&registry, &config.audit_path)?;
+            let signer = cryptohost::dsse::Signer { label: key.clone(), key: parse_ref(key)?, algorithm: alg.clone(), key_id: None };
+            let manifest = bundle::create(&registry, &service, from, &signer, out)?;
+            println!("wrote {} ({} files)", out.display(), manifest.files.len());
+        }
+        BundleCommand::Verify { archive, bootstrap: bs } => {
+            let (manifest, _) = bundle::verify(&registry, archive, &bootstrap(bs)?, Limits::default())?;
+            println!("valid: {} files, signed manifest of {}", manifest.files.len(), manifest.created_at);
+        }
+        BundleCommand::Install { archive, bootstrap: bs, into } => {
+            let manifest = bundle::install(&registry, archive, &bootstrap(bs)?, into, Limits::default())?;
+            println!("installed {} files into {}", manifest.files.len(), into.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@ mod common;
 
 mod cli;
 mod config;
+mod bundle;
 mod dsse;
 mod registry;
 mod sandbox;
