@@ -103,7 +103,9 @@ test: setup build-guests
     just check-reproducible
 
 # Benchmarks, side by side in one run each: native RustCrypto vs the guest through wasmtime vs
-# the registry path; SoftHSM2 through cryptoki directly vs cryptohost's pool vs the simulation.
+# the registry path; SoftHSM2 through cryptoki directly vs cryptohost's pool vs the simulation;
+# DSSE verify in full vs the provider work alone.
 bench: setup build-guests
     cargo bench -p cryptohost --bench providers
     cargo bench -p cryptohost --bench hsm
+    cargo bench -p cryptohost --bench dsse

@@ -10,7 +10,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use cryptohost::provider::types::{CryptoError, SignatureFormat};
+pub use self::cryptohost::provider::types::{CryptoError, SignatureFormat};
 
 use crate::error::ProviderError;
 use crate::provider::{Capability, SigFormat};
@@ -36,9 +36,9 @@ impl From<SigFormat> for SignatureFormat {
     }
 }
 
-impl From<cryptohost::provider::types::Capability> for Capability {
-    fn from(c: cryptohost::provider::types::Capability) -> Self {
-        use cryptohost::provider::types::Capability as W;
+impl From<self::cryptohost::provider::types::Capability> for Capability {
+    fn from(c: self::cryptohost::provider::types::Capability) -> Self {
+        use self::cryptohost::provider::types::Capability as W;
         match c {
             W::Hashing => Capability::Hashing,
             W::Verification => Capability::Verification,

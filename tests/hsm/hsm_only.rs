@@ -253,3 +253,37 @@ fn cli_with_softhsm_init_and_the_example_config() {
     let all_output = format!("{}{}{}", String::from_utf8_lossy(&signed.stderr), String::from_utf8_lossy(&listed.stderr), text);
     assert!(!all_output.contains("2468"), "the PIN must not be printed");
 }
+
+#[test]
+fn dual_stack_dsse_hsm_profile_plus_software_eddsa() {
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["dual"]);
+    let config = hsm.config(&["dual"], 1, "");
+    let dir = hsm.dir.path();
+    let bin = crate::common::binary();
+    let run = |args: &[&str]| Command::new(&bin).arg("--config").arg(&config).args(args).output().unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let out = run(&["keys", "generate", "pkcs11:token=dual;object=org-es256", "--alg", "ES256", "--pub", &s(&dir.join("org.pub"))]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["keygen", "--alg", "EdDSA", "--out", &s(&dir.join("ed.pem")), "--pub", &s(&dir.join("ed.pub"))]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += &format!(
+        "\n[profiles.org-hsm]\nkey = \"pkcs11:token=dual;object=org-es256\"\nalgorithm = \"ES256\"\nkey_id = \"org-key-001\"\n[profiles.software-eddsa]\nkey = \"file:{}\"\nalgorithm = \"EdDSA\"\n",
+        dir.join("ed.pem").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let doc = dir.join("sbom.json");
+    std::fs::write(&doc, b"{\"bomFormat\":\"CycloneDX\"}").unwrap();
+    let env = dir.join("sbom.dsse.json");
+    let out = run(&["dsse", "sign", "--profile", "org-hsm", "--profile", "software-eddsa", "--payload-type", "application/vnd.cyclonedx+json", "--out", &s(&env), &s(&doc)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&env).unwrap()).unwrap();
+    let keyids: Vec<&str> = written["signatures"].as_array().unwrap().iter().map(|s| s["keyid"].as_str().unwrap()).collect();
+    assert!(keyids.contains(&"org-key-001"), "{keyids:?}");
+    let out = run(&["dsse", "verify", "--pub", &s(&dir.join("org.pub")), "--pub", &s(&dir.join("ed.pub")), "--threshold", "2", &s(&env)]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // Both key uses are in the audit log: the HSM one with its token serial.
+    let audit = std::fs::read_to_string(hsm.audit_path()).unwrap();
+    assert!(audit.contains("\"key\":\"pkcs11:token=dual;object=org-es256\"") && audit.contains("\"algorithm\":\"EdDSA\""), "{audit}");
+}
