@@ -5,9 +5,8 @@ use std::cell::RefCell;
 
 use provider_core::alg::{Hash, SIG_ALGS, SigAlg};
 use provider_core::keys::{PrivateKey, PublicKey};
-use provider_core::rng::HostRng;
 use provider_core::store::Store;
-use provider_core::{CoreError, Format};
+use provider_core::CoreError;
 
 pub(crate) mod bindings {
     wit_bindgen::generate!({
@@ -16,32 +15,12 @@ pub(crate) mod bindings {
     });
 }
 
-use bindings::cryptohost::provider::host;
 use bindings::cryptohost::provider::types::{Capability, CapabilitySupport, CryptoError, Sealed, SignatureFormat};
 use bindings::exports::cryptohost::provider::{encryption, hashing, metadata, signing, verification};
 
 struct Provider;
 
-fn err(e: CoreError) -> CryptoError {
-    match e {
-        CoreError::Unsupported(m) => CryptoError::Unsupported(m),
-        CoreError::InvalidKey(m) => CryptoError::InvalidKey(m),
-        CoreError::InvalidInput(m) => CryptoError::InvalidInput(m),
-        CoreError::KeyNotFound(m) => CryptoError::KeyNotFound(m),
-        CoreError::Failed(m) => CryptoError::Failed(m),
-    }
-}
-
-fn format(f: SignatureFormat) -> Format {
-    match f {
-        SignatureFormat::P1363 => Format::P1363,
-        SignatureFormat::Der => Format::Der,
-    }
-}
-
-fn host_rng() -> HostRng {
-    HostRng(host::random_bytes)
-}
+provider_core::guest_glue!();
 
 impl metadata::Guest for Provider {
     fn info() -> metadata::ProviderInfo {

@@ -45,3 +45,32 @@ pub fn hash_alg(name: &str) -> Result<alg::Hash, CoreError> {
         CoreError::Unsupported(format!("hash algorithm {name:?} is not on the allowlist (SHA-256, SHA-384, SHA-512)"))
     })
 }
+
+/// Conversions every guest needs between these types and its own generated WIT bindings
+/// (expects the bindings in a module named `bindings`): `err`, `format` and `host_rng`.
+#[macro_export]
+macro_rules! guest_glue {
+    () => {
+        fn err(e: $crate::CoreError) -> bindings::cryptohost::provider::types::CryptoError {
+            use bindings::cryptohost::provider::types::CryptoError as E;
+            match e {
+                $crate::CoreError::Unsupported(m) => E::Unsupported(m),
+                $crate::CoreError::InvalidKey(m) => E::InvalidKey(m),
+                $crate::CoreError::InvalidInput(m) => E::InvalidInput(m),
+                $crate::CoreError::KeyNotFound(m) => E::KeyNotFound(m),
+                $crate::CoreError::Failed(m) => E::Failed(m),
+            }
+        }
+
+        fn format(f: bindings::cryptohost::provider::types::SignatureFormat) -> $crate::Format {
+            match f {
+                bindings::cryptohost::provider::types::SignatureFormat::P1363 => $crate::Format::P1363,
+                bindings::cryptohost::provider::types::SignatureFormat::Der => $crate::Format::Der,
+            }
+        }
+
+        fn host_rng() -> $crate::rng::HostRng {
+            $crate::rng::HostRng(bindings::cryptohost::provider::host::random_bytes)
+        }
+    };
+}

@@ -9,9 +9,9 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use provider_core::alg::{SIG_ALGS, Scheme, SigAlg};
 use provider_core::keys::PrivateKey;
-use provider_core::rng::{HostRng, SeededRng};
+use provider_core::rng::SeededRng;
 use provider_core::store::Store;
-use provider_core::{CoreError, Format};
+use provider_core::CoreError;
 use provider_core::rand_core::Rng;
 use zeroize::Zeroizing;
 
@@ -22,32 +22,12 @@ pub(crate) mod bindings {
     });
 }
 
-use bindings::cryptohost::provider::host;
 use bindings::cryptohost::provider::types::{Capability, CapabilitySupport, CryptoError, Sealed, SignatureFormat};
 use bindings::exports::cryptohost::provider::{encryption, hashing, metadata, signing, verification};
 
 struct Simulation;
 
-fn err(e: CoreError) -> CryptoError {
-    match e {
-        CoreError::Unsupported(m) => CryptoError::Unsupported(m),
-        CoreError::InvalidKey(m) => CryptoError::InvalidKey(m),
-        CoreError::InvalidInput(m) => CryptoError::InvalidInput(m),
-        CoreError::KeyNotFound(m) => CryptoError::KeyNotFound(m),
-        CoreError::Failed(m) => CryptoError::Failed(m),
-    }
-}
-
-fn format(f: SignatureFormat) -> Format {
-    match f {
-        SignatureFormat::P1363 => Format::P1363,
-        SignatureFormat::Der => Format::Der,
-    }
-}
-
-fn host_rng() -> HostRng {
-    HostRng(host::random_bytes)
-}
+provider_core::guest_glue!();
 
 /// RSA size of named keys when the caller gives none.
 const DEFAULT_RSA_BITS: u32 = 3072;
