@@ -98,7 +98,9 @@ demo: setup build-guests build
 
 # Every test: unit, integration (real components, SoftHSM2, openssl), reproducible guests.
 test: setup build-guests
-    cargo build --release -p cryptohost
+    # --all-targets builds the binary with the same dependency features as the tests, so
+    # wasmtime is compiled once for both (building -p cryptohost alone would compile it again).
+    cargo build --release --workspace --all-targets
     cargo test --release --workspace -- --show-output
     just check-reproducible
 
