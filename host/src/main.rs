@@ -39,7 +39,7 @@ enum Command {
     Providers(JsonFlag),
     /// Hash a file (streamed) and print the lowercase hex digest.
     Hash(HashArgs),
-    /// Sign a file with a PKCS#8 private key.
+    /// Sign a file with a key reference (pkcs11:..., sim:NAME, file:PATH or a PKCS#8 file).
     Sign(SignArgs),
     /// Verify a signature over a file with an SPKI public key.
     Verify(VerifyArgs),
