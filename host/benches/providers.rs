@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use criterion::{Criterion, criterion_group, criterion_main};
 use cryptohost::config::Manifest;
 use cryptohost::provider::{Capability, SigFormat, SignInput};
-use cryptohost::{Config, CryptoProvider, Registry, TrustMode};
+use cryptohost::{Config, Registry, TrustMode};
 
 fn registry() -> (tempfile::TempDir, Registry) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf();
@@ -47,14 +47,14 @@ fn native_verifier(alg: &str, spki: &[u8]) -> Box<dyn Fn(&[u8], &[u8]) -> bool> 
             })
         }
         "RS256" => {
-            let pk = rsa::RsaPublicKey::from_public_key_der(spki).expect("rsa spki");
+            let pk = rsa::PublicKey::from_public_key_der(spki).expect("rsa spki");
             Box::new(move |m, s| {
                 let d = <sha2_011::Sha256 as sha2_011::Digest>::digest(m);
                 pk.verify(rsa::Pkcs1v15Sign::new::<rsa::sha2::Sha256>(), &d, s).is_ok()
             })
         }
         "PS256" => {
-            let pk = rsa::RsaPublicKey::from_public_key_der(spki).expect("rsa spki");
+            let pk = rsa::PublicKey::from_public_key_der(spki).expect("rsa spki");
             Box::new(move |m, s| {
                 let d = <sha2_011::Sha256 as sha2_011::Digest>::digest(m);
                 pk.verify(rsa::Pss::<rsa::sha2::Sha256>::new(), &d, s).is_ok()
