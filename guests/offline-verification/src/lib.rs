@@ -4,9 +4,9 @@
 use std::cell::RefCell;
 
 use provider_core::alg::{Hash, SIG_ALGS, SigAlg};
-use provider_core::keys::{PrivateKey, PublicKey};
+use provider_core::keyring::Held;
+use provider_core::keys::PublicKey;
 use provider_core::store::Store;
-use provider_core::CoreError;
 
 pub(crate) mod bindings {
     wit_bindgen::generate!({
@@ -126,59 +126,33 @@ impl verification::Guest for Provider {
     }
 }
 
-/// A private key in custody, and whether it may ever leave.
-struct Held {
-    key: PrivateKey,
-    exportable: bool,
-}
-
 thread_local! {
     static KEYS: RefCell<Store<Held>> = const { RefCell::new(Store::new("key")) };
 }
 
-fn with_key<T>(id: &str, f: impl FnOnce(&Held) -> Result<T, CoreError>) -> Result<T, CryptoError> {
-    KEYS.with_borrow(|s| s.get(id).and_then(f)).map_err(err)
-}
-
 impl signing::Guest for Provider {
     fn import_pkcs8(pkcs8_der: Vec<u8>) -> Result<String, CryptoError> {
-        let key = PrivateKey::from_pkcs8(&pkcs8_der);
-        // The caller's copy is theirs to wipe; ours is wiped here.
-        let mut der = pkcs8_der;
-        zeroize::Zeroize::zeroize(&mut der);
-        let key = key.map_err(err)?;
-        Ok(KEYS.with_borrow_mut(|s| s.insert(Held { key, exportable: false })))
+        KEYS.with_borrow_mut(|s| s.import_pkcs8(pkcs8_der)).map_err(err)
     }
 
     fn generate(algorithm: String, rsa_bits: u32, exportable: bool) -> Result<String, CryptoError> {
-        let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
-        let key = PrivateKey::generate(&alg, rsa_bits, &mut host_rng()).map_err(err)?;
-        Ok(KEYS.with_borrow_mut(|s| s.insert(Held { key, exportable })))
+        KEYS.with_borrow_mut(|s| s.generate(&algorithm, rsa_bits, exportable, &mut host_rng())).map_err(err)
     }
 
     fn public_key(key_id: String) -> Result<Vec<u8>, CryptoError> {
-        with_key(&key_id, |held| held.key.public_spki())
+        KEYS.with_borrow(|s| s.public_key(&key_id)).map_err(err)
     }
 
     fn export_pkcs8(key_id: String) -> Result<Vec<u8>, CryptoError> {
-        with_key(&key_id, |held| {
-            if !held.exportable {
-                return Err(CoreError::InvalidKey(format!(
-                    "key {key_id:?} is not exportable (only keys generated as exportable are)"
-                )));
-            }
-            held.key.to_pkcs8()
-        })
+        KEYS.with_borrow(|s| s.export_pkcs8(&key_id)).map_err(err)
     }
 
     fn sign(key_id: String, algorithm: String, message: Vec<u8>, f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
-        let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
-        with_key(&key_id, |held| held.key.sign_message(&alg, &message, format(f), &mut host_rng()))
+        KEYS.with_borrow(|s| s.sign(&key_id, &algorithm, &message, format(f), &mut host_rng())).map_err(err)
     }
 
     fn sign_digest(key_id: String, algorithm: String, digest: Vec<u8>, f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
-        let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
-        with_key(&key_id, |held| held.key.sign_digest(&alg, &digest, format(f), &mut host_rng()))
+        KEYS.with_borrow(|s| s.sign_digest(&key_id, &algorithm, &digest, format(f), &mut host_rng())).map_err(err)
     }
 
     fn named_key(_name: String, _algorithm: String, _rsa_bits: u32, _create: bool) -> Result<String, CryptoError> {

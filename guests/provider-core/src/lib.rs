@@ -3,6 +3,7 @@
 //! these types to its own generated WIT types.
 
 pub mod alg;
+pub mod keyring;
 pub mod keys;
 pub mod rng;
 pub mod store;

@@ -8,10 +8,10 @@ use std::cell::RefCell;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use provider_core::alg::{SIG_ALGS, Scheme, SigAlg};
+use provider_core::keyring::Held;
 use provider_core::keys::PrivateKey;
 use provider_core::rng::SeededRng;
 use provider_core::store::Store;
-use provider_core::CoreError;
 use provider_core::rand_core::Rng;
 use zeroize::Zeroizing;
 
@@ -39,11 +39,6 @@ fn aead_key_len(algorithm: &str) -> Result<usize, CryptoError> {
     AEAD_ALGS.iter().find(|(a, _)| *a == algorithm).map(|(_, n)| *n).ok_or_else(|| {
         CryptoError::Unsupported(format!("encryption algorithm {algorithm:?} is not on the allowlist (A128GCM, A256GCM)"))
     })
-}
-
-struct Held {
-    key: PrivateKey,
-    exportable: bool,
 }
 
 struct Secret {
@@ -102,25 +97,7 @@ fn key_label(name: &str, alg: &SigAlg, rsa_bits: u32) -> String {
     }
 }
 
-fn with_key<T>(id: &str, f: impl FnOnce(&Held) -> Result<T, CoreError>) -> Result<T, CryptoError> {
-    STATE.with_borrow(|s| s.keys.get(id).and_then(f)).map_err(err)
-}
-
 impl signing::Guest for Simulation {
-    fn import_pkcs8(pkcs8_der: Vec<u8>) -> Result<String, CryptoError> {
-        let key = PrivateKey::from_pkcs8(&pkcs8_der);
-        let mut der = pkcs8_der;
-        zeroize::Zeroize::zeroize(&mut der);
-        let key = key.map_err(err)?;
-        Ok(STATE.with_borrow_mut(|s| s.keys.insert(Held { key, exportable: false })))
-    }
-
-    fn generate(algorithm: String, rsa_bits: u32, exportable: bool) -> Result<String, CryptoError> {
-        let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
-        let key = PrivateKey::generate(&alg, rsa_bits, &mut host_rng()).map_err(err)?;
-        Ok(STATE.with_borrow_mut(|s| s.keys.insert(Held { key, exportable })))
-    }
-
     fn named_key(name: String, algorithm: String, rsa_bits: u32, create: bool) -> Result<String, CryptoError> {
         let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
         // 0 means "the default size", so a caller that does not know the size finds the key.
@@ -139,27 +116,28 @@ impl signing::Guest for Simulation {
         Ok(STATE.with_borrow_mut(|s| s.keys.insert_named(&label, Held { key, exportable: false })))
     }
 
+    fn import_pkcs8(pkcs8_der: Vec<u8>) -> Result<String, CryptoError> {
+        STATE.with_borrow_mut(|st| st.keys.import_pkcs8(pkcs8_der)).map_err(err)
+    }
+
+    fn generate(algorithm: String, rsa_bits: u32, exportable: bool) -> Result<String, CryptoError> {
+        STATE.with_borrow_mut(|st| st.keys.generate(&algorithm, rsa_bits, exportable, &mut host_rng())).map_err(err)
+    }
+
     fn public_key(key_id: String) -> Result<Vec<u8>, CryptoError> {
-        with_key(&key_id, |held| held.key.public_spki())
+        STATE.with_borrow(|st| st.keys.public_key(&key_id)).map_err(err)
     }
 
     fn export_pkcs8(key_id: String) -> Result<Vec<u8>, CryptoError> {
-        with_key(&key_id, |held| {
-            if !held.exportable {
-                return Err(CoreError::InvalidKey(format!("key {key_id:?} is not exportable")));
-            }
-            held.key.to_pkcs8()
-        })
+        STATE.with_borrow(|st| st.keys.export_pkcs8(&key_id)).map_err(err)
     }
 
     fn sign(key_id: String, algorithm: String, message: Vec<u8>, f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
-        let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
-        with_key(&key_id, |held| held.key.sign_message(&alg, &message, format(f), &mut host_rng()))
+        STATE.with_borrow(|st| st.keys.sign(&key_id, &algorithm, &message, format(f), &mut host_rng())).map_err(err)
     }
 
     fn sign_digest(key_id: String, algorithm: String, digest: Vec<u8>, f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
-        let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
-        with_key(&key_id, |held| held.key.sign_digest(&alg, &digest, format(f), &mut host_rng()))
+        STATE.with_borrow(|st| st.keys.sign_digest(&key_id, &algorithm, &digest, format(f), &mut host_rng())).map_err(err)
     }
 
     fn delete_key(key_id: String) {
