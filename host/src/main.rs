@@ -549,22 +549,27 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<ExitCode, Failure> {
     let spki = keyfile::read_public_key(&a.public)?;
     let sig = keyfile::read_signature(&a.sig)?;
     let (config, registry) = open(cli)?;
+    // EdDSA verifies the whole message: there is no separate hashing step to report.
     let (verified, digest) = match hash_alg {
-        Some(_) => registry.verify_file(&a.alg, &spki, &a.file, &sig, a.sig_format)?,
+        Some(_) => {
+            let (verified, digest) = registry.verify_file(&a.alg, &spki, &a.file, &sig, a.sig_format)?;
+            (verified, Some(digest))
+        }
         None => {
             let message = read_bounded(&a.file, config.max_payload)?;
-            let digest = registry.digest_file("SHA-256", &a.file)?;
-            (registry.verify(&a.alg, &spki, SignInput::Message(&message), &sig, a.sig_format)?, digest)
+            (registry.verify(&a.alg, &spki, SignInput::Message(&message), &sig, a.sig_format)?, None)
         }
     };
     let word = if verified.value { "valid" } else { "invalid" };
     if a.json {
         println!(
             "{}",
-            json!({"algorithm": a.alg, "valid": verified.value, "hashed_by": provider_json(&digest), "verified_by": provider_json(&verified)})
+            json!({"algorithm": a.alg, "valid": verified.value, "hashed_by": digest.as_ref().map(provider_json), "verified_by": provider_json(&verified)})
         );
     } else {
-        report("hash", &digest);
+        if let Some(d) = &digest {
+            report("hash", d);
+        }
         report("verify", &verified);
         println!("{word}");
     }

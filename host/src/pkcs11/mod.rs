@@ -273,6 +273,15 @@ pub struct Pkcs11Provider {
 const SIGNING: [&str; 8] = ["ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];
 const ENCRYPTION: [&str; 2] = ["A128GCM", "A256GCM"];
 
+/// The AES key length (bytes) of an AES-GCM algorithm.
+fn aes_key_len(algorithm: &str) -> Result<u64, ProviderError> {
+    match algorithm {
+        "A128GCM" => Ok(16),
+        "A256GCM" => Ok(32),
+        other => Err(ProviderError::Unsupported(format!("the PKCS#11 backend does not encrypt with {other}"))),
+    }
+}
+
 fn hash_of(alg: &str) -> Result<&'static str, ProviderError> {
     crate::alg::signature_hash(alg).ok_or_else(|| ProviderError::Unsupported(format!("unknown algorithm {alg:?}")))
 }
@@ -689,7 +698,7 @@ impl Pkcs11Provider {
 
     fn check_secret(&self, session: &Session, handle: ObjectHandle, uri: &str, alg: &str, for_encrypt: bool) -> Result<(), OpError> {
         let attrs = session.get_attributes(handle, &[AttributeType::KeyType, AttributeType::Encrypt, AttributeType::Decrypt, AttributeType::ValueLen, AttributeType::Sensitive, AttributeType::Extractable])?;
-        let want_len = if alg == "A128GCM" { 16 } else { 32 };
+        let want_len = aes_key_len(alg).map_err(OpError::Refused)?;
         let refuse = |why: String| Err(OpError::Refused(ProviderError::InvalidKey(format!("{uri} refused for {alg}: {why}"))));
         let (mut ok_type, mut enc, mut dec, mut len, mut sensitive, mut extractable) = (false, false, false, 0u64, false, true);
         for a in attrs {
@@ -884,11 +893,7 @@ impl CryptoProvider for Pkcs11Provider {
     }
 
     fn named_secret(&self, name: &str, algorithm: &str, create: bool) -> Result<KeyId, ProviderError> {
-        let len: u64 = match algorithm {
-            "A128GCM" => 16,
-            "A256GCM" => 32,
-            other => return Err(ProviderError::Unsupported(format!("the PKCS#11 backend does not encrypt with {other}"))),
-        };
+        let len = aes_key_len(algorithm)?;
         let uri = Pkcs11Uri::parse(name).map_err(ProviderError::InvalidKey)?;
         let found = self.run(&format!("find {uri}"), Some(&uri), |s, t| self.find(s, t, &uri, ObjectClass::SECRET_KEY).map(|_| ()));
         match found {
@@ -922,11 +927,7 @@ impl CryptoProvider for Pkcs11Provider {
     }
 
     fn import_secret(&self, algorithm: &str, key: &[u8]) -> Result<KeyId, ProviderError> {
-        let want = match algorithm {
-            "A128GCM" => 16,
-            "A256GCM" => 32,
-            other => return Err(ProviderError::Unsupported(format!("the PKCS#11 backend does not encrypt with {other}"))),
-        };
+        let want = aes_key_len(algorithm)? as usize;
         if key.len() != want {
             return Err(ProviderError::InvalidKey(format!("{algorithm} needs a {want}-byte key, got {}", key.len())));
         }
