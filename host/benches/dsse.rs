@@ -38,7 +38,13 @@ fn bench_dsse(c: &mut Criterion) {
     for i in 0..3 {
         let id = p.generate("ES256", 0, false).unwrap();
         let spki = p.public_key(&id).unwrap();
-        keys.push(TrustedKey { name: format!("k{i}"), fingerprint: String::new(), spki, algorithm: "ES256".into(), hints: vec![] });
+        keys.push(TrustedKey {
+            name: format!("k{i}"),
+            fingerprint: String::new(),
+            spki,
+            algorithm: "ES256".into(),
+            hints: vec![],
+        });
         ids.push(id);
     }
     for size in [1usize << 10, 1 << 20] {
@@ -47,9 +53,13 @@ fn bench_dsse(c: &mut Criterion) {
         let digest = p.digest_reader("SHA-256", &mut Cursor::new(&body)).unwrap();
         for n in [1usize, 3] {
             let signatures = (0..n)
-                .map(|i| Signature { keyid: format!("k{i}"), sig: p.sign(&ids[i], "ES256", SignInput::Digest(&digest), SigFormat::Der).unwrap() })
+                .map(|i| Signature {
+                    keyid: format!("k{i}"),
+                    sig: p.sign(&ids[i], "ES256", SignInput::Digest(&digest), SigFormat::Der).unwrap(),
+                })
                 .collect();
-            let env = Envelope { payload: payload.clone(), payload_type: "application/vnd.in-toto+json".into(), signatures };
+            let env =
+                Envelope { payload: payload.clone(), payload_type: "application/vnd.in-toto+json".into(), signatures };
             let json = env.to_json();
             let trusted = &keys[..n];
             let verifiers: Vec<_> = trusted.iter().map(|k| p.open_verifier("ES256", &k.spki).unwrap()).collect();

@@ -29,13 +29,23 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("tokens")).unwrap();
     let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(&conf, format!("directories.tokendir = {}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n", dir.path().display())).unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
     // SAFETY: set before any thread or PKCS#11 module exists in this process.
     unsafe {
         std::env::set_var("SOFTHSM2_CONF", &conf);
         std::env::set_var("BENCH_PIN", PIN);
     }
-    let ok = Command::new("softhsm2-util").args(["--init-token", "--free", "--label", "bench", "--so-pin", "87654321", "--pin", PIN]).status().unwrap();
+    let ok = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", "bench", "--so-pin", "87654321", "--pin", PIN])
+        .status()
+        .unwrap();
     assert!(ok.success());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let components = root.join("components");
@@ -108,22 +118,39 @@ fn bench_hsm(c: &mut Criterion) {
     let digest = [0x42u8; 32];
     // Direct cryptoki: one session, no pool, same mechanisms as cryptohost uses.
     let ctx = cryptoki::context::Pkcs11::new(MODULE).unwrap();
-    let slot = ctx.get_slots_with_token().unwrap().into_iter().find(|s| ctx.get_token_info(*s).unwrap().label().trim() == "bench").unwrap();
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim() == "bench")
+        .unwrap();
     let session = ctx.open_rw_session(slot).unwrap();
     let _ = session.login(UserType::User, Some(&AuthPin::from(PIN.to_string())));
-    let find = |label: &str| session.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(label.as_bytes().to_vec())]).unwrap()[0];
+    let find = |label: &str| {
+        session
+            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(label.as_bytes().to_vec())])
+            .unwrap()[0]
+    };
     let (ec, rsa) = (find("ec"), find("rsa"));
-    let mut info = vec![0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
+    let mut info = vec![
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04,
+        0x20,
+    ];
     info.extend_from_slice(&digest);
 
     let p1 = fx.pool1.hsm().unwrap().clone();
     let p2 = fx.pool2.hsm().unwrap().clone();
     let sim = fx.pool1.by_name("simulation").unwrap().clone();
-    for (alg, label, handle, mech, input) in [("ES256", "ec", ec, Mechanism::Ecdsa, digest.to_vec()), ("RS256", "rsa", rsa, Mechanism::RsaPkcs, info.clone())] {
+    for (alg, label, handle, mech, input) in [
+        ("ES256", "ec", ec, Mechanism::Ecdsa, digest.to_vec()),
+        ("RS256", "rsa", rsa, Mechanism::RsaPkcs, info.clone()),
+    ] {
         let key = KeyId(format!("pkcs11:token=bench;object={label}"));
         let sim_key = sim.named_key(&format!("bench-{label}"), alg, 2048, true).unwrap();
         let mut g = c.benchmark_group(format!("hsm-sign-{alg}"));
-        g.bench_function("cryptoki-direct-1-session", |b| b.iter(|| black_box(session.sign(&mech, handle, &input).unwrap())));
+        g.bench_function("cryptoki-direct-1-session", |b| {
+            b.iter(|| black_box(session.sign(&mech, handle, &input).unwrap()))
+        });
         g.bench_function("cryptohost-pool1-1-thread", |b| {
             b.iter(|| black_box(p1.sign(&key, alg, SignInput::Digest(&digest), SigFormat::P1363).unwrap()))
         });

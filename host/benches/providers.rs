@@ -87,7 +87,8 @@ fn bench_verify(c: &mut Criterion) {
         });
         g.bench_function("registry", |b| {
             b.iter(|| {
-                let served = registry.verify(alg, &spki, SignInput::Message(black_box(msg)), &sig, SigFormat::Der).unwrap();
+                let served =
+                    registry.verify(alg, &spki, SignInput::Message(black_box(msg)), &sig, SigFormat::Der).unwrap();
                 assert!(served.value)
             })
         });

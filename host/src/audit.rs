@@ -48,12 +48,11 @@ impl AuditLog {
     /// # Errors
     /// The file cannot be opened for appending.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| AuditError { path: path.to_path_buf(), message: format!("cannot open for appending: {e}") })?;
+        let file =
+            OpenOptions::new().append(true).create(true).mode(0o600).open(path).map_err(|e| AuditError {
+                path: path.to_path_buf(),
+                message: format!("cannot open for appending: {e}"),
+            })?;
         Ok(AuditLog { path: path.to_path_buf(), file: Mutex::new(file) })
     }
 

@@ -72,10 +72,7 @@ pub enum Bootstrap {
 }
 
 fn sha256_hex(registry: &Registry, bytes: &[u8]) -> Result<String, BundleError> {
-    registry
-        .digest("SHA-256", bytes)
-        .map(|s| hex::encode(s.value))
-        .map_err(|e| BundleError(format!("hashing: {e}")))
+    registry.digest("SHA-256", bytes).map(|s| hex::encode(s.value)).map_err(|e| BundleError(format!("hashing: {e}")))
 }
 
 /// A relative path made only of normal components, as text with `/` separators.
@@ -118,16 +115,34 @@ fn collect(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
 ///
 /// # Errors
 /// The directory is not a bundle source, signing fails, or the archive cannot be written.
-pub fn create(registry: &Registry, service: &KeyService<'_>, dir: &Path, signer: &Signer, out: &Path) -> Result<Manifest, BundleError> {
+pub fn create(
+    registry: &Registry,
+    service: &KeyService<'_>,
+    dir: &Path,
+    signer: &Signer,
+    out: &Path,
+) -> Result<Manifest, BundleError> {
     let files = collect(dir)?;
     let mut listed = Vec::new();
     for (path, bytes) in &files {
-        listed.push(ManifestFile { path: path.clone(), sha256: sha256_hex(registry, bytes)?, size: bytes.len() as u64 });
+        listed.push(ManifestFile {
+            path: path.clone(),
+            sha256: sha256_hex(registry, bytes)?,
+            size: bytes.len() as u64,
+        });
     }
     let manifest = Manifest { version: "1.0".into(), created_at: crate::audit::now_rfc3339(), files: listed };
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError(e.to_string()))?;
-    let (envelope, _) = dsse::sign(registry, service, MANIFEST_TYPE, &manifest_bytes, std::slice::from_ref(signer), SigFormat::Der, false)
-        .map_err(|e| BundleError(format!("signing the manifest: {e}")))?;
+    let (envelope, _) = dsse::sign(
+        registry,
+        service,
+        MANIFEST_TYPE,
+        &manifest_bytes,
+        std::slice::from_ref(signer),
+        SigFormat::Der,
+        false,
+    )
+    .map_err(|e| BundleError(format!("signing the manifest: {e}")))?;
     let mut all = files;
     all.insert(MANIFEST.into(), manifest_bytes);
     all.insert(SIGNATURE.into(), envelope.to_json().into_bytes());
@@ -172,7 +187,8 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<
     let mut total = 0u64;
     let entries = archive.entries().map_err(|e| BundleError(format!("{}: not a tar.gz: {e}", path.display())))?;
     for (i, entry) in entries.enumerate() {
-        let mut entry = entry.map_err(|e| BundleError(format!("{}: corrupt or truncated archive: {e}", path.display())))?;
+        let mut entry =
+            entry.map_err(|e| BundleError(format!("{}: corrupt or truncated archive: {e}", path.display())))?;
         if i >= limits.max_entries {
             return fail(format!("{}: more than {} entries", path.display(), limits.max_entries));
         }
@@ -182,17 +198,27 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<
             continue;
         }
         if !kind.is_file() {
-            return fail(format!("entry {:?} is a {:?}, not a regular file (links and devices are refused)", raw.display(), kind));
+            return fail(format!(
+                "entry {:?} is a {:?}, not a regular file (links and devices are refused)",
+                raw.display(),
+                kind
+            ));
         }
         let Some(name) = safe_path(&raw) else {
             return fail(format!("entry {:?} escapes the bundle (absolute path or ..): refused", raw.display()));
         };
         let declared = entry.header().size().unwrap_or(u64::MAX);
         if declared > limits.max_entry_bytes {
-            return fail(format!("entry {name:?} declares {declared} bytes (limit {}): refused", limits.max_entry_bytes));
+            return fail(format!(
+                "entry {name:?} declares {declared} bytes (limit {}): refused",
+                limits.max_entry_bytes
+            ));
         }
         if total + declared > limits.max_total_bytes {
-            return fail(format!("archive expands past {} bytes: refused (decompression bomb?)", limits.max_total_bytes));
+            return fail(format!(
+                "archive expands past {} bytes: refused (decompression bomb?)",
+                limits.max_total_bytes
+            ));
         }
         let mut bytes = Vec::with_capacity(declared as usize);
         (&mut entry)
@@ -215,12 +241,18 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<
 ///
 /// # Errors
 /// A hostile or corrupt archive, a bad signature, a missing, altered or unlisted file.
-pub fn verify(registry: &Registry, archive: &Path, bootstrap: &Bootstrap, limits: Limits) -> Result<(Manifest, BTreeMap<String, Vec<u8>>), BundleError> {
+pub fn verify(
+    registry: &Registry,
+    archive: &Path,
+    bootstrap: &Bootstrap,
+    limits: Limits,
+) -> Result<(Manifest, BTreeMap<String, Vec<u8>>), BundleError> {
     let files = read_archive(archive, limits)?;
     let (Some(manifest_bytes), Some(sig_bytes)) = (files.get(MANIFEST), files.get(SIGNATURE)) else {
         return fail(format!("{} lacks {MANIFEST} or {SIGNATURE}", archive.display()));
     };
-    let envelope = Envelope::parse(sig_bytes, limits.max_entry_bytes as usize).map_err(|e| BundleError(format!("{SIGNATURE}: {e}")))?;
+    let envelope = Envelope::parse(sig_bytes, limits.max_entry_bytes as usize)
+        .map_err(|e| BundleError(format!("{SIGNATURE}: {e}")))?;
     if envelope.payload_type != MANIFEST_TYPE || envelope.payload != *manifest_bytes {
         return fail(format!("{SIGNATURE} does not sign this {MANIFEST}"));
     }
@@ -235,7 +267,8 @@ pub fn verify(registry: &Registry, archive: &Path, bootstrap: &Bootstrap, limits
         Bootstrap::Fingerprint(fp) => {
             let mut found = None;
             for (path, bytes) in files.iter().filter(|(p, _)| p.starts_with("public-keys/")) {
-                let spki = keyfile::public_key_from_bytes(Path::new(path), bytes).map_err(|e| BundleError(e.to_string()))?;
+                let spki =
+                    keyfile::public_key_from_bytes(Path::new(path), bytes).map_err(|e| BundleError(e.to_string()))?;
                 if dsse::fingerprint(registry, &spki).map_err(BundleError)? == *fp {
                     found = Some(spki);
                 }
@@ -249,11 +282,16 @@ pub fn verify(registry: &Registry, archive: &Path, bootstrap: &Bootstrap, limits
             TrustedKey { name: "bootstrap key".into(), fingerprint: fp.clone(), spki, algorithm, hints: vec![] }
         }
     };
-    let result = dsse::verify(registry, &envelope, &[key], 1, SigFormat::Der).map_err(|e| BundleError(e.to_string()))?;
+    let result =
+        dsse::verify(registry, &envelope, &[key], 1, SigFormat::Der).map_err(|e| BundleError(e.to_string()))?;
     if !result.valid {
-        return fail(format!("the bundle signature does not verify under the bootstrap key ({})", result.notes.join("; ")));
+        return fail(format!(
+            "the bundle signature does not verify under the bootstrap key ({})",
+            result.notes.join("; ")
+        ));
     }
-    let manifest: Manifest = serde_json::from_slice(manifest_bytes).map_err(|e| BundleError(format!("{MANIFEST}: {e}")))?;
+    let manifest: Manifest =
+        serde_json::from_slice(manifest_bytes).map_err(|e| BundleError(format!("{MANIFEST}: {e}")))?;
     for f in &manifest.files {
         let Some(bytes) = files.get(&f.path) else {
             return fail(format!("{} is listed in the manifest but missing from the archive", f.path));
@@ -287,11 +325,19 @@ fn algorithm_for(files: &BTreeMap<String, Vec<u8>>, spki: &[u8]) -> Option<Strin
 ///
 /// # Errors
 /// Verification fails, `into` is not empty, or a write fails (then nothing is installed).
-pub fn install(registry: &Registry, archive: &Path, bootstrap: &Bootstrap, into: &Path, limits: Limits) -> Result<Manifest, BundleError> {
+pub fn install(
+    registry: &Registry,
+    archive: &Path,
+    bootstrap: &Bootstrap,
+    into: &Path,
+    limits: Limits,
+) -> Result<Manifest, BundleError> {
     let (manifest, files) = verify(registry, archive, bootstrap, limits)?;
-    let parent = into.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let parent =
+        into.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let name = into.file_name().ok_or_else(|| BundleError(format!("{}: not a directory name", into.display())))?;
-    let parent_dir = Dir::open_ambient_dir(&parent, ambient_authority()).map_err(|e| BundleError(format!("{}: {e}", parent.display())))?;
+    let parent_dir = Dir::open_ambient_dir(&parent, ambient_authority())
+        .map_err(|e| BundleError(format!("{}: {e}", parent.display())))?;
     if let Ok(mut existing) = parent_dir.read_dir(name) {
         if existing.next().is_some() {
             return fail(format!("{} exists and is not empty; install into a new directory", into.display()));

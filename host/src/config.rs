@@ -9,8 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::LoadError;
-use crate::provider::Priority;
 use crate::pkcs11::{HsmConfig, PinSource, TokenSpec};
+use crate::provider::Priority;
 use crate::wasm::{CacheSetting, Limits};
 
 /// The whole configuration file.
@@ -262,9 +262,7 @@ impl Config {
                 return Err(at(p.name.span(), "provider.name", format!("{name:?} is configured twice")));
             }
             let component = p.component.get_ref();
-            let plain = Path::new(component)
-                .file_name()
-                .is_some_and(|f| f == component.as_str())
+            let plain = Path::new(component).file_name().is_some_and(|f| f == component.as_str())
                 && component.ends_with(".wasm");
             if !plain {
                 return Err(at(
@@ -287,8 +285,15 @@ impl Config {
                 None => None,
                 Some(k) => {
                     let v = k.get_ref();
-                    if matches!(v.as_str(), "pkcs11" | "file") || v.is_empty() || !v.chars().all(|c| c.is_ascii_lowercase()) {
-                        return Err(at(k.span(), "provider.key_prefix", format!("{v:?} must be lowercase letters, not pkcs11 or file")));
+                    if matches!(v.as_str(), "pkcs11" | "file")
+                        || v.is_empty()
+                        || !v.chars().all(|c| c.is_ascii_lowercase())
+                    {
+                        return Err(at(
+                            k.span(),
+                            "provider.key_prefix",
+                            format!("{v:?} must be lowercase letters, not pkcs11 or file"),
+                        ));
                     }
                     Some(v.clone())
                 }
@@ -309,14 +314,27 @@ impl Config {
                 let pin = match (h.pin_env, h.pin_file) {
                     (Some(var), None) => PinSource::Env(var),
                     (None, Some(file)) => PinSource::File(base.join(file)),
-                    _ => return Err(err("[hsm]: give exactly one of pin_env or pin_file (a PIN is never written in the config)".into())),
+                    _ => {
+                        return Err(err(
+                            "[hsm]: give exactly one of pin_env or pin_file (a PIN is never written in the config)"
+                                .into(),
+                        ));
+                    }
                 };
                 if h.tokens.get_ref().is_empty() {
-                    return Err(at(h.tokens.span(), "hsm.tokens", "name at least one token (label, or serial:NUMBER)".into()));
+                    return Err(at(
+                        h.tokens.span(),
+                        "hsm.tokens",
+                        "name at least one token (label, or serial:NUMBER)".into(),
+                    ));
                 }
                 let size = *h.pool_size.get_ref();
                 if size == 0 || size > 64 {
-                    return Err(at(h.pool_size.span(), "hsm.pool_size", format!("must be between 1 and 64, got {size}")));
+                    return Err(at(
+                        h.pool_size.span(),
+                        "hsm.pool_size",
+                        format!("must be between 1 and 64, got {size}"),
+                    ));
                 }
                 let tokens = h
                     .tokens
@@ -349,11 +367,16 @@ impl Config {
                 return Err(at(p.key.span(), &format!("profiles.{name}.key"), m));
             }
             if !crate::alg::is_signature_algorithm(&p.algorithm) {
-                return Err(at(p.key.span(), &format!("profiles.{name}.algorithm"), format!("unknown signature algorithm {:?}", p.algorithm)));
+                return Err(at(
+                    p.key.span(),
+                    &format!("profiles.{name}.algorithm"),
+                    format!("unknown signature algorithm {:?}", p.algorithm),
+                ));
             }
             profiles.insert(name, Profile { key: p.key.into_inner(), algorithm: p.algorithm, key_id: p.key_id });
         }
-        let max_payload = raw.dsse.and_then(|d| d.max_payload_mib).map_or(crate::dsse::DEFAULT_MAX_PAYLOAD, |m| m << 20);
+        let max_payload =
+            raw.dsse.and_then(|d| d.max_payload_mib).map_or(crate::dsse::DEFAULT_MAX_PAYLOAD, |m| m << 20);
 
         Ok(Config {
             profiles,
@@ -391,8 +414,10 @@ impl Manifest {
     /// The file cannot be read or is not a manifest.
     pub fn load(path: &Path) -> Result<Manifest, LoadError> {
         let text = fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
-        serde_json::from_str(&text)
-            .map_err(|e| LoadError::Config { path: path.to_path_buf(), message: format!("not a component manifest: {e}") })
+        serde_json::from_str(&text).map_err(|e| LoadError::Config {
+            path: path.to_path_buf(),
+            message: format!("not a component manifest: {e}"),
+        })
     }
 
     /// The entry for a component file name.
@@ -429,6 +454,7 @@ pub fn write_pins(config_path: &Path, manifest: &Manifest) -> Result<Vec<String>
         }
     }
     doc.insert("pinned_toolchain", toml_edit::value(manifest.toolchain.clone()));
-    fs::write(config_path, doc.to_string()).map_err(|source| LoadError::Io { path: config_path.to_path_buf(), source })?;
+    fs::write(config_path, doc.to_string())
+        .map_err(|source| LoadError::Io { path: config_path.to_path_buf(), source })?;
     Ok(changes)
 }

@@ -102,7 +102,8 @@ impl Envelope {
     /// The envelope as JSON (standard, padded base64).
     pub fn to_json(&self) -> String {
         let e = base64::engine::general_purpose::STANDARD;
-        let sigs: Vec<Value> = self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": e.encode(&s.sig)})).collect();
+        let sigs: Vec<Value> =
+            self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": e.encode(&s.sig)})).collect();
         let v = json!({"payload": e.encode(&self.payload), "payloadType": self.payload_type, "signatures": sigs});
         serde_json::to_string_pretty(&v).unwrap_or_default()
     }
@@ -178,7 +179,13 @@ impl<'a> PaeInputs<'a> {
 ///
 /// # Errors
 /// Never for bad signatures (they are reported in `notes`); only for a hashing failure.
-pub fn verify(registry: &Registry, env: &Envelope, keys: &[TrustedKey], threshold: usize, format: SigFormat) -> Result<Verification, DsseError> {
+pub fn verify(
+    registry: &Registry,
+    env: &Envelope,
+    keys: &[TrustedKey],
+    threshold: usize,
+    format: SigFormat,
+) -> Result<Verification, DsseError> {
     let pae = pae(&env.payload_type, &env.payload);
     let mut inputs = PaeInputs::new(registry, &pae);
     for k in keys {
@@ -209,14 +216,24 @@ pub fn verify(registry: &Registry, env: &Envelope, keys: &[TrustedKey], threshol
         }
         match matched {
             Some(name) => verified_by.push(name),
-            None => notes.push(format!("signature {i} (keyid {:?}) is not valid under any trusted key not already counted", s.keyid)),
+            None => notes.push(format!(
+                "signature {i} (keyid {:?}) is not valid under any trusted key not already counted",
+                s.keyid
+            )),
         }
     }
     let valid = threshold > 0 && verified_by.len() >= threshold;
     if !valid {
         notes.push(format!("{} distinct trusted key(s) verified; the threshold is {threshold}", verified_by.len()));
     }
-    Ok(Verification { payload_type: env.payload_type.clone(), payload: env.payload.clone(), verified_by, threshold, valid, notes })
+    Ok(Verification {
+        payload_type: env.payload_type.clone(),
+        payload: env.payload.clone(),
+        verified_by,
+        threshold,
+        valid,
+        notes,
+    })
 }
 
 /// One signer of a multi-profile sign.
@@ -315,16 +332,28 @@ mod tests {
 
     #[test]
     fn pae_matches_the_spec() {
-        assert_eq!(pae("http://example.com/HelloWorld", b"hello world"), b"DSSEv1 29 http://example.com/HelloWorld 11 hello world");
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+        );
         assert_eq!(pae("", b""), b"DSSEv1 0  0 ");
     }
 
     #[test]
     fn parse_refuses_what_it_must() {
         assert!(matches!(Envelope::parse(b"not json", 100), Err(DsseError::NotJson(_))));
-        assert!(Envelope::parse(br#"{"payloadType":"t","signatures":[]}"#, 100).unwrap_err().to_string().contains("payload"));
-        assert!(matches!(Envelope::parse(br#"{"payload":"AAAAAAAA","payloadType":"t","signatures":[]}"#, 3), Err(DsseError::TooLarge { .. })));
-        let e = Envelope::parse(br#"{"payload":"aGk","payloadType":"t","signatures":[{"sig":"AQ"}],"extra":1}"#, 100).unwrap();
+        assert!(
+            Envelope::parse(br#"{"payloadType":"t","signatures":[]}"#, 100)
+                .unwrap_err()
+                .to_string()
+                .contains("payload")
+        );
+        assert!(matches!(
+            Envelope::parse(br#"{"payload":"AAAAAAAA","payloadType":"t","signatures":[]}"#, 3),
+            Err(DsseError::TooLarge { .. })
+        ));
+        let e = Envelope::parse(br#"{"payload":"aGk","payloadType":"t","signatures":[{"sig":"AQ"}],"extra":1}"#, 100)
+            .unwrap();
         assert_eq!(e.payload, b"hi");
         assert_eq!(e.signatures[0].keyid, "");
     }

@@ -34,7 +34,8 @@ fn looks_like_pem(bytes: &[u8]) -> bool {
 /// Decodes PEM text, or takes the bytes as DER when they start like a DER SEQUENCE.
 fn pem_or_der(path: &Path, bytes: &[u8], what: &str) -> Result<(Option<String>, Zeroizing<Vec<u8>>), FileError> {
     if looks_like_pem(bytes) {
-        let text = std::str::from_utf8(bytes.trim_ascii()).map_err(|_| fail(path, format!("{what} PEM is not text")))?;
+        let text =
+            std::str::from_utf8(bytes.trim_ascii()).map_err(|_| fail(path, format!("{what} PEM is not text")))?;
         let (label, der) = pem_rfc7468::decode_vec(text.as_bytes())
             .map_err(|e| fail(path, format!("{what} is not valid PEM: {e}")))?;
         Ok((Some(label.to_string()), Zeroizing::new(der)))
@@ -57,7 +58,9 @@ pub fn read_private_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError> {
         None | Some("PRIVATE KEY") => Ok(der),
         Some(l @ ("EC PRIVATE KEY" | "RSA PRIVATE KEY")) => Err(fail(
             path,
-            format!("is a legacy {l}; convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.p8.pem`"),
+            format!(
+                "is a legacy {l}; convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.p8.pem`"
+            ),
         )),
         Some("ENCRYPTED PRIVATE KEY") => {
             Err(fail(path, "is an encrypted PKCS#8 key; decrypt it first (`openssl pkcs8 -in KEY -out PLAIN.pem`)"))

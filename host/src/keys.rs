@@ -22,7 +22,10 @@ use crate::registry::{GeneratedKey, Registry};
 pub enum KeyRef {
     Pkcs11(Pkcs11Uri),
     /// `PREFIX:NAME`, held by the provider configured with that `key_prefix`.
-    Named { prefix: String, name: String },
+    Named {
+        prefix: String,
+        name: String,
+    },
     /// A PKCS#8 file (`file:PATH`, or a path with no scheme).
     File(PathBuf),
 }
@@ -41,7 +44,9 @@ impl KeyRef {
             return Ok(KeyRef::File(PathBuf::from(path)));
         }
         match text.split_once(':') {
-            Some((prefix, name)) if !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_lowercase()) && prefix.len() > 1 => {
+            Some((prefix, name))
+                if !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_lowercase()) && prefix.len() > 1 =>
+            {
                 if name.is_empty() {
                     return Err(format!("{prefix}: needs a key name"));
                 }
@@ -125,11 +130,9 @@ impl<'r> KeyService<'r> {
                 .hsm()
                 .map(|h| h.clone() as Arc<dyn CryptoProvider>)
                 .ok_or_else(|| missing("a pkcs11: key, but no [hsm] is configured".into())),
-            KeyRef::Named { prefix, .. } => self
-                .registry
-                .by_prefix(prefix)
-                .cloned()
-                .ok_or_else(|| missing(format!("no configured provider holds {prefix}: keys (set key_prefix = {prefix:?} on one)"))),
+            KeyRef::Named { prefix, .. } => self.registry.by_prefix(prefix).cloned().ok_or_else(|| {
+                missing(format!("no configured provider holds {prefix}: keys (set key_prefix = {prefix:?} on one)"))
+            }),
             KeyRef::File(_) => Err(missing("a key file has no provider of its own".into())),
         }
     }
@@ -149,7 +152,16 @@ impl<'r> KeyService<'r> {
         }
     }
 
-    fn record(&self, operation: &str, reference: &KeyRef, algorithm: &str, provider: &str, origin: serde_json::Value, input: &[u8], outcome: String) -> Result<(), KeyError> {
+    fn record(
+        &self,
+        operation: &str,
+        reference: &KeyRef,
+        algorithm: &str,
+        provider: &str,
+        origin: serde_json::Value,
+        input: &[u8],
+        outcome: String,
+    ) -> Result<(), KeyError> {
         self.audit.append(&AuditRecord {
             time: now_rfc3339(),
             operation: operation.into(),
@@ -182,7 +194,15 @@ impl<'r> KeyService<'r> {
                     KeyError::Provider { provider, .. } => provider.clone(),
                     _ => String::new(),
                 };
-                self.record(operation, reference, algorithm, &provider, serde_json::Value::Null, input_sha256, format!("error: {e}"))?;
+                self.record(
+                    operation,
+                    reference,
+                    algorithm,
+                    &provider,
+                    serde_json::Value::Null,
+                    input_sha256,
+                    format!("error: {e}"),
+                )?;
                 Err(e)
             }
         }
@@ -193,10 +213,19 @@ impl<'r> KeyService<'r> {
     ///
     /// # Errors
     /// Bad reference, the provider refuses, or the audit log cannot be written.
-    pub fn sign(&self, reference: &KeyRef, algorithm: &str, input: SignInput<'_>, input_sha256: &[u8], format: SigFormat) -> Result<Signed, KeyError> {
+    pub fn sign(
+        &self,
+        reference: &KeyRef,
+        algorithm: &str,
+        input: SignInput<'_>,
+        input_sha256: &[u8],
+        format: SigFormat,
+    ) -> Result<Signed, KeyError> {
         let result = (|| match self.resolve(reference, algorithm, 0, false)? {
             Resolved::Held(p, id) => {
-                let sig = p.sign(&id, algorithm, input, format).map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
+                let sig = p
+                    .sign(&id, algorithm, input, format)
+                    .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
                 Ok((sig, p.descriptor().name.clone(), origin_of(p.as_ref())))
             }
             Resolved::Pkcs8(der) => {
@@ -213,10 +242,17 @@ impl<'r> KeyService<'r> {
     ///
     /// # Errors
     /// Bad reference or the provider refuses.
-    pub fn public_key(&self, reference: &KeyRef, algorithm: &str, rsa_bits: u32) -> Result<(Vec<u8>, String), KeyError> {
+    pub fn public_key(
+        &self,
+        reference: &KeyRef,
+        algorithm: &str,
+        rsa_bits: u32,
+    ) -> Result<(Vec<u8>, String), KeyError> {
         match self.resolve(reference, algorithm, rsa_bits, false)? {
             Resolved::Held(p, id) => {
-                let spki = p.public_key(&id).map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
+                let spki = p
+                    .public_key(&id)
+                    .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
                 Ok((spki, p.descriptor().name.clone()))
             }
             Resolved::Pkcs8(der) => {
@@ -263,7 +299,12 @@ impl<'r> KeyService<'r> {
     ///
     /// # Errors
     /// No provider generates it, or the audit log cannot be written.
-    pub fn generate_file_key(&self, out: &Path, algorithm: &str, rsa_bits: u32) -> Result<(GeneratedKey, String), KeyError> {
+    pub fn generate_file_key(
+        &self,
+        out: &Path,
+        algorithm: &str,
+        rsa_bits: u32,
+    ) -> Result<(GeneratedKey, String), KeyError> {
         let reference = KeyRef::File(out.to_path_buf());
         let result = self.registry.generate_exportable(algorithm, rsa_bits).map_err(KeyError::from).map(|served| {
             let origin = origin_of(served.provider.as_ref());
@@ -277,7 +318,9 @@ impl<'r> KeyService<'r> {
     fn secret(&self, reference: &KeyRef, algorithm: &str) -> Result<(Arc<dyn CryptoProvider>, KeyId), KeyError> {
         let p = self.provider_for(reference)?;
         let name = provider_key_name(reference);
-        let id = p.named_secret(&name, algorithm, false).map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
+        let id = p
+            .named_secret(&name, algorithm, false)
+            .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
         Ok((p, id))
     }
 
@@ -285,11 +328,19 @@ impl<'r> KeyService<'r> {
     ///
     /// # Errors
     /// Bad reference, the provider refuses, or the audit log fails.
-    pub fn encrypt(&self, reference: &KeyRef, algorithm: &str, plaintext: &[u8], aad: &[u8]) -> Result<(Sealed, String), KeyError> {
+    pub fn encrypt(
+        &self,
+        reference: &KeyRef,
+        algorithm: &str,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<(Sealed, String), KeyError> {
         let digest = Sha256::digest(plaintext);
         let result = (|| {
             let (p, id) = self.secret(reference, algorithm)?;
-            let sealed = p.encrypt(&id, plaintext, aad).map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
+            let sealed = p
+                .encrypt(&id, plaintext, aad)
+                .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
             Ok((sealed, p.descriptor().name.clone(), origin_of(p.as_ref())))
         })();
         let (sealed, provider, _) = self.audited("encrypt", reference, algorithm, &digest, result)?;
@@ -300,11 +351,20 @@ impl<'r> KeyService<'r> {
     ///
     /// # Errors
     /// Bad reference, authentication failure, or the audit log fails.
-    pub fn decrypt(&self, reference: &KeyRef, algorithm: &str, nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<(Zeroizing<Vec<u8>>, String), KeyError> {
+    pub fn decrypt(
+        &self,
+        reference: &KeyRef,
+        algorithm: &str,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Result<(Zeroizing<Vec<u8>>, String), KeyError> {
         let digest = Sha256::digest(ciphertext);
         let result = (|| {
             let (p, id) = self.secret(reference, algorithm)?;
-            let plain = p.decrypt(&id, nonce, ciphertext, aad).map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
+            let plain = p
+                .decrypt(&id, nonce, ciphertext, aad)
+                .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
             Ok((plain, p.descriptor().name.clone(), origin_of(p.as_ref())))
         })();
         let (plain, provider, _) = self.audited("decrypt", reference, algorithm, &digest, result)?;

@@ -11,13 +11,13 @@ pub use provider::{Capability, CryptoProvider, Descriptor, KeyId, Priority, SigF
 pub mod alg;
 pub mod audit;
 pub mod bundle;
-pub mod keys;
 pub mod config;
 pub mod dsse;
-pub mod trust;
 pub mod keyfile;
+pub mod keys;
 pub mod pkcs11;
 pub mod registry;
+pub mod trust;
 
 pub use config::Config;
 pub use registry::{Registry, Served, TrustMode};

@@ -18,7 +18,11 @@ use cryptohost::{Config, CryptoProvider, Registry, Served, TrustMode};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "cryptohost", version, about = "Crypto provider host: sandboxed WebAssembly providers, pinned by sha256, chosen by priority")]
+#[command(
+    name = "cryptohost",
+    version,
+    about = "Crypto provider host: sandboxed WebAssembly providers, pinned by sha256, chosen by priority"
+)]
 struct Cli {
     /// Configuration file.
     #[arg(long, global = true, default_value = "cryptohost.toml")]
@@ -475,7 +479,10 @@ fn hash(cli: &Cli, a: &HashArgs) -> Result<ExitCode, Failure> {
     let served = registry.digest_file(&a.alg, &a.file)?;
     let hex = hex::encode(&served.value);
     if a.json {
-        println!("{}", json!({"algorithm": cryptohost::alg::canonical_hash(&a.alg), "digest": hex, "provider": provider_json(&served)}));
+        println!(
+            "{}",
+            json!({"algorithm": cryptohost::alg::canonical_hash(&a.alg), "digest": hex, "provider": provider_json(&served)})
+        );
     } else {
         report("hash", &served);
         println!("{hex}");
@@ -514,7 +521,8 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<ExitCode, Failure> {
     let (config, registry) = open(cli)?;
     let service = KeyService::new(&registry, &config.audit_path)?;
     let digest = registry.digest_file(hash_alg.unwrap_or("SHA-256"), &a.file)?;
-    let input_sha256 = if hash_alg.is_none_or(|h| h == "SHA-256") { digest.value.clone() } else { file_sha256(&a.file)? };
+    let input_sha256 =
+        if hash_alg.is_none_or(|h| h == "SHA-256") { digest.value.clone() } else { file_sha256(&a.file)? };
     let message;
     let input = match hash_alg {
         Some(_) => SignInput::Digest(&digest.value),
@@ -593,7 +601,11 @@ fn keygen(cli: &Cli, a: &KeygenArgs) -> Result<ExitCode, Failure> {
     sig_hash(&a.alg)?;
     for path in std::iter::once(&a.out).chain(a.public.as_ref()) {
         if path.exists() {
-            return Err(anyhow::anyhow!("{} already exists (it must not exist yet: keys are never overwritten)", path.display()).into());
+            return Err(anyhow::anyhow!(
+                "{} already exists (it must not exist yet: keys are never overwritten)",
+                path.display()
+            )
+            .into());
         }
     }
     let (config, registry) = open(cli)?;
@@ -744,27 +756,44 @@ fn dsse_sign(cli: &Cli, a: &DsseSignArgs) -> Result<ExitCode, Failure> {
         signers.push(Signer { label: k.clone(), key: parse_ref(k)?, algorithm: alg, key_id: None });
     }
     for name in &a.profile {
-        let p = config.profiles.get(name).with_context(|| format!("no profile {name:?} in {}", config.path.display()))?;
-        signers.push(Signer { label: name.clone(), key: parse_ref(&p.key)?, algorithm: p.algorithm.clone(), key_id: p.key_id.clone() });
+        let p =
+            config.profiles.get(name).with_context(|| format!("no profile {name:?} in {}", config.path.display()))?;
+        signers.push(Signer {
+            label: name.clone(),
+            key: parse_ref(&p.key)?,
+            algorithm: p.algorithm.clone(),
+            key_id: p.key_id.clone(),
+        });
     }
     for id in &a.key_id {
-        let (name, p) = config
-            .profiles
-            .iter()
-            .find(|(_, p)| p.key_id.as_deref() == Some(id.as_str()))
-            .with_context(|| format!("no profile has key_id {id:?}: map it to a key in [profiles] of {}", config.path.display()))?;
-        signers.push(Signer { label: name.clone(), key: parse_ref(&p.key)?, algorithm: p.algorithm.clone(), key_id: Some(id.clone()) });
+        let (name, p) =
+            config.profiles.iter().find(|(_, p)| p.key_id.as_deref() == Some(id.as_str())).with_context(|| {
+                format!("no profile has key_id {id:?}: map it to a key in [profiles] of {}", config.path.display())
+            })?;
+        signers.push(Signer {
+            label: name.clone(),
+            key: parse_ref(&p.key)?,
+            algorithm: p.algorithm.clone(),
+            key_id: Some(id.clone()),
+        });
     }
     if signers.is_empty() {
         return Err(anyhow::anyhow!("nothing to sign with: give --key (with --alg), --profile or --key-id").into());
     }
     let meta = fs::metadata(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
     if meta.len() as usize > config.max_payload {
-        return Err(anyhow::anyhow!("{} is {} bytes; the DSSE payload limit is {} bytes", a.file.display(), meta.len(), config.max_payload).into());
+        return Err(anyhow::anyhow!(
+            "{} is {} bytes; the DSSE payload limit is {} bytes",
+            a.file.display(),
+            meta.len(),
+            config.max_payload
+        )
+        .into());
     }
     let payload = fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
     let service = KeyService::new(&registry, &config.audit_path)?;
-    let (envelope, failures) = dsse::sign(&registry, &service, &a.payload_type, &payload, &signers, a.sig_format, a.allow_partial)?;
+    let (envelope, failures) =
+        dsse::sign(&registry, &service, &a.payload_type, &payload, &signers, a.sig_format, a.allow_partial)?;
     for (label, e) in &failures {
         eprintln!("cryptohost: dsse sign: {label} FAILED (kept the others, --allow-partial): {e}");
     }
@@ -805,10 +834,18 @@ fn dsse_verify(cli: &Cli, a: &DsseVerifyArgs) -> Result<ExitCode, Failure> {
             let alg = match (&a.alg, cryptohost::alg::algorithm_of_spki(&spki)) {
                 (Some(alg), _) => alg.clone(),
                 (None, Some(alg)) => alg.to_string(),
-                (None, None) => return Err(anyhow::anyhow!("{}: an RSA key: give --alg (RS256, PS256, ...)", p.display()).into()),
+                (None, None) => {
+                    return Err(anyhow::anyhow!("{}: an RSA key: give --alg (RS256, PS256, ...)", p.display()).into());
+                }
             };
             let fp = dsse::fingerprint(&registry, &spki).map_err(|e| anyhow::anyhow!(e))?;
-            keys.push(TrustedKey { name: p.display().to_string(), fingerprint: fp.clone(), spki, algorithm: alg, hints: vec![fp] });
+            keys.push(TrustedKey {
+                name: p.display().to_string(),
+                fingerprint: fp.clone(),
+                spki,
+                algorithm: alg,
+                hints: vec![fp],
+            });
         }
         keys
     };
@@ -862,7 +899,12 @@ fn bundle(cli: &Cli, b: &BundleCommand) -> Result<ExitCode, Failure> {
     match b {
         BundleCommand::Create { from, key, alg, out } => {
             let service = KeyService::new(&registry, &config.audit_path)?;
-            let signer = cryptohost::dsse::Signer { label: key.clone(), key: parse_ref(key)?, algorithm: alg.clone(), key_id: None };
+            let signer = cryptohost::dsse::Signer {
+                label: key.clone(),
+                key: parse_ref(key)?,
+                algorithm: alg.clone(),
+                key_id: None,
+            };
             let manifest = bundle::create(&registry, &service, from, &signer, out)?;
             println!("wrote {} ({} files)", out.display(), manifest.files.len());
         }

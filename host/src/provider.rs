@@ -94,9 +94,7 @@ pub struct Descriptor {
 
 impl Descriptor {
     pub fn supports(&self, capability: Capability, algorithm: &str) -> bool {
-        self.capabilities
-            .iter()
-            .any(|c| c.capability == capability && c.algorithms.iter().any(|a| a == algorithm))
+        self.capabilities.iter().any(|c| c.capability == capability && c.algorithms.iter().any(|a| a == algorithm))
     }
 }
 
@@ -151,7 +149,13 @@ pub trait CryptoProvider: Send + Sync {
     fn export_pkcs8(&self, key: &KeyId) -> Result<Zeroizing<Vec<u8>>, ProviderError>;
 
     /// Signs with a held key.
-    fn sign(&self, key: &KeyId, algorithm: &str, input: SignInput<'_>, format: SigFormat) -> Result<Vec<u8>, ProviderError>;
+    fn sign(
+        &self,
+        key: &KeyId,
+        algorithm: &str,
+        input: SignInput<'_>,
+        format: SigFormat,
+    ) -> Result<Vec<u8>, ProviderError>;
 
     /// The key called `name` (a PKCS#11 URI for the HSM, a simulation key name), generated
     /// non-exportable when absent and `create` is set.
@@ -168,5 +172,11 @@ pub trait CryptoProvider: Send + Sync {
     fn encrypt(&self, key: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, ProviderError>;
 
     /// AES-GCM decryption; a wrong key, nonce, AAD or tag is `InvalidInput`.
-    fn decrypt(&self, key: &KeyId, nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, ProviderError>;
+    fn decrypt(
+        &self,
+        key: &KeyId,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError>;
 }

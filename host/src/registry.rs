@@ -103,7 +103,8 @@ impl Registry {
                 }
             };
             let settings = p.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            let provider: Arc<dyn CryptoProvider> = Arc::new(runtime.load(&p.name, &file, &trust, p.priority, settings)?);
+            let provider: Arc<dyn CryptoProvider> =
+                Arc::new(runtime.load(&p.name, &file, &trust, p.priority, settings)?);
             if let Some(prefix) = &p.key_prefix {
                 prefixes.push((prefix.clone(), provider.clone()));
             }
@@ -184,7 +185,8 @@ impl Registry {
         // Opened per attempt: a provider that faulted halfway leaves the reader mid-file.
         File::open(path)?;
         self.serve(Capability::Hashing, algorithm, |p, a| {
-            let mut f = File::open(path).map_err(|e| ProviderError::InvalidInput(format!("{}: {e}", path.display())))?;
+            let mut f =
+                File::open(path).map_err(|e| ProviderError::InvalidInput(format!("{}: {e}", path.display())))?;
             p.digest_reader(a, &mut f)
         })
     }

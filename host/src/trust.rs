@@ -61,7 +61,8 @@ pub fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
 }
 
 fn valid_fingerprint(f: &str) -> bool {
-    f.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    f.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 /// The trusted keys of an installed bundle directory (`trust-anchors.json` +
@@ -77,7 +78,12 @@ pub struct AnchorSet {
 /// # Errors
 /// The file is missing or malformed, a fingerprint is not `sha256:` + 64 lowercase hex, a
 /// time does not parse, or the whole file has expired at `at`.
-pub fn load_anchors(registry: &Registry, dir: &Path, at: OffsetDateTime, purpose: Option<&str>) -> Result<AnchorSet, AnchorError> {
+pub fn load_anchors(
+    registry: &Registry,
+    dir: &Path,
+    at: OffsetDateTime,
+    purpose: Option<&str>,
+) -> Result<AnchorSet, AnchorError> {
     let path = dir.join("trust-anchors.json");
     let err = |message: String| AnchorError { path: path.display().to_string(), message };
     let text = fs::read(&path).map_err(|e| err(format!("cannot read: {e}")))?;
@@ -86,11 +92,18 @@ pub fn load_anchors(registry: &Registry, dir: &Path, at: OffsetDateTime, purpose
     time_of("createdAt", &file.created_at, &path)?;
     for a in &file.trust_anchors {
         if !valid_fingerprint(&a.fingerprint) {
-            return Err(err(format!("anchor {:?}: fingerprint {:?} is not \"sha256:\" + 64 lowercase hex digits", a.key_id, a.fingerprint)));
+            return Err(err(format!(
+                "anchor {:?}: fingerprint {:?} is not \"sha256:\" + 64 lowercase hex digits",
+                a.key_id, a.fingerprint
+            )));
         }
     }
     if at > expires {
-        return Err(err(format!("the trust anchors expired at {} (verification time {})", file.expires_at, at.format(&Rfc3339).unwrap_or_default())));
+        return Err(err(format!(
+            "the trust anchors expired at {} (verification time {})",
+            file.expires_at,
+            at.format(&Rfc3339).unwrap_or_default()
+        )));
     }
 
     // Every public key in the bundle, by fingerprint (computed through a hashing provider).
@@ -112,7 +125,8 @@ pub fn load_anchors(registry: &Registry, dir: &Path, at: OffsetDateTime, purpose
         let not_before = time_of("notBefore", &a.not_before, &path)?;
         let not_after = time_of("notAfter", &a.not_after, &path)?;
         let Some((_, fp, spki)) = available.iter().find(|(_, fp, _)| *fp == a.fingerprint) else {
-            refused.push(format!("anchor {}: no public key in public-keys/ has fingerprint {}", a.key_id, a.fingerprint));
+            refused
+                .push(format!("anchor {}: no public key in public-keys/ has fingerprint {}", a.key_id, a.fingerprint));
             continue;
         };
         if at < not_before {

@@ -19,8 +19,7 @@ use zeroize::Zeroizing;
 use crate::bindings::{self, Provider, ProviderPre};
 use crate::error::{LoadError, ProviderError};
 use crate::provider::{
-    CapabilityInfo, CryptoProvider, Descriptor, KeyId, Origin, Priority, Sealed, SigFormat,
-    SignInput, Verifier,
+    CapabilityInfo, CryptoProvider, Descriptor, KeyId, Origin, Priority, Sealed, SigFormat, SignInput, Verifier,
 };
 
 /// The only interfaces a provider may import: our `host` interface and the `types` it shares.
@@ -174,7 +173,10 @@ fn check_private(path: &Path, what: &str) -> Result<(), LoadError> {
         return Err(cache_err(path, format!("{what} is a symlink; refused")));
     }
     if meta.uid() != me {
-        return Err(cache_err(path, format!("{what} is owned by uid {}, not by this user ({me}); refused", meta.uid())));
+        return Err(cache_err(
+            path,
+            format!("{what} is owned by uid {}, not by this user ({me}); refused", meta.uid()),
+        ));
     }
     if meta.mode() & 0o022 != 0 {
         return Err(cache_err(
@@ -417,10 +419,7 @@ impl WasmProvider {
             .tables(16)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(
-            &self.shared.engine,
-            GuestState { limits, provider: self.descriptor.name.clone() },
-        );
+        let mut store = Store::new(&self.shared.engine, GuestState { limits, provider: self.descriptor.name.clone() });
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(ticks(self.shared.limits.call_timeout));
         store.epoch_deadline_trap();
@@ -477,11 +476,13 @@ impl WasmProvider {
         ))
     }
 
-    fn call<T>(&self, f: impl FnOnce(&mut Live) -> wasmtime::Result<Result<T, bindings::CryptoError>>) -> Result<T, ProviderError> {
+    fn call<T>(
+        &self,
+        f: impl FnOnce(&mut Live) -> wasmtime::Result<Result<T, bindings::CryptoError>>,
+    ) -> Result<T, ProviderError> {
         let (r, _) = self.with_live(None, self.shared.limits.call_timeout, f)?;
         r.map_err(Into::into)
     }
-
 }
 
 impl Drop for WasmVerifier<'_> {
@@ -556,9 +557,7 @@ impl CryptoProvider for WasmProvider {
 
     fn generate(&self, algorithm: &str, rsa_bits: u32, exportable: bool) -> Result<KeyId, ProviderError> {
         let (r, generation) = self.with_live(None, self.shared.limits.keygen_timeout, |live| {
-            live.bindings
-                .cryptohost_provider_signing()
-                .call_generate(&mut live.store, algorithm, rsa_bits, exportable)
+            live.bindings.cryptohost_provider_signing().call_generate(&mut live.store, algorithm, rsa_bits, exportable)
         })?;
         Ok(key_id(generation, &r?))
     }
@@ -579,7 +578,13 @@ impl CryptoProvider for WasmProvider {
         r.map(Zeroizing::new).map_err(Into::into)
     }
 
-    fn sign(&self, key: &KeyId, algorithm: &str, input: SignInput<'_>, format: SigFormat) -> Result<Vec<u8>, ProviderError> {
+    fn sign(
+        &self,
+        key: &KeyId,
+        algorithm: &str,
+        input: SignInput<'_>,
+        format: SigFormat,
+    ) -> Result<Vec<u8>, ProviderError> {
         let (generation, id) = split_key(key)?;
         let (r, _) = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
             let s = live.bindings.cryptohost_provider_signing();
@@ -596,7 +601,13 @@ impl CryptoProvider for WasmProvider {
         // A seeded simulation derives (generates) the key even when `create` is false.
         let timeout = timeout.max(self.shared.limits.keygen_timeout);
         let (r, generation) = self.with_live(None, timeout, |live| {
-            live.bindings.cryptohost_provider_signing().call_named_key(&mut live.store, name, algorithm, rsa_bits, create)
+            live.bindings.cryptohost_provider_signing().call_named_key(
+                &mut live.store,
+                name,
+                algorithm,
+                rsa_bits,
+                create,
+            )
         })?;
         Ok(key_id(generation, &r?))
     }
@@ -624,7 +635,13 @@ impl CryptoProvider for WasmProvider {
         Ok(Sealed { nonce: sealed.nonce, ciphertext: sealed.ciphertext })
     }
 
-    fn decrypt(&self, key: &KeyId, nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+    fn decrypt(
+        &self,
+        key: &KeyId,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
         let (generation, id) = split_key(key)?;
         let (r, _) = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
             live.bindings.cryptohost_provider_encryption().call_decrypt(&mut live.store, id, nonce, ciphertext, aad)
@@ -664,7 +681,9 @@ impl Verifier for WasmVerifier<'_> {
             let v = live.bindings.cryptohost_provider_verification().verifier();
             match input {
                 SignInput::Message(m) => v.call_verify(&mut live.store, self.resource, m, signature, format.into()),
-                SignInput::Digest(d) => v.call_verify_digest(&mut live.store, self.resource, d, signature, format.into()),
+                SignInput::Digest(d) => {
+                    v.call_verify_digest(&mut live.store, self.resource, d, signature, format.into())
+                }
             }
         })?;
         r.map_err(Into::into)

@@ -49,7 +49,21 @@ fn kit() -> Kit {
 impl Kit {
     fn create(&self, name: &str) -> PathBuf {
         let out = self.dir.path().join(name);
-        let r = run(&self.config, &["bundle", "create", "--from", s(&self.source), "--key", "sim:bundle-signer", "--alg", "ES256", "--out", s(&out)]);
+        let r = run(
+            &self.config,
+            &[
+                "bundle",
+                "create",
+                "--from",
+                s(&self.source),
+                "--key",
+                "sim:bundle-signer",
+                "--alg",
+                "ES256",
+                "--out",
+                s(&out),
+            ],
+        );
         assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
         out
     }
@@ -72,7 +86,10 @@ fn create_verify_install_and_use_the_anchors() {
     assert_eq!(by_fp.status.code(), Some(2));
     assert!(stderr(&by_fp).contains("no public key in the bundle has the bootstrap fingerprint"), "{}", stderr(&by_fp));
     // A wrong bootstrap key is refused.
-    let wrong = run(&k.config, &["bundle", "verify", s(&archive), "--bootstrap-pub", s(&k.source.join("public-keys/scanner-key-001.pub"))]);
+    let wrong = run(
+        &k.config,
+        &["bundle", "verify", s(&archive), "--bootstrap-pub", s(&k.source.join("public-keys/scanner-key-001.pub"))],
+    );
     assert_eq!(wrong.status.code(), Some(2));
     assert!(stderr(&wrong).contains("does not verify under the bootstrap key"), "{}", stderr(&wrong));
 
@@ -85,9 +102,25 @@ fn create_verify_install_and_use_the_anchors() {
     let doc = k.dir.path().join("sbom.json");
     fs::write(&doc, b"{}").unwrap();
     let env = k.dir.path().join("sbom.dsse");
-    let signed = run(&k.config, &["dsse", "sign", "--key", "sim:scanner", "--alg", "ES256", "--payload-type", "application/json", "--out", s(&env), s(&doc)]);
+    let signed = run(
+        &k.config,
+        &[
+            "dsse",
+            "sign",
+            "--key",
+            "sim:scanner",
+            "--alg",
+            "ES256",
+            "--payload-type",
+            "application/json",
+            "--out",
+            s(&env),
+            s(&doc),
+        ],
+    );
     assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
-    let verified = run(&k.config, &["dsse", "verify", "--anchors", s(&into), "--purpose", "container-scanning", s(&env)]);
+    let verified =
+        run(&k.config, &["dsse", "verify", "--anchors", s(&into), "--purpose", "container-scanning", s(&env)]);
     assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
     // Installing over a non-empty directory is refused.
     let again = k.install(&archive, &into);
@@ -134,7 +167,11 @@ fn refused(k: &Kit, archive: &Path, why: &str) {
     assert_eq!(out.status.code(), Some(2), "{}: {}", archive.display(), stderr(&out));
     assert!(stderr(&out).contains(why), "{}: {:?} should say {why:?}", archive.display(), stderr(&out));
     assert!(!into.exists(), "nothing may be written for a refused bundle");
-    let staging: Vec<_> = fs::read_dir(k.dir.path()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("staging")).collect();
+    let staging: Vec<_> = fs::read_dir(k.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("staging"))
+        .collect();
     assert!(staging.is_empty(), "no staging left behind");
 }
 

@@ -82,7 +82,10 @@ fn openssl_interop_both_ways_for_every_algorithm() {
 
         // cryptohost signs, OpenSSL verifies.
         let sig = setup.path(&format!("{alg}.ours.sig"));
-        let out = run(&setup.config, &["sign", "--alg", alg, "--key", Setup::s(&key), "--out", Setup::s(&sig), Setup::s(&msg)]);
+        let out = run(
+            &setup.config,
+            &["sign", "--alg", alg, "--key", Setup::s(&key), "--out", Setup::s(&sig), Setup::s(&msg)],
+        );
         assert_eq!(out.status.code(), Some(0), "{alg} sign: {}", stderr(&out));
         assert!(stderr(&out).contains("served by offline-verification"), "{}", stderr(&out));
         let mut args = vec!["dgst", digest.as_str(), "-verify", Setup::s(&public), "-signature", Setup::s(&sig)];
@@ -97,10 +100,16 @@ fn openssl_interop_both_ways_for_every_algorithm() {
         args.extend(sigopts.iter().map(String::as_str));
         args.push(Setup::s(&msg));
         openssl(&args);
-        let out = run(&setup.config, &["verify", "--alg", alg, "--pub", Setup::s(&public), "--sig", Setup::s(&theirs), Setup::s(&msg)]);
+        let out = run(
+            &setup.config,
+            &["verify", "--alg", alg, "--pub", Setup::s(&public), "--sig", Setup::s(&theirs), Setup::s(&msg)],
+        );
         assert_eq!(out.status.code(), Some(0), "{alg}: openssl signature rejected: {}", stderr(&out));
         assert_eq!(stdout(&out).trim(), "valid");
-        let out = run(&setup.config, &["verify", "--alg", alg, "--pub", Setup::s(&public), "--sig", Setup::s(&theirs), Setup::s(&tampered)]);
+        let out = run(
+            &setup.config,
+            &["verify", "--alg", alg, "--pub", Setup::s(&public), "--sig", Setup::s(&theirs), Setup::s(&tampered)],
+        );
         assert_eq!(out.status.code(), Some(1), "{alg}: tampered file accepted: {}", stderr(&out));
         assert_eq!(stdout(&out).trim(), "invalid");
     }
@@ -111,16 +120,47 @@ fn p1363_and_base64_signatures() {
     let setup = Setup::new();
     let msg = setup.file("m", b"jws payload");
     let (key, public) = openssl_key(&setup, "ES256");
-    let out = run(&setup.config, &["sign", "--alg", "ES256", "--key", Setup::s(&key), "--sig-format", "p1363", Setup::s(&msg)]);
+    let out = run(
+        &setup.config,
+        &["sign", "--alg", "ES256", "--key", Setup::s(&key), "--sig-format", "p1363", Setup::s(&msg)],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let b64 = stdout(&out);
     let raw = cryptohost::keyfile::decode_base64(b64.trim().as_bytes()).expect("base64 on stdout");
     assert_eq!(raw.len(), 64, "P1363 ES256 is r||s, 64 bytes");
     let sig = setup.file("sig.b64", b64.as_bytes());
-    let out = run(&setup.config, &["verify", "--alg", "ES256", "--pub", Setup::s(&public), "--sig", Setup::s(&sig), "--sig-format", "p1363", Setup::s(&msg)]);
+    let out = run(
+        &setup.config,
+        &[
+            "verify",
+            "--alg",
+            "ES256",
+            "--pub",
+            Setup::s(&public),
+            "--sig",
+            Setup::s(&sig),
+            "--sig-format",
+            "p1363",
+            Setup::s(&msg),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // The same bytes read as DER are not a DER signature: never guessed.
-    let out = run(&setup.config, &["verify", "--alg", "ES256", "--pub", Setup::s(&public), "--sig", Setup::s(&sig), "--sig-format", "der", Setup::s(&msg)]);
+    let out = run(
+        &setup.config,
+        &[
+            "verify",
+            "--alg",
+            "ES256",
+            "--pub",
+            Setup::s(&public),
+            "--sig",
+            Setup::s(&sig),
+            "--sig-format",
+            "der",
+            Setup::s(&msg),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
 
@@ -131,7 +171,10 @@ fn keygen_writes_keys_openssl_can_use() {
     for (alg, bits) in [("ES384", "0"), ("PS256", "2048")] {
         let key = setup.path(&format!("{alg}.gen.pem"));
         let public = setup.path(&format!("{alg}.gen.pub"));
-        let out = run(&setup.config, &["keygen", "--alg", alg, "--rsa-bits", bits, "--out", Setup::s(&key), "--pub", Setup::s(&public)]);
+        let out = run(
+            &setup.config,
+            &["keygen", "--alg", alg, "--rsa-bits", bits, "--out", Setup::s(&key), "--pub", Setup::s(&public)],
+        );
         assert_eq!(out.status.code(), Some(0), "{alg}: {}", stderr(&out));
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
@@ -141,7 +184,10 @@ fn keygen_writes_keys_openssl_can_use() {
         args.extend(sigopts.iter().map(String::as_str));
         args.push(Setup::s(&msg));
         openssl(&args);
-        let out = run(&setup.config, &["verify", "--alg", alg, "--pub", Setup::s(&public), "--sig", Setup::s(&sig), Setup::s(&msg)]);
+        let out = run(
+            &setup.config,
+            &["verify", "--alg", alg, "--pub", Setup::s(&public), "--sig", Setup::s(&sig), Setup::s(&msg)],
+        );
         assert_eq!(out.status.code(), Some(0), "{alg}: {}", stderr(&out));
         // Never overwrites.
         let again = run(&setup.config, &["keygen", "--alg", alg, "--out", Setup::s(&key)]);
@@ -198,7 +244,8 @@ fn bad_input_gets_exit_2_and_a_specific_message() {
     let setup = Setup::new();
     let msg = setup.file("m", b"message");
     let empty = setup.file("empty.pem", b"");
-    let garbage = setup.file("garbage.pem", b"-----BEGIN PRIVATE KEY-----\nnot base64 at all!!\n-----END PRIVATE KEY-----\n");
+    let garbage =
+        setup.file("garbage.pem", b"-----BEGIN PRIVATE KEY-----\nnot base64 at all!!\n-----END PRIVATE KEY-----\n");
     let noise = setup.file("noise.bin", b"\x01\x02\x03 definitely not a key");
     let (ec_key, ec_pub) = openssl_key(&setup, "ES256");
     let rsa1024 = setup.path("rsa1024.pem");
@@ -216,19 +263,47 @@ fn bad_input_gets_exit_2_and_a_specific_message() {
     bad(&setup, &["sign", "--alg", "ES256", "--key", s(&ec_key), s(&setup.path("missing"))], "missing");
 
     let sig = setup.path("sig");
-    let out = run(&setup.config, &["sign", "--alg", "ES256", "--key", s(&ec_key), "--sig-format", "p1363", "--out", s(&sig), s(&msg)]);
+    let out = run(
+        &setup.config,
+        &["sign", "--alg", "ES256", "--key", s(&ec_key), "--sig-format", "p1363", "--out", s(&sig), s(&msg)],
+    );
     assert_eq!(out.status.code(), Some(0));
     let short = setup.file("short.sig", &fs::read(&sig).unwrap()[..63]);
-    bad(&setup, &["verify", "--alg", "ES256", "--pub", s(&ec_pub), "--sig", s(&short), "--sig-format", "p1363", s(&msg)], "must be 64 bytes, got 63");
-    bad(&setup, &["verify", "--alg", "HS256", "--pub", s(&ec_pub), "--sig", s(&sig), s(&msg)], "unknown signature algorithm");
-    bad(&setup, &["verify", "--alg", "RS256", "--pub", s(&rsa1024_pub), "--sig", s(&sig), s(&msg)], "at least 2048 bits");
-    bad(&setup, &["verify", "--alg", "ES384", "--pub", s(&ec_pub), "--sig", s(&sig), s(&msg)], "ES384 needs an EC P-384 key");
+    bad(
+        &setup,
+        &["verify", "--alg", "ES256", "--pub", s(&ec_pub), "--sig", s(&short), "--sig-format", "p1363", s(&msg)],
+        "must be 64 bytes, got 63",
+    );
+    bad(
+        &setup,
+        &["verify", "--alg", "HS256", "--pub", s(&ec_pub), "--sig", s(&sig), s(&msg)],
+        "unknown signature algorithm",
+    );
+    bad(
+        &setup,
+        &["verify", "--alg", "RS256", "--pub", s(&rsa1024_pub), "--sig", s(&sig), s(&msg)],
+        "at least 2048 bits",
+    );
+    bad(
+        &setup,
+        &["verify", "--alg", "ES384", "--pub", s(&ec_pub), "--sig", s(&sig), s(&msg)],
+        "ES384 needs an EC P-384 key",
+    );
     bad(&setup, &["verify", "--alg", "ES256", "--pub", s(&empty), "--sig", s(&sig), s(&msg)], "empty");
     bad(&setup, &["verify", "--alg", "ES256", "--pub", s(&ec_key), "--sig", s(&sig), s(&msg)], "is a private key");
-    bad(&setup, &["verify", "--alg", "ES256", "--pub", s(&ec_pub), "--sig", s(&empty), s(&msg)], "signature file is empty");
+    bad(
+        &setup,
+        &["verify", "--alg", "ES256", "--pub", s(&ec_pub), "--sig", s(&empty), s(&msg)],
+        "signature file is empty",
+    );
     let (rsa_key, rsa_pub) = openssl_key(&setup, "RS256");
     let rsa_sig = setup.path("rsa.sig");
-    assert_eq!(run(&setup.config, &["sign", "--alg", "RS256", "--key", s(&rsa_key), "--out", s(&rsa_sig), s(&msg)]).status.code(), Some(0));
+    assert_eq!(
+        run(&setup.config, &["sign", "--alg", "RS256", "--key", s(&rsa_key), "--out", s(&rsa_sig), s(&msg)])
+            .status
+            .code(),
+        Some(0)
+    );
     let cut = setup.file("rsa-short.sig", &fs::read(&rsa_sig).unwrap()[..255]);
     bad(&setup, &["verify", "--alg", "RS256", "--pub", s(&rsa_pub), "--sig", s(&cut), s(&msg)], "must be 256 bytes");
     bad(&setup, &["hash", "--alg", "MD5", s(&msg)], "MD5");

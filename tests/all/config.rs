@@ -18,10 +18,14 @@ fn bad_configs_name_file_line_and_field() {
     let e = parse_err("component_dir = \n");
     assert!(e.contains("/etc/cryptohost.toml") && e.contains("line 1"), "{e}");
 
-    let e = parse_err(&format!("{HEAD}[[provider]]\nname = \"a\"\ncomponent = \"a.wasm\"\npriority = 1\ncolour = \"red\"\n"));
+    let e = parse_err(&format!(
+        "{HEAD}[[provider]]\nname = \"a\"\ncomponent = \"a.wasm\"\npriority = 1\ncolour = \"red\"\n"
+    ));
     assert!(e.contains("line 6") && e.contains("colour"), "{e}");
 
-    let e = parse_err(&format!("{HEAD}[[provider]]\nname = \"a\"\ncomponent = \"a.wasm\"\nsha256 = \"abc\"\npriority = 1\n"));
+    let e = parse_err(&format!(
+        "{HEAD}[[provider]]\nname = \"a\"\ncomponent = \"a.wasm\"\nsha256 = \"abc\"\npriority = 1\n"
+    ));
     assert!(e.contains("line 5") && e.contains("provider.sha256") && e.contains("64 hex"), "{e}");
 
     let e = parse_err(&format!("{HEAD}[[provider]]\nname = \"a\"\ncomponent = \"../a.wasm\"\npriority = 1\n"));

@@ -37,7 +37,10 @@ fn spec_example_pae_signature_and_every_case() {
     // RFC 6979 signing of the PAE with the spec's key reproduces the published signature.
     let key = keyfile::read_private_key(&data("spec-example/private-key.pem")).unwrap();
     let signed = registry.sign_with_pkcs8("ES256", &key, SignInput::Message(expected_pae), SigFormat::P1363).unwrap();
-    assert_eq!(signed.value, env.signatures[0].sig, "deterministic ECDSA must reproduce the spec's signature byte for byte");
+    assert_eq!(
+        signed.value, env.signatures[0].sig,
+        "deterministic ECDSA must reproduce the spec's signature byte for byte"
+    );
 
     let key = trusted(&registry, &data("spec-example/public-key.pem"), "ES256");
     let cases: serde_json::Value = serde_json::from_slice(&fs::read(data("spec-example/cases.json")).unwrap()).unwrap();
@@ -68,7 +71,8 @@ fn spec_example_pae_signature_and_every_case() {
 }
 
 fn sigstore_envelope(dir: &Path) -> PathBuf {
-    let bundle: serde_json::Value = serde_json::from_slice(&fs::read(data("sigstore-go/bundle-public-key.json")).unwrap()).unwrap();
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&fs::read(data("sigstore-go/bundle-public-key.json")).unwrap()).unwrap();
     let path = dir.join("sigstore-envelope.json");
     fs::write(&path, serde_json::to_vec(&bundle["dsseEnvelope"]).unwrap()).unwrap();
     path
@@ -85,7 +89,9 @@ fn real_in_toto_and_sigstore_envelopes() {
         run(&config, &args)
     };
     let (bob, carl) = (data("in-toto/bob.pub"), data("in-toto/carl.pub"));
-    for (env, good, bad) in [("in-toto/write-code.776a00e2.link", &bob, &carl), ("in-toto/package.2f89b927.link", &carl, &bob)] {
+    for (env, good, bad) in
+        [("in-toto/write-code.776a00e2.link", &bob, &carl), ("in-toto/package.2f89b927.link", &carl, &bob)]
+    {
         let out = verify(&data(env), good, &["--alg", "PS256"]);
         assert_eq!(out.status.code(), Some(0), "{env}: {}", stderr(&out));
         let out = verify(&data(env), bad, &["--alg", "PS256"]);
@@ -103,14 +109,19 @@ fn real_in_toto_and_sigstore_envelopes() {
 /// The interpreter that has securesystemslib >= 1.0, if any.
 fn sslib_python() -> Option<&'static str> {
     ["python3", "/usr/bin/python3"].into_iter().find(|py| {
-        Command::new(py).args(["-c", "import securesystemslib.dsse, cryptography"]).output().is_ok_and(|o| o.status.success())
+        Command::new(py)
+            .args(["-c", "import securesystemslib.dsse, cryptography"])
+            .output()
+            .is_ok_and(|o| o.status.success())
     })
 }
 
 #[test]
 fn securesystemslib_interop_both_ways() {
     let Some(py) = sslib_python() else {
-        println!("NOT RUN: securesystemslib >= 1.0 is not installed (`just setup` installs it from PyPI); DSSE interop with it was not checked");
+        println!(
+            "NOT RUN: securesystemslib >= 1.0 is not installed (`just setup` installs it from PyPI); DSSE interop with it was not checked"
+        );
         return;
     };
     let script = common::repo_root().join("tests/interop/sslib_dsse.py");
@@ -130,13 +141,36 @@ fn securesystemslib_interop_both_ways() {
         common::openssl(&["pkey", "-in", s(&key), "-pubout", "-out", s(&public)]);
         // cryptohost signs, securesystemslib verifies.
         let ours = dir.path().join(format!("{alg}.ours.json"));
-        let out = run(&config, &["dsse", "sign", "--key", s(&key), "--alg", alg, "--payload-type", "application/vnd.in-toto+json", "--out", s(&ours), s(&payload)]);
+        let out = run(
+            &config,
+            &[
+                "dsse",
+                "sign",
+                "--key",
+                s(&key),
+                "--alg",
+                alg,
+                "--payload-type",
+                "application/vnd.in-toto+json",
+                "--out",
+                s(&ours),
+                s(&payload),
+            ],
+        );
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let v = Command::new(py).arg(&script).args(["verify", s(&ours), s(&public), scheme]).output().unwrap();
-        assert!(v.status.success(), "{alg}: securesystemslib rejects our envelope: {}", String::from_utf8_lossy(&v.stderr));
+        assert!(
+            v.status.success(),
+            "{alg}: securesystemslib rejects our envelope: {}",
+            String::from_utf8_lossy(&v.stderr)
+        );
         // securesystemslib signs, cryptohost verifies.
         let theirs = dir.path().join(format!("{alg}.theirs.json"));
-        let sg = Command::new(py).arg(&script).args(["sign", s(&payload), "application/vnd.in-toto+json", s(&key), scheme, s(&theirs)]).output().unwrap();
+        let sg = Command::new(py)
+            .arg(&script)
+            .args(["sign", s(&payload), "application/vnd.in-toto+json", s(&key), scheme, s(&theirs)])
+            .output()
+            .unwrap();
         assert!(sg.status.success(), "{}", String::from_utf8_lossy(&sg.stderr));
         let out = run(&config, &["dsse", "verify", "--pub", s(&public), "--alg", alg, s(&theirs)]);
         assert_eq!(out.status.code(), Some(0), "{alg}: we reject securesystemslib's envelope: {}", stderr(&out));
@@ -150,7 +184,14 @@ fn anchors_dir(dir: &Path, anchors: &[(&str, &str, &Path, &str, &str, &str)], ex
     let mut list = Vec::new();
     for (key_id, alg, public, purpose, nb, na) in anchors {
         fs::copy(public, root.join(format!("public-keys/{key_id}.pub"))).unwrap();
-        let fp = stdout(&Command::new(common::binary()).args(["--config", s(&dir.join("cryptohost.toml")), "trust", "fingerprint", s(public)]).output().unwrap()).trim().to_string();
+        let fp = stdout(
+            &Command::new(common::binary())
+                .args(["--config", s(&dir.join("cryptohost.toml")), "trust", "fingerprint", s(public)])
+                .output()
+                .unwrap(),
+        )
+        .trim()
+        .to_string();
         assert!(fp.starts_with("sha256:") && fp.len() == 71, "{fp}");
         list.push(serde_json::json!({"keyId": key_id, "algorithmId": alg, "fingerprint": fp, "purpose": purpose, "notBefore": nb, "notAfter": na}));
     }
@@ -165,7 +206,10 @@ fn trust_anchors_rules_each_say_why() {
     let sim = P { name: "simulation", file: "simulation.wasm", priority: 50 };
     let config = common::write_config(dir.path(), &common::components_dir(), &[OFFLINE, sim], "");
     let mut text = fs::read_to_string(&config).unwrap();
-    text = text.replace("name = \"simulation\"\n", "name = \"simulation\"\nkey_prefix = \"sim\"\nsettings = { seed = \"anchors\" }\n");
+    text = text.replace(
+        "name = \"simulation\"\n",
+        "name = \"simulation\"\nkey_prefix = \"sim\"\nsettings = { seed = \"anchors\" }\n",
+    );
     text += "\n[profiles.scanner]\nkey = \"sim:scanner\"\nalgorithm = \"ES256\"\nkey_id = \"scanner-key-001\"\n";
     fs::write(&config, text).unwrap();
     let public = dir.path().join("scanner.pub");
@@ -174,13 +218,30 @@ fn trust_anchors_rules_each_say_why() {
     let sbom = dir.path().join("sbom.json");
     fs::write(&sbom, b"{\"bomFormat\":\"CycloneDX\"}").unwrap();
     let env = dir.path().join("sbom.dsse.json");
-    let out = run(&config, &["dsse", "sign", "--key-id", "scanner-key-001", "--payload-type", "application/vnd.cyclonedx+json", "--out", s(&env), s(&sbom)]);
+    let out = run(
+        &config,
+        &[
+            "dsse",
+            "sign",
+            "--key-id",
+            "scanner-key-001",
+            "--payload-type",
+            "application/vnd.cyclonedx+json",
+            "--out",
+            s(&env),
+            s(&sbom),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let written: serde_json::Value = serde_json::from_slice(&fs::read(&env).unwrap()).unwrap();
     assert_eq!(written["signatures"][0]["keyid"], "scanner-key-001", "the keyId is written into the signature");
 
     let window = ("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z");
-    let good = anchors_dir(dir.path(), &[("scanner-key-001", "ES256", &public, "container-scanning", window.0, window.1)], "2027-06-01T00:00:00Z");
+    let good = anchors_dir(
+        dir.path(),
+        &[("scanner-key-001", "ES256", &public, "container-scanning", window.0, window.1)],
+        "2027-06-01T00:00:00Z",
+    );
     let verify = |anchors: &Path, extra: &[&str]| {
         let mut args = vec!["dsse", "verify", "--anchors", s(anchors)];
         if !extra.contains(&"--at") {
@@ -209,14 +270,22 @@ fn trust_anchors_rules_each_say_why() {
     let sub = dir.path().join("x");
     fs::create_dir(&sub).unwrap();
     fs::copy(&config, sub.join("cryptohost.toml")).unwrap();
-    let wrong = anchors_dir(&sub, &[("scanner-key-001", "ES256", &other, "container-scanning", window.0, window.1)], "2027-06-01T00:00:00Z");
+    let wrong = anchors_dir(
+        &sub,
+        &[("scanner-key-001", "ES256", &other, "container-scanning", window.0, window.1)],
+        "2027-06-01T00:00:00Z",
+    );
     fs::copy(&public, wrong.join("public-keys/stray.pub")).unwrap();
     let out = verify(&wrong, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let sub2 = dir.path().join("y");
     fs::create_dir(&sub2).unwrap();
     fs::copy(&config, sub2.join("cryptohost.toml")).unwrap();
-    let mismatch = anchors_dir(&sub2, &[("scanner-key-001", "ES384", &public, "container-scanning", window.0, window.1)], "2027-06-01T00:00:00Z");
+    let mismatch = anchors_dir(
+        &sub2,
+        &[("scanner-key-001", "ES384", &public, "container-scanning", window.0, window.1)],
+        "2027-06-01T00:00:00Z",
+    );
     let out = verify(&mismatch, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("ES384 needs an EC P-384 key"), "{}", stderr(&out));
@@ -238,7 +307,10 @@ fn multi_profile_signing_and_partial_failure() {
     let out = run(&config, &["keygen", "--alg", "EdDSA", "--out", s(&ed_key), "--pub", s(&ed_pub)]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let mut text = fs::read_to_string(&config).unwrap();
-    text = text.replace("name = \"simulation\"\n", "name = \"simulation\"\nkey_prefix = \"sim\"\nsettings = { seed = \"profiles\" }\n");
+    text = text.replace(
+        "name = \"simulation\"\n",
+        "name = \"simulation\"\nkey_prefix = \"sim\"\nsettings = { seed = \"profiles\" }\n",
+    );
     text += &format!(
         "\n[profiles.org-sim]\nkey = \"sim:org\"\nalgorithm = \"ES384\"\n[profiles.software-eddsa]\nkey = \"file:{}\"\nalgorithm = \"EdDSA\"\n[profiles.broken]\nkey = \"file:{}\"\nalgorithm = \"ES256\"\n",
         ed_key.display(),
@@ -250,19 +322,67 @@ fn multi_profile_signing_and_partial_failure() {
     let doc = dir.path().join("vex.json");
     fs::write(&doc, b"{\"@context\":\"https://openvex.dev/ns\"}").unwrap();
     let env = dir.path().join("vex.dsse.json");
-    let out = run(&config, &["dsse", "sign", "--profile", "org-sim", "--profile", "software-eddsa", "--payload-type", "application/vnd.openvex+json", "--out", s(&env), s(&doc)]);
+    let out = run(
+        &config,
+        &[
+            "dsse",
+            "sign",
+            "--profile",
+            "org-sim",
+            "--profile",
+            "software-eddsa",
+            "--payload-type",
+            "application/vnd.openvex+json",
+            "--out",
+            s(&env),
+            s(&doc),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let both = run(&config, &["dsse", "verify", "--pub", s(&org_pub), "--pub", s(&ed_pub), "--threshold", "2", s(&env)]);
+    let both =
+        run(&config, &["dsse", "verify", "--pub", s(&org_pub), "--pub", s(&ed_pub), "--threshold", "2", s(&env)]);
     assert_eq!(both.status.code(), Some(0), "HSM-style + EdDSA dual stack: {}", stderr(&both));
-    let three = run(&config, &["dsse", "verify", "--pub", s(&org_pub), "--pub", s(&ed_pub), "--threshold", "3", s(&env)]);
+    let three =
+        run(&config, &["dsse", "verify", "--pub", s(&org_pub), "--pub", s(&ed_pub), "--threshold", "3", s(&env)]);
     assert_eq!(three.status.code(), Some(1));
 
     let failed = dir.path().join("failed.json");
-    let out = run(&config, &["dsse", "sign", "--profile", "org-sim", "--profile", "broken", "--payload-type", "t", "--out", s(&failed), s(&doc)]);
+    let out = run(
+        &config,
+        &[
+            "dsse",
+            "sign",
+            "--profile",
+            "org-sim",
+            "--profile",
+            "broken",
+            "--payload-type",
+            "t",
+            "--out",
+            s(&failed),
+            s(&doc),
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("broken") && stderr(&out).contains("--allow-partial"), "{}", stderr(&out));
     assert!(!failed.exists(), "nothing written when a profile fails");
-    let out = run(&config, &["dsse", "sign", "--profile", "org-sim", "--profile", "broken", "--allow-partial", "--payload-type", "t", "--out", s(&failed), s(&doc)]);
+    let out = run(
+        &config,
+        &[
+            "dsse",
+            "sign",
+            "--profile",
+            "org-sim",
+            "--profile",
+            "broken",
+            "--allow-partial",
+            "--payload-type",
+            "t",
+            "--out",
+            s(&failed),
+            s(&doc),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("broken FAILED"), "{}", stderr(&out));
     let partial: serde_json::Value = serde_json::from_slice(&fs::read(&failed).unwrap()).unwrap();

@@ -2,9 +2,9 @@
 
 mod common;
 
+mod bundle;
 mod cli;
 mod config;
-mod bundle;
 mod dsse;
 mod registry;
 mod sandbox;

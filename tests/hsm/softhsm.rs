@@ -34,7 +34,11 @@ impl SoftHsm {
         let tokdir = dir.path().join("tokens");
         fs::create_dir(&tokdir).unwrap();
         let conf = dir.path().join("softhsm2.conf");
-        fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokdir.display())).unwrap();
+        fs::write(
+            &conf,
+            format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokdir.display()),
+        )
+        .unwrap();
         for label in tokens {
             let out = Command::new("softhsm2-util")
                 .env("SOFTHSM2_CONF", &conf)
@@ -105,13 +109,23 @@ pub fn raw_keypair(token_label: &str, label: &str, kind: &str, private_extra: Ve
     let session = ctx.open_rw_session(slot).unwrap();
     let _ = session.login(UserType::User, Some(&AuthPin::from(PIN.to_string())));
     let (mech, public) = match kind {
-        "rsa1024" => (Mechanism::RsaPkcsKeyPairGen, vec![Attribute::ModulusBits(1024u64.into()), Attribute::PublicExponent(vec![1, 0, 1])]),
-        "rsa2048" => (Mechanism::RsaPkcsKeyPairGen, vec![Attribute::ModulusBits(2048u64.into()), Attribute::PublicExponent(vec![1, 0, 1])]),
-        _ => (Mechanism::EccKeyPairGen, vec![Attribute::EcParams(vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07])]),
+        "rsa1024" => (
+            Mechanism::RsaPkcsKeyPairGen,
+            vec![Attribute::ModulusBits(1024u64.into()), Attribute::PublicExponent(vec![1, 0, 1])],
+        ),
+        "rsa2048" => (
+            Mechanism::RsaPkcsKeyPairGen,
+            vec![Attribute::ModulusBits(2048u64.into()), Attribute::PublicExponent(vec![1, 0, 1])],
+        ),
+        _ => (
+            Mechanism::EccKeyPairGen,
+            vec![Attribute::EcParams(vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07])],
+        ),
     };
     let mut public = public;
     public.extend([Attribute::Token(true), Attribute::Verify(true), Attribute::Label(label.as_bytes().to_vec())]);
-    let mut private = vec![Attribute::Token(true), Attribute::Private(true), Attribute::Label(label.as_bytes().to_vec())];
+    let mut private =
+        vec![Attribute::Token(true), Attribute::Private(true), Attribute::Label(label.as_bytes().to_vec())];
     private.extend(private_extra);
     session.generate_key_pair(&mech, &public, &private).unwrap();
     drop(session);

@@ -79,9 +79,7 @@ impl hashing::Guest for Misbehaving {
                 }
             }
             b"panic" => panic!("the misbehaving provider panics on request"),
-            b"recurse" => {
-                Ok(recurse(0).to_le_bytes().to_vec())
-            }
+            b"recurse" => Ok(recurse(0).to_le_bytes().to_vec()),
             _ => Err(no()),
         }
     }

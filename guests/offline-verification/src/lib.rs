@@ -151,7 +151,12 @@ impl signing::Guest for Provider {
         KEYS.with_borrow(|s| s.sign(&key_id, &algorithm, &message, format(f), &mut host_rng())).map_err(err)
     }
 
-    fn sign_digest(key_id: String, algorithm: String, digest: Vec<u8>, f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
+    fn sign_digest(
+        key_id: String,
+        algorithm: String,
+        digest: Vec<u8>,
+        f: SignatureFormat,
+    ) -> Result<Vec<u8>, CryptoError> {
         KEYS.with_borrow(|s| s.sign_digest(&key_id, &algorithm, &digest, format(f), &mut host_rng())).map_err(err)
     }
 

@@ -20,7 +20,13 @@ impl Store<Held> {
         Ok(self.insert(Held { key: key?, exportable: false }))
     }
 
-    pub fn generate<R: CryptoRng>(&mut self, algorithm: &str, rsa_bits: u32, exportable: bool, rng: &mut R) -> Result<String, CoreError> {
+    pub fn generate<R: CryptoRng>(
+        &mut self,
+        algorithm: &str,
+        rsa_bits: u32,
+        exportable: bool,
+        rng: &mut R,
+    ) -> Result<String, CoreError> {
         let key = PrivateKey::generate(&sig_alg(algorithm)?, rsa_bits, rng)?;
         Ok(self.insert(Held { key, exportable }))
     }
@@ -33,17 +39,33 @@ impl Store<Held> {
     pub fn export_pkcs8(&self, id: &str) -> Result<Vec<u8>, CoreError> {
         let held = self.get(id)?;
         if !held.exportable {
-            return Err(CoreError::InvalidKey(format!("key {id:?} is not exportable (only keys generated as exportable are)")));
+            return Err(CoreError::InvalidKey(format!(
+                "key {id:?} is not exportable (only keys generated as exportable are)"
+            )));
         }
         held.key.to_pkcs8()
     }
 
-    pub fn sign<R: CryptoRng>(&self, id: &str, algorithm: &str, message: &[u8], format: Format, rng: &mut R) -> Result<Vec<u8>, CoreError> {
+    pub fn sign<R: CryptoRng>(
+        &self,
+        id: &str,
+        algorithm: &str,
+        message: &[u8],
+        format: Format,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, CoreError> {
         let alg = sig_alg(algorithm)?;
         self.get(id)?.key.sign_message(&alg, message, format, rng)
     }
 
-    pub fn sign_digest<R: CryptoRng>(&self, id: &str, algorithm: &str, digest: &[u8], format: Format, rng: &mut R) -> Result<Vec<u8>, CoreError> {
+    pub fn sign_digest<R: CryptoRng>(
+        &self,
+        id: &str,
+        algorithm: &str,
+        digest: &[u8],
+        format: Format,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, CoreError> {
         let alg = sig_alg(algorithm)?;
         self.get(id)?.key.sign_digest(&alg, digest, format, rng)
     }

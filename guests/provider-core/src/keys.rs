@@ -2,9 +2,9 @@
 
 use ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use rsa::traits::PublicKeyParts;
-use rsa::{Pkcs1v15Sign, Pss, PrivateKey as RsaPrivateKey, PublicKey as RsaPublicKey};
 use rsa::Generate;
+use rsa::traits::PublicKeyParts;
+use rsa::{Pkcs1v15Sign, PrivateKey as RsaPrivateKey, Pss, PublicKey as RsaPublicKey};
 use spki::{DecodePublicKey, EncodePublicKey};
 
 use rand_core::CryptoRng;
@@ -76,14 +76,10 @@ fn describe_pkcs8(der: &[u8]) -> Result<String, CryptoError> {
 
 fn check_rsa_bits(bits: usize) -> Result<(), CryptoError> {
     if bits < RSA_MIN_BITS {
-        return Err(invalid_key(format!(
-            "RSA key of {bits} bits refused: at least {RSA_MIN_BITS} bits are required"
-        )));
+        return Err(invalid_key(format!("RSA key of {bits} bits refused: at least {RSA_MIN_BITS} bits are required")));
     }
     if bits > RSA_MAX_BITS {
-        return Err(invalid_key(format!(
-            "RSA key of {bits} bits refused: at most {RSA_MAX_BITS} bits are supported"
-        )));
+        return Err(invalid_key(format!("RSA key of {bits} bits refused: at most {RSA_MAX_BITS} bits are supported")));
     }
     Ok(())
 }
@@ -96,9 +92,7 @@ impl PublicKey {
     /// Parses a DER SPKI for `alg`, refusing keys of the wrong type or size.
     pub fn from_spki(alg: &SigAlg, der: &[u8]) -> Result<PublicKey, CryptoError> {
         let found = describe_spki(der)?;
-        let wrong = |want: &str| {
-            invalid_key(format!("{} needs {want}, but the public key is {found}", alg.name))
-        };
+        let wrong = |want: &str| invalid_key(format!("{} needs {want}, but the public key is {found}", alg.name));
         let bad = |e: spki::Error| invalid_key(format!("{found} that does not parse: {e}"));
         match alg.scheme {
             Scheme::Ecdsa(curve) => {
@@ -107,15 +101,9 @@ impl PublicKey {
                     return Err(wrong(&want));
                 }
                 Ok(match curve {
-                    Curve::P256 => PublicKey::P256(
-                        p256::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?,
-                    ),
-                    Curve::P384 => PublicKey::P384(
-                        p384::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?,
-                    ),
-                    Curve::P521 => PublicKey::P521(
-                        p521::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?,
-                    ),
+                    Curve::P256 => PublicKey::P256(p256::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?),
+                    Curve::P384 => PublicKey::P384(p384::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?),
+                    Curve::P521 => PublicKey::P521(p521::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?),
                 })
             }
             Scheme::EdDsa => {
@@ -136,7 +124,13 @@ impl PublicKey {
     }
 
     /// Verifies `sig` over a whole message (the only way for EdDSA; the others hash first).
-    pub fn verify_message(&self, alg: &SigAlg, message: &[u8], sig: &[u8], format: SignatureFormat) -> Result<bool, CryptoError> {
+    pub fn verify_message(
+        &self,
+        alg: &SigAlg,
+        message: &[u8],
+        sig: &[u8],
+        format: SignatureFormat,
+    ) -> Result<bool, CryptoError> {
         if let PublicKey::Ed25519(vk) = self {
             let Ok(bytes) = <[u8; 64]>::try_from(sig) else {
                 return Err(invalid_input(format!("EdDSA signature must be 64 bytes, got {}", sig.len())));
@@ -252,15 +246,9 @@ impl PrivateKey {
         let found = describe_pkcs8(der)?;
         let bad = |e: pkcs8::Error| invalid_key(format!("{found} that does not parse: {e}"));
         match found.as_str() {
-            "an EC P-256 key" => Ok(PrivateKey::P256(
-                p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(bad)?,
-            )),
-            "an EC P-384 key" => Ok(PrivateKey::P384(
-                p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(bad)?,
-            )),
-            "an EC P-521 key" => Ok(PrivateKey::P521(
-                p521::ecdsa::SigningKey::from_pkcs8_der(der).map_err(bad)?,
-            )),
+            "an EC P-256 key" => Ok(PrivateKey::P256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(bad)?)),
+            "an EC P-384 key" => Ok(PrivateKey::P384(p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(bad)?)),
+            "an EC P-521 key" => Ok(PrivateKey::P521(p521::ecdsa::SigningKey::from_pkcs8_der(der).map_err(bad)?)),
             "an Ed25519 key" => Ok(PrivateKey::Ed25519(ed25519_dalek::SigningKey::from_pkcs8_der(der).map_err(bad)?)),
             "an RSA key" => {
                 let key = RsaPrivateKey::from_pkcs8_der(der).map_err(bad)?;
@@ -306,8 +294,7 @@ impl PrivateKey {
             PrivateKey::Rsa(k) => k.as_public_key().to_public_key_der(),
             PrivateKey::Ed25519(k) => k.verifying_key().to_public_key_der(),
         };
-        doc.map(|d| d.as_bytes().to_vec())
-            .map_err(|e| CryptoError::Failed(format!("encoding public key: {e}")))
+        doc.map(|d| d.as_bytes().to_vec()).map_err(|e| CryptoError::Failed(format!("encoding public key: {e}")))
     }
 
     pub fn to_pkcs8(&self) -> Result<Vec<u8>, CryptoError> {
@@ -318,8 +305,7 @@ impl PrivateKey {
             PrivateKey::Rsa(k) => k.to_pkcs8_der(),
             PrivateKey::Ed25519(k) => k.to_pkcs8_der(),
         };
-        doc.map(|d| d.as_bytes().to_vec())
-            .map_err(|e| CryptoError::Failed(format!("encoding private key: {e}")))
+        doc.map(|d| d.as_bytes().to_vec()).map_err(|e| CryptoError::Failed(format!("encoding private key: {e}")))
     }
 
     fn kind(&self) -> &'static str {
@@ -333,7 +319,13 @@ impl PrivateKey {
     }
 
     /// Signs a whole message (the only way for EdDSA; the others hash first).
-    pub fn sign_message<R: CryptoRng>(&self, alg: &SigAlg, message: &[u8], format: SignatureFormat, rng: &mut R) -> Result<Vec<u8>, CryptoError> {
+    pub fn sign_message<R: CryptoRng>(
+        &self,
+        alg: &SigAlg,
+        message: &[u8],
+        format: SignatureFormat,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, CryptoError> {
         match (alg.scheme, self) {
             (Scheme::EdDsa, PrivateKey::Ed25519(k)) => {
                 use ed25519_dalek::Signer;

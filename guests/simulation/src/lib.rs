@@ -10,9 +10,9 @@ use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use provider_core::alg::{SIG_ALGS, Scheme, SigAlg};
 use provider_core::keyring::Held;
 use provider_core::keys::PrivateKey;
+use provider_core::rand_core::Rng;
 use provider_core::rng::SeededRng;
 use provider_core::store::Store;
-use provider_core::rand_core::Rng;
 use zeroize::Zeroizing;
 
 pub(crate) mod bindings {
@@ -37,7 +37,9 @@ const AEAD_ALGS: [(&str, usize); 2] = [("A128GCM", 16), ("A256GCM", 32)];
 
 fn aead_key_len(algorithm: &str) -> Result<usize, CryptoError> {
     AEAD_ALGS.iter().find(|(a, _)| *a == algorithm).map(|(_, n)| *n).ok_or_else(|| {
-        CryptoError::Unsupported(format!("encryption algorithm {algorithm:?} is not on the allowlist (A128GCM, A256GCM)"))
+        CryptoError::Unsupported(format!(
+            "encryption algorithm {algorithm:?} is not on the allowlist (A128GCM, A256GCM)"
+        ))
     })
 }
 
@@ -136,8 +138,15 @@ impl signing::Guest for Simulation {
         STATE.with_borrow(|st| st.keys.sign(&key_id, &algorithm, &message, format(f), &mut host_rng())).map_err(err)
     }
 
-    fn sign_digest(key_id: String, algorithm: String, digest: Vec<u8>, f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
-        STATE.with_borrow(|st| st.keys.sign_digest(&key_id, &algorithm, &digest, format(f), &mut host_rng())).map_err(err)
+    fn sign_digest(
+        key_id: String,
+        algorithm: String,
+        digest: Vec<u8>,
+        f: SignatureFormat,
+    ) -> Result<Vec<u8>, CryptoError> {
+        STATE
+            .with_borrow(|st| st.keys.sign_digest(&key_id, &algorithm, &digest, format(f), &mut host_rng()))
+            .map_err(err)
     }
 
     fn delete_key(key_id: String) {
@@ -145,7 +154,13 @@ impl signing::Guest for Simulation {
     }
 }
 
-fn seal(algorithm_len: usize, key: &[u8], nonce: &[u8], payload: Payload<'_, '_>, encrypt: bool) -> Result<Vec<u8>, ()> {
+fn seal(
+    algorithm_len: usize,
+    key: &[u8],
+    nonce: &[u8],
+    payload: Payload<'_, '_>,
+    encrypt: bool,
+) -> Result<Vec<u8>, ()> {
     let nonce = aes_gcm::Nonce::try_from(nonce).map_err(|_| ())?;
     match algorithm_len {
         16 => {
@@ -178,7 +193,10 @@ impl encryption::Guest for Simulation {
         let len = aead_key_len(&algorithm)?;
         let bytes = Zeroizing::new(key);
         if bytes.len() != len {
-            return Err(CryptoError::InvalidKey(format!("{algorithm} needs a {len}-byte key, got {} bytes", bytes.len())));
+            return Err(CryptoError::InvalidKey(format!(
+                "{algorithm} needs a {len}-byte key, got {} bytes",
+                bytes.len()
+            )));
         }
         Ok(STATE.with_borrow_mut(|s| s.secrets.insert(Secret { bytes })))
     }
@@ -193,7 +211,9 @@ impl encryption::Guest for Simulation {
         match STATE.with_borrow(|s| s.seed.clone()) {
             Some(seed) => SeededRng::new(&seed, label.as_bytes()).fill_bytes(&mut bytes),
             None if create => host_rng().fill_bytes(&mut bytes),
-            None => return Err(CryptoError::KeyNotFound(format!("no simulated secret named {name:?} for {algorithm}"))),
+            None => {
+                return Err(CryptoError::KeyNotFound(format!("no simulated secret named {name:?} for {algorithm}")));
+            }
         }
         Ok(STATE.with_borrow_mut(|s| s.secrets.insert_named(&label, Secret { bytes })))
     }
@@ -203,8 +223,9 @@ impl encryption::Guest for Simulation {
             // A fresh 96-bit nonce from the host's CSPRNG for every encryption.
             let mut nonce = vec![0u8; 12];
             host_rng().fill_bytes(&mut nonce);
-            let ciphertext = seal(secret.bytes.len(), &secret.bytes, &nonce, Payload { msg: &plaintext, aad: &aad }, true)
-                .map_err(|()| CryptoError::Failed("AES-GCM encryption failed".into()))?;
+            let ciphertext =
+                seal(secret.bytes.len(), &secret.bytes, &nonce, Payload { msg: &plaintext, aad: &aad }, true)
+                    .map_err(|()| CryptoError::Failed("AES-GCM encryption failed".into()))?;
             Ok(Sealed { nonce, ciphertext })
         })
     }
@@ -217,8 +238,9 @@ impl encryption::Guest for Simulation {
             return Err(CryptoError::InvalidInput("AES-GCM ciphertext is shorter than its 16-byte tag".into()));
         }
         with_secret(&key_id, |secret| {
-            seal(secret.bytes.len(), &secret.bytes, &nonce, Payload { msg: &ciphertext, aad: &aad }, false)
-                .map_err(|()| CryptoError::InvalidInput("AES-GCM authentication failed (wrong key, nonce, AAD or tag)".into()))
+            seal(secret.bytes.len(), &secret.bytes, &nonce, Payload { msg: &ciphertext, aad: &aad }, false).map_err(
+                |()| CryptoError::InvalidInput("AES-GCM authentication failed (wrong key, nonce, AAD or tag)".into()),
+            )
         })
     }
 }

@@ -134,7 +134,13 @@ fn is_token_failure(e: &CkError) -> bool {
     is_session_lost(e)
         || matches!(
             rv(e),
-            Some(RvError::DeviceError | RvError::DeviceMemory | RvError::GeneralError | RvError::SlotIdInvalid | RvError::TokenNotRecognized)
+            Some(
+                RvError::DeviceError
+                    | RvError::DeviceMemory
+                    | RvError::GeneralError
+                    | RvError::SlotIdInvalid
+                    | RvError::TokenNotRecognized
+            )
         )
 }
 
@@ -312,7 +318,10 @@ impl Pkcs11Provider {
             priority: config.priority,
             origin: Origin::Native { module: config.module.display().to_string() },
             capabilities: vec![
-                CapabilityInfo { capability: Capability::Signing, algorithms: SIGNING.iter().map(|s| s.to_string()).collect() },
+                CapabilityInfo {
+                    capability: Capability::Signing,
+                    algorithms: SIGNING.iter().map(|s| s.to_string()).collect(),
+                },
                 CapabilityInfo {
                     capability: Capability::Encryption,
                     algorithms: ENCRYPTION.iter().map(|s| s.to_string()).collect(),
@@ -394,7 +403,9 @@ impl Pkcs11Provider {
                 for class in [ObjectClass::PRIVATE_KEY, ObjectClass::SECRET_KEY] {
                     for h in s.find_objects(&[Attribute::Class(class), Attribute::Token(true)])? {
                         let (mut label, mut id, mut kt) = (Vec::new(), Vec::new(), None);
-                        for a in s.get_attributes(h, &[AttributeType::Label, AttributeType::Id, AttributeType::KeyType])? {
+                        for a in
+                            s.get_attributes(h, &[AttributeType::Label, AttributeType::Id, AttributeType::KeyType])?
+                        {
                             match a {
                                 Attribute::Label(l) => label = l,
                                 Attribute::Id(i) => id = i,
@@ -408,7 +419,12 @@ impl Pkcs11Provider {
                             id: (!id.is_empty()).then_some(id),
                             ..Default::default()
                         };
-                        found.push(KeyListing { uri: uri.to_uri(), class: class_name(class).into(), key_type: format!("{}", kt.map(|k| format!("{k}")).unwrap_or_default()), token_serial: t.serial.clone() });
+                        found.push(KeyListing {
+                            uri: uri.to_uri(),
+                            class: class_name(class).into(),
+                            key_type: format!("{}", kt.map(|k| format!("{k}")).unwrap_or_default()),
+                            token_serial: t.serial.clone(),
+                        });
                     }
                 }
                 Ok(found)
@@ -416,7 +432,9 @@ impl Pkcs11Provider {
             match listed {
                 Ok(mut v) => out.append(&mut v),
                 Err((OpError::Refused(e), _)) => return Err(e),
-                Err((OpError::Ck(e), label)) => return Err(ProviderError::Failed(format!("{label}: {}", ck_message(&e)))),
+                Err((OpError::Ck(e), label)) => {
+                    return Err(ProviderError::Failed(format!("{label}: {}", ck_message(&e))));
+                }
                 Err((OpError::Missing(m), _)) => return Err(ProviderError::KeyNotFound(m)),
             }
         }
@@ -451,7 +469,11 @@ impl Pkcs11Provider {
                     slot: *slot,
                     label: label.clone(),
                     serial: serial.clone(),
-                    pool: Pool { state: Mutex::new(PoolState { idle: Vec::new(), open: 0 }), freed: Condvar::new(), size: self.config.pool_size },
+                    pool: Pool {
+                        state: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
+                        freed: Condvar::new(),
+                        size: self.config.pool_size,
+                    },
                     logged_in: Mutex::new(false),
                     handles: Mutex::new(HashMap::new()),
                     checked: Mutex::new(std::collections::HashSet::new()),
@@ -509,7 +531,18 @@ impl Pkcs11Provider {
             Ok(()) => {}
             Err(e) if rv(&e) == Some(RvError::UserAlreadyLoggedIn) => {}
             // A wrong PIN is final: no retry, no failover (that is how tokens get locked).
-            Err(e) if matches!(rv(&e), Some(RvError::PinIncorrect | RvError::PinLocked | RvError::PinExpired | RvError::PinInvalid | RvError::PinLenRange)) => {
+            Err(e)
+                if matches!(
+                    rv(&e),
+                    Some(
+                        RvError::PinIncorrect
+                            | RvError::PinLocked
+                            | RvError::PinExpired
+                            | RvError::PinInvalid
+                            | RvError::PinLenRange
+                    )
+                ) =>
+            {
                 return Err(OpError::Refused(ProviderError::Failed(format!(
                     "login to token {:?} (serial {}) failed: {}",
                     token.label,
@@ -541,7 +574,8 @@ impl Pkcs11Provider {
                 };
                 let Some(token) = conn.tokens.get(index) else { break };
                 let eligible = on_token.is_none_or(|u| {
-                    u.token.as_ref().is_none_or(|l| *l == token.label) && u.serial.as_ref().is_none_or(|s| *s == token.serial)
+                    u.token.as_ref().is_none_or(|l| *l == token.label)
+                        && u.serial.as_ref().is_none_or(|s| *s == token.serial)
                 });
                 if !eligible {
                     index += 1;
@@ -553,7 +587,10 @@ impl Pkcs11Provider {
                 Ok(v) => return Ok(v),
                 Err((OpError::Refused(e), _)) => return Err(e),
                 Err((OpError::Missing(m), label)) => failures.push(format!("{label}: {m}")),
-                Err((OpError::Ck(e), label)) if is_session_lost(&e) && !failures.iter().any(|f: &String| f.starts_with(&format!("{label}: retried"))) => {
+                Err((OpError::Ck(e), label))
+                    if is_session_lost(&e)
+                        && !failures.iter().any(|f: &String| f.starts_with(&format!("{label}: retried"))) =>
+                {
                     // Reconnect and retry this token once.
                     log::warn!("HSM: {what} on {label}: {}; reconnecting", ck_message(&e));
                     failures.push(format!("{label}: retried after {}", ck_message(&e)));
@@ -571,9 +608,15 @@ impl Pkcs11Provider {
         Err(ProviderError::KeyNotFound(format!("{what}: no configured token could serve it ({})", failures.join("; "))))
     }
 
-    fn attempt<T>(&self, token: &Token, ctx: &Pkcs11, f: &impl Fn(&Session, &Token) -> Result<T, OpError>) -> Result<T, (OpError, String)> {
+    fn attempt<T>(
+        &self,
+        token: &Token,
+        ctx: &Pkcs11,
+        f: &impl Fn(&Session, &Token) -> Result<T, OpError>,
+    ) -> Result<T, (OpError, String)> {
         let label = format!("token {:?}", token.label);
-        let session = token.pool.checkout(|| ctx.open_rw_session(token.slot)).map_err(|e| (OpError::Ck(e), label.clone()))?;
+        let session =
+            token.pool.checkout(|| ctx.open_rw_session(token.slot)).map_err(|e| (OpError::Ck(e), label.clone()))?;
         let result = self.login(token, &session).and_then(|()| f(&session, token));
         let mut health = lock(&token.health);
         match &result {
@@ -612,8 +655,17 @@ impl Pkcs11Provider {
     }
 
     /// Finds (and caches) the object a URI names, of `class`, on `token`.
-    fn find(&self, session: &Session, token: &Token, uri: &Pkcs11Uri, class: ObjectClass) -> Result<ObjectHandle, OpError> {
-        let cache_key = (format!("{}|{}", uri.object.as_deref().unwrap_or(""), hex::encode(uri.id.as_deref().unwrap_or(&[]))), u64::from(class));
+    fn find(
+        &self,
+        session: &Session,
+        token: &Token,
+        uri: &Pkcs11Uri,
+        class: ObjectClass,
+    ) -> Result<ObjectHandle, OpError> {
+        let cache_key = (
+            format!("{}|{}", uri.object.as_deref().unwrap_or(""), hex::encode(uri.id.as_deref().unwrap_or(&[]))),
+            u64::from(class),
+        );
         if let Some(h) = lock(&token.handles).get(&cache_key) {
             return Ok(*h);
         }
@@ -641,7 +693,14 @@ impl Pkcs11Provider {
     }
 
     /// Checks a private key against the algorithm before it is used.
-    fn check_key(&self, session: &Session, token: &Token, handle: ObjectHandle, uri: &Pkcs11Uri, alg: &str) -> Result<(), OpError> {
+    fn check_key(
+        &self,
+        session: &Session,
+        token: &Token,
+        handle: ObjectHandle,
+        uri: &Pkcs11Uri,
+        alg: &str,
+    ) -> Result<(), OpError> {
         let memo = format!("{handle:?}/{alg}");
         if lock(&token.checked).contains(&memo) {
             return Ok(());
@@ -651,12 +710,26 @@ impl Pkcs11Provider {
         Ok(())
     }
 
-    fn check_key_attributes(&self, session: &Session, handle: ObjectHandle, uri: &Pkcs11Uri, alg: &str) -> Result<(), OpError> {
+    fn check_key_attributes(
+        &self,
+        session: &Session,
+        handle: ObjectHandle,
+        uri: &Pkcs11Uri,
+        alg: &str,
+    ) -> Result<(), OpError> {
         let attrs = session.get_attributes(
             handle,
-            &[AttributeType::KeyType, AttributeType::Sign, AttributeType::Sensitive, AttributeType::Extractable, AttributeType::Modulus, AttributeType::EcParams],
+            &[
+                AttributeType::KeyType,
+                AttributeType::Sign,
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::Modulus,
+                AttributeType::EcParams,
+            ],
         )?;
-        let refuse = |why: String| Err(OpError::Refused(ProviderError::InvalidKey(format!("{uri} refused for {alg}: {why}"))));
+        let refuse =
+            |why: String| Err(OpError::Refused(ProviderError::InvalidKey(format!("{uri} refused for {alg}: {why}"))));
         let mut key_type = None;
         let (mut sign, mut sensitive, mut extractable) = (false, false, true);
         let (mut modulus_bits, mut params) = (0usize, Vec::new());
@@ -674,7 +747,9 @@ impl Pkcs11Provider {
         match (alg, key_type) {
             ("ES256", Some(KeyType::EC)) if params == der::P256_PARAMS => {}
             ("ES384", Some(KeyType::EC)) if params == der::P384_PARAMS => {}
-            ("ES256" | "ES384", Some(KeyType::EC)) => return refuse(format!("CKA_EC_PARAMS is not the curve {alg} needs")),
+            ("ES256" | "ES384", Some(KeyType::EC)) => {
+                return refuse(format!("CKA_EC_PARAMS is not the curve {alg} needs"));
+            }
             (a, Some(KeyType::RSA)) if a.starts_with("RS") || a.starts_with("PS") => {
                 if modulus_bits < 2048 {
                     return refuse(format!("CKA_MODULUS is {modulus_bits} bits; at least 2048 are required"));
@@ -696,11 +771,30 @@ impl Pkcs11Provider {
         Ok(())
     }
 
-    fn check_secret(&self, session: &Session, handle: ObjectHandle, uri: &str, alg: &str, for_encrypt: bool) -> Result<(), OpError> {
-        let attrs = session.get_attributes(handle, &[AttributeType::KeyType, AttributeType::Encrypt, AttributeType::Decrypt, AttributeType::ValueLen, AttributeType::Sensitive, AttributeType::Extractable])?;
+    fn check_secret(
+        &self,
+        session: &Session,
+        handle: ObjectHandle,
+        uri: &str,
+        alg: &str,
+        for_encrypt: bool,
+    ) -> Result<(), OpError> {
+        let attrs = session.get_attributes(
+            handle,
+            &[
+                AttributeType::KeyType,
+                AttributeType::Encrypt,
+                AttributeType::Decrypt,
+                AttributeType::ValueLen,
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+            ],
+        )?;
         let want_len = aes_key_len(alg).map_err(OpError::Refused)?;
-        let refuse = |why: String| Err(OpError::Refused(ProviderError::InvalidKey(format!("{uri} refused for {alg}: {why}"))));
-        let (mut ok_type, mut enc, mut dec, mut len, mut sensitive, mut extractable) = (false, false, false, 0u64, false, true);
+        let refuse =
+            |why: String| Err(OpError::Refused(ProviderError::InvalidKey(format!("{uri} refused for {alg}: {why}"))));
+        let (mut ok_type, mut enc, mut dec, mut len, mut sensitive, mut extractable) =
+            (false, false, false, 0u64, false, true);
         for a in attrs {
             match a {
                 Attribute::KeyType(k) => ok_type = k == KeyType::AES,
@@ -725,7 +819,11 @@ impl Pkcs11Provider {
             return refuse("CKA_DECRYPT is false".into());
         }
         if self.config.require_non_extractable && (!sensitive || extractable) {
-            return refuse(if extractable { "CKA_EXTRACTABLE is true".into() } else { "CKA_SENSITIVE is false".into() });
+            return refuse(if extractable {
+                "CKA_EXTRACTABLE is true".into()
+            } else {
+                "CKA_SENSITIVE is false".into()
+            });
         }
         Ok(())
     }
@@ -733,7 +831,12 @@ impl Pkcs11Provider {
     fn generate_pair(&self, session: &Session, uri: &Pkcs11Uri, alg: &str, rsa_bits: u32) -> Result<(), OpError> {
         let label = uri.object.clone().unwrap_or_default().into_bytes();
         let id = uri.id.clone().unwrap_or_else(|| sha2::Sha256::digest(&label)[..8].to_vec());
-        let common_pub = vec![Attribute::Token(true), Attribute::Verify(true), Attribute::Label(label.clone()), Attribute::Id(id.clone())];
+        let common_pub = vec![
+            Attribute::Token(true),
+            Attribute::Verify(true),
+            Attribute::Label(label.clone()),
+            Attribute::Id(id.clone()),
+        ];
         let common_priv = vec![
             Attribute::Token(true),
             Attribute::Private(true),
@@ -749,7 +852,9 @@ impl Pkcs11Provider {
             _ => {
                 let bits = if rsa_bits == 0 { 3072 } else { rsa_bits };
                 if !(2048..=8192).contains(&bits) {
-                    return Err(OpError::Refused(ProviderError::InvalidInput(format!("RSA key size {bits} not supported (2048..=8192)"))));
+                    return Err(OpError::Refused(ProviderError::InvalidInput(format!(
+                        "RSA key size {bits} not supported (2048..=8192)"
+                    ))));
                 }
                 (
                     Mechanism::RsaPkcsKeyPairGen,
@@ -764,7 +869,16 @@ impl Pkcs11Provider {
 
     fn public_spki(&self, session: &Session, token: &Token, uri: &Pkcs11Uri) -> Result<Vec<u8>, OpError> {
         let handle = self.find(session, token, uri, ObjectClass::PUBLIC_KEY)?;
-        let attrs = session.get_attributes(handle, &[AttributeType::KeyType, AttributeType::Modulus, AttributeType::PublicExponent, AttributeType::EcParams, AttributeType::EcPoint])?;
+        let attrs = session.get_attributes(
+            handle,
+            &[
+                AttributeType::KeyType,
+                AttributeType::Modulus,
+                AttributeType::PublicExponent,
+                AttributeType::EcParams,
+                AttributeType::EcPoint,
+            ],
+        )?;
         let (mut kt, mut n, mut e, mut params, mut point) = (None, Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for a in attrs {
             match a {
@@ -778,8 +892,12 @@ impl Pkcs11Provider {
         }
         match kt {
             Some(KeyType::RSA) => Ok(der::rsa_spki(&n, &e)),
-            Some(KeyType::EC) => der::ec_spki(&params, &point).map_err(|m| OpError::Refused(ProviderError::InvalidKey(m))),
-            other => Err(OpError::Refused(ProviderError::InvalidKey(format!("{uri}: public key type {other:?} not supported")))),
+            Some(KeyType::EC) => {
+                der::ec_spki(&params, &point).map_err(|m| OpError::Refused(ProviderError::InvalidKey(m)))
+            }
+            other => Err(OpError::Refused(ProviderError::InvalidKey(format!(
+                "{uri}: public key type {other:?} not supported"
+            )))),
         }
     }
 }
@@ -836,7 +954,13 @@ impl CryptoProvider for Pkcs11Provider {
         Err(ProviderError::InvalidKey("HSM keys never leave the token".into()))
     }
 
-    fn sign(&self, key: &KeyId, algorithm: &str, input: SignInput<'_>, format: SigFormat) -> Result<Vec<u8>, ProviderError> {
+    fn sign(
+        &self,
+        key: &KeyId,
+        algorithm: &str,
+        input: SignInput<'_>,
+        format: SigFormat,
+    ) -> Result<Vec<u8>, ProviderError> {
         if !SIGNING.contains(&algorithm) {
             return Err(ProviderError::Unsupported(format!("the PKCS#11 backend does not sign {algorithm}")));
         }
@@ -847,7 +971,10 @@ impl CryptoProvider for Pkcs11Provider {
             SignInput::Digest(d) => {
                 let want = host_digest(hash, b"").len();
                 if d.len() != want {
-                    return Err(ProviderError::InvalidInput(format!("{algorithm} needs a {want}-byte {hash} digest, got {}", d.len())));
+                    return Err(ProviderError::InvalidInput(format!(
+                        "{algorithm} needs a {want}-byte {hash} digest, got {}",
+                        d.len()
+                    )));
                 }
                 d.to_vec()
             }
@@ -859,7 +986,9 @@ impl CryptoProvider for Pkcs11Provider {
                 let raw = session.sign(&Mechanism::Ecdsa, handle, &digest)?;
                 return match format {
                     SigFormat::P1363 => Ok(raw),
-                    SigFormat::Der => der::ecdsa_p1363_to_der(&raw).map_err(|m| OpError::Refused(ProviderError::Failed(m))),
+                    SigFormat::Der => {
+                        der::ecdsa_p1363_to_der(&raw).map_err(|m| OpError::Refused(ProviderError::Failed(m)))
+                    }
                 };
             }
             if algorithm.starts_with("RS") {
@@ -878,14 +1007,18 @@ impl CryptoProvider for Pkcs11Provider {
             return Err(ProviderError::Unsupported(format!("the PKCS#11 backend does not sign {algorithm}")));
         }
         let uri = Pkcs11Uri::parse(name).map_err(ProviderError::InvalidKey)?;
-        let found = self.run(&format!("find {uri}"), Some(&uri), |s, t| self.find(s, t, &uri, ObjectClass::PRIVATE_KEY).map(|_| ()));
+        let found = self.run(&format!("find {uri}"), Some(&uri), |s, t| {
+            self.find(s, t, &uri, ObjectClass::PRIVATE_KEY).map(|_| ())
+        });
         match found {
             Ok(()) => Ok(KeyId(uri.to_uri())),
             Err(ProviderError::KeyNotFound(_)) if create => {
                 if uri.object.is_none() {
                     return Err(ProviderError::InvalidKey("a key to generate needs object= (its label)".into()));
                 }
-                let generated = self.run(&format!("generate {uri}"), Some(&uri), |s, _| self.generate_pair(s, &uri, algorithm, rsa_bits));
+                let generated = self.run(&format!("generate {uri}"), Some(&uri), |s, _| {
+                    self.generate_pair(s, &uri, algorithm, rsa_bits)
+                });
                 generated.map(|()| KeyId(uri.to_uri()))
             }
             Err(e) => Err(e),
@@ -895,11 +1028,15 @@ impl CryptoProvider for Pkcs11Provider {
     fn named_secret(&self, name: &str, algorithm: &str, create: bool) -> Result<KeyId, ProviderError> {
         let len = aes_key_len(algorithm)?;
         let uri = Pkcs11Uri::parse(name).map_err(ProviderError::InvalidKey)?;
-        let found = self.run(&format!("find {uri}"), Some(&uri), |s, t| self.find(s, t, &uri, ObjectClass::SECRET_KEY).map(|_| ()));
+        let found = self
+            .run(&format!("find {uri}"), Some(&uri), |s, t| self.find(s, t, &uri, ObjectClass::SECRET_KEY).map(|_| ()));
         match found {
             Ok(()) => Ok(KeyId(uri.to_uri())),
             Err(ProviderError::KeyNotFound(_)) if create => {
-                let label = uri.object.clone().ok_or_else(|| ProviderError::InvalidKey("a key to generate needs object= (its label)".into()))?;
+                let label = uri
+                    .object
+                    .clone()
+                    .ok_or_else(|| ProviderError::InvalidKey("a key to generate needs object= (its label)".into()))?;
                 self.run(&format!("generate {uri}"), Some(&uri), |s, _| {
                     let id = uri.id.clone().unwrap_or_else(|| sha2::Sha256::digest(label.as_bytes())[..8].to_vec());
                     s.generate_key(
@@ -968,7 +1105,13 @@ impl CryptoProvider for Pkcs11Provider {
         })
     }
 
-    fn decrypt(&self, key: &KeyId, nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+    fn decrypt(
+        &self,
+        key: &KeyId,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
         if nonce.len() != 12 {
             return Err(ProviderError::InvalidInput(format!("AES-GCM nonce must be 12 bytes, got {}", nonce.len())));
         }
@@ -987,10 +1130,17 @@ impl CryptoProvider for Pkcs11Provider {
                 Ok(p) => Ok(Zeroizing::new(p)),
                 // SoftHSM2 reports a GCM tag mismatch as CKR_GENERAL_ERROR; others use
                 // CKR_ENCRYPTED_DATA_INVALID. Either way it is bad input, not a failing token.
-                Err(e) if matches!(
-                    rv(&e),
-                    Some(RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange | RvError::GeneralError | RvError::FunctionFailed)
-                ) => {
+                Err(e)
+                    if matches!(
+                        rv(&e),
+                        Some(
+                            RvError::EncryptedDataInvalid
+                                | RvError::EncryptedDataLenRange
+                                | RvError::GeneralError
+                                | RvError::FunctionFailed
+                        )
+                    ) =>
+                {
                     Err(OpError::Refused(ProviderError::InvalidInput(format!(
                         "AES-GCM authentication failed (wrong key, nonce, AAD or tag): {}",
                         ck_message(&e)
@@ -1012,7 +1162,13 @@ fn secret_uri(key: &KeyId) -> Result<(Pkcs11Uri, bool), ProviderError> {
 }
 
 impl Pkcs11Provider {
-    fn find_secret(&self, s: &Session, t: &Token, uri: &Pkcs11Uri, session_object: bool) -> Result<ObjectHandle, OpError> {
+    fn find_secret(
+        &self,
+        s: &Session,
+        t: &Token,
+        uri: &Pkcs11Uri,
+        session_object: bool,
+    ) -> Result<ObjectHandle, OpError> {
         if !session_object {
             return self.find(s, t, uri, ObjectClass::SECRET_KEY);
         }

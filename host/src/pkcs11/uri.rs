@@ -54,7 +54,9 @@ impl Pkcs11Uri {
         let rest = uri.strip_prefix("pkcs11:").ok_or_else(|| format!("{uri:?} is not a pkcs11: URI"))?;
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         if query.split('&').any(|q| q.starts_with("pin-value") || q.starts_with("pin-source")) {
-            return Err("a PKCS#11 URI must not carry a PIN (pin-value/pin-source); configure pin_env or pin_file".into());
+            return Err(
+                "a PKCS#11 URI must not carry a PIN (pin-value/pin-source); configure pin_env or pin_file".into()
+            );
         }
         let mut u = Pkcs11Uri::default();
         for attr in path.split(';').filter(|a| !a.is_empty()) {
