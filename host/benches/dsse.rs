@@ -67,7 +67,7 @@ fn bench_dsse(c: &mut Criterion) {
             let mut g = c.benchmark_group(&label);
             g.bench_function("full (parse + PAE + registry)", |b| {
                 b.iter(|| {
-                    let env = Envelope::parse(black_box(json.as_bytes()), 64 << 20).unwrap();
+                    let env = Envelope::parse(black_box(json.as_bytes()), 64 << 20, 16).unwrap();
                     assert!(verify(&registry, &env, trusted, n, SigFormat::Der).unwrap().valid)
                 })
             });

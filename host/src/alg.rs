@@ -1,20 +1,86 @@
-//! Algorithm names as the host needs them: canonical spellings, and each signature's hash.
+//! The host's one algorithm table, as data: every JOSE name the host accepts, its family, its
+//! hash and the key it needs. Names are looked up here once, at the edge; the rest of the host
+//! asks the table instead of matching on name prefixes.
+
+use spki::ObjectIdentifier;
+use spki::der::Decode;
 
 use crate::provider::Capability;
 
-/// The hash each JOSE signature algorithm uses (so the host can stream a large input through
-/// a hashing provider and hand the signer or verifier only the digest).
-const SIG_HASH: [(&str, &str); 9] = [
-    ("ES256", "SHA-256"),
-    ("ES384", "SHA-384"),
-    ("ES512", "SHA-512"),
-    ("RS256", "SHA-256"),
-    ("RS384", "SHA-384"),
-    ("RS512", "SHA-512"),
-    ("PS256", "SHA-256"),
-    ("PS384", "SHA-384"),
-    ("PS512", "SHA-512"),
+/// What kind of key and scheme a signature algorithm is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// ECDSA over a NIST curve; the only family whose signature encoding (DER or P1363) matters.
+    Ecdsa,
+    /// RSASSA-PKCS1-v1_5.
+    RsaPkcs1,
+    /// RSASSA-PSS, salt as long as the hash, MGF1 with the same hash.
+    RsaPss,
+    /// Ed25519 (signs whole messages; no prehash).
+    EdDsa,
+}
+
+/// One signature algorithm.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SignatureAlgorithm {
+    /// The JOSE name (RFC 7518, RFC 8037).
+    pub name: &'static str,
+    pub family: Family,
+    /// The hash the host streams the input through before signing or verifying; `None` for
+    /// EdDSA, which takes the whole message.
+    pub hash: Option<&'static str>,
+    /// The key's curve for ECDSA and EdDSA (a public key of this type has no other algorithm).
+    pub curve: Option<&'static str>,
+}
+
+const fn sig(
+    name: &'static str,
+    family: Family,
+    hash: Option<&'static str>,
+    curve: Option<&'static str>,
+) -> SignatureAlgorithm {
+    SignatureAlgorithm { name, family, hash, curve }
+}
+
+/// Every signature algorithm the host knows, in the order they are listed to people.
+pub const SIGNATURE_ALGORITHMS: [SignatureAlgorithm; 10] = [
+    sig("ES256", Family::Ecdsa, Some("SHA-256"), Some("P-256")),
+    sig("ES384", Family::Ecdsa, Some("SHA-384"), Some("P-384")),
+    sig("ES512", Family::Ecdsa, Some("SHA-512"), Some("P-521")),
+    sig("RS256", Family::RsaPkcs1, Some("SHA-256"), None),
+    sig("RS384", Family::RsaPkcs1, Some("SHA-384"), None),
+    sig("RS512", Family::RsaPkcs1, Some("SHA-512"), None),
+    sig("PS256", Family::RsaPss, Some("SHA-256"), None),
+    sig("PS384", Family::RsaPss, Some("SHA-384"), None),
+    sig("PS512", Family::RsaPss, Some("SHA-512"), None),
+    sig("EdDSA", Family::EdDsa, None, Some("Ed25519")),
 ];
+
+/// An AES-GCM content-encryption algorithm and its key length.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AeadAlgorithm {
+    pub name: &'static str,
+    pub key_bytes: usize,
+}
+
+/// Every AEAD algorithm the host knows.
+pub const AEAD_ALGORITHMS: [AeadAlgorithm; 2] =
+    [AeadAlgorithm { name: "A128GCM", key_bytes: 16 }, AeadAlgorithm { name: "A256GCM", key_bytes: 32 }];
+
+/// The signature algorithm called `name` (exact JOSE spelling).
+pub fn signature(name: &str) -> Option<&'static SignatureAlgorithm> {
+    SIGNATURE_ALGORITHMS.iter().find(|a| a.name == name)
+}
+
+/// The AEAD algorithm called `name`.
+pub fn aead(name: &str) -> Option<&'static AeadAlgorithm> {
+    AEAD_ALGORITHMS.iter().find(|a| a.name == name)
+}
+
+/// Every signature algorithm name, for messages ("expected one of ...").
+pub fn signature_names() -> String {
+    SIGNATURE_ALGORITHMS.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+}
 
 /// `SHA256`, `sha-256`, `sha256` -> `SHA-256` (and 384, 512). Other names are returned as given.
 pub fn canonical_hash(name: &str) -> String {
@@ -34,36 +100,115 @@ pub fn canonical(capability: Capability, name: &str) -> String {
     }
 }
 
-/// The hash of a JOSE signature algorithm, if it is one we know.
+/// The hash of a JOSE signature algorithm, if it is one we know and it prehashes.
 pub fn signature_hash(algorithm: &str) -> Option<&'static str> {
-    SIG_HASH.iter().find(|(a, _)| *a == algorithm).map(|(_, h)| *h)
+    signature(algorithm).and_then(|a| a.hash)
 }
 
-/// Every signature algorithm the host knows: the JOSE RSA/ECDSA set (which prehash) and EdDSA
-/// (which signs whole messages).
+/// Whether the host knows this signature algorithm.
 pub fn is_signature_algorithm(algorithm: &str) -> bool {
-    algorithm == "EdDSA" || signature_hash(algorithm).is_some()
+    signature(algorithm).is_some()
 }
 
 /// Whether the algorithm is ECDSA (the only family where the signature encoding matters).
 pub fn is_ecdsa(algorithm: &str) -> bool {
-    algorithm.starts_with("ES")
+    signature(algorithm).is_some_and(|a| a.family == Family::Ecdsa)
 }
 
-/// The algorithm of a public key when its type decides it (EC curve, Ed25519), from the OID in
-/// its DER SubjectPublicKeyInfo; `None` for RSA (RS* or PS* is the caller's choice).
+const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const CURVES: [(ObjectIdentifier, &str); 3] = [
+    (ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7"), "P-256"),
+    (ObjectIdentifier::new_unwrap("1.3.132.0.34"), "P-384"),
+    (ObjectIdentifier::new_unwrap("1.3.132.0.35"), "P-521"),
+];
+
+/// The key type of a DER SubjectPublicKeyInfo, read with a strict DER parser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// An EC key on a named curve, or Ed25519: the key decides the algorithm.
+    Fixed(&'static SignatureAlgorithm),
+    /// RSA: RS* or PS* is the caller's choice.
+    Rsa,
+}
+
+/// What key an SPKI holds. Refuses what two people could encode differently for one key (a
+/// compressed EC point, non-DER bytes, trailing data), so that one key has one fingerprint.
+///
+/// # Errors
+/// Not a DER SPKI, an unknown key type or curve, or a compressed EC point.
+pub fn key_kind(spki_der: &[u8]) -> Result<KeyKind, String> {
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map_err(|e| format!("not a DER SubjectPublicKeyInfo: {e}"))?;
+    let oid = info.algorithm.oid;
+    if oid == RSA_ENCRYPTION {
+        return Ok(KeyKind::Rsa);
+    }
+    let by_curve = |curve: &str| SIGNATURE_ALGORITHMS.iter().find(|a| a.curve == Some(curve));
+    if oid == ID_ED25519 {
+        return by_curve("Ed25519").map(KeyKind::Fixed).ok_or_else(|| "no Ed25519 algorithm".into());
+    }
+    if oid == ID_EC_PUBLIC_KEY {
+        let param = info
+            .algorithm
+            .parameters_oid()
+            .map_err(|_| "an EC key without a named curve (explicit curve parameters are refused)".to_string())?;
+        let curve = CURVES
+            .iter()
+            .find(|(o, _)| *o == param)
+            .map(|(_, c)| *c)
+            .ok_or_else(|| format!("an EC key on curve {param}, which is not P-256, P-384 or P-521"))?;
+        let point = info.subject_public_key.raw_bytes();
+        if point.first() != Some(&0x04) {
+            return Err("a compressed (or otherwise non-uncompressed) EC point; give the uncompressed SPKI \
+                 (`openssl ec -pubin -in KEY -pubout -conv_form uncompressed`)"
+                .into());
+        }
+        return by_curve(curve).map(KeyKind::Fixed).ok_or_else(|| format!("no algorithm for {curve}"));
+    }
+    Err(format!("a key of type {oid}, which is not RSA, EC or Ed25519"))
+}
+
+/// The algorithm of a public key when its type decides it (EC curve, Ed25519); `None` for RSA
+/// and for anything that does not parse.
 pub fn algorithm_of_spki(spki: &[u8]) -> Option<&'static str> {
-    let head = &spki[..spki.len().min(40)];
-    let has = |oid: &[u8]| head.windows(oid.len()).any(|w| w == oid);
-    if has(&[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]) {
-        Some("ES256")
-    } else if has(&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]) {
-        Some("ES384")
-    } else if has(&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23]) {
-        Some("ES512")
-    } else if has(&[0x06, 0x03, 0x2b, 0x65, 0x70]) {
-        Some("EdDSA")
-    } else {
-        None
+    match key_kind(spki) {
+        Ok(KeyKind::Fixed(a)) => Some(a.name),
+        _ => None,
+    }
+}
+
+/// The algorithm to use with a public key: the key's own for EC and Ed25519 (a different
+/// `requested` one is refused, never substituted), `requested` for RSA (RS* or PS*).
+///
+/// # Errors
+/// The key does not parse, an RSA key without an RS*/PS* algorithm, or a mismatch.
+pub fn algorithm_for_key(spki: &[u8], requested: Option<&str>) -> Result<&'static str, String> {
+    match (key_kind(spki)?, requested) {
+        (KeyKind::Fixed(a), None) => Ok(a.name),
+        (KeyKind::Fixed(a), Some(r)) if r == a.name => Ok(a.name),
+        (KeyKind::Fixed(a), Some(r)) => Err(format!("is a {} key, which only verifies {}, not {r}", a.curve.unwrap_or("?"), a.name)),
+        (KeyKind::Rsa, None) => Err("is an RSA key: say which algorithm (RS256 ... PS512)".into()),
+        (KeyKind::Rsa, Some(r)) => match signature(r) {
+            Some(a) if matches!(a.family, Family::RsaPkcs1 | Family::RsaPss) => Ok(a.name),
+            _ => Err(format!("is an RSA key, and {r:?} is not an RSA algorithm (RS256 ... PS512)")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_consistent() {
+        for a in &SIGNATURE_ALGORITHMS {
+            assert_eq!(signature(a.name), Some(a));
+            assert_eq!(a.hash.is_none(), a.family == Family::EdDsa, "{}", a.name);
+            assert_eq!(a.curve.is_some(), matches!(a.family, Family::Ecdsa | Family::EdDsa), "{}", a.name);
+        }
+        assert!(signature("es256").is_none() && signature("HS256").is_none());
+        assert_eq!(aead("A256GCM").map(|a| a.key_bytes), Some(32));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -29,11 +29,35 @@ pub struct AuditRecord {
     pub algorithm: String,
     pub provider: String,
     /// The component's sha256, or the PKCS#11 module path and token serial.
-    pub provider_origin: serde_json::Value,
+    pub provider_origin: KeyOrigin,
     /// sha256 of the input (message, plaintext or ciphertext), lowercase hex.
     pub input_sha256: String,
     /// `ok`, or `error: ...`.
     pub outcome: String,
+}
+
+/// Where the code that used a key came from, as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum KeyOrigin {
+    /// A wasm component, by file name and the sha256 it was admitted under.
+    Component { component: String, sha256: String },
+    /// The PKCS#11 backend: module path and the serial of the token that served.
+    Pkcs11 { pkcs11_module: String, token_serial: Option<String> },
+    /// No provider was reached (the operation failed before one was chosen).
+    None,
+}
+
+impl std::fmt::Display for KeyOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyOrigin::Component { component, sha256 } => write!(f, "{component} sha256:{sha256}"),
+            KeyOrigin::Pkcs11 { pkcs11_module, token_serial } => {
+                write!(f, "PKCS#11 {pkcs11_module} token serial {}", token_serial.as_deref().unwrap_or("?"))
+            }
+            KeyOrigin::None => f.write_str("no provider"),
+        }
+    }
 }
 
 /// An append-only JSON-lines file, opened once, written under a lock.
@@ -48,11 +72,36 @@ impl AuditLog {
     /// # Errors
     /// The file cannot be opened for appending.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
-        let file =
-            OpenOptions::new().append(true).create(true).mode(0o600).open(path).map_err(|e| AuditError {
-                path: path.to_path_buf(),
-                message: format!("cannot open for appending: {e}"),
+        let fail = |message: String| AuditError { path: path.to_path_buf(), message };
+        // Never through a symlink planted at the log's path (O_NOFOLLOW), and only a regular
+        // file of this user's that nobody else can write (checked on the open descriptor).
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                    fail("is a symlink; refused (the audit log is never written through a link)".into())
+                } else {
+                    fail(format!("cannot open for appending: {e}"))
+                }
             })?;
+        let meta = file.metadata().map_err(|e| fail(format!("cannot stat: {e}")))?;
+        let me = rustix::process::geteuid().as_raw();
+        if !meta.is_file() {
+            return Err(fail("is not a regular file".into()));
+        }
+        if meta.uid() != me {
+            return Err(fail(format!("is owned by uid {}, not by this user ({me})", meta.uid())));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(fail(format!(
+                "is writable by group or others (mode {:o}): anyone could add lines",
+                meta.mode() & 0o7777
+            )));
+        }
         Ok(AuditLog { path: path.to_path_buf(), file: Mutex::new(file) })
     }
 

@@ -251,7 +251,7 @@ pub fn verify(
     let (Some(manifest_bytes), Some(sig_bytes)) = (files.get(MANIFEST), files.get(SIGNATURE)) else {
         return fail(format!("{} lacks {MANIFEST} or {SIGNATURE}", archive.display()));
     };
-    let envelope = Envelope::parse(sig_bytes, limits.max_entry_bytes as usize)
+    let envelope = Envelope::parse(sig_bytes, limits.max_entry_bytes as usize, crate::dsse::DEFAULT_MAX_SIGNATURES)
         .map_err(|e| BundleError(format!("{SIGNATURE}: {e}")))?;
     if envelope.payload_type != MANIFEST_TYPE || envelope.payload != *manifest_bytes {
         return fail(format!("{SIGNATURE} does not sign this {MANIFEST}"));

@@ -9,6 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::LoadError;
+use crate::fsio;
+use crate::keyref::KeyRef;
 use crate::pkcs11::{HsmConfig, PinSource, TokenSpec};
 use crate::provider::Priority;
 use crate::wasm::{CacheSetting, Limits};
@@ -48,8 +50,18 @@ struct RawProfile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDsse {
-    max_payload_mib: Option<usize>,
+    max_payload_mib: Option<Spanned<u64>>,
+    max_signatures: Option<Spanned<u64>>,
 }
+
+/// Default cap on a DSSE payload (decoded), in bytes.
+pub const DEFAULT_MAX_PAYLOAD: usize = 64 << 20;
+
+/// The largest `max_payload_mib` a config or `--max-payload-mib` may set.
+pub const MAX_PAYLOAD_MIB: u64 = 1024;
+
+/// Default cap on signatures in one DSSE envelope.
+pub const DEFAULT_MAX_SIGNATURES: usize = 16;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,11 +104,12 @@ struct RawCache {
     #[serde(default = "yes")]
     enabled: bool,
     dir: Option<PathBuf>,
+    digest_dir: Option<PathBuf>,
 }
 
 impl Default for RawCache {
     fn default() -> Self {
-        RawCache { enabled: true, dir: None }
+        RawCache { enabled: true, dir: None, digest_dir: None }
     }
 }
 
@@ -172,6 +185,8 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// Largest DSSE payload accepted, in bytes.
     pub max_payload: usize,
+    /// Most signatures one DSSE envelope may carry.
+    pub max_signatures: usize,
 }
 
 /// A signing profile (the seed's MultiProfileSigner entries, and anchor keyId resolution).
@@ -202,7 +217,10 @@ impl Config {
     /// The file cannot be read, is not valid TOML, has an unknown or missing field, or a value
     /// is out of range; the message names the file, the line and the field.
     pub fn load(path: &Path) -> Result<Config, LoadError> {
-        let text = fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+        let bytes = fsio::read_bounded(path, fsio::limits::CONFIG, "configuration")
+            .map_err(|e| LoadError::Config { path: path.to_path_buf(), message: e.message })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| LoadError::Config { path: path.to_path_buf(), message: "is not UTF-8 text".into() })?;
         Config::parse(path, &text)
     }
 
@@ -245,10 +263,12 @@ impl Config {
             limits.max_wasm_stack = (v as usize) << 10;
         }
 
-        let cache = match (raw.cache.enabled, raw.cache.dir) {
-            (false, _) => CacheSetting::Disabled,
-            (true, Some(dir)) => CacheSetting::Dir(base.join(dir)),
-            (true, None) => default_cache_dir().map(CacheSetting::Dir).unwrap_or(CacheSetting::Disabled),
+        // The digests that vouch for cached native code live beside the config by default,
+        // under the config's protection rather than the cache's.
+        let digests = base.join(raw.cache.digest_dir.unwrap_or_else(|| PathBuf::from("cache-digests")));
+        let cache = match (raw.cache.enabled, raw.cache.dir.map(|d| base.join(d)).or_else(default_cache_dir)) {
+            (true, Some(dir)) => CacheSetting::Dir { dir, digests },
+            _ => CacheSetting::Disabled,
         };
 
         let mut names = HashSet::new();
@@ -363,7 +383,7 @@ impl Config {
 
         let mut profiles = BTreeMap::new();
         for (name, p) in raw.profiles {
-            if let Err(m) = crate::keys::KeyRef::parse(p.key.get_ref()) {
+            if let Err(m) = KeyRef::parse(p.key.get_ref()) {
                 return Err(at(p.key.span(), &format!("profiles.{name}.key"), m));
             }
             if !crate::alg::is_signature_algorithm(&p.algorithm) {
@@ -375,12 +395,21 @@ impl Config {
             }
             profiles.insert(name, Profile { key: p.key.into_inner(), algorithm: p.algorithm, key_id: p.key_id });
         }
-        let max_payload =
-            raw.dsse.and_then(|d| d.max_payload_mib).map_or(crate::dsse::DEFAULT_MAX_PAYLOAD, |m| m << 20);
+        let dsse = raw.dsse.unwrap_or(RawDsse { max_payload_mib: None, max_signatures: None });
+        let max_payload = match &dsse.max_payload_mib {
+            None => DEFAULT_MAX_PAYLOAD,
+            Some(m) => payload_limit(*m.get_ref()).map_err(|msg| at(m.span(), "dsse.max_payload_mib", msg))?,
+        };
+        let max_signatures = match &dsse.max_signatures {
+            None => DEFAULT_MAX_SIGNATURES,
+            Some(n) if (1..=256).contains(n.get_ref()) => *n.get_ref() as usize,
+            Some(n) => return Err(at(n.span(), "dsse.max_signatures", format!("must be between 1 and 256, got {}", n.get_ref()))),
+        };
 
         Ok(Config {
             profiles,
             max_payload,
+            max_signatures,
             hsm,
             audit_path,
             path: path.to_path_buf(),
@@ -391,6 +420,17 @@ impl Config {
             providers,
         })
     }
+}
+
+/// A payload limit given in MiB, in bytes: between 1 and [`MAX_PAYLOAD_MIB`] (never wraps).
+///
+/// # Errors
+/// Zero or over the maximum, in words.
+pub fn payload_limit(mib: u64) -> Result<usize, String> {
+    if mib == 0 || mib > MAX_PAYLOAD_MIB {
+        return Err(format!("must be between 1 and {MAX_PAYLOAD_MIB} (MiB), got {mib}"));
+    }
+    Ok((mib as usize) << 20)
 }
 
 /// `components/manifest.json`, as `guest-pack` writes it.
@@ -413,8 +453,9 @@ impl Manifest {
     /// # Errors
     /// The file cannot be read or is not a manifest.
     pub fn load(path: &Path) -> Result<Manifest, LoadError> {
-        let text = fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
-        serde_json::from_str(&text).map_err(|e| LoadError::Config {
+        let text = fsio::read_bounded(path, fsio::limits::MANIFEST, "component manifest")
+            .map_err(|e| LoadError::Config { path: path.to_path_buf(), message: e.message })?;
+        serde_json::from_slice(&text).map_err(|e| LoadError::Config {
             path: path.to_path_buf(),
             message: format!("not a component manifest: {e}"),
         })
@@ -433,8 +474,14 @@ impl Manifest {
 /// The config cannot be read or written, or names a component the manifest does not have.
 pub fn write_pins(config_path: &Path, manifest: &Manifest) -> Result<Vec<String>, LoadError> {
     let err = |message: String| LoadError::Config { path: config_path.to_path_buf(), message };
-    let text =
-        fs::read_to_string(config_path).map_err(|source| LoadError::Io { path: config_path.to_path_buf(), source })?;
+    // The config is rewritten by rename: a symlink there would be replaced by a file, so
+    // refuse it and let the operator name the real file.
+    let meta = fs::symlink_metadata(config_path).map_err(|source| LoadError::Io { path: config_path.to_path_buf(), source })?;
+    if meta.file_type().is_symlink() {
+        return Err(err("is a symlink; `pin` rewrites the config in place: give the path of the file itself".into()));
+    }
+    let bytes = fsio::read_bounded_nofollow(config_path, fsio::limits::CONFIG, "configuration").map_err(|e| err(e.message))?;
+    let text = String::from_utf8(bytes).map_err(|_| err("is not UTF-8 text".into()))?;
     // Validate first: never rewrite a file that does not load.
     Config::parse(config_path, &text)?;
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| err(format!("{e}")))?;
@@ -454,7 +501,9 @@ pub fn write_pins(config_path: &Path, manifest: &Manifest) -> Result<Vec<String>
         }
     }
     doc.insert("pinned_toolchain", toml_edit::value(manifest.toolchain.clone()));
-    fs::write(config_path, doc.to_string())
-        .map_err(|source| LoadError::Io { path: config_path.to_path_buf(), source })?;
+    // A temporary file beside it and a rename: a crash leaves the old config or the new one.
+    use std::os::unix::fs::PermissionsExt;
+    fsio::replace_atomic(config_path, doc.to_string().as_bytes(), meta.permissions().mode() & 0o7777)
+        .map_err(|e| err(e.message))?;
     Ok(changes)
 }

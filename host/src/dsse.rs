@@ -12,8 +12,7 @@ use crate::keys::{KeyRef, KeyService};
 use crate::provider::{Capability, SigFormat, SignInput};
 use crate::registry::Registry;
 
-/// Default cap on a payload (decoded), configurable with `--max-payload`.
-pub const DEFAULT_MAX_PAYLOAD: usize = 64 << 20;
+pub use crate::config::{DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_SIGNATURES};
 
 /// Pre-Authentication Encoding.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
@@ -45,8 +44,10 @@ pub enum DsseError {
     NotJson(String),
     #[error("envelope: {0}")]
     Malformed(String),
-    #[error("payload of {size} bytes exceeds the limit of {limit} bytes (--max-payload)")]
+    #[error("payload of {size} bytes exceeds the limit of {limit} bytes (--max-payload-mib)")]
     TooLarge { size: usize, limit: usize },
+    #[error("the envelope carries {count} signatures; at most {limit} are accepted ([dsse] max_signatures)")]
+    TooManySignatures { count: usize, limit: usize },
     #[error("{0}")]
     Sign(String),
 }
@@ -61,9 +62,9 @@ impl Envelope {
     /// `signatures` are required; base64 may be standard or URL-safe, padded or not.
     ///
     /// # Errors
-    /// Not JSON, a required field missing or of the wrong type, bad base64, or a payload over
-    /// `max_payload` (checked before decoding).
-    pub fn parse(bytes: &[u8], max_payload: usize) -> Result<Envelope, DsseError> {
+    /// Not JSON, a required field missing or of the wrong type, bad base64, a payload over
+    /// `max_payload` (checked before decoding), or more than `max_signatures` signatures.
+    pub fn parse(bytes: &[u8], max_payload: usize, max_signatures: usize) -> Result<Envelope, DsseError> {
         // Base64 is 4/3 of the payload: refuse oversized input before parsing it.
         let ceiling = max_payload / 3 * 4 + 64 * 1024;
         if bytes.len() > ceiling {
@@ -87,6 +88,11 @@ impl Envelope {
             .ok_or_else(|| DsseError::Malformed("missing field \"signatures\"".into()))?
             .as_array()
             .ok_or_else(|| DsseError::Malformed("field \"signatures\" is not an array".into()))?;
+        // Every signature may cost a verification under every trusted key: the count is
+        // bounded before any is decoded.
+        if sigs.len() > max_signatures {
+            return Err(DsseError::TooManySignatures { count: sigs.len(), limit: max_signatures });
+        }
         let mut signatures = Vec::new();
         for (i, s) in sigs.iter().enumerate() {
             let sig = s
@@ -114,7 +120,7 @@ impl Envelope {
 pub struct TrustedKey {
     /// How reports name it: the anchor keyId, or the public key file.
     pub name: String,
-    /// `sha256:` + hex of the SPKI DER.
+    /// `sha256:` + hex of the SPKI DER: what makes two trusted keys one key.
     pub fingerprint: String,
     pub spki: Vec<u8>,
     pub algorithm: String,
@@ -128,8 +134,10 @@ pub struct Verification {
     pub payload_type: String,
     /// Exactly the verified payload bytes (only meaningful when `valid`).
     pub payload: Vec<u8>,
-    /// Distinct trusted keys with a valid signature.
+    /// The distinct keys (by SPKI fingerprint) with a valid signature, by name.
     pub verified_by: Vec<String>,
+    /// Their fingerprints, in the same order.
+    pub verified_fingerprints: Vec<String>,
     pub threshold: usize,
     pub valid: bool,
     /// Why signatures did not count, for the person reading the report.
@@ -174,11 +182,46 @@ impl<'a> PaeInputs<'a> {
     }
 }
 
-/// Verifies an envelope against trusted keys: a signature counts when one trusted key (tried
-/// in keyid-hint order, but every key is tried) verifies it; each key counts once.
+/// Merges trusted keys that are one key (same SPKI fingerprint) under several names: a key
+/// given twice, as PEM and DER, or by two anchors, is still one signer. Names and hints are
+/// kept, joined; a key named with two different algorithms is refused.
 ///
 /// # Errors
-/// Never for bad signatures (they are reported in `notes`); only for a hashing failure.
+/// One key with two different algorithms.
+pub fn distinct_keys(keys: &[TrustedKey]) -> Result<Vec<TrustedKey>, DsseError> {
+    let mut out: Vec<TrustedKey> = Vec::new();
+    for k in keys {
+        match out.iter_mut().find(|o| o.fingerprint == k.fingerprint) {
+            Some(o) if o.algorithm != k.algorithm => {
+                return Err(DsseError::Malformed(format!(
+                    "trusted keys {} and {} are one key ({}) with two algorithms ({} and {}); give it once",
+                    o.name, k.name, k.fingerprint, o.algorithm, k.algorithm
+                )));
+            }
+            Some(o) => {
+                o.name = format!("{} = {}", o.name, k.name);
+                for h in &k.hints {
+                    if !o.hints.contains(h) {
+                        o.hints.push(h.clone());
+                    }
+                }
+            }
+            None => out.push(k.clone()),
+        }
+    }
+    Ok(out)
+}
+
+/// Verifies an envelope against trusted keys. The threshold counts distinct keys by SPKI
+/// fingerprint: each key counts at most once, each signature at most once, and identical
+/// signatures once. A signature whose keyid names trusted keys is tried under those only;
+/// one without a matching keyid under every key not yet counted. The work is therefore at
+/// most signatures x keys verifications, with both bounded (`Envelope::parse` caps
+/// signatures).
+///
+/// # Errors
+/// Never for bad signatures (they are reported in `notes`); for a hashing failure, or one key
+/// given with two algorithms.
 pub fn verify(
     registry: &Registry,
     env: &Envelope,
@@ -186,50 +229,60 @@ pub fn verify(
     threshold: usize,
     format: SigFormat,
 ) -> Result<Verification, DsseError> {
+    let keys = distinct_keys(keys)?;
     let pae = pae(&env.payload_type, &env.payload);
     let mut inputs = PaeInputs::new(registry, &pae);
-    for k in keys {
+    for k in &keys {
         inputs.prepare(&k.algorithm).map_err(DsseError::Sign)?;
     }
-    let mut verified_by: Vec<String> = Vec::new();
+    let mut counted: Vec<&TrustedKey> = Vec::new();
     let mut notes = Vec::new();
     if env.signatures.is_empty() {
         notes.push("the envelope has no signatures".into());
     }
+    let mut seen: Vec<&[u8]> = Vec::new();
     for (i, s) in env.signatures.iter().enumerate() {
-        let mut order: Vec<&TrustedKey> = keys.iter().collect();
-        // The hint only decides which key is tried first; it never decides trust.
-        order.sort_by_key(|k| !(!s.keyid.is_empty() && k.hints.iter().any(|h| *h == s.keyid)));
-        let mut matched = None;
-        for k in order {
-            if verified_by.contains(&k.name) {
+        if seen.contains(&s.sig.as_slice()) {
+            notes.push(format!("signature {i} repeats an earlier one; counted once"));
+            continue;
+        }
+        seen.push(&s.sig);
+        let named: Vec<&TrustedKey> =
+            keys.iter().filter(|k| !s.keyid.is_empty() && k.hints.iter().any(|h| *h == s.keyid)).collect();
+        // The keyid is an unauthenticated hint: it narrows which keys are tried, never which
+        // are trusted. Without a match every key is tried.
+        let candidates: Vec<&TrustedKey> = if named.is_empty() { keys.iter().collect() } else { named };
+        let mut matched = false;
+        for k in candidates {
+            if counted.iter().any(|c| c.fingerprint == k.fingerprint) {
                 continue;
             }
             match registry.verify(&k.algorithm, &k.spki, inputs.input(&k.algorithm), &s.sig, format) {
                 Ok(served) if served.value => {
-                    matched = Some(k.name.clone());
+                    counted.push(k);
+                    matched = true;
                     break;
                 }
                 Ok(_) => {}
                 Err(e) => notes.push(format!("signature {i} with {}: {e}", k.name)),
             }
         }
-        match matched {
-            Some(name) => verified_by.push(name),
-            None => notes.push(format!(
+        if !matched {
+            notes.push(format!(
                 "signature {i} (keyid {:?}) is not valid under any trusted key not already counted",
                 s.keyid
-            )),
+            ));
         }
     }
-    let valid = threshold > 0 && verified_by.len() >= threshold;
+    let valid = threshold > 0 && counted.len() >= threshold;
     if !valid {
-        notes.push(format!("{} distinct trusted key(s) verified; the threshold is {threshold}", verified_by.len()));
+        notes.push(format!("{} distinct trusted key(s) verified; the threshold is {threshold}", counted.len()));
     }
     Ok(Verification {
         payload_type: env.payload_type.clone(),
         payload: env.payload.clone(),
-        verified_by,
+        verified_by: counted.iter().map(|k| k.name.clone()).collect(),
+        verified_fingerprints: counted.iter().map(|k| k.fingerprint.clone()).collect(),
         threshold,
         valid,
         notes,
@@ -341,18 +394,18 @@ mod tests {
 
     #[test]
     fn parse_refuses_what_it_must() {
-        assert!(matches!(Envelope::parse(b"not json", 100), Err(DsseError::NotJson(_))));
+        assert!(matches!(Envelope::parse(b"not json", 100, 16), Err(DsseError::NotJson(_))));
         assert!(
-            Envelope::parse(br#"{"payloadType":"t","signatures":[]}"#, 100)
+            Envelope::parse(br#"{"payloadType":"t","signatures":[]}"#, 100, 16)
                 .unwrap_err()
                 .to_string()
                 .contains("payload")
         );
         assert!(matches!(
-            Envelope::parse(br#"{"payload":"AAAAAAAA","payloadType":"t","signatures":[]}"#, 3),
+            Envelope::parse(br#"{"payload":"AAAAAAAA","payloadType":"t","signatures":[]}"#, 3, 16),
             Err(DsseError::TooLarge { .. })
         ));
-        let e = Envelope::parse(br#"{"payload":"aGk","payloadType":"t","signatures":[{"sig":"AQ"}],"extra":1}"#, 100)
+        let e = Envelope::parse(br#"{"payload":"aGk","payloadType":"t","signatures":[{"sig":"AQ"}],"extra":1}"#, 100, 16)
             .unwrap();
         assert_eq!(e.payload, b"hi");
         assert_eq!(e.signatures[0].keyid, "");

@@ -58,6 +58,9 @@ pub enum RegistryError {
     Provider { provider: String, error: ProviderError },
     #[error("reading input: {0}")]
     Io(#[from] std::io::Error),
+    /// An input file that cannot be used (not a regular file, too large), in words.
+    #[error("{0}")]
+    Input(String),
 }
 
 fn tried_note(tried: &[(String, ProviderError)]) -> String {

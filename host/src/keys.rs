@@ -3,70 +3,20 @@
 //! PKCS#8 file imported into the highest-priority signing provider. Every use of a private or
 //! secret key is audited before its result is returned.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::audit::{AuditLog, AuditRecord, now_rfc3339};
+use crate::audit::{AuditLog, AuditRecord, KeyOrigin, now_rfc3339};
+use crate::fsio;
 use crate::error::{ProviderError, RegistryError};
 use crate::keyfile;
-use crate::pkcs11::{Pkcs11Provider, Pkcs11Uri};
+use crate::pkcs11::Pkcs11Provider;
+pub use crate::keyref::KeyRef;
 use crate::provider::{Capability, CryptoProvider, KeyId, Origin, Sealed, SigFormat, SignInput};
-use crate::registry::{GeneratedKey, Registry};
-
-/// A parsed key reference.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeyRef {
-    Pkcs11(Pkcs11Uri),
-    /// `PREFIX:NAME`, held by the provider configured with that `key_prefix`.
-    Named {
-        prefix: String,
-        name: String,
-    },
-    /// A PKCS#8 file (`file:PATH`, or a path with no scheme).
-    File(PathBuf),
-}
-
-impl KeyRef {
-    /// # Errors
-    /// A malformed `pkcs11:` URI, or an empty name or path.
-    pub fn parse(text: &str) -> Result<KeyRef, String> {
-        if text.starts_with("pkcs11:") {
-            return Pkcs11Uri::parse(text).map(KeyRef::Pkcs11);
-        }
-        if let Some(path) = text.strip_prefix("file:") {
-            if path.is_empty() {
-                return Err("file: needs a path".into());
-            }
-            return Ok(KeyRef::File(PathBuf::from(path)));
-        }
-        match text.split_once(':') {
-            Some((prefix, name))
-                if !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_lowercase()) && prefix.len() > 1 =>
-            {
-                if name.is_empty() {
-                    return Err(format!("{prefix}: needs a key name"));
-                }
-                Ok(KeyRef::Named { prefix: prefix.to_string(), name: name.to_string() })
-            }
-            _ if text.is_empty() => Err("empty key reference".into()),
-            _ => Ok(KeyRef::File(PathBuf::from(text))),
-        }
-    }
-}
-
-impl std::fmt::Display for KeyRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KeyRef::Pkcs11(u) => write!(f, "{u}"),
-            KeyRef::Named { prefix, name } => write!(f, "{prefix}:{name}"),
-            KeyRef::File(p) => write!(f, "file:{}", p.display()),
-        }
-    }
-}
+use crate::registry::{GeneratedKey, Registry, Served};
 
 /// Errors of key use, for a person.
 #[derive(Debug, thiserror::Error)]
@@ -81,13 +31,24 @@ pub enum KeyError {
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]
     File(#[from] keyfile::FileError),
+    #[error("{0}")]
+    Input(String),
+    #[error("{provider}: the key was made but could not be stored: {message}")]
+    Output { provider: String, message: String },
 }
 
 /// A signature and who made it.
 pub struct Signed {
     pub signature: Vec<u8>,
     pub provider: String,
-    pub origin: serde_json::Value,
+    pub origin: KeyOrigin,
+}
+
+/// A file signed: the signature, and the provider that hashed the file (none for EdDSA, which
+/// signs the whole message).
+pub struct SignedFile {
+    pub signed: Signed,
+    pub hashed_by: Option<Served<Vec<u8>>>,
 }
 
 /// Key operations with routing and auditing.
@@ -97,11 +58,11 @@ pub struct KeyService<'r> {
 }
 
 /// What the audit log says about where a provider's code came from.
-fn origin_of(p: &dyn CryptoProvider) -> serde_json::Value {
+fn origin_of(p: &dyn CryptoProvider) -> KeyOrigin {
     match &p.descriptor().origin {
-        Origin::Component { file, sha256 } => serde_json::json!({"component": file, "sha256": sha256}),
+        Origin::Component { file, sha256 } => KeyOrigin::Component { component: file.clone(), sha256: sha256.clone() },
         Origin::Native { module } => {
-            serde_json::json!({"pkcs11_module": module, "token_serial": Pkcs11Provider::last_token_serial()})
+            KeyOrigin::Pkcs11 { pkcs11_module: module.clone(), token_serial: Pkcs11Provider::last_token_serial() }
         }
     }
 }
@@ -158,7 +119,7 @@ impl<'r> KeyService<'r> {
         reference: &KeyRef,
         algorithm: &str,
         provider: &str,
-        origin: serde_json::Value,
+        origin: KeyOrigin,
         input: &[u8],
         outcome: String,
     ) -> Result<(), KeyError> {
@@ -182,8 +143,8 @@ impl<'r> KeyService<'r> {
         reference: &KeyRef,
         algorithm: &str,
         input_sha256: &[u8],
-        result: Result<(T, String, serde_json::Value), KeyError>,
-    ) -> Result<(T, String, serde_json::Value), KeyError> {
+        result: Result<(T, String, KeyOrigin), KeyError>,
+    ) -> Result<(T, String, KeyOrigin), KeyError> {
         match result {
             Ok((value, provider, origin)) => {
                 self.record(operation, reference, algorithm, &provider, origin.clone(), input_sha256, "ok".into())?;
@@ -191,7 +152,7 @@ impl<'r> KeyService<'r> {
             }
             Err(e) => {
                 let provider = match &e {
-                    KeyError::Provider { provider, .. } => provider.clone(),
+                    KeyError::Provider { provider, .. } | KeyError::Output { provider, .. } => provider.clone(),
                     _ => String::new(),
                 };
                 self.record(
@@ -199,7 +160,7 @@ impl<'r> KeyService<'r> {
                     reference,
                     algorithm,
                     &provider,
-                    serde_json::Value::Null,
+                    KeyOrigin::None,
                     input_sha256,
                     format!("error: {e}"),
                 )?;
@@ -256,9 +217,11 @@ impl<'r> KeyService<'r> {
                 Ok((spki, p.descriptor().name.clone()))
             }
             Resolved::Pkcs8(der) => {
-                let served = self.registry.serve(Capability::Signing, algorithm, |p, _| {
+                let served = self.registry.serve_keyed(Capability::Signing, algorithm, |p, _| {
                     let id = p.import_pkcs8(&der)?;
-                    p.public_key(&id)
+                    let spki = p.public_key(&id);
+                    p.delete_key(&id);
+                    spki
                 })?;
                 Ok((served.value, served.provider.descriptor().name.clone()))
             }
@@ -299,20 +262,63 @@ impl<'r> KeyService<'r> {
     ///
     /// # Errors
     /// No provider generates it, or the audit log cannot be written.
+    /// `write` stores the key (the CLI writes the files); the audit line records whether that
+    /// worked, so a key that never reached its file is not audited as `ok`.
     pub fn generate_file_key(
         &self,
         out: &Path,
         algorithm: &str,
         rsa_bits: u32,
-    ) -> Result<(GeneratedKey, String), KeyError> {
+        write: impl FnOnce(&GeneratedKey) -> Result<(), String>,
+    ) -> Result<String, KeyError> {
         let reference = KeyRef::File(out.to_path_buf());
-        let result = self.registry.generate_exportable(algorithm, rsa_bits).map_err(KeyError::from).map(|served| {
+        let result = self.registry.generate_exportable(algorithm, rsa_bits).map_err(KeyError::from).and_then(|served| {
             let origin = origin_of(served.provider.as_ref());
             let name = served.provider.descriptor().name.clone();
-            (served.value, name, origin)
+            write(&served.value).map_err(|message| KeyError::Output { provider: name.clone(), message })?;
+            Ok(((), name, origin))
         });
-        let (key, provider, _) = self.audited("generate", &reference, algorithm, &[], result)?;
-        Ok((key, provider))
+        let ((), provider, _) = self.audited("generate", &reference, algorithm, &[], result)?;
+        Ok(provider)
+    }
+
+    /// Signs a file: streamed through the algorithm's hash (one read of one open file feeds
+    /// both the provider's hash and the audit log's SHA-256), or, for EdDSA, read whole within
+    /// `max_message` bytes and signed as is. The audit line's `input_sha256` is the SHA-256 of
+    /// exactly the bytes that were signed.
+    ///
+    /// # Errors
+    /// Unknown algorithm, the file is unusable (not regular, over the limit), or as
+    /// [`KeyService::sign`].
+    pub fn sign_file(
+        &self,
+        reference: &KeyRef,
+        algorithm: &str,
+        path: &Path,
+        format: SigFormat,
+        max_message: usize,
+    ) -> Result<SignedFile, KeyError> {
+        let alg = crate::alg::signature(algorithm).ok_or_else(|| KeyError::Input(format!(
+            "unknown signature algorithm {algorithm:?} (expected one of {})",
+            crate::alg::signature_names()
+        )))?;
+        match alg.hash {
+            Some(hash) => {
+                let file = fsio::open_regular(path, "input").map_err(|e| KeyError::Input(e.to_string()))?;
+                let mut audit = Sha256::new();
+                let digest = self.registry.digest_open_file(hash, &file, Some(&mut audit))?;
+                let input_sha256 = audit.finalize();
+                let signed = self.sign(reference, alg.name, SignInput::Digest(&digest.value), &input_sha256, format)?;
+                Ok(SignedFile { signed, hashed_by: Some(digest) })
+            }
+            None => {
+                let message = fsio::read_bounded(path, max_message as u64, "message to sign whole")
+                    .map_err(|e| KeyError::Input(format!("{e} (EdDSA signs whole messages)")))?;
+                let input_sha256 = Sha256::digest(&message);
+                let signed = self.sign(reference, alg.name, SignInput::Message(&message), &input_sha256, format)?;
+                Ok(SignedFile { signed, hashed_by: None })
+            }
+        }
     }
 
     fn secret(&self, reference: &KeyRef, algorithm: &str) -> Result<(Arc<dyn CryptoProvider>, KeyId), KeyError> {
@@ -379,22 +385,4 @@ fn provider_key_name(reference: &KeyRef) -> String {
         KeyRef::Named { name, .. } => name.clone(),
         KeyRef::File(p) => p.display().to_string(),
     }
-}
-
-/// sha256 of a file, streamed (for the audit log's `input_sha256`).
-///
-/// # Errors
-/// The file cannot be read.
-pub fn file_sha256(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().to_vec())
 }

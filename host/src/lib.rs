@@ -3,6 +3,7 @@
 
 mod bindings;
 pub mod error;
+pub mod fsio;
 pub mod provider;
 pub mod wasm;
 
@@ -14,6 +15,7 @@ pub mod bundle;
 pub mod config;
 pub mod dsse;
 pub mod keyfile;
+pub mod keyref;
 pub mod keys;
 pub mod pkcs11;
 pub mod registry;

@@ -157,6 +157,11 @@ pub trait CryptoProvider: Send + Sync {
         format: SigFormat,
     ) -> Result<Vec<u8>, ProviderError>;
 
+    /// Forgets a key this provider holds only for one operation (an imported PKCS#8 key, an
+    /// exportable key once exported). Backends whose keys outlive the process (the HSM) ignore
+    /// it. Unknown keys are ignored.
+    fn delete_key(&self, _key: &KeyId) {}
+
     /// The key called `name` (a PKCS#11 URI for the HSM, a simulation key name), generated
     /// non-exportable when absent and `create` is set.
     fn named_key(&self, name: &str, algorithm: &str, rsa_bits: u32, create: bool) -> Result<KeyId, ProviderError>;

@@ -2,7 +2,10 @@
 //! fault, and reports which provider served each call.
 
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
@@ -10,6 +13,7 @@ use zeroize::Zeroizing;
 use crate::alg;
 use crate::config::{Config, Manifest};
 use crate::error::{LoadError, ProviderError, RegistryError};
+use crate::fsio;
 use crate::pkcs11::Pkcs11Provider;
 use crate::provider::{Capability, CryptoProvider, SigFormat, SignInput};
 use crate::wasm::{Runtime, Trust};
@@ -152,6 +156,31 @@ impl Registry {
         &self,
         capability: Capability,
         algorithm: &str,
+        f: impl FnMut(&dyn CryptoProvider, &str) -> Result<T, ProviderError>,
+    ) -> Result<Served<T>, RegistryError> {
+        self.serve_with(capability, algorithm, ProviderError::falls_back, f)
+    }
+
+    /// As [`Registry::serve`], for an operation that hands a provider key material: it moves
+    /// on to the next provider only when one answers `unsupported`. After a fault the key may
+    /// have been half-used in a sandbox that just misbehaved; it is never sent to a second one.
+    ///
+    /// # Errors
+    /// As [`Registry::serve`]; a fault is returned, not retried elsewhere.
+    pub fn serve_keyed<T>(
+        &self,
+        capability: Capability,
+        algorithm: &str,
+        f: impl FnMut(&dyn CryptoProvider, &str) -> Result<T, ProviderError>,
+    ) -> Result<Served<T>, RegistryError> {
+        self.serve_with(capability, algorithm, |e| matches!(e, ProviderError::Unsupported(_)), f)
+    }
+
+    fn serve_with<T>(
+        &self,
+        capability: Capability,
+        algorithm: &str,
+        falls_back: impl Fn(&ProviderError) -> bool,
         mut f: impl FnMut(&dyn CryptoProvider, &str) -> Result<T, ProviderError>,
     ) -> Result<Served<T>, RegistryError> {
         let algorithm = alg::canonical(capability, algorithm);
@@ -162,7 +191,7 @@ impl Registry {
             }
             match f(p.as_ref(), &algorithm) {
                 Ok(value) => return Ok(Served { value, provider: p.clone(), skipped }),
-                Err(e) if e.falls_back() => skipped.push((p.descriptor().name.clone(), e)),
+                Err(e) if falls_back(&e) => skipped.push((p.descriptor().name.clone(), e)),
                 Err(error) => return Err(RegistryError::Provider { provider: p.descriptor().name.clone(), error }),
             }
         }
@@ -178,16 +207,37 @@ impl Registry {
     }
 
     /// Streams a file through the serving provider's incremental hash (never all in memory).
+    /// The file must be a regular file (a fifo or `/dev/zero` would never end).
     ///
     /// # Errors
-    /// The file cannot be opened, or as [`Registry::serve`].
+    /// The file cannot be opened or is not a regular file, or as [`Registry::serve`].
     pub fn digest_file(&self, algorithm: &str, path: &Path) -> Result<Served<Vec<u8>>, RegistryError> {
-        // Opened per attempt: a provider that faulted halfway leaves the reader mid-file.
-        File::open(path)?;
+        let file = fsio::open_regular(path, "input").map_err(|e| RegistryError::Input(e.to_string()))?;
+        self.digest_open_file(algorithm, &file, None)
+    }
+
+    /// Streams an open file through the serving provider's incremental hash. With `audit`, the
+    /// same bytes also go through a native SHA-256 (what the audit log records), so both
+    /// digests come from one read of one open file. A provider that faults halfway is retried
+    /// on the next from the start of the file, with `audit` reset.
+    ///
+    /// # Errors
+    /// A read or seek fails, or as [`Registry::serve`].
+    pub fn digest_open_file(
+        &self,
+        algorithm: &str,
+        file: &File,
+        mut audit: Option<&mut Sha256>,
+    ) -> Result<Served<Vec<u8>>, RegistryError> {
         self.serve(Capability::Hashing, algorithm, |p, a| {
-            let mut f =
-                File::open(path).map_err(|e| ProviderError::InvalidInput(format!("{}: {e}", path.display())))?;
-            p.digest_reader(a, &mut f)
+            let mut f = file;
+            f.seek(SeekFrom::Start(0)).map_err(|e| ProviderError::InvalidInput(format!("rewinding input: {e}")))?;
+            let audit = audit.as_deref_mut();
+            let mut tee = Tee { inner: f, audit };
+            if let Some(h) = tee.audit.as_deref_mut() {
+                *h = Sha256::new();
+            }
+            p.digest_reader(a, &mut tee)
         })
     }
 
@@ -238,9 +288,12 @@ impl Registry {
         input: SignInput<'_>,
         format: SigFormat,
     ) -> Result<Served<Vec<u8>>, RegistryError> {
-        self.serve(Capability::Signing, algorithm, |p, a| {
+        self.serve_keyed(Capability::Signing, algorithm, |p, a| {
             let key = p.import_pkcs8(pkcs8_der)?;
-            p.sign(&key, a, input, format)
+            let signed = p.sign(&key, a, input, format);
+            // Imported for this one signature: the provider forgets it now.
+            p.delete_key(&key);
+            signed
         })
     }
 
@@ -249,9 +302,12 @@ impl Registry {
     /// # Errors
     /// As [`Registry::serve`].
     pub fn generate_exportable(&self, algorithm: &str, rsa_bits: u32) -> Result<Served<GeneratedKey>, RegistryError> {
-        self.serve(Capability::Signing, algorithm, |p, a| {
+        self.serve_keyed(Capability::Signing, algorithm, |p, a| {
             let key = p.generate(a, rsa_bits, true)?;
-            Ok(GeneratedKey { pkcs8_der: p.export_pkcs8(&key)?, spki_der: p.public_key(&key)? })
+            let pair = (|| Ok(GeneratedKey { pkcs8_der: p.export_pkcs8(&key)?, spki_der: p.public_key(&key)? }))();
+            // The key leaves as a file; the copy in the provider goes.
+            p.delete_key(&key);
+            pair
         })
     }
 
@@ -265,5 +321,21 @@ impl Registry {
             algorithm: algorithm.to_string(),
             tried: Vec::new(),
         })
+    }
+}
+
+/// A reader that also feeds every byte it reads to an optional SHA-256.
+struct Tee<'a, R> {
+    inner: R,
+    audit: Option<&'a mut Sha256>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(h) = self.audit.as_deref_mut() {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
     }
 }

@@ -44,6 +44,13 @@ pub fn cache_dir() -> PathBuf {
     dir
 }
 
+/// Where the test run records the digests of the artifacts in [`cache_dir`].
+pub fn cache_digest_dir() -> PathBuf {
+    let dir = repo_root().join("target/cryptohost-test-cache-digests");
+    let _ = fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir);
+    dir
+}
+
 /// One provider line of a generated config.
 pub struct P<'a> {
     pub name: &'a str,
@@ -54,9 +61,10 @@ pub struct P<'a> {
 /// Writes a config into `dir` that pins each named component to its manifest digest.
 pub fn write_config(dir: &Path, component_dir: &Path, providers: &[P<'_>], extra: &str) -> PathBuf {
     let mut text = format!(
-        "component_dir = {:?}\n[cache]\ndir = {:?}\n{extra}\n",
+        "component_dir = {:?}\n[cache]\ndir = {:?}\ndigest_dir = {:?}\n{extra}\n",
         component_dir.display().to_string(),
-        cache_dir().display().to_string()
+        cache_dir().display().to_string(),
+        cache_digest_dir().display().to_string()
     );
     for p in providers {
         text += &format!(

@@ -29,7 +29,7 @@ fn trusted(registry: &cryptohost::Registry, pem: &Path, alg: &str) -> TrustedKey
 #[test]
 fn spec_example_pae_signature_and_every_case() {
     let (_dir, registry) = common::registry(&[OFFLINE]);
-    let env = Envelope::parse(&fs::read(data("spec-example/envelope.json")).unwrap(), 1 << 20).unwrap();
+    let env = Envelope::parse(&fs::read(data("spec-example/envelope.json")).unwrap(), 1 << 20, 16).unwrap();
     let expected_pae = fs::read(data("spec-example/pae.bin")).unwrap();
     let expected_pae = expected_pae.strip_suffix(b"\n").unwrap_or(&expected_pae);
     assert_eq!(pae(&env.payload_type, &env.payload), expected_pae, "PAE bytes");
@@ -49,7 +49,7 @@ fn spec_example_pae_signature_and_every_case() {
         let name = case["name"].as_str().unwrap();
         let expected = case["expected"].as_str().unwrap();
         let bytes = serde_json::to_vec(&case["envelope"]).unwrap();
-        let outcome = |threshold| match Envelope::parse(&bytes, 1 << 20) {
+        let outcome = |threshold| match Envelope::parse(&bytes, 1 << 20, 16) {
             Ok(env) => verify(&registry, &env, std::slice::from_ref(&key), threshold, SigFormat::P1363).unwrap().valid,
             Err(_) => false,
         };

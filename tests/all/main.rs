@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod dsse;
 mod registry;
+mod hostile;
 mod sandbox;
 mod sha2_kat;
 mod wycheproof_vectors;

@@ -172,8 +172,11 @@ fn precompiled_cache_is_reused_and_must_be_private() {
     drop(Registry::open(&config, TrustMode::Pins).expect("first start compiles"));
     let cached: Vec<_> = fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(cached.len(), 1, "one artifact cached: {cached:?}");
-    let name = cached[0].file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with(&common::digest_of("offline-verification.wasm")), "{name}");
+    // Its digest is recorded beside the config, not in the cache.
+    let records: Vec<_> = fs::read_dir(dir.path().join("cache-digests")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(records.len(), 1, "one digest record: {records:?}");
+    let recorded = fs::read_to_string(&records[0]).unwrap();
+    assert_eq!(recorded.trim(), hex::encode(sha2_digest(&fs::read(&cached[0]).unwrap())));
     // The second start loads the artifact and serves.
     let registry = Registry::open(&config, TrustMode::Pins).expect("second start");
     assert!(registry.digest("SHA-256", b"abc").is_ok());
@@ -182,4 +185,83 @@ fn precompiled_cache_is_reused_and_must_be_private() {
     fs::set_permissions(&cache, fs::Permissions::from_mode(0o777)).unwrap();
     let err = Registry::open(&config, TrustMode::Pins).err().expect("refused").to_string();
     assert!(err.contains("writable by group or others"), "{err}");
+    fs::set_permissions(&cache, fs::Permissions::from_mode(0o700)).unwrap();
+    // So is a digest directory others can write: whoever writes it vouches for native code.
+    fs::set_permissions(dir.path().join("cache-digests"), fs::Permissions::from_mode(0o770)).unwrap();
+    let err = Registry::open(&config, TrustMode::Pins).err().expect("refused").to_string();
+    assert!(err.contains("cache digest directory") && err.contains("writable by group or others"), "{err}");
+}
+
+/// A runtime with its own cache and digest directories.
+fn cached_runtime(root: &std::path::Path) -> cryptohost::wasm::Runtime {
+    use cryptohost::wasm::{CacheSetting, Limits, Runtime};
+    let setting = CacheSetting::Dir { dir: root.join("cache"), digests: root.join("digests") };
+    Runtime::new(Limits::default(), setting).expect("runtime")
+}
+
+fn load(runtime: &cryptohost::wasm::Runtime, name: &str, file: &str) -> cryptohost::wasm::WasmProvider {
+    use cryptohost::wasm::Trust;
+    let path = common::components_dir().join(file);
+    runtime
+        .load(name, &path, &Trust::Pinned(common::digest_of(file)), cryptohost::Priority(1), Vec::new())
+        .expect("loads")
+}
+
+#[test]
+fn a_planted_or_corrupted_cached_artifact_is_recompiled_never_run() {
+    use cryptohost::CryptoProvider;
+    let root = tempfile::tempdir().unwrap();
+    let runtime = cached_runtime(root.path());
+    // Both components compiled once, so both have artifacts and digest records.
+    let offline = load(&runtime, "offline-verification", "offline-verification.wasm");
+    let sim = load(&runtime, "simulation", "simulation.wasm");
+    assert_eq!(offline.descriptor().reported_name, "offline-verification");
+    assert_eq!(sim.descriptor().reported_name, "simulation");
+    drop((offline, sim));
+    let (offline_artifact, _) = runtime.cache_paths(&common::digest_of("offline-verification.wasm")).unwrap();
+    let (sim_artifact, _) = runtime.cache_paths(&common::digest_of("simulation.wasm")).unwrap();
+    let genuine = fs::read(&offline_artifact).unwrap();
+
+    // An attacker who can write the cache puts the simulation's native code where the
+    // offline-verification artifact was. Had it run, it would report itself as `simulation`.
+    fs::copy(&sim_artifact, &offline_artifact).unwrap();
+    let runtime = cached_runtime(root.path());
+    let p = load(&runtime, "offline-verification", "offline-verification.wasm");
+    assert_eq!(p.descriptor().reported_name, "offline-verification", "the planted artifact ran");
+    assert!(p.digest("SHA-256", b"abc").is_ok());
+    assert_eq!(fs::read(&offline_artifact).unwrap(), genuine, "the artifact is compiled afresh and rewritten");
+    drop(p);
+
+    // A corrupted artifact (one byte flipped in its code) is not run either.
+    let mut bytes = genuine.clone();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    fs::write(&offline_artifact, &bytes).unwrap();
+    let runtime = cached_runtime(root.path());
+    let p = load(&runtime, "offline-verification", "offline-verification.wasm");
+    assert_eq!(p.descriptor().reported_name, "offline-verification");
+    assert_eq!(fs::read(&offline_artifact).unwrap(), genuine);
+    drop(p);
+
+    // A symlink in place of the artifact is not followed.
+    fs::remove_file(&offline_artifact).unwrap();
+    std::os::unix::fs::symlink(&sim_artifact, &offline_artifact).unwrap();
+    let runtime = cached_runtime(root.path());
+    let p = load(&runtime, "offline-verification", "offline-verification.wasm");
+    assert_eq!(p.descriptor().reported_name, "offline-verification");
+    assert!(!fs::symlink_metadata(&offline_artifact).unwrap().file_type().is_symlink());
+}
+
+#[test]
+fn a_cache_under_a_directory_others_can_write_is_refused() {
+    use cryptohost::wasm::{CacheSetting, Limits, Runtime};
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let shared = root.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+    // Private itself, but inside a directory anyone can rename things in.
+    let setting = CacheSetting::Dir { dir: shared.join("cache"), digests: root.path().join("digests") };
+    let err = Runtime::new(Limits::default(), setting).err().expect("refused").to_string();
+    assert!(err.contains("parent") && err.contains("writable by group or others"), "{err}");
 }

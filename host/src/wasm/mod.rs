@@ -1,10 +1,12 @@
 //! The component runtime: one engine, pinned and cached components, one sandboxed instance per
 //! provider, CPU/memory/stack limits on every call, and traps turned into errors.
 
-use std::fs;
-use std::hash::{Hash, Hasher};
+mod budget;
+mod cache;
+
+pub use budget::BudgetExceeded;
+
 use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,11 +15,14 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceAny};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Config, Engine, Store, Trap};
 use zeroize::Zeroizing;
 
 use crate::bindings::{self, Provider, ProviderPre};
 use crate::error::{LoadError, ProviderError};
+use crate::fsio::{self, limits as file_limits};
+use budget::{Budget, LOG_LINE_CHARS, LOG_LINES_PER_CALL};
+use cache::NativeCache;
 use crate::provider::{
     CapabilityInfo, CryptoProvider, Descriptor, KeyId, Origin, Priority, Sealed, SigFormat, SignInput, Verifier,
 };
@@ -41,7 +46,7 @@ pub struct Limits {
     pub call_timeout: Duration,
     /// Budget of a key generation call (RSA generation takes seconds in the sandbox).
     pub keygen_timeout: Duration,
-    /// Cap on a guest's linear memory.
+    /// One budget for all of a guest instance's linear memories and table elements.
     pub memory_bytes: usize,
     /// Cap on the wasm stack (engine-wide).
     pub max_wasm_stack: usize,
@@ -63,8 +68,11 @@ impl Default for Limits {
 pub enum CacheSetting {
     /// Compile every start (nothing native is ever read from disk).
     Disabled,
-    /// Keep precompiled artifacts here; the directory must belong to this user, mode 0700-ish.
-    Dir(PathBuf),
+    /// Keep precompiled artifacts in `dir`, and the sha256 of each, recorded when this host
+    /// compiled it, in `digests` (kept apart: whoever can write the cache must not be able to
+    /// vouch for what is in it). Both must belong to this user, as must every parent directory
+    /// (or root).
+    Dir { dir: PathBuf, digests: PathBuf },
 }
 
 /// How a component's bytes are admitted.
@@ -116,8 +124,22 @@ struct Shared {
 
 /// The host-side state of one guest instance.
 pub struct GuestState {
-    limits: StoreLimits,
+    budget: Budget,
     provider: String,
+    /// Log lines this call may still write, and how many were dropped.
+    log_left: u32,
+    log_dropped: u32,
+}
+
+impl GuestState {
+    fn new(provider: &str, memory_bytes: usize) -> GuestState {
+        GuestState {
+            budget: Budget::new(memory_bytes),
+            provider: provider.to_string(),
+            log_left: LOG_LINES_PER_CALL,
+            log_dropped: 0,
+        }
+    }
 }
 
 impl bindings::cryptohost::provider::types::Host for GuestState {}
@@ -134,23 +156,34 @@ impl bindings::cryptohost::provider::host::Host for GuestState {
 
     fn log(&mut self, level: bindings::cryptohost::provider::host::LogLevel, message: String) {
         use bindings::cryptohost::provider::host::LogLevel;
+        // A guest never speaks at error level: errors are the host's word. Its lines go to
+        // their own log target, which the CLI prints with a `guest NAME` prefix.
         let level = match level {
             LogLevel::Debug => log::Level::Debug,
             LogLevel::Info => log::Level::Info,
-            LogLevel::Warn => log::Level::Warn,
-            LogLevel::Error => log::Level::Error,
+            LogLevel::Warn | LogLevel::Error => log::Level::Warn,
         };
+        if self.log_left == 0 {
+            self.log_dropped = self.log_dropped.saturating_add(1);
+            return;
+        }
+        self.log_left -= 1;
         // A guest controls this text: bound it and keep it on one line.
-        let line: String = message.chars().take(1024).map(|c| if c.is_control() { ' ' } else { c }).collect();
-        log::log!(target: "cryptohost::guest", level, "[{}] {line}", self.provider);
+        let line: String =
+            message.chars().take(LOG_LINE_CHARS).map(|c| if c.is_control() { ' ' } else { c }).collect();
+        log::log!(target: GUEST_LOG_TARGET, level, "{}: {line}", self.provider);
     }
 }
+
+/// The `log` target of lines a guest wrote (the CLI prefixes them so they never pass for the
+/// host's own).
+pub const GUEST_LOG_TARGET: &str = "cryptohost::guest";
 
 /// The one engine and linker of a process, and the precompiled-component cache.
 pub struct Runtime {
     shared: Arc<Shared>,
     linker: Linker<GuestState>,
-    cache: Option<PathBuf>,
+    cache: Option<NativeCache>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -159,32 +192,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 fn component_err(file: &Path, message: impl Into<String>) -> LoadError {
     LoadError::Component { file: file.to_path_buf(), message: message.into() }
-}
-
-fn cache_err(path: &Path, message: impl Into<String>) -> LoadError {
-    LoadError::Cache { path: path.to_path_buf(), message: message.into() }
-}
-
-/// Refuses a cache path that someone other than this user could have written.
-fn check_private(path: &Path, what: &str) -> Result<(), LoadError> {
-    let meta = fs::symlink_metadata(path).map_err(|e| cache_err(path, e.to_string()))?;
-    let me = rustix::process::geteuid().as_raw();
-    if meta.file_type().is_symlink() {
-        return Err(cache_err(path, format!("{what} is a symlink; refused")));
-    }
-    if meta.uid() != me {
-        return Err(cache_err(
-            path,
-            format!("{what} is owned by uid {}, not by this user ({me}); refused", meta.uid()),
-        ));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(cache_err(
-            path,
-            format!("{what} is writable by group or others (mode {:o}); refused", meta.mode() & 0o7777),
-        ));
-    }
-    Ok(())
 }
 
 impl Runtime {
@@ -210,15 +217,7 @@ impl Runtime {
 
         let cache = match cache {
             CacheSetting::Disabled => None,
-            CacheSetting::Dir(dir) => {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(&dir)
-                    .map_err(|e| cache_err(&dir, format!("cannot create: {e}")))?;
-                check_private(&dir, "cache directory")?;
-                Some(dir)
-            }
+            CacheSetting::Dir { dir, digests } => Some(NativeCache::open(&dir, &digests)?),
         };
 
         let ticker = EpochTicker::start(engine.clone());
@@ -229,40 +228,36 @@ impl Runtime {
         &self.shared.limits
     }
 
-    /// The cache file for a component digest under this engine's settings.
-    fn cache_path(&self, dir: &Path, sha256: &str) -> PathBuf {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.shared.engine.precompile_compatibility_hash().hash(&mut h);
-        env!("CARGO_PKG_VERSION").hash(&mut h);
-        dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()))
+    /// Where a component's precompiled artifact and its digest record live (for operators and
+    /// tests); `None` with the cache off.
+    pub fn cache_paths(&self, sha256: &str) -> Option<(PathBuf, PathBuf)> {
+        let c = self.cache.as_ref()?;
+        let key = cache::key(&self.shared.engine, sha256);
+        Some((c.artifact_path(&key), c.digest_path(&key)))
     }
 
-    /// Compiles a component, or loads its precompiled artifact from the private cache.
+    /// Compiles a component, or loads its precompiled artifact from the cache when the
+    /// artifact's bytes match the digest recorded when this host compiled it.
     fn compile(&self, file: &Path, bytes: &[u8], sha256: &str) -> Result<Component, LoadError> {
         let engine = &self.shared.engine;
-        let Some(dir) = &self.cache else {
-            return Component::new(engine, bytes).map_err(|e| component_err(file, format!("does not compile: {e}")));
-        };
-        let path = self.cache_path(dir, sha256);
-        if path.exists() {
-            check_private(&path, "cached artifact")?;
-            // SAFETY: the artifact is native code. It sits in a directory that only this user
-            // can write (checked above, owner and mode, no symlink), under a name keyed by the
-            // component's sha256 (already verified against its pin) and this engine's
-            // settings, so it was written by this host from exactly these bytes.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+        let compile = || Component::new(engine, bytes).map_err(|e| component_err(file, format!("does not compile: {e}")));
+        let Some(cache) = &self.cache else { return compile() };
+        let key = cache::key(engine, sha256);
+        if let Some(native) = cache.load(&key) {
+            // SAFETY: these bytes are native code. They are exactly the bytes whose sha256
+            // matched the record this host wrote when it compiled this component (already
+            // verified against its pin) under this engine's settings; the record sits outside
+            // the cache directory, and both directories and their parents are writable only by
+            // this user or root. The bytes were read into memory before hashing, so what was
+            // checked is what is deserialized.
+            match unsafe { Component::deserialize(engine, &native) } {
                 Ok(c) => return Ok(c),
-                Err(e) => log::warn!("ignoring unusable cached artifact {}: {e}", path.display()),
+                Err(e) => log::warn!("ignoring unusable cached artifact for {}: {e}", file.display()),
             }
         }
-        let component =
-            Component::new(engine, bytes).map_err(|e| component_err(file, format!("does not compile: {e}")))?;
+        let component = compile()?;
         match component.serialize() {
-            Ok(native) => {
-                if let Err(e) = write_private_atomic(&path, &native) {
-                    log::warn!("could not cache {}: {e}", path.display());
-                }
-            }
+            Ok(native) => cache.store(&key, &native),
             Err(e) => log::warn!("could not serialize {}: {e}", file.display()),
         }
         Ok(component)
@@ -281,7 +276,9 @@ impl Runtime {
         priority: Priority,
         settings: Vec<(String, String)>,
     ) -> Result<WasmProvider, LoadError> {
-        let bytes = fs::read(file).map_err(|source| LoadError::Io { path: file.to_path_buf(), source })?;
+        // No symlink at the final component: a link to /etc/shadow must not even be hashed.
+        let bytes = fsio::read_bounded_nofollow(file, file_limits::COMPONENT, "component")
+            .map_err(|e| component_err(file, e.message))?;
         let actual = sha256_hex(&bytes);
         let expected = match trust {
             Trust::Pinned(d) | Trust::Manifest(d) => d.to_ascii_lowercase(),
@@ -343,16 +340,6 @@ impl Runtime {
     }
 }
 
-fn write_private_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))?;
-    fs::rename(&tmp, path)
-}
-
 /// A live instance: its own store (guest state never leaks across instances) and bindings.
 struct Live {
     store: Store<GuestState>,
@@ -395,14 +382,10 @@ fn describe_fault(err: &wasmtime::Error, timeout: Duration, limits: &Limits) -> 
         }
         Some(Trap::UnreachableCodeReached) => "trapped: unreachable code (a panic or abort in the guest)".into(),
         Some(trap) => format!("trapped: {trap}"),
-        None => {
-            let root = err.root_cause().to_string();
-            if root.contains("memory") && root.contains("grow") {
-                format!("stopped at its memory limit ({} MiB): {root}", limits.memory_bytes >> 20)
-            } else {
-                format!("failed: {root}")
-            }
-        }
+        None => match err.downcast_ref::<BudgetExceeded>() {
+            Some(b) => format!("stopped at its memory limit ({} MiB): {b}", limits.memory_bytes >> 20),
+            None => format!("failed: {}", err.root_cause()),
+        },
     }
 }
 
@@ -410,23 +393,49 @@ fn lock(slot: &Mutex<Option<Live>>) -> MutexGuard<'_, Option<Live>> {
     slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A store as every guest gets it: one budget for all memories and tables, the call deadline
+/// armed, the log ration full.
+fn new_store(shared: &Shared, provider: &str) -> Store<GuestState> {
+    let mut store = Store::new(&shared.engine, GuestState::new(provider, shared.limits.memory_bytes));
+    store.limiter(|s| &mut s.budget);
+    store.set_epoch_deadline(ticks(shared.limits.call_timeout));
+    store.epoch_deadline_trap();
+    store
+}
+
+impl Runtime {
+    /// Instantiates any component under exactly the limits a provider instance gets (the same
+    /// store: one memory-and-table budget, CPU deadline, stack cap) and calls its export `run`
+    /// (no parameters, no results) when it has one. It links no host functions. This is how
+    /// the sandbox is tested against hand-written hostile components.
+    ///
+    /// # Errors
+    /// The component does not compile, does not instantiate, or faults; the message says
+    /// which limit was hit.
+    #[doc(hidden)]
+    pub fn probe(&self, bytes: &[u8]) -> Result<(), String> {
+        let shared = &self.shared;
+        let component = Component::new(&shared.engine, bytes).map_err(|e| format!("does not compile: {e}"))?;
+        let mut store = new_store(shared, "probe");
+        let timeout = shared.limits.call_timeout;
+        let instance = Linker::new(&shared.engine)
+            .instantiate(&mut store, &component)
+            .map_err(|e| format!("instantiation {}", describe_fault(&e, timeout, &shared.limits)))?;
+        if let Ok(run) = instance.get_typed_func::<(), ()>(&mut store, "run") {
+            run.call(&mut store, ()).map_err(|e| format!("run {}", describe_fault(&e, timeout, &shared.limits)))?;
+        }
+        Ok(())
+    }
+}
+
 impl WasmProvider {
     fn instantiate(&self) -> Result<Live, ProviderError> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.shared.limits.memory_bytes)
-            .instances(16)
-            .memories(4)
-            .tables(16)
-            .trap_on_grow_failure(true)
-            .build();
-        let mut store = Store::new(&self.shared.engine, GuestState { limits, provider: self.descriptor.name.clone() });
-        store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(ticks(self.shared.limits.call_timeout));
-        store.epoch_deadline_trap();
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| ProviderError::Fault(format!("{}: instantiation failed: {e}", self.descriptor.name)))?;
+        let shared = &self.shared;
+        let mut store = new_store(shared, &self.descriptor.name);
+        let bindings = self.pre.instantiate(&mut store).map_err(|e| {
+            let what = describe_fault(&e, shared.limits.call_timeout, &shared.limits);
+            ProviderError::Fault(format!("{}: instantiation {what}", self.descriptor.name))
+        })?;
         let configured = bindings
             .cryptohost_provider_metadata()
             .call_configure(&mut store, &self.settings.0)
@@ -458,7 +467,17 @@ impl WasmProvider {
             return Err(self.lost());
         }
         live.store.set_epoch_deadline(ticks(timeout));
-        match f(live) {
+        live.store.data_mut().log_left = LOG_LINES_PER_CALL;
+        let result = f(live);
+        let dropped = std::mem::take(&mut live.store.data_mut().log_dropped);
+        if dropped > 0 {
+            log::warn!(
+                target: GUEST_LOG_TARGET,
+                "{}: {dropped} more log line(s) in one call were dropped (at most {LOG_LINES_PER_CALL} per call)",
+                self.descriptor.name
+            );
+        }
+        match result {
             Ok(v) => Ok((v, live.generation)),
             Err(e) => {
                 let what = describe_fault(&e, timeout, &self.shared.limits);
@@ -467,6 +486,26 @@ impl WasmProvider {
                 Err(ProviderError::Fault(format!("{} {what}; its instance was discarded", self.descriptor.name)))
             }
         }
+    }
+
+    /// The most bytes one argument may carry into a guest: a quarter of its memory budget, so
+    /// the copy, the guest's own working memory and its output always fit. Larger input gets a
+    /// clear refusal here instead of a fault inside the guest (which would also have sent a
+    /// key operation looking for another provider).
+    fn max_input(&self) -> usize {
+        self.shared.limits.memory_bytes / 4
+    }
+
+    fn fits(&self, what: &str, len: usize) -> Result<(), ProviderError> {
+        let max = self.max_input();
+        if len > max {
+            return Err(ProviderError::InvalidInput(format!(
+                "{what} of {len} bytes is over the {max}-byte limit of what one call may hand the sandbox \
+                 (a quarter of its {} MiB memory budget, [limits] memory_mib)",
+                self.shared.limits.memory_bytes >> 20
+            )));
+        }
+        Ok(())
     }
 
     fn lost(&self) -> ProviderError {
@@ -500,6 +539,7 @@ impl CryptoProvider for WasmProvider {
     }
 
     fn digest(&self, algorithm: &str, data: &[u8]) -> Result<Vec<u8>, ProviderError> {
+        self.fits("data to hash in one call", data.len())?;
         self.call(|live| live.bindings.cryptohost_provider_hashing().call_digest(&mut live.store, algorithm, data))
     }
 
@@ -585,6 +625,9 @@ impl CryptoProvider for WasmProvider {
         input: SignInput<'_>,
         format: SigFormat,
     ) -> Result<Vec<u8>, ProviderError> {
+        if let SignInput::Message(m) = input {
+            self.fits(&format!("a message to sign whole ({algorithm})"), m.len())?;
+        }
         let (generation, id) = split_key(key)?;
         let (r, _) = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
             let s = live.bindings.cryptohost_provider_signing();
@@ -612,6 +655,14 @@ impl CryptoProvider for WasmProvider {
         Ok(key_id(generation, &r?))
     }
 
+    fn delete_key(&self, key: &KeyId) {
+        let Ok((generation, id)) = split_key(key) else { return };
+        // A reset instance already forgot the key with everything else.
+        let _ = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
+            live.bindings.cryptohost_provider_signing().call_delete_key(&mut live.store, id)
+        });
+    }
+
     fn named_secret(&self, name: &str, algorithm: &str, create: bool) -> Result<KeyId, ProviderError> {
         let (r, generation) = self.with_live(None, self.shared.limits.call_timeout, |live| {
             live.bindings.cryptohost_provider_encryption().call_named_secret(&mut live.store, name, algorithm, create)
@@ -627,6 +678,7 @@ impl CryptoProvider for WasmProvider {
     }
 
     fn encrypt(&self, key: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, ProviderError> {
+        self.fits("plaintext plus AAD", plaintext.len().saturating_add(aad.len()))?;
         let (generation, id) = split_key(key)?;
         let (r, _) = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
             live.bindings.cryptohost_provider_encryption().call_encrypt(&mut live.store, id, plaintext, aad)
@@ -642,6 +694,7 @@ impl CryptoProvider for WasmProvider {
         ciphertext: &[u8],
         aad: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        self.fits("ciphertext plus AAD", ciphertext.len().saturating_add(aad.len()))?;
         let (generation, id) = split_key(key)?;
         let (r, _) = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
             live.bindings.cryptohost_provider_encryption().call_decrypt(&mut live.store, id, nonce, ciphertext, aad)
@@ -677,6 +730,9 @@ struct WasmVerifier<'a> {
 impl Verifier for WasmVerifier<'_> {
     fn verify(&self, input: SignInput<'_>, signature: &[u8], format: SigFormat) -> Result<bool, ProviderError> {
         let p = self.provider;
+        if let SignInput::Message(m) = input {
+            p.fits("a message to verify whole", m.len())?;
+        }
         let (r, _) = p.with_live(Some(self.generation), p.shared.limits.call_timeout, |live| {
             let v = live.bindings.cryptohost_provider_verification().verifier();
             match input {

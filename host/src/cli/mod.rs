@@ -1,0 +1,447 @@
+//! The `cryptohost` command line: argument definitions, dispatch, and the only place where
+//! errors are printed for a person. One file per command family; the work itself (hash then
+//! sign, key resolution, auditing) lives in the library, where the server uses it too.
+//!
+//! Exit codes: 0 success (and `valid`), 1 `invalid` signature, 2 bad input or any error.
+
+mod bundle;
+mod dsse;
+mod files;
+mod keys;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use cryptohost::provider::{Origin, SigFormat};
+use cryptohost::{Config, CryptoProvider, Registry, Served, TrustMode};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "cryptohost",
+    version,
+    about = "Crypto provider host: sandboxed WebAssembly providers, pinned by sha256, chosen by priority"
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "cryptohost.toml")]
+    config: PathBuf,
+    /// Development mode: trust components/manifest.json instead of the pins in the config.
+    #[arg(long, global = true)]
+    dev: bool,
+    /// Log more (repeat for debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List loaded providers: name, component, sha256, priority, capabilities.
+    Providers(JsonFlag),
+    /// Hash a file (streamed) and print the lowercase hex digest.
+    Hash(HashArgs),
+    /// Sign a file with a key reference (pkcs11:..., sim:NAME, file:PATH or a PKCS#8 file).
+    Sign(SignArgs),
+    /// Verify a signature over a file with an SPKI public key.
+    Verify(VerifyArgs),
+    /// Generate a key pair inside a provider and write it as PKCS#8 PEM (and SPKI PEM).
+    Keygen(KeygenArgs),
+    /// Write the digests of components/manifest.json into the config's pins.
+    Pin(PinArgs),
+    /// Keys held by the HSM or the simulation: list, generate, public.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// AES-GCM encrypt a file with a secret key (output: 12-byte nonce || ciphertext || tag).
+    Encrypt(CryptArgs),
+    /// AES-GCM decrypt what `encrypt` wrote.
+    Decrypt(CryptArgs),
+    /// The PKCS#11 backend: connect (load, log in), disconnect, status of each token.
+    #[command(subcommand)]
+    Hsm(HsmCommand),
+    /// DSSE envelopes: sign (one or more keys/profiles), verify (keys or trust anchors).
+    #[command(subcommand)]
+    Dsse(DsseCommand),
+    /// Trust anchors: SPKI fingerprints.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Offline trust bundles (offline-kit.tar.gz): create, verify, install.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Build offline-kit.tar.gz from a directory (trust-anchors.json + public-keys/*.pub).
+    Create {
+        /// The source directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// The bundle signing key (reference) and its algorithm.
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        alg: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a bundle against a bootstrap key given out of band.
+    Verify {
+        archive: PathBuf,
+        #[command(flatten)]
+        bootstrap: BootstrapArgs,
+    },
+    /// Verify, then install the bundle's files into a new directory, all or nothing.
+    Install {
+        archive: PathBuf,
+        #[command(flatten)]
+        bootstrap: BootstrapArgs,
+        #[arg(long)]
+        into: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct BootstrapArgs {
+    /// The bundle signing public key, received out of band.
+    #[arg(long)]
+    bootstrap_pub: Option<PathBuf>,
+    /// Or only its fingerprint (sha256:...); the key must be in the bundle.
+    #[arg(long)]
+    bootstrap_fingerprint: Option<String>,
+    /// Algorithm of the bootstrap key (inferred for EC and Ed25519 keys).
+    #[arg(long)]
+    alg: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum TrustCommand {
+    /// Print `sha256:` + hex of a public key's SPKI DER (the trust-anchor fingerprint).
+    Fingerprint { public: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum DsseCommand {
+    /// Sign FILE as a DSSE envelope with every --key / --profile / --key-id, concurrently.
+    Sign(DsseSignArgs),
+    /// Verify an envelope against --pub keys or an --anchors directory.
+    Verify(DsseVerifyArgs),
+}
+
+#[derive(Args)]
+struct DsseSignArgs {
+    /// A key reference to sign with (repeatable; needs --alg).
+    #[arg(long)]
+    key: Vec<String>,
+    /// Algorithm for --key references.
+    #[arg(long)]
+    alg: Option<String>,
+    /// A configured signing profile (repeatable).
+    #[arg(long)]
+    profile: Vec<String>,
+    /// A trust-anchor keyId; the profile with that key_id signs, and the keyId is written.
+    #[arg(long)]
+    key_id: Vec<String>,
+    /// The payload type, e.g. application/vnd.in-toto+json.
+    #[arg(long)]
+    payload_type: String,
+    /// ECDSA encoding: der (in-toto/sigstore tooling) or p1363.
+    #[arg(long, default_value = "der")]
+    sig_format: SigFormat,
+    /// Keep the signatures that worked when a profile fails (reported on stderr).
+    #[arg(long)]
+    allow_partial: bool,
+    /// Write the envelope here (default: stdout).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    file: PathBuf,
+}
+
+#[derive(Args)]
+struct DsseVerifyArgs {
+    envelope: PathBuf,
+    /// Trust exactly these public keys (repeatable): PATH, or ALG:PATH for an RSA key
+    /// (e.g. PS256:rsa.pub). One key counts once however often it is given.
+    #[arg(long = "pub", value_name = "[ALG:]PATH")]
+    public: Vec<String>,
+    /// Algorithm of RSA --pub keys given without ALG: (EC and Ed25519 keys always use their own).
+    #[arg(long)]
+    alg: Option<String>,
+    /// Trust the anchors of an installed bundle directory (trust-anchors.json + public-keys/).
+    #[arg(long)]
+    anchors: Option<PathBuf>,
+    /// Verification time (RFC 3339), default now.
+    #[arg(long)]
+    at: Option<String>,
+    /// Only anchors with this purpose.
+    #[arg(long)]
+    purpose: Option<String>,
+    /// Distinct trusted keys that must have signed.
+    #[arg(long, default_value_t = 1)]
+    threshold: usize,
+    /// Write exactly the verified payload bytes here (only when valid).
+    #[arg(long)]
+    payload_out: Option<PathBuf>,
+    #[arg(long, default_value = "der")]
+    sig_format: SigFormat,
+    /// Largest payload accepted, in MiB (default from config, 64; at most 1024).
+    #[arg(long)]
+    max_payload_mib: Option<u64>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Every private and secret key on the configured HSM tokens.
+    List(JsonFlag),
+    /// Generate a key pair (or an AES key with --alg A128GCM/A256GCM) under a key reference.
+    Generate {
+        /// pkcs11:token=...;object=LABEL or sim:NAME
+        reference: String,
+        #[arg(long)]
+        alg: String,
+        #[arg(long, default_value_t = 3072)]
+        rsa_bits: u32,
+        /// Also write the SPKI PEM public key here.
+        #[arg(long = "pub")]
+        public: Option<PathBuf>,
+    },
+    /// Print the SPKI PEM public key of a key reference.
+    Public {
+        reference: String,
+        /// The algorithm the key is for (selects the key type of simulation keys).
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+        #[arg(long, default_value_t = 3072)]
+        rsa_bits: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum HsmCommand {
+    /// Load the module, find the tokens, log in; report each token.
+    Connect(JsonFlag),
+    /// Log out, close every session, finalize the module.
+    Disconnect,
+    /// Connect if needed and report each token's health and sessions.
+    Status(JsonFlag),
+}
+
+#[derive(Args)]
+struct CryptArgs {
+    /// A secret key reference (pkcs11:...;object=LABEL or sim:NAME).
+    #[arg(long)]
+    key: String,
+    /// A128GCM or A256GCM.
+    #[arg(long, default_value = "A256GCM")]
+    alg: String,
+    /// Additional authenticated data (text).
+    #[arg(long, default_value = "")]
+    aad: String,
+    #[arg(long)]
+    out: PathBuf,
+    file: PathBuf,
+}
+
+#[derive(Args)]
+struct JsonFlag {
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct HashArgs {
+    /// SHA-256, SHA-384 or SHA-512 (SHA256 etc. also accepted).
+    #[arg(long)]
+    alg: String,
+    file: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SignArgs {
+    /// ES256, ES384, ES512, RS256, RS384, RS512, PS256, PS384, PS512.
+    #[arg(long)]
+    alg: String,
+    /// Key reference: pkcs11:token=...;object=..., sim:NAME, file:PATH, or a PKCS#8 file path.
+    #[arg(long)]
+    key: String,
+    /// Write the binary signature here (default: base64 on stdout).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// ECDSA signature encoding: der (OpenSSL, cosign) or p1363 (JWS r||s).
+    #[arg(long, default_value = "der")]
+    sig_format: SigFormat,
+    file: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[arg(long)]
+    alg: String,
+    /// SPKI public key, PEM or DER.
+    #[arg(long = "pub")]
+    public: PathBuf,
+    /// The signature, binary or base64.
+    #[arg(long)]
+    sig: PathBuf,
+    /// ECDSA signature encoding: der or p1363.
+    #[arg(long, default_value = "der")]
+    sig_format: SigFormat,
+    file: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    #[arg(long)]
+    alg: String,
+    /// Where to write the PKCS#8 PEM private key (created with mode 0600; never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the SPKI PEM public key here.
+    #[arg(long = "pub")]
+    public: Option<PathBuf>,
+    /// RSA modulus size for RS*/PS*.
+    #[arg(long, default_value_t = 3072)]
+    rsa_bits: u32,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PinArgs {
+    /// The manifest of the build you reviewed.
+    #[arg(long, default_value = "components/manifest.json")]
+    manifest: PathBuf,
+}
+
+/// Exit code 2 with a message: bad input or a failure.
+struct Failure(anyhow::Error);
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.into())
+    }
+}
+
+type Outcome = Result<ExitCode, Failure>;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(&cli) {
+        Ok(code) => code,
+        Err(Failure(e)) => {
+            eprintln!("cryptohost: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Log lines on stderr. A guest's lines carry `guest NAME` and never the word `error`, so
+/// nothing a component writes can pass for the host's own message.
+fn init_logging(verbose: u8) {
+    struct Stderr(log::LevelFilter);
+    impl log::Log for Stderr {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.level() <= self.0
+        }
+        fn log(&self, r: &log::Record) {
+            if !self.enabled(r.metadata()) {
+                return;
+            }
+            let level = r.level().as_str().to_lowercase();
+            if r.target() == cryptohost::wasm::GUEST_LOG_TARGET {
+                eprintln!("cryptohost: [guest {level}] {}", r.args());
+            } else {
+                eprintln!("cryptohost: {level}: {}", r.args());
+            }
+        }
+        fn flush(&self) {}
+    }
+    let level = match verbose {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    };
+    if log::set_boxed_logger(Box::new(Stderr(level))).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+fn open_registry(cli: &Cli) -> Result<Registry> {
+    Ok(open(cli)?.1)
+}
+
+fn open(cli: &Cli) -> Result<(Config, Registry)> {
+    let config = Config::load(&cli.config)?;
+    let mode = if cli.dev {
+        eprintln!(
+            "cryptohost: WARNING: --dev: component pins are NOT enforced; trusting {} as built. Never use this in production.",
+            config.component_dir.join("manifest.json").display()
+        );
+        TrustMode::DevManifest
+    } else {
+        TrustMode::Pins
+    };
+    let registry = Registry::open(&config, mode)?;
+    Ok((config, registry))
+}
+
+/// "offline-verification (offline-verification.wasm sha256:ab12...)"
+fn served_by(p: &dyn CryptoProvider) -> String {
+    let d = p.descriptor();
+    match &d.origin {
+        Origin::Component { file, sha256 } => format!("{} ({file} sha256:{sha256})", d.name),
+        Origin::Native { module } => format!("{} (native {module})", d.name),
+    }
+}
+
+fn provider_json<T>(s: &Served<T>) -> serde_json::Value {
+    let d = s.provider.descriptor();
+    json!({
+        "name": d.name,
+        "origin": d.origin,
+        "skipped": s.skipped.iter().map(|(p, e)| json!({"provider": p, "reason": e.to_string()})).collect::<Vec<_>>(),
+    })
+}
+
+fn report<T>(what: &str, s: &Served<T>) {
+    for (p, e) in &s.skipped {
+        eprintln!("cryptohost: {what}: skipped {p}: {e}");
+    }
+    eprintln!("cryptohost: {what}: served by {}", served_by(s.provider.as_ref()));
+}
+
+fn parse_ref(text: &str) -> Result<cryptohost::keys::KeyRef> {
+    cryptohost::keys::KeyRef::parse(text).map_err(|m| anyhow::anyhow!("key reference {text:?}: {m}"))
+}
+
+fn run(cli: &Cli) -> Outcome {
+    match &cli.command {
+        Command::Providers(a) => keys::providers(cli, a.json),
+        Command::Hash(a) => files::hash(cli, a),
+        Command::Sign(a) => files::sign(cli, a),
+        Command::Verify(a) => files::verify(cli, a),
+        Command::Keygen(a) => files::keygen(cli, a),
+        Command::Pin(a) => keys::pin(cli, a),
+        Command::Keys(k) => keys::keys(cli, k),
+        Command::Encrypt(a) => keys::crypt(cli, a, true),
+        Command::Decrypt(a) => keys::crypt(cli, a, false),
+        Command::Hsm(h) => keys::hsm(cli, h),
+        Command::Dsse(DsseCommand::Sign(a)) => dsse::sign(cli, a),
+        Command::Dsse(DsseCommand::Verify(a)) => dsse::verify(cli, a),
+        Command::Bundle(b) => bundle::bundle(cli, b),
+        Command::Trust(TrustCommand::Fingerprint { public }) => dsse::fingerprint(cli, public),
+    }
+}

@@ -1,0 +1,136 @@
+//! The precompiled-component cache. An artifact is native code that runs outside the sandbox,
+//! so one is used only when its sha256 matches the digest this host recorded when it compiled
+//! it; the records live in a directory apart from the cache (beside the config by default),
+//! under the same protection as the config. The bytes hashed are the bytes deserialized.
+
+use std::fs::{self, DirBuilder};
+use std::hash::Hasher;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+
+use crate::error::LoadError;
+use crate::fsio::{self, limits};
+
+/// Feeds `Hash` output into sha256, so the engine's compatibility hash becomes a stable key
+/// (`DefaultHasher` is not stable across Rust releases).
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        0
+    }
+}
+
+/// The cache key of a component under an engine: sha256 over the component's sha256, this
+/// host's version and the engine's compatibility hash (wasmtime version, target, settings).
+pub fn key(engine: &Engine, component_sha256: &str) -> String {
+    let mut h = Sha256Hasher(Sha256::new());
+    h.write(b"cryptohost precompiled component v1\0");
+    h.write(component_sha256.as_bytes());
+    h.write(b"\0");
+    h.write(env!("CARGO_PKG_VERSION").as_bytes());
+    h.write(b"\0");
+    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
+    hex::encode(h.0.finalize())
+}
+
+fn cache_err(path: &Path, message: impl Into<String>) -> LoadError {
+    LoadError::Cache { path: path.to_path_buf(), message: message.into() }
+}
+
+/// Artifacts in one directory, digests of them in another.
+#[derive(Debug)]
+pub struct NativeCache {
+    dir: PathBuf,
+    digests: PathBuf,
+}
+
+fn private_dir(path: &Path, what: &str) -> Result<PathBuf, LoadError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| cache_err(path, format!("cannot create the {what}: {e}")))?;
+    fsio::check_private_dir(path, what).map_err(|e| cache_err(&e.path, e.message))
+}
+
+impl NativeCache {
+    /// Creates (mode 0700) and checks both directories and every parent of each.
+    ///
+    /// # Errors
+    /// Either directory, or a parent, could be written by someone other than this user (or
+    /// root), or cannot be created.
+    pub fn open(dir: &Path, digests: &Path) -> Result<NativeCache, LoadError> {
+        let dir = private_dir(dir, "cache directory")?;
+        let digests = private_dir(digests, "cache digest directory")?;
+        if dir == digests {
+            return Err(cache_err(
+                &dir,
+                "the digest directory must not be the cache directory (whoever can write one must not control the other)",
+            ));
+        }
+        Ok(NativeCache { dir, digests })
+    }
+
+    pub fn artifact_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.cwasm"))
+    }
+
+    pub fn digest_path(&self, key: &str) -> PathBuf {
+        self.digests.join(format!("{key}.sha256"))
+    }
+
+    /// The artifact's bytes, if there is one and it matches its recorded digest. Anything
+    /// else (no record, a mismatch, a file someone else could have written) is `None` with a
+    /// warning for the operator, and the caller compiles afresh.
+    pub fn load(&self, key: &str) -> Option<Vec<u8>> {
+        let record_path = self.digest_path(key);
+        let record = match fsio::read_private(&record_path, 128, "cache digest record") {
+            Ok(Some(r)) => r,
+            Ok(None) => return None,
+            Err(e) => {
+                log::warn!("{e}; compiling afresh");
+                return None;
+            }
+        };
+        let expected = String::from_utf8_lossy(&record).trim().to_string();
+        let path = self.artifact_path(key);
+        let bytes = match fsio::read_private(&path, limits::ARTIFACT, "cached artifact") {
+            Ok(Some(b)) => b,
+            Ok(None) => return None,
+            Err(e) => {
+                log::warn!("{e}; compiling afresh");
+                return None;
+            }
+        };
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if actual != expected {
+            log::warn!(
+                "cached artifact {} does not match the digest recorded when it was compiled (recorded {expected}, \
+                 found {actual}); it was changed after this host wrote it. Not used; compiling afresh",
+                path.display()
+            );
+            return None;
+        }
+        Some(bytes)
+    }
+
+    /// Writes an artifact and then its digest record, each atomically (temp file + rename).
+    /// A failure only costs the next start a compile.
+    pub fn store(&self, key: &str, bytes: &[u8]) {
+        let digest = hex::encode(Sha256::digest(bytes));
+        let written = fsio::replace_atomic(&self.artifact_path(key), bytes, 0o600)
+            .and_then(|()| fsio::replace_atomic(&self.digest_path(key), format!("{digest}\n").as_bytes(), 0o600));
+        if let Err(e) = written {
+            log::warn!("could not cache a precompiled component: {e}");
+            let _ = fs::remove_file(self.digest_path(key));
+        }
+    }
+}
