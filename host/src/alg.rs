@@ -188,7 +188,9 @@ pub fn algorithm_for_key(spki: &[u8], requested: Option<&str>) -> Result<&'stati
     match (key_kind(spki)?, requested) {
         (KeyKind::Fixed(a), None) => Ok(a.name),
         (KeyKind::Fixed(a), Some(r)) if r == a.name => Ok(a.name),
-        (KeyKind::Fixed(a), Some(r)) => Err(format!("is a {} key, which only verifies {}, not {r}", a.curve.unwrap_or("?"), a.name)),
+        (KeyKind::Fixed(a), Some(r)) => {
+            Err(format!("is a {} key, which only verifies {}, not {r}", a.curve.unwrap_or("?"), a.name))
+        }
         (KeyKind::Rsa, None) => Err("is an RSA key: say which algorithm (RS256 ... PS512)".into()),
         (KeyKind::Rsa, Some(r)) => match signature(r) {
             Some(a) if matches!(a.family, Family::RsaPkcs1 | Family::RsaPss) => Ok(a.name),

@@ -403,7 +403,13 @@ impl Config {
         let max_signatures = match &dsse.max_signatures {
             None => DEFAULT_MAX_SIGNATURES,
             Some(n) if (1..=256).contains(n.get_ref()) => *n.get_ref() as usize,
-            Some(n) => return Err(at(n.span(), "dsse.max_signatures", format!("must be between 1 and 256, got {}", n.get_ref()))),
+            Some(n) => {
+                return Err(at(
+                    n.span(),
+                    "dsse.max_signatures",
+                    format!("must be between 1 and 256, got {}", n.get_ref()),
+                ));
+            }
         };
 
         Ok(Config {
@@ -476,11 +482,13 @@ pub fn write_pins(config_path: &Path, manifest: &Manifest) -> Result<Vec<String>
     let err = |message: String| LoadError::Config { path: config_path.to_path_buf(), message };
     // The config is rewritten by rename: a symlink there would be replaced by a file, so
     // refuse it and let the operator name the real file.
-    let meta = fs::symlink_metadata(config_path).map_err(|source| LoadError::Io { path: config_path.to_path_buf(), source })?;
+    let meta = fs::symlink_metadata(config_path)
+        .map_err(|source| LoadError::Io { path: config_path.to_path_buf(), source })?;
     if meta.file_type().is_symlink() {
         return Err(err("is a symlink; `pin` rewrites the config in place: give the path of the file itself".into()));
     }
-    let bytes = fsio::read_bounded_nofollow(config_path, fsio::limits::CONFIG, "configuration").map_err(|e| err(e.message))?;
+    let bytes =
+        fsio::read_bounded_nofollow(config_path, fsio::limits::CONFIG, "configuration").map_err(|e| err(e.message))?;
     let text = String::from_utf8(bytes).map_err(|_| err("is not UTF-8 text".into()))?;
     // Validate first: never rewrite a file that does not load.
     Config::parse(config_path, &text)?;

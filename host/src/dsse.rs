@@ -405,8 +405,9 @@ mod tests {
             Envelope::parse(br#"{"payload":"AAAAAAAA","payloadType":"t","signatures":[]}"#, 3, 16),
             Err(DsseError::TooLarge { .. })
         ));
-        let e = Envelope::parse(br#"{"payload":"aGk","payloadType":"t","signatures":[{"sig":"AQ"}],"extra":1}"#, 100, 16)
-            .unwrap();
+        let e =
+            Envelope::parse(br#"{"payload":"aGk","payloadType":"t","signatures":[{"sig":"AQ"}],"extra":1}"#, 100, 16)
+                .unwrap();
         assert_eq!(e.payload, b"hi");
         assert_eq!(e.signatures[0].keyid, "");
     }

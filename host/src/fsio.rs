@@ -40,6 +40,16 @@ fn nofollow() -> i32 {
     rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
+/// Opening a fifo for reading blocks until a writer comes; O_NONBLOCK makes the open return at
+/// once so the descriptor can be checked (and refused). Reads of regular files ignore it.
+fn nonblock() -> i32 {
+    rustix::fs::OFlags::NONBLOCK.bits() as i32
+}
+
+fn open_input(path: &Path, extra: i32) -> std::io::Result<File> {
+    OpenOptions::new().read(true).custom_flags(nonblock() | extra).open(path)
+}
+
 /// Reads a whole regular file of at most `limit` bytes. The check is made on the open file
 /// (not on the path), and the read stops at the bound even if the file grows meanwhile:
 /// `/dev/zero`, a fifo or a 3 GiB file never fill memory.
@@ -47,7 +57,7 @@ fn nofollow() -> i32 {
 /// # Errors
 /// The file cannot be opened, is not a regular file, or is larger than `limit`.
 pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, FsError> {
-    let file = File::open(path).map_err(|e| fail(path, format!("cannot read {what}: {e}")))?;
+    let file = open_input(path, 0).map_err(|e| fail(path, format!("cannot read {what}: {e}")))?;
     read_open_bounded(path, file, limit, what)
 }
 
@@ -56,7 +66,7 @@ pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, FsEr
 /// # Errors
 /// As [`read_bounded`], or the path is a symlink.
 pub fn read_bounded_nofollow(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, FsError> {
-    let file = OpenOptions::new().read(true).custom_flags(nofollow()).open(path).map_err(|e| {
+    let file = open_input(path, nofollow()).map_err(|e| {
         if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
             fail(path, format!("{what} is a symlink; refused"))
         } else {
@@ -93,7 +103,7 @@ pub fn read_open_bounded(path: &Path, file: File, limit: u64, what: &str) -> Res
 /// # Errors
 /// The file cannot be opened or is not a regular file.
 pub fn open_regular(path: &Path, what: &str) -> Result<File, FsError> {
-    let file = File::open(path).map_err(|e| fail(path, format!("cannot read {what}: {e}")))?;
+    let file = open_input(path, 0).map_err(|e| fail(path, format!("cannot read {what}: {e}")))?;
     let meta = file.metadata().map_err(|e| fail(path, format!("cannot stat {what}: {e}")))?;
     if !meta.is_file() {
         return Err(fail(path, format!("{what} is not a regular file; refused")));
@@ -210,7 +220,7 @@ pub fn check_private_dir(dir: &Path, what: &str) -> Result<PathBuf, FsError> {
 /// # Errors
 /// It exists but fails a check, or cannot be read.
 pub fn read_private(path: &Path, limit: u64, what: &str) -> Result<Option<Vec<u8>>, FsError> {
-    let file = match OpenOptions::new().read(true).custom_flags(nofollow()).open(path) {
+    let file = match open_input(path, nofollow()) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {

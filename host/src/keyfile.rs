@@ -1,7 +1,6 @@
 //! Reading key and signature files: PEM or DER keys, binary or base64 signatures.
 //! Pure format handling; every cryptographic check happens in a provider.
 
-use std::fs;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -19,8 +18,10 @@ fn fail(path: &Path, message: impl Into<String>) -> FileError {
     FileError { path: path.display().to_string(), message: message.into() }
 }
 
-fn read(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, FileError> {
-    let bytes = Zeroizing::new(fs::read(path).map_err(|e| fail(path, format!("cannot read {what}: {e}")))?);
+fn read(path: &Path, what: &str, limit: u64) -> Result<Zeroizing<Vec<u8>>, FileError> {
+    // Bounded before reading, and only a regular file: a 3 GiB "signature" or a fifo as a key
+    // is refused, not read.
+    let bytes = Zeroizing::new(crate::fsio::read_bounded(path, limit, what).map_err(|e| fail(path, e.message))?);
     if bytes.is_empty() {
         return Err(fail(path, format!("{what} file is empty")));
     }
@@ -52,7 +53,7 @@ fn pem_or_der(path: &Path, bytes: &[u8], what: &str) -> Result<(Option<String>, 
 /// # Errors
 /// Unreadable, empty, not PEM/DER, or a PEM label other than `PRIVATE KEY`.
 pub fn read_private_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError> {
-    let bytes = read(path, "private key")?;
+    let bytes = read(path, "private key", crate::fsio::limits::KEY)?;
     let (label, der) = pem_or_der(path, &bytes, "private key")?;
     match label.as_deref() {
         None | Some("PRIVATE KEY") => Ok(der),
@@ -75,7 +76,7 @@ pub fn read_private_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError> {
 /// # Errors
 /// Unreadable, empty, not PEM/DER, or a PEM label other than `PUBLIC KEY`.
 pub fn read_public_key(path: &Path) -> Result<Vec<u8>, FileError> {
-    let bytes = read(path, "public key")?;
+    let bytes = read(path, "public key", crate::fsio::limits::KEY)?;
     public_key_from_bytes(path, &bytes)
 }
 
@@ -106,7 +107,7 @@ pub fn public_key_from_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, FileE
 /// # Errors
 /// Unreadable or empty.
 pub fn read_signature(path: &Path) -> Result<Vec<u8>, FileError> {
-    let bytes = read(path, "signature")?;
+    let bytes = read(path, "signature", crate::fsio::limits::SIGNATURE)?;
     let text: Vec<u8> = bytes.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
     let b64_alphabet = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=');
     if !text.is_empty() && text.iter().all(b64_alphabet) {

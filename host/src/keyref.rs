@@ -54,4 +54,3 @@ impl std::fmt::Display for KeyRef {
         }
     }
 }
-

@@ -10,11 +10,11 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditLog, AuditRecord, KeyOrigin, now_rfc3339};
-use crate::fsio;
 use crate::error::{ProviderError, RegistryError};
+use crate::fsio;
 use crate::keyfile;
-use crate::pkcs11::Pkcs11Provider;
 pub use crate::keyref::KeyRef;
+use crate::pkcs11::Pkcs11Provider;
 use crate::provider::{Capability, CryptoProvider, KeyId, Origin, Sealed, SigFormat, SignInput};
 use crate::registry::{GeneratedKey, Registry, Served};
 
@@ -272,12 +272,13 @@ impl<'r> KeyService<'r> {
         write: impl FnOnce(&GeneratedKey) -> Result<(), String>,
     ) -> Result<String, KeyError> {
         let reference = KeyRef::File(out.to_path_buf());
-        let result = self.registry.generate_exportable(algorithm, rsa_bits).map_err(KeyError::from).and_then(|served| {
-            let origin = origin_of(served.provider.as_ref());
-            let name = served.provider.descriptor().name.clone();
-            write(&served.value).map_err(|message| KeyError::Output { provider: name.clone(), message })?;
-            Ok(((), name, origin))
-        });
+        let result =
+            self.registry.generate_exportable(algorithm, rsa_bits).map_err(KeyError::from).and_then(|served| {
+                let origin = origin_of(served.provider.as_ref());
+                let name = served.provider.descriptor().name.clone();
+                write(&served.value).map_err(|message| KeyError::Output { provider: name.clone(), message })?;
+                Ok(((), name, origin))
+            });
         let ((), provider, _) = self.audited("generate", &reference, algorithm, &[], result)?;
         Ok(provider)
     }
@@ -298,10 +299,12 @@ impl<'r> KeyService<'r> {
         format: SigFormat,
         max_message: usize,
     ) -> Result<SignedFile, KeyError> {
-        let alg = crate::alg::signature(algorithm).ok_or_else(|| KeyError::Input(format!(
-            "unknown signature algorithm {algorithm:?} (expected one of {})",
-            crate::alg::signature_names()
-        )))?;
+        let alg = crate::alg::signature(algorithm).ok_or_else(|| {
+            KeyError::Input(format!(
+                "unknown signature algorithm {algorithm:?} (expected one of {})",
+                crate::alg::signature_names()
+            ))
+        })?;
         match alg.hash {
             Some(hash) => {
                 let file = fsio::open_regular(path, "input").map_err(|e| KeyError::Input(e.to_string()))?;

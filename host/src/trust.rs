@@ -86,7 +86,8 @@ pub fn load_anchors(
 ) -> Result<AnchorSet, AnchorError> {
     let path = dir.join("trust-anchors.json");
     let err = |message: String| AnchorError { path: path.display().to_string(), message };
-    let text = fs::read(&path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let text = crate::fsio::read_bounded(&path, crate::fsio::limits::MANIFEST, "trust anchors file")
+        .map_err(|e| err(e.message))?;
     let file: AnchorsFile = serde_json::from_slice(&text).map_err(|e| err(format!("not a trust anchors file: {e}")))?;
     let expires = time_of("expiresAt", &file.expires_at, &path)?;
     time_of("createdAt", &file.created_at, &path)?;

@@ -307,7 +307,7 @@ fn bad_input_gets_exit_2_and_a_specific_message() {
     let cut = setup.file("rsa-short.sig", &fs::read(&rsa_sig).unwrap()[..255]);
     bad(&setup, &["verify", "--alg", "RS256", "--pub", s(&rsa_pub), "--sig", s(&cut), s(&msg)], "must be 256 bytes");
     bad(&setup, &["hash", "--alg", "MD5", s(&msg)], "MD5");
-    bad(&setup, &["hash", "--alg", "SHA-256", s(setup.dir.path())], "is a directory");
+    bad(&setup, &["hash", "--alg", "SHA-256", s(setup.dir.path())], "not a regular file");
 }
 
 #[test]
@@ -332,4 +332,108 @@ fn bad_config_and_tampered_component_through_the_cli() {
     assert_eq!(out.status.code(), Some(2));
     let e = stderr(&out);
     assert!(e.contains("does not match its pin") && e.contains(&common::digest_of("offline-verification.wasm")), "{e}");
+}
+
+#[test]
+fn attacker_sized_and_non_regular_inputs_are_refused_before_reading() {
+    let setup = Setup::new();
+    let s = Setup::s;
+    let msg = setup.file("m", b"message");
+    let (ec_key, ec_pub) = openssl_key(&setup, "ES256");
+    // A 3 GiB signature or envelope (sparse: costs no disk) is refused by size, not read.
+    let huge = setup.path("huge");
+    fs::File::create(&huge).unwrap().set_len(3 << 30).unwrap();
+    bad(&setup, &["verify", "--alg", "ES256", "--pub", s(&ec_pub), "--sig", s(&huge), s(&msg)], "over the limit");
+    bad(&setup, &["verify", "--alg", "ES256", "--pub", s(&huge), "--sig", s(&huge), s(&msg)], "over the limit");
+    bad(&setup, &["dsse", "verify", "--pub", s(&ec_pub), s(&huge)], "over the limit");
+    bad(&setup, &["sign", "--alg", "ES256", "--key", s(&huge), s(&msg)], "over the limit");
+    // Devices and fifos are not regular files: no endless read, no blocked open.
+    for input in ["/dev/zero", "/dev/urandom"] {
+        bad(&setup, &["hash", "--alg", "SHA-256", input], "not a regular file");
+        bad(&setup, &["sign", "--alg", "ES256", "--key", s(&ec_key), input], "not a regular file");
+        bad(
+            &setup,
+            &["dsse", "sign", "--key", s(&ec_key), "--alg", "ES256", "--payload-type", "t", input],
+            "not a regular file",
+        );
+    }
+    let fifo = setup.path("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    bad(&setup, &["sign", "--alg", "ES256", "--key", s(&fifo), s(&msg)], "not a regular file");
+    bad(&setup, &["verify", "--alg", "ES256", "--pub", s(&fifo), "--sig", s(&msg), s(&msg)], "not a regular file");
+    bad(&setup, &["hash", "--alg", "SHA-256", s(&fifo)], "not a regular file");
+    // A config or manifest of absurd size is refused the same way.
+    let big_config = setup.path("big.toml");
+    fs::File::create(&big_config).unwrap().set_len(2 << 30).unwrap();
+    let out =
+        std::process::Command::new(common::binary()).args(["--config", s(&big_config), "providers"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("over the limit"), "{}", stderr(&out));
+}
+
+#[test]
+fn outputs_never_follow_symlinks() {
+    use std::os::unix::fs::symlink;
+    let setup = Setup::new();
+    let s = Setup::s;
+    let msg = setup.file("m", b"message");
+    let (ec_key, ec_pub) = openssl_key(&setup, "ES256");
+    let victim = setup.file("victim", b"precious");
+    let planted = |name: &str| {
+        let p = setup.path(name);
+        symlink(&victim, &p).unwrap();
+        p
+    };
+    // sign --out replaces the link with the signature; the victim is untouched.
+    let out_link = planted("sig.out");
+    let out = run(&setup.config, &["sign", "--alg", "ES256", "--key", s(&ec_key), "--out", s(&out_link), s(&msg)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    assert!(!fs::symlink_metadata(&out_link).unwrap().file_type().is_symlink());
+    // dsse sign --out and dsse verify --payload-out likewise.
+    let env_link = planted("env.out");
+    let out = run(
+        &setup.config,
+        &["dsse", "sign", "--key", s(&ec_key), "--alg", "ES256", "--payload-type", "t", "--out", s(&env_link), s(&msg)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    let payload_link = planted("payload.out");
+    let out =
+        run(&setup.config, &["dsse", "verify", "--pub", s(&ec_pub), "--payload-out", s(&payload_link), s(&env_link)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    assert_eq!(fs::read(&payload_link).unwrap(), b"message");
+    // keygen never writes through a link (dangling or not) and never overwrites.
+    let key_link = setup.path("new.key");
+    symlink(setup.path("does-not-exist-yet"), &key_link).unwrap();
+    let out = run(&setup.config, &["keygen", "--alg", "ES256", "--out", s(&key_link)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!setup.path("does-not-exist-yet").exists());
+    // The audit log is never opened through a symlink.
+    let audit_link = setup.dir.path().join("audit.jsonl");
+    let _ = fs::remove_file(&audit_link);
+    symlink(&victim, &audit_link).unwrap();
+    let out = run(&setup.config, &["sign", "--alg", "ES256", "--key", s(&ec_key), s(&msg)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("symlink"), "{}", stderr(&out));
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+}
+
+#[test]
+fn the_audit_line_hashes_exactly_the_bytes_signed() {
+    use sha2::Digest;
+    let setup = Setup::new();
+    let s = Setup::s;
+    let (ec_key, ec_pub) = openssl_key(&setup, "ES384");
+    let msg = setup.file("m", b"signed bytes");
+    let sig = setup.path("m.sig");
+    let out = run(&setup.config, &["sign", "--alg", "ES384", "--key", s(&ec_key), "--out", s(&sig), s(&msg)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let audit = fs::read_to_string(setup.dir.path().join("audit.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(line["input_sha256"], hex::encode(sha2::Sha256::digest(b"signed bytes")));
+    assert_eq!(line["provider_origin"]["component"], "offline-verification.wasm");
+    let out = run(&setup.config, &["verify", "--alg", "ES384", "--pub", s(&ec_pub), "--sig", s(&sig), s(&msg)]);
+    assert_eq!(out.status.code(), Some(0));
 }

@@ -408,5 +408,212 @@ fn bad_envelopes_get_exit_2_and_say_what() {
     check("no-type", br#"{"payload":"aGk=","signatures":[]}"#, &[], "missing field \"payloadType\"");
     check("no-sigs", br#"{"payload":"aGk=","payloadType":"t"}"#, &[], "missing field \"signatures\"");
     let big = format!(r#"{{"payload":"{}","payloadType":"t","signatures":[]}}"#, "A".repeat(3 << 20));
-    check("huge", big.as_bytes(), &["--max-payload-mib", "1"], "exceeds the limit");
+    check("huge", big.as_bytes(), &["--max-payload-mib", "1"], "over the limit");
+    check("zero-limit", b"{}", &["--max-payload-mib", "0"], "--max-payload-mib must be between 1 and 1024");
+    check("wrapping-limit", b"{}", &["--max-payload-mib", "17592186044416"], "must be between 1 and 1024");
+}
+
+/// A config with the seeded simulation (keys `sim:NAME`) and offline verification.
+fn sim_config(dir: &Path) -> PathBuf {
+    let sim = P { name: "simulation", file: "simulation.wasm", priority: 50 };
+    let config = common::write_config(dir, &common::components_dir(), &[OFFLINE, sim], "");
+    let text = fs::read_to_string(&config).unwrap().replace(
+        "name = \"simulation\"\n",
+        "name = \"simulation\"\nkey_prefix = \"sim\"\nsettings = { seed = \"thresholds\" }\n",
+    );
+    fs::write(&config, text).unwrap();
+    config
+}
+
+/// Signs `payload` with one key into an envelope file; returns the envelope JSON.
+fn sign_one(config: &Path, dir: &Path, key: &str, alg: &str, format: &str, payload: &Path) -> serde_json::Value {
+    let out_path = dir.join(format!("{}.{alg}.json", key.replace(':', "_")));
+    let out = run(
+        config,
+        &[
+            "dsse",
+            "sign",
+            "--key",
+            key,
+            "--alg",
+            alg,
+            "--sig-format",
+            format,
+            "--payload-type",
+            "text/plain",
+            "--out",
+            s(&out_path),
+            s(payload),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_slice(&fs::read(&out_path).unwrap()).unwrap()
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> PathBuf {
+    fs::write(path, serde_json::to_vec(v).unwrap()).unwrap();
+    path.to_path_buf()
+}
+
+/// n - s for a P-256 P1363 signature r||s: the high-S twin, which verifies under the same key.
+fn high_s_twin(sig: &[u8]) -> Vec<u8> {
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6,
+        0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+    ];
+    assert_eq!(sig.len(), 64);
+    let mut out = sig[..32].to_vec();
+    let mut twin = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut d = N[i] as i16 - sig[32 + i] as i16 - borrow;
+        borrow = if d < 0 { 1 } else { 0 };
+        if d < 0 {
+            d += 256;
+        }
+        twin[i] = d as u8;
+    }
+    out.extend_from_slice(&twin);
+    out
+}
+
+#[test]
+fn thresholds_count_distinct_keys_not_names_or_signatures() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = sim_config(d);
+    let payload = d.join("payload.txt");
+    fs::write(&payload, b"one signer must not look like two").unwrap();
+    let ec_pub = d.join("ec.pub");
+    fs::write(&ec_pub, run(&config, &["keys", "public", "sim:alice", "--alg", "ES256"]).stdout).unwrap();
+    let env = sign_one(&config, d, "sim:alice", "ES256", "p1363", &payload);
+    let env_path = write_json(&d.join("env.json"), &env);
+    let verify = |extra: &[&str], env: &Path| {
+        let mut args = vec!["dsse", "verify", "--sig-format", "p1363"];
+        args.extend_from_slice(extra);
+        args.push(s(env));
+        run(&config, &args)
+    };
+    let ok = verify(&["--pub", s(&ec_pub)], &env_path);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+
+    // The same key under two names.
+    let dotted = format!("{}/./ec.pub", d.display());
+    let out = verify(&["--pub", s(&ec_pub), "--pub", &dotted, "--threshold", "2"], &env_path);
+    assert_eq!(out.status.code(), Some(1), "one key given twice reached threshold 2: {}", stderr(&out));
+    // The same key as PEM and as DER.
+    let der = d.join("ec.der");
+    fs::write(&der, keyfile::read_public_key(&ec_pub).unwrap()).unwrap();
+    let out = verify(&["--pub", s(&ec_pub), "--pub", s(&der), "--threshold", "2"], &env_path);
+    assert_eq!(out.status.code(), Some(1), "PEM + DER of one key reached threshold 2: {}", stderr(&out));
+
+    // One signature and its high-S twin: two signatures, one signer.
+    let sig = b64.decode(env["signatures"][0]["sig"].as_str().unwrap()).unwrap();
+    let twin = high_s_twin(&sig);
+    let mut doubled = env.clone();
+    doubled["signatures"].as_array_mut().unwrap().push(serde_json::json!({"keyid": "", "sig": b64.encode(&twin)}));
+    let doubled_path = write_json(&d.join("twin.json"), &doubled);
+    let out = verify(&["--pub", s(&ec_pub), "--threshold", "2"], &doubled_path);
+    assert_eq!(out.status.code(), Some(1), "a high-S twin counted as a second signer: {}", stderr(&out));
+    // The same signature bytes twice are counted once, and said so.
+    let mut repeated = env.clone();
+    let first = repeated["signatures"][0].clone();
+    repeated["signatures"].as_array_mut().unwrap().push(first);
+    let repeated_path = write_json(&d.join("repeated.json"), &repeated);
+    let out = verify(&["--pub", s(&ec_pub), "--threshold", "2"], &repeated_path);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("repeats an earlier one"), "{}", stderr(&out));
+
+    // Two anchors naming one fingerprint are one key.
+    let window = ("2026-01-01T00:00:00Z", "2030-01-01T00:00:00Z");
+    let anchors = anchors_dir(
+        d,
+        &[
+            ("alice-1", "ES256", &ec_pub, "release", window.0, window.1),
+            ("alice-2", "ES256", &ec_pub, "release", window.0, window.1),
+        ],
+        "2030-06-01T00:00:00Z",
+    );
+    let out = verify(&["--anchors", s(&anchors), "--at", "2026-06-01T00:00:00Z", "--threshold", "2"], &env_path);
+    assert_eq!(out.status.code(), Some(1), "two anchors of one key reached threshold 2: {}", stderr(&out));
+    let out = verify(&["--anchors", s(&anchors), "--at", "2026-06-01T00:00:00Z"], &env_path);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn an_ec_key_and_an_rsa_key_reach_threshold_two_with_per_key_algorithms() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = sim_config(d);
+    let payload = d.join("payload.txt");
+    fs::write(&payload, b"two real signers").unwrap();
+    let ec_pub = d.join("ec.pub");
+    fs::write(&ec_pub, run(&config, &["keys", "public", "sim:alice", "--alg", "ES256"]).stdout).unwrap();
+    let rsa_pub = d.join("rsa.pub");
+    let out = run(&config, &["keys", "public", "sim:bob", "--alg", "PS256"]);
+    fs::write(&rsa_pub, out.stdout).unwrap();
+    let mut env = sign_one(&config, d, "sim:alice", "ES256", "der", &payload);
+    let rsa_env = sign_one(&config, d, "sim:bob", "PS256", "der", &payload);
+    env["signatures"].as_array_mut().unwrap().push(rsa_env["signatures"][0].clone());
+    let env_path = write_json(&d.join("both.json"), &env);
+
+    // --alg names the RSA key's algorithm; the EC key keeps its own (ES256).
+    let out = run(
+        &config,
+        &[
+            "dsse",
+            "verify",
+            "--pub",
+            s(&ec_pub),
+            "--pub",
+            s(&rsa_pub),
+            "--alg",
+            "PS256",
+            "--threshold",
+            "2",
+            s(&env_path),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "EC + RSA with --alg PS256: {}", stderr(&out));
+    // The per-key form says the same without a global flag.
+    let per_key = format!("PS256:{}", rsa_pub.display());
+    let out =
+        run(&config, &["dsse", "verify", "--pub", s(&ec_pub), "--pub", &per_key, "--threshold", "2", s(&env_path)]);
+    assert_eq!(out.status.code(), Some(0), "per-key PS256: {}", stderr(&out));
+    // An RSA key with no algorithm, or an EC key forced to another algorithm, is bad input.
+    let out = run(&config, &["dsse", "verify", "--pub", s(&rsa_pub), s(&env_path)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("RSA key"), "{}", stderr(&out));
+    let forced = format!("ES384:{}", ec_pub.display());
+    let out = run(&config, &["dsse", "verify", "--pub", &forced, s(&env_path)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("only verifies ES256"), "{}", stderr(&out));
+}
+
+#[test]
+fn signatures_per_envelope_are_capped() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = sim_config(d);
+    let payload = d.join("payload.txt");
+    fs::write(&payload, b"x").unwrap();
+    let ec_pub = d.join("ec.pub");
+    fs::write(&ec_pub, run(&config, &["keys", "public", "sim:alice", "--alg", "ES256"]).stdout).unwrap();
+    let mut env = sign_one(&config, d, "sim:alice", "ES256", "der", &payload);
+    let junk = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+    for i in 0..16 {
+        env["signatures"].as_array_mut().unwrap().push(serde_json::json!({"keyid": format!("k{i}"), "sig": junk}));
+    }
+    let path = write_json(&d.join("many.json"), &env);
+    let out = run(&config, &["dsse", "verify", "--pub", s(&ec_pub), s(&path)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("17 signatures; at most 16"), "{}", stderr(&out));
+    // The cap is configurable.
+    let text = fs::read_to_string(&config).unwrap() + "\n[dsse]\nmax_signatures = 32\n";
+    fs::write(&config, text).unwrap();
+    let out = run(&config, &["dsse", "verify", "--pub", s(&ec_pub), s(&path)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

@@ -122,8 +122,7 @@ fn too_many_tables_or_memories_are_refused() {
 
 #[test]
 fn a_loop_is_stopped_at_the_deadline() {
-    let err = runtime()
-        .probe(&component(r#"(func (export "run") (loop $l (br $l)))"#, true))
-        .expect_err("endless loop");
+    let err =
+        runtime().probe(&component(r#"(func (export "run") (loop $l (br $l)))"#, true)).expect_err("endless loop");
     assert!(err.contains("CPU deadline"), "{err}");
 }

@@ -58,3 +58,117 @@ fn nothing_offers_it() {
         .to_string();
     assert!(err.contains("no configured provider offers encryption with A256GCM"), "{err}");
 }
+
+#[test]
+fn a_fault_while_holding_a_key_is_never_retried_on_another_provider() {
+    use cryptohost::RegistryError;
+    let (_dir, registry) = common::registry(&[OFFLINE, MISBEHAVING]);
+    let key = cryptohost::keyfile::read_private_key(&common::data("dsse/spec-example/private-key.pem")).unwrap();
+    // misbehaving (200) takes the key and traps; offline-verification (100) could sign, but
+    // the key is not handed on after a fault.
+    let err = registry
+        .sign_with_pkcs8("ES256", &key, SignInput::Message(b"m"), SigFormat::Der)
+        .err()
+        .expect("the fault is the answer");
+    match err {
+        RegistryError::Provider { provider, error: ProviderError::Fault(_) } => assert_eq!(provider, "misbehaving"),
+        other => panic!("expected misbehaving's fault, got {other}"),
+    }
+    // Hashing carries no key: it still falls back after a trap.
+    let served = registry.serve(Capability::Hashing, "SHA-256", |p, a| p.digest(a, b"panic")).expect("fallback");
+    assert_eq!(served.provider.descriptor().name, "offline-verification");
+}
+
+/// A real provider that records which keys it was told to forget.
+struct Recording {
+    inner: std::sync::Arc<dyn cryptohost::CryptoProvider>,
+    deleted: std::sync::Mutex<Vec<cryptohost::KeyId>>,
+    imported: std::sync::Mutex<Vec<cryptohost::KeyId>>,
+}
+
+impl cryptohost::CryptoProvider for Recording {
+    fn descriptor(&self) -> &cryptohost::Descriptor {
+        self.inner.descriptor()
+    }
+    fn digest(&self, a: &str, d: &[u8]) -> Result<Vec<u8>, ProviderError> {
+        self.inner.digest(a, d)
+    }
+    fn digest_reader(&self, a: &str, r: &mut dyn std::io::Read) -> Result<Vec<u8>, ProviderError> {
+        self.inner.digest_reader(a, r)
+    }
+    fn open_verifier(&self, a: &str, s: &[u8]) -> Result<Box<dyn cryptohost::Verifier + '_>, ProviderError> {
+        self.inner.open_verifier(a, s)
+    }
+    fn import_pkcs8(&self, der: &[u8]) -> Result<cryptohost::KeyId, ProviderError> {
+        let id = self.inner.import_pkcs8(der)?;
+        self.imported.lock().unwrap().push(id.clone());
+        Ok(id)
+    }
+    fn generate(&self, a: &str, b: u32, e: bool) -> Result<cryptohost::KeyId, ProviderError> {
+        let id = self.inner.generate(a, b, e)?;
+        self.imported.lock().unwrap().push(id.clone());
+        Ok(id)
+    }
+    fn public_key(&self, k: &cryptohost::KeyId) -> Result<Vec<u8>, ProviderError> {
+        self.inner.public_key(k)
+    }
+    fn export_pkcs8(&self, k: &cryptohost::KeyId) -> Result<zeroize::Zeroizing<Vec<u8>>, ProviderError> {
+        self.inner.export_pkcs8(k)
+    }
+    fn sign(&self, k: &cryptohost::KeyId, a: &str, i: SignInput<'_>, f: SigFormat) -> Result<Vec<u8>, ProviderError> {
+        self.inner.sign(k, a, i, f)
+    }
+    fn delete_key(&self, k: &cryptohost::KeyId) {
+        self.deleted.lock().unwrap().push(k.clone());
+        self.inner.delete_key(k);
+    }
+    fn named_key(&self, n: &str, a: &str, b: u32, c: bool) -> Result<cryptohost::KeyId, ProviderError> {
+        self.inner.named_key(n, a, b, c)
+    }
+    fn named_secret(&self, n: &str, a: &str, c: bool) -> Result<cryptohost::KeyId, ProviderError> {
+        self.inner.named_secret(n, a, c)
+    }
+    fn import_secret(&self, a: &str, k: &[u8]) -> Result<cryptohost::KeyId, ProviderError> {
+        self.inner.import_secret(a, k)
+    }
+    fn encrypt(
+        &self,
+        k: &cryptohost::KeyId,
+        p: &[u8],
+        a: &[u8],
+    ) -> Result<cryptohost::provider::Sealed, ProviderError> {
+        self.inner.encrypt(k, p, a)
+    }
+    fn decrypt(
+        &self,
+        k: &cryptohost::KeyId,
+        n: &[u8],
+        c: &[u8],
+        a: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, ProviderError> {
+        self.inner.decrypt(k, n, c, a)
+    }
+}
+
+#[test]
+fn keys_imported_or_exported_for_one_operation_are_deleted_from_the_guest() {
+    let (_dir, loaded) = common::registry(&[OFFLINE]);
+    let inner = common::provider(&loaded, "offline-verification").clone();
+    let recording = std::sync::Arc::new(Recording {
+        inner: inner.clone(),
+        deleted: Default::default(),
+        imported: Default::default(),
+    });
+    let registry = cryptohost::Registry::new(vec![recording.clone()]);
+    let key = cryptohost::keyfile::read_private_key(&common::data("dsse/spec-example/private-key.pem")).unwrap();
+    registry.sign_with_pkcs8("ES256", &key, SignInput::Message(b"m"), SigFormat::Der).expect("signs");
+    registry.generate_exportable("ES256", 0).expect("generates");
+    let imported = recording.imported.lock().unwrap().clone();
+    assert_eq!(imported.len(), 2);
+    assert_eq!(*recording.deleted.lock().unwrap(), imported, "every key made for one operation is deleted");
+    // And the guest really forgot them.
+    for id in &imported {
+        let err = inner.public_key(id).expect_err("deleted");
+        assert!(matches!(err, ProviderError::KeyNotFound(_)), "{err:?}");
+    }
+}

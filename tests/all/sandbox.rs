@@ -265,3 +265,42 @@ fn a_cache_under_a_directory_others_can_write_is_refused() {
     let err = Runtime::new(Limits::default(), setting).err().expect("refused").to_string();
     assert!(err.contains("parent") && err.contains("writable by group or others"), "{err}");
 }
+
+/// Every log record of this test process, kept for the assertions below.
+struct Capture(std::sync::Mutex<Vec<(log::Level, String, String)>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record) {
+        self.0.lock().unwrap().push((r.level(), r.target().to_string(), r.args().to_string()));
+    }
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture(std::sync::Mutex::new(Vec::new()));
+
+#[test]
+fn guest_log_lines_are_rationed_capped_and_never_at_error_level() {
+    let _ = log::set_logger(&CAPTURE);
+    log::set_max_level(log::LevelFilter::Trace);
+    let (_dir, registry) = common::registry(&[MISBEHAVING]);
+    let p = common::provider(&registry, "misbehaving");
+    // The guest writes 100,000 lines of 4 KiB at error level, each posing as the host.
+    assert!(p.digest("SHA-256", b"spam").is_err());
+    let records = CAPTURE.0.lock().unwrap().clone();
+    let spam: Vec<_> = records.iter().filter(|(_, _, m)| m.contains("forged by a guest")).collect();
+    assert!(!spam.is_empty(), "the guest's lines reach the log");
+    assert!(spam.len() <= 32, "{} lines from one call", spam.len());
+    for (level, target, message) in &spam {
+        assert_eq!(*target, cryptohost::wasm::GUEST_LOG_TARGET, "guest lines have their own target");
+        assert!(*level > log::Level::Error, "a guest logged at error level");
+        assert!(message.starts_with("misbehaving: "), "prefixed with the provider: {message:.60}");
+        assert!(message.len() < 600, "a {}-byte line", message.len());
+    }
+    assert!(
+        records.iter().any(|(_, _, m)| m.contains("misbehaving") && m.contains("log line(s) in one call were dropped")),
+        "the drop is reported once"
+    );
+}

@@ -1,10 +1,13 @@
 //! A test-only provider that misbehaves on request, to prove the host's sandbox limits.
 //!
 //! `hashing.digest("SHA-256", data)` reads `data` as a command: `loop` spins forever, `grow`
-//! allocates without end, `panic` panics, `recurse` overflows the stack; anything else answers
+//! allocates without end, `panic` panics, `recurse` overflows the stack, `spam` writes 100,000
+//! long log lines at error level that pretend to be the host's; anything else answers
 //! `unsupported`, so a registry falls back to the next provider. `SHA-512` is served honestly
 //! (so a test can see this provider win on priority). `open-verifier` always panics (a trap in
-//! the middle of a registry call). It is built with the real guests but never configured.
+//! the middle of a registry call). ES256 signing takes any imported key and then traps while
+//! holding it (the registry must not carry that key on to another provider). It is built with
+//! the real guests but never configured.
 
 pub(crate) mod bindings {
     wit_bindgen::generate!({
@@ -33,6 +36,7 @@ impl metadata::Guest for Misbehaving {
                     algorithms: vec!["SHA-256".into(), "SHA-512".into()],
                 },
                 CapabilitySupport { capability: Capability::Verification, algorithms: vec!["ES256".into()] },
+                CapabilitySupport { capability: Capability::Signing, algorithms: vec!["ES256".into()] },
             ],
         }
     }
@@ -80,6 +84,14 @@ impl hashing::Guest for Misbehaving {
             }
             b"panic" => panic!("the misbehaving provider panics on request"),
             b"recurse" => Ok(recurse(0).to_le_bytes().to_vec()),
+            b"spam" => {
+                use bindings::cryptohost::provider::host::{LogLevel, log};
+                let line = format!("cryptohost: error: forged by a guest {}", "x".repeat(4096));
+                for _ in 0..100_000 {
+                    log(LogLevel::Error, &line);
+                }
+                Err(no())
+            }
             _ => Err(no()),
         }
     }
@@ -113,7 +125,7 @@ impl verification::Guest for Misbehaving {
 
 impl signing::Guest for Misbehaving {
     fn import_pkcs8(_der: Vec<u8>) -> Result<String, CryptoError> {
-        Err(no())
+        Ok("held".into())
     }
     fn generate(_a: String, _b: u32, _e: bool) -> Result<String, CryptoError> {
         Err(no())
@@ -125,10 +137,10 @@ impl signing::Guest for Misbehaving {
         Err(no())
     }
     fn sign(_k: String, _a: String, _m: Vec<u8>, _f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
-        Err(no())
+        panic!("the misbehaving provider traps while holding an imported key")
     }
     fn sign_digest(_k: String, _a: String, _d: Vec<u8>, _f: SignatureFormat) -> Result<Vec<u8>, CryptoError> {
-        Err(no())
+        panic!("the misbehaving provider traps while holding an imported key")
     }
     fn named_key(_n: String, _a: String, _b: u32, _c: bool) -> Result<String, CryptoError> {
         Err(no())

@@ -80,7 +80,8 @@ pub(super) fn verify(cli: &Cli, a: &DsseVerifyArgs) -> Outcome {
     // The envelope is base64 of the payload plus its signatures: bound it before reading.
     let ceiling = (limit / 3 * 4 + (1 << 20)) as u64;
     let raw = fsio::read_bounded(&a.envelope, ceiling, "DSSE envelope")?;
-    let envelope = Envelope::parse(&raw, limit, config.max_signatures).with_context(|| a.envelope.display().to_string())?;
+    let envelope =
+        Envelope::parse(&raw, limit, config.max_signatures).with_context(|| a.envelope.display().to_string())?;
     let at = match &a.at {
         Some(t) => cryptohost::trust::parse_time(t).map_err(|e| anyhow::anyhow!("--at: {e}"))?,
         None => time::OffsetDateTime::now_utc(),

@@ -10,7 +10,10 @@ use cryptohost::keys::KeyService;
 use cryptohost::provider::SignInput;
 use serde_json::json;
 
-use super::{Cli, HashArgs, KeygenArgs, Outcome, SignArgs, VerifyArgs, open, open_registry, parse_ref, provider_json, report, served_by};
+use super::{
+    Cli, HashArgs, KeygenArgs, Outcome, SignArgs, VerifyArgs, open, open_registry, parse_ref, provider_json, report,
+    served_by,
+};
 
 pub(super) fn hash(cli: &Cli, a: &HashArgs) -> Outcome {
     let registry = open_registry(cli)?;

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use cryptohost::CryptoProvider;
 use cryptohost::config::{Manifest, write_pins};
 use cryptohost::fsio;
 use cryptohost::keyfile;
 use cryptohost::keys::KeyService;
-use cryptohost::CryptoProvider;
 use cryptohost::provider::Origin;
 
 use super::{Cli, CryptArgs, HsmCommand, KeysCommand, Outcome, PinArgs, open, open_registry, parse_ref};
@@ -88,7 +88,8 @@ pub(super) fn crypt(cli: &Cli, a: &CryptArgs, encrypt: bool) -> Outcome {
     let reference = parse_ref(&a.key)?;
     let (config, registry) = open(cli)?;
     // Read whole (AES-GCM here is one-shot): bounded like every whole-file input.
-    let input = fsio::read_bounded(&a.file, config.max_payload as u64, if encrypt { "plaintext" } else { "ciphertext" })?;
+    let input =
+        fsio::read_bounded(&a.file, config.max_payload as u64, if encrypt { "plaintext" } else { "ciphertext" })?;
     let service = KeyService::new(&registry, &config.audit_path)?;
     if encrypt {
         let (sealed, provider) = service.encrypt(&reference, &a.alg, &input, a.aad.as_bytes())?;
@@ -145,4 +146,3 @@ pub(super) fn hsm(cli: &Cli, h: &HsmCommand) -> Outcome {
     }
     Ok(ExitCode::SUCCESS)
 }
-

@@ -21,11 +21,11 @@ use zeroize::Zeroizing;
 use crate::bindings::{self, Provider, ProviderPre};
 use crate::error::{LoadError, ProviderError};
 use crate::fsio::{self, limits as file_limits};
-use budget::{Budget, LOG_LINE_CHARS, LOG_LINES_PER_CALL};
-use cache::NativeCache;
 use crate::provider::{
     CapabilityInfo, CryptoProvider, Descriptor, KeyId, Origin, Priority, Sealed, SigFormat, SignInput, Verifier,
 };
+use budget::{Budget, LOG_LINE_CHARS, LOG_LINES_PER_CALL};
+use cache::NativeCache;
 
 /// The only interfaces a provider may import: our `host` interface and the `types` it shares.
 const ALLOWED_IMPORTS: [&str; 2] = ["cryptohost:provider/host@0.1.0", "cryptohost:provider/types@0.1.0"];
@@ -169,8 +169,7 @@ impl bindings::cryptohost::provider::host::Host for GuestState {
         }
         self.log_left -= 1;
         // A guest controls this text: bound it and keep it on one line.
-        let line: String =
-            message.chars().take(LOG_LINE_CHARS).map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let line: String = message.chars().take(LOG_LINE_CHARS).map(|c| if c.is_control() { ' ' } else { c }).collect();
         log::log!(target: GUEST_LOG_TARGET, level, "{}: {line}", self.provider);
     }
 }
@@ -240,7 +239,8 @@ impl Runtime {
     /// artifact's bytes match the digest recorded when this host compiled it.
     fn compile(&self, file: &Path, bytes: &[u8], sha256: &str) -> Result<Component, LoadError> {
         let engine = &self.shared.engine;
-        let compile = || Component::new(engine, bytes).map_err(|e| component_err(file, format!("does not compile: {e}")));
+        let compile =
+            || Component::new(engine, bytes).map_err(|e| component_err(file, format!("does not compile: {e}")));
         let Some(cache) = &self.cache else { return compile() };
         let key = cache::key(engine, sha256);
         if let Some(native) = cache.load(&key) {
