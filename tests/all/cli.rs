@@ -437,3 +437,16 @@ fn the_audit_line_hashes_exactly_the_bytes_signed() {
     let out = run(&setup.config, &["verify", "--alg", "ES384", "--pub", s(&ec_pub), "--sig", s(&sig), s(&msg)]);
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn a_key_that_could_not_be_written_is_not_audited_as_ok() {
+    let setup = Setup::new();
+    let out_path = setup.path("no-such-dir/key.pem");
+    let out = run(&setup.config, &["keygen", "--alg", "ES256", "--out", Setup::s(&out_path)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("could not be stored"), "{}", stderr(&out));
+    let audit = fs::read_to_string(setup.dir.path().join("audit.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(line["operation"], "generate");
+    assert!(line["outcome"].as_str().unwrap().starts_with("error"), "{line}");
+}

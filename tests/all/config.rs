@@ -69,3 +69,41 @@ fn shipped_config_loads_and_its_pins_match_a_build_with_the_pinned_toolchain() {
         );
     }
 }
+
+#[test]
+fn payload_and_signature_limits_never_wrap() {
+    let e = parse_err(&format!("{HEAD}[dsse]\nmax_payload_mib = 17592186044416\n"));
+    assert!(e.contains("line 3") && e.contains("dsse.max_payload_mib") && e.contains("between 1 and 1024"), "{e}");
+    let e = parse_err(&format!("{HEAD}[dsse]\nmax_payload_mib = 0\n"));
+    assert!(e.contains("dsse.max_payload_mib"), "{e}");
+    let e = parse_err(&format!("{HEAD}[dsse]\nmax_signatures = 0\n"));
+    assert!(e.contains("dsse.max_signatures"), "{e}");
+    let ok = Config::parse(Path::new("/x.toml"), &format!("{HEAD}[dsse]\nmax_payload_mib = 8\nmax_signatures = 4\n"))
+        .expect("valid");
+    assert_eq!((ok.max_payload, ok.max_signatures), (8 << 20, 4));
+}
+
+#[test]
+fn pin_rewrites_atomically_and_never_through_a_symlink() {
+    use std::fs;
+    let dir = tempfile::tempdir().unwrap();
+    let real = common::write_config(dir.path(), &common::components_dir(), &[common::OFFLINE], "");
+    let text = fs::read_to_string(&real).unwrap();
+    // Unpin it, so `pin` has something to write.
+    let unpinned: String = text.lines().filter(|l| !l.starts_with("sha256")).map(|l| format!("{l}\n")).collect();
+    fs::write(&real, &unpinned).unwrap();
+    let manifest = common::components_dir().join("manifest.json");
+    let link = dir.path().join("link.toml");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = common::run(&link, &["pin", "--manifest", manifest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    assert!(common::stderr(&out).contains("is a symlink"), "{}", common::stderr(&out));
+    assert_eq!(fs::read_to_string(&real).unwrap(), unpinned, "nothing written through the link");
+    let out = common::run(&real, &["pin", "--manifest", manifest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let pinned = fs::read_to_string(&real).unwrap();
+    assert!(pinned.contains(&common::digest_of("offline-verification.wasm")), "{pinned}");
+    // No temporary file is left beside it.
+    let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
+}

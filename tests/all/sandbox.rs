@@ -304,3 +304,34 @@ fn guest_log_lines_are_rationed_capped_and_never_at_error_level() {
         "the drop is reported once"
     );
 }
+
+#[test]
+fn a_symlink_in_the_component_directory_is_refused_without_hashing_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let comps = dir.path().join("components");
+    fs::create_dir(&comps).unwrap();
+    let secret = dir.path().join("secret");
+    fs::write(&secret, b"root:$6$hash:19000:0:99999:7:::\n").unwrap();
+    std::os::unix::fs::symlink(&secret, comps.join("offline-verification.wasm")).unwrap();
+    let path = common::write_config(dir.path(), &comps, &[OFFLINE], "");
+    let config = Config::load(&path).unwrap();
+    let err = Registry::open(&config, TrustMode::Pins).err().expect("refused").to_string();
+    assert!(err.contains("symlink"), "{err}");
+    let secret_digest = hex::encode(sha2_digest(&fs::read(&secret).unwrap()));
+    assert!(!err.contains(&secret_digest), "the link target's digest leaked: {err}");
+}
+
+#[test]
+fn oversized_messages_are_refused_before_they_reach_the_guest() {
+    // A quarter of the 64 MiB budget is the most one call may hand a guest: an EdDSA message
+    // over it is refused clearly instead of faulting inside the sandbox.
+    let (_dir, registry) = common::registry(&[OFFLINE]);
+    let p = common::provider(&registry, "offline-verification");
+    let key = p.generate("EdDSA", 0, false).expect("ed25519");
+    let big = vec![0u8; (16 << 20) + 1];
+    let err = p.sign(&key, "EdDSA", cryptohost::SignInput::Message(&big), cryptohost::SigFormat::Der).unwrap_err();
+    assert!(matches!(err, ProviderError::InvalidInput(_)), "{err:?}");
+    assert!(err.to_string().contains("memory budget"), "{err}");
+    let ok = p.sign(&key, "EdDSA", cryptohost::SignInput::Message(&big[..1 << 20]), cryptohost::SigFormat::Der);
+    assert!(ok.is_ok(), "{ok:?}");
+}
