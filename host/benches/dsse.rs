@@ -11,9 +11,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use cryptohost::config::Manifest;
 use cryptohost::dsse::{Envelope, Signature, TrustedKey, pae, verify};
 use cryptohost::provider::{SigFormat, SignInput};
-use cryptohost::{Config, Registry, TrustMode};
+use cryptohost::{Config, Host, TrustMode};
 
-fn registry() -> (tempfile::TempDir, Registry) {
+fn registry() -> (tempfile::TempDir, Host) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let components = root.join("components");
     let manifest = Manifest::load(&components.join("manifest.json")).expect("run `just build-guests` first");
@@ -26,7 +26,7 @@ fn registry() -> (tempfile::TempDir, Registry) {
     );
     let path = dir.path().join("c.toml");
     std::fs::write(&path, text).unwrap();
-    let r = Registry::open(&Config::load(&path).unwrap(), TrustMode::Pins).unwrap();
+    let r = cryptohost::load::open(&Config::load(&path).unwrap(), TrustMode::Pins).unwrap();
     (dir, r)
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use cryptohost::config::Manifest;
 use cryptohost::provider::{SigFormat, SignInput};
-use cryptohost::{Config, CryptoProvider, KeyId, Registry, TrustMode};
+use cryptohost::{Config, CryptoProvider, Host, KeyId, TrustMode};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
@@ -21,8 +21,8 @@ const PIN: &str = "1234";
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    pool1: Registry,
-    pool2: Registry,
+    pool1: Host,
+    pool2: Host,
 }
 
 fn fixture() -> Fixture {
@@ -59,7 +59,7 @@ fn fixture() -> Fixture {
         );
         let path = dir.path().join(format!("pool{pool}.toml"));
         std::fs::write(&path, text).unwrap();
-        Registry::open(&Config::load(&path).unwrap(), TrustMode::Pins).unwrap()
+        cryptohost::load::open(&Config::load(&path).unwrap(), TrustMode::Pins).unwrap()
     };
     let pool1 = write(1);
     let pool2 = write(2);

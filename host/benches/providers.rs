@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use criterion::{Criterion, criterion_group, criterion_main};
 use cryptohost::config::Manifest;
 use cryptohost::provider::{Capability, SigFormat, SignInput};
-use cryptohost::{Config, Registry, TrustMode};
+use cryptohost::{Config, Host, TrustMode};
 
-fn registry() -> (tempfile::TempDir, Registry) {
+fn registry() -> (tempfile::TempDir, Host) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf();
     let components = root.join("components");
     let manifest = Manifest::load(&components.join("manifest.json")).expect("run `just build-guests` first");
@@ -23,7 +23,7 @@ fn registry() -> (tempfile::TempDir, Registry) {
     );
     let path: PathBuf = dir.path().join("cryptohost.toml");
     std::fs::write(&path, text).expect("config");
-    let registry = Registry::open(&Config::load(&path).expect("config"), TrustMode::Pins).expect("load");
+    let registry = cryptohost::load::open(&Config::load(&path).expect("config"), TrustMode::Pins).expect("load");
     (dir, registry)
 }
 

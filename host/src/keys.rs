@@ -88,8 +88,8 @@ impl<'r> KeyService<'r> {
         match reference {
             KeyRef::Pkcs11(_) => self
                 .registry
-                .hsm()
-                .map(|h| h.clone() as Arc<dyn CryptoProvider>)
+                .by_prefix("pkcs11")
+                .cloned()
                 .ok_or_else(|| missing("a pkcs11: key, but no [hsm] is configured".into())),
             KeyRef::Named { prefix, .. } => self.registry.by_prefix(prefix).cloned().ok_or_else(|| {
                 missing(format!("no configured provider holds {prefix}: keys (set key_prefix = {prefix:?} on one)"))

@@ -17,9 +17,11 @@ pub mod dsse;
 pub mod keyfile;
 pub mod keyref;
 pub mod keys;
+pub mod load;
 pub mod pkcs11;
 pub mod registry;
 pub mod trust;
 
 pub use config::Config;
-pub use registry::{Registry, Served, TrustMode};
+pub use load::{Host, TrustMode};
+pub use registry::{Registry, Served};

@@ -11,12 +11,9 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::alg;
-use crate::config::{Config, Manifest};
-use crate::error::{LoadError, ProviderError, RegistryError};
+use crate::error::{ProviderError, RegistryError};
 use crate::fsio;
-use crate::pkcs11::Pkcs11Provider;
 use crate::provider::{Capability, CryptoProvider, SigFormat, SignInput};
-use crate::wasm::{Runtime, Trust};
 
 /// A result and the provider that produced it.
 pub struct Served<T> {
@@ -38,92 +35,30 @@ pub struct GeneratedKey {
     pub spki_der: Vec<u8>,
 }
 
-/// All loaded providers, highest priority first.
+/// All loaded providers, highest priority first. The registry knows providers only through
+/// the [`CryptoProvider`] trait; what backs each one (a component, the HSM) is the loader's
+/// business (`crate::load`).
 pub struct Registry {
     providers: Vec<Arc<dyn CryptoProvider>>,
-    /// Key reference prefixes (`sim` in `sim:NAME`) and the provider that holds those keys.
+    /// Key namespaces (`sim` in `sim:NAME`, `pkcs11` for PKCS#11 URIs) and the provider that
+    /// holds those keys.
     prefixes: Vec<(String, Arc<dyn CryptoProvider>)>,
-    hsm: Option<Arc<Pkcs11Provider>>,
-    // Declared last: providers hold instances of this runtime's engine.
-    _runtime: Option<Runtime>,
-}
-
-/// How `Registry::open` decides which component bytes to trust.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrustMode {
-    /// Every provider's `sha256` in the config must match (production).
-    Pins,
-    /// `--dev`: trust `manifest.json` in the component directory instead of pins.
-    DevManifest,
 }
 
 impl Registry {
     /// A registry over the given providers (sorted here: higher priority first; equal
     /// priorities keep their given order).
-    pub fn new(mut providers: Vec<Arc<dyn CryptoProvider>>) -> Registry {
-        providers.sort_by_key(|p| std::cmp::Reverse(p.descriptor().priority));
-        Registry { providers, prefixes: Vec::new(), hsm: None, _runtime: None }
+    pub fn new(providers: Vec<Arc<dyn CryptoProvider>>) -> Registry {
+        Registry::with_namespaces(providers, Vec::new())
     }
 
-    /// Loads every provider the configuration names (and nothing else in the directory).
-    ///
-    /// # Errors
-    /// A component is missing, does not match its pin (or the manifest in dev mode), is not
-    /// a valid provider, or the configuration leaves a provider unpinned outside dev mode.
-    pub fn open(config: &Config, trust: TrustMode) -> Result<Registry, LoadError> {
-        let runtime = Runtime::new(config.limits.clone(), config.cache.clone())?;
-        let manifest = match trust {
-            TrustMode::Pins => None,
-            TrustMode::DevManifest => Some(Manifest::load(&config.component_dir.join("manifest.json"))?),
-        };
-        let mut providers: Vec<Arc<dyn CryptoProvider>> = Vec::new();
-        let mut prefixes = Vec::new();
-        for p in &config.providers {
-            let file = config.component_dir.join(&p.component);
-            let trust = match (&manifest, &p.sha256) {
-                (None, Some(pin)) => Trust::Pinned(pin.clone()),
-                (None, None) => {
-                    return Err(LoadError::Config {
-                        path: config.path.clone(),
-                        message: format!(
-                            "provider {:?} has no sha256 pin; review the build and run `just pin`, or start with --dev",
-                            p.name
-                        ),
-                    });
-                }
-                (Some(m), pin) => {
-                    let name = p.component.to_string_lossy();
-                    let entry = m.entry_for_file(&name).ok_or_else(|| LoadError::Component {
-                        file: file.clone(),
-                        message: "not listed in manifest.json (dev mode trusts only the manifest)".into(),
-                    })?;
-                    if pin.as_ref().is_some_and(|pin| *pin != entry.sha256) {
-                        log::warn!(
-                            "dev mode: provider {} is pinned to a different digest than the manifest; using the manifest",
-                            p.name
-                        );
-                    }
-                    Trust::Manifest(entry.sha256.clone())
-                }
-            };
-            let settings = p.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            let provider: Arc<dyn CryptoProvider> =
-                Arc::new(runtime.load(&p.name, &file, &trust, p.priority, settings)?);
-            if let Some(prefix) = &p.key_prefix {
-                prefixes.push((prefix.clone(), provider.clone()));
-            }
-            providers.push(provider);
-        }
-        // The HSM connects lazily, on its first key operation: verification never needs it.
-        let hsm = config.hsm.clone().map(|h| Arc::new(Pkcs11Provider::new(h)));
-        if let Some(h) = &hsm {
-            providers.push(h.clone());
-        }
-        let mut registry = Registry::new(providers);
-        registry.prefixes = prefixes;
-        registry.hsm = hsm;
-        registry._runtime = Some(runtime);
-        Ok(registry)
+    /// As [`Registry::new`], with key namespaces: keys `PREFIX:...` are held by that provider.
+    pub fn with_namespaces(
+        mut providers: Vec<Arc<dyn CryptoProvider>>,
+        prefixes: Vec<(String, Arc<dyn CryptoProvider>)>,
+    ) -> Registry {
+        providers.sort_by_key(|p| std::cmp::Reverse(p.descriptor().priority));
+        Registry { providers, prefixes }
     }
 
     /// Every provider, highest priority first.
@@ -134,11 +69,6 @@ impl Registry {
     /// The provider that holds keys named `PREFIX:NAME`.
     pub fn by_prefix(&self, prefix: &str) -> Option<&Arc<dyn CryptoProvider>> {
         self.prefixes.iter().find(|(p, _)| p == prefix).map(|(_, provider)| provider)
-    }
-
-    /// The PKCS#11 backend, when configured.
-    pub fn hsm(&self) -> Option<&Arc<Pkcs11Provider>> {
-        self.hsm.as_ref()
     }
 
     /// A provider by its configured name.

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use cryptohost::config::Manifest;
-use cryptohost::{Config, CryptoProvider, Registry, TrustMode};
+use cryptohost::{Config, CryptoProvider, Host, Registry, TrustMode};
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
@@ -84,11 +84,11 @@ pub const OFFLINE: P<'static> = P { name: "offline-verification", file: "offline
 pub const MISBEHAVING: P<'static> = P { name: "misbehaving", file: "misbehaving.wasm", priority: 200 };
 
 /// A registry over the real components, pinned to what was just built.
-pub fn registry(providers: &[P<'_>]) -> (tempfile::TempDir, Registry) {
+pub fn registry(providers: &[P<'_>]) -> (tempfile::TempDir, Host) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_config(dir.path(), &components_dir(), providers, "");
     let config = Config::load(&path).expect("config loads");
-    let registry = Registry::open(&config, TrustMode::Pins).expect("components load");
+    let registry = cryptohost::load::open(&config, TrustMode::Pins).expect("components load");
     (dir, registry)
 }
 

@@ -3,7 +3,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use cryptohost::{Config, LoadError, ProviderError, Registry, TrustMode};
+use cryptohost::{Config, LoadError, ProviderError, TrustMode};
 
 use crate::common::{self, MISBEHAVING, OFFLINE, P};
 
@@ -62,7 +62,7 @@ fn keys_do_not_survive_a_fault() {
 fn load_err(dir: &std::path::Path, component_dir: &std::path::Path, providers: &[P<'_>]) -> LoadError {
     let path = common::write_config(dir, component_dir, providers, "");
     let config = Config::load(&path).expect("config parses");
-    Registry::open(&config, TrustMode::Pins).err().expect("load must be refused")
+    cryptohost::load::open(&config, TrustMode::Pins).err().expect("load must be refused")
 }
 
 #[test]
@@ -92,10 +92,10 @@ fn unpinned_component_is_refused_unless_dev() {
     let path = dir.path().join("c.toml");
     fs::write(&path, text).unwrap();
     let config = Config::load(&path).unwrap();
-    let err = Registry::open(&config, TrustMode::Pins).err().expect("unpinned refused").to_string();
+    let err = cryptohost::load::open(&config, TrustMode::Pins).err().expect("unpinned refused").to_string();
     assert!(err.contains("no sha256 pin"), "{err}");
     // --dev trusts the manifest instead, and loads.
-    let registry = Registry::open(&config, TrustMode::DevManifest).expect("dev mode loads from the manifest");
+    let registry = cryptohost::load::open(&config, TrustMode::DevManifest).expect("dev mode loads from the manifest");
     assert_eq!(registry.providers().len(), 1);
 }
 
@@ -128,7 +128,7 @@ fn component_importing_wasi_is_refused() {
     let path = dir.path().join("c.toml");
     fs::write(&path, text).unwrap();
     let config = Config::load(&path).unwrap();
-    let err = Registry::open(&config, TrustMode::Pins).err().expect("WASI import refused").to_string();
+    let err = cryptohost::load::open(&config, TrustMode::Pins).err().expect("WASI import refused").to_string();
     assert!(err.contains("wasi:cli/environment@0.2.0") && err.contains("may import only"), "{err}");
 }
 
@@ -146,7 +146,8 @@ fn not_a_component_is_refused_clearly() {
     );
     let path = dir.path().join("c.toml");
     fs::write(&path, text).unwrap();
-    let err = Registry::open(&Config::load(&path).unwrap(), TrustMode::Pins).err().expect("refused").to_string();
+    let err =
+        cryptohost::load::open(&Config::load(&path).unwrap(), TrustMode::Pins).err().expect("refused").to_string();
     assert!(err.contains("junk.wasm") && err.contains("does not compile"), "{err}");
 }
 
@@ -169,7 +170,7 @@ fn precompiled_cache_is_reused_and_must_be_private() {
     let path = dir.path().join("c.toml");
     fs::write(&path, text).unwrap();
     let config = Config::load(&path).unwrap();
-    drop(Registry::open(&config, TrustMode::Pins).expect("first start compiles"));
+    drop(cryptohost::load::open(&config, TrustMode::Pins).expect("first start compiles"));
     let cached: Vec<_> = fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(cached.len(), 1, "one artifact cached: {cached:?}");
     // Its digest is recorded beside the config, not in the cache.
@@ -178,17 +179,17 @@ fn precompiled_cache_is_reused_and_must_be_private() {
     let recorded = fs::read_to_string(&records[0]).unwrap();
     assert_eq!(recorded.trim(), hex::encode(sha2_digest(&fs::read(&cached[0]).unwrap())));
     // The second start loads the artifact and serves.
-    let registry = Registry::open(&config, TrustMode::Pins).expect("second start");
+    let registry = cryptohost::load::open(&config, TrustMode::Pins).expect("second start");
     assert!(registry.digest("SHA-256", b"abc").is_ok());
     drop(registry);
     // A cache directory others can write is refused.
     fs::set_permissions(&cache, fs::Permissions::from_mode(0o777)).unwrap();
-    let err = Registry::open(&config, TrustMode::Pins).err().expect("refused").to_string();
+    let err = cryptohost::load::open(&config, TrustMode::Pins).err().expect("refused").to_string();
     assert!(err.contains("writable by group or others"), "{err}");
     fs::set_permissions(&cache, fs::Permissions::from_mode(0o700)).unwrap();
     // So is a digest directory others can write: whoever writes it vouches for native code.
     fs::set_permissions(dir.path().join("cache-digests"), fs::Permissions::from_mode(0o770)).unwrap();
-    let err = Registry::open(&config, TrustMode::Pins).err().expect("refused").to_string();
+    let err = cryptohost::load::open(&config, TrustMode::Pins).err().expect("refused").to_string();
     assert!(err.contains("cache digest directory") && err.contains("writable by group or others"), "{err}");
 }
 
@@ -315,7 +316,7 @@ fn a_symlink_in_the_component_directory_is_refused_without_hashing_its_target() 
     std::os::unix::fs::symlink(&secret, comps.join("offline-verification.wasm")).unwrap();
     let path = common::write_config(dir.path(), &comps, &[OFFLINE], "");
     let config = Config::load(&path).unwrap();
-    let err = Registry::open(&config, TrustMode::Pins).err().expect("refused").to_string();
+    let err = cryptohost::load::open(&config, TrustMode::Pins).err().expect("refused").to_string();
     assert!(err.contains("symlink"), "{err}");
     let secret_digest = hex::encode(sha2_digest(&fs::read(&secret).unwrap()));
     assert!(!err.contains(&secret_digest), "the link target's digest leaked: {err}");

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cryptohost::pkcs11::Pkcs11Provider;
-use cryptohost::{Config, Registry, TrustMode};
+use cryptohost::{Config, Host, TrustMode};
 
 use crate::common::{self, OFFLINE};
 
@@ -79,13 +79,13 @@ impl SoftHsm {
 }
 
 /// Loads a registry from a config path.
-pub fn registry(config: &Path) -> (Config, Registry) {
+pub fn registry(config: &Path) -> (Config, Host) {
     let config = Config::load(config).expect("config");
-    let registry = Registry::open(&config, TrustMode::Pins).expect("registry");
+    let registry = cryptohost::load::open(&config, TrustMode::Pins).expect("registry");
     (config, registry)
 }
 
-pub fn hsm(registry: &Registry) -> Arc<Pkcs11Provider> {
+pub fn hsm(registry: &Host) -> Arc<Pkcs11Provider> {
     registry.hsm().expect("hsm configured").clone()
 }
 

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use cryptohost::provider::{Origin, SigFormat};
-use cryptohost::{Config, CryptoProvider, Registry, Served, TrustMode};
+use cryptohost::{Config, CryptoProvider, Host, Served, TrustMode};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -379,11 +379,11 @@ fn init_logging(verbose: u8) {
     }
 }
 
-fn open_registry(cli: &Cli) -> Result<Registry> {
+fn open_registry(cli: &Cli) -> Result<Host> {
     Ok(open(cli)?.1)
 }
 
-fn open(cli: &Cli) -> Result<(Config, Registry)> {
+fn open(cli: &Cli) -> Result<(Config, Host)> {
     let config = Config::load(&cli.config)?;
     let mode = if cli.dev {
         eprintln!(
@@ -394,7 +394,7 @@ fn open(cli: &Cli) -> Result<(Config, Registry)> {
     } else {
         TrustMode::Pins
     };
-    let registry = Registry::open(&config, mode)?;
+    let registry = cryptohost::load::open(&config, mode)?;
     Ok((config, registry))
 }
 

@@ -1,0 +1,104 @@
+//! The composition root: reads nothing itself but the validated config, builds the component
+//! runtime, every pinned component, and the PKCS#11 backend, and hands back the registry (which
+//! knows only the provider trait) plus the admin handle of the HSM. Only this module knows
+//! every backend.
+
+use std::sync::Arc;
+
+use crate::config::{Config, Manifest};
+use crate::error::LoadError;
+use crate::pkcs11::Pkcs11Provider;
+use crate::provider::CryptoProvider;
+use crate::registry::Registry;
+use crate::wasm::{Runtime, Trust};
+
+/// How [`open`] decides which component bytes to trust.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrustMode {
+    /// Every provider's `sha256` in the config must match (production).
+    Pins,
+    /// `--dev`: trust `manifest.json` in the component directory instead of pins.
+    DevManifest,
+}
+
+/// A loaded host: the registry every operation goes through, and the HSM's admin handle
+/// (connect, disconnect, status, list) for the commands that manage it.
+pub struct Host {
+    pub registry: Registry,
+    pub hsm: Option<Arc<Pkcs11Provider>>,
+    // Providers share the engine through their own handles; the runtime (linker, cache) is
+    // kept for as long as the host, for loads to come.
+    _runtime: Runtime,
+}
+
+impl Host {
+    /// The PKCS#11 backend's admin handle, when configured.
+    pub fn hsm(&self) -> Option<&Arc<Pkcs11Provider>> {
+        self.hsm.as_ref()
+    }
+}
+
+impl std::ops::Deref for Host {
+    type Target = Registry;
+    fn deref(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// Loads every provider the configuration names (and nothing else in the directory).
+///
+/// # Errors
+/// A component is missing, does not match its pin (or the manifest in dev mode), is not
+/// a valid provider, or the configuration leaves a provider unpinned outside dev mode.
+pub fn open(config: &Config, trust: TrustMode) -> Result<Host, LoadError> {
+    let runtime = Runtime::new(config.limits.clone(), config.cache.clone())?;
+    let manifest = match trust {
+        TrustMode::Pins => None,
+        TrustMode::DevManifest => Some(Manifest::load(&config.component_dir.join("manifest.json"))?),
+    };
+    let mut providers: Vec<Arc<dyn CryptoProvider>> = Vec::new();
+    let mut prefixes = Vec::new();
+    for p in &config.providers {
+        let file = config.component_dir.join(&p.component);
+        let trust = match (&manifest, &p.sha256) {
+            (None, Some(pin)) => Trust::Pinned(pin.clone()),
+            (None, None) => {
+                return Err(LoadError::Config {
+                    path: config.path.clone(),
+                    message: format!(
+                        "provider {:?} has no sha256 pin; review the build and run `just pin`, or start with --dev",
+                        p.name
+                    ),
+                });
+            }
+            (Some(m), pin) => {
+                let name = p.component.to_string_lossy();
+                let entry = m.entry_for_file(&name).ok_or_else(|| LoadError::Component {
+                    file: file.clone(),
+                    message: "not listed in manifest.json (dev mode trusts only the manifest)".into(),
+                })?;
+                if pin.as_ref().is_some_and(|pin| *pin != entry.sha256) {
+                    log::warn!(
+                        "dev mode: provider {} is pinned to a different digest than the manifest; using the manifest",
+                        p.name
+                    );
+                }
+                Trust::Manifest(entry.sha256.clone())
+            }
+        };
+        let settings = p.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let provider: Arc<dyn CryptoProvider> = Arc::new(runtime.load(&p.name, &file, &trust, p.priority, settings)?);
+        if let Some(prefix) = &p.key_prefix {
+            prefixes.push((prefix.clone(), provider.clone()));
+        }
+        providers.push(provider);
+    }
+    // The HSM connects lazily, on its first key operation: verification never needs it.
+    let hsm = config.hsm.clone().map(|h| Arc::new(Pkcs11Provider::new(h)));
+    if let Some(h) = &hsm {
+        providers.push(h.clone());
+        // `pkcs11:` URIs are one more key namespace, routed like `sim:`.
+        prefixes.push(("pkcs11".to_string(), h.clone() as Arc<dyn CryptoProvider>));
+    }
+    Ok(Host { registry: Registry::with_namespaces(providers, prefixes), hsm, _runtime: runtime })
+}
