@@ -905,7 +905,7 @@ fn bundle(cli: &Cli, b: &BundleCommand) -> Result<ExitCode, Failure> {
                 algorithm: alg.clone(),
                 key_id: None,
             };
-            let manifest = bundle::create(&registry, &service, from, &signer, out)?;
+            let manifest = bundle::create(&registry, &service, from, &signer, out, Limits::default())?;
             println!("wrote {} ({} files)", out.display(), manifest.files.len());
         }
         BundleCommand::Verify { archive, bootstrap: bs } => {
