@@ -4,9 +4,10 @@
 //! directory, verified against a bootstrap key given out of band, installed all-or-nothing.
 //!
 //! The archive comes from anywhere, so it is read by our own small tar parser over a gzip
-//! stream in which every decompressed byte is charged against [`Limits`] before it is read;
-//! every file this module opens or creates is opened relative to a directory handle without
-//! following a symbolic link (`O_NOFOLLOW`, `O_EXCL`).
+//! stream in which every decompressed byte is charged against [`Limits`] before it is read.
+//! Every file read from a source directory, and every file or directory written, is opened
+//! relative to a directory handle without following a symbolic link (`O_NOFOLLOW`, and
+//! `O_EXCL` for what is created); inputs must be regular files of bounded size.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -360,7 +361,9 @@ fn check_out(out: &Path) -> Result<(), BundleError> {
 fn write_archive(out: &Path, all: &BTreeMap<String, Vec<u8>>, limits: Limits) -> Result<(), BundleError> {
     let (parent, name) = split_parent(out)?;
     let parent_fd = open_dir(parent)?;
-    let tmp = format!(".{}.{}.partial", name.to_string_lossy(), random_suffix()?);
+    // Cut long names: the temporary name must stay within NAME_MAX too.
+    let stem: String = name.to_string_lossy().chars().take(64).collect();
+    let tmp = format!(".{stem}.{}.partial", random_suffix()?);
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(&parent_fd, &tmp, flags, Mode::from_raw_mode(0o644))
         .map_err(|e| BundleError(format!("writing {}: creating a temporary file: {}", out.display(), io_err(e))))?;
@@ -700,13 +703,18 @@ fn read_tar<R: Read>(stream: &mut Budgeted<R>, limits: Limits) -> Result<BTreeMa
                         .map_err(|e| BundleError(format!("entry {headers}: a name that is not UTF-8: {e}")))?,
                 };
                 let size = pax.size.unwrap_or(declared);
+                let top = Path::new(&raw).components().all(|c| c == Component::CurDir);
+                if flag == b'5' && size != 0 {
+                    return fail(format!("corrupt archive: directory entry {raw:?} carries data"));
+                }
+                // `tar -C DIR .` starts with the directory `./` itself.
+                if flag == b'5' && top && !raw.is_empty() {
+                    continue;
+                }
                 let Some(name) = safe_path(Path::new(&raw)).filter(|_| !raw.contains('\0')) else {
                     return fail(format!("entry {raw:?} escapes the bundle (absolute path or ..): refused"));
                 };
                 if flag == b'5' {
-                    if size != 0 {
-                        return fail(format!("corrupt archive: directory entry {raw:?} carries data"));
-                    }
                     continue;
                 }
                 if raw.ends_with('/') {

@@ -570,8 +570,9 @@ fn links_devices_sparse_files_and_hidden_data_are_refused() {
 #[test]
 fn long_names_and_pax_paths_from_other_writers_still_verify() {
     let k = kit();
-    // A key file name past the 100-byte tar name field: the writer adds a GNU long name.
-    let long_name = format!("{}.pub", "k".repeat(150));
+    // A key path past the 100-byte tar name field (108 bytes): our writer adds a GNU long
+    // name; ustar splits it into prefix and name.
+    let long_name = format!("{}.pub", "k".repeat(92));
     fs::copy(k.source.join("public-keys/scanner-key-001.pub"), k.source.join("public-keys").join(&long_name)).unwrap();
     let good = k.create("long.tar.gz");
     let into = k.dir.path().join("installed-long");
@@ -603,6 +604,22 @@ fn long_names_and_pax_paths_from_other_writers_still_verify() {
     t.end();
     let verified = run_bounded(&k.config, &["bundle", "verify", s(&pax), "--bootstrap-pub", s(&k.bundle_pub)]);
     assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+
+    // GNU tar's own formats, from the installed tree (`./` and directory entries included).
+    for format in ["gnu", "posix", "ustar"] {
+        let repacked = k.dir.path().join(format!("system-tar-{format}.tar.gz"));
+        let st = Command::new("tar")
+            .args(["--format", format, "-czf"])
+            .arg(&repacked)
+            .arg("-C")
+            .arg(&into)
+            .arg(".")
+            .status()
+            .expect("tar is installed");
+        assert!(st.success(), "tar --format {format}");
+        let verified = run_bounded(&k.config, &["bundle", "verify", s(&repacked), "--bootstrap-pub", s(&k.bundle_pub)]);
+        assert_eq!(verified.status.code(), Some(0), "tar --format {format}: {}", stderr(&verified));
+    }
 }
 
 #[test]
