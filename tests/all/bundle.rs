@@ -802,3 +802,22 @@ fn bundle_sources_must_be_regular_files_of_bounded_size() {
     assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
     assert!(stderr(&r).contains("is a fifo, not a regular file"), "{}", stderr(&r));
 }
+
+#[test]
+fn a_bundle_at_the_per_file_limit_still_creates_verifies_and_installs() {
+    let k = kit();
+    // trust-anchors.json padded with whitespace to just under 16 MiB: hashed by a provider
+    // (whose memory must hold it), signed, read back within every limit.
+    let path = k.source.join("trust-anchors.json");
+    let mut anchors = fs::read(&path).unwrap();
+    anchors.resize((16 << 20) - 4096, b' ');
+    fs::write(&path, &anchors).unwrap();
+    let archive = k.create("at-the-limit.tar.gz");
+    let into = k.dir.path().join("installed");
+    let out = run_bounded(
+        &k.config,
+        &["bundle", "install", s(&archive), "--bootstrap-pub", s(&k.bundle_pub), "--into", s(&into)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fs::read(into.join("trust-anchors.json")).unwrap(), anchors);
+}
