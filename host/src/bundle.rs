@@ -391,15 +391,15 @@ fn write_archive(out: &Path, all: &BTreeMap<String, Vec<u8>>, limits: Limits) ->
         let file = counted.inner.finish().map_err(|e| e.to_string())?;
         file.sync_all().map_err(|e| e.to_string())?;
         // rename replaces whatever is at `out` now (a link included) and never follows it.
-        rustix::fs::renameat(&parent_fd, &tmp, &parent_fd, name).map_err(|e| io_err(e).to_string())?;
-        // The rename itself must survive a crash.
-        rustix::fs::fsync(&parent_fd).map_err(|e| io_err(e).to_string())
+        rustix::fs::renameat(&parent_fd, &tmp, &parent_fd, name).map_err(|e| io_err(e).to_string())
     })();
     if let Err(e) = written {
         let _ = rustix::fs::unlinkat(&parent_fd, &tmp, AtFlags::empty());
         return fail(format!("writing {}: {e}", out.display()));
     }
-    Ok(())
+    // The rename itself must survive a crash.
+    rustix::fs::fsync(&parent_fd)
+        .map_err(|e| BundleError(format!("wrote {}, but syncing {}: {}", out.display(), parent.display(), io_err(e))))
 }
 
 const BLOCK: usize = 512;
@@ -849,7 +849,8 @@ pub fn install(
     let (parent, name) = split_parent(into)?;
     let parent_fd = open_dir(parent)?;
     check_into(&parent_fd, name, into)?;
-    let staging = format!(".{}.staging-{}", name.to_string_lossy(), random_suffix()?);
+    let stem: String = name.to_string_lossy().chars().take(64).collect();
+    let staging = format!(".{stem}.staging-{}", random_suffix()?);
     rustix::fs::mkdirat(&parent_fd, &staging, Mode::from_raw_mode(0o700))
         .map_err(|e| BundleError(format!("creating staging directory beside {}: {}", into.display(), io_err(e))))?;
     let installed = (|| -> std::io::Result<()> {
@@ -861,13 +862,16 @@ pub fn install(
         rustix::fs::fsync(&dir)?;
         // Replaces nothing but an empty directory: a link or a file at `into` makes it fail.
         rustix::fs::renameat(&parent_fd, &staging, &parent_fd, name)?;
-        rustix::fs::fsync(&parent_fd)?;
         Ok(())
     })();
     if let Err(e) = installed {
         let _ = remove_tree(&parent_fd, &staging);
         return fail(format!("installing into {}: {e} (nothing was installed)", into.display()));
     }
+    // The rename itself must survive a crash.
+    rustix::fs::fsync(&parent_fd).map_err(|e| {
+        BundleError(format!("installed into {}, but syncing {}: {}", into.display(), parent.display(), io_err(e)))
+    })?;
     Ok(manifest)
 }
 

@@ -645,6 +645,12 @@ fn create_never_writes_through_a_planted_symlink() {
     let verified = run(&k.config, &["bundle", "verify", s(&out), "--bootstrap-pub", s(&k.bundle_pub)]);
     assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
 
+    // A name near NAME_MAX (255): the temporary name beside it must still fit.
+    let long_out = d.join(format!("{}.tar.gz", "o".repeat(243)));
+    let r = run(&k.config, &create_args(&k, &long_out));
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    assert!(long_out.is_file());
+
     // A link at --out itself is refused, neither followed nor replaced.
     let linked_out = d.join("linked.tar.gz");
     symlink(&victim, &linked_out).unwrap();
@@ -718,6 +724,12 @@ fn install_never_follows_a_symlink_at_the_target() {
     assert!(empty.join("trust-anchors.json").is_file());
     let mode = fs::metadata(&empty).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o755, "the installed directory is readable by others, writable by its owner only");
+
+    // A name near NAME_MAX (255): the staging name beside it must still fit.
+    let long = d.join("i".repeat(250));
+    let out = k.install(&good, &long);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(long.join("trust-anchors.json").is_file());
 }
 
 #[test]
