@@ -1,16 +1,22 @@
 //! Offline trust bundles (`offline-kit.tar.gz`, the seed's layout): `trust-anchors.json`,
 //! `public-keys/*.pub`, `metadata/bundle-manifest.json` (every file, sha256 and size) and
 //! `metadata/bundle-signature.sig` (a DSSE envelope over the manifest). Created from a
-//! directory, verified against a bootstrap key given out of band, installed all-or-nothing and
-//! confined to the target directory with `cap-std`.
+//! directory, verified against a bootstrap key given out of band, installed all-or-nothing.
+//!
+//! The archive comes from anywhere, so it is read by our own small tar parser over a gzip
+//! stream in which every decompressed byte is charged against [`Limits`] before it is read.
+//! Every file read from a source directory, and every file or directory written, is opened
+//! relative to a directory handle without following a symbolic link (`O_NOFOLLOW`, and
+//! `O_EXCL` for what is created); inputs must be regular files of bounded size.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::{Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Component, Path};
 
-use cap_std::ambient_authority;
-use cap_std::fs::Dir;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::dsse::{self, Envelope, Signer, TrustedKey};
@@ -24,17 +30,31 @@ pub const MANIFEST: &str = "metadata/bundle-manifest.json";
 pub const SIGNATURE: &str = "metadata/bundle-signature.sig";
 pub const MANIFEST_TYPE: &str = "application/vnd.cryptohost.bundle-manifest+json";
 
-/// Limits on what an archive may make us read (a decompression bomb stops here).
+/// The longest GNU long name (`././@LongLink`, type `L`) accepted, NUL included: far past
+/// any path a bundle holds, and what keeps a hostile one from being read into memory.
+pub const MAX_LONG_NAME: u64 = 4 << 10;
+/// The largest PAX extended header (type `x` or `g`) accepted.
+pub const MAX_PAX_HEADER: u64 = 64 << 10;
+/// The largest public key file `bundle create` reads (an RSA-16384 PEM is under 4 KiB).
+pub const MAX_PUBLIC_KEY_BYTES: u64 = 64 << 10;
+
+/// Limits on what a bundle may make us read. A bundle holds a trust-anchors file and a few
+/// public keys; these leave room for thousands of keys and stop a bomb at the first excess.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// Size of the `.tar.gz` file itself.
+    pub max_archive_bytes: u64,
+    /// Tar headers of any kind (files, directories, long-name and PAX headers).
     pub max_entries: usize,
+    /// Size of one file in the bundle (also `trust-anchors.json` in `bundle create --from`).
     pub max_entry_bytes: u64,
+    /// Every decompressed byte: headers, extension records, file data, padding, the end.
     pub max_total_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_entries: 10_000, max_entry_bytes: 64 << 20, max_total_bytes: 256 << 20 }
+        Limits { max_archive_bytes: 64 << 20, max_entries: 4096, max_entry_bytes: 16 << 20, max_total_bytes: 64 << 20 }
     }
 }
 
@@ -88,41 +108,207 @@ fn safe_path(p: &Path) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("/"))
 }
 
-/// The files a bundle carries, from a source directory: `trust-anchors.json` and
-/// `public-keys/*.pub`.
-fn collect(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
-    let mut files = BTreeMap::new();
-    let anchors = fs::read(dir.join("trust-anchors.json"))
-        .map_err(|e| BundleError(format!("{}: cannot read trust-anchors.json: {e}", dir.display())))?;
-    serde_json::from_slice::<AnchorsFile>(&anchors)
-        .map_err(|e| BundleError(format!("{}/trust-anchors.json: {e}", dir.display())))?;
-    files.insert("trust-anchors.json".to_string(), anchors);
-    let keys = dir.join("public-keys");
-    let entries = fs::read_dir(&keys).map_err(|e| BundleError(format!("{}: {e}", keys.display())))?;
-    for e in entries {
-        let e = e.map_err(|e| BundleError(e.to_string()))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".pub") || !e.file_type().is_ok_and(|t| t.is_file()) {
+/// What a file is, in words, for "is a fifo: refused".
+fn kind_name(kind: FileType) -> &'static str {
+    match kind {
+        FileType::RegularFile => "regular file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symbolic link",
+        FileType::Fifo => "fifo",
+        FileType::Socket => "socket",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
+        FileType::Unknown => "file of unknown type",
+    }
+}
+
+fn io_err(e: Errno) -> std::io::Error {
+    e.into()
+}
+
+/// `dir` (a path the caller gave) opened as a directory handle.
+fn open_dir(dir: &Path) -> Result<OwnedFd, BundleError> {
+    rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| BundleError(format!("{}: {}", dir.display(), io_err(e))))
+}
+
+/// The directory holding `path` and the final name in it.
+fn split_parent(path: &Path) -> Result<(&Path, &std::ffi::OsStr), BundleError> {
+    let name = path.file_name().ok_or_else(|| BundleError(format!("{}: not a file name", path.display())))?;
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Ok((parent, name))
+}
+
+/// `dir/name` opened without following a symlink and without blocking (a fifo would otherwise
+/// wait for a writer forever), checked on the open file to be a regular file of at most `max`
+/// bytes, and read. `shown` names it in errors.
+fn read_regular_at(dir: impl AsFd, name: &str, shown: &Path, max: u64) -> Result<Vec<u8>, BundleError> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| match e {
+        Errno::LOOP => BundleError(format!("{} is a symbolic link: refused (give the file itself)", shown.display())),
+        e => BundleError(format!("{}: cannot read: {}", shown.display(), io_err(e))),
+    })?;
+    read_open_regular(fd, shown, max)
+}
+
+/// The checks of [`read_regular_at`] on a file already open.
+fn read_open_regular(fd: OwnedFd, shown: &Path, max: u64) -> Result<Vec<u8>, BundleError> {
+    let st = rustix::fs::fstat(&fd).map_err(|e| BundleError(format!("{}: {}", shown.display(), io_err(e))))?;
+    let kind = FileType::from_raw_mode(st.st_mode);
+    if kind != FileType::RegularFile {
+        return fail(format!("{} is a {}, not a regular file: refused", shown.display(), kind_name(kind)));
+    }
+    let size = u64::try_from(st.st_size).unwrap_or(u64::MAX);
+    if size > max {
+        return fail(format!("{} is {size} bytes, over the limit of {max}: refused", shown.display()));
+    }
+    let mut bytes = Vec::new();
+    // The file may grow after fstat: read at most one byte past the limit to notice.
+    File::from(fd)
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| BundleError(format!("{}: cannot read: {e}", shown.display())))?;
+    if bytes.len() as u64 > max {
+        return fail(format!("{} grew past the limit of {max} bytes while read: refused", shown.display()));
+    }
+    Ok(bytes)
+}
+
+/// The entries of a directory handle (not `.` and `..`), with the type the directory reports.
+fn list_dir(dir: impl AsFd, shown: &Path) -> Result<Vec<(String, FileType)>, BundleError> {
+    let err = |e: Errno| BundleError(format!("{}: {}", shown.display(), io_err(e)));
+    let mut reader = rustix::fs::Dir::read_from(dir).map_err(err)?;
+    let mut names = Vec::new();
+    while let Some(entry) = reader.read() {
+        let entry = entry.map_err(err)?;
+        let raw = entry.file_name().to_bytes();
+        if raw == b"." || raw == b".." {
             continue;
         }
-        keyfile::read_public_key(&e.path()).map_err(|e| BundleError(e.to_string()))?;
-        files.insert(format!("public-keys/{name}"), fs::read(e.path()).map_err(|e| BundleError(e.to_string()))?);
+        let Ok(name) = std::str::from_utf8(raw) else {
+            return fail(format!(
+                "{}: an entry's name is not UTF-8: {:?}",
+                shown.display(),
+                String::from_utf8_lossy(raw)
+            ));
+        };
+        names.push((name.to_string(), entry.file_type()));
+    }
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(names)
+}
+
+/// Sixteen random hex digits, for names nobody can plant a link at in advance.
+fn random_suffix() -> Result<String, BundleError> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| BundleError(format!("no randomness for a temporary name: {e}")))?;
+    Ok(hex::encode(b))
+}
+
+/// The files a bundle carries, from a source directory: `trust-anchors.json` and
+/// `public-keys/*.pub`, each a regular file (never a symlink, fifo or device) of bounded size,
+/// checked on the open file. Other regular files in `public-keys/` are skipped; anything in it
+/// that is not a regular file is refused by name.
+fn collect(dir: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
+    let mut files = BTreeMap::new();
+    let root = open_dir(dir)?;
+    let anchors_path = dir.join("trust-anchors.json");
+    let anchors = read_regular_at(&root, "trust-anchors.json", &anchors_path, limits.max_entry_bytes)?;
+    serde_json::from_slice::<AnchorsFile>(&anchors)
+        .map_err(|e| BundleError(format!("{}: {e}", anchors_path.display())))?;
+    // Running counts, so a huge source directory stops at the limit, not after reading it.
+    let mut total = anchors.len() as u64;
+    let mut headers = headers_for("trust-anchors.json") + headers_for(MANIFEST) + headers_for(SIGNATURE);
+    files.insert("trust-anchors.json".to_string(), anchors);
+
+    let keys_path = dir.join("public-keys");
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let keys = rustix::fs::openat(&root, "public-keys", flags, Mode::empty()).map_err(|e| match e {
+        Errno::LOOP => BundleError(format!("{} is a symbolic link: refused", keys_path.display())),
+        e => BundleError(format!("{}: {}", keys_path.display(), io_err(e))),
+    })?;
+    for (name, kind) in list_dir(&keys, &keys_path)? {
+        let shown = keys_path.join(&name);
+        // The directory's word is checked again on the open file (it may change meanwhile);
+        // this refuses devices and fifos without ever opening them.
+        if !matches!(kind, FileType::RegularFile | FileType::Unknown) {
+            return fail(format!(
+                "{} is a {}, not a regular file: refused (public-keys/ holds only key files)",
+                shown.display(),
+                kind_name(kind)
+            ));
+        }
+        if !name.ends_with(".pub") {
+            continue;
+        }
+        let path = format!("public-keys/{name}");
+        headers += headers_for(&path);
+        if headers > limits.max_entries {
+            return fail(format!(
+                "{}: the bundle would hold more than {} tar entries: refused",
+                dir.display(),
+                limits.max_entries
+            ));
+        }
+        let bytes = read_regular_at(&keys, &name, &shown, MAX_PUBLIC_KEY_BYTES)?;
+        keyfile::public_key_from_bytes(&shown, &bytes).map_err(|e| BundleError(e.to_string()))?;
+        total += bytes.len() as u64;
+        if total > limits.max_total_bytes {
+            return fail(format!(
+                "{}: the bundle's files add up to more than the limit of {} bytes: refused",
+                dir.display(),
+                limits.max_total_bytes
+            ));
+        }
+        files.insert(path, bytes);
     }
     Ok(files)
 }
 
-/// Builds `offline-kit.tar.gz` from `dir`, signing the manifest with `signer`.
+/// Headers a tar entry for `path` takes in the archive `create` writes: one, plus a GNU
+/// long-name header when the path does not fit the 100-byte name field. (Directories take
+/// none: the writer adds no directory entries.)
+fn headers_for(path: &str) -> usize {
+    if path.len() >= 100 { 2 } else { 1 }
+}
+
+/// Counts what passes through, so `create` can refuse a bundle `verify` would refuse.
+struct Counting<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Builds `offline-kit.tar.gz` from `dir`, signing the manifest with `signer`. The bundle must
+/// fit `limits` (what `verify` will accept). The archive is written to a new temporary file
+/// beside `out` (random name, `O_EXCL|O_NOFOLLOW`) and renamed over `out`, which must be a new
+/// path or a regular file: an existing symlink or other non-file there is refused, never
+/// written through.
 ///
 /// # Errors
-/// The directory is not a bundle source, signing fails, or the archive cannot be written.
+/// The directory is not a bundle source, the bundle exceeds the limits, signing fails, or the
+/// archive cannot be written.
 pub fn create(
     registry: &Registry,
     service: &KeyService<'_>,
     dir: &Path,
     signer: &Signer,
     out: &Path,
+    limits: Limits,
 ) -> Result<Manifest, BundleError> {
-    let files = collect(dir)?;
+    // Refuse a bad --out before the signing key is used.
+    check_out(out)?;
+    let files = collect(dir, limits)?;
     let mut listed = Vec::new();
     for (path, bytes) in &files {
         listed.push(ManifestFile {
@@ -146,14 +332,46 @@ pub fn create(
     let mut all = files;
     all.insert(MANIFEST.into(), manifest_bytes);
     all.insert(SIGNATURE.into(), envelope.to_json().into_bytes());
+    // The manifest and signature grow with the number of files: check them as well.
+    if let Some((path, bytes)) = all.iter().find(|(_, b)| b.len() as u64 > limits.max_entry_bytes) {
+        return fail(format!(
+            "{path} would be {} bytes, over the limit of {} for one file: refused",
+            bytes.len(),
+            limits.max_entry_bytes
+        ));
+    }
+    write_archive(out, &all, limits)?;
+    Ok(manifest)
+}
 
-    let tmp = out.with_extension("partial");
-    let result = (|| -> std::io::Result<()> {
-        let f = fs::File::create(&tmp)?;
-        let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
-        let mut tar = tar::Builder::new(gz);
+/// `--out` must be a new path or a regular file (replaced by a rename, never written through).
+fn check_out(out: &Path) -> Result<(), BundleError> {
+    match std::fs::symlink_metadata(out) {
+        Ok(m) if m.file_type().is_symlink() => fail(format!(
+            "{} is a symbolic link: refused (remove it or give another --out; outputs never follow links)",
+            out.display()
+        )),
+        Ok(m) if !m.is_file() => fail(format!("{} exists and is not a regular file: refused", out.display())),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => fail(format!("{}: {e}", out.display())),
+    }
+}
+
+fn write_archive(out: &Path, all: &BTreeMap<String, Vec<u8>>, limits: Limits) -> Result<(), BundleError> {
+    let (parent, name) = split_parent(out)?;
+    let parent_fd = open_dir(parent)?;
+    // Cut long names: the temporary name must stay within NAME_MAX too.
+    let stem: String = name.to_string_lossy().chars().take(64).collect();
+    let tmp = format!(".{stem}.{}.partial", random_suffix()?);
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(&parent_fd, &tmp, flags, Mode::from_raw_mode(0o644))
+        .map_err(|e| BundleError(format!("writing {}: creating a temporary file: {}", out.display(), io_err(e))))?;
+    let written = (|| -> Result<(), String> {
+        let gz = flate2::write::GzEncoder::new(File::from(fd), flate2::Compression::default());
+        let mut tar = tar::Builder::new(Counting { inner: gz, bytes: 0 });
         // Deterministic: sorted paths, no owners, no times.
-        for (path, bytes) in &all {
+        for (path, bytes) in all {
             let mut h = tar::Header::new_gnu();
             h.set_size(bytes.len() as u64);
             h.set_mode(0o644);
@@ -161,79 +379,370 @@ pub fn create(
             h.set_uid(0);
             h.set_gid(0);
             h.set_entry_type(tar::EntryType::Regular);
-            tar.append_data(&mut h, path, bytes.as_slice())?;
+            tar.append_data(&mut h, path, bytes.as_slice()).map_err(|e| e.to_string())?;
         }
-        let gz = tar.into_inner()?;
-        gz.finish()?.sync_all()
+        let counted = tar.into_inner().map_err(|e| e.to_string())?;
+        if counted.bytes > limits.max_total_bytes {
+            return Err(format!(
+                "the archive would expand to {} bytes, over the limit of {}: refused",
+                counted.bytes, limits.max_total_bytes
+            ));
+        }
+        let file = counted.inner.finish().map_err(|e| e.to_string())?;
+        file.sync_all().map_err(|e| e.to_string())?;
+        // rename replaces whatever is at `out` now (a link included) and never follows it.
+        rustix::fs::renameat(&parent_fd, &tmp, &parent_fd, name).map_err(|e| io_err(e).to_string())
     })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
+    if let Err(e) = written {
+        let _ = rustix::fs::unlinkat(&parent_fd, &tmp, AtFlags::empty());
         return fail(format!("writing {}: {e}", out.display()));
     }
-    fs::rename(&tmp, out).map_err(|e| BundleError(format!("writing {}: {e}", out.display())))?;
-    Ok(manifest)
+    // The rename itself must survive a crash.
+    rustix::fs::fsync(&parent_fd)
+        .map_err(|e| BundleError(format!("wrote {}, but syncing {}: {}", out.display(), parent.display(), io_err(e))))
 }
 
-/// Reads every entry of an archive into memory, refusing anything hostile before it is used:
-/// links, devices, directories-as-files tricks, `..` or absolute paths, duplicates, more
-/// entries or bytes than the limits, a truncated or corrupt gzip.
-///
-/// # Errors
-/// Any of the above, naming the entry.
-pub fn read_archive(path: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
-    let f = fs::File::open(path).map_err(|e| BundleError(format!("{}: {e}", path.display())))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
-    let mut files = BTreeMap::new();
-    let mut total = 0u64;
-    let entries = archive.entries().map_err(|e| BundleError(format!("{}: not a tar.gz: {e}", path.display())))?;
-    for (i, entry) in entries.enumerate() {
-        let mut entry =
-            entry.map_err(|e| BundleError(format!("{}: corrupt or truncated archive: {e}", path.display())))?;
-        if i >= limits.max_entries {
-            return fail(format!("{}: more than {} entries", path.display(), limits.max_entries));
-        }
-        let raw = entry.path().map_err(|e| BundleError(format!("entry {i}: unreadable path: {e}")))?.into_owned();
-        let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            continue;
-        }
-        if !kind.is_file() {
-            return fail(format!(
-                "entry {:?} is a {:?}, not a regular file (links and devices are refused)",
-                raw.display(),
-                kind
-            ));
-        }
-        let Some(name) = safe_path(&raw) else {
-            return fail(format!("entry {:?} escapes the bundle (absolute path or ..): refused", raw.display()));
-        };
-        let declared = entry.header().size().unwrap_or(u64::MAX);
-        if declared > limits.max_entry_bytes {
-            return fail(format!(
-                "entry {name:?} declares {declared} bytes (limit {}): refused",
-                limits.max_entry_bytes
-            ));
-        }
-        if total + declared > limits.max_total_bytes {
-            return fail(format!(
-                "archive expands past {} bytes: refused (decompression bomb?)",
-                limits.max_total_bytes
-            ));
-        }
-        let mut bytes = Vec::with_capacity(declared as usize);
-        (&mut entry)
-            .take(limits.max_entry_bytes + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| BundleError(format!("entry {name:?}: corrupt or truncated archive: {e}")))?;
-        if bytes.len() as u64 != declared {
-            return fail(format!("entry {name:?}: {} bytes where {declared} were declared", bytes.len()));
-        }
-        total += bytes.len() as u64;
-        if files.insert(name.clone(), bytes).is_some() {
-            return fail(format!("entry {name:?} appears twice: refused"));
+const BLOCK: usize = 512;
+
+/// The decompressed stream of an archive. Every byte (headers, extension records, file data,
+/// padding, the end marker and what follows it) is charged against `limit` before it is read,
+/// so a bomb stops at the first excess without being decompressed further.
+struct Budgeted<R> {
+    inner: R,
+    used: u64,
+    limit: u64,
+}
+
+impl<R: Read> Budgeted<R> {
+    fn over(&self) -> BundleError {
+        BundleError(format!(
+            "archive expands past the limit of {} bytes of decompressed data: refused (decompression bomb?)",
+            self.limit
+        ))
+    }
+
+    fn charge(&mut self, n: u64) -> Result<(), BundleError> {
+        match self.used.checked_add(n) {
+            Some(used) if used <= self.limit => {
+                self.used = used;
+                Ok(())
+            }
+            _ => Err(self.over()),
         }
     }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), BundleError> {
+        self.charge(buf.len() as u64)?;
+        self.inner.read_exact(buf).map_err(corrupt)
+    }
+
+    /// Reads `len` bytes of entry data and the padding to the next block, already charged for;
+    /// memory grows only as data really arrives.
+    fn read_data(&mut self, len: u64) -> Result<Vec<u8>, BundleError> {
+        let padded = len.div_ceil(BLOCK as u64) * BLOCK as u64;
+        self.charge(padded)?;
+        let mut data = Vec::new();
+        (&mut self.inner).take(len).read_to_end(&mut data).map_err(corrupt)?;
+        if (data.len() as u64) < len {
+            return fail("corrupt or truncated archive: an entry's data ends early");
+        }
+        let mut pad = [0u8; BLOCK];
+        let pad_len = (padded - len) as usize;
+        self.inner.read_exact(&mut pad[..pad_len]).map_err(corrupt)?;
+        Ok(data)
+    }
+
+    /// After the end-of-archive marker: the rest of the stream must be zeros (the writer's
+    /// padding), and is charged like everything else. Data hidden there is refused.
+    fn finish(&mut self) -> Result<(), BundleError> {
+        let mut buf = [0u8; 8 * BLOCK];
+        loop {
+            // One byte past the budget tells "ends exactly at the limit" from "goes on".
+            let room = (self.limit - self.used).min(buf.len() as u64 - 1) as usize + 1;
+            let n = match self.inner.read(&mut buf[..room]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(corrupt(e)),
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            self.charge(n as u64)?;
+            if buf[..n].iter().any(|&b| b != 0) {
+                return fail("data after the end-of-archive marker: refused");
+            }
+        }
+    }
+}
+
+fn corrupt(e: std::io::Error) -> BundleError {
+    BundleError(format!("corrupt or truncated archive: {e}"))
+}
+
+/// A numeric header field: octal digits (space or NUL ended), or GNU base-256 when the top bit
+/// of the first byte is set. `None` for anything else, a negative number, or an overflow.
+fn numeric(field: &[u8]) -> Option<u64> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        if field[0] & 0x40 != 0 {
+            return None; // negative
+        }
+        return field[1..]
+            .iter()
+            .try_fold(u64::from(field[0] & 0x3f), |n, &b| n.checked_mul(256)?.checked_add(b.into()));
+    }
+    let digits = field.iter().skip_while(|&&b| b == b' ').take_while(|&&b| b != 0 && b != b' ');
+    let mut n = 0u64;
+    for &b in digits {
+        if !(b'0'..=b'7').contains(&b) {
+            return None;
+        }
+        n = n.checked_mul(8)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// The checksum rule: the header's bytes summed with the checksum field read as spaces
+/// (unsigned, or signed as some old writers did).
+fn checksum_ok(h: &[u8; BLOCK]) -> bool {
+    let Some(stored) = numeric(&h[148..156]) else { return false };
+    let (mut unsigned, mut signed) = (0u64, 0i64);
+    for (i, &b) in h.iter().enumerate() {
+        let b = if (148..156).contains(&i) { b' ' } else { b };
+        unsigned += u64::from(b);
+        signed += i64::from(b as i8);
+    }
+    stored == unsigned || i64::try_from(stored).is_ok_and(|s| s == signed)
+}
+
+/// A NUL-terminated text field.
+fn text_field(field: &[u8]) -> &[u8] {
+    field.split(|&b| b == 0).next().unwrap_or_default()
+}
+
+/// The entry's own name: ustar's `prefix/name`, else the name field (v7 and GNU headers).
+fn header_name(h: &[u8; BLOCK]) -> Vec<u8> {
+    let name = text_field(&h[..100]);
+    let ustar = &h[257..263] == b"ustar\0";
+    let prefix = if ustar { text_field(&h[345..500]) } else { &[] };
+    if prefix.is_empty() { name.to_vec() } else { [prefix, b"/", name].concat() }
+}
+
+/// What a type flag that is neither a file nor a directory means, for the refusal.
+fn refused_kind(flag: u8) -> String {
+    match flag {
+        b'1' => "hard link".into(),
+        b'2' => "symbolic link".into(),
+        b'3' => "character device".into(),
+        b'4' => "block device".into(),
+        b'6' => "fifo".into(),
+        b'7' => "contiguous file".into(),
+        b'K' => "GNU long link name (links are refused)".into(),
+        b'S' => "GNU sparse file".into(),
+        b'V' => "volume label".into(),
+        b'M' => "multi-volume continuation".into(),
+        b'D' => "GNU dump directory".into(),
+        other => format!("entry of type {:?}", char::from(other)),
+    }
+}
+
+/// What a PAX extended header says about the next entry.
+#[derive(Default)]
+struct Pax {
+    path: Option<String>,
+    size: Option<u64>,
+}
+
+/// Parses PAX records (`LEN KEY=VALUE\n`, LEN counting the whole record). `path` and `size`
+/// are honoured (for the next entry, when `local`); sparse-file keys are refused; the rest
+/// (times, owners, charset) does not matter to a bundle and is ignored.
+fn parse_pax(data: &[u8], local: bool) -> Result<Pax, BundleError> {
+    let bad = |why: &str| BundleError(format!("corrupt PAX header: {why}"));
+    let mut pax = Pax::default();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let space = rest.iter().position(|&b| b == b' ').ok_or_else(|| bad("a record without a length"))?;
+        let len = std::str::from_utf8(&rest[..space])
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<usize>().ok())
+            .ok_or_else(|| bad("a record length that is not a number"))?;
+        if len <= space + 1 || len > rest.len() || rest[len - 1] != b'\n' {
+            return Err(bad("a record length that does not fit"));
+        }
+        let record = &rest[space + 1..len - 1];
+        rest = &rest[len..];
+        let eq = record.iter().position(|&b| b == b'=').ok_or_else(|| bad("a record without '='"))?;
+        let key = std::str::from_utf8(&record[..eq]).map_err(|_| bad("a key that is not UTF-8"))?;
+        let value = &record[eq + 1..];
+        if key.starts_with("GNU.sparse.") {
+            return fail("a GNU sparse file (PAX GNU.sparse.*): refused; a bundle holds only regular files");
+        }
+        if !local {
+            continue;
+        }
+        match key {
+            "path" => {
+                let path = std::str::from_utf8(value).map_err(|_| bad("a path that is not UTF-8"))?;
+                pax.path = (!path.is_empty()).then(|| path.to_string());
+            }
+            "size" => {
+                let size = std::str::from_utf8(value).ok().and_then(|s| s.parse::<u64>().ok());
+                pax.size = Some(size.ok_or_else(|| bad("a size that is not a number"))?);
+            }
+            _ => {}
+        }
+    }
+    Ok(pax)
+}
+
+/// Reads every regular file of an archive into memory, refusing anything hostile before it is
+/// used: an archive file over `max_archive_bytes` or not a regular file; more tar headers,
+/// larger files or more decompressed bytes than the limits; a GNU long name over
+/// [`MAX_LONG_NAME`] or a PAX header over [`MAX_PAX_HEADER`] (refused from the size they
+/// declare, before they are read); links, devices, fifos, sparse files and every type that is
+/// not a regular file or directory; `..` or absolute paths; duplicates; a bad header checksum;
+/// data after the end of the archive or after the gzip stream; a truncated or corrupt gzip.
+///
+/// # Errors
+/// Any of the above, naming the entry or the limit.
+pub fn read_archive(path: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
+    let at = |e: BundleError| BundleError(format!("{}: {}", path.display(), e.0));
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(path, flags, Mode::empty())
+        .map_err(|e| BundleError(format!("{}: {}", path.display(), io_err(e))))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| BundleError(format!("{}: {}", path.display(), io_err(e))))?;
+    let kind = FileType::from_raw_mode(st.st_mode);
+    if kind != FileType::RegularFile {
+        return fail(format!("{} is a {}, not a regular file: refused", path.display(), kind_name(kind)));
+    }
+    let size = u64::try_from(st.st_size).unwrap_or(u64::MAX);
+    if size > limits.max_archive_bytes {
+        return fail(format!(
+            "{} is {size} bytes, over the limit of {} for an archive: refused",
+            path.display(),
+            limits.max_archive_bytes
+        ));
+    }
+    // `take`: a file that grows after fstat is still read only up to the limit.
+    let raw = BufReader::new(File::from(fd).take(limits.max_archive_bytes));
+    let mut stream = Budgeted { inner: flate2::bufread::GzDecoder::new(raw), used: 0, limit: limits.max_total_bytes };
+    let files = read_tar(&mut stream, limits).map_err(at)?;
+    stream.finish().map_err(at)?;
+    // A second gzip member or appended bytes would be data nobody checks.
+    let mut raw = stream.inner.into_inner();
+    if !raw.fill_buf().map_err(|e| at(corrupt(e)))?.is_empty() {
+        return fail(format!("{}: data after the end of the gzip stream: refused", path.display()));
+    }
     Ok(files)
+}
+
+/// The tar format over `stream`, up to and including the end-of-archive marker.
+fn read_tar<R: Read>(stream: &mut Budgeted<R>, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
+    let mut files = BTreeMap::new();
+    let mut headers = 0usize;
+    let mut long_name: Option<String> = None;
+    let mut pax: Option<Pax> = None;
+    loop {
+        let mut h = [0u8; BLOCK];
+        stream.read_exact(&mut h)?;
+        if h.iter().all(|&b| b == 0) {
+            if long_name.is_some() || pax.is_some() {
+                return fail("corrupt archive: an extension header with no entry after it");
+            }
+            return Ok(files);
+        }
+        headers += 1;
+        if headers > limits.max_entries {
+            return fail(format!("more than {} tar entries (headers of any kind): refused", limits.max_entries));
+        }
+        if !checksum_ok(&h) {
+            return fail(format!("corrupt archive: header {headers} has a bad checksum"));
+        }
+        let flag = h[156];
+        let declared = numeric(&h[124..136])
+            .ok_or_else(|| BundleError(format!("corrupt archive: header {headers} has an unreadable size")))?;
+        match flag {
+            b'L' => {
+                if declared > MAX_LONG_NAME {
+                    return fail(format!(
+                        "a GNU long name (././@LongLink) of {declared} bytes, over the limit of {MAX_LONG_NAME}: refused"
+                    ));
+                }
+                if long_name.is_some() {
+                    return fail("corrupt archive: two GNU long names for one entry");
+                }
+                let data = stream.read_data(declared)?;
+                let name = std::str::from_utf8(text_field(&data))
+                    .map_err(|_| BundleError("a GNU long name that is not UTF-8: refused".into()))?;
+                long_name = Some(name.to_string());
+            }
+            b'x' | b'g' => {
+                if declared > MAX_PAX_HEADER {
+                    return fail(format!(
+                        "a PAX header of {declared} bytes, over the limit of {MAX_PAX_HEADER}: refused"
+                    ));
+                }
+                let data = stream.read_data(declared)?;
+                let parsed = parse_pax(&data, flag == b'x')?;
+                if flag == b'x' {
+                    if pax.is_some() {
+                        return fail("corrupt archive: two PAX headers for one entry");
+                    }
+                    pax = Some(parsed);
+                }
+            }
+            b'0' | b'\0' | b'5' => {
+                let pax = pax.take().unwrap_or_default();
+                let long = long_name.take();
+                if pax.path.is_some() && long.is_some() {
+                    return fail("corrupt archive: a PAX path and a GNU long name for one entry");
+                }
+                let raw = match pax.path.or(long) {
+                    Some(name) => name,
+                    None => String::from_utf8(header_name(&h))
+                        .map_err(|e| BundleError(format!("entry {headers}: a name that is not UTF-8: {e}")))?,
+                };
+                let size = pax.size.unwrap_or(declared);
+                let top = Path::new(&raw).components().all(|c| c == Component::CurDir);
+                if flag == b'5' && size != 0 {
+                    return fail(format!("corrupt archive: directory entry {raw:?} carries data"));
+                }
+                // `tar -C DIR .` starts with the directory `./` itself.
+                if flag == b'5' && top && !raw.is_empty() {
+                    continue;
+                }
+                let Some(name) = safe_path(Path::new(&raw)).filter(|_| !raw.contains('\0')) else {
+                    return fail(format!("entry {raw:?} escapes the bundle (absolute path or ..): refused"));
+                };
+                if flag == b'5' {
+                    continue;
+                }
+                if raw.ends_with('/') {
+                    return fail(format!("entry {raw:?} is a file named like a directory: refused"));
+                }
+                if size > limits.max_entry_bytes {
+                    return fail(format!(
+                        "entry {name:?} declares {size} bytes (limit {} for one file): refused",
+                        limits.max_entry_bytes
+                    ));
+                }
+                let bytes = stream.read_data(size)?;
+                if files.insert(name.clone(), bytes).is_some() {
+                    return fail(format!("entry {name:?} appears twice: refused"));
+                }
+            }
+            other => {
+                let name = pax
+                    .and_then(|p| p.path)
+                    .or(long_name)
+                    .unwrap_or_else(|| String::from_utf8_lossy(&header_name(&h)).into_owned());
+                return fail(format!(
+                    "entry {name:?} is a {}, not a regular file or directory: refused",
+                    refused_kind(other)
+                ));
+            }
+        }
+    }
 }
 
 /// Verifies an archive: the manifest's DSSE signature under the bootstrap key, every file
@@ -320,11 +829,15 @@ fn algorithm_for(files: &BTreeMap<String, Vec<u8>>, spki: &[u8]) -> Option<Strin
 }
 
 /// Verifies, then writes the bundle's files into `into` all or nothing: everything goes to a
-/// staging directory beside it (through a `cap-std` handle, so no path from the archive can
-/// leave it), which is renamed into place at the end. `into` must not exist or be empty.
+/// new staging directory beside it (random name, mode 0700 while written), every directory and
+/// file created relative to a directory handle with `O_NOFOLLOW`/`O_EXCL`, so neither a path
+/// from the archive nor a link planted meanwhile can lead a write elsewhere; the staging
+/// directory is then renamed into place. `into` must not exist or be an empty directory (a
+/// symlink there is refused: the rename replaces an empty directory, never a link's target).
 ///
 /// # Errors
-/// Verification fails, `into` is not empty, or a write fails (then nothing is installed).
+/// Verification fails, `into` is not a new or empty directory, or a write fails (then nothing
+/// is installed).
 pub fn install(
     registry: &Registry,
     archive: &Path,
@@ -333,36 +846,97 @@ pub fn install(
     limits: Limits,
 ) -> Result<Manifest, BundleError> {
     let (manifest, files) = verify(registry, archive, bootstrap, limits)?;
-    let parent =
-        into.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let name = into.file_name().ok_or_else(|| BundleError(format!("{}: not a directory name", into.display())))?;
-    let parent_dir = Dir::open_ambient_dir(&parent, ambient_authority())
-        .map_err(|e| BundleError(format!("{}: {e}", parent.display())))?;
-    if let Ok(mut existing) = parent_dir.read_dir(name) {
-        if existing.next().is_some() {
-            return fail(format!("{} exists and is not empty; install into a new directory", into.display()));
-        }
-        parent_dir.remove_dir(name).map_err(|e| BundleError(format!("{}: {e}", into.display())))?;
-    }
-    let staging = format!(".{}.staging-{}", name.to_string_lossy(), std::process::id());
-    let _ = parent_dir.remove_dir_all(&staging);
-    parent_dir.create_dir(&staging).map_err(|e| BundleError(format!("creating staging directory: {e}")))?;
-    let written = (|| -> std::io::Result<()> {
-        let dir = parent_dir.open_dir(&staging)?;
+    let (parent, name) = split_parent(into)?;
+    let parent_fd = open_dir(parent)?;
+    check_into(&parent_fd, name, into)?;
+    let stem: String = name.to_string_lossy().chars().take(64).collect();
+    let staging = format!(".{stem}.staging-{}", random_suffix()?);
+    rustix::fs::mkdirat(&parent_fd, &staging, Mode::from_raw_mode(0o700))
+        .map_err(|e| BundleError(format!("creating staging directory beside {}: {}", into.display(), io_err(e))))?;
+    let installed = (|| -> std::io::Result<()> {
+        let dir = rustix::fs::openat(&parent_fd, &staging, DIR_NOFOLLOW, Mode::empty())?;
         for (path, bytes) in &files {
-            if let Some(p) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-                dir.create_dir_all(p)?;
-            }
-            let mut f = dir.create(path)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
+            write_new_file(&dir, path, bytes)?;
         }
+        rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755))?;
+        rustix::fs::fsync(&dir)?;
+        // Replaces nothing but an empty directory: a link or a file at `into` makes it fail.
+        rustix::fs::renameat(&parent_fd, &staging, &parent_fd, name)?;
         Ok(())
     })();
-    let renamed = written.and_then(|()| parent_dir.rename(&staging, &parent_dir, name));
-    if let Err(e) = renamed {
-        let _ = parent_dir.remove_dir_all(&staging);
+    if let Err(e) = installed {
+        let _ = remove_tree(&parent_fd, &staging);
         return fail(format!("installing into {}: {e} (nothing was installed)", into.display()));
     }
+    // The rename itself must survive a crash.
+    rustix::fs::fsync(&parent_fd).map_err(|e| {
+        BundleError(format!("installed into {}, but syncing {}: {}", into.display(), parent.display(), io_err(e)))
+    })?;
     Ok(manifest)
+}
+
+const DIR_NOFOLLOW: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+
+/// `into` (in `parent`) must be absent or an empty directory, and not a symbolic link.
+fn check_into(parent: &OwnedFd, name: &std::ffi::OsStr, into: &Path) -> Result<(), BundleError> {
+    let st = match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return fail(format!("{}: {}", into.display(), io_err(e))),
+    };
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => {}
+        FileType::Symlink => {
+            return fail(format!(
+                "{} is a symbolic link: refused (install into a new directory; links are never followed)",
+                into.display()
+            ));
+        }
+        kind => {
+            return fail(format!("{} exists and is a {}, not a directory: refused", into.display(), kind_name(kind)));
+        }
+    }
+    let dir = rustix::fs::openat(parent, name, DIR_NOFOLLOW, Mode::empty())
+        .map_err(|e| BundleError(format!("{}: {}", into.display(), io_err(e))))?;
+    if !list_dir(&dir, into)?.is_empty() {
+        return fail(format!("{} exists and is not empty; install into a new directory", into.display()));
+    }
+    Ok(())
+}
+
+/// Creates `path` (safe, `/`-separated) under `root`, its directories included, never
+/// following a link and never opening anything that already exists as the file.
+fn write_new_file(root: &OwnedFd, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    let file = parts.pop().unwrap_or_default();
+    let mut dir: Option<OwnedFd> = None;
+    for part in parts {
+        let here = dir.as_ref().unwrap_or(root);
+        match rustix::fs::mkdirat(here, part, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        dir = Some(rustix::fs::openat(here, part, DIR_NOFOLLOW, Mode::empty())?);
+    }
+    let here = dir.as_ref().unwrap_or(root);
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut f = File::from(rustix::fs::openat(here, file, flags, Mode::from_raw_mode(0o644))?);
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Removes the staging tree we created, never following a link out of it.
+fn remove_tree(parent: &OwnedFd, name: &str) -> std::io::Result<()> {
+    let dir = rustix::fs::openat(parent, name, DIR_NOFOLLOW, Mode::empty())?;
+    let shown = Path::new(name);
+    let entries = list_dir(&dir, shown).map_err(|e| std::io::Error::other(e.0))?;
+    for (entry, kind) in entries {
+        match rustix::fs::unlinkat(&dir, entry.as_str(), AtFlags::empty()) {
+            Ok(()) => {}
+            Err(Errno::ISDIR) if kind != FileType::Symlink => remove_tree(&dir, &entry)?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)?;
+    Ok(())
 }

@@ -2,8 +2,11 @@
 //! hostile archives are refused with nothing written.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::common::{self, OFFLINE, P, run, stderr};
 
@@ -224,13 +227,13 @@ fn tampered_and_hostile_archives_are_refused_and_nothing_is_written() {
     }
     refused(&k, &bomb, "declares 10737418240 bytes");
 
-    // Entries within the per-file cap that together expand past the total cap (zeros
-    // compress about 1000:1, so the archive itself stays small).
+    // Entries within the per-file cap (16 MiB) that together expand past the total cap
+    // (64 MiB; zeros compress about 1000:1, so the archive itself stays small).
     let many = d.join("many.tar.gz");
     {
         let gz = flate2::write::GzEncoder::new(fs::File::create(&many).unwrap(), flate2::Compression::fast());
         let mut b = tar::Builder::new(gz);
-        let zeros = vec![0u8; 60 << 20];
+        let zeros = vec![0u8; 15 << 20];
         for i in 0..5 {
             raw_entry(&mut b, format!("public-keys/z{i}.pub").as_bytes(), tar::EntryType::Regular, &zeros, None);
         }
@@ -243,4 +246,590 @@ fn tampered_and_hostile_archives_are_refused_and_nothing_is_written() {
     let bytes = fs::read(&good).unwrap();
     fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     refused(&k, &cut, "truncated");
+}
+
+/// The data segment a hostile-archive run may use (`ulimit -d`: every heap allocation counts;
+/// wasmtime's address-space reservations do not). A bundle needs a few MiB; the hostile inputs
+/// below would make an unbounded reader take 1 GiB or more.
+const MEMORY_CAP_MIB: u64 = 512;
+/// What a hostile header declares and really carries (as compressed zeros): 1 GiB.
+const HOSTILE_BYTES: u64 = 1 << 30;
+/// Long enough for any honest run on a loaded machine; a blocked one never ends.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// Runs `cryptohost --config CONFIG ARGS...` under [`MEMORY_CAP_MIB`] and [`DEADLINE`], so a
+/// run that reads without bound dies (and fails the test) instead of taking the machine, and
+/// one that blocks on a fifo is killed and fails the test.
+fn run_bounded(config: &Path, args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -d {} && exec \"$0\" \"$@\"", MEMORY_CAP_MIB * 1024))
+        .arg(common::binary())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cryptohost {args:?} did not finish within {DEADLINE:?}: blocked");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = Output { status, stdout: fs::read(&out_path).unwrap(), stderr: fs::read(&err_path).unwrap() };
+    let err = stderr(&out);
+    assert!(
+        out.status.code().is_some() && !err.contains("panicked") && !err.contains("memory allocation"),
+        "cryptohost {args:?} died ({:?}) within {MEMORY_CAP_MIB} MiB: {err}",
+        out.status
+    );
+    out
+}
+
+/// `bundle install` of a hostile archive under the memory cap: refused with `why`, nothing
+/// installed, no staging directory left.
+fn refused_bounded(k: &Kit, archive: &Path, why: &str) {
+    let into = k.dir.path().join(format!("into-{}", archive.file_name().unwrap().to_string_lossy()));
+    let out = run_bounded(
+        &k.config,
+        &["bundle", "install", s(archive), "--bootstrap-pub", s(&k.bundle_pub), "--into", s(&into)],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}: {}", archive.display(), stderr(&out));
+    assert!(stderr(&out).contains(why), "{}: {:?} should say {why:?}", archive.display(), stderr(&out));
+    assert!(!into.exists(), "nothing may be written for a refused bundle");
+    assert!(leftovers(k.dir.path(), "staging").is_empty(), "no staging left behind");
+}
+
+/// Names in `dir` containing `part`.
+fn leftovers(dir: &Path, part: &str) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(part))
+        .collect()
+}
+
+/// A hand-written `.tar.gz`, block by block, so gigabytes of zeros never sit in memory.
+struct RawTar {
+    gz: flate2::write::GzEncoder<fs::File>,
+}
+
+impl RawTar {
+    fn new(path: &Path) -> RawTar {
+        RawTar { gz: flate2::write::GzEncoder::new(fs::File::create(path).unwrap(), flate2::Compression::fast()) }
+    }
+
+    /// A GNU header with a raw name and type flag, declaring `size` (base-256 past 8 GiB).
+    fn header(&mut self, name: &[u8], flag: u8, size: u64) -> &mut Self {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_entry_type(tar::EntryType::new(flag));
+        h.set_mode(0o644);
+        h.set_size(size);
+        h.set_cksum();
+        self.gz.write_all(h.as_bytes()).unwrap();
+        self
+    }
+
+    fn pad(&mut self, len: u64) {
+        let pad = (512 - len % 512) % 512;
+        self.gz.write_all(&vec![0u8; pad as usize]).unwrap();
+    }
+
+    fn data(&mut self, bytes: &[u8]) -> &mut Self {
+        self.gz.write_all(bytes).unwrap();
+        self.pad(bytes.len() as u64);
+        self
+    }
+
+    fn zeros(&mut self, len: u64) -> &mut Self {
+        let chunk = vec![0u8; 1 << 20];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64);
+            self.gz.write_all(&chunk[..n as usize]).unwrap();
+            left -= n;
+        }
+        self.pad(len);
+        self
+    }
+
+    /// A regular file with contents.
+    fn file(&mut self, name: &str, bytes: &[u8]) -> &mut Self {
+        self.header(name.as_bytes(), b'0', bytes.len() as u64).data(bytes)
+    }
+
+    /// The end-of-archive marker, and done.
+    fn end(mut self) {
+        self.gz.write_all(&[0u8; 1024]).unwrap();
+        self.gz.finish().unwrap();
+    }
+}
+
+/// One PAX record: `LEN KEY=VALUE\n`, LEN counting itself.
+fn pax_record(key: &str, value: &str) -> Vec<u8> {
+    let body = format!("{key}={value}\n");
+    let mut len = body.len() + 2;
+    while format!("{len} {body}").len() != len {
+        len += 1;
+    }
+    format!("{len} {body}").into_bytes()
+}
+
+/// The decompressed tar stream of a `.tar.gz`.
+fn untar_gz(path: &Path) -> Vec<u8> {
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(fs::File::open(path).unwrap()).read_to_end(&mut tar).unwrap();
+    tar
+}
+
+fn gzip_to(path: &Path, tar: &[u8]) {
+    let mut gz = flate2::write::GzEncoder::new(fs::File::create(path).unwrap(), flate2::Compression::fast());
+    gz.write_all(tar).unwrap();
+    gz.finish().unwrap();
+}
+
+#[test]
+fn huge_gnu_long_name_and_pax_headers_are_refused_before_they_are_read() {
+    let k = kit();
+    let d = k.dir.path();
+
+    // A GNU long name (`././@LongLink`, type L) of 1 GiB, then a file it would name.
+    let long = d.join("long-name.tar.gz");
+    let mut t = RawTar::new(&long);
+    t.header(b"././@LongLink", b'L', HOSTILE_BYTES).zeros(HOSTILE_BYTES).file("trust-anchors.json", b"{}");
+    t.end();
+    assert!(fs::metadata(&long).unwrap().len() < 8 << 20, "the hostile archive itself is small");
+    refused_bounded(&k, &long, "GNU long name (././@LongLink) of 1073741824 bytes, over the limit of 4096");
+
+    // A PAX extended header (type x) of 1 GiB: one record that never ends.
+    let pax = d.join("pax.tar.gz");
+    let mut t = RawTar::new(&pax);
+    t.header(b"PaxHeaders/trust-anchors.json", b'x', HOSTILE_BYTES);
+    t.gz.write_all(b"1073741824 comment=").unwrap();
+    t.zeros(HOSTILE_BYTES - 19).file("trust-anchors.json", b"{}");
+    t.end();
+    refused_bounded(&k, &pax, "PAX header of 1073741824 bytes, over the limit of 65536");
+
+    // The same as a global header (type g).
+    let global = d.join("pax-global.tar.gz");
+    let mut t = RawTar::new(&global);
+    t.header(b"pax_global_header", b'g', HOSTILE_BYTES).zeros(HOSTILE_BYTES).file("trust-anchors.json", b"{}");
+    t.end();
+    refused_bounded(&k, &global, "PAX header of 1073741824 bytes, over the limit of 65536");
+
+    // Just over the caps is already refused; a GNU long link (K) is refused outright.
+    let over = d.join("long-name-4097.tar.gz");
+    let mut t = RawTar::new(&over);
+    t.header(b"././@LongLink", b'L', 4097).data(&[b'a'; 4097]).file("trust-anchors.json", b"{}");
+    t.end();
+    refused_bounded(&k, &over, "of 4097 bytes, over the limit of 4096");
+    let link = d.join("long-link.tar.gz");
+    let mut t = RawTar::new(&link);
+    t.header(b"././@LongLink", b'K', 11).data(b"/etc/shadow").file("trust-anchors.json", b"{}");
+    t.end();
+    refused_bounded(&k, &link, "GNU long link name (links are refused)");
+}
+
+#[test]
+fn zip_bombs_and_many_tiny_entries_stop_at_the_first_limit() {
+    let k = kit();
+    let good = k.create("good.tar.gz");
+    let d = k.dir.path();
+
+    // A signed, valid bundle followed by 1 GiB of zeros after its end-of-archive marker:
+    // every decompressed byte counts, padding included.
+    let bomb = d.join("zeros-after-end.tar.gz");
+    {
+        let mut t = RawTar::new(&bomb);
+        t.gz.write_all(&untar_gz(&good)).unwrap();
+        t.zeros(HOSTILE_BYTES);
+        t.gz.finish().unwrap();
+    }
+    refused_bounded(&k, &bomb, "expands past the limit of 67108864 bytes of decompressed data");
+
+    // One file that claims 16 MiB + 1 (over the per-file cap) is refused from its header.
+    let big = d.join("big-file.tar.gz");
+    let mut t = RawTar::new(&big);
+    t.header(b"public-keys/big.pub", b'0', (16 << 20) + 1).zeros((16 << 20) + 1);
+    t.end();
+    refused_bounded(&k, &big, "declares 16777217 bytes (limit 16777216 for one file)");
+
+    // 5,000 empty files: more tar entries than the cap (4,096).
+    let tiny = d.join("tiny-files.tar.gz");
+    let mut t = RawTar::new(&tiny);
+    for i in 0..5000 {
+        t.header(format!("public-keys/k{i}.pub").as_bytes(), b'0', 0);
+    }
+    t.end();
+    refused_bounded(&k, &tiny, "more than 4096 tar entries");
+
+    // 5,000 empty PAX global headers: extension headers are entries too.
+    let globals = d.join("tiny-globals.tar.gz");
+    let mut t = RawTar::new(&globals);
+    for _ in 0..5000 {
+        t.header(b"pax_global_header", b'g', 0);
+    }
+    t.file("trust-anchors.json", b"{}");
+    t.end();
+    refused_bounded(&k, &globals, "more than 4096 tar entries");
+
+    // An archive file over the size cap (64 MiB) is refused before a byte is decompressed.
+    let huge = d.join("huge.tar.gz");
+    fs::copy(&good, &huge).unwrap();
+    fs::OpenOptions::new().write(true).open(&huge).unwrap().set_len((64 << 20) + 1).unwrap();
+    refused_bounded(&k, &huge, "is 67108865 bytes, over the limit of 67108864 for an archive");
+}
+
+#[test]
+fn links_devices_sparse_files_and_hidden_data_are_refused() {
+    let k = kit();
+    let good = k.create("good.tar.gz");
+    let d = k.dir.path();
+    for (flag, why) in [
+        (b'1', "is a hard link, not a regular file or directory"),
+        (b'3', "is a character device"),
+        (b'4', "is a block device"),
+        (b'6', "is a fifo"),
+        (b'7', "is a contiguous file"),
+        (b'S', "is a GNU sparse file"),
+        (b'V', "is a volume label"),
+    ] {
+        let path = d.join(format!("type-{}.tar.gz", char::from(flag)));
+        let mut t = RawTar::new(&path);
+        t.header(b"trust-anchors.json", flag, 0);
+        t.end();
+        refused_bounded(&k, &path, why);
+    }
+
+    // A PAX header that makes the next file sparse.
+    let sparse = d.join("pax-sparse.tar.gz");
+    let mut t = RawTar::new(&sparse);
+    let record = pax_record("GNU.sparse.major", "1");
+    t.header(b"PaxHeaders/x", b'x', record.len() as u64).data(&record).file("trust-anchors.json", b"{}");
+    t.end();
+    refused_bounded(&k, &sparse, "GNU sparse file");
+
+    // A directory entry is checked like a file: no way out of the bundle.
+    let dir = d.join("directory-traversal.tar.gz");
+    let mut t = RawTar::new(&dir);
+    t.header(b"../../evil/", b'5', 0);
+    t.end();
+    refused_bounded(&k, &dir, "escapes the bundle");
+
+    // So is a name given by a PAX header.
+    let pax_trav = d.join("pax-traversal.tar.gz");
+    let mut t = RawTar::new(&pax_trav);
+    let record = pax_record("path", "../../evil");
+    t.header(b"PaxHeaders/x", b'x', record.len() as u64).data(&record).file("harmless", b"x");
+    t.end();
+    refused_bounded(&k, &pax_trav, "escapes the bundle");
+
+    // A valid signed bundle with something hidden after its end-of-archive marker.
+    let hidden = d.join("hidden-after-end.tar.gz");
+    let mut tar = untar_gz(&good);
+    tar.extend_from_slice(&[b'!'; 512]);
+    gzip_to(&hidden, &tar);
+    refused_bounded(&k, &hidden, "data after the end-of-archive marker");
+
+    // ...or a second gzip member after its gzip stream.
+    let appended = d.join("appended-member.tar.gz");
+    let mut bytes = fs::read(&good).unwrap();
+    let mut second = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    second.write_all(b"unchecked").unwrap();
+    bytes.extend(second.finish().unwrap());
+    fs::write(&appended, bytes).unwrap();
+    refused_bounded(&k, &appended, "data after the end of the gzip stream");
+
+    // A header whose checksum does not add up.
+    let bad_sum = d.join("bad-checksum.tar.gz");
+    let mut tar = untar_gz(&good);
+    tar[0] ^= 1;
+    gzip_to(&bad_sum, &tar);
+    refused_bounded(&k, &bad_sum, "bad checksum");
+
+    // No end-of-archive marker: cut at a header boundary.
+    let cut = d.join("no-end-marker.tar.gz");
+    let tar = untar_gz(&good);
+    gzip_to(&cut, &tar[..1024]);
+    refused_bounded(&k, &cut, "truncated");
+}
+
+#[test]
+fn long_names_and_pax_paths_from_other_writers_still_verify() {
+    let k = kit();
+    // A key path past the 100-byte tar name field (108 bytes): our writer adds a GNU long
+    // name; ustar splits it into prefix and name.
+    let long_name = format!("{}.pub", "k".repeat(92));
+    fs::copy(k.source.join("public-keys/scanner-key-001.pub"), k.source.join("public-keys").join(&long_name)).unwrap();
+    let good = k.create("long.tar.gz");
+    let into = k.dir.path().join("installed-long");
+    let out = k.install(&good, &into);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(into.join("public-keys").join(&long_name).is_file());
+
+    // The same files as a PAX writer lays them out: a global header, then each file's real
+    // path in its own extended header and a placeholder in the ustar name field.
+    let mut files = Vec::new();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(&good).unwrap()));
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        files.push((name, data));
+    }
+    let pax = k.dir.path().join("pax.tar.gz");
+    let mut t = RawTar::new(&pax);
+    let global = pax_record("comment", "written by hand");
+    t.header(b"pax_global_header", b'g', global.len() as u64).data(&global);
+    for (i, (name, data)) in files.iter().enumerate() {
+        let mut records = pax_record("path", name);
+        records.extend(pax_record("mtime", "1700000000.5"));
+        t.header(format!("PaxHeaders/{i}").as_bytes(), b'x', records.len() as u64).data(&records);
+        t.file(&format!("placeholder-{i}"), data);
+    }
+    t.end();
+    let verified = run_bounded(&k.config, &["bundle", "verify", s(&pax), "--bootstrap-pub", s(&k.bundle_pub)]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+
+    // GNU tar's own formats, from the installed tree (`./` and directory entries included).
+    for format in ["gnu", "posix", "ustar"] {
+        let repacked = k.dir.path().join(format!("system-tar-{format}.tar.gz"));
+        let st = Command::new("tar")
+            .args(["--format", format, "-czf"])
+            .arg(&repacked)
+            .arg("-C")
+            .arg(&into)
+            .arg(".")
+            .status()
+            .expect("tar is installed");
+        assert!(st.success(), "tar --format {format}");
+        let verified = run_bounded(&k.config, &["bundle", "verify", s(&repacked), "--bootstrap-pub", s(&k.bundle_pub)]);
+        assert_eq!(verified.status.code(), Some(0), "tar --format {format}: {}", stderr(&verified));
+    }
+}
+
+#[test]
+fn create_never_writes_through_a_planted_symlink() {
+    let k = kit();
+    let d = k.dir.path();
+    let victim = d.join("victim");
+    fs::write(&victim, b"precious").unwrap();
+
+    // A link where the old fixed temporary name was: the archive must not go through it.
+    let out = d.join("offline-kit.tar.gz");
+    let planted_tmp = out.with_extension("partial");
+    symlink(&victim, &planted_tmp).unwrap();
+    k.create("offline-kit.tar.gz");
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    assert!(fs::symlink_metadata(&planted_tmp).unwrap().file_type().is_symlink(), "the planted link is untouched");
+    assert!(fs::symlink_metadata(&out).unwrap().is_file(), "--out is a regular file");
+    assert_eq!(leftovers(d, ".partial"), ["offline-kit.tar.partial"], "no temporary file left but the planted link");
+
+    // An existing regular --out is replaced (by a rename: a new file).
+    let r = run(&k.config, &create_args(&k, &out));
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    let verified = run(&k.config, &["bundle", "verify", s(&out), "--bootstrap-pub", s(&k.bundle_pub)]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+
+    // A name near NAME_MAX (255): the temporary name beside it must still fit.
+    let long_out = d.join(format!("{}.tar.gz", "o".repeat(243)));
+    let r = run(&k.config, &create_args(&k, &long_out));
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    assert!(long_out.is_file());
+
+    // A link at --out itself is refused, neither followed nor replaced.
+    let linked_out = d.join("linked.tar.gz");
+    symlink(&victim, &linked_out).unwrap();
+    let r = run(&k.config, &create_args(&k, &linked_out));
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(stderr(&r).contains("is a symbolic link: refused"), "{}", stderr(&r));
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    assert!(fs::symlink_metadata(&linked_out).unwrap().file_type().is_symlink());
+
+    // A dangling link at --out: nothing is created where it points.
+    let dangling_target = d.join("not-created");
+    let dangling = d.join("dangling.tar.gz");
+    symlink(&dangling_target, &dangling).unwrap();
+    let r = run(&k.config, &create_args(&k, &dangling));
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(!dangling_target.exists());
+
+    // A directory at --out is refused.
+    let dir_out = d.join("a-directory");
+    fs::create_dir(&dir_out).unwrap();
+    let r = run(&k.config, &create_args(&k, &dir_out));
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(stderr(&r).contains("is not a regular file"), "{}", stderr(&r));
+    assert_eq!(leftovers(d, ".partial"), ["offline-kit.tar.partial"], "no temporary file left but the planted link");
+}
+
+fn create_args<'a>(k: &'a Kit, out: &'a Path) -> Vec<&'a str> {
+    vec!["bundle", "create", "--from", s(&k.source), "--key", "sim:bundle-signer", "--alg", "ES256", "--out", s(out)]
+}
+
+#[test]
+fn install_never_follows_a_symlink_at_the_target() {
+    let k = kit();
+    let good = k.create("good.tar.gz");
+    let d = k.dir.path();
+
+    // A link to an empty directory elsewhere: refused, and nothing lands in that directory.
+    let victim_dir = d.join("victim-dir");
+    fs::create_dir(&victim_dir).unwrap();
+    let into = d.join("linked-into");
+    symlink(&victim_dir, &into).unwrap();
+    let out = k.install(&good, &into);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is a symbolic link: refused"), "{}", stderr(&out));
+    assert_eq!(fs::read_dir(&victim_dir).unwrap().count(), 0, "nothing written through the link");
+    assert!(fs::symlink_metadata(&into).unwrap().file_type().is_symlink(), "the link is left as it was");
+
+    // A dangling link: nothing is created where it points.
+    let nowhere = d.join("nowhere");
+    let dangling = d.join("dangling-into");
+    symlink(&nowhere, &dangling).unwrap();
+    let out = k.install(&good, &dangling);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is a symbolic link: refused"), "{}", stderr(&out));
+    assert!(!nowhere.exists());
+
+    // A regular file there is refused.
+    let file = d.join("a-file");
+    fs::write(&file, b"keep").unwrap();
+    let out = k.install(&good, &file);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a directory"), "{}", stderr(&out));
+    assert_eq!(fs::read(&file).unwrap(), b"keep");
+    assert!(leftovers(d, "staging").is_empty(), "no staging left behind");
+
+    // An existing empty directory is replaced by the installed one.
+    let empty = d.join("empty-into");
+    fs::create_dir(&empty).unwrap();
+    let out = k.install(&good, &empty);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(empty.join("trust-anchors.json").is_file());
+    let mode = fs::metadata(&empty).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755, "the installed directory is readable by others, writable by its owner only");
+
+    // A name near NAME_MAX (255): the staging name beside it must still fit.
+    let long = d.join("i".repeat(250));
+    let out = k.install(&good, &long);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(long.join("trust-anchors.json").is_file());
+}
+
+#[test]
+fn bundle_sources_must_be_regular_files_of_bounded_size() {
+    let k = kit();
+    let d = k.dir.path();
+    let key = fs::read(k.source.join("public-keys/scanner-key-001.pub")).unwrap();
+    let anchors = fs::read(k.source.join("trust-anchors.json")).unwrap();
+    // A fresh source directory per case, built from the kit's.
+    let case = |name: &str| {
+        let src = d.join(name);
+        fs::create_dir_all(src.join("public-keys")).unwrap();
+        fs::write(src.join("public-keys/scanner-key-001.pub"), &key).unwrap();
+        fs::write(src.join("trust-anchors.json"), &anchors).unwrap();
+        src
+    };
+    let mkfifo = |p: &Path| {
+        let st = Command::new("mkfifo").arg(p).status().expect("mkfifo (coreutils)");
+        assert!(st.success());
+    };
+    let refused = |src: &Path, why: &str| {
+        let out = d.join(format!("{}.tar.gz", src.file_name().unwrap().to_string_lossy()));
+        let r = run_bounded(
+            &k.config,
+            &["bundle", "create", "--from", s(src), "--key", "sim:bundle-signer", "--alg", "ES256", "--out", s(&out)],
+        );
+        assert_eq!(r.status.code(), Some(2), "{}: {}", src.display(), stderr(&r));
+        assert!(stderr(&r).contains(why), "{}: {:?} should say {why:?}", src.display(), stderr(&r));
+        assert!(!out.exists(), "no bundle written for a refused source");
+    };
+
+    let src = case("fifo-key");
+    mkfifo(&src.join("public-keys/evil.pub"));
+    refused(&src, "public-keys/evil.pub is a fifo, not a regular file: refused");
+
+    let src = case("fifo-other");
+    mkfifo(&src.join("public-keys/README"));
+    refused(&src, "public-keys/README is a fifo");
+
+    let src = case("fifo-anchors");
+    fs::remove_file(src.join("trust-anchors.json")).unwrap();
+    mkfifo(&src.join("trust-anchors.json"));
+    refused(&src, "trust-anchors.json is a fifo, not a regular file");
+
+    let src = case("symlink-key");
+    symlink(k.source.join("public-keys/scanner-key-001.pub"), src.join("public-keys/linked.pub")).unwrap();
+    refused(&src, "public-keys/linked.pub is a symbolic link");
+
+    let src = case("device-key");
+    symlink("/dev/zero", src.join("public-keys/zero.pub")).unwrap();
+    refused(&src, "public-keys/zero.pub is a symbolic link");
+
+    let src = case("symlink-anchors");
+    fs::remove_file(src.join("trust-anchors.json")).unwrap();
+    symlink(k.source.join("trust-anchors.json"), src.join("trust-anchors.json")).unwrap();
+    refused(&src, "trust-anchors.json is a symbolic link: refused");
+
+    let src = case("directory-key");
+    fs::create_dir(src.join("public-keys/nested.pub")).unwrap();
+    refused(&src, "public-keys/nested.pub is a directory, not a regular file");
+
+    // Sizes are checked before reading: a sparse 1 GiB trust-anchors.json is never read.
+    let src = case("huge-anchors");
+    fs::OpenOptions::new().write(true).open(src.join("trust-anchors.json")).unwrap().set_len(HOSTILE_BYTES).unwrap();
+    refused(&src, "trust-anchors.json is 1073741824 bytes, over the limit of 16777216");
+
+    let src = case("huge-key");
+    fs::write(src.join("public-keys/huge.pub"), vec![b'A'; (64 << 10) + 1]).unwrap();
+    refused(&src, "public-keys/huge.pub is 65537 bytes, over the limit of 65536");
+
+    // More key files than a bundle may hold (the archive's entry cap).
+    let src = case("many-keys");
+    for i in 0..4100 {
+        fs::write(src.join(format!("public-keys/k{i:04}.pub")), &key).unwrap();
+    }
+    refused(&src, "the bundle would hold more than 4096 tar entries");
+
+    // The archive given to verify must be a regular file too (a fifo would block).
+    let fifo = d.join("fifo.tar.gz");
+    mkfifo(&fifo);
+    let r = run_bounded(&k.config, &["bundle", "verify", s(&fifo), "--bootstrap-pub", s(&k.bundle_pub)]);
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(stderr(&r).contains("is a fifo, not a regular file"), "{}", stderr(&r));
+}
+
+#[test]
+fn a_bundle_at_the_per_file_limit_still_creates_verifies_and_installs() {
+    let k = kit();
+    // trust-anchors.json padded with whitespace to just under 16 MiB: hashed by a provider
+    // (whose memory must hold it), signed, read back within every limit.
+    let path = k.source.join("trust-anchors.json");
+    let mut anchors = fs::read(&path).unwrap();
+    anchors.resize((16 << 20) - 4096, b' ');
+    fs::write(&path, &anchors).unwrap();
+    let archive = k.create("at-the-limit.tar.gz");
+    let into = k.dir.path().join("installed");
+    let out = run_bounded(
+        &k.config,
+        &["bundle", "install", s(&archive), "--bootstrap-pub", s(&k.bundle_pub), "--into", s(&into)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fs::read(into.join("trust-anchors.json")).unwrap(), anchors);
 }

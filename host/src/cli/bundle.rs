@@ -37,7 +37,7 @@ pub(super) fn bundle(cli: &Cli, b: &BundleCommand) -> Outcome {
                 algorithm: alg.clone(),
                 key_id: None,
             };
-            let manifest = bundle::create(&registry, &service, from, &signer, out)?;
+            let manifest = bundle::create(&registry, &service, from, &signer, out, Limits::default())?;
             println!("wrote {} ({} files)", out.display(), manifest.files.len());
         }
         BundleCommand::Verify { archive, bootstrap: bs } => {
