@@ -719,11 +719,20 @@ fn hsm(cli: &Cli, h: &HsmCommand) -> Result<ExitCode, Failure> {
             println!("{}", serde_json::to_string_pretty(&status)?);
         } else {
             for t in status {
+                if !t.present {
+                    // A configured token the module does not have: listed, never left out.
+                    let named = if t.label.is_empty() { format!("serial {}", t.serial) } else { t.label };
+                    println!(
+                        "{named}: MISSING (configured, not found{})",
+                        t.last_error.map(|e| format!(": {e}")).unwrap_or_default()
+                    );
+                    continue;
+                }
                 println!(
                     "{} (serial {}, slot {}): {}, {} session(s) open, {} idle{}",
                     t.label,
                     t.serial,
-                    t.slot,
+                    t.slot.map_or_else(|| "?".to_string(), |s| s.to_string()),
                     if t.healthy { "healthy" } else { "UNHEALTHY" },
                     t.sessions_open,
                     t.sessions_idle,
@@ -739,9 +748,16 @@ fn hsm(cli: &Cli, h: &HsmCommand) -> Result<ExitCode, Failure> {
             print_status(f.json)?;
         }
         HsmCommand::Disconnect => {
-            hsm.connect()?;
-            hsm.disconnect();
-            println!("disconnected from {}", hsm.descriptor().name);
+            // Never connects (and so never logs in): a wrong PIN must not cost a try here.
+            if hsm.is_connected() {
+                hsm.disconnect();
+                println!("disconnected from {}", hsm.descriptor().name);
+            } else {
+                println!(
+                    "{}: not connected in this process; nothing to disconnect (no login was attempted)",
+                    hsm.descriptor().name
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
