@@ -338,3 +338,21 @@ fn hsm_status_lists_missing_tokens() {
     assert_eq!(status[2]["present"], false);
     assert!(status[1]["slot"].is_null());
 }
+
+#[test]
+fn hsm_ecdsa_is_randomized_as_the_readme_says() {
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["rand"]);
+    let config = hsm.config(&["rand"], 1, "");
+    let (_c, registry) = softhsm::registry(&config);
+    let p = softhsm::hsm(&registry);
+    let uri = "pkcs11:token=rand;object=k";
+    p.named_key(uri, "ES256", 0, true).unwrap();
+    let spki = p.public_key(&KeyId(uri.into())).unwrap();
+    let (a, b) = (sign(&p, uri, "ES256").unwrap(), sign(&p, uri, "ES256").unwrap());
+    assert_ne!(a, b, "CKM_ECDSA picks a fresh nonce: not RFC 6979");
+    for sig in [a, b] {
+        assert!(registry.verify("ES256", &spki, SignInput::Message(b"m"), &sig, SigFormat::Der).unwrap().value);
+    }
+    p.disconnect();
+}

@@ -65,10 +65,14 @@ impl HsmConfig {
     /// The user PIN from its source. Errors name the variable or file, never its content.
     pub(super) fn read_pin(&self) -> Result<AuthPin, ProviderError> {
         let pin = match &self.pin {
-            PinSource::Env(var) => Zeroizing::new(
-                std::env::var(var)
-                    .map_err(|_| ProviderError::Failed(format!("HSM PIN: environment variable {var} is not set")))?,
-            ),
+            PinSource::Env(var) => Zeroizing::new(std::env::var(var).map_err(|e| {
+                // NotUnicode carries the value: only the variable's name goes into the message.
+                let why = match e {
+                    std::env::VarError::NotPresent => "is not set",
+                    std::env::VarError::NotUnicode(_) => "is not valid UTF-8",
+                };
+                ProviderError::Failed(format!("HSM PIN: environment variable {var} {why}"))
+            })?),
             PinSource::File(path) => read_pin_file(path)?,
         };
         let pin = pin.trim_end_matches(['\n', '\r']);
