@@ -1,4 +1,4 @@
-//! Connecting to the module and its tokens, logging in once (and never again after a refused PIN), failover and reconnect.
+//! Connecting to the module and its tokens, login (never again after a refused PIN), failover, reconnect.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};

@@ -1,8 +1,8 @@
-//! The DER the HSM backend needs, through the RustCrypto crates: curves from CKA_EC_PARAMS, SPKI from token attributes, ECDSA r||s to DER, PKCS#1 DigestInfo.
+//! DER through the RustCrypto crates: curves from CKA_EC_PARAMS, SPKI, ECDSA r||s to DER, DigestInfo.
 
 use der::asn1::{AnyRef, BitStringRef, ObjectIdentifier, OctetStringRef, UintRef};
 use der::{Decode, Encode, EncodeValue, Length, Sequence, Writer};
-use p256::pkcs8::EncodePublicKey;
+use spki::EncodePublicKey;
 use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 
 /// secp256r1 (1.2.840.10045.3.1.7).

@@ -1,4 +1,4 @@
-//! AES-GCM with secret keys on the token: finding or generating them (key length checked against A128GCM/A256GCM), importing session keys, encrypt and decrypt.
+//! AES-GCM with secret keys on the token: find/generate (length checked against the algorithm), encrypt, decrypt.
 
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;

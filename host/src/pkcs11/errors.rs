@@ -1,4 +1,4 @@
-//! PKCS#11 errors for a person ("C_Sign: CKR_KEY_HANDLE_INVALID") and their classes: session lost, token failing, PIN refused.
+//! PKCS#11 errors for a person ("C_Sign: CKR_KEY_HANDLE_INVALID") and their classes (session lost, PIN refused).
 
 use cryptoki::error::{Error as CkError, RvError};
 

@@ -1,4 +1,4 @@
-//! Key objects on a token: finding them by URI, listing them, naming one that is already there, and checking their attributes before use.
+//! Key objects on a token: find by URI, list, name one already there, check attributes before use.
 
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;

@@ -1,4 +1,4 @@
-//! Signing keys on the token: sign (ECDSA, RSA PKCS#1 v1.5, RSA-PSS), public keys as SPKI, and generating a key pair under a free label.
+//! Signing keys on the token: sign (ECDSA, PKCS#1 v1.5, PSS), public keys as SPKI, generate under a free label.
 
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
