@@ -450,3 +450,17 @@ fn a_key_that_could_not_be_written_is_not_audited_as_ok() {
     assert_eq!(line["operation"], "generate");
     assert!(line["outcome"].as_str().unwrap().starts_with("error"), "{line}");
 }
+
+#[test]
+fn a_pin_typed_into_a_key_uri_is_refused_and_never_echoed() {
+    let setup = Setup::new();
+    let msg = setup.file("m", b"message");
+    for uri in ["pkcs11:token=t;object=k?pin-value=hunter2secret", "pkcs11:token=t;object=k;PIN-VALUE=hunter2secret"] {
+        for args in [vec!["keys", "public", uri], vec!["sign", "--alg", "ES256", "--key", uri, Setup::s(&msg)]] {
+            let out = run(&setup.config, &args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+            assert!(!stderr(&out).contains("hunter2secret"), "{args:?} echoed the PIN: {}", stderr(&out));
+            assert!(stderr(&out).to_lowercase().contains("pin"), "{args:?}: {}", stderr(&out));
+        }
+    }
+}

@@ -8,5 +8,6 @@
 mod common;
 
 mod backends;
+mod hardening;
 mod hsm_only;
 mod softhsm;

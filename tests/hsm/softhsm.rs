@@ -13,6 +13,9 @@ use crate::common::{self, OFFLINE};
 pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const PIN: &str = "4321";
 pub const PIN_VAR: &str = "CRYPTOHOST_TEST_PIN";
+/// OpenSC's pkcs11-spy (package opensc-pkcs11, pulled in by opensc): a PKCS#11 module that
+/// logs every call to `PKCS11SPY_OUTPUT` and forwards it to the module in `PKCS11SPY`.
+pub const SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so";
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -76,6 +79,29 @@ impl SoftHsm {
     pub fn audit_path(&self) -> PathBuf {
         self.dir.path().join("audit.jsonl")
     }
+
+    /// The config of `config`, with pkcs11-spy in front of SoftHSM2 as the module. Returns the
+    /// config, the spy's log file, and the environment a `cryptohost` process needs for it.
+    pub fn spy_config(&self, tokens: &[&str], pool_size: usize) -> (PathBuf, PathBuf, Vec<(&'static str, String)>) {
+        assert!(Path::new(SPY).exists(), "{SPY} missing: install opensc-pkcs11 (just setup)");
+        let path = self.config(tokens, pool_size, "");
+        let text =
+            fs::read_to_string(&path).unwrap().replace(&format!("module = {MODULE:?}"), &format!("module = {SPY:?}"));
+        let spied = self.dir.path().join("spied.toml");
+        fs::write(&spied, text).unwrap();
+        let log = self.dir.path().join("spy.log");
+        let env = vec![("PKCS11SPY", MODULE.to_string()), ("PKCS11SPY_OUTPUT", log.display().to_string())];
+        (spied, log, env)
+    }
+}
+
+/// How many times C_Login was called, from a pkcs11-spy log ("7: C_Login" opens each call).
+/// (The log also holds the PIN bytes the call passed: never print it.)
+pub fn logins_in(spy_log: &Path) -> usize {
+    let text = fs::read_to_string(spy_log).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.split_once(": ").is_some_and(|(n, f)| n.chars().all(|c| c.is_ascii_digit()) && f == "C_Login"))
+        .count()
 }
 
 /// Loads a registry from a config path.
@@ -116,6 +142,11 @@ pub fn raw_keypair(token_label: &str, label: &str, kind: &str, private_extra: Ve
         "rsa2048" => (
             Mechanism::RsaPkcsKeyPairGen,
             vec![Attribute::ModulusBits(2048u64.into()), Attribute::PublicExponent(vec![1, 0, 1])],
+        ),
+        // 256 modulus bytes, 2,041 bits: a byte count would call it 2,048.
+        "rsa2041" => (
+            Mechanism::RsaPkcsKeyPairGen,
+            vec![Attribute::ModulusBits(2041u64.into()), Attribute::PublicExponent(vec![1, 0, 1])],
         ),
         _ => (
             Mechanism::EccKeyPairGen,

@@ -119,11 +119,20 @@ pub(super) fn hsm(cli: &Cli, h: &HsmCommand) -> Outcome {
             println!("{}", serde_json::to_string_pretty(&status)?);
         } else {
             for t in status {
+                if !t.present {
+                    // A configured token the module does not have: listed, never left out.
+                    let named = if t.label.is_empty() { format!("serial {}", t.serial) } else { t.label };
+                    println!(
+                        "{named}: MISSING (configured, not found{})",
+                        t.last_error.map(|e| format!(": {e}")).unwrap_or_default()
+                    );
+                    continue;
+                }
                 println!(
                     "{} (serial {}, slot {}): {}, {} session(s) open, {} idle{}",
                     t.label,
                     t.serial,
-                    t.slot,
+                    t.slot.map_or_else(|| "?".to_string(), |s| s.to_string()),
                     if t.healthy { "healthy" } else { "UNHEALTHY" },
                     t.sessions_open,
                     t.sessions_idle,
@@ -139,9 +148,16 @@ pub(super) fn hsm(cli: &Cli, h: &HsmCommand) -> Outcome {
             print_status(f.json)?;
         }
         HsmCommand::Disconnect => {
-            // Never logs in: closing sessions must not cost a PIN attempt.
-            hsm.disconnect();
-            println!("disconnected from {}", hsm.descriptor().name);
+            // Never connects (and so never logs in): a wrong PIN must not cost a try here.
+            if hsm.is_connected() {
+                hsm.disconnect();
+                println!("disconnected from {}", hsm.descriptor().name);
+            } else {
+                println!(
+                    "{}: not connected in this process; nothing to disconnect (no login was attempted)",
+                    hsm.descriptor().name
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

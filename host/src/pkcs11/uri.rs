@@ -44,19 +44,31 @@ fn pct_encode(bytes: &[u8], all: bool) -> String {
     s
 }
 
+/// Whether an attribute name (percent-decoded, any case) carries a PIN.
+fn is_pin_attribute(name: &str) -> bool {
+    let decoded = pct_decode(name).ok().map(|b| String::from_utf8_lossy(&b).to_ascii_lowercase());
+    // An undecodable name is treated as a PIN attribute: refusing is safe, echoing is not.
+    decoded.is_none_or(|n| n == "pin-value" || n == "pin-source")
+}
+
+const PIN_REFUSED: &str =
+    "a PKCS#11 URI must not carry a PIN (pin-value/pin-source); configure pin_env or pin_file in [hsm]";
+
 impl Pkcs11Uri {
     /// Parses `pkcs11:token=...;object=...;id=%01` (query part ignored except PIN attributes,
-    /// which are refused).
+    /// which are refused). No error message contains the PIN of a refused URI: a message
+    /// echoes at most the URI's path, and only once the path is known to carry no PIN.
     ///
     /// # Errors
     /// Not a `pkcs11:` URI, an unknown or repeated attribute, a bad escape, or a PIN in it.
     pub fn parse(uri: &str) -> Result<Pkcs11Uri, String> {
-        let rest = uri.strip_prefix("pkcs11:").ok_or_else(|| format!("{uri:?} is not a pkcs11: URI"))?;
+        let rest = uri
+            .strip_prefix("pkcs11:")
+            .ok_or_else(|| "not a pkcs11: URI (it must start with \"pkcs11:\")".to_string())?;
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        if query.split('&').any(|q| q.starts_with("pin-value") || q.starts_with("pin-source")) {
-            return Err(
-                "a PKCS#11 URI must not carry a PIN (pin-value/pin-source); configure pin_env or pin_file".into()
-            );
+        let attr_name = |a: &str| a.split_once('=').map_or(a, |(k, _)| k).to_string();
+        if query.split('&').chain(path.split(';')).any(|a| is_pin_attribute(&attr_name(a))) {
+            return Err(PIN_REFUSED.into());
         }
         let mut u = Pkcs11Uri::default();
         for attr in path.split(';').filter(|a| !a.is_empty()) {
@@ -78,9 +90,38 @@ impl Pkcs11Uri {
             }
         }
         if u.object.is_none() && u.id.is_none() {
-            return Err(format!("{uri:?} names no key: give object= (label) or id="));
+            return Err(format!("\"pkcs11:{path}\" names no key: give object= (label) or id="));
         }
         Ok(u)
+    }
+
+    /// `text` with the value of every PIN attribute (`pin-value`, `pin-source`, in the path or
+    /// the query) replaced by `REDACTED`, for echoing a key reference a person typed. Text that
+    /// is not a `pkcs11:` URI comes back unchanged.
+    pub fn redacted(text: &str) -> String {
+        let Some(rest) = text.get(..7).filter(|p| p.eq_ignore_ascii_case("pkcs11:")).map(|_| &text[7..]) else {
+            return text.to_string();
+        };
+        let redact = |parts: std::str::Split<'_, char>, sep: &str| -> String {
+            parts
+                .map(|a| match a.split_once('=') {
+                    Some((k, _)) if is_pin_attribute(k) => format!("{k}=REDACTED"),
+                    None if is_pin_attribute(a) => "REDACTED".to_string(),
+                    _ => a.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(sep)
+        };
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        let mut out = format!("{}{}", &text[..7], redact(path.split(';'), ";"));
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(&redact(q.split('&'), "&"));
+        }
+        out
     }
 
     /// The canonical text form (used as the key's identifier and in the audit log).
@@ -127,8 +168,42 @@ mod tests {
     }
 
     #[test]
-    fn refuses_pins_and_nonsense() {
-        assert!(Pkcs11Uri::parse("pkcs11:object=k?pin-value=1234").unwrap_err().contains("PIN"));
+    fn refuses_pins_without_echoing_them() {
+        let pin = "Zq7pinSECRET";
+        for uri in [
+            format!("pkcs11:object=k?pin-value={pin}"),
+            format!("pkcs11:token=t?module-name=x&pin-value={pin}"),
+            format!("pkcs11:token=t?PIN-VALUE={pin}"),
+            format!("pkcs11:token=t?pin%2Dvalue={pin}"),
+            format!("pkcs11:token=t?pin-source=file:/run/{pin}"),
+            format!("pkcs11:token=t;pin-value={pin}"),
+            format!("pkcs11:pin-value={pin};object=k"),
+            format!("pkcs11:token=t?pin-value={pin}"),
+            format!("pkcs11:id=%zz?pin-value={pin}"),
+            format!("pkcs11:colour=red?pin-value={pin}"),
+            format!("pkcs11:object=k;pin-value=%{pin}"),
+        ] {
+            let err = Pkcs11Uri::parse(&uri).expect_err(&uri);
+            assert!(err.contains("must not carry a PIN"), "{uri}: {err}");
+            assert!(!err.contains(pin), "{uri}: the error echoes the PIN: {err}");
+            let shown = Pkcs11Uri::redacted(&uri);
+            assert!(!shown.contains(pin), "{uri}: redacted() still shows the PIN: {shown}");
+        }
+        // Other errors do not echo a query either.
+        for uri in [format!("PKCS11:object=k?pin-value={pin}"), format!("file:k?pin-value={pin}")] {
+            let err = Pkcs11Uri::parse(&uri).expect_err(&uri);
+            assert!(!err.contains(pin), "{uri}: {err}");
+        }
+        assert!(!Pkcs11Uri::redacted(&format!("PKCS11:object=k?pin-value={pin}")).contains(pin));
+        assert_eq!(
+            Pkcs11Uri::redacted("pkcs11:token=t;object=k?pin-value=1&x=2"),
+            "pkcs11:token=t;object=k?pin-value=REDACTED&x=2"
+        );
+        assert_eq!(Pkcs11Uri::redacted("sim:k"), "sim:k");
+    }
+
+    #[test]
+    fn refuses_nonsense() {
         assert!(Pkcs11Uri::parse("pkcs11:token=t").unwrap_err().contains("names no key"));
         assert!(Pkcs11Uri::parse("pkcs11:object=a;object=b").unwrap_err().contains("twice"));
         assert!(Pkcs11Uri::parse("pkcs11:colour=red;object=a").unwrap_err().contains("unknown"));
