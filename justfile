@@ -6,7 +6,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # Apt packages: Debian's rustc-web + library source + rust-lld build the wasm guests (the rustup
 # toolchain here has no wasm target); softhsm2/opensc give a real PKCS#11 module; openssl is
 # the interop peer in tests.
-apt_packages := "rustc-web rust-web-src lld-22 softhsm2 opensc openssl jq"
+apt_packages := "rustc-web rust-web-src rust-web-clippy lld-22 softhsm2 opensc openssl jq"
 guest_target := "wasm32-unknown-unknown"
 guest_target_dir := justfile_directory() / "guests/target"
 
@@ -96,8 +96,28 @@ pin config="cryptohost.toml":
 demo: setup build-guests build
     bash scripts/demo.sh
 
-# Every test: unit, integration (real components, SoftHSM2, openssl), reproducible guests.
-test: setup build-guests
+# Formatting and clippy (default lints, warnings are errors) for the host and the guests.
+lint: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo fmt --all --check
+    (cd guests && cargo fmt --all --check)
+    cargo clippy --release --workspace --all-targets -- -D warnings
+    cd guests
+    flags="-C target-feature=+wide-arithmetic"
+    if rustup target list --installed 2>/dev/null | grep -qx {{guest_target}}; then
+        RUSTFLAGS="$flags" cargo clippy --release --target {{guest_target}} --target-dir "{{guest_target_dir}}" \
+            --workspace -- -D warnings
+    else
+        # Debian's clippy for Debian's rustc (rust-web-clippy), first on PATH for this command only.
+        PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" /usr/bin/cargo-clippy clippy \
+            --release --target {{guest_target}} --target-dir "{{guest_target_dir}}" --workspace \
+            -Zbuild-std=std,panic_abort -- -D warnings
+    fi
+    echo "lint: formatted, and clippy is clean for the host and the guests"
+
+# Every test: lint, unit, integration (real components, SoftHSM2, openssl), reproducible guests.
+test: setup build-guests lint
     # --all-targets builds the binary with the same dependency features as the tests, so
     # wasmtime is compiled once for both (building -p cryptohost alone would compile it again).
     cargo build --release --workspace --all-targets

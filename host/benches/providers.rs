@@ -28,7 +28,10 @@ fn registry() -> (tempfile::TempDir, Host) {
 }
 
 /// Native verification of the same key and signature with the same RustCrypto crates.
-fn native_verifier(alg: &str, spki: &[u8]) -> Box<dyn Fn(&[u8], &[u8]) -> bool> {
+/// A native verifier: (message, signature) -> valid.
+type NativeVerify = Box<dyn Fn(&[u8], &[u8]) -> bool>;
+
+fn native_verifier(alg: &str, spki: &[u8]) -> NativeVerify {
     use p256::pkcs8::DecodePublicKey;
     use signature_verify::*;
     match alg {

@@ -165,11 +165,11 @@ impl<'a> PaeInputs<'a> {
     }
 
     fn prepare(&mut self, algorithm: &str) -> Result<(), String> {
-        if let Some(h) = alg::signature_hash(algorithm) {
-            if !self.digests.contains_key(h) {
-                let d = digest_streamed(self.registry, h, self.pae)?;
-                self.digests.insert(h, d);
-            }
+        if let Some(h) = alg::signature_hash(algorithm)
+            && !self.digests.contains_key(h)
+        {
+            let d = digest_streamed(self.registry, h, self.pae)?;
+            self.digests.insert(h, d);
         }
         Ok(())
     }
@@ -248,7 +248,7 @@ pub fn verify(
         }
         seen.push(&s.sig);
         let named: Vec<&TrustedKey> =
-            keys.iter().filter(|k| !s.keyid.is_empty() && k.hints.iter().any(|h| *h == s.keyid)).collect();
+            keys.iter().filter(|k| !s.keyid.is_empty() && k.hints.contains(&s.keyid)).collect();
         // The keyid is an unauthenticated hint: it narrows which keys are tried, never which
         // are trusted. Without a match every key is tried.
         let candidates: Vec<&TrustedKey> = if named.is_empty() { keys.iter().collect() } else { named };

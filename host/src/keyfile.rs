@@ -110,10 +110,11 @@ pub fn read_signature(path: &Path) -> Result<Vec<u8>, FileError> {
     let bytes = read(path, "signature", crate::fsio::limits::SIGNATURE)?;
     let text: Vec<u8> = bytes.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
     let b64_alphabet = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=');
-    if !text.is_empty() && text.iter().all(b64_alphabet) {
-        if let Some(decoded) = decode_base64(&text) {
-            return Ok(decoded);
-        }
+    if !text.is_empty()
+        && text.iter().all(b64_alphabet)
+        && let Some(decoded) = decode_base64(&text)
+    {
+        return Ok(decoded);
     }
     Ok(bytes.to_vec())
 }

@@ -14,7 +14,6 @@ use crate::error::{ProviderError, RegistryError};
 use crate::fsio;
 use crate::keyfile;
 pub use crate::keyref::KeyRef;
-use crate::pkcs11::Pkcs11Provider;
 use crate::provider::{Capability, CryptoProvider, KeyId, Origin, Sealed, SigFormat, SignInput};
 use crate::registry::{GeneratedKey, Registry, Served};
 
@@ -58,12 +57,12 @@ pub struct KeyService<'r> {
 }
 
 /// What the audit log says about where a provider's code came from.
-fn origin_of(p: &dyn CryptoProvider) -> KeyOrigin {
+/// `device` is the serial of the token that served, as the provider returned it with the
+/// result (never looked up afterwards, when failover may have moved on).
+fn origin_of(p: &dyn CryptoProvider, device: Option<String>) -> KeyOrigin {
     match &p.descriptor().origin {
         Origin::Component { file, sha256 } => KeyOrigin::Component { component: file.clone(), sha256: sha256.clone() },
-        Origin::Native { module } => {
-            KeyOrigin::Pkcs11 { pkcs11_module: module.clone(), token_serial: Pkcs11Provider::last_token_serial() }
-        }
+        Origin::Native { module } => KeyOrigin::Pkcs11 { pkcs11_module: module.clone(), token_serial: device },
     }
 }
 
@@ -113,29 +112,6 @@ impl<'r> KeyService<'r> {
         }
     }
 
-    fn record(
-        &self,
-        operation: &str,
-        reference: &KeyRef,
-        algorithm: &str,
-        provider: &str,
-        origin: KeyOrigin,
-        input: &[u8],
-        outcome: String,
-    ) -> Result<(), KeyError> {
-        self.audit.append(&AuditRecord {
-            time: now_rfc3339(),
-            operation: operation.into(),
-            key: reference.to_string(),
-            algorithm: algorithm.into(),
-            provider: provider.into(),
-            provider_origin: origin,
-            input_sha256: hex::encode(input),
-            outcome,
-        })?;
-        Ok(())
-    }
-
     /// Audits an operation's outcome; the result is only handed back once the line is on disk.
     fn audited<T>(
         &self,
@@ -145,9 +121,19 @@ impl<'r> KeyService<'r> {
         input_sha256: &[u8],
         result: Result<(T, String, KeyOrigin), KeyError>,
     ) -> Result<(T, String, KeyOrigin), KeyError> {
+        let line = |provider: &str, provider_origin: KeyOrigin, outcome: String| AuditRecord {
+            time: now_rfc3339(),
+            operation: operation.into(),
+            key: reference.to_string(),
+            algorithm: algorithm.into(),
+            provider: provider.into(),
+            provider_origin,
+            input_sha256: hex::encode(input_sha256),
+            outcome,
+        };
         match result {
             Ok((value, provider, origin)) => {
-                self.record(operation, reference, algorithm, &provider, origin.clone(), input_sha256, "ok".into())?;
+                self.audit.append(&line(&provider, origin.clone(), "ok".into()))?;
                 Ok((value, provider, origin))
             }
             Err(e) => {
@@ -155,15 +141,7 @@ impl<'r> KeyService<'r> {
                     KeyError::Provider { provider, .. } | KeyError::Output { provider, .. } => provider.clone(),
                     _ => String::new(),
                 };
-                self.record(
-                    operation,
-                    reference,
-                    algorithm,
-                    &provider,
-                    KeyOrigin::None,
-                    input_sha256,
-                    format!("error: {e}"),
-                )?;
+                self.audit.append(&line(&provider, KeyOrigin::None, format!("error: {e}")))?;
                 Err(e)
             }
         }
@@ -184,14 +162,14 @@ impl<'r> KeyService<'r> {
     ) -> Result<Signed, KeyError> {
         let result = (|| match self.resolve(reference, algorithm, 0, false)? {
             Resolved::Held(p, id) => {
-                let sig = p
-                    .sign(&id, algorithm, input, format)
+                let (sig, device) = p
+                    .sign_served(&id, algorithm, input, format)
                     .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
-                Ok((sig, p.descriptor().name.clone(), origin_of(p.as_ref())))
+                Ok((sig, p.descriptor().name.clone(), origin_of(p.as_ref(), device)))
             }
             Resolved::Pkcs8(der) => {
                 let served = self.registry.sign_with_pkcs8(algorithm, &der, input, format)?;
-                let origin = origin_of(served.provider.as_ref());
+                let origin = origin_of(served.provider.as_ref(), None);
                 Ok((served.value, served.provider.descriptor().name.clone(), origin))
             }
         })();
@@ -251,7 +229,7 @@ impl<'r> KeyService<'r> {
                 let id = p.named_key(&name, algorithm, rsa_bits, true).map_err(wrap)?;
                 p.public_key(&id).map_err(wrap)?
             };
-            Ok((spki, p.descriptor().name.clone(), origin_of(p.as_ref())))
+            Ok((spki, p.descriptor().name.clone(), origin_of(p.as_ref(), None)))
         })();
         let (spki, _, _) = self.audited("generate", reference, algorithm, &[], result)?;
         Ok(spki)
@@ -274,7 +252,7 @@ impl<'r> KeyService<'r> {
         let reference = KeyRef::File(out.to_path_buf());
         let result =
             self.registry.generate_exportable(algorithm, rsa_bits).map_err(KeyError::from).and_then(|served| {
-                let origin = origin_of(served.provider.as_ref());
+                let origin = origin_of(served.provider.as_ref(), None);
                 let name = served.provider.descriptor().name.clone();
                 write(&served.value).map_err(|message| KeyError::Output { provider: name.clone(), message })?;
                 Ok(((), name, origin))
@@ -347,10 +325,10 @@ impl<'r> KeyService<'r> {
         let digest = Sha256::digest(plaintext);
         let result = (|| {
             let (p, id) = self.secret(reference, algorithm)?;
-            let sealed = p
-                .encrypt(&id, plaintext, aad)
+            let (sealed, device) = p
+                .encrypt_served(&id, plaintext, aad)
                 .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
-            Ok((sealed, p.descriptor().name.clone(), origin_of(p.as_ref())))
+            Ok((sealed, p.descriptor().name.clone(), origin_of(p.as_ref(), device)))
         })();
         let (sealed, provider, _) = self.audited("encrypt", reference, algorithm, &digest, result)?;
         Ok((sealed, provider))
@@ -371,10 +349,10 @@ impl<'r> KeyService<'r> {
         let digest = Sha256::digest(ciphertext);
         let result = (|| {
             let (p, id) = self.secret(reference, algorithm)?;
-            let plain = p
-                .decrypt(&id, nonce, ciphertext, aad)
+            let (plain, device) = p
+                .decrypt_served(&id, nonce, ciphertext, aad)
                 .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
-            Ok((plain, p.descriptor().name.clone(), origin_of(p.as_ref())))
+            Ok((plain, p.descriptor().name.clone(), origin_of(p.as_ref(), device)))
         })();
         let (plain, provider, _) = self.audited("decrypt", reference, algorithm, &digest, result)?;
         Ok((plain, provider))

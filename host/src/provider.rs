@@ -157,6 +157,39 @@ pub trait CryptoProvider: Send + Sync {
         format: SigFormat,
     ) -> Result<Vec<u8>, ProviderError>;
 
+    /// As [`CryptoProvider::sign`], also saying which device served (the HSM's token serial,
+    /// which failover may change between calls); `None` for providers that are one device.
+    fn sign_served(
+        &self,
+        key: &KeyId,
+        algorithm: &str,
+        input: SignInput<'_>,
+        format: SigFormat,
+    ) -> Result<(Vec<u8>, Option<String>), ProviderError> {
+        self.sign(key, algorithm, input, format).map(|s| (s, None))
+    }
+
+    /// As [`CryptoProvider::encrypt`], also saying which device served.
+    fn encrypt_served(
+        &self,
+        key: &KeyId,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<(Sealed, Option<String>), ProviderError> {
+        self.encrypt(key, plaintext, aad).map(|s| (s, None))
+    }
+
+    /// As [`CryptoProvider::decrypt`], also saying which device served.
+    fn decrypt_served(
+        &self,
+        key: &KeyId,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Result<(Zeroizing<Vec<u8>>, Option<String>), ProviderError> {
+        self.decrypt(key, nonce, ciphertext, aad).map(|p| (p, None))
+    }
+
     /// Forgets a key this provider holds only for one operation (an imported PKCS#8 key, an
     /// exportable key once exported). Backends whose keys outlive the process (the HSM) ignore
     /// it. Unknown keys are ignored.

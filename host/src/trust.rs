@@ -138,11 +138,11 @@ pub fn load_anchors(
             refused.push(format!("anchor {}: expired at {} (notAfter)", a.key_id, a.not_after));
             continue;
         }
-        if let Some(p) = purpose {
-            if a.purpose != p {
-                refused.push(format!("anchor {}: purpose {:?} is not {p:?}", a.key_id, a.purpose));
-                continue;
-            }
+        if let Some(p) = purpose
+            && a.purpose != p
+        {
+            refused.push(format!("anchor {}: purpose {:?} is not {p:?}", a.key_id, a.purpose));
+            continue;
         }
         keys.push(TrustedKey {
             name: a.key_id.clone(),

@@ -8,7 +8,7 @@ use cryptohost::config::Manifest;
 use crate::common;
 
 fn parse_err(text: &str) -> String {
-    Config::parse(Path::new("/etc/cryptohost.toml"), text).err().expect("config must be refused").to_string()
+    Config::parse(Path::new("/etc/cryptohost.toml"), text).expect_err("config must be refused").to_string()
 }
 
 const HEAD: &str = "component_dir = \"components\"\n";

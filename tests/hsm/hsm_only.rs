@@ -35,7 +35,9 @@ fn failover_to_the_second_token_when_the_first_becomes_unusable() {
     );
     let status = p.status();
     let primary_serial = status[0].serial.clone();
-    assert_eq!(Pkcs11Provider::last_token_serial().as_deref(), Some(primary_serial.as_str()));
+    let (_, served_by) =
+        p.sign_served(&KeyId(any.to_string()), "ES256", SignInput::Message(b"m"), SigFormat::Der).unwrap();
+    assert_eq!(served_by.as_deref(), Some(primary_serial.as_str()), "the serial comes back with the result");
 
     // Mid-run, the primary token disappears (deleted by another process).
     let out = Command::new("softhsm2-util")
@@ -55,7 +57,9 @@ fn failover_to_the_second_token_when_the_first_becomes_unusable() {
     let status = p.status();
     let backup = status.iter().find(|t| t.label == "backup").unwrap();
     assert!(backup.healthy);
-    assert_ne!(Pkcs11Provider::last_token_serial().as_deref(), Some(primary_serial.as_str()));
+    let (_, served_by) =
+        p.sign_served(&KeyId(any.to_string()), "ES256", SignInput::Message(b"m"), SigFormat::Der).unwrap();
+    assert_eq!(served_by.as_deref(), Some(backup.serial.as_str()), "failover shows in the result");
     p.disconnect();
 }
 
@@ -230,12 +234,10 @@ fn audit_log_has_one_line_per_key_use_and_fails_closed() {
     // Unwritable audit log: the key is not used.
     let err = KeyService::new(&registry, hsm.dir.path()).err().expect("a directory is not a log");
     assert!(matches!(err, KeyError::Audit(_)), "{err}");
-    let full = KeyService::new(&registry, std::path::Path::new("/dev/full")).expect("opens");
-    let err = full
-        .sign(&hsm_key, "ES256", SignInput::Message(b"m"), &input, SigFormat::Der)
-        .err()
-        .expect("write fails -> sign fails");
-    assert!(err.to_string().contains("audit log") && err.to_string().contains("refused"), "{err}");
+    // A device (here /dev/full, where every write fails) is not a log: refused at open, so
+    // no key is used.
+    let err = KeyService::new(&registry, std::path::Path::new("/dev/full")).err().expect("not a regular file");
+    assert!(err.to_string().contains("audit log") && err.to_string().contains("not a regular file"), "{err}");
     softhsm::hsm(&registry).disconnect();
 }
 

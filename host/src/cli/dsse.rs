@@ -117,11 +117,11 @@ pub(super) fn verify(cli: &Cli, a: &DsseVerifyArgs) -> Outcome {
         keys
     };
     let result = lib::verify(&registry, &envelope, &keys, a.threshold, a.sig_format)?;
-    if result.valid {
-        if let Some(out) = &a.payload_out {
-            // A fresh file renamed into place: never written through a symlink.
-            fsio::replace_atomic(out, &result.payload, 0o644)?;
-        }
+    if result.valid
+        && let Some(out) = &a.payload_out
+    {
+        // A fresh file renamed into place: never written through a symlink.
+        fsio::replace_atomic(out, &result.payload, 0o644)?;
     }
     if a.json {
         println!(

@@ -124,12 +124,12 @@ pub(super) fn keygen(cli: &Cli, a: &KeygenArgs) -> Outcome {
         let private_pem = keyfile::to_pem("PRIVATE KEY", &key.pkcs8_der).map_err(|e| e.to_string())?;
         let public_pem = keyfile::to_pem("PUBLIC KEY", &key.spki_der).map_err(|e| e.to_string())?;
         fsio::write_new(&a.out, private_pem.as_bytes(), 0o600).map_err(|e| e.to_string())?;
-        if let Some(p) = &a.public {
-            if let Err(e) = fsio::write_new(p, public_pem.as_bytes(), 0o644) {
-                // The pair is incomplete: do not leave half of it behind.
-                let _ = std::fs::remove_file(&a.out);
-                return Err(e.to_string());
-            }
+        if let Some(p) = &a.public
+            && let Err(e) = fsio::write_new(p, public_pem.as_bytes(), 0o644)
+        {
+            // The pair is incomplete: do not leave half of it behind.
+            let _ = std::fs::remove_file(&a.out);
+            return Err(e.to_string());
         }
         Ok(())
     })?;

@@ -425,9 +425,8 @@ fn report<T>(what: &str, s: &Served<T>) {
 
 fn parse_ref(text: &str) -> Result<cryptohost::keys::KeyRef> {
     // A PIN typed into a pkcs11: URI is refused, and never echoed back.
-    cryptohost::keys::KeyRef::parse(text).map_err(|m| {
-        anyhow::anyhow!("key reference {:?}: {m}", cryptohost::pkcs11::Pkcs11Uri::redacted(text))
-    })
+    cryptohost::keys::KeyRef::parse(text)
+        .map_err(|m| anyhow::anyhow!("key reference {:?}: {m}", cryptohost::pkcs11::Pkcs11Uri::redacted(text)))
 }
 
 fn run(cli: &Cli) -> Outcome {

@@ -1,6 +1,5 @@
 //! Connecting to the module and its tokens, login (never again after a refused PIN), failover, reconnect.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
@@ -59,11 +58,6 @@ pub struct TokenStatus {
 pub(super) struct Connection {
     pub(super) ctx: Pkcs11,
     pub(super) tokens: Vec<Token>,
-}
-
-thread_local! {
-    /// The token that served this thread's last operation (for the audit log).
-    pub(super) static LAST_TOKEN: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 impl Pkcs11Provider {
@@ -264,6 +258,17 @@ impl Pkcs11Provider {
         on_token: Option<&Pkcs11Uri>,
         f: impl Fn(&Session, &Token) -> Result<T, OpError>,
     ) -> Result<T, ProviderError> {
+        self.run_served(what, on_token, f).map(|(v, _)| v)
+    }
+
+    /// As [`Pkcs11Provider::run`], also returning the serial of the token that served (what
+    /// the audit log records; failover may have moved the operation to another token).
+    pub(super) fn run_served<T>(
+        &self,
+        what: &str,
+        on_token: Option<&Pkcs11Uri>,
+        f: impl Fn(&Session, &Token) -> Result<T, OpError>,
+    ) -> Result<(T, String), ProviderError> {
         self.ensure_connected()?;
         let mut failures = Vec::new();
         let mut index = 0;
@@ -314,7 +319,7 @@ impl Pkcs11Provider {
         token: &Token,
         ctx: &Pkcs11,
         f: &impl Fn(&Session, &Token) -> Result<T, OpError>,
-    ) -> Result<T, (OpError, String)> {
+    ) -> Result<(T, String), (OpError, String)> {
         let label = format!("token {:?}", token.label);
         let session =
             token.pool.checkout(|| ctx.open_rw_session(token.slot)).map_err(|e| (OpError::Ck(e), label.clone()))?;
@@ -332,12 +337,11 @@ impl Pkcs11Provider {
                 token.pool.checkin(session);
                 if result.is_ok() {
                     health.healthy = true;
-                    LAST_TOKEN.with_borrow_mut(|t| *t = Some(token.serial.clone()));
                 }
             }
         }
         drop(health);
-        result.map_err(|e| (e, label))
+        result.map(|v| (v, token.serial.clone())).map_err(|e| (e, label))
     }
 
     /// Logs in on every token (used by `connect` so that a wrong PIN is reported at once).
@@ -346,7 +350,7 @@ impl Pkcs11Provider {
         let Some(conn) = guard.as_ref() else { return Ok(()) };
         for token in &conn.tokens {
             match self.attempt(token, &conn.ctx, &f) {
-                Ok(()) => {}
+                Ok(((), _)) => {}
                 Err((OpError::Refused(e), _)) => return Err(e),
                 Err((OpError::Ck(e), label)) => log::warn!("HSM: {label}: {}", ck_message(&e)),
                 Err((OpError::Missing(m), label)) => log::warn!("HSM: {label}: {m}"),

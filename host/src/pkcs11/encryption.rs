@@ -113,9 +113,14 @@ impl Pkcs11Provider {
         Ok(KeyId(format!("{};type=secret-key;session", uri.to_uri())))
     }
 
-    pub(super) fn gcm_encrypt(&self, key: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, ProviderError> {
+    pub(super) fn gcm_encrypt(
+        &self,
+        key: &KeyId,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<(Sealed, String), ProviderError> {
         let (uri, session_object) = secret_uri(key)?;
-        self.run(&format!("encrypt with {uri}"), Some(&uri), |s, t| {
+        self.run_served(&format!("encrypt with {uri}"), Some(&uri), |s, t| {
             let handle = self.find_secret(s, t, &uri, session_object)?;
             let alg = self.secret_alg(s, handle, &uri)?;
             self.check_secret(s, handle, &uri.to_uri(), alg, true)?;
@@ -135,7 +140,7 @@ impl Pkcs11Provider {
         nonce: &[u8],
         ciphertext: &[u8],
         aad: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+    ) -> Result<(Zeroizing<Vec<u8>>, String), ProviderError> {
         if nonce.len() != 12 {
             return Err(ProviderError::InvalidInput(format!("AES-GCM nonce must be 12 bytes, got {}", nonce.len())));
         }
@@ -143,7 +148,7 @@ impl Pkcs11Provider {
             return Err(ProviderError::InvalidInput("AES-GCM ciphertext is shorter than its 16-byte tag".into()));
         }
         let (uri, session_object) = secret_uri(key)?;
-        self.run(&format!("decrypt with {uri}"), Some(&uri), |s, t| {
+        self.run_served(&format!("decrypt with {uri}"), Some(&uri), |s, t| {
             let handle = self.find_secret(s, t, &uri, session_object)?;
             let alg = self.secret_alg(s, handle, &uri)?;
             self.check_secret(s, handle, &uri.to_uri(), alg, false)?;

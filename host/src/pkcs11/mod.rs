@@ -31,7 +31,7 @@ use crate::error::ProviderError;
 use crate::provider::{
     Capability, CapabilityInfo, CryptoProvider, Descriptor, KeyId, Origin, Sealed, SigFormat, SignInput, Verifier,
 };
-use connection::{Connection, LAST_TOKEN};
+use connection::Connection;
 
 /// The PKCS#11 backend.
 pub struct Pkcs11Provider {
@@ -72,11 +72,6 @@ impl Pkcs11Provider {
             connecting: Mutex::new(()),
             pin_refused: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// The serial of the token that served this thread's last operation.
-    pub fn last_token_serial() -> Option<String> {
-        LAST_TOKEN.with_borrow(|t| t.clone())
     }
 }
 
@@ -129,7 +124,17 @@ impl CryptoProvider for Pkcs11Provider {
         input: SignInput<'_>,
         format: SigFormat,
     ) -> Result<Vec<u8>, ProviderError> {
-        self.sign_with(key, algorithm, input, format)
+        self.sign_with(key, algorithm, input, format).map(|(sig, _)| sig)
+    }
+
+    fn sign_served(
+        &self,
+        key: &KeyId,
+        algorithm: &str,
+        input: SignInput<'_>,
+        format: SigFormat,
+    ) -> Result<(Vec<u8>, Option<String>), ProviderError> {
+        self.sign_with(key, algorithm, input, format).map(|(sig, serial)| (sig, Some(serial)))
     }
 
     /// With `create`, generates: an existing key under the name is refused, never reused.
@@ -147,7 +152,16 @@ impl CryptoProvider for Pkcs11Provider {
     }
 
     fn encrypt(&self, key: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, ProviderError> {
-        self.gcm_encrypt(key, plaintext, aad)
+        self.gcm_encrypt(key, plaintext, aad).map(|(sealed, _)| sealed)
+    }
+
+    fn encrypt_served(
+        &self,
+        key: &KeyId,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<(Sealed, Option<String>), ProviderError> {
+        self.gcm_encrypt(key, plaintext, aad).map(|(sealed, serial)| (sealed, Some(serial)))
     }
 
     fn decrypt(
@@ -157,6 +171,16 @@ impl CryptoProvider for Pkcs11Provider {
         ciphertext: &[u8],
         aad: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
-        self.gcm_decrypt(key, nonce, ciphertext, aad)
+        self.gcm_decrypt(key, nonce, ciphertext, aad).map(|(plain, _)| plain)
+    }
+
+    fn decrypt_served(
+        &self,
+        key: &KeyId,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Result<(Zeroizing<Vec<u8>>, Option<String>), ProviderError> {
+        self.gcm_decrypt(key, nonce, ciphertext, aad).map(|(plain, serial)| (plain, Some(serial)))
     }
 }

@@ -79,7 +79,7 @@ impl Pkcs11Provider {
                 Ok(found)
             });
             match listed {
-                Ok(mut v) => out.append(&mut v),
+                Ok((mut v, _)) => out.append(&mut v),
                 Err((OpError::Refused(e), _)) => return Err(e),
                 Err((OpError::Ck(e), label)) => {
                     return Err(ProviderError::Failed(format!("{label}: {}", ck_message(&e))));
@@ -229,7 +229,10 @@ impl Pkcs11Provider {
                     return refuse(format!("CKA_EC_PARAMS is not the curve {alg} needs ({})", want.name()));
                 }
             }
-            (a, Some(KeyType::RSA)) if a.starts_with("RS") || a.starts_with("PS") => {
+            (a, Some(KeyType::RSA))
+                if crate::alg::signature(a)
+                    .is_some_and(|s| matches!(s.family, crate::alg::Family::RsaPkcs1 | crate::alg::Family::RsaPss)) =>
+            {
                 if bits < MIN_RSA_BITS {
                     return refuse(format!("CKA_MODULUS is {bits} bits; at least {MIN_RSA_BITS} are required"));
                 }

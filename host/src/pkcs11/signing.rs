@@ -51,7 +51,7 @@ impl Pkcs11Provider {
         algorithm: &str,
         input: SignInput<'_>,
         format: SigFormat,
-    ) -> Result<Vec<u8>, ProviderError> {
+    ) -> Result<(Vec<u8>, String), ProviderError> {
         check_signing_alg(algorithm)?;
         let uri = super::parse_key(key)?;
         let hash = hash_of(algorithm)?;
@@ -68,7 +68,7 @@ impl Pkcs11Provider {
                 d.to_vec()
             }
         };
-        self.run(&format!("sign with {uri}"), Some(&uri), |session, token| {
+        self.run_served(&format!("sign with {uri}"), Some(&uri), |session, token| {
             let handle = self.find(session, token, &uri, ObjectClass::PRIVATE_KEY)?;
             self.check_key(session, token, handle, &uri, algorithm)?;
             if let Some(curve) = Curve::for_alg(algorithm) {
@@ -81,7 +81,7 @@ impl Pkcs11Provider {
                         .map_err(|m| OpError::Refused(ProviderError::Failed(m))),
                 };
             }
-            if algorithm.starts_with("RS") {
+            if crate::alg::signature(algorithm).is_some_and(|a| a.family == crate::alg::Family::RsaPkcs1) {
                 let info =
                     encoding::digest_info(hash, &digest).map_err(|m| OpError::Refused(ProviderError::Failed(m)))?;
                 return Ok(session.sign(&Mechanism::RsaPkcs, handle, &info)?);
