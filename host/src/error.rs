@@ -56,11 +56,21 @@ pub enum RegistryError {
     NoProvider { capability: String, algorithm: String, tried: Vec<(String, ProviderError)> },
     #[error("{provider}: {error}")]
     Provider { provider: String, error: ProviderError },
+    #[error("{}", namespace_note(.prefix))]
+    NoNamespace { prefix: String },
     #[error("reading input: {0}")]
     Io(#[from] std::io::Error),
     /// An input file that cannot be used (not a regular file, too large), in words.
     #[error("{0}")]
     Input(String),
+}
+
+fn namespace_note(prefix: &str) -> String {
+    if prefix == "pkcs11" {
+        "a pkcs11: key, but no [hsm] is configured".into()
+    } else {
+        format!("no configured provider holds {prefix}: keys (set key_prefix = {prefix:?} on one)")
+    }
 }
 
 fn tried_note(tried: &[(String, ProviderError)]) -> String {

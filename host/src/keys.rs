@@ -15,7 +15,7 @@ use crate::fsio;
 use crate::keyfile;
 pub use crate::keyref::KeyRef;
 use crate::provider::{Capability, CryptoProvider, KeyId, Origin, Sealed, SigFormat, SignInput};
-use crate::registry::{GeneratedKey, Registry, Served};
+use crate::registry::{GeneratedKey, HeldKey, Registry, Served};
 
 /// Errors of key use, for a person.
 #[derive(Debug, thiserror::Error)]
@@ -82,34 +82,38 @@ impl<'r> KeyService<'r> {
         Ok(KeyService { registry, audit: AuditLog::open(audit_path)? })
     }
 
-    fn provider_for(&self, reference: &KeyRef) -> Result<Arc<dyn CryptoProvider>, KeyError> {
-        let missing = |message: String| KeyError::Reference { reference: reference.to_string(), message };
+    /// The namespace a held key's reference lives in (`pkcs11`, or the `PREFIX` of `PREFIX:NAME`)
+    /// and the name its provider knows it by.
+    fn namespace(reference: &KeyRef) -> Result<(&str, String), KeyError> {
         match reference {
-            KeyRef::Pkcs11(_) => self
-                .registry
-                .by_prefix("pkcs11")
-                .cloned()
-                .ok_or_else(|| missing("a pkcs11: key, but no [hsm] is configured".into())),
-            KeyRef::Named { prefix, .. } => self.registry.by_prefix(prefix).cloned().ok_or_else(|| {
-                missing(format!("no configured provider holds {prefix}: keys (set key_prefix = {prefix:?} on one)"))
+            KeyRef::Pkcs11(u) => Ok(("pkcs11", u.to_uri())),
+            KeyRef::Named { prefix, name } => Ok((prefix.as_str(), name.clone())),
+            KeyRef::File(_) => Err(KeyError::Reference {
+                reference: reference.to_string(),
+                message: "a key file has no provider of its own".into(),
             }),
-            KeyRef::File(_) => Err(missing("a key file has no provider of its own".into())),
         }
     }
 
-    fn resolve(&self, reference: &KeyRef, algorithm: &str, rsa_bits: u32, create: bool) -> Result<Resolved, KeyError> {
-        let wrap = |p: &Arc<dyn CryptoProvider>| {
-            let name = p.descriptor().name.clone();
-            move |error| KeyError::Provider { provider: name.clone(), error }
-        };
-        match reference {
-            KeyRef::File(path) => Ok(Resolved::Pkcs8(keyfile::read_private_key(path)?)),
-            KeyRef::Pkcs11(_) | KeyRef::Named { .. } => {
-                let p = self.provider_for(reference)?;
-                let id = p.named_key(&provider_key_name(reference), algorithm, rsa_bits, create).map_err(wrap(&p))?;
-                Ok(Resolved::Held(p, id))
+    /// A held key through the registry; a refusal names the provider (and reaches the audit
+    /// line as that provider's).
+    fn held(held: Result<HeldKey, RegistryError>, reference: &KeyRef) -> Result<HeldKey, KeyError> {
+        held.map_err(|e| match e {
+            RegistryError::Provider { provider, error } => KeyError::Provider { provider, error },
+            RegistryError::NoNamespace { .. } => {
+                KeyError::Reference { reference: reference.to_string(), message: e.to_string() }
             }
+            other => KeyError::Registry(other),
+        })
+    }
+
+    fn resolve(&self, reference: &KeyRef, algorithm: &str, rsa_bits: u32, create: bool) -> Result<Resolved, KeyError> {
+        if let KeyRef::File(path) = reference {
+            return Ok(Resolved::Pkcs8(keyfile::read_private_key(path)?));
         }
+        let (prefix, name) = Self::namespace(reference)?;
+        let key = Self::held(self.registry.named_key(prefix, &name, algorithm, rsa_bits, create), reference)?;
+        Ok(Resolved::Held(key.provider, key.id))
     }
 
     /// Audits an operation's outcome; the result is only handed back once the line is on disk.
@@ -217,18 +221,19 @@ impl<'r> KeyService<'r> {
                 message: "key files are made with `cryptohost keygen --out FILE`".into(),
             });
         }
-        let secret = matches!(algorithm, "A128GCM" | "A256GCM");
+        let secret = crate::alg::aead(algorithm).is_some();
         let result = (|| {
-            let p = self.provider_for(reference)?;
-            let wrap = |error| KeyError::Provider { provider: p.descriptor().name.clone(), error };
-            let name = provider_key_name(reference);
-            let spki = if secret {
-                p.named_secret(&name, algorithm, true).map_err(wrap)?;
-                Vec::new()
-            } else {
-                let id = p.named_key(&name, algorithm, rsa_bits, true).map_err(wrap)?;
-                p.public_key(&id).map_err(wrap)?
-            };
+            let (prefix, name) = Self::namespace(reference)?;
+            if secret {
+                let key = Self::held(self.registry.named_secret(prefix, &name, algorithm, true), reference)?;
+                let p = key.provider;
+                return Ok((Vec::new(), p.descriptor().name.clone(), origin_of(p.as_ref(), None)));
+            }
+            let key = Self::held(self.registry.named_key(prefix, &name, algorithm, rsa_bits, true), reference)?;
+            let p = key.provider;
+            let spki = p
+                .public_key(&key.id)
+                .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
             Ok((spki, p.descriptor().name.clone(), origin_of(p.as_ref(), None)))
         })();
         let (spki, _, _) = self.audited("generate", reference, algorithm, &[], result)?;
@@ -303,12 +308,9 @@ impl<'r> KeyService<'r> {
     }
 
     fn secret(&self, reference: &KeyRef, algorithm: &str) -> Result<(Arc<dyn CryptoProvider>, KeyId), KeyError> {
-        let p = self.provider_for(reference)?;
-        let name = provider_key_name(reference);
-        let id = p
-            .named_secret(&name, algorithm, false)
-            .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
-        Ok((p, id))
+        let (prefix, name) = Self::namespace(reference)?;
+        let key = Self::held(self.registry.named_secret(prefix, &name, algorithm, false), reference)?;
+        Ok((key.provider, key.id))
     }
 
     /// AES-GCM encryption with a named secret key.
@@ -359,11 +361,3 @@ impl<'r> KeyService<'r> {
     }
 }
 
-/// The name a provider knows a key by: the URI for the HSM, the bare name for a prefix.
-fn provider_key_name(reference: &KeyRef) -> String {
-    match reference {
-        KeyRef::Pkcs11(u) => u.to_uri(),
-        KeyRef::Named { name, .. } => name.clone(),
-        KeyRef::File(p) => p.display().to_string(),
-    }
-}

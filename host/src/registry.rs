@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use crate::alg;
 use crate::error::{ProviderError, RegistryError};
 use crate::fsio;
-use crate::provider::{Capability, CryptoProvider, SigFormat, SignInput};
+use crate::provider::{Capability, CryptoProvider, KeyId, SigFormat, SignInput};
 
 /// A result and the provider that produced it.
 pub struct Served<T> {
@@ -27,6 +27,12 @@ impl<T> Served<T> {
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Served<U> {
         Served { value: f(self.value), provider: self.provider, skipped: self.skipped }
     }
+}
+
+/// A key held inside a provider (the HSM, the simulation), and its handle there.
+pub struct HeldKey {
+    pub provider: Arc<dyn CryptoProvider>,
+    pub id: KeyId,
 }
 
 /// A freshly generated key pair.
@@ -69,6 +75,44 @@ impl Registry {
     /// The provider that holds keys named `PREFIX:NAME`.
     pub fn by_prefix(&self, prefix: &str) -> Option<&Arc<dyn CryptoProvider>> {
         self.prefixes.iter().find(|(p, _)| p == prefix).map(|(_, provider)| provider)
+    }
+
+    /// The signing key `name` in the namespace `prefix` (`sim`, `pkcs11`, ...): found, or with
+    /// `create` generated (non-exportable) by the provider that holds that namespace.
+    ///
+    /// # Errors
+    /// No provider holds the namespace, or the provider refuses.
+    pub fn named_key(
+        &self,
+        prefix: &str,
+        name: &str,
+        algorithm: &str,
+        rsa_bits: u32,
+        create: bool,
+    ) -> Result<HeldKey, RegistryError> {
+        let provider = self.holder(prefix)?;
+        let id = provider.named_key(name, algorithm, rsa_bits, create).map_err(|error| RegistryError::Provider {
+            provider: provider.descriptor().name.clone(),
+            error,
+        })?;
+        Ok(HeldKey { provider, id })
+    }
+
+    /// The secret (AES) key `name` in the namespace `prefix`, as [`Registry::named_key`].
+    ///
+    /// # Errors
+    /// No provider holds the namespace, or the provider refuses.
+    pub fn named_secret(&self, prefix: &str, name: &str, algorithm: &str, create: bool) -> Result<HeldKey, RegistryError> {
+        let provider = self.holder(prefix)?;
+        let id = provider.named_secret(name, algorithm, create).map_err(|error| RegistryError::Provider {
+            provider: provider.descriptor().name.clone(),
+            error,
+        })?;
+        Ok(HeldKey { provider, id })
+    }
+
+    fn holder(&self, prefix: &str) -> Result<Arc<dyn CryptoProvider>, RegistryError> {
+        self.by_prefix(prefix).cloned().ok_or_else(|| RegistryError::NoNamespace { prefix: prefix.to_string() })
     }
 
     /// A provider by its configured name.
