@@ -360,4 +360,3 @@ impl<'r> KeyService<'r> {
         Ok((plain, provider))
     }
 }
-

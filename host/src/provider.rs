@@ -195,8 +195,10 @@ pub trait CryptoProvider: Send + Sync {
     /// it. Unknown keys are ignored.
     fn delete_key(&self, _key: &KeyId) {}
 
-    /// The key called `name` (a PKCS#11 URI for the HSM, a simulation key name), generated
-    /// non-exportable when absent and `create` is set.
+    /// The key called `name` (a PKCS#11 URI for the HSM, a simulation key name). With `create`,
+    /// a new non-exportable key is generated under the name; the HSM refuses a name that any
+    /// key already holds (never handing back an old key as new), while a seeded simulation
+    /// derives the same key for a name every time, so there "generate" and "find" agree.
     fn named_key(&self, name: &str, algorithm: &str, rsa_bits: u32, create: bool) -> Result<KeyId, ProviderError>;
 
     /// The secret key called `name` for `algorithm` (A128GCM, A256GCM), generated when absent

@@ -91,10 +91,9 @@ impl Registry {
         create: bool,
     ) -> Result<HeldKey, RegistryError> {
         let provider = self.holder(prefix)?;
-        let id = provider.named_key(name, algorithm, rsa_bits, create).map_err(|error| RegistryError::Provider {
-            provider: provider.descriptor().name.clone(),
-            error,
-        })?;
+        let id = provider
+            .named_key(name, algorithm, rsa_bits, create)
+            .map_err(|error| RegistryError::Provider { provider: provider.descriptor().name.clone(), error })?;
         Ok(HeldKey { provider, id })
     }
 
@@ -102,12 +101,17 @@ impl Registry {
     ///
     /// # Errors
     /// No provider holds the namespace, or the provider refuses.
-    pub fn named_secret(&self, prefix: &str, name: &str, algorithm: &str, create: bool) -> Result<HeldKey, RegistryError> {
+    pub fn named_secret(
+        &self,
+        prefix: &str,
+        name: &str,
+        algorithm: &str,
+        create: bool,
+    ) -> Result<HeldKey, RegistryError> {
         let provider = self.holder(prefix)?;
-        let id = provider.named_secret(name, algorithm, create).map_err(|error| RegistryError::Provider {
-            provider: provider.descriptor().name.clone(),
-            error,
-        })?;
+        let id = provider
+            .named_secret(name, algorithm, create)
+            .map_err(|error| RegistryError::Provider { provider: provider.descriptor().name.clone(), error })?;
         Ok(HeldKey { provider, id })
     }
 

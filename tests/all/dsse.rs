@@ -617,3 +617,31 @@ fn signatures_per_envelope_are_capped() {
     let out = run(&config, &["dsse", "verify", "--pub", s(&ec_pub), s(&path)]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn eddsa_over_a_payload_the_sandbox_cannot_hold_is_refused_cheaply() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = common::write_config(d, &common::components_dir(), &[OFFLINE], "");
+    let key = d.join("ed.pem");
+    let public = d.join("ed.pub");
+    common::openssl(&["genpkey", "-algorithm", "ED25519", "-out", s(&key)]);
+    common::openssl(&["pkey", "-in", s(&key), "-pubout", "-out", s(&public)]);
+    // 20 MiB: inside the DSSE payload limit (64 MiB), over what one call may hand the guest.
+    let payload = d.join("big.bin");
+    fs::write(&payload, vec![b'a'; 20 << 20]).unwrap();
+    let out = run(&config, &["dsse", "sign", "--key", s(&key), "--alg", "EdDSA", "--payload-type", "t", s(&payload)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("memory budget"), "{}", stderr(&out));
+    // An envelope with that payload and the most signatures allowed is refused per signature
+    // before anything is copied into the guest, and says why.
+    let sigs: Vec<_> = (0..16).map(|i| serde_json::json!({"keyid": "", "sig": b64.encode([i as u8; 64])})).collect();
+    let env = serde_json::json!({"payload": b64.encode(vec![b'a'; 20 << 20]), "payloadType": "t", "signatures": sigs});
+    let env_path = d.join("big.json");
+    fs::write(&env_path, serde_json::to_vec(&env).unwrap()).unwrap();
+    let out = run(&config, &["dsse", "verify", "--pub", s(&public), s(&env_path)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("memory budget"), "{}", stderr(&out));
+}

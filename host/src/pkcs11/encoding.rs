@@ -21,13 +21,11 @@ pub(super) enum Curve {
 }
 
 impl Curve {
-    /// The curve an ECDSA algorithm needs.
+    /// The curve an ECDSA algorithm needs (the algorithm table says which; the backend
+    /// knows P-256 and P-384).
     pub(super) fn for_alg(alg: &str) -> Option<Curve> {
-        match alg {
-            "ES256" => Some(Curve::P256),
-            "ES384" => Some(Curve::P384),
-            _ => None,
-        }
+        let named = crate::alg::signature(alg).filter(|a| a.family == crate::alg::Family::Ecdsa)?.curve?;
+        [Curve::P256, Curve::P384].into_iter().find(|c| c.name() == named)
     }
 
     pub(super) fn name(self) -> &'static str {

@@ -18,13 +18,12 @@ use crate::provider::{KeyId, Sealed};
 
 pub(super) const ENCRYPTION: [&str; 2] = ["A128GCM", "A256GCM"];
 
-/// The AES key length (bytes) of an AES-GCM algorithm.
+/// The AES key length (bytes) of an AES-GCM algorithm, from the host's algorithm table.
 pub(super) fn aes_key_len(algorithm: &str) -> Result<u64, ProviderError> {
-    match algorithm {
-        "A128GCM" => Ok(16),
-        "A256GCM" => Ok(32),
-        other => Err(ProviderError::Unsupported(format!("the PKCS#11 backend does not encrypt with {other}"))),
-    }
+    crate::alg::aead(algorithm)
+        .filter(|a| ENCRYPTION.contains(&a.name))
+        .map(|a| a.key_bytes as u64)
+        .ok_or_else(|| ProviderError::Unsupported(format!("the PKCS#11 backend does not encrypt with {algorithm}")))
 }
 
 /// The AES-GCM algorithm of a key length, if any.

@@ -222,14 +222,13 @@ impl Pkcs11Provider {
                 _ => {}
             }
         }
-        match (alg, key_type) {
-            ("ES256" | "ES384", Some(KeyType::EC)) => {
-                let want = if alg == "ES256" { Curve::P256 } else { Curve::P384 };
+        match (alg, key_type, Curve::for_alg(alg)) {
+            (_, Some(KeyType::EC), Some(want)) => {
                 if encoding::curve_of(&params) != Some(want) {
                     return refuse(format!("CKA_EC_PARAMS is not the curve {alg} needs ({})", want.name()));
                 }
             }
-            (a, Some(KeyType::RSA))
+            (a, Some(KeyType::RSA), _)
                 if crate::alg::signature(a)
                     .is_some_and(|s| matches!(s.family, crate::alg::Family::RsaPkcs1 | crate::alg::Family::RsaPss)) =>
             {
@@ -237,7 +236,7 @@ impl Pkcs11Provider {
                     return refuse(format!("CKA_MODULUS is {bits} bits; at least {MIN_RSA_BITS} are required"));
                 }
             }
-            (_, k) => return refuse(format!("CKA_KEY_TYPE {k:?} does not fit {alg}")),
+            (_, k, _) => return refuse(format!("CKA_KEY_TYPE {k:?} does not fit {alg}")),
         }
         if !sign {
             return refuse("CKA_SIGN is false".into());
