@@ -124,6 +124,11 @@ test: setup build-guests lint
     cargo test --release --workspace -- --show-output
     just check-reproducible
 
+# Regenerate docs/openapi.json from the server's routes (a test checks they agree).
+openapi: build
+    mkdir -p docs
+    target/release/cryptohost serve --openapi > docs/openapi.json
+
 # Benchmarks, side by side in one run each: native RustCrypto vs the guest through wasmtime vs
 # the registry path; SoftHSM2 through cryptoki directly vs cryptohost's pool vs the simulation;
 # DSSE verify in full vs the provider work alone.

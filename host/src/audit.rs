@@ -34,6 +34,32 @@ pub struct AuditRecord {
     pub input_sha256: String,
     /// `ok`, or `error: ...`.
     pub outcome: String,
+    /// The peer of a request to the server (absent for the one-shot CLI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller: Option<Caller>,
+}
+
+/// A peer on the server's socket, as the kernel reports it (SO_PEERCRED).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: Option<i32>,
+    /// The user's name when the user database has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// An event of the server that is not a key use (a denial, a reload, an HSM admin operation),
+/// written to the same log.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecord {
+    pub time: String,
+    /// `denied`, `reload`, `hsm-connect`, ...
+    pub event: String,
+    pub caller: Option<Caller>,
+    /// What was asked for (operation and key reference or profile), never secrets.
+    pub detail: String,
 }
 
 /// Where the code that used a key came from, as the audit log records it.
@@ -114,6 +140,18 @@ impl AuditLog {
     /// # Errors
     /// The line cannot be written or synced.
     pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
+        self.append_json(record)
+    }
+
+    /// Appends one event line (denials, reloads, HSM admin) and syncs it.
+    ///
+    /// # Errors
+    /// The line cannot be written or synced.
+    pub fn event(&self, record: &EventRecord) -> Result<(), AuditError> {
+        self.append_json(record)
+    }
+
+    fn append_json(&self, record: &impl Serialize) -> Result<(), AuditError> {
         let mut line = serde_json::to_vec(record)
             .map_err(|e| AuditError { path: self.path.clone(), message: format!("cannot encode record: {e}") })?;
         line.push(b'\n');

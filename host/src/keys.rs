@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::audit::{AuditLog, AuditRecord, KeyOrigin, now_rfc3339};
+use crate::audit::{AuditLog, AuditRecord, Caller, KeyOrigin, now_rfc3339};
 use crate::error::{ProviderError, RegistryError};
 use crate::fsio;
 use crate::keyfile;
@@ -53,7 +53,9 @@ pub struct SignedFile {
 /// Key operations with routing and auditing.
 pub struct KeyService<'r> {
     registry: &'r Registry,
-    audit: AuditLog,
+    audit: Arc<AuditLog>,
+    /// Who asked, when the request came over the server's socket.
+    caller: Option<Caller>,
 }
 
 /// What the audit log says about where a provider's code came from.
@@ -79,7 +81,13 @@ impl<'r> KeyService<'r> {
     /// # Errors
     /// The audit log cannot be opened.
     pub fn new(registry: &'r Registry, audit_path: &Path) -> Result<KeyService<'r>, KeyError> {
-        Ok(KeyService { registry, audit: AuditLog::open(audit_path)? })
+        Ok(KeyService { registry, audit: Arc::new(AuditLog::open(audit_path)?), caller: None })
+    }
+
+    /// Key operations over an audit log already open (the server's, shared by all requests),
+    /// on behalf of `caller`, whose identity every audit line records.
+    pub fn for_caller(registry: &'r Registry, audit: Arc<AuditLog>, caller: Caller) -> KeyService<'r> {
+        KeyService { registry, audit, caller: Some(caller) }
     }
 
     /// The namespace a held key's reference lives in (`pkcs11`, or the `PREFIX` of `PREFIX:NAME`)
@@ -134,6 +142,7 @@ impl<'r> KeyService<'r> {
             provider_origin,
             input_sha256: hex::encode(input_sha256),
             outcome,
+            caller: self.caller.clone(),
         };
         match result {
             Ok((value, provider, origin)) => {

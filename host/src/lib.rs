@@ -20,6 +20,7 @@ pub mod keys;
 pub mod load;
 pub mod pkcs11;
 pub mod registry;
+pub mod service;
 pub mod trust;
 
 pub use config::Config;

@@ -219,6 +219,22 @@ impl Registry {
         })
     }
 
+    /// Streams a reader that cannot be rewound (a request body) through a hashing provider. It
+    /// moves on to another provider only when one answers `unsupported`, which happens before
+    /// anything is read; after a fault halfway the stream is gone, so the fault is the answer
+    /// (a second provider would hash only the rest).
+    ///
+    /// # Errors
+    /// As [`Registry::serve`]; a fault is returned, not retried.
+    pub fn digest_stream(&self, algorithm: &str, reader: &mut dyn Read) -> Result<Served<Vec<u8>>, RegistryError> {
+        self.serve_with(
+            Capability::Hashing,
+            algorithm,
+            |e| matches!(e, ProviderError::Unsupported(_)),
+            |p, a| p.digest_reader(a, &mut *reader),
+        )
+    }
+
     /// Verifies a signature with an ephemeral verifier from `spki_der`.
     ///
     /// # Errors

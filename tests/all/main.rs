@@ -9,5 +9,6 @@ mod dsse;
 mod hostile;
 mod registry;
 mod sandbox;
+mod service;
 mod sha2_kat;
 mod wycheproof_vectors;

@@ -31,6 +31,10 @@ struct Cli {
     /// Development mode: trust components/manifest.json instead of the pins in the config.
     #[arg(long, global = true)]
     dev: bool,
+    /// Load provider components from this directory instead of the config's `component_dir`
+    /// (pins still apply).
+    #[arg(long, global = true, value_name = "DIR")]
+    components: Option<PathBuf>,
     /// Log more (repeat for debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -71,6 +75,18 @@ enum Command {
     /// Offline trust bundles (offline-kit.tar.gz): create, verify, install.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Run the long-running host on a Unix socket (HTTP/1.1 + JSON under /v1/) until SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Where to listen: unix:PATH (default: [service] listen in the config).
+    #[arg(long, value_name = "unix:PATH")]
+    listen: Option<String>,
+    /// Print the OpenAPI document of the routes and exit (docs/openapi.json is this output).
+    #[arg(long)]
+    openapi: bool,
 }
 
 #[derive(Subcommand)]
@@ -383,9 +399,16 @@ fn open_registry(cli: &Cli) -> Result<Host> {
     Ok(open(cli)?.1)
 }
 
-fn open(cli: &Cli) -> Result<(Config, Host)> {
-    let config = Config::load(&cli.config)?;
-    let mode = if cli.dev {
+fn load_config(cli: &Cli) -> Result<Config> {
+    let mut config = Config::load(&cli.config)?;
+    if let Some(dir) = &cli.components {
+        config.component_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+fn trust_mode(cli: &Cli, config: &Config) -> TrustMode {
+    if cli.dev {
         eprintln!(
             "cryptohost: WARNING: --dev: component pins are NOT enforced; trusting {} as built. Never use this in production.",
             config.component_dir.join("manifest.json").display()
@@ -393,9 +416,32 @@ fn open(cli: &Cli) -> Result<(Config, Host)> {
         TrustMode::DevManifest
     } else {
         TrustMode::Pins
-    };
+    }
+}
+
+fn open(cli: &Cli) -> Result<(Config, Host)> {
+    let config = load_config(cli)?;
+    let mode = trust_mode(cli, &config);
     let registry = cryptohost::load::open(&config, mode)?;
     Ok((config, registry))
+}
+
+fn serve(cli: &Cli, a: &ServeArgs) -> Outcome {
+    if a.openapi {
+        println!("{}", cryptohost::service::api::openapi_json());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = load_config(cli)?;
+    let socket = match &a.listen {
+        None => None,
+        Some(l) => match l.strip_prefix("unix:") {
+            Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+            _ => return Err(anyhow::anyhow!("--listen {l:?}: give unix:PATH").into()),
+        },
+    };
+    let mode = trust_mode(cli, &config);
+    cryptohost::service::run(config, mode, socket)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// "offline-verification (offline-verification.wasm sha256:ab12...)"
@@ -445,5 +491,6 @@ fn run(cli: &Cli) -> Outcome {
         Command::Dsse(DsseCommand::Verify(a)) => dsse::verify(cli, a),
         Command::Bundle(b) => bundle::bundle(cli, b),
         Command::Trust(TrustCommand::Fingerprint { public }) => dsse::fingerprint(cli, public),
+        Command::Serve(a) => serve(cli, a),
     }
 }

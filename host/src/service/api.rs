@@ -1,0 +1,407 @@
+//! The `/v1/` routes: the same operations, semantics and error classes as the CLI, over JSON.
+//! No route opens a file path a client sends: keys, signatures and data travel in the request,
+//! and keys are named by server-side references or profiles.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{OpenApi, ToSchema};
+
+use super::State as AppState;
+use super::access::{self, Identity, Peer, Target};
+use super::error::{ApiError, ApiJson, ErrorBody};
+use crate::audit::{EventRecord, now_rfc3339};
+use crate::config::Operation;
+use crate::keyref::KeyRef;
+use crate::keys::KeyService;
+use crate::provider::{Capability, SigFormat, SignInput};
+
+/// The OpenAPI document of these routes (served at `/v1/openapi.json`, checked in under docs/).
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "cryptohost", description = "The long-running crypto provider host, over a Unix socket."),
+    paths(health, ready, providers, hash, verify, sign, openapi),
+    components(schemas(
+        ErrorBody,
+        super::error::ErrorDetail,
+        Health,
+        Ready,
+        HashQuery,
+        HashResponse,
+        VerifyRequest,
+        VerifyResponse,
+        SignRequest,
+        SignResponse,
+        ServedBy
+    ))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document as pretty JSON.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `live` while the process answers.
+    pub status: String,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "live".into() })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    pub ready: bool,
+    /// Providers loaded.
+    pub providers: usize,
+    /// Whether an HSM is configured, and if so whether it answered.
+    pub hsm: Option<bool>,
+}
+
+/// Readiness: components loaded, and the HSM reachable when one is configured.
+#[utoipa::path(get, path = "/v1/ready", responses((status = 200, body = Ready), (status = 503, body = ErrorBody)))]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+    let s = state.clone();
+    let hsm = tokio::task::spawn_blocking(move || s.host.hsm().map(|h| h.connect().map_err(|e| e.to_string())))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    match hsm {
+        Some(Err(e)) => Err(ApiError::not_ready(format!("the HSM is configured and not reachable: {e}"))),
+        other => {
+            Ok(Json(Ready { ready: true, providers: state.host.providers().len(), hsm: other.map(|r| r.is_ok()) }))
+        }
+    }
+}
+
+/// Every loaded provider: name, origin (component and sha256, or PKCS#11 module), priority,
+/// capabilities.
+#[utoipa::path(get, path = "/v1/providers", responses((status = 200, body = Object)))]
+pub async fn providers(State(state): State<AppState>) -> Response {
+    let list: Vec<_> = state.host.providers().iter().map(|p| p.descriptor().clone()).collect();
+    Json(list).into_response()
+}
+
+/// Which provider served, and its code's origin.
+#[derive(Serialize, ToSchema)]
+pub struct ServedBy {
+    pub name: String,
+    /// `{"kind": "component", "file", "sha256"}` or `{"kind": "native", "module"}`.
+    #[schema(value_type = Object)]
+    pub origin: serde_json::Value,
+}
+
+fn served_by(p: &dyn crate::CryptoProvider) -> ServedBy {
+    let d = p.descriptor();
+    ServedBy { name: d.name.clone(), origin: serde_json::to_value(&d.origin).unwrap_or_default() }
+}
+
+#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HashQuery {
+    /// SHA-256, SHA-384 or SHA-512.
+    pub alg: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HashResponse {
+    pub algorithm: String,
+    /// Lowercase hex.
+    pub digest: String,
+    pub provider: ServedBy,
+}
+
+/// A reader over request-body chunks handed across from the async side.
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, String>>,
+    current: axum::body::Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Hashes the request body, streamed through a hashing provider (any size; never buffered).
+#[utoipa::path(
+    post,
+    path = "/v1/hash",
+    params(HashQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = HashResponse), (status = 400, body = ErrorBody))
+)]
+pub async fn hash(
+    State(state): State<AppState>,
+    Query(q): Query<HashQuery>,
+    body: Body,
+) -> Result<Json<HashResponse>, ApiError> {
+    use http_body_util::BodyExt;
+    let algorithm = crate::alg::canonical_hash(&q.alg);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let s = state.clone();
+    let alg = algorithm.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let mut reader = ChunkReader { rx, current: axum::body::Bytes::new() };
+        s.host.digest_stream(&alg, &mut reader)
+    });
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let chunk = match frame {
+            Ok(f) => match f.into_data() {
+                Ok(d) => Ok(d),
+                Err(_) => continue,
+            },
+            Err(e) => Err(format!("reading the request body: {e}")),
+        };
+        let failed = chunk.is_err();
+        if tx.send(chunk).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    let served = work.await.map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(Json(HashResponse {
+        algorithm,
+        digest: hex::encode(&served.value),
+        provider: served_by(served.provider.as_ref()),
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// ES256 ... PS512, EdDSA.
+    pub algorithm: String,
+    /// SPKI public key: PEM text, or base64 of the DER.
+    pub public_key: String,
+    /// The signature, base64 (standard or URL-safe).
+    pub signature: String,
+    /// The signed data, base64; or give `digest`.
+    pub data: Option<String>,
+    /// The digest of the data under the algorithm's hash, hex (not for EdDSA).
+    pub digest: Option<String>,
+    /// ECDSA encoding: `der` (default) or `p1363`.
+    pub signature_format: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VerifyResponse {
+    /// A signature that does not verify is `false`, not an error.
+    pub valid: bool,
+    pub provider: ServedBy,
+}
+
+fn b64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
+    crate::keyfile::decode_base64(text.trim().as_bytes())
+        .ok_or_else(|| ApiError::bad(format!("{field} is not base64 (standard or URL-safe)")))
+}
+
+fn format_of(text: &Option<String>) -> Result<SigFormat, ApiError> {
+    text.as_deref().unwrap_or("der").parse().map_err(ApiError::bad)
+}
+
+/// The input to sign or verify: the whole message for EdDSA, the digest (computed here through
+/// a hashing provider, or given) otherwise; and what the audit log records about it.
+fn input_of(
+    state: &AppState,
+    alg: &crate::alg::SignatureAlgorithm,
+    data: &Option<String>,
+    digest: &Option<String>,
+) -> Result<(Vec<u8>, bool, String), ApiError> {
+    match (data, digest, alg.hash) {
+        (Some(d), None, None) => {
+            let message = b64("data", d)?;
+            let audit = hex::encode(Sha256::digest(&message));
+            Ok((message, false, audit))
+        }
+        (Some(d), None, Some(hash)) => {
+            let message = b64("data", d)?;
+            let audit = hex::encode(Sha256::digest(&message));
+            let digest = state.host.serve(Capability::Hashing, hash, |p, a| p.digest(a, &message))?.value;
+            Ok((digest, true, audit))
+        }
+        (None, Some(_), None) => Err(ApiError::bad("EdDSA signs whole messages: send data, not a digest")),
+        (None, Some(h), Some(hash)) => {
+            let digest = hex::decode(h.trim()).map_err(|_| ApiError::bad("digest is not hex"))?;
+            // The audit log records the SHA-256 of the data; a SHA-256 digest is exactly that.
+            let audit = if hash == "SHA-256" { hex::encode(&digest) } else { String::new() };
+            Ok((digest, true, audit))
+        }
+        _ => Err(ApiError::bad("give exactly one of data (base64) or digest (hex)")),
+    }
+}
+
+fn public_key_of(text: &str) -> Result<Vec<u8>, ApiError> {
+    let bytes =
+        if text.trim_start().starts_with("-----BEGIN") { text.as_bytes().to_vec() } else { b64("public_key", text)? };
+    crate::keyfile::public_key_from_bytes(std::path::Path::new("public_key"), &bytes)
+        .map_err(|e| ApiError::bad(e.to_string()))
+}
+
+fn signature_alg(name: &str) -> Result<&'static crate::alg::SignatureAlgorithm, ApiError> {
+    crate::alg::signature(name).ok_or_else(|| {
+        ApiError::bad(format!(
+            "unknown signature algorithm {name:?} (expected one of {})",
+            crate::alg::signature_names()
+        ))
+    })
+}
+
+/// Verifies a signature with a public key sent in the request.
+#[utoipa::path(
+    post,
+    path = "/v1/verify",
+    request_body = VerifyRequest,
+    responses((status = 200, body = VerifyResponse), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody))
+)]
+pub async fn verify(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<VerifyRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let alg = signature_alg(&req.algorithm)?;
+        let spki = public_key_of(&req.public_key)?;
+        let alg_name = crate::alg::algorithm_for_key(&spki, Some(alg.name))
+            .map_err(|e| ApiError::bad(format!("public_key {e}")))?;
+        let signature = b64("signature", &req.signature)?;
+        let format = format_of(&req.signature_format)?;
+        let (input, is_digest, _) = input_of(&state, alg, &req.data, &req.digest)?;
+        let input = if is_digest { SignInput::Digest(&input) } else { SignInput::Message(&input) };
+        let served = state.host.verify(alg_name, &spki, input, &signature, format)?;
+        Ok(Json(VerifyResponse { valid: served.value, provider: served_by(served.provider.as_ref()) }))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    /// A server-side key reference (`pkcs11:...`, `sim:NAME`); never a file.
+    pub key: Option<String>,
+    /// Or a configured signing profile (which carries its own key and algorithm).
+    pub profile: Option<String>,
+    /// Needed with `key`.
+    pub algorithm: Option<String>,
+    /// The data, base64; or give `digest`.
+    pub data: Option<String>,
+    /// The digest under the algorithm's hash, hex (not for EdDSA).
+    pub digest: Option<String>,
+    /// ECDSA encoding: `der` (default) or `p1363`.
+    pub signature_format: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignResponse {
+    pub algorithm: String,
+    /// The signature, standard base64.
+    pub signature: String,
+    /// The provider that signed.
+    pub provider: String,
+    /// Where its code came from (component and sha256, or PKCS#11 module and token serial).
+    #[schema(value_type = Object)]
+    pub origin: serde_json::Value,
+}
+
+/// Writes a denial to the audit log (fail-closed: if it cannot be written, the request fails
+/// with 500 rather than going unrecorded).
+fn audit_denial(state: &AppState, who: &Identity, detail: String) -> ApiError {
+    let record = EventRecord { time: now_rfc3339(), event: "denied".into(), caller: Some(who.caller()), detail };
+    match state.audit.event(&record) {
+        Ok(()) => ApiError::denied(),
+        Err(e) => ApiError::internal(e.to_string()),
+    }
+}
+
+/// Signs with a key the server holds, if a rule lets the caller use it.
+#[utoipa::path(
+    post,
+    path = "/v1/sign",
+    request_body = SignRequest,
+    responses(
+        (status = 200, body = SignResponse),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden, or no such key: the same answer"),
+        (status = 413, body = ErrorBody)
+    )
+)]
+pub async fn sign(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    ApiJson(req): ApiJson<SignRequest>,
+) -> Result<Json<SignResponse>, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let who = Identity::resolve(&peer);
+        let (reference, algorithm, target_text, by_profile) = match (&req.key, &req.profile) {
+            (Some(k), None) => {
+                let reference = KeyRef::parse(k).map_err(|m| {
+                    ApiError::bad(format!("key reference {:?}: {m}", crate::pkcs11::Pkcs11Uri::redacted(k)))
+                })?;
+                if let KeyRef::File(_) = reference {
+                    return Err(ApiError::bad(
+                        "the server never opens a file a client names: use a key reference the server holds (pkcs11:, sim:) or a profile",
+                    ));
+                }
+                let alg = req.algorithm.clone().ok_or_else(|| ApiError::bad("key needs algorithm"))?;
+                let canonical = reference.to_string();
+                (reference, alg, canonical, false)
+            }
+            (None, Some(name)) => {
+                // The rule is checked before the profile is looked up: an unknown profile and
+                // a forbidden one get the same answer.
+                if !access::allowed(&state.config.service.allow, &who, Operation::Sign, &Target::Profile(name)) {
+                    return Err(audit_denial(&state, &who, format!("sign with profile {name:?}")));
+                }
+                let p = state.config.profiles.get(name).ok_or_else(ApiError::denied)?;
+                let reference = KeyRef::parse(&p.key).map_err(|_| ApiError::denied())?;
+                (reference, p.algorithm.clone(), name.clone(), true)
+            }
+            _ => return Err(ApiError::bad("give exactly one of key or profile")),
+        };
+        if !by_profile
+            && !access::allowed(&state.config.service.allow, &who, Operation::Sign, &Target::Key(&target_text))
+        {
+            return Err(audit_denial(&state, &who, format!("sign with {target_text}")));
+        }
+        let alg = signature_alg(&algorithm)?;
+        let format = format_of(&req.signature_format)?;
+        let (input, is_digest, audit_hex) = input_of(&state, alg, &req.data, &req.digest)?;
+        let input = if is_digest { SignInput::Digest(&input) } else { SignInput::Message(&input) };
+        let audit_input = hex::decode(audit_hex).unwrap_or_default();
+        let service = KeyService::for_caller(&state.host, state.audit.clone(), who.caller());
+        let signed = service.sign(&reference, alg.name, input, &audit_input, format)?;
+        Ok(Json(SignResponse {
+            algorithm: alg.name.to_string(),
+            signature: base64::engine::general_purpose::STANDARD.encode(&signed.signature),
+            provider: signed.provider,
+            origin: serde_json::to_value(&signed.origin).unwrap_or_default(),
+        }))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, body = Object)))]
+pub async fn openapi() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
+}

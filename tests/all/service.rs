@@ -1,0 +1,363 @@
+//! `cryptohost serve`: a real server process on a real Unix socket, spoken to over HTTP/1.1
+//! with nothing but std's UnixStream.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{self, OFFLINE, P};
+
+struct Server {
+    child: Child,
+    socket: PathBuf,
+    root: PathBuf,
+    config: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn me() -> u32 {
+    // The uid this test runs as, from /proc (no libc in the tests).
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A config with offline verification and the simulation (`seed` optional), plus `extra`.
+fn config(dir: &Path, seed: Option<&str>, extra: &str) -> PathBuf {
+    let sim = P { name: "simulation", file: "simulation.wasm", priority: 50 };
+    let socket = dir.join("s.sock");
+    let path = common::write_config(dir, &common::components_dir(), &[OFFLINE, sim], "");
+    let settings = seed.map(|s| format!("settings = {{ seed = {s:?} }}\n")).unwrap_or_default();
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace("name = \"simulation\"\n", &format!("name = \"simulation\"\nkey_prefix = \"sim\"\n{settings}"));
+    let text = format!(
+        "{text}\n[profiles.release]\nkey = \"sim:release\"\nalgorithm = \"ES256\"\n\n[service]\nlisten = \"unix:{}\"\n{extra}",
+        socket.display()
+    );
+    fs::write(&path, text).unwrap();
+    path
+}
+
+impl Server {
+    fn start(seed: Option<&str>, extra: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), seed, extra);
+        Server::start_with(dir.path().to_path_buf(), config, Some(dir))
+    }
+
+    fn start_with(root: PathBuf, config: PathBuf, dir: Option<tempfile::TempDir>) -> Server {
+        let socket = root.join("s.sock");
+        let log = fs::File::create(root.join("serve.log")).unwrap();
+        let child = Command::new(common::binary())
+            .args(["--config", config.to_str().unwrap(), "serve"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let server = Server { child, socket, root, config, _dir: dir };
+        let started = Instant::now();
+        while UnixStream::connect(&server.socket).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "server did not start: {}", server.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.root.join("serve.log")).unwrap_or_default()
+    }
+
+    fn request(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
+        http(&self.socket, method, path, content_type, body)
+    }
+
+    fn json(&self, method: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let (status, bytes) = self.request(method, path, Some("application/json"), &serde_json::to_vec(&body).unwrap());
+        let v =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)));
+        (status, v)
+    }
+
+    fn audit(&self) -> Vec<serde_json::Value> {
+        fs::read_to_string(self.root.join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every audit line parses"))
+            .collect()
+    }
+
+    fn stop(mut self) -> (std::process::ExitStatus, PathBuf, String) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait().unwrap();
+        (status, self.socket.clone(), self.log())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request, `Connection: close`; returns the status and the (de-chunked) body.
+fn http(socket: &Path, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(ct) = content_type {
+        head += &format!("Content-Type: {ct}\r\n");
+    }
+    head += "\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    // A server that refuses a body early (413) may close before reading all of it.
+    if let Err(e) = s.write_all(body) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> (u16, Vec<u8>) {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..line_end]).trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+            rest = &rest[line_end + 2 + size + 2..];
+        }
+        body = out;
+    }
+    (status, body)
+}
+
+fn allow_me(ops: &str, keys: &str, profiles: &str) -> String {
+    format!(
+        "[[service.allow]]\nusers = [\"{}\"]\noperations = [{ops}]\nkeys = [{keys}]\nprofiles = [{profiles}]\n",
+        me()
+    )
+}
+
+#[test]
+fn serve_answers_health_providers_hash_verify_and_sign() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let server = Server::start(Some("served"), &allow_me("\"sign\"", "\"sim:demo-*\"", ""));
+    let (status, body) = server.request("GET", "/v1/health", None, b"");
+    assert_eq!((status, String::from_utf8_lossy(&body).to_string()), (200, r#"{"status":"live"}"#.to_string()));
+    let (status, ready) = server.json("GET", "/v1/ready", serde_json::Value::Null);
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["ready"], true);
+    let (status, providers) = server.json("GET", "/v1/providers", serde_json::Value::Null);
+    assert_eq!(status, 200);
+    assert_eq!(providers.as_array().unwrap().len(), 2);
+    assert_eq!(providers[0]["origin"]["sha256"], common::digest_of("offline-verification.wasm"));
+
+    // Hash: the body streamed through the provider (3 MiB, larger than one chunk).
+    let data = vec![b'z'; 3 << 20];
+    let (status, body) = server.request("POST", "/v1/hash?alg=SHA-384", Some("application/octet-stream"), &data);
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    use sha2::Digest;
+    assert_eq!(v["digest"], hex::encode(sha2::Sha384::digest(&data)));
+
+    // Sign with a key a rule allows, then verify through the server and locally.
+    let (status, signed) = server.json(
+        "POST",
+        "/v1/sign",
+        serde_json::json!({"key": "sim:demo-a", "algorithm": "ES256", "data": b64.encode(b"release 1.0")}),
+    );
+    assert_eq!(status, 200, "{signed}");
+    assert_eq!(signed["provider"], "simulation");
+    let public = common::run(&server.config, &["keys", "public", "sim:demo-a", "--alg", "ES256"]);
+    let public = String::from_utf8(public.stdout).unwrap();
+    let verify = |data: &[u8]| {
+        server.json(
+            "POST",
+            "/v1/verify",
+            serde_json::json!({"algorithm": "ES256", "public_key": public, "signature": signed["signature"], "data": b64.encode(data)}),
+        )
+    };
+    let (status, ok) = verify(b"release 1.0");
+    assert_eq!((status, ok["valid"].clone()), (200, serde_json::json!(true)), "{ok}");
+    // A signature that does not verify is an answer, not an error.
+    let (status, bad) = verify(b"release 1.1");
+    assert_eq!((status, bad["valid"].clone()), (200, serde_json::json!(false)), "{bad}");
+
+    // The audit line names the caller.
+    let audit = server.audit();
+    let line = audit.iter().find(|l| l["operation"] == "sign").expect("a sign line");
+    assert_eq!(line["caller"]["uid"], me());
+    assert!(line["caller"]["pid"].as_i64().is_some());
+    assert_eq!(line["input_sha256"], hex::encode(sha2::Sha256::digest(b"release 1.0")));
+    let (status, socket, log) = server.stop();
+    assert!(status.success(), "{log}");
+    assert!(!socket.exists(), "the socket is removed on SIGTERM");
+}
+
+#[test]
+fn keys_are_denied_unless_a_rule_allows_and_absent_keys_look_the_same() {
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD.encode(b"x");
+    // No seed: a key that was never made does not exist.
+    let server = Server::start(None, &allow_me("\"sign\"", "\"sim:team-*\"", "\"release\""));
+    let sign = |key: &str| {
+        server.json("POST", "/v1/sign", serde_json::json!({"key": key, "algorithm": "ES256", "data": data}))
+    };
+    let (forbidden_status, forbidden) = sign("sim:other");
+    assert_eq!(forbidden_status, 403);
+    // Allowed by the rule, but absent: the same status and the same words.
+    let (absent_status, absent) = sign("sim:team-nobody");
+    assert_eq!((absent_status, &absent), (403, &forbidden), "an absent key must look forbidden");
+    // A profile the rule names is allowed; another profile is not.
+    let (status, _) = server.json("POST", "/v1/sign", serde_json::json!({"profile": "nope", "data": data}));
+    assert_eq!(status, 403);
+    // The server never opens a file a client names.
+    let (status, body) = server.json(
+        "POST",
+        "/v1/sign",
+        serde_json::json!({"key": "file:/etc/shadow", "algorithm": "ES256", "data": data}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("never opens a file"));
+    let (status, body) =
+        server.json("POST", "/v1/sign", serde_json::json!({"key": "/etc/shadow", "algorithm": "ES256", "data": data}));
+    assert_eq!(status, 400, "{body}");
+    // Every denial is audited with the caller.
+    let denials: Vec<_> = server.audit().into_iter().filter(|l| l["event"] == "denied").collect();
+    assert!(denials.len() >= 2, "{denials:?}");
+    assert_eq!(denials[0]["caller"]["uid"], me());
+    assert!(denials[0]["detail"].as_str().unwrap().contains("sim:other"));
+}
+
+#[test]
+fn bad_requests_get_json_errors_and_never_take_the_server_down() {
+    let server = Server::start(Some("bad"), "max_body_mib = 1\n");
+    let (status, body) = server.request("POST", "/v1/verify", Some("application/json"), b"{not json");
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("errors are JSON");
+    assert_eq!(v["error"]["kind"], "bad-request");
+    let (status, body) = server.request("POST", "/v1/verify", Some("text/plain"), b"{}");
+    assert_eq!(status, 415, "{}", String::from_utf8_lossy(&body));
+    assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok());
+    let big = format!("{{\"algorithm\":\"ES256\",\"public_key\":\"{}\"}}", "A".repeat(2 << 20));
+    let (status, body) = server.request("POST", "/v1/verify", Some("application/json"), big.as_bytes());
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+    let (status, v) = server.json(
+        "POST",
+        "/v1/verify",
+        serde_json::json!({"algorithm": "HS256", "public_key": "x", "signature": "AA", "data": "AA"}),
+    );
+    assert_eq!(status, 400);
+    assert!(v["error"]["message"].as_str().unwrap().contains("unknown signature algorithm"), "{v}");
+    let (status, _) = server.request("POST", "/v1/hash?alg=MD5", Some("application/octet-stream"), b"abc");
+    assert_eq!(status, 400);
+    // A client that sends half a body and goes away.
+    {
+        let mut s = UnixStream::connect(&server.socket).unwrap();
+        s.write_all(b"POST /v1/hash?alg=SHA-256 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nabc").unwrap();
+    }
+    let (status, _) = server.request("GET", "/v1/health", None, b"");
+    assert_eq!(status, 200, "still serving: {}", server.log());
+}
+
+#[test]
+fn beyond_the_concurrency_limit_requests_get_503_not_a_queue() {
+    let server = Server::start(Some("busy"), "max_concurrent = 1\n");
+    // The first request holds the only slot while it waits for the rest of its body.
+    let mut slow = UnixStream::connect(&server.socket).unwrap();
+    slow.write_all(b"POST /v1/hash?alg=SHA-256 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut raw = Vec::new();
+    let mut s = UnixStream::connect(&server.socket).unwrap();
+    s.write_all(b"GET /v1/providers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_lowercase();
+    assert!(text.starts_with("http/1.1 503"), "{text}");
+    assert!(text.contains("retry-after: 1"), "{text}");
+    // Finishing the first request frees the slot.
+    slow.write_all(b"defghij").unwrap();
+    let mut first = Vec::new();
+    slow.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = slow.read(&mut buf).unwrap();
+    first.extend_from_slice(&buf[..n]);
+    assert!(String::from_utf8_lossy(&first).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&first));
+    drop(slow);
+    let (status, _) = server.request("GET", "/v1/health", None, b"");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn the_socket_is_private_a_live_one_is_never_taken_and_a_stale_one_is_replaced() {
+    let server = Server::start(Some("sock"), "");
+    let meta = fs::symlink_metadata(&server.socket).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    // A second server on the same socket refuses to start.
+    let out =
+        Command::new(common::binary()).args(["--config", server.config.to_str().unwrap(), "serve"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another server is listening"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // kill -9 leaves the socket file behind: stale, nothing listening. A new server takes it.
+    let mut server = server;
+    let _ = Command::new("kill").args(["-9", &server.child.id().to_string()]).status();
+    let _ = server.child.wait();
+    assert!(server.socket.exists());
+    let again = Server::start_with(server.root.clone(), server.config.clone(), None);
+    let (status, _) = again.request("GET", "/v1/health", None, b"");
+    assert_eq!(status, 200);
+    drop(again);
+    // A regular file where the socket should be is never replaced.
+    let _ = fs::remove_file(&server.socket);
+    fs::write(&server.socket, b"not a socket").unwrap();
+    let out =
+        Command::new(common::binary()).args(["--config", server.config.to_str().unwrap(), "serve"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a socket"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read(&server.socket).unwrap(), b"not a socket");
+}
+
+#[test]
+fn the_openapi_document_is_checked_in_and_served() {
+    let out = Command::new(common::binary()).args(["serve", "--openapi"]).output().unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let checked_in = fs::read_to_string(common::repo_root().join("docs/openapi.json")).expect("docs/openapi.json");
+    assert_eq!(generated.trim(), checked_in.trim(), "docs/openapi.json is stale: run `just openapi`");
+    let server = Server::start(Some("doc"), "");
+    let (status, body) = server.request("GET", "/v1/openapi.json", None, b"");
+    assert_eq!(status, 200);
+    assert_eq!(String::from_utf8(body).unwrap().trim(), checked_in.trim());
+}
