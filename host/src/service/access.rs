@@ -77,6 +77,8 @@ impl Identity {
 pub enum Target<'a> {
     Key(&'a str),
     Profile(&'a str),
+    /// Operations on no key in particular (admin).
+    Any,
 }
 
 /// Whether a rule lets `who` do `operation` on `target`. Checked before the key is looked
@@ -88,6 +90,7 @@ pub fn allowed(rules: &[AllowRule], who: &Identity, operation: Operation, target
             && match target {
                 Target::Key(reference) => r.keys.iter().any(|g| glob(g, reference)),
                 Target::Profile(name) => r.profiles.iter().any(|p| p == name),
+                Target::Any => true,
             }
     })
 }

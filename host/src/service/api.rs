@@ -25,7 +25,23 @@ use crate::provider::{Capability, SigFormat, SignInput};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "cryptohost", description = "The long-running crypto provider host, over a Unix socket."),
-    paths(health, ready, providers, hash, verify, sign, openapi),
+    paths(
+        health,
+        ready,
+        providers,
+        hash,
+        verify,
+        sign,
+        openapi,
+        super::ops::dsse_sign,
+        super::ops::dsse_verify,
+        super::ops::key_public,
+        super::ops::key_generate,
+        super::ops::encrypt,
+        super::ops::decrypt,
+        super::ops::keys_list,
+        super::ops::hsm_admin
+    ),
     components(schemas(
         ErrorBody,
         super::error::ErrorDetail,
@@ -37,7 +53,19 @@ use crate::provider::{Capability, SigFormat, SignInput};
         VerifyResponse,
         SignRequest,
         SignResponse,
-        ServedBy
+        ServedBy,
+        super::ops::DsseKey,
+        super::ops::DsseSignRequest,
+        super::ops::DsseSignResponse,
+        super::ops::DssePublicKey,
+        super::ops::DsseVerifyRequest,
+        super::ops::DsseVerifyResponse,
+        super::ops::KeyRequest,
+        super::ops::PublicKeyResponse,
+        super::ops::EncryptRequest,
+        super::ops::Sealed,
+        super::ops::DecryptRequest,
+        super::ops::Plaintext
     ))
 )]
 pub struct ApiDoc;
@@ -210,7 +238,8 @@ pub struct VerifyResponse {
     pub provider: ServedBy,
 }
 
-fn b64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
+/// A base64 field of a request (standard or URL-safe), or a 400 naming it.
+pub(super) fn b64_field(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
     crate::keyfile::decode_base64(text.trim().as_bytes())
         .ok_or_else(|| ApiError::bad(format!("{field} is not base64 (standard or URL-safe)")))
 }
@@ -229,12 +258,12 @@ fn input_of(
 ) -> Result<(Vec<u8>, bool, String), ApiError> {
     match (data, digest, alg.hash) {
         (Some(d), None, None) => {
-            let message = b64("data", d)?;
+            let message = b64_field("data", d)?;
             let audit = hex::encode(Sha256::digest(&message));
             Ok((message, false, audit))
         }
         (Some(d), None, Some(hash)) => {
-            let message = b64("data", d)?;
+            let message = b64_field("data", d)?;
             let audit = hex::encode(Sha256::digest(&message));
             let digest = state.host.serve(Capability::Hashing, hash, |p, a| p.digest(a, &message))?.value;
             Ok((digest, true, audit))
@@ -250,9 +279,13 @@ fn input_of(
     }
 }
 
-fn public_key_of(text: &str) -> Result<Vec<u8>, ApiError> {
-    let bytes =
-        if text.trim_start().starts_with("-----BEGIN") { text.as_bytes().to_vec() } else { b64("public_key", text)? };
+/// An SPKI public key given as PEM text or base64 DER.
+pub(super) fn public_key_of(text: &str) -> Result<Vec<u8>, ApiError> {
+    let bytes = if text.trim_start().starts_with("-----BEGIN") {
+        text.as_bytes().to_vec()
+    } else {
+        b64_field("public_key", text)?
+    };
     crate::keyfile::public_key_from_bytes(std::path::Path::new("public_key"), &bytes)
         .map_err(|e| ApiError::bad(e.to_string()))
 }
@@ -282,7 +315,7 @@ pub async fn verify(
         let spki = public_key_of(&req.public_key)?;
         let alg_name = crate::alg::algorithm_for_key(&spki, Some(alg.name))
             .map_err(|e| ApiError::bad(format!("public_key {e}")))?;
-        let signature = b64("signature", &req.signature)?;
+        let signature = b64_field("signature", &req.signature)?;
         let format = format_of(&req.signature_format)?;
         let (input, is_digest, _) = input_of(&state, alg, &req.data, &req.digest)?;
         let input = if is_digest { SignInput::Digest(&input) } else { SignInput::Message(&input) };

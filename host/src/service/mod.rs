@@ -5,6 +5,7 @@
 pub mod access;
 pub mod api;
 pub mod error;
+pub mod ops;
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -68,6 +69,14 @@ pub fn router(state: State) -> Router {
         .route("/v1/verify", post(api::verify))
         .route("/v1/sign", post(api::sign))
         .route("/v1/openapi.json", get(api::openapi))
+        .route("/v1/dsse/sign", post(ops::dsse_sign))
+        .route("/v1/dsse/verify", post(ops::dsse_verify))
+        .route("/v1/keys", get(ops::keys_list))
+        .route("/v1/keys/public", post(ops::key_public))
+        .route("/v1/keys/generate", post(ops::key_generate))
+        .route("/v1/encrypt", post(ops::encrypt))
+        .route("/v1/decrypt", post(ops::decrypt))
+        .route("/v1/hsm/{action}", post(ops::hsm_admin))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)
