@@ -9,6 +9,7 @@ mod dsse;
 mod hostile;
 mod registry;
 mod sandbox;
+mod server;
 mod service;
 mod sha2_kat;
 mod wycheproof_vectors;

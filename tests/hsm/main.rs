@@ -10,4 +10,7 @@ mod common;
 mod backends;
 mod hardening;
 mod hsm_only;
+mod serve;
+#[path = "../all/server.rs"]
+mod server;
 mod softhsm;
