@@ -299,3 +299,57 @@ fn dsse_keys_and_aes_gcm_through_the_server_under_the_rules() {
     assert!(uses.iter().any(|l| l["operation"] == "encrypt" && l["caller"]["uid"] == me()));
     assert!(audit.iter().filter(|l| l["event"] == "denied").count() >= 4);
 }
+
+#[test]
+fn reload_swaps_the_whole_set_refuses_a_bad_one_and_never_drops_a_request() {
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD.encode(b"x");
+    let server = Server::start(Some("reload"), "");
+    let sign = || {
+        server.json("POST", "/v1/sign", serde_json::json!({"key": "sim:demo-a", "algorithm": "ES256", "data": data})).0
+    };
+    assert_eq!(sign(), 403, "no rule yet");
+
+    // Clients keep hashing while the set is swapped under them.
+    let socket = server.socket.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let load = std::thread::spawn(move || {
+        let mut served = 0u32;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let (status, body) = crate::server::http(&socket, "POST", "/v1/hash?alg=SHA-256", None, b"abc");
+            assert_eq!(status, 200, "a request failed during reload: {}", String::from_utf8_lossy(&body));
+            served += 1;
+        }
+        served
+    });
+
+    // A new rule arrives with SIGHUP.
+    let text = fs::read_to_string(&server.config).unwrap() + &allow_me("\"sign\", \"admin\"", "\"sim:demo-*\"", "");
+    fs::write(&server.config, text).unwrap();
+    assert!(Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap().success());
+    let started = std::time::Instant::now();
+    while sign() != 200 {
+        assert!(started.elapsed() < Duration::from_secs(30), "SIGHUP did not reload: {}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A reload over the socket (admin) with a tampered pin is refused; the old set serves on.
+    let good = fs::read_to_string(&server.config).unwrap();
+    let digest = common::digest_of("offline-verification.wasm");
+    fs::write(&server.config, good.replace(&digest, &"0".repeat(64))).unwrap();
+    let (status, v) = server.json("POST", "/v1/reload", serde_json::Value::Null);
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("does not match its pin"), "{v}");
+    assert_eq!(sign(), 200, "the previous set keeps serving");
+    // Put it right, reload again: accepted.
+    fs::write(&server.config, &good).unwrap();
+    let (status, v) = server.json("POST", "/v1/reload", serde_json::Value::Null);
+    assert_eq!(status, 200, "{v}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let served = load.join().expect("no request failed");
+    assert!(served > 0);
+    let reloads: Vec<_> = server.audit().into_iter().filter(|l| l["event"] == "reload").collect();
+    assert_eq!(reloads.len(), 3, "{reloads:?}");
+    assert!(reloads[1]["detail"].as_str().unwrap().starts_with("refused"), "{reloads:?}");
+    assert_eq!(reloads[2]["caller"]["uid"], me());
+}

@@ -431,6 +431,7 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Outcome {
         println!("{}", cryptohost::service::api::openapi_json());
         return Ok(ExitCode::SUCCESS);
     }
+    // Read once here so that a bad config is reported before anything starts.
     let config = load_config(cli)?;
     let socket = match &a.listen {
         None => None,
@@ -439,8 +440,12 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Outcome {
             _ => return Err(anyhow::anyhow!("--listen {l:?}: give unix:PATH").into()),
         },
     };
-    let mode = trust_mode(cli, &config);
-    cryptohost::service::run(config, mode, socket)?;
+    let source = cryptohost::service::Source {
+        config_path: cli.config.clone(),
+        components: cli.components.clone(),
+        trust: trust_mode(cli, &config),
+    };
+    cryptohost::service::run(source, socket)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Query};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{OpenApi, ToSchema};
 
-use super::State as AppState;
 use super::access::{self, Identity, Peer, Target};
 use super::error::{ApiError, ApiJson, ErrorBody};
+use super::{Current, State as AppState};
 use crate::audit::{EventRecord, now_rfc3339};
 use crate::config::Operation;
 use crate::keyref::KeyRef;
@@ -40,7 +40,8 @@ use crate::provider::{Capability, SigFormat, SignInput};
         super::ops::encrypt,
         super::ops::decrypt,
         super::ops::keys_list,
-        super::ops::hsm_admin
+        super::ops::hsm_admin,
+        super::ops::reload
     ),
     components(schemas(
         ErrorBody,
@@ -98,7 +99,7 @@ pub struct Ready {
 
 /// Readiness: components loaded, and the HSM reachable when one is configured.
 #[utoipa::path(get, path = "/v1/ready", responses((status = 200, body = Ready), (status = 503, body = ErrorBody)))]
-pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+pub async fn ready(Current(state): Current) -> Result<Json<Ready>, ApiError> {
     let s = state.clone();
     let hsm = tokio::task::spawn_blocking(move || s.host.hsm().map(|h| h.connect().map_err(|e| e.to_string())))
         .await
@@ -114,7 +115,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
 /// Every loaded provider: name, origin (component and sha256, or PKCS#11 module), priority,
 /// capabilities.
 #[utoipa::path(get, path = "/v1/providers", responses((status = 200, body = Object)))]
-pub async fn providers(State(state): State<AppState>) -> Response {
+pub async fn providers(Current(state): Current) -> Response {
     let list: Vec<_> = state.host.providers().iter().map(|p| p.descriptor().clone()).collect();
     Json(list).into_response()
 }
@@ -178,7 +179,7 @@ impl std::io::Read for ChunkReader {
     responses((status = 200, body = HashResponse), (status = 400, body = ErrorBody))
 )]
 pub async fn hash(
-    State(state): State<AppState>,
+    Current(state): Current,
     Query(q): Query<HashQuery>,
     body: Body,
 ) -> Result<Json<HashResponse>, ApiError> {
@@ -307,7 +308,7 @@ fn signature_alg(name: &str) -> Result<&'static crate::alg::SignatureAlgorithm, 
     responses((status = 200, body = VerifyResponse), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody))
 )]
 pub async fn verify(
-    State(state): State<AppState>,
+    Current(state): Current,
     ApiJson(req): ApiJson<VerifyRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
     tokio::task::spawn_blocking(move || {
@@ -378,7 +379,7 @@ fn audit_denial(state: &AppState, who: &Identity, detail: String) -> ApiError {
     )
 )]
 pub async fn sign(
-    State(state): State<AppState>,
+    Current(state): Current,
     ConnectInfo(peer): ConnectInfo<Peer>,
     ApiJson(req): ApiJson<SignRequest>,
 ) -> Result<Json<SignResponse>, ApiError> {

@@ -23,12 +23,101 @@ use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::load::{self, Host, TrustMode};
 
-/// Everything a request may use: loaded once at start.
+/// Everything a request may use: loaded at start and again on each reload. A request takes a
+/// snapshot when it starts and finishes on it, whatever is swapped in meanwhile.
 pub struct Inner {
     pub host: Host,
     pub config: Config,
     pub audit: Arc<AuditLog>,
+}
+
+/// Where the server's set comes from, so that a reload can read it again.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub config_path: PathBuf,
+    /// `--components DIR`, which overrides the config's directory on every load.
+    pub components: Option<PathBuf>,
+    pub trust: TrustMode,
+}
+
+impl Source {
+    /// Reads the config and loads and checks everything it names (pins, WIT, limits).
+    ///
+    /// # Errors
+    /// The config, a component or the audit log does not load.
+    pub fn load(&self) -> Result<Inner, ServiceError> {
+        let mut config = Config::load(&self.config_path)?;
+        if let Some(dir) = &self.components {
+            config.component_dir = dir.clone();
+        }
+        let host = load::open(&config, self.trust)?;
+        let audit = Arc::new(AuditLog::open(&config.audit_path)?);
+        Ok(Inner { host, config, audit })
+    }
+}
+
+/// What the router holds: the current set (swapped whole on reload), the admission limit and
+/// the source to reload from.
+pub struct Shared {
+    current: std::sync::RwLock<Arc<Inner>>,
     limit: Arc<Semaphore>,
+    source: Source,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    pub fn current(&self) -> Arc<Inner> {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Loads the set again from its source and swaps it in whole; on any failure the old set
+    /// keeps serving. Either way one audit event says what happened.
+    pub async fn reload(self: &Arc<Self>, caller: Option<crate::audit::Caller>) -> Result<(), String> {
+        let _one = self.reloading.lock().await;
+        let source = self.source.clone();
+        let loaded = tokio::task::spawn_blocking(move || source.load()).await.map_err(|e| e.to_string())?;
+        let old = self.current();
+        let (outcome, result) = match loaded {
+            Ok(new) => {
+                let providers = new.host.providers().len();
+                *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(new);
+                log::warn!("reloaded: {providers} provider(s) now serving");
+                ("ok".to_string(), Ok(()))
+            }
+            Err(e) => {
+                log::error!("reload refused, the previous set keeps serving: {e}");
+                (format!("refused: {e}"), Err(e.to_string()))
+            }
+        };
+        // Recorded in the log of the set that serves from now on.
+        let audit = self.current().audit.clone();
+        let record = crate::audit::EventRecord {
+            time: crate::audit::now_rfc3339(),
+            event: "reload".into(),
+            caller,
+            detail: outcome,
+        };
+        if let Err(e) = audit.event(&record) {
+            log::error!("{e}");
+        }
+        drop(old);
+        result
+    }
+}
+
+/// The snapshot of the current set a handler works on.
+pub struct Current(pub State);
+
+impl axum::extract::FromRequestParts<Arc<Shared>> for Current {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        _parts: &mut axum::http::request::Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Current(shared.current()))
+    }
 }
 
 impl std::ops::Deref for Inner {
@@ -58,9 +147,9 @@ fn socket_err(path: &Path, message: impl Into<String>) -> ServiceError {
     ServiceError::Socket { path: path.to_path_buf(), message: message.into() }
 }
 
-/// The routes, over the loaded state (also used by tests that drive the router directly).
-pub fn router(state: State) -> Router {
-    let max_body = state.config.service.max_body;
+/// The routes, over the shared state.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let max_body = shared.current().config.service.max_body;
     Router::new()
         .route("/v1/health", get(api::health))
         .route("/v1/ready", get(api::ready))
@@ -77,14 +166,15 @@ pub fn router(state: State) -> Router {
         .route("/v1/encrypt", post(ops::encrypt))
         .route("/v1/decrypt", post(ops::decrypt))
         .route("/v1/hsm/{action}", post(ops::hsm_admin))
+        .route("/v1/reload", post(ops::reload))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(state.clone(), admit))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(shared.clone(), admit))
+        .with_state(shared)
 }
 
 /// At most `max_concurrent` requests at once; beyond it 503 with Retry-After, never a queue.
-async fn admit(AxumState(state): AxumState<State>, request: Request, next: Next) -> Response {
-    match state.limit.clone().try_acquire_owned() {
+async fn admit(AxumState(shared): AxumState<Arc<Shared>>, request: Request, next: Next) -> Response {
+    match shared.limit.clone().try_acquire_owned() {
         Ok(permit) => {
             let response = next.run(request).await;
             drop(permit);
@@ -140,13 +230,17 @@ fn bind(path: &Path, group: Option<&str>) -> Result<std::os::unix::net::UnixList
 /// # Errors
 /// The config or a component does not load, the audit log cannot be opened, the socket cannot
 /// be bound (or another server owns it).
-pub fn run(config: Config, trust: TrustMode, socket: Option<PathBuf>) -> Result<(), ServiceError> {
-    let host = load::open(&config, trust)?;
-    let audit = Arc::new(AuditLog::open(&config.audit_path)?);
-    let path = socket.unwrap_or_else(|| config.service.socket.clone());
-    let std_listener = bind(&path, config.service.socket_group.as_deref())?;
-    let limit = Arc::new(Semaphore::new(config.service.max_concurrent));
-    let state = Arc::new(Inner { host, config, audit, limit });
+pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> {
+    let inner = source.load()?;
+    let path = socket.unwrap_or_else(|| inner.config.service.socket.clone());
+    let std_listener = bind(&path, inner.config.service.socket_group.as_deref())?;
+    let limit = Arc::new(Semaphore::new(inner.config.service.max_concurrent));
+    let shared = Arc::new(Shared {
+        current: std::sync::RwLock::new(Arc::new(inner)),
+        limit,
+        source,
+        reloading: tokio::sync::Mutex::new(()),
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cryptohost-serve")
@@ -156,7 +250,8 @@ pub fn run(config: Config, trust: TrustMode, socket: Option<PathBuf>) -> Result<
         let listener =
             tokio::net::UnixListener::from_std(std_listener).map_err(|e| socket_err(&path, e.to_string()))?;
         log::warn!("serving on {} (HTTP/1.1 + JSON, /v1/)", path.display());
-        let app = router(state).into_make_service_with_connect_info::<access::Peer>();
+        tokio::spawn(reload_on_sighup(shared.clone()));
+        let app = router(shared).into_make_service_with_connect_info::<access::Peer>();
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
             .await
@@ -164,6 +259,15 @@ pub fn run(config: Config, trust: TrustMode, socket: Option<PathBuf>) -> Result<
     });
     let _ = std::fs::remove_file(&path);
     served
+}
+
+/// Reloads on every SIGHUP (the socket, its group and the concurrency limit stay as they were).
+async fn reload_on_sighup(shared: Arc<Shared>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        let _ = shared.reload(None).await;
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

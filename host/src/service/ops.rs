@@ -8,10 +8,10 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::State as AppState;
 use super::access::{self, Identity, Peer, Target};
 use super::api::b64_field;
 use super::error::{ApiError, ApiJson, ErrorBody};
+use super::{Current, State as AppState};
 use crate::audit::{EventRecord, now_rfc3339};
 use crate::config::Operation;
 use crate::dsse::{self, Envelope, Signer, TrustedKey};
@@ -108,7 +108,7 @@ pub struct DsseSignResponse {
     responses((status = 200, body = DsseSignResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
 )]
 pub async fn dsse_sign(
-    State(state): State<AppState>,
+    Current(state): Current,
     ConnectInfo(peer): ConnectInfo<Peer>,
     ApiJson(req): ApiJson<DsseSignRequest>,
 ) -> Result<Json<DsseSignResponse>, ApiError> {
@@ -189,7 +189,7 @@ pub struct DsseVerifyResponse {
     responses((status = 200, body = DsseVerifyResponse), (status = 400, body = ErrorBody))
 )]
 pub async fn dsse_verify(
-    State(state): State<AppState>,
+    Current(state): Current,
     ApiJson(req): ApiJson<DsseVerifyRequest>,
 ) -> Result<Json<DsseVerifyResponse>, ApiError> {
     blocking(move || {
@@ -254,7 +254,7 @@ pub struct PublicKeyResponse {
     responses((status = 200, body = PublicKeyResponse), (status = 403, body = ErrorBody))
 )]
 pub async fn key_public(
-    State(state): State<AppState>,
+    Current(state): Current,
     ConnectInfo(peer): ConnectInfo<Peer>,
     ApiJson(req): ApiJson<KeyRequest>,
 ) -> Result<Json<PublicKeyResponse>, ApiError> {
@@ -284,7 +284,7 @@ pub async fn key_public(
     responses((status = 200, body = PublicKeyResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
 )]
 pub async fn key_generate(
-    State(state): State<AppState>,
+    Current(state): Current,
     ConnectInfo(peer): ConnectInfo<Peer>,
     ApiJson(req): ApiJson<KeyRequest>,
 ) -> Result<Json<PublicKeyResponse>, ApiError> {
@@ -332,7 +332,7 @@ pub struct Sealed {
     responses((status = 200, body = Sealed), (status = 403, body = ErrorBody))
 )]
 pub async fn encrypt(
-    State(state): State<AppState>,
+    Current(state): Current,
     ConnectInfo(peer): ConnectInfo<Peer>,
     ApiJson(req): ApiJson<EncryptRequest>,
 ) -> Result<Json<Sealed>, ApiError> {
@@ -373,7 +373,7 @@ pub struct Plaintext {
     responses((status = 200, body = Plaintext), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
 )]
 pub async fn decrypt(
-    State(state): State<AppState>,
+    Current(state): Current,
     ConnectInfo(peer): ConnectInfo<Peer>,
     ApiJson(req): ApiJson<DecryptRequest>,
 ) -> Result<Json<Plaintext>, ApiError> {
@@ -395,7 +395,7 @@ pub async fn decrypt(
 /// Every key on the HSM's tokens (admin).
 #[utoipa::path(get, path = "/v1/keys", responses((status = 200, body = Object), (status = 403, body = ErrorBody)))]
 pub async fn keys_list(
-    State(state): State<AppState>,
+    Current(state): Current,
     ConnectInfo(peer): ConnectInfo<Peer>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     blocking(move || {
@@ -416,7 +416,7 @@ pub async fn keys_list(
     responses((status = 200, body = Object), (status = 403, body = ErrorBody))
 )]
 pub async fn hsm_admin(
-    State(state): State<AppState>,
+    Current(state): Current,
     ConnectInfo(peer): ConnectInfo<Peer>,
     axum::extract::Path(action): axum::extract::Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -448,4 +448,26 @@ pub async fn hsm_admin(
         serde_json::to_value(hsm.status()).map(Json).map_err(|e| ApiError::internal(e.to_string()))
     })
     .await
+}
+
+/// Re-reads the config and component directory, loads and checks the new set completely, and
+/// swaps it in; a set that fails its checks is refused and the old one keeps serving (admin;
+/// audited). SIGHUP does the same.
+#[utoipa::path(post, path = "/v1/reload", responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn reload(
+    State(shared): State<std::sync::Arc<super::Shared>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let state = shared.current();
+    let who = tokio::task::spawn_blocking(move || Identity::resolve(&peer))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let s = state.clone();
+    let w = who.clone();
+    blocking(move || permit_admin(&s, &w, "reload")).await?;
+    shared
+        .reload(Some(who.caller()))
+        .await
+        .map_err(|e| ApiError::bad(format!("reload refused; the previous set keeps serving: {e}")))?;
+    Ok(Json(serde_json::json!({"reloaded": true, "providers": shared.current().host.providers().len()})))
 }
