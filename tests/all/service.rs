@@ -353,3 +353,82 @@ fn reload_swaps_the_whole_set_refuses_a_bad_one_and_never_drops_a_request() {
     assert!(reloads[1]["detail"].as_str().unwrap().starts_with("refused"), "{reloads:?}");
     assert_eq!(reloads[2]["caller"]["uid"], me());
 }
+
+/// Runs the CLI as a client of `socket`, with a config path that does not exist: client mode
+/// needs no config, no components and no PIN.
+fn client(socket: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let out = Command::new(common::binary())
+        .args(["--config", "/nonexistent/cryptohost.toml", "--socket", socket.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    out
+}
+
+#[test]
+fn the_cli_as_a_client_gives_the_same_answers_as_local_mode() {
+    let server = Server::start(Some("client"), &allow_me("\"sign\"", "\"sim:demo-*\"", ""));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("artifact.bin");
+    fs::write(&file, vec![7u8; (1 << 20) + 3]).unwrap();
+    let f = file.to_str().unwrap();
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).trim().to_string();
+
+    // hash: the same digest as local mode.
+    let remote = client(&server.socket, &["hash", "--alg", "SHA-512", f]);
+    assert_eq!(remote.status.code(), Some(0), "{}", String::from_utf8_lossy(&remote.stderr));
+    let local = common::run(&server.config, &["hash", "--alg", "SHA-512", f]);
+    assert_eq!(text(&remote), text(&local));
+
+    // sign through the server, verify locally and through the server; a tampered file fails.
+    for (alg, key) in [("ES256", "sim:demo-es"), ("PS256", "sim:demo-ps"), ("EdDSA", "sim:demo-ed")] {
+        let sig = dir.path().join(format!("{alg}.sig"));
+        let out = client(&server.socket, &["sign", "--alg", alg, "--key", key, "--out", sig.to_str().unwrap(), f]);
+        assert_eq!(out.status.code(), Some(0), "{alg}: {}", String::from_utf8_lossy(&out.stderr));
+        let public = dir.path().join(format!("{alg}.pub"));
+        fs::write(&public, common::run(&server.config, &["keys", "public", key, "--alg", alg]).stdout).unwrap();
+        let args = |file: &str| {
+            vec![
+                "verify".to_string(),
+                "--alg".into(),
+                alg.into(),
+                "--pub".into(),
+                public.to_str().unwrap().into(),
+                "--sig".into(),
+                sig.to_str().unwrap().into(),
+                file.into(),
+            ]
+        };
+        let a = args(f);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let local = common::run(&server.config, &a);
+        assert_eq!((local.status.code(), text(&local)), (Some(0), "valid".into()), "{alg} local");
+        let remote = client(&server.socket, &a);
+        assert_eq!(
+            (remote.status.code(), text(&remote)),
+            (Some(0), "valid".into()),
+            "{alg} remote: {}",
+            String::from_utf8_lossy(&remote.stderr)
+        );
+        let tampered = dir.path().join("tampered.bin");
+        fs::write(&tampered, b"something else").unwrap();
+        let b = args(tampered.to_str().unwrap());
+        let b: Vec<&str> = b.iter().map(String::as_str).collect();
+        let remote = client(&server.socket, &b);
+        assert_eq!((remote.status.code(), text(&remote)), (Some(1), "invalid".into()), "{alg}");
+    }
+    // Denied keys, key files and unknown algorithms: exit 2 with the reason.
+    let out = client(&server.socket, &["sign", "--alg", "ES256", "--key", "sim:secret", f]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("access denied"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = client(&server.socket, &["sign", "--alg", "ES256", "--key", "/etc/ssl/key.pem", f]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stays on this machine"));
+    let out = client(&server.socket, &["hash", "--alg", "MD5", f]);
+    assert_eq!(out.status.code(), Some(2));
+    // No server there: a clear error, not a hang.
+    let out = client(&dir.path().join("nobody.sock"), &["hash", "--alg", "SHA-256", f]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody.sock"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -8,6 +8,7 @@ mod bundle;
 mod dsse;
 mod files;
 mod keys;
+mod remote;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +36,10 @@ struct Cli {
     /// (pins still apply).
     #[arg(long, global = true, value_name = "DIR")]
     components: Option<PathBuf>,
+    /// Send hash, sign and verify to a running `cryptohost serve` on this socket (no config,
+    /// components or PIN needed here).
+    #[arg(long, global = true, env = "CRYPTOHOST_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
     /// Log more (repeat for debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -481,6 +486,21 @@ fn parse_ref(text: &str) -> Result<cryptohost::keys::KeyRef> {
 }
 
 fn run(cli: &Cli) -> Outcome {
+    if let Some(socket) = &cli.socket {
+        let client = cryptohost_client::Client::new(socket);
+        match &cli.command {
+            Command::Hash(a) => return remote::hash(&client, a),
+            Command::Sign(a) => return remote::sign(&client, a),
+            Command::Verify(a) => return remote::verify(&client, a),
+            Command::Serve(_) => {}
+            _ => {
+                return Err(anyhow::anyhow!(
+                    "--socket: this command runs locally only for now (hash, sign and verify go through the server)"
+                )
+                .into());
+            }
+        }
+    }
     match &cli.command {
         Command::Providers(a) => keys::providers(cli, a.json),
         Command::Hash(a) => files::hash(cli, a),

@@ -1,0 +1,314 @@
+//! A blocking client for `cryptohost serve`: one HTTP/1.1 request per connection over the
+//! server's Unix socket, JSON in and out. Other programs use it to hash, verify and sign
+//! without the HSM PIN, the components or a crypto library of their own.
+//!
+//! ```no_run
+//! let c = cryptohost_client::Client::new("/run/cryptohost/cryptohost.sock");
+//! let digest = c.hash("SHA-256", &mut std::io::Cursor::new(b"abc"))?;
+//! # Ok::<(), cryptohost_client::Error>(())
+//! ```
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+/// Largest response the client reads (a DSSE envelope of the biggest payload, in JSON).
+const MAX_RESPONSE: u64 = 256 << 20;
+
+/// What went wrong talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The socket could not be reached or the connection broke.
+    #[error("cryptohost server at {socket}: {source}")]
+    Io { socket: String, source: io::Error },
+    /// The server answered with an error: its status, kind and message.
+    #[error("{message} (server: HTTP {status}, {kind})")]
+    Server { status: u16, kind: String, message: String },
+    /// The answer was not what the protocol says.
+    #[error("cryptohost server: malformed response: {0}")]
+    Protocol(String),
+}
+
+/// A connection target: the server's socket.
+#[derive(Clone, Debug)]
+pub struct Client {
+    socket: PathBuf,
+    timeout: Duration,
+}
+
+/// A body to send: JSON, or a stream sent with chunked transfer encoding.
+enum Body<'a> {
+    None,
+    Json(Vec<u8>),
+    Stream(&'a mut dyn Read),
+}
+
+impl Client {
+    pub fn new(socket: impl AsRef<Path>) -> Client {
+        Client { socket: socket.as_ref().to_path_buf(), timeout: Duration::from_secs(300) }
+    }
+
+    fn io(&self, source: io::Error) -> Error {
+        Error::Io { socket: self.socket.display().to_string(), source }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Body<'_>) -> Result<Value, Error> {
+        let mut s = UnixStream::connect(&self.socket).map_err(|e| self.io(e))?;
+        s.set_read_timeout(Some(self.timeout)).map_err(|e| self.io(e))?;
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: cryptohost\r\nConnection: close\r\n");
+        match &body {
+            Body::None => head += "Content-Length: 0\r\n",
+            Body::Json(b) => head += &format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()),
+            Body::Stream(_) => head += "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n",
+        }
+        head += "\r\n";
+        let sent = (|| -> io::Result<()> {
+            s.write_all(head.as_bytes())?;
+            match body {
+                Body::None => {}
+                Body::Json(b) => s.write_all(&b)?,
+                Body::Stream(r) => {
+                    let mut buf = vec![0u8; 256 * 1024];
+                    loop {
+                        let n = match r.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(e) => return Err(e),
+                        };
+                        write!(s, "{n:x}\r\n")?;
+                        s.write_all(&buf[..n])?;
+                        s.write_all(b"\r\n")?;
+                    }
+                    s.write_all(b"0\r\n\r\n")?;
+                }
+            }
+            s.flush()
+        })();
+        // A server that refused early may close before reading everything; its answer counts.
+        if let Err(e) = sent
+            && e.kind() != io::ErrorKind::BrokenPipe
+        {
+            return Err(self.io(e));
+        }
+        let (status, body) = read_response(BufReader::new(s.take(MAX_RESPONSE))).map_err(|e| match e {
+            ReadError::Io(e) => self.io(e),
+            ReadError::Protocol(m) => Error::Protocol(m),
+        })?;
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|e| Error::Protocol(format!("HTTP {status}, body is not JSON: {e}")))?;
+        if status >= 300 {
+            let field = |k: &str| value["error"][k].as_str().unwrap_or("?").to_string();
+            return Err(Error::Server { status, kind: field("kind"), message: field("message") });
+        }
+        Ok(value)
+    }
+
+    fn post(&self, path: &str, request: Value) -> Result<Value, Error> {
+        self.call("POST", path, Body::Json(serde_json::to_vec(&request).unwrap_or_default()))
+    }
+
+    /// `GET /v1/health`.
+    ///
+    /// # Errors
+    /// The server cannot be reached.
+    pub fn health(&self) -> Result<Value, Error> {
+        self.call("GET", "/v1/health", Body::None)
+    }
+
+    /// `GET /v1/providers`.
+    ///
+    /// # Errors
+    /// As [`Client::health`].
+    pub fn providers(&self) -> Result<Value, Error> {
+        self.call("GET", "/v1/providers", Body::None)
+    }
+
+    /// Streams `data` to the server's hash (never buffered whole on either side); returns the
+    /// whole response (`algorithm`, `digest` in hex, `provider`).
+    ///
+    /// # Errors
+    /// The server cannot be reached or refuses (unknown algorithm).
+    pub fn hash(&self, algorithm: &str, data: &mut dyn Read) -> Result<Value, Error> {
+        let path = format!("/v1/hash?alg={}", percent(algorithm));
+        self.call("POST", &path, Body::Stream(data))
+    }
+
+    /// Verifies `signature` over `data` (whole message) or `digest` (hex) with an SPKI PEM key.
+    ///
+    /// # Errors
+    /// Bad input; a signature that does not verify is `{"valid": false}`, not an error.
+    pub fn verify(&self, request: &VerifyRequest<'_>) -> Result<Value, Error> {
+        let mut v = json!({
+            "algorithm": request.algorithm,
+            "public_key": request.public_key_pem,
+            "signature": b64(request.signature),
+            "signature_format": request.signature_format,
+        });
+        put_input(&mut v, request.input);
+        self.post("/v1/verify", v)
+    }
+
+    /// Signs with a key the server holds (reference or profile).
+    ///
+    /// # Errors
+    /// Denied (403, also for a key that does not exist), bad input, or a provider fault.
+    pub fn sign(&self, request: &SignRequest<'_>) -> Result<Value, Error> {
+        let mut v = json!({"signature_format": request.signature_format});
+        match request.key {
+            KeyName::Reference(k) => {
+                v["key"] = json!(k);
+                v["algorithm"] = json!(request.algorithm);
+            }
+            KeyName::Profile(p) => v["profile"] = json!(p),
+        }
+        put_input(&mut v, request.input);
+        self.post("/v1/sign", v)
+    }
+
+    /// Any other route with a JSON body (DSSE, keys, AES-GCM, admin): see the server's OpenAPI
+    /// document (`/v1/openapi.json`).
+    ///
+    /// # Errors
+    /// As the route says.
+    pub fn post_json(&self, path: &str, request: Value) -> Result<Value, Error> {
+        self.post(path, request)
+    }
+}
+
+/// What is signed or verified: the whole message, or a digest (hex) under the algorithm's hash.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    Data(&'a [u8]),
+    DigestHex(&'a str),
+}
+
+/// A server-side key: a reference the server holds, or a configured profile.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyName<'a> {
+    Reference(&'a str),
+    Profile(&'a str),
+}
+
+pub struct SignRequest<'a> {
+    pub key: KeyName<'a>,
+    pub algorithm: &'a str,
+    pub input: Input<'a>,
+    /// `der` or `p1363`.
+    pub signature_format: &'a str,
+}
+
+pub struct VerifyRequest<'a> {
+    pub algorithm: &'a str,
+    pub public_key_pem: &'a str,
+    pub signature: &'a [u8],
+    pub input: Input<'a>,
+    pub signature_format: &'a str,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn put_input(v: &mut Value, input: Input<'_>) {
+    match input {
+        Input::Data(d) => v["data"] = json!(b64(d)),
+        Input::DigestHex(h) => v["digest"] = json!(h),
+    }
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+enum ReadError {
+    Io(io::Error),
+    Protocol(String),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+/// Reads a status line, headers, and a Content-Length or chunked body.
+fn read_response(mut r: impl BufRead) -> Result<(u16, Vec<u8>), ReadError> {
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ReadError::Protocol(format!("status line {:?}", line.trim_end())))?;
+    let mut length = None;
+    let mut chunked = false;
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Err(ReadError::Protocol("the headers end early".into()));
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let lower = l.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse::<usize>().ok();
+        } else if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            line.clear();
+            r.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim(), 16)
+                .map_err(|_| ReadError::Protocol(format!("chunk size {:?}", line.trim())))?;
+            if size == 0 {
+                break;
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            r.read_exact(&mut body[start..])?;
+            line.clear();
+            r.read_line(&mut line)?;
+        }
+    } else if let Some(n) = length {
+        body.resize(n, 0);
+        r.read_exact(&mut body)?;
+    } else {
+        r.read_to_end(&mut body)?;
+    }
+    Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_parse_with_length_or_chunks() {
+        let (s, b) = read_response(&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"[..]).ok().unwrap();
+        assert_eq!((s, b), (200, b"{}".to_vec()));
+        let raw = b"HTTP/1.1 403 Forbidden\r\ntransfer-encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
+        let (s, b) = read_response(&raw[..]).ok().unwrap();
+        assert_eq!((s, b), (403, b"{\"a\":1}".to_vec()));
+        assert!(read_response(&b"garbage\r\n\r\n"[..]).is_err());
+        assert_eq!(percent("SHA-256"), "SHA-256");
+        assert_eq!(percent("a b&c"), "a%20b%26c");
+    }
+}
