@@ -432,3 +432,60 @@ fn the_cli_as_a_client_gives_the_same_answers_as_local_mode() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nobody.sock"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn systemd_readiness_reload_and_stop_are_notified() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let notify = dir.path().join("notify.sock");
+    let listener = UnixDatagram::bind(&notify).unwrap();
+    listener.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let config = crate::server::config(dir.path(), Some("sd"), "");
+    let mut child = Command::new(common::binary())
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("NOTIFY_SOCKET", &notify)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let next = || {
+        let mut buf = [0u8; 256];
+        let n = listener.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    assert_eq!(next(), "READY=1", "ready once every component is loaded");
+    // Ready means serving.
+    let (status, _) = crate::server::http(&dir.path().join("s.sock"), "GET", "/v1/health", None, b"");
+    assert_eq!(status, 200);
+    Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    assert_eq!(next(), "RELOADING=1");
+    assert_eq!(next(), "READY=1");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert_eq!(next(), "STOPPING=1");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn socket_activation_serves_on_the_socket_systemd_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::server::config(dir.path(), Some("act"), "");
+    // systemd's own tool: it owns the socket and starts the server with LISTEN_FDS=1.
+    let socket = dir.path().join("activated.sock");
+    let mut activator = Command::new("systemd-socket-activate")
+        .args(["-l", socket.to_str().unwrap(), "--"])
+        .arg(common::binary())
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("systemd-socket-activate (package systemd)");
+    let started = std::time::Instant::now();
+    while !socket.exists() {
+        assert!(started.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = crate::server::http(&socket, "GET", "/v1/providers", None, b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // The server did not bind its own configured socket: it used the one it was given.
+    assert!(!dir.path().join("s.sock").exists());
+    let _ = activator.kill();
+    let _ = activator.wait();
+}

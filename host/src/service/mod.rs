@@ -6,6 +6,7 @@ pub mod access;
 pub mod api;
 pub mod error;
 pub mod ops;
+pub mod systemd;
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -233,7 +234,15 @@ fn bind(path: &Path, group: Option<&str>) -> Result<std::os::unix::net::UnixList
 pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> {
     let inner = source.load()?;
     let path = socket.unwrap_or_else(|| inner.config.service.socket.clone());
-    let std_listener = bind(&path, inner.config.service.socket_group.as_deref())?;
+    // Under systemd socket activation the socket is systemd's: use it, and leave it in place.
+    let (std_listener, owned) = match systemd::activated_listener() {
+        Ok(Some(l)) => {
+            l.set_nonblocking(true).map_err(|e| socket_err(&path, e.to_string()))?;
+            (l, false)
+        }
+        Ok(None) => (bind(&path, inner.config.service.socket_group.as_deref())?, true),
+        Err(e) => return Err(socket_err(&path, format!("the socket systemd passed (LISTEN_FDS) is unusable: {e}"))),
+    };
     let limit = Arc::new(Semaphore::new(inner.config.service.max_concurrent));
     let shared = Arc::new(Shared {
         current: std::sync::RwLock::new(Arc::new(inner)),
@@ -252,12 +261,15 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
         log::warn!("serving on {} (HTTP/1.1 + JSON, /v1/)", path.display());
         tokio::spawn(reload_on_sighup(shared.clone()));
         let app = router(shared).into_make_service_with_connect_info::<access::Peer>();
+        systemd::notify("READY=1");
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
             .await
             .map_err(|e| ServiceError::Runtime(e.to_string()))
     });
-    let _ = std::fs::remove_file(&path);
+    if owned {
+        let _ = std::fs::remove_file(&path);
+    }
     served
 }
 
@@ -266,7 +278,9 @@ async fn reload_on_sighup(shared: Arc<Shared>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
     while hup.recv().await.is_some() {
+        systemd::notify("RELOADING=1");
         let _ = shared.reload(None).await;
+        systemd::notify("READY=1");
     }
 }
 
@@ -282,5 +296,6 @@ async fn shutdown() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+    systemd::notify("STOPPING=1");
     log::warn!("stopping: no new connections; finishing requests in flight");
 }

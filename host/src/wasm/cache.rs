@@ -52,31 +52,37 @@ pub struct NativeCache {
     digests: PathBuf,
 }
 
-fn private_dir(path: &Path, what: &str) -> Result<PathBuf, LoadError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(|e| cache_err(path, format!("cannot create the {what}: {e}")))?;
-    fsio::check_private_dir(path, what).map_err(|e| cache_err(&e.path, e.message))
+/// The directory, created (mode 0700) if absent and checked. `Ok(None)` when it cannot be
+/// created (a read-only config directory under systemd, say): the host then runs without a
+/// cache rather than not at all. A directory that exists but fails a check is an error.
+fn private_dir(path: &Path, what: &str) -> Result<Option<PathBuf>, LoadError> {
+    if let Err(e) = DirBuilder::new().recursive(true).mode(0o700).create(path) {
+        log::warn!(
+            "precompiled cache off: cannot create the {what} {} ({e}); set [cache] dir/digest_dir, or enabled = false",
+            path.display()
+        );
+        return Ok(None);
+    }
+    fsio::check_private_dir(path, what).map(Some).map_err(|e| cache_err(&e.path, e.message))
 }
 
 impl NativeCache {
-    /// Creates (mode 0700) and checks both directories and every parent of each.
+    /// Creates (mode 0700) and checks both directories and every parent of each; `None` (no
+    /// cache, with a warning) when one cannot be created.
     ///
     /// # Errors
     /// Either directory, or a parent, could be written by someone other than this user (or
     /// root), or cannot be created.
-    pub fn open(dir: &Path, digests: &Path) -> Result<NativeCache, LoadError> {
-        let dir = private_dir(dir, "cache directory")?;
-        let digests = private_dir(digests, "cache digest directory")?;
+    pub fn open(dir: &Path, digests: &Path) -> Result<Option<NativeCache>, LoadError> {
+        let Some(dir) = private_dir(dir, "cache directory")? else { return Ok(None) };
+        let Some(digests) = private_dir(digests, "cache digest directory")? else { return Ok(None) };
         if dir == digests {
             return Err(cache_err(
                 &dir,
                 "the digest directory must not be the cache directory (whoever can write one must not control the other)",
             ));
         }
-        Ok(NativeCache { dir, digests })
+        Ok(Some(NativeCache { dir, digests }))
     }
 
     pub fn artifact_path(&self, key: &str) -> PathBuf {

@@ -216,7 +216,7 @@ impl Runtime {
 
         let cache = match cache {
             CacheSetting::Disabled => None,
-            CacheSetting::Dir { dir, digests } => Some(NativeCache::open(&dir, &digests)?),
+            CacheSetting::Dir { dir, digests } => NativeCache::open(&dir, &digests)?,
         };
 
         let ticker = EpochTicker::start(engine.clone());
