@@ -48,6 +48,7 @@ struct RawService {
     socket_group: Option<String>,
     max_body_mib: Option<Spanned<u64>>,
     max_concurrent: Option<Spanned<u64>>,
+    instances: Option<Spanned<u64>>,
     #[serde(default)]
     allow: Vec<RawAllow>,
 }
@@ -77,6 +78,8 @@ pub struct ServiceConfig {
     pub max_body: usize,
     /// Requests served at once; beyond it, 503 with Retry-After.
     pub max_concurrent: usize,
+    /// Instances per interchangeable provider (default: the number of CPUs).
+    pub instances: usize,
     /// Who may use which keys: everything that uses a private or secret key is denied unless
     /// one of these allows it.
     pub allow: Vec<AllowRule>,
@@ -519,6 +522,7 @@ fn parse_service(
         socket_group: None,
         max_body_mib: None,
         max_concurrent: None,
+        instances: None,
         allow: Vec::new(),
     });
     let socket = match &raw.listen {
@@ -541,6 +545,13 @@ fn parse_service(
                 "service.max_concurrent",
                 format!("must be between 1 and 4096, got {}", n.get_ref()),
             ));
+        }
+    };
+    let instances = match &raw.instances {
+        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        Some(n) if (1..=256).contains(n.get_ref()) => *n.get_ref() as usize,
+        Some(n) => {
+            return Err(at(n.span(), "service.instances", format!("must be between 1 and 256, got {}", n.get_ref())));
         }
     };
     let mut allow = Vec::new();
@@ -579,7 +590,7 @@ fn parse_service(
         }
         allow.push(AllowRule { users: r.users, groups: r.groups, operations, keys: r.keys, profiles: r.profiles });
     }
-    Ok(ServiceConfig { socket, socket_group: raw.socket_group, max_body, max_concurrent, allow })
+    Ok(ServiceConfig { socket, socket_group: raw.socket_group, max_body, max_concurrent, instances, allow })
 }
 
 /// A payload limit given in MiB, in bytes: between 1 and [`MAX_PAYLOAD_MIB`] (never wraps).

@@ -87,7 +87,12 @@ pub fn open(config: &Config, trust: TrustMode) -> Result<Host, LoadError> {
             }
         };
         let settings = p.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let provider: Arc<dyn CryptoProvider> = Arc::new(runtime.load(&p.name, &file, &trust, p.priority, settings)?);
+        // A provider that holds keys in its memory (key_prefix without a seed) keeps one
+        // instance: a second one would not know its keys. Every other provider gets a pool.
+        let instances =
+            if p.key_prefix.is_some() && !p.settings.contains_key("seed") { 1 } else { config.service.instances };
+        let provider: Arc<dyn CryptoProvider> =
+            Arc::new(runtime.load_pooled(&p.name, &file, &trust, p.priority, settings, instances)?);
         if let Some(prefix) = &p.key_prefix {
             prefixes.push((prefix.clone(), provider.clone()));
         }

@@ -136,6 +136,19 @@ pub trait CryptoProvider: Send + Sync {
     /// Opens a verifier for `algorithm` from a DER SubjectPublicKeyInfo.
     fn open_verifier(&self, algorithm: &str, spki_der: &[u8]) -> Result<Box<dyn Verifier + '_>, ProviderError>;
 
+    /// Verifies once with the key: a provider may keep the opened verifier for the next call
+    /// under the same key (the wasm runtime keeps a bounded cache per instance).
+    fn verify_once(
+        &self,
+        algorithm: &str,
+        spki_der: &[u8],
+        input: SignInput<'_>,
+        signature: &[u8],
+        format: SigFormat,
+    ) -> Result<bool, ProviderError> {
+        self.open_verifier(algorithm, spki_der)?.verify(input, signature, format)
+    }
+
     /// Imports a PKCS#8 DER private key; it never leaves the provider again.
     fn import_pkcs8(&self, pkcs8_der: &[u8]) -> Result<KeyId, ProviderError>;
 

@@ -247,9 +247,7 @@ impl Registry {
         signature: &[u8],
         format: SigFormat,
     ) -> Result<Served<bool>, RegistryError> {
-        self.serve(Capability::Verification, algorithm, |p, a| {
-            p.open_verifier(a, spki_der)?.verify(input, signature, format)
-        })
+        self.serve(Capability::Verification, algorithm, |p, a| p.verify_once(a, spki_der, input, signature, format))
     }
 
     /// Hashes a file (streamed, through a hashing provider) and verifies the signature over

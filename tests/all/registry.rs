@@ -172,3 +172,34 @@ fn keys_imported_or_exported_for_one_operation_are_deleted_from_the_guest() {
         assert!(matches!(err, ProviderError::KeyNotFound(_)), "{err:?}");
     }
 }
+
+#[test]
+fn a_pooled_provider_serves_a_second_call_while_the_first_is_busy() {
+    let (_dir, registry) = common::registry(&[OFFLINE]);
+    let p = common::provider(&registry, "offline-verification").clone();
+    let slow = p.clone();
+    // A 4096-bit RSA key generation in the sandbox takes seconds and holds one instance.
+    let busy = std::thread::spawn(move || slow.generate("RS256", 4096, false).is_ok());
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // Another call does not wait for it: it gets another instance of the pool.
+    let digest = p.digest("SHA-256", b"abc").expect("served while the other instance is busy");
+    assert_eq!(hex::encode(digest)[..8], *"ba7816bf");
+    assert!(!busy.is_finished(), "the digest should not have waited for the key generation");
+    assert!(busy.join().unwrap());
+}
+
+#[test]
+fn cached_verifiers_are_keyed_by_algorithm_and_key() {
+    let (_dir, registry) = common::registry(&[OFFLINE]);
+    let p = common::provider(&registry, "offline-verification");
+    let keys: Vec<_> = (0..70).map(|_| p.generate("ES256", 0, false).unwrap()).collect();
+    let spkis: Vec<_> = keys.iter().map(|k| p.public_key(k).unwrap()).collect();
+    let sig = p.sign(&keys[0], "ES256", SignInput::Message(b"m"), SigFormat::Der).unwrap();
+    // More keys than one instance caches: every answer still belongs to its own key.
+    for round in 0..2 {
+        for (i, spki) in spkis.iter().enumerate() {
+            let ok = registry.verify("ES256", spki, SignInput::Message(b"m"), &sig, SigFormat::Der).unwrap().value;
+            assert_eq!(ok, i == 0, "round {round}, key {i}");
+        }
+    }
+}

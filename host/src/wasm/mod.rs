@@ -276,6 +276,25 @@ impl Runtime {
         priority: Priority,
         settings: Vec<(String, String)>,
     ) -> Result<WasmProvider, LoadError> {
+        self.load_pooled(name, file, trust, priority, settings, 1)
+    }
+
+    /// As [`Runtime::load`], with a pool of up to `instances` instances (made on first use),
+    /// so that calls to this provider run in parallel. Only for providers whose instances are
+    /// interchangeable: no keys held in memory except those derived from a seed (keys imported
+    /// into one instance stay pinned to it either way).
+    ///
+    /// # Errors
+    /// As [`Runtime::load`].
+    pub fn load_pooled(
+        &self,
+        name: &str,
+        file: &Path,
+        trust: &Trust,
+        priority: Priority,
+        settings: Vec<(String, String)>,
+        instances: usize,
+    ) -> Result<WasmProvider, LoadError> {
         // No symlink at the final component: a link to /etc/shadow must not even be hashed.
         let bytes = fsio::read_bounded_nofollow(file, file_limits::COMPONENT, "component")
             .map_err(|e| component_err(file, e.message))?;
@@ -321,7 +340,10 @@ impl Runtime {
                 },
                 capabilities: Vec::new(),
             },
-            slot: Mutex::new(None),
+            slots: (0..instances.max(1))
+                .map(|_| Slot { live: Mutex::new(None), generation: AtomicU64::new(0) })
+                .collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
             generations: AtomicU64::new(0),
             settings: Settings(settings),
         };
@@ -340,11 +362,25 @@ impl Runtime {
     }
 }
 
-/// A live instance: its own store (guest state never leaks across instances) and bindings.
+/// A live instance: its own store (guest state never leaks across instances), bindings, and
+/// the verifiers it has open.
 struct Live {
     store: Store<GuestState>,
     bindings: Provider,
     generation: u64,
+    /// Opened verifiers by (algorithm, sha256 of the SPKI), most recently used last: a verify
+    /// under a key this instance has seen does not parse the key again.
+    verifiers: Vec<((String, [u8; 32]), ResourceAny)>,
+}
+
+/// Verifiers kept open per instance.
+const VERIFIER_CACHE: usize = 64;
+
+/// One instance place of a provider's pool. `generation` mirrors the instance inside (0 when
+/// empty) so that a call pinned to an instance finds its slot without waiting on the others.
+struct Slot {
+    live: Mutex<Option<Live>>,
+    generation: AtomicU64,
 }
 
 /// A provider backed by a sandboxed component.
@@ -352,9 +388,12 @@ pub struct WasmProvider {
     shared: Arc<Shared>,
     pre: ProviderPre<GuestState>,
     descriptor: Descriptor,
-    /// One instance at a time. After a fault it is dropped, and the next call builds a fresh
-    /// one: a trapped instance is never entered again.
-    slot: Mutex<Option<Live>>,
+    /// The instance pool: each slot runs one call at a time, so calls to this provider run in
+    /// parallel up to the pool size. Instances are made on first use. After a fault an
+    /// instance is dropped, and the next call in that slot builds a fresh one: a trapped
+    /// instance is never entered again.
+    slots: Vec<Slot>,
+    next: std::sync::atomic::AtomicUsize,
     generations: AtomicU64,
     /// Handed to every fresh instance through `metadata.configure` (may hold secrets such as
     /// the simulation seed: never logged).
@@ -444,7 +483,7 @@ impl WasmProvider {
             return Err(ProviderError::from(e));
         }
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        Ok(Live { store, bindings, generation })
+        Ok(Live { store, bindings, generation, verifiers: Vec::new() })
     }
 
     /// Runs `f` on the live instance under the call limits. With `pin` set, the call must
@@ -455,12 +494,24 @@ impl WasmProvider {
         timeout: Duration,
         f: impl FnOnce(&mut Live) -> wasmtime::Result<T>,
     ) -> Result<(T, u64), ProviderError> {
-        let mut slot = lock(&self.slot);
+        let (index, mut slot) = match pin {
+            Some(g) => {
+                let i = self
+                    .slots
+                    .iter()
+                    .position(|s| s.generation.load(Ordering::Acquire) == g)
+                    .ok_or_else(|| self.lost())?;
+                (i, lock(&self.slots[i].live))
+            }
+            None => self.free_slot(),
+        };
         if slot.is_none() {
             if pin.is_some() {
                 return Err(self.lost());
             }
-            *slot = Some(self.instantiate()?);
+            let live = self.instantiate()?;
+            self.slots[index].generation.store(live.generation, Ordering::Release);
+            *slot = Some(live);
         }
         let Some(live) = slot.as_mut() else { return Err(self.lost()) };
         if pin.is_some_and(|g| g != live.generation) {
@@ -482,10 +533,40 @@ impl WasmProvider {
             Err(e) => {
                 let what = describe_fault(&e, timeout, &self.shared.limits);
                 *slot = None;
+                self.slots[index].generation.store(0, Ordering::Release);
                 log::warn!("provider {}: {what}; instance discarded", self.descriptor.name);
                 Err(ProviderError::Fault(format!("{} {what}; its instance was discarded", self.descriptor.name)))
             }
         }
+    }
+
+    /// A slot for an unpinned call: the first idle one, starting from a rotating position;
+    /// when all are busy, wait for one (the caller's own limit decides how many wait).
+    fn free_slot(&self) -> (usize, MutexGuard<'_, Option<Live>>) {
+        let n = self.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if let Ok(guard) = self.slots[i].live.try_lock() {
+                return (i, guard);
+            }
+        }
+        (start, lock(&self.slots[start].live))
+    }
+
+    /// Runs `f` on the instance holding `generation`, if it still does (for cleanup).
+    fn on_instance(&self, generation: u64, f: impl FnOnce(&mut Live)) {
+        if let Some(slot) = self.slots.iter().find(|s| s.generation.load(Ordering::Acquire) == generation) {
+            let mut guard = lock(&slot.live);
+            if let Some(live) = guard.as_mut().filter(|l| l.generation == generation) {
+                f(live);
+            }
+        }
+    }
+
+    /// How many instances the pool may hold.
+    pub fn instances(&self) -> usize {
+        self.slots.len()
     }
 
     /// The most bytes one argument may carry into a guest: a quarter of its memory budget, so
@@ -526,10 +607,10 @@ impl WasmProvider {
 
 impl Drop for WasmVerifier<'_> {
     fn drop(&mut self) {
-        let mut slot = lock(&self.provider.slot);
-        if let Some(live) = slot.as_mut().filter(|l| l.generation == self.generation) {
-            let _ = self.resource.resource_drop(&mut live.store);
-        }
+        let resource = self.resource;
+        self.provider.on_instance(self.generation, |live| {
+            let _ = resource.resource_drop(&mut live.store);
+        });
     }
 }
 
@@ -572,11 +653,9 @@ impl CryptoProvider for WasmProvider {
                 .map(|(r, _)| r),
             Err(e) => Err(e),
         };
-        let mut slot = lock(&self.slot);
-        if let Some(live) = slot.as_mut().filter(|l| l.generation == generation) {
+        self.on_instance(generation, |live| {
             let _ = hasher.resource_drop(&mut live.store);
-        }
-        drop(slot);
+        });
         finished?.map_err(Into::into)
     }
 
@@ -586,6 +665,55 @@ impl CryptoProvider for WasmProvider {
         })?;
         let resource = r?;
         Ok(Box::new(WasmVerifier { provider: self, resource, generation }))
+    }
+
+    fn verify_once(
+        &self,
+        algorithm: &str,
+        spki_der: &[u8],
+        input: SignInput<'_>,
+        signature: &[u8],
+        format: SigFormat,
+    ) -> Result<bool, ProviderError> {
+        if let SignInput::Message(m) = input {
+            self.fits("a message to verify whole", m.len())?;
+        }
+        let key: [u8; 32] = Sha256::digest(spki_der).into();
+        let (r, _) = self.with_live(None, self.shared.limits.call_timeout, |live| {
+            let cached = live.verifiers.iter().position(|((a, k), _)| a == algorithm && *k == key);
+            let resource = match cached {
+                Some(i) => {
+                    // Most recently used moves to the end.
+                    let entry = live.verifiers.remove(i);
+                    let r = entry.1;
+                    live.verifiers.push(entry);
+                    r
+                }
+                None => {
+                    let opened = live.bindings.cryptohost_provider_verification().call_open_verifier(
+                        &mut live.store,
+                        algorithm,
+                        spki_der,
+                    )?;
+                    let r = match opened {
+                        Ok(r) => r,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    if live.verifiers.len() >= VERIFIER_CACHE {
+                        let (_, old) = live.verifiers.remove(0);
+                        let _ = old.resource_drop(&mut live.store);
+                    }
+                    live.verifiers.push(((algorithm.to_string(), key), r));
+                    r
+                }
+            };
+            let v = live.bindings.cryptohost_provider_verification().verifier();
+            match input {
+                SignInput::Message(m) => v.call_verify(&mut live.store, resource, m, signature, format.into()),
+                SignInput::Digest(d) => v.call_verify_digest(&mut live.store, resource, d, signature, format.into()),
+            }
+        })?;
+        r.map_err(Into::into)
     }
 
     fn import_pkcs8(&self, pkcs8_der: &[u8]) -> Result<KeyId, ProviderError> {
