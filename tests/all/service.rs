@@ -489,3 +489,41 @@ fn socket_activation_serves_on_the_socket_systemd_passes() {
     let _ = activator.kill();
     let _ = activator.wait();
 }
+
+#[test]
+fn kill_9_mid_stream_leaves_an_audit_line_for_every_signature_received() {
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD.encode(b"x");
+    let server = Server::start(Some("crash"), &allow_me("\"sign\"", "\"sim:demo-*\"", ""));
+    let socket = server.socket.clone();
+    let signer = std::thread::spawn(move || {
+        let mut received = 0usize;
+        loop {
+            let body = serde_json::json!({"key": "sim:demo-a", "algorithm": "ES256", "data": data});
+            let result = std::panic::catch_unwind(|| {
+                crate::server::http(
+                    &socket,
+                    "POST",
+                    "/v1/sign",
+                    Some("application/json"),
+                    &serde_json::to_vec(&body).unwrap(),
+                )
+            });
+            match result {
+                Ok((200, _)) => received += 1,
+                _ => return received,
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    let mut server = server;
+    Command::new("kill").args(["-9", &server.child.id().to_string()]).status().unwrap();
+    let _ = server.child.wait();
+    let received = signer.join().unwrap();
+    assert!(received > 0, "no signature before the kill");
+    // Every line parses (server.audit() panics otherwise) and every signature a client got has
+    // its line: the line is synced before the answer is sent.
+    let lines = server.audit();
+    let signed = lines.iter().filter(|l| l["operation"] == "sign" && l["outcome"] == "ok").count();
+    assert!(signed >= received, "{signed} audit lines, {received} signatures received");
+}
