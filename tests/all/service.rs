@@ -527,3 +527,29 @@ fn kill_9_mid_stream_leaves_an_audit_line_for_every_signature_received() {
     let signed = lines.iter().filter(|l| l["operation"] == "sign" && l["outcome"] == "ok").count();
     assert!(signed >= received, "{signed} audit lines, {received} signatures received");
 }
+
+#[test]
+fn metrics_count_requests_by_route_and_status_and_reloads() {
+    let server = Server::start(Some("metrics"), "");
+    for _ in 0..3 {
+        assert_eq!(server.request("GET", "/v1/health", None, b"").0, 200);
+    }
+    let (status, _) =
+        server.json("POST", "/v1/sign", serde_json::json!({"key": "sim:x", "algorithm": "ES256", "data": "AA=="}));
+    assert_eq!(status, 403);
+    assert!(Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap().success());
+    let started = std::time::Instant::now();
+    let text = loop {
+        let (status, body) = server.request("GET", "/metrics", None, b"");
+        assert_eq!(status, 200);
+        let text = String::from_utf8(body).unwrap();
+        if text.contains("cryptohost_reloads_total{outcome=\"ok\"} 1") || started.elapsed() > Duration::from_secs(30) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(text.contains("cryptohost_requests_total{route=\"/v1/health\",status=\"200\"} 3"), "{text}");
+    assert!(text.contains("cryptohost_requests_total{route=\"/v1/sign\",status=\"403\"} 1"), "{text}");
+    assert!(text.contains("cryptohost_request_seconds_bucket{"), "{text}");
+    assert!(text.contains("cryptohost_reloads_total{outcome=\"ok\"} 1"), "{text}");
+}

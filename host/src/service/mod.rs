@@ -5,6 +5,7 @@
 pub mod access;
 pub mod api;
 pub mod error;
+pub mod metrics;
 pub mod ops;
 pub mod systemd;
 
@@ -65,6 +66,7 @@ pub struct Shared {
     source: Source,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
+    metrics: metrics::Metrics,
 }
 
 impl Shared {
@@ -84,10 +86,12 @@ impl Shared {
                 let providers = new.host.providers().len();
                 *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(new);
                 log::warn!("reloaded: {providers} provider(s) now serving");
+                self.metrics.reloads.get_or_create(&metrics::OutcomeLabel { outcome: "ok".into() }).inc();
                 ("ok".to_string(), Ok(()))
             }
             Err(e) => {
                 log::error!("reload refused, the previous set keeps serving: {e}");
+                self.metrics.reloads.get_or_create(&metrics::OutcomeLabel { outcome: "refused".into() }).inc();
                 (format!("refused: {e}"), Err(e.to_string()))
             }
         };
@@ -168,6 +172,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/decrypt", post(ops::decrypt))
         .route("/v1/hsm/{action}", post(ops::hsm_admin))
         .route("/v1/reload", post(ops::reload))
+        .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(shared.clone(), admit))
         .with_state(shared)
@@ -175,14 +180,37 @@ pub fn router(shared: Arc<Shared>) -> Router {
 
 /// At most `max_concurrent` requests at once; beyond it 503 with Retry-After, never a queue.
 async fn admit(AxumState(shared): AxumState<Arc<Shared>>, request: Request, next: Next) -> Response {
-    match shared.limit.clone().try_acquire_owned() {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let started = std::time::Instant::now();
+    let response = match shared.limit.clone().try_acquire_owned() {
         Ok(permit) => {
             let response = next.run(request).await;
             drop(permit);
             response
         }
-        Err(_) => error::ApiError::overloaded().into_response(),
-    }
+        Err(_) => {
+            shared.metrics.overloaded.inc();
+            error::ApiError::overloaded().into_response()
+        }
+    };
+    let m = &shared.metrics;
+    m.requests
+        .get_or_create(&metrics::RequestLabels { route: route.clone(), status: response.status().as_u16() })
+        .inc();
+    m.latency.get_or_create(&metrics::RouteLabel { route }).observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Prometheus text format.
+async fn metrics_text(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        shared.metrics.encode(),
+    )
+        .into_response()
 }
 
 /// Binds the socket: a stale socket file is replaced only if nothing listens on it; a live one
@@ -249,6 +277,7 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
         limit,
         source,
         reloading: tokio::sync::Mutex::new(()),
+        metrics: metrics::Metrics::new(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
