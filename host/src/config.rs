@@ -49,6 +49,7 @@ struct RawService {
     max_body_mib: Option<Spanned<u64>>,
     max_concurrent: Option<Spanned<u64>>,
     instances: Option<Spanned<u64>>,
+    request_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     allow: Vec<RawAllow>,
 }
@@ -80,6 +81,9 @@ pub struct ServiceConfig {
     pub max_concurrent: usize,
     /// Instances per interchangeable provider (default: the number of CPUs).
     pub instances: usize,
+    /// The most one request may take, from routing to answer (a client that stalls its body
+    /// included); beyond it 504.
+    pub request_timeout: std::time::Duration,
     /// Who may use which keys: everything that uses a private or secret key is denied unless
     /// one of these allows it.
     pub allow: Vec<AllowRule>,
@@ -523,6 +527,7 @@ fn parse_service(
         max_body_mib: None,
         max_concurrent: None,
         instances: None,
+        request_timeout_ms: None,
         allow: Vec::new(),
     });
     let socket = match &raw.listen {
@@ -552,6 +557,17 @@ fn parse_service(
         Some(n) if (1..=256).contains(n.get_ref()) => *n.get_ref() as usize,
         Some(n) => {
             return Err(at(n.span(), "service.instances", format!("must be between 1 and 256, got {}", n.get_ref())));
+        }
+    };
+    let request_timeout = match &raw.request_timeout_ms {
+        None => Duration::from_secs(60),
+        Some(n) if (100..=3_600_000).contains(n.get_ref()) => Duration::from_millis(*n.get_ref()),
+        Some(n) => {
+            return Err(at(
+                n.span(),
+                "service.request_timeout_ms",
+                format!("must be between 100 and 3600000, got {}", n.get_ref()),
+            ));
         }
     };
     let mut allow = Vec::new();
@@ -590,7 +606,15 @@ fn parse_service(
         }
         allow.push(AllowRule { users: r.users, groups: r.groups, operations, keys: r.keys, profiles: r.profiles });
     }
-    Ok(ServiceConfig { socket, socket_group: raw.socket_group, max_body, max_concurrent, instances, allow })
+    Ok(ServiceConfig {
+        socket,
+        socket_group: raw.socket_group,
+        max_body,
+        max_concurrent,
+        instances,
+        request_timeout,
+        allow,
+    })
 }
 
 /// A payload limit given in MiB, in bytes: between 1 and [`MAX_PAYLOAD_MIB`] (never wraps).

@@ -553,3 +553,19 @@ fn metrics_count_requests_by_route_and_status_and_reloads() {
     assert!(text.contains("cryptohost_request_seconds_bucket{"), "{text}");
     assert!(text.contains("cryptohost_reloads_total{outcome=\"ok\"} 1"), "{text}");
 }
+
+#[test]
+fn a_client_that_stalls_its_body_is_timed_out_and_frees_its_slot() {
+    let server = Server::start(Some("stall"), "request_timeout_ms = 300\nmax_concurrent = 1\n");
+    let mut s = UnixStream::connect(&server.socket).unwrap();
+    s.write_all(b"POST /v1/hash?alg=SHA-256 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).expect("an answer, not a hang");
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(text.starts_with("HTTP/1.1 504"), "{text}");
+    assert!(text.contains("request_timeout_ms"), "{text}");
+    // The only slot is free again.
+    let (status, _) = server.request("GET", "/v1/health", None, b"");
+    assert_eq!(status, 200);
+}

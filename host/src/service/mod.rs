@@ -187,7 +187,19 @@ async fn admit(AxumState(shared): AxumState<Arc<Shared>>, request: Request, next
     let started = std::time::Instant::now();
     let response = match shared.limit.clone().try_acquire_owned() {
         Ok(permit) => {
-            let response = next.run(request).await;
+            let deadline = shared.current().config.service.request_timeout;
+            let response = match tokio::time::timeout(deadline, next.run(request)).await {
+                Ok(r) => r,
+                Err(_) => error::ApiError {
+                    status: axum::http::StatusCode::GATEWAY_TIMEOUT,
+                    kind: "timeout",
+                    message: format!(
+                        "the request did not finish within {} ms ([service] request_timeout_ms)",
+                        deadline.as_millis()
+                    ),
+                }
+                .into_response(),
+            };
             drop(permit);
             response
         }
