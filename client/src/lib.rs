@@ -109,6 +109,9 @@ impl Client {
     }
 
     fn post(&self, path: &str, request: Value) -> Result<Value, Error> {
+        if request.is_null() {
+            return self.call("POST", path, Body::None);
+        }
         self.call("POST", path, Body::Json(serde_json::to_vec(&request).unwrap_or_default()))
     }
 
@@ -168,6 +171,14 @@ impl Client {
         }
         put_input(&mut v, request.input);
         self.post("/v1/sign", v)
+    }
+
+    /// Any `GET` route (e.g. `/v1/keys`, `/v1/ready`).
+    ///
+    /// # Errors
+    /// As the route says.
+    pub fn call_get(&self, path: &str) -> Result<Value, Error> {
+        self.call("GET", path, Body::None)
     }
 
     /// Any other route with a JSON body (DSSE, keys, AES-GCM, admin): see the server's OpenAPI

@@ -569,3 +569,102 @@ fn a_client_that_stalls_its_body_is_timed_out_and_frees_its_slot() {
     let (status, _) = server.request("GET", "/v1/health", None, b"");
     assert_eq!(status, 200);
 }
+
+#[test]
+fn the_cli_as_a_client_for_dsse_keys_and_aes_gcm() {
+    let server = Server::start(
+        Some("client2"),
+        &allow_me("\"sign\", \"encrypt\", \"decrypt\", \"generate\"", "\"sim:team-*\"", "\"release\""),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n);
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let ok = |out: &std::process::Output| {
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    fs::write(d("payload.json"), b"{\"_type\":\"statement\"}").unwrap();
+    // keys public through the server, then DSSE sign (key + profile) and verify through it.
+    let out = client(&server.socket, &["keys", "public", "sim:team-a", "--alg", "ES256"]);
+    ok(&out);
+    fs::write(d("team.pub"), &out.stdout).unwrap();
+    let release = common::run(&server.config, &["keys", "public", "sim:release", "--alg", "ES256"]);
+    fs::write(d("release.pub"), &release.stdout).unwrap();
+    let out = client(
+        &server.socket,
+        &[
+            "dsse",
+            "sign",
+            "--key",
+            "sim:team-a",
+            "--alg",
+            "ES256",
+            "--profile",
+            "release",
+            "--payload-type",
+            "t",
+            "--out",
+            &s(&d("env.json")),
+            &s(&d("payload.json")),
+        ],
+    );
+    ok(&out);
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["dsse".to_string(), "verify".into()];
+        args.extend(extra.iter().map(|x| x.to_string()));
+        args.push(s(&d("env.json")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        client(&server.socket, &args)
+    };
+    let both = verify(&[
+        "--pub",
+        &s(&d("team.pub")),
+        "--pub",
+        &s(&d("release.pub")),
+        "--threshold",
+        "2",
+        "--payload-out",
+        &s(&d("out.json")),
+    ]);
+    ok(&both);
+    assert_eq!(fs::read(d("out.json")).unwrap(), fs::read(d("payload.json")).unwrap());
+    // The envelope also verifies locally, with the same keys.
+    let local = common::run(
+        &server.config,
+        &[
+            "dsse",
+            "verify",
+            "--pub",
+            &s(&d("team.pub")),
+            "--pub",
+            &s(&d("release.pub")),
+            "--threshold",
+            "2",
+            &s(&d("env.json")),
+        ],
+    );
+    assert_eq!(local.status.code(), Some(0), "{}", String::from_utf8_lossy(&local.stderr));
+    let twice = verify(&["--pub", &s(&d("team.pub")), "--pub", &s(&d("team.pub")), "--threshold", "2"]);
+    assert_eq!(twice.status.code(), Some(1));
+    // AES-GCM: encrypt and decrypt through the server; the file format is the local one.
+    fs::write(d("secret.txt"), b"launch codes").unwrap();
+    ok(&client(
+        &server.socket,
+        &["encrypt", "--key", "sim:team-vault", "--aad", "ctx", "--out", &s(&d("sealed.bin")), &s(&d("secret.txt"))],
+    ));
+    ok(&client(
+        &server.socket,
+        &["decrypt", "--key", "sim:team-vault", "--aad", "ctx", "--out", &s(&d("plain.txt")), &s(&d("sealed.bin"))],
+    ));
+    assert_eq!(fs::read(d("plain.txt")).unwrap(), b"launch codes");
+    let local = common::run(
+        &server.config,
+        &["decrypt", "--key", "sim:team-vault", "--aad", "ctx", "--out", &s(&d("plain2.txt")), &s(&d("sealed.bin"))],
+    );
+    assert_eq!(local.status.code(), Some(0), "seeded keys agree: {}", String::from_utf8_lossy(&local.stderr));
+    // Denied and local-only commands say so.
+    let out = client(&server.socket, &["keys", "public", "sim:other", "--alg", "ES256"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = client(&server.socket, &["providers"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runs locally"));
+}

@@ -492,10 +492,16 @@ fn run(cli: &Cli) -> Outcome {
             Command::Hash(a) => return remote::hash(&client, a),
             Command::Sign(a) => return remote::sign(&client, a),
             Command::Verify(a) => return remote::verify(&client, a),
+            Command::Dsse(DsseCommand::Sign(a)) => return remote::dsse_sign(&client, a),
+            Command::Dsse(DsseCommand::Verify(a)) => return remote::dsse_verify(&client, a),
+            Command::Keys(k) => return remote::keys(&client, k),
+            Command::Encrypt(a) => return remote::crypt(&client, a, true),
+            Command::Decrypt(a) => return remote::crypt(&client, a, false),
+            Command::Hsm(h) => return remote::hsm(&client, h),
             Command::Serve(_) => {}
             _ => {
                 return Err(anyhow::anyhow!(
-                    "--socket: this command runs locally only for now (hash, sign and verify go through the server)"
+                    "--socket: this command runs locally (providers, keygen, pin, trust, bundle): drop --socket"
                 )
                 .into());
             }

@@ -150,3 +150,169 @@ pub(super) fn verify(client: &Client, a: &VerifyArgs) -> Outcome {
     }
     Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
+
+pub(super) fn dsse_sign(client: &Client, a: &super::DsseSignArgs) -> Outcome {
+    if !a.key_id.is_empty() {
+        return Err(anyhow::anyhow!("--key-id is resolved against a local config; in client mode use --profile").into());
+    }
+    let alg = a.alg.as_deref();
+    let mut keys = Vec::new();
+    for k in &a.key {
+        let alg = alg.context("--key needs --alg (profiles carry their own)")?;
+        keys.push(json!({"key": k, "algorithm": alg}));
+    }
+    if keys.is_empty() && a.profile.is_empty() {
+        return Err(anyhow::anyhow!("nothing to sign with: give --key (with --alg) or --profile").into());
+    }
+    let payload = fsio::read_bounded(&a.file, MAX_WHOLE, "DSSE payload")?;
+    let v = client.post_json(
+        "/v1/dsse/sign",
+        json!({
+            "payload_type": a.payload_type,
+            "payload": base64::engine::general_purpose::STANDARD.encode(&payload),
+            "keys": keys,
+            "profiles": a.profile,
+            "signature_format": sig_format_name(a.sig_format),
+            "allow_partial": a.allow_partial,
+        }),
+    )?;
+    for f in v["failures"].as_array().into_iter().flatten() {
+        eprintln!("cryptohost: dsse sign: {} FAILED (kept the others, --allow-partial)", f.as_str().unwrap_or("?"));
+    }
+    let text = serde_json::to_string_pretty(&v["envelope"])?;
+    match &a.out {
+        Some(out) => fsio::replace_atomic(out, (text + "\n").as_bytes(), 0o644)?,
+        None => println!("{text}"),
+    }
+    let n = v["envelope"]["signatures"].as_array().map_or(0, Vec::len);
+    eprintln!("cryptohost: dsse sign: {n} signature(s) via the server");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn dsse_verify(client: &Client, a: &super::DsseVerifyArgs) -> Outcome {
+    if a.anchors.is_some() || a.public.is_empty() {
+        return Err(anyhow::anyhow!("in client mode give --pub keys (the server's anchors are not offered yet)").into());
+    }
+    let raw = fsio::read_bounded(&a.envelope, MAX_WHOLE / 3 * 4 + (1 << 20), "DSSE envelope")?;
+    let envelope: Value =
+        serde_json::from_slice(&raw).with_context(|| format!("{}: not JSON", a.envelope.display()))?;
+    let mut keys = Vec::new();
+    for given in &a.public {
+        let (alg, path) = match given.split_once(':') {
+            Some((alg, path)) if cryptohost::alg::is_signature_algorithm(alg) && !path.is_empty() => (Some(alg), path),
+            _ => (None, given.as_str()),
+        };
+        let spki = keyfile::read_public_key(Path::new(path))?;
+        // As in local mode: --alg names an RSA key's algorithm, never an EC key's.
+        let alg = match cryptohost::alg::key_kind(&spki).map_err(|e| anyhow::anyhow!("{path}: {e}"))? {
+            cryptohost::alg::KeyKind::Rsa => alg.or(a.alg.as_deref()),
+            cryptohost::alg::KeyKind::Fixed(_) => alg,
+        };
+        keys.push(json!({"public_key": keyfile::to_pem("PUBLIC KEY", &spki)?.as_str(), "algorithm": alg}));
+    }
+    let v = client.post_json(
+        "/v1/dsse/verify",
+        json!({"envelope": envelope, "public_keys": keys, "threshold": a.threshold, "signature_format": sig_format_name(a.sig_format)}),
+    )?;
+    let valid = v["valid"].as_bool().context("the server's answer has no verdict")?;
+    if valid && let (Some(out), Some(p)) = (&a.payload_out, v["payload"].as_str()) {
+        let payload = base64::engine::general_purpose::STANDARD.decode(p).context("payload is not base64")?;
+        fsio::replace_atomic(out, &payload, 0o644)?;
+    }
+    if a.json {
+        println!("{v}");
+    } else {
+        for n in v["notes"].as_array().into_iter().flatten() {
+            eprintln!("cryptohost: dsse verify: {}", n.as_str().unwrap_or(""));
+        }
+        println!("{}", if valid { "valid" } else { "invalid" });
+    }
+    Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+pub(super) fn keys(client: &Client, k: &super::KeysCommand) -> Outcome {
+    match k {
+        super::KeysCommand::List(f) => {
+            let v = client.call_get("/v1/keys")?;
+            if f.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for key in v.as_array().into_iter().flatten() {
+                    println!(
+                        "{}  {} {}  (token serial {})",
+                        key["uri"].as_str().unwrap_or("?"),
+                        key["key_type"].as_str().unwrap_or("?"),
+                        key["class"].as_str().unwrap_or("?"),
+                        key["token_serial"].as_str().unwrap_or("?")
+                    );
+                }
+            }
+        }
+        super::KeysCommand::Generate { reference, alg, rsa_bits, public } => {
+            let v = client
+                .post_json("/v1/keys/generate", json!({"key": reference, "algorithm": alg, "rsa_bits": rsa_bits}))?;
+            println!("generated {reference} ({alg})");
+            let pem = v["public_key"].as_str().unwrap_or_default();
+            if !pem.is_empty() {
+                match public {
+                    Some(p) => fsio::write_new(p, pem.as_bytes(), 0o644)?,
+                    None => print!("{pem}"),
+                }
+            }
+        }
+        super::KeysCommand::Public { reference, alg, rsa_bits } => {
+            let v = client
+                .post_json("/v1/keys/public", json!({"key": reference, "algorithm": alg, "rsa_bits": rsa_bits}))?;
+            eprintln!("cryptohost: keys public: via the server");
+            print!("{}", v["public_key"].as_str().unwrap_or_default());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn crypt(client: &Client, a: &super::CryptArgs, encrypt: bool) -> Outcome {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let input = fsio::read_bounded(&a.file, MAX_WHOLE, if encrypt { "plaintext" } else { "ciphertext" })?;
+    if encrypt {
+        let v = client.post_json(
+            "/v1/encrypt",
+            json!({"key": a.key, "algorithm": a.alg, "plaintext": b64.encode(&input), "aad": b64.encode(a.aad.as_bytes())}),
+        )?;
+        let mut out = b64.decode(v["nonce"].as_str().unwrap_or_default()).context("nonce is not base64")?;
+        out.extend(b64.decode(v["ciphertext"].as_str().unwrap_or_default()).context("ciphertext is not base64")?);
+        fsio::write_new(&a.out, &out, 0o644)?;
+    } else {
+        if input.len() < 12 + 16 {
+            return Err(anyhow::anyhow!("{} is too short to be nonce || ciphertext || tag", a.file.display()).into());
+        }
+        let (nonce, ciphertext) = input.split_at(12);
+        let v = client.post_json(
+            "/v1/decrypt",
+            json!({"key": a.key, "algorithm": a.alg, "nonce": b64.encode(nonce), "ciphertext": b64.encode(ciphertext),
+                   "aad": b64.encode(a.aad.as_bytes())}),
+        )?;
+        let plain = zeroize::Zeroizing::new(
+            b64.decode(v["plaintext"].as_str().unwrap_or_default()).context("plaintext is not base64")?,
+        );
+        fsio::write_new(&a.out, &plain, 0o600)?;
+    }
+    println!("wrote {}", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn hsm(client: &Client, h: &super::HsmCommand) -> Outcome {
+    let (action, as_json) = match h {
+        super::HsmCommand::Connect(f) => ("connect", f.json),
+        super::HsmCommand::Status(f) => ("status", f.json),
+        super::HsmCommand::Disconnect => ("disconnect", false),
+    };
+    let v = client.post_json(&format!("/v1/hsm/{action}"), Value::Null)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for t in v.as_array().into_iter().flatten() {
+            println!("{}", serde_json::to_string(t)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
