@@ -15,7 +15,6 @@ use utoipa::{OpenApi, ToSchema};
 use super::access::{self, Identity, Peer, Target};
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::{Current, State as AppState};
-use crate::audit::{EventRecord, now_rfc3339};
 use crate::config::Operation;
 use crate::keyref::KeyRef;
 use crate::keys::KeyService;
@@ -356,16 +355,6 @@ pub struct SignResponse {
     pub origin: serde_json::Value,
 }
 
-/// Writes a denial to the audit log (fail-closed: if it cannot be written, the request fails
-/// with 500 rather than going unrecorded).
-fn audit_denial(state: &AppState, who: &Identity, detail: String) -> ApiError {
-    let record = EventRecord { time: now_rfc3339(), event: "denied".into(), caller: Some(who.caller()), detail };
-    match state.audit.event(&record) {
-        Ok(()) => ApiError::denied(),
-        Err(e) => ApiError::internal(e.to_string()),
-    }
-}
-
 /// Signs with a key the server holds, if a rule lets the caller use it.
 #[utoipa::path(
     post,
@@ -387,14 +376,7 @@ pub async fn sign(
         let who = Identity::resolve(&peer);
         let (reference, algorithm, target_text, by_profile) = match (&req.key, &req.profile) {
             (Some(k), None) => {
-                let reference = KeyRef::parse(k).map_err(|m| {
-                    ApiError::bad(format!("key reference {:?}: {m}", crate::pkcs11::Pkcs11Uri::redacted(k)))
-                })?;
-                if let KeyRef::File(_) = reference {
-                    return Err(ApiError::bad(
-                        "the server never opens a file a client names: use a key reference the server holds (pkcs11:, sim:) or a profile",
-                    ));
-                }
+                let reference = super::ops::held_reference(k)?;
                 let alg = req.algorithm.clone().ok_or_else(|| ApiError::bad("key needs algorithm"))?;
                 let canonical = reference.to_string();
                 (reference, alg, canonical, false)
@@ -403,7 +385,7 @@ pub async fn sign(
                 // The rule is checked before the profile is looked up: an unknown profile and
                 // a forbidden one get the same answer.
                 if !access::allowed(&state.config.service.allow, &who, Operation::Sign, &Target::Profile(name)) {
-                    return Err(audit_denial(&state, &who, format!("sign with profile {name:?}")));
+                    return Err(super::ops::denied(&state, &who, format!("sign with profile {name:?}")));
                 }
                 let p = state.config.profiles.get(name).ok_or_else(ApiError::denied)?;
                 let reference = KeyRef::parse(&p.key).map_err(|_| ApiError::denied())?;
@@ -414,7 +396,7 @@ pub async fn sign(
         if !by_profile
             && !access::allowed(&state.config.service.allow, &who, Operation::Sign, &Target::Key(&target_text))
         {
-            return Err(audit_denial(&state, &who, format!("sign with {target_text}")));
+            return Err(super::ops::denied(&state, &who, format!("sign with {target_text}")));
         }
         let alg = signature_alg(&algorithm)?;
         let format = format_of(&req.signature_format)?;

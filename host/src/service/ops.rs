@@ -24,7 +24,7 @@ fn std_b64(bytes: &[u8]) -> String {
 }
 
 /// A reference a client names: parsed, never a file, its PIN (if someone typed one) never echoed.
-fn held_reference(text: &str) -> Result<KeyRef, ApiError> {
+pub(super) fn held_reference(text: &str) -> Result<KeyRef, ApiError> {
     let reference = KeyRef::parse(text)
         .map_err(|m| ApiError::bad(format!("key reference {:?}: {m}", crate::pkcs11::Pkcs11Uri::redacted(text))))?;
     if let KeyRef::File(_) = reference {
@@ -42,6 +42,12 @@ fn event(state: &AppState, who: &Identity, event: &str, detail: String, then: Ap
         Ok(()) => then,
         Err(e) => ApiError::internal(e.to_string()),
     }
+}
+
+/// Audits a denial (fail-closed: if the line cannot be written, 500 rather than unrecorded)
+/// and returns the 403 that absent and forbidden keys share.
+pub(super) fn denied(state: &AppState, who: &Identity, detail: String) -> ApiError {
+    event(state, who, "denied", detail, ApiError::denied())
 }
 
 /// The caller may do `op` with this key reference, or the denial is audited and returned.
