@@ -69,6 +69,22 @@ ch keygen --alg PS256 --rsa-bits 2048 --out "$work/sw.key.pem" --pub "$work/sw.p
 ch sign --alg PS256 --key "file:$work/sw.key.pem" --out "$work/sbom.ps256" "$work/sbom.json"
 ch verify --alg PS256 --pub "$work/sw.pub.pem" --sig "$work/sbom.ps256" "$work/sbom.json"
 
+step "the long-running host: cryptohost serve on a Unix socket; a client signs and verifies through it"
+sock="$work/cryptohost.sock"
+# The shipped config plus a [service] section: this user may sign with the sim:demo-* keys.
+{ cat "$config"; printf '\n[service]\nlisten = "unix:%s"\n[[service.allow]]\nusers = ["%s"]\noperations = ["sign"]\nkeys = ["sim:demo-*"]\n' "$sock" "$(id -u)"; } > "$work/serve.toml"
+"$bin" --config "$work/serve.toml" --components "$PWD/components" "${mode[@]}" serve 2>"$work/serve.log" &
+server=$!
+for _ in $(seq 1 200); do [ -S "$sock" ] && break; sleep 0.05; done
+client() { "$bin" --socket "$sock" "$@"; }
+client sign --alg ES256 --key sim:demo-org-es256 --out "$work/sbom.served.sig" "$work/sbom.json"
+client verify --alg ES256 --pub "$work/org.pub.pem" --sig "$work/sbom.served.sig" "$work/sbom.json"
+echo "a key the rules do not name:"
+client sign --alg ES256 --key sim:payroll --out "$work/x.sig" "$work/sbom.json" || echo "(exit code $?: refused, and audited)"
+kill -TERM "$server"; wait "$server" || true
+echo "server audit log (the caller is recorded):"
+tail -n 2 "$work/audit.jsonl"
+
 step "the audit log: one line per key use"
 audit="$(sed -n 's/^path = "\(.*\)"/\1/p' "$config" | head -1)"
 tail -n 2 "$audit"
