@@ -672,3 +672,65 @@ fn the_cli_as_a_client_for_dsse_keys_and_aes_gcm() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("runs locally"));
 }
+
+#[test]
+fn a_client_under_another_uid_is_refused_keys_but_may_verify_and_a_rule_names_exactly_its_key() {
+    use std::os::unix::fs::PermissionsExt;
+    if me() != 0 {
+        eprintln!("NOTE: not root: the other-uid test needs setpriv --reuid and did not run");
+        return;
+    }
+    // A directory the other user can reach, with a copy of the binary it can run.
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("cryptohost");
+    fs::copy(common::binary(), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let msg = dir.path().join("msg");
+    fs::write(&msg, b"hello").unwrap();
+    fs::set_permissions(&msg, fs::Permissions::from_mode(0o644)).unwrap();
+    // The socket is 0660 root:nogroup, so nobody (in nogroup) may connect.
+    let rule = "[[service.allow]]\nusers = [\"nobody\"]\noperations = [\"sign\"]\nkeys = [\"sim:nobody-only\"]\n";
+    let server = Server::start(Some("uid"), &format!("socket_group = \"nogroup\"\n{rule}"));
+    fs::set_permissions(&server.root, fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(&bin)
+            .args(["--socket", server.socket.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let m = msg.to_str().unwrap();
+    // Verify and hash are open to anyone who can connect.
+    let out = as_nobody(&["hash", "--alg", "SHA-256", m]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // A key no rule gives this uid: 403, and the denial names the caller.
+    let out = as_nobody(&["sign", "--alg", "ES256", "--key", "sim:demo-a", m]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 403"), "{}", String::from_utf8_lossy(&out.stderr));
+    let denial = server.audit().into_iter().find(|l| l["event"] == "denied").expect("the denial is audited");
+    assert_eq!(denial["caller"]["uid"], 65534);
+    assert_eq!(denial["caller"]["user"], "nobody");
+    // Exactly the named key is allowed.
+    let out = as_nobody(&["sign", "--alg", "ES256", "--key", "sim:nobody-only", m]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // ... and that signature verifies through the server for the same unprivileged client.
+    let sig = dir.path().join("msg.sig");
+    fs::write(&sig, &out.stdout).unwrap();
+    let public = dir.path().join("nobody.pub");
+    fs::write(&public, common::run(&server.config, &["keys", "public", "sim:nobody-only", "--alg", "ES256"]).stdout)
+        .unwrap();
+    for f in [&sig, &public] {
+        fs::set_permissions(f, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let out =
+        as_nobody(&["verify", "--alg", "ES256", "--pub", public.to_str().unwrap(), "--sig", sig.to_str().unwrap(), m]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "valid");
+    let line = server.audit().into_iter().find(|l| l["operation"] == "sign").expect("the use is audited");
+    assert_eq!(line["caller"]["uid"], 65534);
+    let out = as_nobody(&["sign", "--alg", "ES256", "--key", "sim:nobody-only-not", m]);
+    assert_eq!(out.status.code(), Some(2));
+}
