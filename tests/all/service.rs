@@ -734,3 +734,63 @@ fn a_client_under_another_uid_is_refused_keys_but_may_verify_and_a_rule_names_ex
     let out = as_nobody(&["sign", "--alg", "ES256", "--key", "sim:nobody-only-not", m]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn resident_memory_after_20000_requests_is_within_10_percent_of_after_2000() {
+    use base64::Engine as _;
+    let server = Server::start(Some("rss"), "");
+    let public =
+        String::from_utf8(common::run(&server.config, &["keys", "public", "sim:rss", "--alg", "ES256"]).stdout)
+            .unwrap();
+    let sig = common::run(
+        &server.config,
+        &["sign", "--alg", "ES256", "--key", "sim:rss", common::data("sha2/README.md").to_str().unwrap()],
+    );
+    let sig = String::from_utf8(sig.stdout).unwrap().trim().to_string();
+    let data = base64::engine::general_purpose::STANDARD.encode(fs::read(common::data("sha2/README.md")).unwrap());
+    let rss = |pid: u32| -> u64 {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let run = |n: usize| {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let socket = server.socket.clone();
+                let body = serde_json::to_vec(
+                    &serde_json::json!({"algorithm": "ES256", "public_key": public, "signature": sig, "data": data}),
+                )
+                .unwrap();
+                std::thread::spawn(move || {
+                    for i in 0..n / 4 {
+                        let (status, _) = if (t + i) % 2 == 0 {
+                            crate::server::http(&socket, "POST", "/v1/verify", Some("application/json"), &body)
+                        } else {
+                            crate::server::http(&socket, "POST", "/v1/hash?alg=SHA-256", None, b"some bytes to hash")
+                        };
+                        assert_eq!(status, 200);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    };
+    run(2_000);
+    let after_2000 = rss(server.child.id());
+    run(18_000);
+    let after_20000 = rss(server.child.id());
+    eprintln!("resident memory: {after_2000} kB after 2,000 requests, {after_20000} kB after 20,000");
+    assert!(
+        after_20000 * 10 <= after_2000 * 11,
+        "resident memory grew from {after_2000} kB after 2,000 requests to {after_20000} kB after 20,000"
+    );
+}
