@@ -168,3 +168,149 @@ fn eight_clients_times_2000_mixed_requests_without_an_error() {
     let ok_signs = audit.iter().filter(|l| l["operation"] == "sign" && l["outcome"] == "ok").count();
     assert!(ok_signs >= signatures.len(), "{ok_signs} audit lines for {} signatures", signatures.len());
 }
+
+/// Puts the same P-256 key (made by OpenSSL) on a token as a private and a public object,
+/// labelled `label`: what a replicated HSM cluster holds, and what SoftHSM cannot copy between
+/// tokens itself.
+fn import_shared_key(token_label: &str, label: &str, scalar: &[u8], point: &[u8]) {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::object::{Attribute, KeyType, ObjectClass};
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    let ctx = Pkcs11::new(softhsm::MODULE).unwrap();
+    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim() == token_label)
+        .expect("token");
+    let session = ctx.open_rw_session(slot).unwrap();
+    let _ = session.login(UserType::User, Some(&AuthPin::from(softhsm::PIN.to_string())));
+    let params = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let mut ec_point = vec![0x04, point.len() as u8];
+    ec_point.extend_from_slice(point);
+    session
+        .create_object(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(vec![0x42]),
+            Attribute::EcParams(params.clone()),
+            Attribute::Value(scalar.to_vec()),
+        ])
+        .unwrap();
+    session
+        .create_object(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::Token(true),
+            Attribute::Verify(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(vec![0x42]),
+            Attribute::EcParams(params),
+            Attribute::EcPoint(ec_point),
+        ])
+        .unwrap();
+}
+
+/// The private scalar and public point of an OpenSSL P-256 key, from `openssl pkey -text`.
+fn p256_from_openssl(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+    let key = dir.join("shared.pem");
+    common::openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        key.to_str().unwrap(),
+    ]);
+    let text =
+        String::from_utf8(common::openssl(&["pkey", "-in", key.to_str().unwrap(), "-text", "-noout"]).stdout).unwrap();
+    let hex_after = |label: &str, until: &str| -> Vec<u8> {
+        let start = text.find(label).unwrap() + label.len();
+        let end = text[start..].find(until).unwrap() + start;
+        let digits: String = text[start..end].chars().filter(|c| c.is_ascii_hexdigit()).collect();
+        hex::decode(digits).unwrap()
+    };
+    let mut scalar = hex_after("priv:", "pub:");
+    while scalar.len() > 32 && scalar[0] == 0 {
+        scalar.remove(0);
+    }
+    while scalar.len() < 32 {
+        scalar.insert(0, 0);
+    }
+    (scalar, hex_after("pub:", "ASN1 OID"))
+}
+
+#[test]
+fn a_token_removed_mid_run_costs_no_request_when_another_holds_the_same_key() {
+    use base64::Engine as _;
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["primary", "backup"]);
+    let (scalar, point) = p256_from_openssl(hsm.dir.path());
+    for token in ["primary", "backup"] {
+        import_shared_key(token, "shared", &scalar, &point);
+    }
+    let config = hsm.config(&["primary", "backup"], 2, "");
+    let socket = hsm.dir.path().join("s.sock");
+    let rules = format!(
+        "[service]\nlisten = \"unix:{}\"\n[[service.allow]]\nusers = [\"{}\"]\noperations = [\"sign\"]\nkeys = [\"pkcs11:object=shared\"]\n",
+        socket.display(),
+        me()
+    );
+    fs::write(&config, fs::read_to_string(&config).unwrap() + &rules).unwrap();
+    let server = std::sync::Arc::new(Server::start_with(hsm.dir.path().to_path_buf(), config, None));
+    let data = base64::engine::general_purpose::STANDARD.encode(b"replicated");
+    let signer = {
+        let server = server.clone();
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            for i in 0..300 {
+                let (status, v) = server.json(
+                    "POST",
+                    "/v1/sign",
+                    serde_json::json!({"key": "pkcs11:object=shared", "algorithm": "ES256", "data": data}),
+                );
+                assert_eq!(status, 200, "request {i} failed: {v}");
+                out.push((
+                    v["signature"].as_str().unwrap().to_string(),
+                    v["origin"]["token_serial"].as_str().unwrap_or("").to_string(),
+                ));
+            }
+            out
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    // Mid-run, the primary token disappears.
+    let gone = std::process::Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &hsm.conf)
+        .args(["--delete-token", "--token", "primary"])
+        .output()
+        .unwrap();
+    assert!(gone.status.success(), "{}", String::from_utf8_lossy(&gone.stderr));
+    let signatures = signer.join().expect("no request failed");
+    let serials: std::collections::BTreeSet<_> = signatures.iter().map(|(_, s)| s.clone()).collect();
+    // Every signature verifies under the one shared public key, whichever token made it.
+    let spki_pem = {
+        let mut der = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+        der.extend_from_slice(&point);
+        cryptohost::keyfile::to_pem("PUBLIC KEY", &der).unwrap().to_string()
+    };
+    for (sig, _) in signatures.iter().step_by(10) {
+        let (status, v) = server.json(
+            "POST",
+            "/v1/verify",
+            serde_json::json!({"algorithm": "ES256", "public_key": spki_pem, "signature": sig, "data": data}),
+        );
+        assert_eq!((status, v["valid"].clone()), (200, serde_json::json!(true)), "{v}");
+    }
+    eprintln!("token serials that served: {serials:?}");
+}
