@@ -50,6 +50,7 @@ struct RawService {
     max_concurrent: Option<Spanned<u64>>,
     instances: Option<Spanned<u64>>,
     request_timeout_ms: Option<Spanned<u64>>,
+    header_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     allow: Vec<RawAllow>,
 }
@@ -84,6 +85,8 @@ pub struct ServiceConfig {
     /// The most one request may take, from routing to answer (a client that stalls its body
     /// included); beyond it 504.
     pub request_timeout: std::time::Duration,
+    /// The most a connection may take to send a request head (idle keep-alive ones included).
+    pub header_timeout: std::time::Duration,
     /// Who may use which keys: everything that uses a private or secret key is denied unless
     /// one of these allows it.
     pub allow: Vec<AllowRule>,
@@ -528,6 +531,7 @@ fn parse_service(
         max_concurrent: None,
         instances: None,
         request_timeout_ms: None,
+        header_timeout_ms: None,
         allow: Vec::new(),
     });
     let socket = match &raw.listen {
@@ -567,6 +571,17 @@ fn parse_service(
                 n.span(),
                 "service.request_timeout_ms",
                 format!("must be between 100 and 3600000, got {}", n.get_ref()),
+            ));
+        }
+    };
+    let header_timeout = match &raw.header_timeout_ms {
+        None => Duration::from_secs(10),
+        Some(n) if (50..=600_000).contains(n.get_ref()) => Duration::from_millis(*n.get_ref()),
+        Some(n) => {
+            return Err(at(
+                n.span(),
+                "service.header_timeout_ms",
+                format!("must be between 50 and 600000, got {}", n.get_ref()),
             ));
         }
     };
@@ -613,6 +628,7 @@ fn parse_service(
         max_concurrent,
         instances,
         request_timeout,
+        header_timeout,
         allow,
     })
 }

@@ -794,3 +794,31 @@ fn resident_memory_after_20000_requests_is_within_10_percent_of_after_2000() {
         "resident memory grew from {after_2000} kB after 2,000 requests to {after_20000} kB after 20,000"
     );
 }
+
+#[test]
+fn a_connection_that_never_sends_a_whole_request_head_is_closed() {
+    let server = Server::start(Some("slowloris"), "header_timeout_ms = 300\n");
+    // Half a request head, then silence.
+    let mut half = UnixStream::connect(&server.socket).unwrap();
+    half.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    // Nothing at all.
+    let mut silent = UnixStream::connect(&server.socket).unwrap();
+    for s in [&mut half, &mut silent] {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = [0u8; 1024];
+        // The server closes it (EOF, or an error answer then EOF), never waits forever.
+        let mut got = Vec::new();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("the connection was left open: {e}"),
+            }
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    let (status, _) = server.request("GET", "/v1/health", None, b"");
+    assert_eq!(status, 200);
+}

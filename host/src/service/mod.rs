@@ -301,17 +301,61 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
             tokio::net::UnixListener::from_std(std_listener).map_err(|e| socket_err(&path, e.to_string()))?;
         log::warn!("serving on {} (HTTP/1.1 + JSON, /v1/)", path.display());
         tokio::spawn(reload_on_sighup(shared.clone()));
-        let app = router(shared).into_make_service_with_connect_info::<access::Peer>();
+        let header_timeout = shared.current().config.service.header_timeout;
+        let app = router(shared);
         systemd::notify("READY=1");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown())
-            .await
-            .map_err(|e| ServiceError::Runtime(e.to_string()))
+        accept_loop(listener, app, header_timeout).await;
+        Ok::<(), ServiceError>(())
     });
     if owned {
         let _ = std::fs::remove_file(&path);
     }
     served
+}
+
+/// Accepts connections until SIGTERM/SIGINT, serving each over HTTP/1.1 with a header-read
+/// timeout (a connection that does not send a whole request head in time, idle keep-alive ones
+/// included, is closed), then waits for the connections in flight to finish.
+async fn accept_loop(listener: tokio::net::UnixListener, app: Router, header_timeout: std::time::Duration) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let stop = shutdown();
+    tokio::pin!(stop);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of descriptors and the like: back off rather than spin.
+                    log::warn!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let peer = match stream.peer_cred() {
+            Ok(c) => access::Peer { uid: c.uid(), gid: c.gid(), pid: c.pid() },
+            Err(_) => access::Peer::nobody(),
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer.clone()));
+            let mut app = app.clone();
+            async move { tower_service::Service::call(&mut app, request.map(axum::body::Body::new)).await }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                log::debug!("connection: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Reloads on every SIGHUP (the socket, its group and the concurrency limit stay as they were).
