@@ -42,7 +42,7 @@ pub fn config(dir: &Path, seed: Option<&str>, extra: &str) -> PathBuf {
         .unwrap()
         .replace("name = \"simulation\"\n", &format!("name = \"simulation\"\nkey_prefix = \"sim\"\n{settings}"));
     let text = format!(
-        "{text}\n[profiles.release]\nkey = \"sim:release\"\nalgorithm = \"ES256\"\n\n[service]\nlisten = \"unix:{}\"\n{extra}",
+        "{text}\n[profiles.release]\nkey = \"sim:release\"\nalgorithm = \"ES256\"\nkey_id = \"release-key-001\"\n\n[service]\nlisten = \"unix:{}\"\n{extra}",
         socket.display()
     );
     fs::write(&path, text).unwrap();

@@ -649,6 +649,30 @@ fn the_cli_as_a_client_for_dsse_keys_and_aes_gcm() {
     assert_eq!(local.status.code(), Some(0), "{}", String::from_utf8_lossy(&local.stderr));
     let twice = verify(&["--pub", &s(&d("team.pub")), "--pub", &s(&d("team.pub")), "--threshold", "2"]);
     assert_eq!(twice.status.code(), Some(1));
+    // --key-id: the server maps it to its profile and writes the id as the keyid.
+    let out = client(
+        &server.socket,
+        &[
+            "dsse",
+            "sign",
+            "--key-id",
+            "release-key-001",
+            "--payload-type",
+            "t",
+            "--out",
+            &s(&d("byid.json")),
+            &s(&d("payload.json")),
+        ],
+    );
+    ok(&out);
+    let env: serde_json::Value = serde_json::from_slice(&fs::read(d("byid.json")).unwrap()).unwrap();
+    assert_eq!(env["signatures"][0]["keyid"], "release-key-001");
+    let out = client(
+        &server.socket,
+        &["dsse", "sign", "--key-id", "nobody-knows", "--payload-type", "t", &s(&d("payload.json"))],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 403"), "{}", String::from_utf8_lossy(&out.stderr));
     // AES-GCM: encrypt and decrypt through the server; the file format is the local one.
     fs::write(d("secret.txt"), b"launch codes").unwrap();
     ok(&client(

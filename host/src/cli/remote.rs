@@ -152,17 +152,14 @@ pub(super) fn verify(client: &Client, a: &VerifyArgs) -> Outcome {
 }
 
 pub(super) fn dsse_sign(client: &Client, a: &super::DsseSignArgs) -> Outcome {
-    if !a.key_id.is_empty() {
-        return Err(anyhow::anyhow!("--key-id is resolved against a local config; in client mode use --profile").into());
-    }
     let alg = a.alg.as_deref();
     let mut keys = Vec::new();
     for k in &a.key {
         let alg = alg.context("--key needs --alg (profiles carry their own)")?;
         keys.push(json!({"key": k, "algorithm": alg}));
     }
-    if keys.is_empty() && a.profile.is_empty() {
-        return Err(anyhow::anyhow!("nothing to sign with: give --key (with --alg) or --profile").into());
+    if keys.is_empty() && a.profile.is_empty() && a.key_id.is_empty() {
+        return Err(anyhow::anyhow!("nothing to sign with: give --key (with --alg), --profile or --key-id").into());
     }
     let payload = fsio::read_bounded(&a.file, MAX_WHOLE, "DSSE payload")?;
     let v = client.post_json(
@@ -172,6 +169,7 @@ pub(super) fn dsse_sign(client: &Client, a: &super::DsseSignArgs) -> Outcome {
             "payload": base64::engine::general_purpose::STANDARD.encode(&payload),
             "keys": keys,
             "profiles": a.profile,
+            "key_ids": a.key_id,
             "signature_format": sig_format_name(a.sig_format),
             "allow_partial": a.allow_partial,
         }),

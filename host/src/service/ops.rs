@@ -90,6 +90,9 @@ pub struct DsseSignRequest {
     pub keys: Vec<DsseKey>,
     #[serde(default)]
     pub profiles: Vec<String>,
+    /// Trust-anchor key ids: the profile with that `key_id` signs, and writes the id as keyid.
+    #[serde(default)]
+    pub key_ids: Vec<String>,
     /// ECDSA encoding: `der` (default) or `p1363`.
     pub signature_format: Option<String>,
     /// Keep the signatures that worked when one signer fails.
@@ -138,8 +141,21 @@ pub async fn dsse_sign(
             let key = KeyRef::parse(&p.key).map_err(|_| ApiError::denied())?;
             signers.push(Signer { label: name.clone(), key, algorithm: p.algorithm.clone(), key_id: p.key_id.clone() });
         }
+        for id in &req.key_ids {
+            // The profile behind a key id is the server's business; the rule names the profile,
+            // and an unknown key id is answered like a forbidden one.
+            let found = state.config.profiles.iter().find(|(_, p)| p.key_id.as_deref() == Some(id.as_str()));
+            let allowed = found.is_some_and(|(name, _)| {
+                access::allowed(&state.config.service.allow, &who, Operation::Sign, &Target::Profile(name))
+            });
+            let Some((name, p)) = found.filter(|_| allowed) else {
+                return Err(event(&state, &who, "denied", format!("sign as key id {id:?}"), ApiError::denied()));
+            };
+            let key = KeyRef::parse(&p.key).map_err(|_| ApiError::denied())?;
+            signers.push(Signer { label: name.clone(), key, algorithm: p.algorithm.clone(), key_id: Some(id.clone()) });
+        }
         if signers.is_empty() {
-            return Err(ApiError::bad("nothing to sign with: give keys or profiles"));
+            return Err(ApiError::bad("nothing to sign with: give keys, profiles or key_ids"));
         }
         let format: SigFormat = req.signature_format.as_deref().unwrap_or("der").parse().map_err(ApiError::bad)?;
         let service = KeyService::for_caller(&state.host, state.audit.clone(), who.caller());
