@@ -217,6 +217,10 @@ fn import_shared_key(token_label: &str, label: &str, scalar: &[u8], point: &[u8]
             Attribute::EcPoint(ec_point),
         ])
         .unwrap();
+    drop(session);
+    // Nothing in this process uses the module now (the server is another process): finalize
+    // it, or the next test would find it initialised with this test's token directory.
+    ctx.finalize().unwrap();
 }
 
 /// The private scalar and public point of an OpenSSL P-256 key, from `openssl pkey -text`.
