@@ -60,6 +60,14 @@ fn permit(state: &AppState, who: &Identity, op: Operation, reference: &KeyRef) -
     }
 }
 
+/// The caller, and the held key it names, once a rule lets it do `op` with that key.
+fn permitted_key(state: &AppState, peer: &Peer, key: &str, op: Operation) -> Result<(Identity, KeyRef), ApiError> {
+    let who = Identity::resolve(peer);
+    let key = held_reference(key)?;
+    permit(state, &who, op, &key)?;
+    Ok((who, key))
+}
+
 fn permit_admin(state: &AppState, who: &Identity, what: &str) -> Result<(), ApiError> {
     if access::allowed(&state.config.service.allow, who, Operation::Admin, &Target::Any) {
         Ok(())
@@ -311,9 +319,7 @@ pub async fn key_generate(
     ApiJson(req): ApiJson<KeyRequest>,
 ) -> Result<Json<PublicKeyResponse>, ApiError> {
     blocking(move || {
-        let who = Identity::resolve(&peer);
-        let key = held_reference(&req.key)?;
-        permit(&state, &who, Operation::Generate, &key)?;
+        let (who, key) = permitted_key(&state, &peer, &req.key, Operation::Generate)?;
         let service = KeyService::for_caller(&state.host, state.audit.clone(), who.caller());
         let spki = service.generate(&key, &req.algorithm, req.rsa_bits.unwrap_or(3072))?;
         let public_key = if spki.is_empty() {
@@ -359,9 +365,7 @@ pub async fn encrypt(
     ApiJson(req): ApiJson<EncryptRequest>,
 ) -> Result<Json<Sealed>, ApiError> {
     blocking(move || {
-        let who = Identity::resolve(&peer);
-        let key = held_reference(&req.key)?;
-        permit(&state, &who, Operation::Encrypt, &key)?;
+        let (who, key) = permitted_key(&state, &peer, &req.key, Operation::Encrypt)?;
         let plaintext = b64_field("plaintext", &req.plaintext)?;
         let aad = req.aad.as_deref().map(|a| b64_field("aad", a)).transpose()?.unwrap_or_default();
         let service = KeyService::for_caller(&state.host, state.audit.clone(), who.caller());
@@ -400,9 +404,7 @@ pub async fn decrypt(
     ApiJson(req): ApiJson<DecryptRequest>,
 ) -> Result<Json<Plaintext>, ApiError> {
     blocking(move || {
-        let who = Identity::resolve(&peer);
-        let key = held_reference(&req.key)?;
-        permit(&state, &who, Operation::Decrypt, &key)?;
+        let (who, key) = permitted_key(&state, &peer, &req.key, Operation::Decrypt)?;
         let nonce = b64_field("nonce", &req.nonce)?;
         let ciphertext = b64_field("ciphertext", &req.ciphertext)?;
         let aad = req.aad.as_deref().map(|a| b64_field("aad", a)).transpose()?.unwrap_or_default();
