@@ -292,6 +292,10 @@ fn read_response(mut r: impl BufRead) -> Result<(u16, Vec<u8>), ReadError> {
             if size == 0 {
                 break;
             }
+            // A declared size is checked before anything is allocated for it.
+            if (body.len() as u64).saturating_add(size as u64) > MAX_RESPONSE {
+                return Err(ReadError::Protocol(format!("response larger than {MAX_RESPONSE} bytes")));
+            }
             let start = body.len();
             body.resize(start + size, 0);
             r.read_exact(&mut body[start..])?;
@@ -299,6 +303,9 @@ fn read_response(mut r: impl BufRead) -> Result<(u16, Vec<u8>), ReadError> {
             r.read_line(&mut line)?;
         }
     } else if let Some(n) = length {
+        if n as u64 > MAX_RESPONSE {
+            return Err(ReadError::Protocol(format!("Content-Length {n} is over {MAX_RESPONSE} bytes")));
+        }
         body.resize(n, 0);
         r.read_exact(&mut body)?;
     } else {
@@ -319,6 +326,9 @@ mod tests {
         let (s, b) = read_response(&raw[..]).ok().unwrap();
         assert_eq!((s, b), (403, b"{\"a\":1}".to_vec()));
         assert!(read_response(&b"garbage\r\n\r\n"[..]).is_err());
+        // A hostile server's sizes are refused before anything is allocated for them.
+        assert!(read_response(&b"HTTP/1.1 200 OK\r\nContent-Length: 1152921504606846976\r\n\r\n"[..]).is_err());
+        assert!(read_response(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffff\r\n"[..]).is_err());
         assert_eq!(percent("SHA-256"), "SHA-256");
         assert_eq!(percent("a b&c"), "a%20b%26c");
     }
