@@ -147,7 +147,7 @@ pub(super) fn verify(cli: &Cli, a: &DsseVerifyArgs) -> Outcome {
 
 /// `PS256:path` -> (Some("PS256"), "path"); anything else is a plain path (a path that
 /// happens to contain a colon still works when its prefix is not an algorithm name).
-fn split_alg(given: &str) -> (Option<&str>, &str) {
+pub(super) fn split_alg(given: &str) -> (Option<&str>, &str) {
     match given.split_once(':') {
         Some((alg, path)) if cryptohost::alg::is_signature_algorithm(alg) && !path.is_empty() => (Some(alg), path),
         _ => (None, given),

@@ -196,10 +196,7 @@ pub(super) fn dsse_verify(client: &Client, a: &super::DsseVerifyArgs) -> Outcome
         serde_json::from_slice(&raw).with_context(|| format!("{}: not JSON", a.envelope.display()))?;
     let mut keys = Vec::new();
     for given in &a.public {
-        let (alg, path) = match given.split_once(':') {
-            Some((alg, path)) if cryptohost::alg::is_signature_algorithm(alg) && !path.is_empty() => (Some(alg), path),
-            _ => (None, given.as_str()),
-        };
+        let (alg, path) = super::dsse::split_alg(given);
         let spki = keyfile::read_public_key(Path::new(path))?;
         // As in local mode: --alg names an RSA key's algorithm, never an EC key's.
         let alg = match cryptohost::alg::key_kind(&spki).map_err(|e| anyhow::anyhow!("{path}: {e}"))? {
