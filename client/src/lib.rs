@@ -1,5 +1,5 @@
-//! A blocking client for `cryptohost serve`: one HTTP/1.1 request per connection over the
-//! server's Unix socket, JSON in and out. Other programs use it to hash, verify and sign
+//! A blocking client for `cryptohost serve`: HTTP/1.1 over the server's Unix socket, JSON in
+//! and out, one kept-alive connection per client (a stale one is replaced transparently). Other programs use it to hash, verify and sign
 //! without the HSM PIN, the components or a crypto library of their own.
 //!
 //! ```no_run
@@ -11,6 +11,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -33,72 +34,64 @@ pub enum Error {
     Protocol(String),
 }
 
-/// A connection target: the server's socket.
-#[derive(Clone, Debug)]
+/// Longest header or chunk-size line the client reads from a server.
+const MAX_LINE: u64 = 64 << 10;
+
+/// A connection target: the server's socket, and the connection kept alive to it (a clone
+/// starts its own).
+#[derive(Debug)]
 pub struct Client {
     socket: PathBuf,
     timeout: Duration,
+    idle: Mutex<Option<BufReader<UnixStream>>>,
+}
+
+impl Clone for Client {
+    fn clone(&self) -> Client {
+        Client { socket: self.socket.clone(), timeout: self.timeout, idle: Mutex::new(None) }
+    }
 }
 
 /// A body to send: JSON, or a stream sent with chunked transfer encoding.
 enum Body<'a> {
     None,
-    Json(Vec<u8>),
+    Json(&'a [u8]),
     Stream(&'a mut dyn Read),
 }
 
 impl Client {
     pub fn new(socket: impl AsRef<Path>) -> Client {
-        Client { socket: socket.as_ref().to_path_buf(), timeout: Duration::from_secs(300) }
+        Client { socket: socket.as_ref().to_path_buf(), timeout: Duration::from_secs(300), idle: Mutex::new(None) }
     }
 
     fn io(&self, source: io::Error) -> Error {
         Error::Io { socket: self.socket.display().to_string(), source }
     }
 
-    fn call(&self, method: &str, path: &str, body: Body<'_>) -> Result<Value, Error> {
-        let mut s = UnixStream::connect(&self.socket).map_err(|e| self.io(e))?;
+    fn connect(&self) -> Result<BufReader<UnixStream>, Error> {
+        let s = UnixStream::connect(&self.socket).map_err(|e| self.io(e))?;
         s.set_read_timeout(Some(self.timeout)).map_err(|e| self.io(e))?;
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: cryptohost\r\nConnection: close\r\n");
-        match &body {
-            Body::None => head += "Content-Length: 0\r\n",
-            Body::Json(b) => head += &format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()),
-            Body::Stream(_) => head += "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n",
-        }
-        head += "\r\n";
-        let sent = (|| -> io::Result<()> {
-            s.write_all(head.as_bytes())?;
-            match body {
-                Body::None => {}
-                Body::Json(b) => s.write_all(&b)?,
-                Body::Stream(r) => {
-                    let mut buf = vec![0u8; 256 * 1024];
-                    loop {
-                        let n = match r.read(&mut buf) {
-                            Ok(0) => break,
-                            Ok(n) => n,
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                            Err(e) => return Err(e),
-                        };
-                        write!(s, "{n:x}\r\n")?;
-                        s.write_all(&buf[..n])?;
-                        s.write_all(b"\r\n")?;
-                    }
-                    s.write_all(b"0\r\n\r\n")?;
-                }
-            }
-            s.flush()
-        })();
-        // A server that refused early may close before reading everything; its answer counts.
-        if let Err(e) = sent
-            && e.kind() != io::ErrorKind::BrokenPipe
-        {
-            return Err(self.io(e));
-        }
-        let (status, body) = read_response(BufReader::new(s.take(MAX_RESPONSE))).map_err(|e| match e {
-            ReadError::Io(e) => self.io(e),
-            ReadError::Protocol(m) => Error::Protocol(m),
-        })?;
+        Ok(BufReader::new(s))
+    }
+
+    fn call(&self, method: &str, path: &str, body: Body<'_>) -> Result<Value, Error> {
+        let kept = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let (status, body) = match (kept, body) {
+            // A kept connection the server has since closed (idle timeout, reload, restart)
+            // fails before any answer arrives: then the request is sent once more on a new one.
+            // A streamed body cannot be sent twice, so it always gets a new connection.
+            (Some(mut conn), Body::Json(b)) => match exchange(&mut conn, method, path, Body::Json(b)) {
+                Ok(Some(answer)) => self.keep(conn, answer),
+                Ok(None) | Err(ReadError::Io(_)) => self.fresh(method, path, Body::Json(b))?,
+                Err(ReadError::Protocol(m)) => return Err(Error::Protocol(m)),
+            },
+            (Some(mut conn), Body::None) => match exchange(&mut conn, method, path, Body::None) {
+                Ok(Some(answer)) => self.keep(conn, answer),
+                Ok(None) | Err(ReadError::Io(_)) => self.fresh(method, path, Body::None)?,
+                Err(ReadError::Protocol(m)) => return Err(Error::Protocol(m)),
+            },
+            (_, body) => self.fresh(method, path, body)?,
+        };
         let value: Value = serde_json::from_slice(&body)
             .map_err(|e| Error::Protocol(format!("HTTP {status}, body is not JSON: {e}")))?;
         if status >= 300 {
@@ -108,11 +101,31 @@ impl Client {
         Ok(value)
     }
 
+    /// One exchange on a new connection.
+    fn fresh(&self, method: &str, path: &str, body: Body<'_>) -> Result<(u16, Vec<u8>), Error> {
+        let mut conn = self.connect()?;
+        match exchange(&mut conn, method, path, body) {
+            Ok(Some(answer)) => Ok(self.keep(conn, answer)),
+            Ok(None) => Err(Error::Protocol("the server closed the connection without answering".into())),
+            Err(ReadError::Io(e)) => Err(self.io(e)),
+            Err(ReadError::Protocol(m)) => Err(Error::Protocol(m)),
+        }
+    }
+
+    /// Keeps the connection for the next call unless the server said it closes it.
+    fn keep(&self, conn: BufReader<UnixStream>, answer: Response) -> (u16, Vec<u8>) {
+        if answer.keep_alive && conn.buffer().is_empty() {
+            *self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn);
+        }
+        (answer.status, answer.body)
+    }
+
     fn post(&self, path: &str, request: Value) -> Result<Value, Error> {
         if request.is_null() {
             return self.call("POST", path, Body::None);
         }
-        self.call("POST", path, Body::Json(serde_json::to_vec(&request).unwrap_or_default()))
+        let bytes = serde_json::to_vec(&request).unwrap_or_default();
+        self.call("POST", path, Body::Json(&bytes))
     }
 
     /// `GET /v1/health`.
@@ -244,6 +257,69 @@ fn percent(s: &str) -> String {
         .collect()
 }
 
+/// A whole response.
+struct Response {
+    status: u16,
+    body: Vec<u8>,
+    /// The server did not say `Connection: close`.
+    keep_alive: bool,
+}
+
+/// Sends one request and reads its response; `None` if the connection was closed before the
+/// first byte of an answer (a kept connection the server had already closed).
+fn exchange(
+    conn: &mut BufReader<UnixStream>,
+    method: &str,
+    path: &str,
+    body: Body<'_>,
+) -> Result<Option<Response>, ReadError> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: cryptohost\r\n");
+    match &body {
+        Body::None => head += "Content-Length: 0\r\n",
+        Body::Json(b) => head += &format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()),
+        Body::Stream(_) => head += "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n",
+    }
+    head += "\r\n";
+    let s = conn.get_mut();
+    let sent = (|| -> io::Result<()> {
+        match body {
+            Body::None => s.write_all(head.as_bytes())?,
+            Body::Json(b) => {
+                let mut whole = head.into_bytes();
+                whole.extend_from_slice(b);
+                s.write_all(&whole)?;
+            }
+            Body::Stream(r) => {
+                s.write_all(head.as_bytes())?;
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    let n = match r.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    write!(s, "{n:x}\r\n")?;
+                    s.write_all(&buf[..n])?;
+                    s.write_all(b"\r\n")?;
+                }
+                s.write_all(b"0\r\n\r\n")?;
+            }
+        }
+        s.flush()
+    })();
+    // A server that refused early may close before reading everything; its answer counts.
+    if let Err(e) = sent
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        return Err(ReadError::Io(e));
+    }
+    if conn.fill_buf()?.is_empty() {
+        return Ok(None);
+    }
+    read_response(conn).map(Some)
+}
+
 enum ReadError {
     Io(io::Error),
     Protocol(String),
@@ -255,10 +331,20 @@ impl From<io::Error> for ReadError {
     }
 }
 
+/// Reads one line of at most [`MAX_LINE`] bytes.
+fn read_line(r: &mut impl BufRead, line: &mut String) -> Result<usize, ReadError> {
+    line.clear();
+    let n = r.by_ref().take(MAX_LINE).read_line(line)?;
+    if n as u64 == MAX_LINE && !line.ends_with('\n') {
+        return Err(ReadError::Protocol(format!("a line longer than {MAX_LINE} bytes")));
+    }
+    Ok(n)
+}
+
 /// Reads a status line, headers, and a Content-Length or chunked body.
-fn read_response(mut r: impl BufRead) -> Result<(u16, Vec<u8>), ReadError> {
+fn read_response(mut r: impl BufRead) -> Result<Response, ReadError> {
     let mut line = String::new();
-    r.read_line(&mut line)?;
+    read_line(&mut r, &mut line)?;
     let status: u16 = line
         .split_whitespace()
         .nth(1)
@@ -266,9 +352,9 @@ fn read_response(mut r: impl BufRead) -> Result<(u16, Vec<u8>), ReadError> {
         .ok_or_else(|| ReadError::Protocol(format!("status line {:?}", line.trim_end())))?;
     let mut length = None;
     let mut chunked = false;
+    let mut keep_alive = true;
     loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
+        if read_line(&mut r, &mut line)? == 0 {
             return Err(ReadError::Protocol("the headers end early".into()));
         }
         let l = line.trim_end();
@@ -280,13 +366,14 @@ fn read_response(mut r: impl BufRead) -> Result<(u16, Vec<u8>), ReadError> {
             length = v.trim().parse::<usize>().ok();
         } else if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
             chunked = true;
+        } else if lower.starts_with("connection:") && lower.contains("close") {
+            keep_alive = false;
         }
     }
     let mut body = Vec::new();
     if chunked {
         loop {
-            line.clear();
-            r.read_line(&mut line)?;
+            read_line(&mut r, &mut line)?;
             let size = usize::from_str_radix(line.trim(), 16)
                 .map_err(|_| ReadError::Protocol(format!("chunk size {:?}", line.trim())))?;
             if size == 0 {
@@ -299,8 +386,7 @@ fn read_response(mut r: impl BufRead) -> Result<(u16, Vec<u8>), ReadError> {
             let start = body.len();
             body.resize(start + size, 0);
             r.read_exact(&mut body[start..])?;
-            line.clear();
-            r.read_line(&mut line)?;
+            read_line(&mut r, &mut line)?;
         }
     } else if let Some(n) = length {
         if n as u64 > MAX_RESPONSE {
@@ -309,9 +395,14 @@ fn read_response(mut r: impl BufRead) -> Result<(u16, Vec<u8>), ReadError> {
         body.resize(n, 0);
         r.read_exact(&mut body)?;
     } else {
-        r.read_to_end(&mut body)?;
+        // No length: the body runs to the end of the connection, which then cannot be kept.
+        r.take(MAX_RESPONSE + 1).read_to_end(&mut body)?;
+        if body.len() as u64 > MAX_RESPONSE {
+            return Err(ReadError::Protocol(format!("response larger than {MAX_RESPONSE} bytes")));
+        }
+        keep_alive = false;
     }
-    Ok((status, body))
+    Ok(Response { status, body, keep_alive })
 }
 
 #[cfg(test)]
@@ -320,11 +411,16 @@ mod tests {
 
     #[test]
     fn responses_parse_with_length_or_chunks() {
-        let (s, b) = read_response(&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"[..]).ok().unwrap();
-        assert_eq!((s, b), (200, b"{}".to_vec()));
+        let r = read_response(&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"[..]).ok().unwrap();
+        assert_eq!((r.status, r.body, r.keep_alive), (200, b"{}".to_vec(), true));
         let raw = b"HTTP/1.1 403 Forbidden\r\ntransfer-encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
-        let (s, b) = read_response(&raw[..]).ok().unwrap();
-        assert_eq!((s, b), (403, b"{\"a\":1}".to_vec()));
+        let r = read_response(&raw[..]).ok().unwrap();
+        assert_eq!((r.status, r.body), (403, b"{\"a\":1}".to_vec()));
+        let r = read_response(&b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{}"[..]).ok().unwrap();
+        assert_eq!((r.body, r.keep_alive), (b"{}".to_vec(), false));
+        // Endless header lines are refused at the line bound.
+        let long = [&b"HTTP/1.1 200 OK\r\nX: "[..], &vec![b'a'; 1 << 20]].concat();
+        assert!(read_response(&long[..]).is_err());
         assert!(read_response(&b"garbage\r\n\r\n"[..]).is_err());
         // A hostile server's sizes are refused before anything is allocated for them.
         assert!(read_response(&b"HTTP/1.1 200 OK\r\nContent-Length: 1152921504606846976\r\n\r\n"[..]).is_err());

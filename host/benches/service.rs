@@ -178,6 +178,19 @@ fn bench(c: &mut Criterion) {
     // Latency percentiles at one client, and what the server adds at p50.
     println!("\nlatency per request at 1 client (500 requests each):");
     let client = Client::new(&f.socket);
+    // The transport's floor: a request that does no work (GET /v1/health).
+    let mut floor: Vec<Duration> = (0..500)
+        .map(|_| {
+            let t = Instant::now();
+            client.health().expect("health");
+            t.elapsed()
+        })
+        .collect();
+    floor.sort();
+    println!(
+        "  {:<26} server p50 {:>9.1?} p99 {:>9.1?} (a round trip that does no work)",
+        "health", floor[250], floor[495]
+    );
     for op in OPS {
         let mut remote_t: Vec<Duration> = (0..500)
             .map(|_| {

@@ -90,6 +90,16 @@ impl std::fmt::Display for KeyOrigin {
 pub struct AuditLog {
     path: PathBuf,
     file: Mutex<File>,
+    counts: Mutex<Counts>,
+}
+
+/// (operation, provider, algorithm, `ok`|`error`): what [`AuditLog::counts`] counts.
+pub type UseKey = (String, String, String, &'static str);
+
+#[derive(Default)]
+struct Counts {
+    uses: std::collections::BTreeMap<UseKey, u64>,
+    write_failures: u64,
 }
 
 impl AuditLog {
@@ -128,7 +138,7 @@ impl AuditLog {
                 meta.mode() & 0o7777
             )));
         }
-        Ok(AuditLog { path: path.to_path_buf(), file: Mutex::new(file) })
+        Ok(AuditLog { path: path.to_path_buf(), file: Mutex::new(file), counts: Mutex::default() })
     }
 
     pub fn path(&self) -> &Path {
@@ -140,7 +150,22 @@ impl AuditLog {
     /// # Errors
     /// The line cannot be written or synced.
     pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
-        self.append_json(record)
+        let written = self.append_json(record);
+        let outcome = if record.outcome == "ok" { "ok" } else { "error" };
+        let key = (record.operation.clone(), record.provider.clone(), record.algorithm.clone(), outcome);
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if written.is_ok() {
+            *counts.uses.entry(key).or_default() += 1;
+        }
+        drop(counts);
+        written
+    }
+
+    /// Key uses written, by (operation, provider, algorithm, `ok`|`error`), and lines that
+    /// could not be written (each one a refused operation).
+    pub fn counts(&self) -> (Vec<(UseKey, u64)>, u64) {
+        let c = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (c.uses.iter().map(|(k, v)| (k.clone(), *v)).collect(), c.write_failures)
     }
 
     /// Appends one event line (denials, reloads, HSM admin) and syncs it.
@@ -156,9 +181,15 @@ impl AuditLog {
             .map_err(|e| AuditError { path: self.path.clone(), message: format!("cannot encode record: {e}") })?;
         line.push(b'\n');
         let mut f = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        f.write_all(&line)
+        let written = f
+            .write_all(&line)
             .and_then(|()| f.sync_data())
-            .map_err(|e| AuditError { path: self.path.clone(), message: format!("cannot write: {e}") })
+            .map_err(|e| AuditError { path: self.path.clone(), message: format!("cannot write: {e}") });
+        drop(f);
+        if written.is_err() {
+            self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).write_failures += 1;
+        }
+        written
     }
 }
 

@@ -122,10 +122,31 @@ pub struct Sealed {
     pub ciphertext: Vec<u8>,
 }
 
+/// What a provider says about its own running state, for metrics. Counters only grow for the
+/// life of the provider (a reload starts new ones).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProviderStats {
+    /// Instances (components) or sessions (PKCS#11) that exist now.
+    pub instances: usize,
+    /// Of those, how many are running a call right now.
+    pub busy: usize,
+    /// Calls that found every instance or session busy and waited.
+    pub waits: u64,
+    /// Calls that ended in a guest trap (the instance was discarded).
+    pub traps: u64,
+    /// Reconnects after a lost session or a finalized module (PKCS#11).
+    pub reconnects: u64,
+}
+
 /// Every backend, wasm component or native, offers this. A backend lacking a capability
 /// answers `ProviderError::Unsupported`.
 pub trait CryptoProvider: Send + Sync {
     fn descriptor(&self) -> &Descriptor;
+
+    /// Its running state (pool use, traps, reconnects); nothing by default.
+    fn stats(&self) -> ProviderStats {
+        ProviderStats::default()
+    }
 
     /// One-shot digest.
     fn digest(&self, algorithm: &str, data: &[u8]) -> Result<Vec<u8>, ProviderError>;

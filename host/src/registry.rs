@@ -49,6 +49,21 @@ pub struct Registry {
     /// Key namespaces (`sim` in `sim:NAME`, `pkcs11` for PKCS#11 URIs) and the provider that
     /// holds those keys.
     prefixes: Vec<(String, Arc<dyn CryptoProvider>)>,
+    /// Calls it routed, by (provider, capability, algorithm, outcome).
+    calls: std::sync::Mutex<std::collections::BTreeMap<CallKey, u64>>,
+}
+
+/// (provider, capability, algorithm, outcome): what [`Registry::calls`] counts.
+pub type CallKey = (String, &'static str, String, &'static str);
+
+/// How a routed call ended for one provider.
+fn outcome(result: &Result<(), &ProviderError>, fell_back: bool) -> &'static str {
+    match result {
+        Ok(()) => "ok",
+        Err(_) if fell_back => "fell_back",
+        Err(ProviderError::Fault(_)) => "fault",
+        Err(_) => "refused",
+    }
 }
 
 impl Registry {
@@ -64,7 +79,19 @@ impl Registry {
         prefixes: Vec<(String, Arc<dyn CryptoProvider>)>,
     ) -> Registry {
         providers.sort_by_key(|p| std::cmp::Reverse(p.descriptor().priority));
-        Registry { providers, prefixes }
+        Registry { providers, prefixes, calls: std::sync::Mutex::default() }
+    }
+
+    /// How many calls it routed to each provider, by capability, algorithm and outcome (`ok`,
+    /// `fell_back`: unsupported or faulted and the next provider was asked, `fault`, `refused`).
+    pub fn calls(&self) -> Vec<(CallKey, u64)> {
+        let calls = self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        calls.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    fn count(&self, provider: &dyn CryptoProvider, capability: Capability, algorithm: &str, outcome: &'static str) {
+        let key = (provider.descriptor().name.clone(), capability.name(), algorithm.to_string(), outcome);
+        *self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(key).or_default() += 1;
     }
 
     /// Every provider, highest priority first.
@@ -167,9 +194,12 @@ impl Registry {
             if !p.descriptor().supports(capability, &algorithm) {
                 continue;
             }
-            match f(p.as_ref(), &algorithm) {
+            let result = f(p.as_ref(), &algorithm);
+            let fell_back = result.as_ref().is_err_and(&falls_back);
+            self.count(p.as_ref(), capability, &algorithm, outcome(&result.as_ref().map(|_| ()), fell_back));
+            match result {
                 Ok(value) => return Ok(Served { value, provider: p.clone(), skipped }),
-                Err(e) if falls_back(&e) => skipped.push((p.descriptor().name.clone(), e)),
+                Err(e) if fell_back => skipped.push((p.descriptor().name.clone(), e)),
                 Err(error) => return Err(RegistryError::Provider { provider: p.descriptor().name.clone(), error }),
             }
         }

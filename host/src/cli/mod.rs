@@ -92,6 +92,9 @@ struct ServeArgs {
     /// Print the OpenAPI document of the routes and exit (docs/openapi.json is this output).
     #[arg(long)]
     openapi: bool,
+    /// Log lines as text or as JSON (one object per line, with the request's span).
+    #[arg(long, env = "CRYPTOHOST_LOG_FORMAT", default_value = "text", value_name = "text|json")]
+    log_format: cryptohost::service::logs::Format,
 }
 
 #[derive(Subcommand)]
@@ -359,7 +362,16 @@ type Outcome = Result<ExitCode, Failure>;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    match &cli.command {
+        // The server logs through `tracing`: a span per request, text or JSON.
+        Command::Serve(a) => {
+            if let Err(e) = cryptohost::service::logs::init(cli.verbose, a.log_format) {
+                eprintln!("cryptohost: error: cannot start logging: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        _ => init_logging(cli.verbose),
+    }
     match run(&cli) {
         Ok(code) => code,
         Err(Failure(e)) => {

@@ -144,6 +144,24 @@ impl Pkcs11Provider {
         out
     }
 
+    /// Sessions open and in use across the tokens, checkouts that waited, reconnects.
+    pub(super) fn pool_stats(&self) -> crate::provider::ProviderStats {
+        use std::sync::atomic::Ordering;
+        let mut stats = crate::provider::ProviderStats {
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            ..Default::default()
+        };
+        if let Some(conn) = self.conn.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            for t in &conn.tokens {
+                let st = lock(&t.pool.state);
+                stats.instances += st.open;
+                stats.busy += st.open.saturating_sub(st.idle.len());
+                stats.waits += t.pool.waits.load(Ordering::Relaxed);
+            }
+        }
+        stats
+    }
+
     pub(super) fn open_connection(&self, reuse: Option<Pkcs11>) -> Result<Connection, ProviderError> {
         let ctx = match reuse {
             Some(ctx) => ctx,
@@ -193,6 +211,7 @@ impl Pkcs11Provider {
     /// re-initialize if needed, and let the next checkout log in again.
     fn reconnect(&self, module_gone: bool) -> Result<(), ProviderError> {
         let _g = lock(&self.connecting);
+        self.reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut guard = self.conn.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(conn) = guard.as_ref() {
             for t in &conn.tokens {

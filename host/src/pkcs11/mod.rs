@@ -43,6 +43,8 @@ pub struct Pkcs11Provider {
     /// Token serial -> the C_Login error with which it refused the PIN. Kept for the life of
     /// the process (across reconnects and disconnects): no second C_Login is made on it.
     pin_refused: Mutex<HashMap<String, String>>,
+    /// Reconnects after a lost session or a finalized module.
+    reconnects: std::sync::atomic::AtomicU64,
 }
 
 impl Pkcs11Provider {
@@ -71,6 +73,7 @@ impl Pkcs11Provider {
             conn: RwLock::new(None),
             connecting: Mutex::new(()),
             pin_refused: Mutex::new(HashMap::new()),
+            reconnects: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -86,6 +89,10 @@ fn unsupported(what: &str) -> ProviderError {
 impl CryptoProvider for Pkcs11Provider {
     fn descriptor(&self) -> &Descriptor {
         &self.descriptor
+    }
+
+    fn stats(&self) -> crate::provider::ProviderStats {
+        self.pool_stats()
     }
 
     fn digest(&self, _algorithm: &str, _data: &[u8]) -> Result<Vec<u8>, ProviderError> {

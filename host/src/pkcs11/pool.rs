@@ -14,6 +14,8 @@ pub(super) struct Pool {
     pub(super) state: Mutex<PoolState>,
     freed: Condvar,
     size: usize,
+    /// Checkouts that found every session busy and waited.
+    pub(super) waits: std::sync::atomic::AtomicU64,
 }
 
 pub(super) struct PoolState {
@@ -23,11 +25,17 @@ pub(super) struct PoolState {
 
 impl Pool {
     pub(super) fn new(size: usize) -> Pool {
-        Pool { state: Mutex::new(PoolState { idle: Vec::new(), open: 0 }), freed: Condvar::new(), size }
+        Pool {
+            state: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
+            freed: Condvar::new(),
+            size,
+            waits: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     pub(super) fn checkout(&self, open: impl FnOnce() -> Result<Session, CkError>) -> Result<Session, CkError> {
         let mut st = lock(&self.state);
+        let mut waited = false;
         loop {
             if let Some(s) = st.idle.pop() {
                 return Ok(s);
@@ -36,6 +44,10 @@ impl Pool {
                 st.open += 1;
                 drop(st);
                 return open().inspect_err(|_| self.forget());
+            }
+            if !waited {
+                waited = true;
+                self.waits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             st = self.freed.wait(st).unwrap_or_else(PoisonError::into_inner);
         }

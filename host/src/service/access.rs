@@ -11,6 +11,9 @@ pub struct Peer {
     pub uid: u32,
     pub gid: u32,
     pub pid: Option<i32>,
+    /// Its identity, looked up in the user database once per connection (the first request
+    /// that needs it): group changes apply to the peer's next connection.
+    resolved: std::sync::Arc<std::sync::OnceLock<Identity>>,
 }
 
 /// No credentials could be read: a peer no rule names.
@@ -19,7 +22,11 @@ const NOBODY: u32 = u32::MAX;
 impl Peer {
     /// A peer whose credentials could not be read: no rule names it.
     pub fn nobody() -> Peer {
-        Peer { uid: NOBODY, gid: NOBODY, pid: None }
+        Peer::new(NOBODY, NOBODY, None)
+    }
+
+    pub fn new(uid: u32, gid: u32, pid: Option<i32>) -> Peer {
+        Peer { uid, gid, pid, resolved: std::sync::Arc::default() }
     }
 }
 
@@ -34,7 +41,12 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The peer's identity (from the user database, once per connection).
     pub fn resolve(peer: &Peer) -> Identity {
+        peer.resolved.get_or_init(|| Identity::look_up(peer)).clone()
+    }
+
+    fn look_up(peer: &Peer) -> Identity {
         use nix::unistd::{Gid, Group, Uid, User, getgrouplist};
         let user = User::from_uid(Uid::from_raw(peer.uid)).ok().flatten();
         let mut gids = vec![peer.gid];
@@ -50,7 +62,8 @@ impl Identity {
             .into_iter()
             .map(|g| (g, Group::from_gid(Gid::from_raw(g)).ok().flatten().map(|grp| grp.name)))
             .collect();
-        Identity { peer: peer.clone(), user: user.map(|u| u.name), groups }
+        // A copy without the cache, or the identity would keep itself alive through it.
+        Identity { peer: Peer::new(peer.uid, peer.gid, peer.pid), user: user.map(|u| u.name), groups }
     }
 
     pub fn caller(&self) -> Caller {

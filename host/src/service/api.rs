@@ -187,7 +187,9 @@ pub async fn hash(
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let s = state.clone();
     let alg = algorithm.clone();
+    let span = tracing::Span::current();
     let work = tokio::task::spawn_blocking(move || {
+        let _in = span.enter();
         let mut reader = ChunkReader { rx, current: axum::body::Bytes::new() };
         s.host.digest_stream(&alg, &mut reader)
     });
@@ -310,7 +312,8 @@ pub async fn verify(
     Current(state): Current,
     ApiJson(req): ApiJson<VerifyRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    let size = req.data.as_ref().map_or(0, String::len);
+    super::compute(size, move || {
         let alg = signature_alg(&req.algorithm)?;
         let spki = public_key_of(&req.public_key)?;
         let alg_name = crate::alg::algorithm_for_key(&spki, Some(alg.name))
@@ -323,7 +326,6 @@ pub async fn verify(
         Ok(Json(VerifyResponse { valid: served.value, provider: served_by(served.provider.as_ref()) }))
     })
     .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -372,7 +374,8 @@ pub async fn sign(
     ConnectInfo(peer): ConnectInfo<Peer>,
     ApiJson(req): ApiJson<SignRequest>,
 ) -> Result<Json<SignResponse>, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    // Signing writes (and syncs) an audit line and may wait on an HSM: off the runtime's threads.
+    super::blocking(move || {
         let who = Identity::resolve(&peer);
         let (reference, algorithm, target_text, by_profile) = match (&req.key, &req.profile) {
             (Some(k), None) => {
@@ -413,7 +416,6 @@ pub async fn sign(
         }))
     })
     .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
 }
 
 /// This document.

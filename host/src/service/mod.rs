@@ -5,6 +5,7 @@
 pub mod access;
 pub mod api;
 pub mod error;
+pub mod logs;
 pub mod metrics;
 pub mod ops;
 pub mod systemd;
@@ -61,8 +62,12 @@ impl Source {
 /// What the router holds: the current set (swapped whole on reload), the admission limit and
 /// the source to reload from.
 pub struct Shared {
-    current: std::sync::RwLock<Arc<Inner>>,
+    current: metrics::Current,
     limit: Arc<Semaphore>,
+    /// Requests in flight per peer uid, held below `[service] max_per_uid`.
+    per_uid: std::sync::Mutex<std::collections::HashMap<u32, usize>>,
+    /// Request ids, for the log spans and the `x-request-id` header.
+    ids: std::sync::atomic::AtomicU64,
     source: Source,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
@@ -132,6 +137,29 @@ impl std::ops::Deref for Inner {
     }
 }
 
+/// Requests whose input is at most this many bytes run on the runtime's own worker thread;
+/// larger ones on the blocking pool. A verification over a small input is a few hundred
+/// microseconds of guest time (bounded by the guest deadline), less than the two thread
+/// hand-offs the blocking pool costs; a large input would hold a worker for longer.
+pub const INLINE_INPUT: usize = 64 << 10;
+
+/// Runs a CPU-bound step: inline when its input is small (see [`INLINE_INPUT`]), else on the
+/// blocking pool.
+pub(crate) async fn compute<T: Send + 'static>(
+    input_size: usize,
+    f: impl FnOnce() -> Result<T, error::ApiError> + Send + 'static,
+) -> Result<T, error::ApiError> {
+    if input_size <= INLINE_INPUT { f() } else { blocking(f).await }
+}
+
+/// Runs `f` on the blocking pool, inside the current request's log span.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, error::ApiError> + Send + 'static,
+) -> Result<T, error::ApiError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f)).await.map_err(|e| error::ApiError::internal(e.to_string()))?
+}
+
 /// The state handlers get.
 pub type State = Arc<Inner>;
 
@@ -178,17 +206,59 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// At most `max_concurrent` requests at once; beyond it 503 with Retry-After, never a queue.
+/// One place of a peer uid's share of the concurrency limit, given back on drop.
+struct UidPlace<'a> {
+    shared: &'a Shared,
+    uid: u32,
+}
+
+impl Shared {
+    fn take_uid_place(&self, uid: u32) -> Option<UidPlace<'_>> {
+        let max = self.current().config.service.max_per_uid;
+        let mut m = self.per_uid.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = m.entry(uid).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(UidPlace { shared: self, uid })
+    }
+}
+
+impl Drop for UidPlace<'_> {
+    fn drop(&mut self) {
+        let mut m = self.shared.per_uid.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.uid);
+            }
+        }
+    }
+}
+
+/// At most `max_concurrent` requests at once, and `max_per_uid` for one peer uid; beyond
+/// either, 503 with Retry-After, never a queue. Each request runs in its own log span (id,
+/// method, route, uid) and its answer carries the id in `x-request-id`.
 async fn admit(AxumState(shared): AxumState<Arc<Shared>>, request: Request, next: Next) -> Response {
+    use tracing::Instrument;
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let uid = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<access::Peer>>()
+        .map_or(access::Peer::nobody().uid, |c| c.0.uid);
+    let id = shared.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let span = tracing::info_span!("request", id, method = %request.method(), route = %route, uid);
     let started = std::time::Instant::now();
-    let response = match shared.limit.clone().try_acquire_owned() {
-        Ok(permit) => {
+    let place = shared.take_uid_place(uid);
+    let permit = shared.limit.clone().try_acquire_owned();
+    let mut response = match (place, permit) {
+        (Some(place), Ok(permit)) => {
             let deadline = shared.current().config.service.request_timeout;
-            let response = match tokio::time::timeout(deadline, next.run(request)).await {
+            let response = match tokio::time::timeout(deadline, next.run(request).instrument(span.clone())).await {
                 Ok(r) => r,
                 Err(_) => error::ApiError {
                     status: axum::http::StatusCode::GATEWAY_TIMEOUT,
@@ -201,19 +271,31 @@ async fn admit(AxumState(shared): AxumState<Arc<Shared>>, request: Request, next
                 .into_response(),
             };
             drop(permit);
+            drop(place);
             response
         }
-        Err(_) => {
+        _ => {
             shared.metrics.overloaded.inc();
             error::ApiError::overloaded().into_response()
         }
     };
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id.to_string()) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    span.in_scope(|| {
+        tracing::info!(status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "answered");
+    });
     let m = &shared.metrics;
     m.requests
         .get_or_create(&metrics::RequestLabels { route: route.clone(), status: response.status().as_u16() })
         .inc();
     m.latency.get_or_create(&metrics::RouteLabel { route }).observe(started.elapsed().as_secs_f64());
     response
+}
+
+/// The metrics alone, for `[service] metrics_listen` (loopback TCP, for a scraper).
+fn metrics_router(shared: Arc<Shared>) -> Router {
+    Router::new().route("/metrics", get(metrics_text)).with_state(shared)
 }
 
 /// Prometheus text format.
@@ -284,12 +366,16 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
         Err(e) => return Err(socket_err(&path, format!("the socket systemd passed (LISTEN_FDS) is unusable: {e}"))),
     };
     let limit = Arc::new(Semaphore::new(inner.config.service.max_concurrent));
+    let metrics_listen = inner.config.service.metrics_listen;
+    let current = Arc::new(std::sync::RwLock::new(Arc::new(inner)));
     let shared = Arc::new(Shared {
-        current: std::sync::RwLock::new(Arc::new(inner)),
+        current: current.clone(),
         limit,
+        per_uid: std::sync::Mutex::default(),
+        ids: std::sync::atomic::AtomicU64::new(0),
         source,
         reloading: tokio::sync::Mutex::new(()),
-        metrics: metrics::Metrics::new(),
+        metrics: metrics::Metrics::new(current),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -299,12 +385,24 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
     let served = runtime.block_on(async {
         let listener =
             tokio::net::UnixListener::from_std(std_listener).map_err(|e| socket_err(&path, e.to_string()))?;
+        let header_timeout = shared.current().config.service.header_timeout;
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        if let Some(addr) = metrics_listen {
+            let tcp = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| ServiceError::Runtime(format!("[service] metrics_listen {addr}: cannot bind: {e}")))?;
+            log::warn!("metrics on http://{addr}/metrics");
+            tokio::spawn(accept_loop(Tcp(tcp), metrics_router(shared.clone()), header_timeout, stop.clone()));
+        }
         log::warn!("serving on {} (HTTP/1.1 + JSON, /v1/)", path.display());
         tokio::spawn(reload_on_sighup(shared.clone()));
-        let header_timeout = shared.current().config.service.header_timeout;
+        tokio::spawn(async move {
+            shutdown().await;
+            let _ = stop_tx.send(true);
+        });
         let app = router(shared);
         systemd::notify("READY=1");
-        accept_loop(listener, app, header_timeout).await;
+        accept_loop(Unix(listener), app, header_timeout, stop).await;
         Ok::<(), ServiceError>(())
     });
     if owned {
@@ -313,16 +411,49 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
     served
 }
 
-/// Accepts connections until SIGTERM/SIGINT, serving each over HTTP/1.1 with a header-read
+/// A listener the accept loop serves: the Unix socket (peers known by SO_PEERCRED) or the
+/// loopback metrics port (peers unknown: no rule names them).
+trait Listen: Send + 'static {
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn accept(&self) -> impl std::future::Future<Output = io::Result<(Self::Io, access::Peer)>> + Send;
+}
+
+struct Unix(tokio::net::UnixListener);
+struct Tcp(tokio::net::TcpListener);
+
+impl Listen for Unix {
+    type Io = tokio::net::UnixStream;
+    async fn accept(&self) -> io::Result<(Self::Io, access::Peer)> {
+        let (stream, _) = self.0.accept().await?;
+        let peer = match stream.peer_cred() {
+            Ok(c) => access::Peer::new(c.uid(), c.gid(), c.pid()),
+            Err(_) => access::Peer::nobody(),
+        };
+        Ok((stream, peer))
+    }
+}
+
+impl Listen for Tcp {
+    type Io = tokio::net::TcpStream;
+    async fn accept(&self) -> io::Result<(Self::Io, access::Peer)> {
+        let (stream, _) = self.0.accept().await?;
+        Ok((stream, access::Peer::nobody()))
+    }
+}
+
+/// Accepts connections until `stop` turns true, serving each over HTTP/1.1 with a header-read
 /// timeout (a connection that does not send a whole request head in time, idle keep-alive ones
 /// included, is closed), then waits for the connections in flight to finish.
-async fn accept_loop(listener: tokio::net::UnixListener, app: Router, header_timeout: std::time::Duration) {
+async fn accept_loop(
+    listener: impl Listen,
+    app: Router,
+    header_timeout: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let stop = shutdown();
-    tokio::pin!(stop);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(s) => s,
                 Err(e) => {
@@ -332,11 +463,7 @@ async fn accept_loop(listener: tokio::net::UnixListener, app: Router, header_tim
                     continue;
                 }
             },
-            () = &mut stop => break,
-        };
-        let peer = match stream.peer_cred() {
-            Ok(c) => access::Peer { uid: c.uid(), gid: c.gid(), pid: c.pid() },
-            Err(_) => access::Peer::nobody(),
+            () = async { drop(stop.wait_for(|stopped| *stopped).await) } => break,
         };
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {

@@ -76,9 +76,7 @@ fn permit_admin(state: &AppState, who: &Identity, what: &str) -> Result<(), ApiE
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(e.to_string()))?
-}
+use super::blocking;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -22,7 +22,8 @@ use crate::bindings::{self, Provider, ProviderPre};
 use crate::error::{LoadError, ProviderError};
 use crate::fsio::{self, limits as file_limits};
 use crate::provider::{
-    CapabilityInfo, CryptoProvider, Descriptor, KeyId, Origin, Priority, Sealed, SigFormat, SignInput, Verifier,
+    CapabilityInfo, CryptoProvider, Descriptor, KeyId, Origin, Priority, ProviderStats, Sealed, SigFormat, SignInput,
+    Verifier,
 };
 use budget::{Budget, LOG_LINE_CHARS, LOG_LINES_PER_CALL};
 use cache::NativeCache;
@@ -344,6 +345,8 @@ impl Runtime {
                 .map(|_| Slot { live: Mutex::new(None), generation: AtomicU64::new(0) })
                 .collect(),
             next: std::sync::atomic::AtomicUsize::new(0),
+            waits: AtomicU64::new(0),
+            traps: AtomicU64::new(0),
             generations: AtomicU64::new(0),
             settings: Settings(settings),
         };
@@ -394,6 +397,10 @@ pub struct WasmProvider {
     /// instance is never entered again.
     slots: Vec<Slot>,
     next: std::sync::atomic::AtomicUsize,
+    /// Calls that found every instance busy and waited.
+    waits: AtomicU64,
+    /// Calls that ended in a trap (the instance was discarded).
+    traps: AtomicU64,
     generations: AtomicU64,
     /// Handed to every fresh instance through `metadata.configure` (may hold secrets such as
     /// the simulation seed: never logged).
@@ -532,6 +539,7 @@ impl WasmProvider {
             Ok(v) => Ok((v, live.generation)),
             Err(e) => {
                 let what = describe_fault(&e, timeout, &self.shared.limits);
+                self.traps.fetch_add(1, Ordering::Relaxed);
                 *slot = None;
                 self.slots[index].generation.store(0, Ordering::Release);
                 log::warn!("provider {}: {what}; instance discarded", self.descriptor.name);
@@ -540,18 +548,19 @@ impl WasmProvider {
         }
     }
 
-    /// A slot for an unpinned call: the first idle one, starting from a rotating position;
-    /// when all are busy, wait for one (the caller's own limit decides how many wait).
+    /// A slot for an unpinned call: the first idle one, lowest index first (the instance used
+    /// most recently is the one whose memory and verifier cache are warm); when all are busy,
+    /// wait for one, spreading the waiters round the pool (the caller's own limit decides how
+    /// many wait). Waits are counted.
     fn free_slot(&self) -> (usize, MutexGuard<'_, Option<Live>>) {
-        let n = self.slots.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        for k in 0..n {
-            let i = (start + k) % n;
-            if let Ok(guard) = self.slots[i].live.try_lock() {
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let Ok(guard) = slot.live.try_lock() {
                 return (i, guard);
             }
         }
-        (start, lock(&self.slots[start].live))
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        (i, lock(&self.slots[i].live))
     }
 
     /// Runs `f` on the instance holding `generation`, if it still does (for cleanup).
@@ -617,6 +626,18 @@ impl Drop for WasmVerifier<'_> {
 impl CryptoProvider for WasmProvider {
     fn descriptor(&self) -> &Descriptor {
         &self.descriptor
+    }
+
+    fn stats(&self) -> ProviderStats {
+        let instances = self.slots.iter().filter(|s| s.generation.load(Ordering::Acquire) != 0).count();
+        let busy = self.slots.iter().filter(|s| s.live.try_lock().is_err()).count();
+        ProviderStats {
+            instances,
+            busy,
+            waits: self.waits.load(Ordering::Relaxed),
+            traps: self.traps.load(Ordering::Relaxed),
+            reconnects: 0,
+        }
     }
 
     fn digest(&self, algorithm: &str, data: &[u8]) -> Result<Vec<u8>, ProviderError> {

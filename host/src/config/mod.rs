@@ -15,6 +15,10 @@ use crate::pkcs11::{HsmConfig, PinSource, TokenSpec};
 use crate::provider::Priority;
 use crate::wasm::{CacheSetting, Limits};
 
+mod service;
+pub use service::{AllowRule, Operation, ServiceConfig};
+use service::{RawService, parse_service};
+
 /// The whole configuration file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,90 +45,6 @@ struct RawConfig {
     service: Option<RawService>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawService {
-    listen: Option<Spanned<String>>,
-    socket_group: Option<String>,
-    max_body_mib: Option<Spanned<u64>>,
-    max_concurrent: Option<Spanned<u64>>,
-    instances: Option<Spanned<u64>>,
-    request_timeout_ms: Option<Spanned<u64>>,
-    header_timeout_ms: Option<Spanned<u64>>,
-    #[serde(default)]
-    allow: Vec<RawAllow>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAllow {
-    #[serde(default)]
-    users: Vec<String>,
-    #[serde(default)]
-    groups: Vec<String>,
-    operations: Spanned<Vec<String>>,
-    #[serde(default)]
-    keys: Vec<String>,
-    #[serde(default)]
-    profiles: Vec<String>,
-}
-
-/// `[service]`: the long-running host (`cryptohost serve`).
-#[derive(Clone, Debug)]
-pub struct ServiceConfig {
-    /// The Unix socket path (`listen = "unix:PATH"`; default `cryptohost.sock` beside the config).
-    pub socket: PathBuf,
-    /// The group the socket is given (mode 0660), by name or id.
-    pub socket_group: Option<String>,
-    /// Largest request body, in bytes.
-    pub max_body: usize,
-    /// Requests served at once; beyond it, 503 with Retry-After.
-    pub max_concurrent: usize,
-    /// Instances per interchangeable provider (default: the number of CPUs).
-    pub instances: usize,
-    /// The most one request may take, from routing to answer (a client that stalls its body
-    /// included); beyond it 504.
-    pub request_timeout: std::time::Duration,
-    /// The most a connection may take to send a request head (idle keep-alive ones included).
-    pub header_timeout: std::time::Duration,
-    /// Who may use which keys: everything that uses a private or secret key is denied unless
-    /// one of these allows it.
-    pub allow: Vec<AllowRule>,
-}
-
-/// An operation that access rules grant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    Sign,
-    Decrypt,
-    Encrypt,
-    Generate,
-    Admin,
-}
-
-impl Operation {
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::Sign => "sign",
-            Operation::Decrypt => "decrypt",
-            Operation::Encrypt => "encrypt",
-            Operation::Generate => "generate",
-            Operation::Admin => "admin",
-        }
-    }
-}
-
-/// One `[[service.allow]]` rule: peers (users or groups, by name or id) who may do these
-/// operations with keys whose canonical reference matches a glob, or with these profiles.
-#[derive(Clone, Debug)]
-pub struct AllowRule {
-    pub users: Vec<String>,
-    pub groups: Vec<String>,
-    pub operations: Vec<Operation>,
-    /// Globs (`*` matches any run of characters) over canonical key references.
-    pub keys: Vec<String>,
-    pub profiles: Vec<String>,
-}
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProfile {
@@ -517,120 +437,6 @@ impl Config {
             providers,
         })
     }
-}
-
-fn parse_service(
-    raw: Option<RawService>,
-    base: &Path,
-    at: &dyn Fn(std::ops::Range<usize>, &str, String) -> LoadError,
-) -> Result<ServiceConfig, LoadError> {
-    let raw = raw.unwrap_or(RawService {
-        listen: None,
-        socket_group: None,
-        max_body_mib: None,
-        max_concurrent: None,
-        instances: None,
-        request_timeout_ms: None,
-        header_timeout_ms: None,
-        allow: Vec::new(),
-    });
-    let socket = match &raw.listen {
-        None => base.join("cryptohost.sock"),
-        Some(l) => match l.get_ref().strip_prefix("unix:") {
-            Some(p) if !p.is_empty() => base.join(p),
-            _ => return Err(at(l.span(), "service.listen", format!("{:?} must be unix:PATH", l.get_ref()))),
-        },
-    };
-    let max_body = match &raw.max_body_mib {
-        None => DEFAULT_MAX_PAYLOAD,
-        Some(m) => payload_limit(*m.get_ref()).map_err(|msg| at(m.span(), "service.max_body_mib", msg))?,
-    };
-    let max_concurrent = match &raw.max_concurrent {
-        None => 64,
-        Some(n) if (1..=4096).contains(n.get_ref()) => *n.get_ref() as usize,
-        Some(n) => {
-            return Err(at(
-                n.span(),
-                "service.max_concurrent",
-                format!("must be between 1 and 4096, got {}", n.get_ref()),
-            ));
-        }
-    };
-    let instances = match &raw.instances {
-        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        Some(n) if (1..=256).contains(n.get_ref()) => *n.get_ref() as usize,
-        Some(n) => {
-            return Err(at(n.span(), "service.instances", format!("must be between 1 and 256, got {}", n.get_ref())));
-        }
-    };
-    let request_timeout = match &raw.request_timeout_ms {
-        None => Duration::from_secs(60),
-        Some(n) if (100..=3_600_000).contains(n.get_ref()) => Duration::from_millis(*n.get_ref()),
-        Some(n) => {
-            return Err(at(
-                n.span(),
-                "service.request_timeout_ms",
-                format!("must be between 100 and 3600000, got {}", n.get_ref()),
-            ));
-        }
-    };
-    let header_timeout = match &raw.header_timeout_ms {
-        None => Duration::from_secs(10),
-        Some(n) if (50..=600_000).contains(n.get_ref()) => Duration::from_millis(*n.get_ref()),
-        Some(n) => {
-            return Err(at(
-                n.span(),
-                "service.header_timeout_ms",
-                format!("must be between 50 and 600000, got {}", n.get_ref()),
-            ));
-        }
-    };
-    let mut allow = Vec::new();
-    for r in raw.allow {
-        let mut operations = Vec::new();
-        for op in r.operations.get_ref() {
-            operations.push(match op.as_str() {
-                "sign" => Operation::Sign,
-                "decrypt" => Operation::Decrypt,
-                "encrypt" => Operation::Encrypt,
-                "generate" => Operation::Generate,
-                "admin" => Operation::Admin,
-                other => {
-                    return Err(at(
-                        r.operations.span(),
-                        "service.allow.operations",
-                        format!("unknown operation {other:?} (sign, decrypt, encrypt, generate, admin)"),
-                    ));
-                }
-            });
-        }
-        if r.users.is_empty() && r.groups.is_empty() {
-            return Err(at(r.operations.span(), "service.allow", "a rule names at least one user or group".into()));
-        }
-        for k in &r.keys {
-            if let Err(m) = KeyRef::parse(k.trim_end_matches('*')).or_else(|_| KeyRef::parse(k)) {
-                return Err(at(r.operations.span(), "service.allow.keys", format!("{k:?}: {m}")));
-            }
-            if k.starts_with("file:") || !k.contains(':') {
-                return Err(at(
-                    r.operations.span(),
-                    "service.allow.keys",
-                    format!("{k:?}: the server never uses key files; name held keys (pkcs11:..., sim:...)"),
-                ));
-            }
-        }
-        allow.push(AllowRule { users: r.users, groups: r.groups, operations, keys: r.keys, profiles: r.profiles });
-    }
-    Ok(ServiceConfig {
-        socket,
-        socket_group: raw.socket_group,
-        max_body,
-        max_concurrent,
-        instances,
-        request_timeout,
-        header_timeout,
-        allow,
-    })
 }
 
 /// A payload limit given in MiB, in bytes: between 1 and [`MAX_PAYLOAD_MIB`] (never wraps).

@@ -1,0 +1,253 @@
+//! `[service]`: the long-running host's socket, limits, metrics listener and access rules.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{DEFAULT_MAX_PAYLOAD, payload_limit};
+use crate::error::LoadError;
+use crate::keyref::KeyRef;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawService {
+    listen: Option<Spanned<String>>,
+    socket_group: Option<String>,
+    max_body_mib: Option<Spanned<u64>>,
+    max_concurrent: Option<Spanned<u64>>,
+    max_per_uid: Option<Spanned<u64>>,
+    metrics_listen: Option<Spanned<String>>,
+    instances: Option<Spanned<u64>>,
+    request_timeout_ms: Option<Spanned<u64>>,
+    header_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    allow: Vec<RawAllow>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAllow {
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    operations: Spanned<Vec<String>>,
+    #[serde(default)]
+    keys: Vec<String>,
+    #[serde(default)]
+    profiles: Vec<String>,
+}
+
+/// `[service]`: the long-running host (`cryptohost serve`).
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// The Unix socket path (`listen = "unix:PATH"`; default `cryptohost.sock` beside the config).
+    pub socket: PathBuf,
+    /// The group the socket is given (mode 0660), by name or id.
+    pub socket_group: Option<String>,
+    /// Largest request body, in bytes.
+    pub max_body: usize,
+    /// Requests served at once; beyond it, 503 with Retry-After.
+    pub max_concurrent: usize,
+    /// Requests served at once for one peer uid (default: half of `max_concurrent`, at least
+    /// 1), so that one caller cannot take every place; beyond it, 503 with Retry-After.
+    pub max_per_uid: usize,
+    /// A loopback TCP address that serves `/metrics` only (for a scraper), if set.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Instances per interchangeable provider (default: the number of CPUs).
+    pub instances: usize,
+    /// The most one request may take, from routing to answer (a client that stalls its body
+    /// included); beyond it 504.
+    pub request_timeout: std::time::Duration,
+    /// The most a connection may take to send a request head (idle keep-alive ones included).
+    pub header_timeout: std::time::Duration,
+    /// Who may use which keys: everything that uses a private or secret key is denied unless
+    /// one of these allows it.
+    pub allow: Vec<AllowRule>,
+}
+
+/// An operation that access rules grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Sign,
+    Decrypt,
+    Encrypt,
+    Generate,
+    Admin,
+}
+
+impl Operation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Sign => "sign",
+            Operation::Decrypt => "decrypt",
+            Operation::Encrypt => "encrypt",
+            Operation::Generate => "generate",
+            Operation::Admin => "admin",
+        }
+    }
+}
+
+/// One `[[service.allow]]` rule: peers (users or groups, by name or id) who may do these
+/// operations with keys whose canonical reference matches a glob, or with these profiles.
+#[derive(Clone, Debug)]
+pub struct AllowRule {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub operations: Vec<Operation>,
+    /// Globs (`*` matches any run of characters) over canonical key references.
+    pub keys: Vec<String>,
+    pub profiles: Vec<String>,
+}
+
+pub(super) fn parse_service(
+    raw: Option<RawService>,
+    base: &Path,
+    at: &dyn Fn(std::ops::Range<usize>, &str, String) -> LoadError,
+) -> Result<ServiceConfig, LoadError> {
+    let raw = raw.unwrap_or(RawService {
+        listen: None,
+        socket_group: None,
+        max_body_mib: None,
+        max_concurrent: None,
+        max_per_uid: None,
+        metrics_listen: None,
+        instances: None,
+        request_timeout_ms: None,
+        header_timeout_ms: None,
+        allow: Vec::new(),
+    });
+    let socket = match &raw.listen {
+        None => base.join("cryptohost.sock"),
+        Some(l) => match l.get_ref().strip_prefix("unix:") {
+            Some(p) if !p.is_empty() => base.join(p),
+            _ => return Err(at(l.span(), "service.listen", format!("{:?} must be unix:PATH", l.get_ref()))),
+        },
+    };
+    let max_body = match &raw.max_body_mib {
+        None => DEFAULT_MAX_PAYLOAD,
+        Some(m) => payload_limit(*m.get_ref()).map_err(|msg| at(m.span(), "service.max_body_mib", msg))?,
+    };
+    let max_concurrent = match &raw.max_concurrent {
+        None => 64,
+        Some(n) if (1..=4096).contains(n.get_ref()) => *n.get_ref() as usize,
+        Some(n) => {
+            return Err(at(
+                n.span(),
+                "service.max_concurrent",
+                format!("must be between 1 and 4096, got {}", n.get_ref()),
+            ));
+        }
+    };
+    let max_per_uid = match &raw.max_per_uid {
+        None => (max_concurrent / 2).max(1),
+        Some(n) if (1..=max_concurrent as u64).contains(n.get_ref()) => *n.get_ref() as usize,
+        Some(n) => {
+            return Err(at(
+                n.span(),
+                "service.max_per_uid",
+                format!("must be between 1 and max_concurrent ({max_concurrent}), got {}", n.get_ref()),
+            ));
+        }
+    };
+    let metrics_listen = match &raw.metrics_listen {
+        None => None,
+        Some(a) => match a.get_ref().parse::<SocketAddr>() {
+            Ok(addr) if addr.ip().is_loopback() => Some(addr),
+            Ok(_) => {
+                return Err(at(
+                    a.span(),
+                    "service.metrics_listen",
+                    format!(
+                        "{:?} is not a loopback address: metrics are served on 127.0.0.1 or ::1 only \
+                         (put a proxy in front to expose them further)",
+                        a.get_ref()
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(at(a.span(), "service.metrics_listen", format!("{:?} is not IP:PORT: {e}", a.get_ref())));
+            }
+        },
+    };
+    let instances = match &raw.instances {
+        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        Some(n) if (1..=256).contains(n.get_ref()) => *n.get_ref() as usize,
+        Some(n) => {
+            return Err(at(n.span(), "service.instances", format!("must be between 1 and 256, got {}", n.get_ref())));
+        }
+    };
+    let request_timeout = match &raw.request_timeout_ms {
+        None => Duration::from_secs(60),
+        Some(n) if (100..=3_600_000).contains(n.get_ref()) => Duration::from_millis(*n.get_ref()),
+        Some(n) => {
+            return Err(at(
+                n.span(),
+                "service.request_timeout_ms",
+                format!("must be between 100 and 3600000, got {}", n.get_ref()),
+            ));
+        }
+    };
+    let header_timeout = match &raw.header_timeout_ms {
+        None => Duration::from_secs(10),
+        Some(n) if (50..=600_000).contains(n.get_ref()) => Duration::from_millis(*n.get_ref()),
+        Some(n) => {
+            return Err(at(
+                n.span(),
+                "service.header_timeout_ms",
+                format!("must be between 50 and 600000, got {}", n.get_ref()),
+            ));
+        }
+    };
+    let mut allow = Vec::new();
+    for r in raw.allow {
+        let mut operations = Vec::new();
+        for op in r.operations.get_ref() {
+            operations.push(match op.as_str() {
+                "sign" => Operation::Sign,
+                "decrypt" => Operation::Decrypt,
+                "encrypt" => Operation::Encrypt,
+                "generate" => Operation::Generate,
+                "admin" => Operation::Admin,
+                other => {
+                    return Err(at(
+                        r.operations.span(),
+                        "service.allow.operations",
+                        format!("unknown operation {other:?} (sign, decrypt, encrypt, generate, admin)"),
+                    ));
+                }
+            });
+        }
+        if r.users.is_empty() && r.groups.is_empty() {
+            return Err(at(r.operations.span(), "service.allow", "a rule names at least one user or group".into()));
+        }
+        for k in &r.keys {
+            if let Err(m) = KeyRef::parse(k.trim_end_matches('*')).or_else(|_| KeyRef::parse(k)) {
+                return Err(at(r.operations.span(), "service.allow.keys", format!("{k:?}: {m}")));
+            }
+            if k.starts_with("file:") || !k.contains(':') {
+                return Err(at(
+                    r.operations.span(),
+                    "service.allow.keys",
+                    format!("{k:?}: the server never uses key files; name held keys (pkcs11:..., sim:...)"),
+                ));
+            }
+        }
+        allow.push(AllowRule { users: r.users, groups: r.groups, operations, keys: r.keys, profiles: r.profiles });
+    }
+    Ok(ServiceConfig {
+        socket,
+        socket_group: raw.socket_group,
+        max_body,
+        max_concurrent,
+        max_per_uid,
+        metrics_listen,
+        instances,
+        request_timeout,
+        header_timeout,
+        allow,
+    })
+}
