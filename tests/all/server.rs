@@ -57,10 +57,22 @@ impl Server {
     }
 
     pub fn start_with(root: PathBuf, config: PathBuf, dir: Option<tempfile::TempDir>) -> Server {
+        Server::spawn(root, config, dir, &[])
+    }
+
+    /// As [`Server::start`], with more arguments for `serve` (`-v`, `--log-format json`).
+    pub fn start_args(seed: Option<&str>, extra: &str, args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), seed, extra);
+        Server::spawn(dir.path().to_path_buf(), config, Some(dir), args)
+    }
+
+    fn spawn(root: PathBuf, config: PathBuf, dir: Option<tempfile::TempDir>, args: &[&str]) -> Server {
         let socket = root.join("s.sock");
         let log = fs::File::create(root.join("serve.log")).unwrap();
         let child = Command::new(common::binary())
             .args(["--config", config.to_str().unwrap(), "serve"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -167,6 +167,26 @@ fn eight_clients_times_2000_mixed_requests_without_an_error() {
     let audit = server.audit();
     let ok_signs = audit.iter().filter(|l| l["operation"] == "sign" && l["outcome"] == "ok").count();
     assert!(ok_signs >= signatures.len(), "{ok_signs} audit lines for {} signatures", signatures.len());
+    // The metrics count the HSM's key uses and show its sessions.
+    let (status, metrics) = server.request("GET", "/metrics", None, b"");
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8(metrics).unwrap();
+    let value = |prefix: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{prefix} in:\n{metrics}"))
+    };
+    let hsm_signs = signatures.iter().filter(|(k, _)| k.starts_with("pkcs11:")).count() as u64;
+    assert!(
+        value("cryptohost_key_uses_total{operation=\"sign\",provider=\"hsm\",algorithm=\"ES256\",outcome=\"ok\"}")
+            >= hsm_signs
+    );
+    assert!(value("cryptohost_pool_instances{provider=\"hsm\"}") >= 1);
+    assert_eq!(value("cryptohost_hsm_reconnects_total{provider=\"hsm\"}"), 0);
+    assert_eq!(value("cryptohost_audit_write_failures_total"), 0);
 }
 
 /// Puts the same P-256 key (made by OpenSSL) on a token as a private and a public object,

@@ -49,12 +49,13 @@ impl ApiError {
         ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, kind: "internal", message: message.into() }
     }
 
-    pub fn overloaded() -> ApiError {
-        ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            kind: "overloaded",
-            message: "the server is at its limit of concurrent requests; retry shortly".into(),
-        }
+    pub fn overloaded(per_uid: bool) -> ApiError {
+        let message = if per_uid {
+            "this uid is at its limit of concurrent requests ([service] max_per_uid); retry shortly"
+        } else {
+            "the server is at its limit of concurrent requests ([service] max_concurrent); retry shortly"
+        };
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, kind: "overloaded", message: message.into() }
     }
 
     pub fn not_ready(message: impl Into<String>) -> ApiError {

@@ -121,11 +121,24 @@ impl Collector for SetCollector {
             MetricType::Counter,
             vec![(Vec::new(), failures)],
         )?;
-        let stats: Vec<(String, crate::provider::ProviderStats)> =
-            set.host.providers().iter().map(|p| (p.descriptor().name.clone(), p.stats())).collect();
-        let per = |f: fn(&crate::provider::ProviderStats) -> u64| -> Vec<(Labels, u64)> {
-            stats.iter().map(|(name, s)| (vec![("provider", name.clone())], f(s))).collect()
+        // (name, is a component, stats)
+        let stats: Vec<(String, bool, crate::provider::ProviderStats)> = set
+            .host
+            .providers()
+            .iter()
+            .map(|p| {
+                let d = p.descriptor();
+                (d.name.clone(), matches!(d.origin, crate::provider::Origin::Component { .. }), p.stats())
+            })
+            .collect();
+        let rows = |which: fn(bool) -> bool, f: fn(&crate::provider::ProviderStats) -> u64| -> Vec<(Labels, u64)> {
+            stats
+                .iter()
+                .filter(|(_, c, _)| which(*c))
+                .map(|(name, _, s)| (vec![("provider", name.clone())], f(s)))
+                .collect()
         };
+        let per = |f| rows(|_| true, f);
         family(
             &mut encoder,
             "pool_instances",
@@ -152,14 +165,14 @@ impl Collector for SetCollector {
             "guest_traps",
             "Calls that ended in a guest trap (the instance was discarded)",
             MetricType::Counter,
-            per(|s| s.traps),
+            rows(|component| component, |s| s.traps),
         )?;
         family(
             &mut encoder,
             "hsm_reconnects",
             "PKCS#11 reconnects after a lost session or a finalized module",
             MetricType::Counter,
-            per(|s| s.reconnects),
+            rows(|component| !component, |s| s.reconnects),
         )
     }
 }

@@ -274,9 +274,9 @@ async fn admit(AxumState(shared): AxumState<Arc<Shared>>, request: Request, next
             drop(place);
             response
         }
-        _ => {
+        (place, _) => {
             shared.metrics.overloaded.inc();
-            error::ApiError::overloaded().into_response()
+            error::ApiError::overloaded(place.is_none()).into_response()
         }
     };
     if let Ok(v) = axum::http::HeaderValue::from_str(&id.to_string()) {
@@ -391,7 +391,8 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
             let tcp = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| ServiceError::Runtime(format!("[service] metrics_listen {addr}: cannot bind: {e}")))?;
-            log::warn!("metrics on http://{addr}/metrics");
+            let bound = tcp.local_addr().unwrap_or(addr);
+            log::warn!("metrics on http://{bound}/metrics");
             tokio::spawn(accept_loop(Tcp(tcp), metrics_router(shared.clone()), header_timeout, stop.clone()));
         }
         log::warn!("serving on {} (HTTP/1.1 + JSON, /v1/)", path.display());
