@@ -51,7 +51,21 @@ impl std::ops::Deref for Host {
 /// A component is missing, does not match its pin (or the manifest in dev mode), is not
 /// a valid provider, or the configuration leaves a provider unpinned outside dev mode.
 pub fn open(config: &Config, trust: TrustMode) -> Result<Host, LoadError> {
-    let runtime = Runtime::new(config.limits.clone(), config.cache.clone())?;
+    open_with(config, trust, false)
+}
+
+/// As [`open`]; with `pooled`, instance memory comes from wasmtime's pooling allocator, sized
+/// for every provider's whole pool (the long-running server).
+///
+/// # Errors
+/// As [`open`].
+pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host, LoadError> {
+    let runtime = if pooled {
+        let total: usize = config.providers.iter().map(|p| instances_of(config, p)).sum();
+        Runtime::pooled(config.limits.clone(), config.cache.clone(), u32::try_from(total).unwrap_or(u32::MAX))?
+    } else {
+        Runtime::new(config.limits.clone(), config.cache.clone())?
+    };
     let manifest = match trust {
         TrustMode::Pins => None,
         TrustMode::DevManifest => Some(Manifest::load(&config.component_dir.join("manifest.json"))?),
@@ -87,10 +101,7 @@ pub fn open(config: &Config, trust: TrustMode) -> Result<Host, LoadError> {
             }
         };
         let settings = p.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        // A provider that holds keys in its memory (key_prefix without a seed) keeps one
-        // instance: a second one would not know its keys. Every other provider gets a pool.
-        let instances =
-            if p.key_prefix.is_some() && !p.settings.contains_key("seed") { 1 } else { config.service.instances };
+        let instances = instances_of(config, p);
         let provider: Arc<dyn CryptoProvider> =
             Arc::new(runtime.load_pooled(&p.name, &file, &trust, p.priority, settings, instances)?);
         if let Some(prefix) = &p.key_prefix {
@@ -106,4 +117,11 @@ pub fn open(config: &Config, trust: TrustMode) -> Result<Host, LoadError> {
         prefixes.push(("pkcs11".to_string(), h.clone() as Arc<dyn CryptoProvider>));
     }
     Ok(Host { registry: Registry::with_namespaces(providers, prefixes), hsm, _runtime: runtime })
+}
+
+/// The size of a provider's instance pool. A provider that holds keys in its memory
+/// (key_prefix without a seed) keeps one instance: a second one would not know its keys.
+/// Every other provider gets `[service] instances`.
+fn instances_of(config: &Config, p: &crate::config::ProviderConfig) -> usize {
+    if p.key_prefix.is_some() && !p.settings.contains_key("seed") { 1 } else { config.service.instances }
 }

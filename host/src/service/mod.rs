@@ -53,7 +53,7 @@ impl Source {
         if let Some(dir) = &self.components {
             config.component_dir = dir.clone();
         }
-        let host = load::open(&config, self.trust)?;
+        let host = load::open_with(&config, self.trust, true)?;
         let audit = Arc::new(AuditLog::open(&config.audit_path)?);
         Ok(Inner { host, config, audit })
     }

@@ -7,6 +7,16 @@ use wasmtime::ResourceLimiter;
 /// state per element, so 16 bytes is an upper bound on the host memory it costs.
 pub const TABLE_ELEMENT_BYTES: usize = 16;
 
+/// Core instances, tables and linear memories one component instance may have (the limiter's
+/// counts, and the per-component sizes of the pooling allocator's slots).
+pub const MAX_CORE_INSTANCES: u32 = 32;
+pub const MAX_TABLES: u32 = 32;
+pub const MAX_MEMORIES: u32 = 4;
+
+/// Elements one table may hold under the pooling allocator (a slot is reserved per table at
+/// this size; a real guest's function table holds a few hundred).
+pub const POOLED_TABLE_ELEMENTS: usize = 1 << 16;
+
 /// Log lines a guest may write in one call; the rest are counted and dropped.
 pub const LOG_LINES_PER_CALL: u32 = 32;
 
@@ -77,15 +87,15 @@ impl ResourceLimiter for Budget {
     // A provider is one component: a handful of core instances, one or two memories and a
     // few tables. These counts leave room for that and nothing like the defaults (10,000).
     fn instances(&self) -> usize {
-        32
+        MAX_CORE_INSTANCES as usize
     }
 
     fn tables(&self) -> usize {
-        32
+        MAX_TABLES as usize
     }
 
     fn memories(&self) -> usize {
-        4
+        MAX_MEMORIES as usize
     }
 }
 

@@ -201,7 +201,41 @@ impl Runtime {
     /// # Errors
     /// The engine cannot be built, or the cache directory is not private to this user.
     pub fn new(limits: Limits, cache: CacheSetting) -> Result<Runtime, LoadError> {
+        Runtime::build(limits, cache, None)
+    }
+
+    /// As [`Runtime::new`], with wasmtime's pooling allocator sized for `instances` component
+    /// instances at once (the long-running server: the sum of every provider's pool). Each
+    /// slot is reserved once, at the memory budget's size, and reused: making an instance
+    /// (at start, after a trap) maps nothing new, and the pool is the hard cap on how many
+    /// exist.
+    ///
+    /// # Errors
+    /// As [`Runtime::new`], or the pool cannot be reserved.
+    pub fn pooled(limits: Limits, cache: CacheSetting, instances: u32) -> Result<Runtime, LoadError> {
+        Runtime::build(limits, cache, Some(instances.max(1)))
+    }
+
+    fn build(limits: Limits, cache: CacheSetting, pooled: Option<u32>) -> Result<Runtime, LoadError> {
         let mut config = Config::new();
+        if let Some(n) = pooled {
+            let mut pool = wasmtime::PoolingAllocationConfig::new();
+            pool.total_component_instances(n)
+                .max_core_instances_per_component(budget::MAX_CORE_INSTANCES)
+                .total_core_instances(n.saturating_mul(budget::MAX_CORE_INSTANCES))
+                .max_memories_per_component(budget::MAX_MEMORIES)
+                .max_memories_per_module(budget::MAX_MEMORIES)
+                .total_memories(n.saturating_mul(budget::MAX_MEMORIES))
+                .max_tables_per_component(budget::MAX_TABLES)
+                .max_tables_per_module(budget::MAX_TABLES)
+                .total_tables(n.saturating_mul(budget::MAX_TABLES))
+                .table_elements(budget::POOLED_TABLE_ELEMENTS)
+                .max_memory_size(limits.memory_bytes)
+                // A freed slot keeps nothing resident: a guest's memory never outlives it.
+                .linear_memory_keep_resident(0)
+                .table_keep_resident(0);
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
         config.wasm_component_model(true);
         // Guests are built with +wide-arithmetic: a 64x64->128 multiply in one instruction
         // is what keeps the sandbox within 1.5x of native for EC and RSA.
