@@ -154,17 +154,21 @@ impl Client {
         self.call("POST", &path, Body::Stream(data))
     }
 
-    /// Verifies `signature` over `data` (whole message) or `digest` (hex) with an SPKI PEM key.
+    /// Verifies `signature` over `data` (whole message) or `digest` (hex) with an SPKI PEM key
+    /// or the server's trust anchor of a key id.
     ///
     /// # Errors
     /// Bad input; a signature that does not verify is `{"valid": false}`, not an error.
     pub fn verify(&self, request: &VerifyRequest<'_>) -> Result<Value, Error> {
         let mut v = json!({
             "algorithm": request.algorithm,
-            "public_key": request.public_key_pem,
             "signature": b64(request.signature),
             "signature_format": request.signature_format,
         });
+        match request.key {
+            PublicKey::Pem(pem) => v["public_key"] = json!(pem),
+            PublicKey::AnchorKeyId(id) => v["key_id"] = json!(id),
+        }
         put_input(&mut v, request.input);
         self.post("/v1/verify", v)
     }
@@ -226,9 +230,18 @@ pub struct SignRequest<'a> {
     pub signature_format: &'a str,
 }
 
+/// The key a signature is verified with: one sent in the request, or one of the server's
+/// configured trust anchors, by key id.
+#[derive(Clone, Copy, Debug)]
+pub enum PublicKey<'a> {
+    /// SPKI PEM.
+    Pem(&'a str),
+    AnchorKeyId(&'a str),
+}
+
 pub struct VerifyRequest<'a> {
     pub algorithm: &'a str,
-    pub public_key_pem: &'a str,
+    pub key: PublicKey<'a>,
     pub signature: &'a [u8],
     pub input: Input<'a>,
     pub signature_format: &'a str,

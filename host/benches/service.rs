@@ -13,7 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use cryptohost::config::Manifest;
 use cryptohost::provider::{SigFormat, SignInput};
 use cryptohost::{Config, Host, TrustMode};
-use cryptohost_client::{Client, Input, KeyName, SignRequest, VerifyRequest};
+use cryptohost_client::{Client, Input, KeyName, PublicKey, SignRequest, VerifyRequest};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -96,7 +96,7 @@ fn remote(client: &Client, f: &Fixture, op: &str, big: &[u8]) {
             let v = client
                 .verify(&VerifyRequest {
                     algorithm: &k.0,
-                    public_key_pem: &k.2,
+                    key: PublicKey::Pem(&k.2),
                     signature: &k.3,
                     input: Input::Data(MESSAGE),
                     signature_format: "der",

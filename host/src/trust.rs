@@ -154,3 +154,37 @@ pub fn load_anchors(
     }
     Ok(AnchorSet { keys, refused })
 }
+
+/// The keys one anchor key id names at `at` (more than one while a key and its successor are
+/// both listed), which must be anchors for `algorithm`.
+///
+/// # Errors
+/// The anchors do not load, or no anchor with that key id passes its rules at `at` for
+/// `algorithm` (the message says why each one did not).
+pub fn keys_for_id(
+    registry: &Registry,
+    dir: &Path,
+    key_id: &str,
+    algorithm: &str,
+    at: OffsetDateTime,
+) -> Result<Vec<TrustedKey>, AnchorError> {
+    let set = load_anchors(registry, dir, at, None)?;
+    let mut reasons: Vec<String> =
+        set.refused.into_iter().filter(|r| r.starts_with(&format!("anchor {key_id}:"))).collect();
+    let mut keys = Vec::new();
+    for k in set.keys.into_iter().filter(|k| k.name == key_id) {
+        if k.algorithm == algorithm {
+            keys.push(k);
+        } else {
+            reasons.push(format!("anchor {key_id}: is for {}, not {algorithm}", k.algorithm));
+        }
+    }
+    if keys.is_empty() {
+        let why = if reasons.is_empty() { "no anchor has this key id".to_string() } else { reasons.join("; ") };
+        return Err(AnchorError {
+            path: dir.join("trust-anchors.json").display().to_string(),
+            message: format!("no usable anchor with key id {key_id:?}: {why}"),
+        });
+    }
+    Ok(keys)
+}

@@ -178,7 +178,7 @@ fn securesystemslib_interop_both_ways() {
 }
 
 /// Writes an installed-bundle directory: trust-anchors.json + public-keys/.
-fn anchors_dir(dir: &Path, anchors: &[(&str, &str, &Path, &str, &str, &str)], expires: &str) -> PathBuf {
+pub(crate) fn anchors_dir(dir: &Path, anchors: &[(&str, &str, &Path, &str, &str, &str)], expires: &str) -> PathBuf {
     let root = dir.join("anchors");
     fs::create_dir_all(root.join("public-keys")).unwrap();
     let mut list = Vec::new();

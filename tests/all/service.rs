@@ -953,3 +953,82 @@ fn a_connection_that_never_sends_a_whole_request_head_is_closed() {
     let (status, _) = server.request("GET", "/v1/health", None, b"");
     assert_eq!(status, 200);
 }
+
+#[test]
+fn the_servers_trust_anchors_verify_by_key_id_and_dsse_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    // The anchors name a seeded simulation key (the same seed gives the server the same key).
+    let setup = crate::server::config(dir.path(), Some("anchored"), "");
+    let public = dir.path().join("rel.pub");
+    fs::write(&public, common::run(&setup, &["keys", "public", "sim:rel", "--alg", "ES256"]).stdout).unwrap();
+    let anchors = crate::dsse::anchors_dir(
+        dir.path(),
+        &[("rel-key", "ES256", &public, "release-signing", "2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z")],
+        "2099-01-01T00:00:00Z",
+    );
+    let server = Server::start(
+        Some("anchored"),
+        &format!("{}\n[trust]\nanchors = {:?}\n", allow_me("\"sign\"", "\"sim:rel\"", ""), s(&anchors)),
+    );
+    let msg = dir.path().join("msg");
+    fs::write(&msg, b"release 1.2.3").unwrap();
+    let sig = dir.path().join("msg.sig");
+    let out = client(&server.socket, &["sign", "--alg", "ES256", "--key", "sim:rel", "--out", &s(&sig), &s(&msg)]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let both = |args: &[&str]| (common::run(&server.config, args), client(&server.socket, args));
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).trim().to_string();
+
+    // verify --key-id: the anchor's key, in both modes; an unknown id or another algorithm is
+    // refused with the reason.
+    let (local, remote) = both(&["verify", "--alg", "ES256", "--key-id", "rel-key", "--sig", &s(&sig), &s(&msg)]);
+    for o in [&local, &remote] {
+        assert_eq!((o.status.code(), text(o)), (Some(0), "valid".into()), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (local, remote) = both(&["verify", "--alg", "ES256", "--key-id", "nobody", "--sig", &s(&sig), &s(&msg)]);
+    for o in [&local, &remote] {
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("no usable anchor with key id \"nobody\""));
+    }
+    let (_, remote) = both(&["verify", "--alg", "ES384", "--key-id", "rel-key", "--sig", &s(&sig), &s(&msg)]);
+    assert!(String::from_utf8_lossy(&remote.stderr).contains("is for ES256, not ES384"), "{remote:?}");
+
+    // dsse verify with neither --pub nor --anchors: the configured (server's) anchors.
+    let env = dir.path().join("env.json");
+    let out = client(
+        &server.socket,
+        &[
+            "dsse",
+            "sign",
+            "--payload-type",
+            "text/plain",
+            "--key",
+            "sim:rel",
+            "--alg",
+            "ES256",
+            "--out",
+            &s(&env),
+            &s(&msg),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let (local, remote) = both(&["dsse", "verify", "--json", &s(&env)]);
+    assert_eq!(local.status.code(), Some(0), "{}", String::from_utf8_lossy(&local.stderr));
+    assert_eq!(text(&local), text(&remote), "the same document in both modes");
+    let v: serde_json::Value = serde_json::from_str(&text(&remote)).unwrap();
+    assert_eq!(v["verifiedBy"], serde_json::json!(["rel-key"]));
+    // Another purpose: no anchor left, so invalid, with the anchor's reason, in both modes.
+    let (local, remote) = both(&["dsse", "verify", "--purpose", "provider-module", "--json", &s(&env)]);
+    assert_eq!((local.status.code(), remote.status.code()), (Some(1), Some(1)));
+    assert_eq!(text(&local), text(&remote));
+    assert!(text(&remote).contains("purpose"), "{}", text(&remote));
+    // The server never opens a client's directory.
+    let out = client(&server.socket, &["dsse", "verify", "--anchors", &s(&anchors), &s(&env)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("never opens"), "{out:?}");
+    // Without configured anchors, the answer says what to give.
+    let plain = Server::start(Some("anchored"), "");
+    let out = client(&plain.socket, &["dsse", "verify", &s(&env)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no trust anchors"), "{out:?}");
+}

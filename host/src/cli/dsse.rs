@@ -66,8 +66,8 @@ pub(super) fn sign(cli: &Cli, a: &DsseSignArgs) -> Outcome {
 
 pub(super) fn verify(cli: &Cli, a: &DsseVerifyArgs) -> Outcome {
     use cryptohost::dsse::{self as lib, Envelope, TrustedKey};
-    if a.public.is_empty() == a.anchors.is_none() {
-        return Err(anyhow::anyhow!("give either --pub (repeatable) or --anchors DIR").into());
+    if !a.public.is_empty() && a.anchors.is_some() {
+        return Err(anyhow::anyhow!("give either --pub (repeatable) or --anchors DIR, not both").into());
     }
     if a.threshold == 0 {
         return Err(anyhow::anyhow!("--threshold must be at least 1").into());
@@ -87,7 +87,14 @@ pub(super) fn verify(cli: &Cli, a: &DsseVerifyArgs) -> Outcome {
         None => time::OffsetDateTime::now_utc(),
     };
     let mut refused = Vec::new();
-    let keys: Vec<TrustedKey> = if let Some(dir) = &a.anchors {
+    let anchors = match (&a.anchors, a.public.is_empty()) {
+        (Some(dir), _) => Some(dir),
+        (None, true) => Some(config.trust_anchors.as_ref().with_context(|| {
+            format!("give --pub (repeatable) or --anchors DIR, or set [trust] anchors in {}", config.path.display())
+        })?),
+        (None, false) => None,
+    };
+    let keys: Vec<TrustedKey> = if let Some(dir) = anchors {
         let set = cryptohost::trust::load_anchors(&registry, dir, at, a.purpose.as_deref())?;
         refused = set.refused;
         set.keys

@@ -74,21 +74,41 @@ pub(super) fn sign(cli: &Cli, a: &SignArgs) -> Outcome {
 
 pub(super) fn verify(cli: &Cli, a: &VerifyArgs) -> Outcome {
     let alg = signature_alg(&a.alg)?;
-    let spki = keyfile::read_public_key(&a.public)?;
     let sig = keyfile::read_signature(&a.sig)?;
     let (config, registry) = open(cli)?;
-    // EdDSA verifies the whole message: there is no separate hashing step to report.
-    let (verified, digest) = match alg.hash {
-        Some(_) => {
-            let (verified, digest) = registry.verify_file(alg.name, &spki, &a.file, &sig, a.sig_format)?;
-            (verified, Some(digest))
+    let keys = match (&a.public, &a.key_id) {
+        (Some(path), _) => vec![keyfile::read_public_key(path)?],
+        (None, Some(id)) => {
+            let dir = config.trust_anchors.as_ref().with_context(|| {
+                format!("--key-id needs [trust] anchors in {} (or give --pub)", config.path.display())
+            })?;
+            let now = time::OffsetDateTime::now_utc();
+            cryptohost::trust::keys_for_id(&registry, dir, id, alg.name, now)?.into_iter().map(|k| k.spki).collect()
         }
-        None => {
-            let message = fsio::read_bounded(&a.file, config.max_payload as u64, "message to verify whole")
-                .context("EdDSA verifies whole messages")?;
-            (registry.verify(alg.name, &spki, SignInput::Message(&message), &sig, a.sig_format)?, None)
-        }
+        (None, None) => return Err(anyhow::anyhow!("give --pub or --key-id").into()),
     };
+    // Under a key id that names several keys (a rotation), any one of them verifying is enough.
+    let mut answer = None;
+    for spki in &keys {
+        // EdDSA verifies the whole message: there is no separate hashing step to report.
+        let (verified, digest) = match alg.hash {
+            Some(_) => {
+                let (verified, digest) = registry.verify_file(alg.name, spki, &a.file, &sig, a.sig_format)?;
+                (verified, Some(digest))
+            }
+            None => {
+                let message = fsio::read_bounded(&a.file, config.max_payload as u64, "message to verify whole")
+                    .context("EdDSA verifies whole messages")?;
+                (registry.verify(alg.name, spki, SignInput::Message(&message), &sig, a.sig_format)?, None)
+            }
+        };
+        let valid = verified.value;
+        answer = Some((verified, digest));
+        if valid {
+            break;
+        }
+    }
+    let (verified, digest) = answer.context("no key to verify with")?;
     let word = if verified.value { "valid" } else { "invalid" };
     if a.json {
         println!(

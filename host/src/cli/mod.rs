@@ -195,6 +195,8 @@ struct DsseVerifyArgs {
     #[arg(long)]
     alg: Option<String>,
     /// Trust the anchors of an installed bundle directory (trust-anchors.json + public-keys/).
+    /// Without --pub and --anchors: the config's `[trust] anchors` (through a server: the
+    /// server's).
     #[arg(long)]
     anchors: Option<PathBuf>,
     /// Verification time (RFC 3339), default now.
@@ -312,8 +314,12 @@ struct VerifyArgs {
     #[arg(long)]
     alg: String,
     /// SPKI public key, PEM or DER.
-    #[arg(long = "pub")]
-    public: PathBuf,
+    #[arg(long = "pub", required_unless_present = "key_id", conflicts_with = "key_id")]
+    public: Option<PathBuf>,
+    /// Or a trust anchor's key id, from the config's `[trust] anchors` (through a server: the
+    /// server's); valid now and for --alg. Several keys under one id: any one of them.
+    #[arg(long)]
+    key_id: Option<String>,
     /// The signature, binary or base64.
     #[arg(long)]
     sig: PathBuf,

@@ -10,7 +10,7 @@ use anyhow::Context;
 use base64::Engine as _;
 use cryptohost::fsio;
 use cryptohost::keyfile;
-use cryptohost_client::{Client, Input, KeyName, SignRequest, VerifyRequest};
+use cryptohost_client::{Client, Input, KeyName, PublicKey, SignRequest, VerifyRequest};
 use serde_json::{Value, json};
 
 use super::{HashArgs, Outcome, SignArgs, VerifyArgs};
@@ -114,8 +114,15 @@ fn sig_format_name(f: cryptohost::SigFormat) -> &'static str {
 
 pub(super) fn verify(client: &Client, a: &VerifyArgs) -> Outcome {
     let alg = signature_alg(&a.alg)?;
-    let spki = keyfile::read_public_key(&a.public)?;
-    let pem = keyfile::to_pem("PUBLIC KEY", &spki)?;
+    let pem = match &a.public {
+        Some(path) => Some(keyfile::to_pem("PUBLIC KEY", &keyfile::read_public_key(path)?)?),
+        None => None,
+    };
+    let key = match (&pem, &a.key_id) {
+        (Some(pem), _) => PublicKey::Pem(pem.as_str()),
+        (None, Some(id)) => PublicKey::AnchorKeyId(id),
+        (None, None) => return Err(anyhow::anyhow!("give --pub or --key-id").into()),
+    };
     let signature = keyfile::read_signature(&a.sig)?;
     let (input_owned, hashed_by) = match alg.hash {
         Some(h) => {
@@ -130,7 +137,7 @@ pub(super) fn verify(client: &Client, a: &VerifyArgs) -> Outcome {
     };
     let v = client.verify(&VerifyRequest {
         algorithm: alg.name,
-        public_key_pem: &pem,
+        key,
         signature: &signature,
         input,
         signature_format: sig_format_name(a.sig_format),
@@ -188,8 +195,12 @@ pub(super) fn dsse_sign(client: &Client, a: &super::DsseSignArgs) -> Outcome {
 }
 
 pub(super) fn dsse_verify(client: &Client, a: &super::DsseVerifyArgs) -> Outcome {
-    if a.anchors.is_some() || a.public.is_empty() {
-        return Err(anyhow::anyhow!("in client mode give --pub keys (the server's anchors are not offered yet)").into());
+    if a.anchors.is_some() {
+        return Err(anyhow::anyhow!(
+            "--anchors names a directory, and a server never opens a client's paths: through a server, \
+             leave out --pub and --anchors to use the server's own [trust] anchors, or give --pub keys"
+        )
+        .into());
     }
     let raw = fsio::read_bounded(&a.envelope, MAX_WHOLE / 3 * 4 + (1 << 20), "DSSE envelope")?;
     let envelope: Value =
@@ -205,20 +216,35 @@ pub(super) fn dsse_verify(client: &Client, a: &super::DsseVerifyArgs) -> Outcome
         };
         keys.push(json!({"public_key": keyfile::to_pem("PUBLIC KEY", &spki)?.as_str(), "algorithm": alg}));
     }
-    let v = client.post_json(
-        "/v1/dsse/verify",
-        json!({"envelope": envelope, "public_keys": keys, "threshold": a.threshold, "signature_format": sig_format_name(a.sig_format)}),
-    )?;
+    let mut request = json!({"envelope": envelope, "public_keys": keys, "threshold": a.threshold, "signature_format": sig_format_name(a.sig_format)});
+    if a.public.is_empty() {
+        request["purpose"] = json!(a.purpose);
+        request["at"] = json!(a.at);
+    }
+    let v = client.post_json("/v1/dsse/verify", request)?;
     let valid = v["valid"].as_bool().context("the server's answer has no verdict")?;
     if valid && let (Some(out), Some(p)) = (&a.payload_out, v["payload"].as_str()) {
         let payload = base64::engine::general_purpose::STANDARD.decode(p).context("payload is not base64")?;
         fsio::replace_atomic(out, &payload, 0o644)?;
     }
     if a.json {
-        println!("{v}");
+        // The same document as local mode.
+        println!(
+            "{}",
+            json!({"valid": valid, "payloadType": v["payload_type"], "verifiedBy": v["verified_by"],
+                   "verifiedFingerprints": v["verified_fingerprints"], "threshold": a.threshold,
+                   "notes": v["notes"], "refusedAnchors": v["refused_anchors"]})
+        );
     } else {
+        for r in v["refused_anchors"].as_array().into_iter().flatten() {
+            eprintln!("cryptohost: dsse verify: {}", r.as_str().unwrap_or(""));
+        }
         for n in v["notes"].as_array().into_iter().flatten() {
             eprintln!("cryptohost: dsse verify: {}", n.as_str().unwrap_or(""));
+        }
+        if valid {
+            let by: Vec<&str> = v["verified_by"].as_array().into_iter().flatten().filter_map(|b| b.as_str()).collect();
+            eprintln!("cryptohost: dsse verify: verified by {}", by.join(", "));
         }
         println!("{}", if valid { "valid" } else { "invalid" });
     }

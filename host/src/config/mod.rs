@@ -43,6 +43,14 @@ struct RawConfig {
     dsse: Option<RawDsse>,
     #[serde(default)]
     service: Option<RawService>,
+    #[serde(default)]
+    trust: Option<RawTrust>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrust {
+    anchors: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,6 +203,10 @@ pub struct Config {
     pub max_signatures: usize,
     /// `cryptohost serve`.
     pub service: ServiceConfig,
+    /// `[trust] anchors`: an installed bundle directory (trust-anchors.json + public-keys/)
+    /// whose anchors `dsse verify` and `verify --key-id` use when no key is given (and the
+    /// only anchors the server uses).
+    pub trust_anchors: Option<PathBuf>,
 }
 
 /// A signing profile (the seed's MultiProfileSigner entries, and anchor keyId resolution).
@@ -422,7 +434,10 @@ impl Config {
 
         let service = parse_service(raw.service, &base, &at)?;
 
+        let trust_anchors = raw.trust.and_then(|t| t.anchors).map(|d| base.join(d));
+
         Ok(Config {
+            trust_anchors,
             service,
             profiles,
             max_payload,

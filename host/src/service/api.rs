@@ -221,8 +221,11 @@ pub async fn hash(
 pub struct VerifyRequest {
     /// ES256 ... PS512, EdDSA.
     pub algorithm: String,
-    /// SPKI public key: PEM text, or base64 of the DER.
-    pub public_key: String,
+    /// SPKI public key: PEM text, or base64 of the DER; or give `key_id`.
+    pub public_key: Option<String>,
+    /// A key id of the server's trust anchors (`[trust] anchors`), valid now and for this
+    /// algorithm; when it names several keys (a rotation), any one of them verifying is enough.
+    pub key_id: Option<String>,
     /// The signature, base64 (standard or URL-safe).
     pub signature: String,
     /// The signed data, base64; or give `digest`.
@@ -315,15 +318,37 @@ pub async fn verify(
     let size = req.data.as_ref().map_or(0, String::len);
     super::compute(size, move || {
         let alg = signature_alg(&req.algorithm)?;
-        let spki = public_key_of(&req.public_key)?;
-        let alg_name = crate::alg::algorithm_for_key(&spki, Some(alg.name))
-            .map_err(|e| ApiError::bad(format!("public_key {e}")))?;
+        let keys = match (&req.public_key, &req.key_id) {
+            (Some(k), None) => vec![public_key_of(k)?],
+            (None, Some(id)) => {
+                let dir = state.config.trust_anchors.as_ref().ok_or_else(|| {
+                    ApiError::bad("this server has no trust anchors ([trust] anchors); send public_key")
+                })?;
+                let now = time::OffsetDateTime::now_utc();
+                crate::trust::keys_for_id(&state.host, dir, id, alg.name, now)
+                    .map_err(|e| ApiError::bad(e.message))?
+                    .into_iter()
+                    .map(|k| k.spki)
+                    .collect()
+            }
+            _ => return Err(ApiError::bad("give exactly one of public_key or key_id")),
+        };
         let signature = b64_field("signature", &req.signature)?;
         let format = format_of(&req.signature_format)?;
         let (input, is_digest, _) = input_of(&state, alg, &req.data, &req.digest)?;
         let input = if is_digest { SignInput::Digest(&input) } else { SignInput::Message(&input) };
-        let served = state.host.verify(alg_name, &spki, input, &signature, format)?;
-        Ok(Json(VerifyResponse { valid: served.value, provider: served_by(served.provider.as_ref()) }))
+        let mut answer = None;
+        for spki in &keys {
+            let alg_name = crate::alg::algorithm_for_key(spki, Some(alg.name))
+                .map_err(|e| ApiError::bad(format!("public_key {e}")))?;
+            let served = state.host.verify(alg_name, spki, input, &signature, format)?;
+            let valid = served.value;
+            answer = Some(VerifyResponse { valid, provider: served_by(served.provider.as_ref()) });
+            if valid {
+                break;
+            }
+        }
+        answer.map(Json).ok_or_else(|| ApiError::bad("no key to verify with"))
     })
     .await
 }

@@ -193,10 +193,16 @@ pub struct DsseVerifyRequest {
     /// The envelope, as JSON.
     #[schema(value_type = Object)]
     pub envelope: serde_json::Value,
+    /// The keys to trust; none: the server's trust anchors (`[trust] anchors`).
+    #[serde(default)]
     pub public_keys: Vec<DssePublicKey>,
     /// Distinct keys (by SPKI fingerprint) that must have signed; default 1.
     pub threshold: Option<usize>,
     pub signature_format: Option<String>,
+    /// With the server's anchors: only anchors with this purpose.
+    pub purpose: Option<String>,
+    /// With the server's anchors: the verification time (RFC 3339), default now.
+    pub at: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -206,10 +212,15 @@ pub struct DsseVerifyResponse {
     /// Exactly the verified payload, base64 (only when valid).
     pub payload: Option<String>,
     pub verified_fingerprints: Vec<String>,
+    /// The names of the keys that verified (anchor key ids, or `public_keys[i]`).
+    pub verified_by: Vec<String>,
     pub notes: Vec<String>,
+    /// With the server's anchors: each anchor not used, and the rule it failed.
+    pub refused_anchors: Vec<String>,
 }
 
-/// Verifies a DSSE envelope against public keys sent in the request.
+/// Verifies a DSSE envelope against public keys sent in the request, or the server's trust
+/// anchors.
 #[utoipa::path(
     post,
     path = "/v1/dsse/verify",
@@ -229,6 +240,23 @@ pub async fn dsse_verify(
             return Err(ApiError::bad("threshold must be at least 1"));
         }
         let mut keys = Vec::new();
+        let mut refused_anchors = Vec::new();
+        if req.public_keys.is_empty() {
+            let dir =
+                state.config.trust_anchors.as_ref().ok_or_else(|| {
+                    ApiError::bad("this server has no trust anchors ([trust] anchors); send public_keys")
+                })?;
+            let at = match &req.at {
+                Some(t) => crate::trust::parse_time(t).map_err(|e| ApiError::bad(format!("at: {e}")))?,
+                None => time::OffsetDateTime::now_utc(),
+            };
+            let set = crate::trust::load_anchors(&state.host, dir, at, req.purpose.as_deref())
+                .map_err(|e| ApiError::bad(e.to_string()))?;
+            keys = set.keys;
+            refused_anchors = set.refused;
+        } else if req.purpose.is_some() || req.at.is_some() {
+            return Err(ApiError::bad("purpose and at apply to the server's anchors, not to public_keys"));
+        }
         for (i, k) in req.public_keys.iter().enumerate() {
             let spki = super::api::public_key_of(&k.public_key)?;
             // EC and Ed25519 keys verify only their own algorithm; an RSA key needs one named.
@@ -251,7 +279,9 @@ pub async fn dsse_verify(
             payload_type: result.payload_type,
             payload: result.valid.then(|| std_b64(&result.payload)),
             verified_fingerprints: result.verified_fingerprints,
+            verified_by: result.verified_by,
             notes: result.notes,
+            refused_anchors,
         }))
     })
     .await
