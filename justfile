@@ -123,6 +123,8 @@ test: setup build-guests lint
     # wasmtime is compiled once for both (building -p cryptohost alone would compile it again).
     cargo build --release --workspace --all-targets
     cargo test --release --workspace -- --show-output
+    # The CLI suite once more, every command a client can send going through a real server.
+    CRYPTOHOST_TEST_MODE=server cargo test --release -p cryptohost-tests --test all
     just check-reproducible
 
 # Regenerate docs/openapi.json from the server's routes (a test checks they agree).

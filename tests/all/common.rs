@@ -105,8 +105,26 @@ pub fn binary() -> PathBuf {
     bin
 }
 
-/// Runs `cryptohost --config CONFIG ARGS...`.
+/// Runs `cryptohost --config CONFIG ARGS...`. With `CRYPTOHOST_TEST_MODE=server`, a command
+/// a client can send (see [`servable`]) goes through a `cryptohost serve` started for this
+/// config instead (`--socket`), under the same expectations: the suite runs in both modes.
 pub fn run(config: &Path, args: &[&str]) -> Output {
+    if through_server()
+        && servable(config, args)
+        && let Some(socket) = test_server(config)
+    {
+        let out = Command::new(binary())
+            .arg("--config")
+            .arg(config)
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .expect("run cryptohost");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "cryptohost panicked: {stderr}");
+        return out;
+    }
     let out = Command::new(binary()).arg("--config").arg(config).args(args).output().expect("run cryptohost");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "cryptohost panicked: {stderr}");
@@ -127,4 +145,132 @@ pub fn openssl(args: &[&str]) -> Output {
     let out = Command::new("openssl").args(args).output().expect("openssl is installed (just setup)");
     assert!(out.status.success(), "openssl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     out
+}
+
+/// Whether this run sends client commands through a server (`CRYPTOHOST_TEST_MODE=server`).
+pub fn through_server() -> bool {
+    std::env::var("CRYPTOHOST_TEST_MODE").is_ok_and(|m| m == "server")
+}
+
+/// Commands a client sends to a server, when they name no file a server would have to open:
+/// a key file (`--key k.pem`, `keys public k.pem`) or an anchors directory stays local, as do
+/// the commands that are local by nature (keygen, pin, providers, bundle, trust, serve).
+fn servable(config: &Path, args: &[&str]) -> bool {
+    let Some(command) = args.first() else { return false };
+    if !["hash", "verify", "sign", "dsse", "keys", "encrypt", "decrypt"].contains(command) {
+        return false;
+    }
+    let held = |k: &str| k.starts_with("sim:") || k.starts_with("pkcs11:");
+    // A profile (by name or key id) whose key is a file is local too.
+    let profiles = Config::load(config).map(|c| c.profiles).unwrap_or_default();
+    let profile_held = |name: &str| profiles.get(name).is_some_and(|p| held(&p.key));
+    let key_id_held = |id: &str| profiles.values().any(|p| p.key_id.as_deref() == Some(id) && held(&p.key));
+    for (i, a) in args.iter().enumerate() {
+        let next = args.get(i + 1).copied().unwrap_or("");
+        match *a {
+            "--anchors" | "--max-payload-mib" => return false,
+            "--key" if !held(next) => return false,
+            "--profile" if !profile_held(next) => return false,
+            "--key-id" if args[0] == "dsse" && !key_id_held(next) => return false,
+            _ => {}
+        }
+    }
+    if args.len() >= 3 && args[0] == "keys" && ["public", "generate"].contains(&args[1]) && !held(args[2]) {
+        return false;
+    }
+    true
+}
+
+/// A running `cryptohost serve` for one config, stopped when the test's thread ends.
+struct TestServer {
+    child: std::process::Child,
+    socket: PathBuf,
+    /// The config text and the component files it was started on: a test that rewrites
+    /// either gets a new server.
+    state: String,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_file(&self.socket);
+    }
+}
+
+thread_local! {
+    static SERVERS: std::cell::RefCell<std::collections::HashMap<PathBuf, TestServer>> =
+        std::cell::RefCell::default();
+}
+
+/// What a server for `config` was started on.
+fn server_state(config: &Path) -> String {
+    let text = fs::read_to_string(config).unwrap_or_default();
+    let dir = text
+        .lines()
+        .find_map(|l| l.strip_prefix("component_dir = "))
+        .map(|d| PathBuf::from(d.trim().trim_matches('"')))
+        .unwrap_or_default();
+    let mut files: Vec<String> = fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some(format!("{:?} {} {:?}", e.file_name(), m.len(), m.modified().ok()))
+        })
+        .collect();
+    files.sort();
+    format!("{text}\n{}", files.join("\n"))
+}
+
+/// The socket of a server for `config` (started on first use, restarted when the config or
+/// its components change), or `None` when no server starts on this config (a broken config
+/// or component: the local run then shows the error).
+fn test_server(config: &Path) -> Option<PathBuf> {
+    let state = server_state(config);
+    let key = config.to_path_buf();
+    if let Some(socket) = SERVERS.with(|s| s.borrow().get(&key).filter(|t| t.state == state).map(|t| t.socket.clone()))
+    {
+        return Some(socket);
+    }
+    SERVERS.with(|s| s.borrow_mut().remove(&key));
+    let dir = config.parent()?;
+    let socket = dir.join("test-server.sock");
+    let _ = fs::remove_file(&socket);
+    let log = fs::File::create(dir.join("test-server.log")).ok()?;
+    // The test's own config, plus a rule that lets this test's user use every held key and
+    // profile (what an operator would grant the service account of a signing pipeline).
+    let served = dir.join("test-server.toml");
+    let uid = fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:").and_then(|v| v.split_whitespace().next()).map(str::to_string))?;
+    let rule = format!(
+        "\n[[service.allow]]\nusers = [\"{uid}\"]\noperations = [\"sign\", \"encrypt\", \"decrypt\", \"generate\", \"admin\"]\n\
+         keys = [\"sim:*\"]\nprofiles = [\"*\"]\n"
+    );
+    fs::write(&served, fs::read_to_string(config).ok()? + &rule).ok()?;
+    let mut child = Command::new(binary())
+        .arg("--config")
+        .arg(&served)
+        .args(["serve", "--listen"])
+        .arg(format!("unix:{}", socket.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .ok()?;
+    let started = std::time::Instant::now();
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        if child.try_wait().ok().flatten().is_some() || started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let why = fs::read_to_string(dir.join("test-server.log")).unwrap_or_default();
+            eprintln!("NOTE: no server starts on {} ({}): this command runs locally", config.display(), why.trim());
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    SERVERS.with(|s| s.borrow_mut().insert(key, TestServer { child, socket: socket.clone(), state }));
+    Some(socket)
 }

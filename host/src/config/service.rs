@@ -92,7 +92,8 @@ impl Operation {
 }
 
 /// One `[[service.allow]]` rule: peers (users or groups, by name or id) who may do these
-/// operations with keys whose canonical reference matches a glob, or with these profiles.
+/// operations with keys whose canonical reference matches a glob, or with profiles whose name
+/// matches a glob.
 #[derive(Clone, Debug)]
 pub struct AllowRule {
     pub users: Vec<String>,
@@ -100,6 +101,7 @@ pub struct AllowRule {
     pub operations: Vec<Operation>,
     /// Globs (`*` matches any run of characters) over canonical key references.
     pub keys: Vec<String>,
+    /// Globs over profile names.
     pub profiles: Vec<String>,
 }
 

@@ -96,7 +96,7 @@ pub fn allowed(rules: &[AllowRule], who: &Identity, operation: Operation, target
             && r.operations.contains(&operation)
             && match target {
                 Target::Key(reference) => r.keys.iter().any(|g| glob(g, reference)),
-                Target::Profile(name) => r.profiles.iter().any(|p| p == name),
+                Target::Profile(name) => r.profiles.iter().any(|p| glob(p, name)),
                 Target::Any => true,
             }
     })

@@ -339,9 +339,9 @@ pub async fn verify(
         let input = if is_digest { SignInput::Digest(&input) } else { SignInput::Message(&input) };
         let mut answer = None;
         for spki in &keys {
-            let alg_name = crate::alg::algorithm_for_key(spki, Some(alg.name))
-                .map_err(|e| ApiError::bad(format!("public_key {e}")))?;
-            let served = state.host.verify(alg_name, spki, input, &signature, format)?;
+            // As in local mode, the provider refuses a key of another type for this algorithm
+            // (never substituted), in the same words.
+            let served = state.host.verify(alg.name, spki, input, &signature, format)?;
             let valid = served.value;
             answer = Some(VerifyResponse { valid, provider: served_by(served.provider.as_ref()) });
             if valid {
