@@ -934,7 +934,14 @@ fn a_connection_that_never_sends_a_whole_request_head_is_closed() {
     half.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n").unwrap();
     // Nothing at all.
     let mut silent = UnixStream::connect(&server.socket).unwrap();
-    for s in [&mut half, &mut silent] {
+    // A kept-alive connection that answered one request and then sits idle.
+    let mut idle = UnixStream::connect(&server.socket).unwrap();
+    idle.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut first = [0u8; 1024];
+    let n = idle.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    for s in [&mut half, &mut silent, &mut idle] {
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut buf = [0u8; 1024];
         // The server closes it (EOF, or an error answer then EOF), never waits forever.
