@@ -1,8 +1,9 @@
 //! The server beside the same operation in-process, in one run: ES256 and RS256 verify, a
-//! 1 MiB hash, and an ES256 sign with a simulation key, at 1, 2 and 8 concurrent clients over
-//! the Unix socket (clients and server share the machine's cores). After the criterion groups
-//! it prints p50/p99 latency per request at one client and the throughput ratios.
-//! Needs `just build-guests` (`just bench-service` does it).
+//! 1 MiB hash, and ES256 signs with a simulation key and a SoftHSM2 key, at 1, 2 and 8
+//! concurrent clients over the Unix socket (clients and server share the machine's cores).
+//! After the criterion groups it prints p50/p99 latency per request at one client. A sign
+//! through the server also writes and syncs its audit line; the in-process sign does not.
+//! Needs `just build-guests` and SoftHSM2 (`just bench-service` does both).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use cryptohost::config::Manifest;
 use cryptohost::provider::{SigFormat, SignInput};
-use cryptohost::{Config, Host, TrustMode};
+use cryptohost::{Config, CryptoProvider, Host, TrustMode};
 use cryptohost_client::{Client, Input, KeyName, PublicKey, SignRequest, VerifyRequest};
 
 struct Fixture {
@@ -25,6 +26,7 @@ struct Fixture {
 }
 
 const MESSAGE: &[u8] = b"a release manifest, signed once and verified many times";
+const HSM_KEY: &str = "pkcs11:token=bench;object=bench-ec";
 
 impl Drop for Fixture {
     fn drop(&mut self) {
@@ -50,11 +52,34 @@ fn fixture() -> Fixture {
     let pin = |f: &str| manifest.entry_for_file(f).expect("built").sha256.clone();
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("bench.sock");
+    // A SoftHSM2 token of our own, with one ES256 key, made before the server starts.
+    std::fs::create_dir(dir.path().join("tokens")).expect("tokens");
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n",
+            dir.path().display()
+        ),
+    )
+    .expect("softhsm2.conf");
+    // SAFETY: set before any thread or PKCS#11 module exists in this process.
+    unsafe {
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        std::env::set_var("BENCH_PIN", "1234");
+    }
+    let made = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", "bench", "--so-pin", "87654321", "--pin", "1234"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("softhsm2-util (just setup)");
+    assert!(made.success());
     let text = format!(
         "component_dir = {:?}\n[cache]\nenabled = false\n\
          [[provider]]\nname = \"offline-verification\"\ncomponent = \"offline-verification.wasm\"\nsha256 = {:?}\npriority = 100\n\
          [[provider]]\nname = \"simulation\"\ncomponent = \"simulation.wasm\"\nsha256 = {:?}\npriority = 50\nkey_prefix = \"sim\"\nsettings = {{ seed = \"bench\" }}\n\
-         [service]\nlisten = \"unix:{}\"\n[[service.allow]]\nusers = [\"{}\"]\noperations = [\"sign\"]\nkeys = [\"sim:bench-*\"]\n",
+         [hsm]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\ntokens = [\"bench\"]\npin_env = \"BENCH_PIN\"\npool_size = 2\n\
+         [service]\nlisten = \"unix:{}\"\n[[service.allow]]\nusers = [\"{}\"]\noperations = [\"sign\"]\nkeys = [\"sim:bench-*\", \"{HSM_KEY}\"]\n",
         components.display().to_string(),
         pin("offline-verification.wasm"),
         pin("simulation.wasm"),
@@ -63,6 +88,10 @@ fn fixture() -> Fixture {
     );
     let path = dir.path().join("cryptohost.toml");
     std::fs::write(&path, text).expect("config");
+    let host = cryptohost::load::open(&Config::load(&path).expect("config"), TrustMode::Pins).expect("load");
+    host.hsm().expect("hsm").named_key(HSM_KEY, "ES256", 0, true).expect("an ES256 key on the token");
+    // The server gets the module to itself until the key exists.
+    host.hsm().expect("hsm").disconnect();
     let server = Command::new(env!("CARGO_BIN_EXE_cryptohost"))
         .args(["--config", path.to_str().expect("utf-8"), "serve"])
         .stderr(Stdio::null())
@@ -73,7 +102,6 @@ fn fixture() -> Fixture {
         assert!(started.elapsed() < Duration::from_secs(60), "the server did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let host = cryptohost::load::open(&Config::load(&path).expect("config"), TrustMode::Pins).expect("load");
     let sim = host.by_prefix("sim").expect("simulation").clone();
     let keys = ["ES256", "RS256"]
         .iter()
@@ -108,9 +136,10 @@ fn remote(client: &Client, f: &Fixture, op: &str, big: &[u8]) {
             client.hash("SHA-256", &mut std::io::Cursor::new(big)).expect("hash");
         }
         _ => {
+            let key = if op.contains("SoftHSM") { HSM_KEY } else { "sim:bench-es256" };
             client
                 .sign(&SignRequest {
-                    key: KeyName::Reference("sim:bench-es256"),
+                    key: KeyName::Reference(key),
                     algorithm: "ES256",
                     input: Input::Data(MESSAGE),
                     signature_format: "der",
@@ -131,6 +160,11 @@ fn local(f: &Fixture, op: &str, big: &[u8]) {
         "hash 1 MiB" => {
             f.host.digest_stream("SHA-256", &mut std::io::Cursor::new(big)).expect("hash");
         }
+        _ if op.contains("SoftHSM") => {
+            let hsm = f.host.hsm().expect("hsm");
+            let id = hsm.named_key(HSM_KEY, "ES256", 0, false).expect("key");
+            hsm.sign(&id, "ES256", SignInput::Message(MESSAGE), SigFormat::Der).expect("sign");
+        }
         _ => {
             let sim = f.host.by_prefix("sim").expect("sim");
             let id = sim.named_key("bench-es256", "ES256", 0, false).expect("key");
@@ -139,7 +173,8 @@ fn local(f: &Fixture, op: &str, big: &[u8]) {
     }
 }
 
-const OPS: [&str; 4] = ["verify ES256", "verify RS256", "hash 1 MiB", "sign ES256 (simulation)"];
+const OPS: [&str; 5] =
+    ["verify ES256", "verify RS256", "hash 1 MiB", "sign ES256 (simulation)", "sign ES256 (SoftHSM)"];
 
 fn bench(c: &mut Criterion) {
     let f = Arc::new(fixture());
