@@ -91,7 +91,7 @@ build:
 # Run this only after reviewing the build: it is the moment you decide to trust these bytes.
 pin config="cryptohost.toml":
     cargo run --quiet --release -p cryptohost -- --config {{config}} pin --manifest components/manifest.json
-    cargo run --quiet --release -p cryptohost -- --config examples/softhsm.toml pin --manifest components/manifest.json
+    cargo run --quiet --release -p cryptohost -- --config examples/softhsm.toml pin --manifest ../components/manifest.json
 
 # The main job: build guests and host, then sign and verify a real file.
 demo: setup build-guests build

@@ -107,3 +107,49 @@ fn pin_rewrites_atomically_and_never_through_a_symlink() {
     let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
 }
+
+#[test]
+fn pin_hashes_the_files_and_refuses_a_manifest_that_does_not_match_them() {
+    use std::fs;
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config(dir.path(), &common::components_dir(), &[common::OFFLINE], "");
+    let original: serde_json::Value =
+        serde_json::from_slice(&fs::read(common::components_dir().join("manifest.json")).unwrap()).unwrap();
+    // A manifest path is relative to the config file, wherever `pin` runs from.
+    fs::create_dir(dir.path().join("m")).unwrap();
+    let write = |v: &serde_json::Value| fs::write(dir.path().join("m/manifest.json"), v.to_string()).unwrap();
+    let pin = || {
+        let out = std::process::Command::new(common::binary())
+            .current_dir("/")
+            .args(["--config", config.to_str().unwrap(), "pin", "--manifest", "m/manifest.json"])
+            .output()
+            .unwrap();
+        (out.status.code(), common::stderr(&out))
+    };
+    let entry = |v: &mut serde_json::Value| -> String {
+        let components = v["components"].as_object_mut().unwrap();
+        let (key, _) = components.iter().find(|(_, e)| e["file"] == "offline-verification.wasm").unwrap();
+        key.clone()
+    };
+    // The manifest as built: pinned.
+    write(&original);
+    let (code, err) = pin();
+    assert_eq!(code, Some(0), "{err}");
+    let before = fs::read_to_string(&config).unwrap();
+    // A malformed digest ("aa") is refused before anything else.
+    let mut bad = original.clone();
+    let key = entry(&mut bad);
+    bad["components"][&key]["sha256"] = "aa".into();
+    write(&bad);
+    let (code, err) = pin();
+    assert_eq!(code, Some(2));
+    assert!(err.contains("\"aa\" is not 64 lowercase hex digits"), "{err}");
+    // A well-formed digest that is not the file's: refused, naming the file, nothing written.
+    let mut wrong = original.clone();
+    wrong["components"][&key]["sha256"] = "ab".repeat(32).into();
+    write(&wrong);
+    let (code, err) = pin();
+    assert_eq!(code, Some(2));
+    assert!(err.contains("offline-verification.wasm has sha256") && err.contains("nothing was pinned"), "{err}");
+    assert_eq!(fs::read_to_string(&config).unwrap(), before, "the config is unchanged");
+}

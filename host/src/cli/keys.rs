@@ -1,5 +1,6 @@
 //! `providers`, `pin`, `keys`, `encrypt`/`decrypt`, `hsm`: what is loaded and the keys it holds.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -33,9 +34,11 @@ pub(super) fn providers(cli: &Cli, as_json: bool) -> Outcome {
 }
 
 pub(super) fn pin(cli: &Cli, a: &PinArgs) -> Outcome {
-    let manifest = Manifest::load(&a.manifest)?;
-    let changes = write_pins(&cli.config, &manifest)?;
-    println!("pinned {} to the build in {} ({})", cli.config.display(), a.manifest.display(), manifest.toolchain);
+    // Relative to the config file, like every path the config names.
+    let manifest_path = cli.config.parent().unwrap_or(Path::new(".")).join(&a.manifest);
+    let manifest = Manifest::load(&manifest_path)?;
+    let changes = write_pins(&cli.config, &manifest, cli.components.as_deref())?;
+    println!("pinned {} to the build in {} ({})", cli.config.display(), manifest_path.display(), manifest.toolchain);
     if changes.is_empty() {
         println!("no digest changed");
     }

@@ -350,7 +350,8 @@ struct KeygenArgs {
 
 #[derive(Args)]
 struct PinArgs {
-    /// The manifest of the build you reviewed.
+    /// The manifest of the build you reviewed (relative to the config file). Every configured
+    /// component file is hashed and must match it.
     #[arg(long, default_value = "components/manifest.json")]
     manifest: PathBuf,
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use sha2::Digest as _;
 use toml::Spanned;
 
 use crate::error::LoadError;
@@ -487,10 +488,22 @@ impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest, LoadError> {
         let text = fsio::read_bounded(path, fsio::limits::MANIFEST, "component manifest")
             .map_err(|e| LoadError::Config { path: path.to_path_buf(), message: e.message })?;
-        serde_json::from_slice(&text).map_err(|e| LoadError::Config {
+        let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| LoadError::Config {
             path: path.to_path_buf(),
             message: format!("not a component manifest: {e}"),
-        })
+        })?;
+        for (name, e) in &manifest.components {
+            if !is_sha256_hex(&e.sha256) {
+                return Err(LoadError::Config {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "component {name:?} ({}): sha256 {:?} is not 64 lowercase hex digits",
+                        e.file, e.sha256
+                    ),
+                });
+            }
+        }
+        Ok(manifest)
     }
 
     /// The entry for a component file name.
@@ -499,12 +512,25 @@ impl Manifest {
     }
 }
 
+/// 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Rewrites the `sha256` of every configured provider (and `pinned_toolchain`) from a manifest,
-/// keeping the file's comments and layout. Returns what changed, one line per provider.
+/// keeping the file's comments and layout. Each configured component file (in `components`,
+/// else the config's component directory) is hashed, and its digest and size must be what
+/// the manifest says: a manifest is a claim about files, and `pin` checks the claim before
+/// trusting it. Returns what changed, one line per provider.
 ///
 /// # Errors
-/// The config cannot be read or written, or names a component the manifest does not have.
-pub fn write_pins(config_path: &Path, manifest: &Manifest) -> Result<Vec<String>, LoadError> {
+/// The config cannot be read or written, names a component the manifest does not have, or a
+/// component file does not match its manifest entry.
+pub fn write_pins(
+    config_path: &Path,
+    manifest: &Manifest,
+    components: Option<&Path>,
+) -> Result<Vec<String>, LoadError> {
     let err = |message: String| LoadError::Config { path: config_path.to_path_buf(), message };
     // The config is rewritten by rename: a symlink there would be replaced by a file, so
     // refuse it and let the operator name the real file.
@@ -517,7 +543,8 @@ pub fn write_pins(config_path: &Path, manifest: &Manifest) -> Result<Vec<String>
         fsio::read_bounded_nofollow(config_path, fsio::limits::CONFIG, "configuration").map_err(|e| err(e.message))?;
     let text = String::from_utf8(bytes).map_err(|_| err("is not UTF-8 text".into()))?;
     // Validate first: never rewrite a file that does not load.
-    Config::parse(config_path, &text)?;
+    let config = Config::parse(config_path, &text)?;
+    let component_dir = components.map_or(config.component_dir, Path::to_path_buf);
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| err(format!("{e}")))?;
     let mut changes = Vec::new();
     if let Some(providers) = doc.get_mut("provider").and_then(|p| p.as_array_of_tables_mut()) {
@@ -527,6 +554,20 @@ pub fn write_pins(config_path: &Path, manifest: &Manifest) -> Result<Vec<String>
             let entry = manifest
                 .entry_for_file(&file)
                 .ok_or_else(|| err(format!("provider {name:?}: component {file:?} is not in the manifest")))?;
+            let path = component_dir.join(&file);
+            let bytes = fsio::read_bounded_nofollow(&path, fsio::limits::COMPONENT, "component")
+                .map_err(|e| err(format!("provider {name:?}: {}", e.message)))?;
+            let actual = hex::encode(sha2::Sha256::digest(&bytes));
+            if actual != entry.sha256 || bytes.len() as u64 != entry.size {
+                return Err(err(format!(
+                    "provider {name:?}: {} has sha256 {actual} and {} bytes, but the manifest says {} and {} bytes; \
+                     nothing was pinned (rebuild, or pin the manifest of the build that made this file)",
+                    path.display(),
+                    bytes.len(),
+                    entry.sha256,
+                    entry.size
+                )));
+            }
             let old = table.get("sha256").and_then(|v| v.as_str()).map(str::to_string);
             if old.as_deref() != Some(entry.sha256.as_str()) {
                 changes.push(format!("{name}: {} -> {}", old.as_deref().unwrap_or("(unpinned)"), entry.sha256));
