@@ -110,6 +110,15 @@ pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host
         providers.push(provider);
     }
     // The HSM connects lazily, on its first key operation: verification never needs it.
+    if let Some(h) = &config.hsm
+        && h.module_sha256.is_none()
+    {
+        log::warn!(
+            "[hsm] module {} has no module_sha256: it is loaded by path and its bytes are not checked \
+             (set module_sha256 to its sha256sum; strict = true refuses this)",
+            h.module.display()
+        );
+    }
     let hsm = config.hsm.clone().map(|h| Arc::new(Pkcs11Provider::new(h)));
     if let Some(h) = &hsm {
         providers.push(h.clone());

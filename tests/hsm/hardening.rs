@@ -139,6 +139,7 @@ fn pin_file_provider(file: &Path, token: &str) -> Pkcs11Provider {
     Pkcs11Provider::new(HsmConfig {
         name: "hsm".into(),
         module: MODULE.into(),
+        module_sha256: None,
         tokens: vec![TokenSpec::Label(token.into())],
         pin: PinSource::File(file.to_path_buf()),
         pool_size: 1,
@@ -355,4 +356,45 @@ fn hsm_ecdsa_is_randomized_as_the_readme_says() {
         assert!(registry.verify("ES256", &spki, SignInput::Message(b"m"), &sig, SigFormat::Der).unwrap().value);
     }
     p.disconnect();
+}
+
+#[test]
+fn the_module_is_hashed_before_it_is_loaded_and_a_different_one_is_refused() {
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["pinned"]);
+    let sum = Command::new("sha256sum").arg(MODULE).output().unwrap();
+    let digest = stdout(&sum).split_whitespace().next().unwrap().to_string();
+    let msg = hsm.dir.path().join("msg");
+    fs::write(&msg, b"signed by a checked module").unwrap();
+    let key = "pkcs11:token=pinned;object=pinned-es256";
+    // Pinned to its real digest: it loads (from the hashed bytes), and nothing is warned.
+    let good = hsm.config(&["pinned"], 1, &format!("module_sha256 = {digest:?}"));
+    let out = run_env(&good, &[], &["keys", "generate", key, "--alg", "ES256"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("module_sha256"), "{}", stderr(&out));
+    let out = run_env(&good, &[], &["sign", "--alg", "ES256", "--key", key, msg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Without a pin it still loads, and every start says so.
+    let plain = hsm.config(&["pinned"], 1, "");
+    let out = run_env(&plain, &[], &["hsm", "status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("has no module_sha256"), "{}", stderr(&out));
+    // Pinned to another digest: refused before anything is loaded, naming both digests.
+    let other = "ab".repeat(32);
+    let bad = hsm.config(&["pinned"], 1, &format!("module_sha256 = {other:?}"));
+    let out = run_env(&bad, &[], &["sign", "--alg", "ES256", "--key", key, msg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("refusing to load it") && err.contains(&digest) && err.contains(&other), "{err}");
+    // A malformed pin, and strict = true without one, are configuration errors.
+    let malformed = hsm.config(&["pinned"], 1, "module_sha256 = \"aa\"");
+    let out = run_env(&malformed, &[], &["hsm", "status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("hsm.module_sha256"), "{}", stderr(&out));
+    let strict = hsm.config(&["pinned"], 1, "");
+    let text = fs::read_to_string(&strict).unwrap();
+    fs::write(&strict, format!("strict = true\n{text}")).unwrap();
+    let out = run_env(&strict, &[], &["hsm", "status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("strict = true") && stderr(&out).contains("no module_sha256"), "{}", stderr(&out));
 }

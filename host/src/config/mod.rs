@@ -46,6 +46,10 @@ struct RawConfig {
     service: Option<RawService>,
     #[serde(default)]
     trust: Option<RawTrust>,
+    /// Refuse what would otherwise be a warning about unchecked code: an `[hsm] module`
+    /// without `module_sha256`.
+    #[serde(default)]
+    strict: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +97,8 @@ struct RawHsm {
     priority: i32,
     #[serde(default = "yes")]
     require_non_extractable: bool,
+    /// sha256 of the PKCS#11 module file, checked before it is loaded.
+    module_sha256: Option<Spanned<String>>,
 }
 
 fn hsm_name() -> String {
@@ -386,9 +392,29 @@ impl Config {
                         None => TokenSpec::Label(t.clone()),
                     })
                     .collect();
+                let module_sha256 = match &h.module_sha256 {
+                    Some(d) if is_sha256_hex(d.get_ref()) => Some(d.get_ref().clone()),
+                    Some(d) => {
+                        return Err(at(
+                            d.span(),
+                            "hsm.module_sha256",
+                            format!("{:?} is not 64 lowercase hex digits (sha256sum of the module file)", d.get_ref()),
+                        ));
+                    }
+                    None if raw.strict => {
+                        return Err(err(format!(
+                            "strict = true and [hsm] module {} has no module_sha256: set it to the module file's \
+                             sha256 (sha256sum {}) so its bytes are checked before they are loaded",
+                            h.module.display(),
+                            h.module.display()
+                        )));
+                    }
+                    None => None,
+                };
                 Some(HsmConfig {
                     name: h.name,
                     module: h.module,
+                    module_sha256,
                     tokens,
                     pin,
                     pool_size: size,

@@ -52,6 +52,9 @@ impl TokenSpec {
 pub struct HsmConfig {
     pub name: String,
     pub module: PathBuf,
+    /// The module file's sha256: when set, the file is read, hashed and loaded from those
+    /// very bytes (never from the path again); when not, it is loaded by path with a warning.
+    pub module_sha256: Option<String>,
     /// In failover order.
     pub tokens: Vec<TokenSpec>,
     pub pin: PinSource,

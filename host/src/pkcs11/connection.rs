@@ -55,6 +55,9 @@ pub struct TokenStatus {
     pub sessions_idle: usize,
 }
 
+/// The largest PKCS#11 module file that is hashed and loaded.
+const MAX_MODULE_BYTES: u64 = 256 << 20;
+
 pub(super) struct Connection {
     pub(super) ctx: Pkcs11,
     pub(super) tokens: Vec<Token>,
@@ -162,12 +165,43 @@ impl Pkcs11Provider {
         stats
     }
 
+    /// Loads the module. With `module_sha256`, the file is read whole (bounded), hashed, and
+    /// the hashed bytes are what is loaded: they are copied into a sealed memfd and the
+    /// dynamic loader maps that, so a file swapped after the check is never run.
+    fn load_module(&self) -> Result<Pkcs11, ProviderError> {
+        let module = &self.config.module;
+        let failed =
+            |why: String| ProviderError::Failed(format!("cannot load PKCS#11 module {}: {why}", module.display()));
+        let Some(pin) = &self.config.module_sha256 else {
+            return Pkcs11::new(module).map_err(|e| failed(e.to_string()));
+        };
+        let bytes =
+            crate::fsio::read_bounded(module, MAX_MODULE_BYTES, "PKCS#11 module").map_err(|e| failed(e.message))?;
+        let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        if actual != *pin {
+            return Err(ProviderError::Failed(format!(
+                "PKCS#11 module {} has sha256 {actual}, not the pinned [hsm] module_sha256 {pin}; refusing to load it",
+                module.display()
+            )));
+        }
+        use rustix::fs::{MemfdFlags, SealFlags};
+        let fd = rustix::fs::memfd_create("cryptohost-pkcs11-module", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .map_err(|e| failed(format!("memfd: {e}")))?;
+        let mut file = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut file, &bytes).map_err(|e| failed(format!("memfd: {e}")))?;
+        rustix::fs::fcntl_add_seals(&file, SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL)
+            .map_err(|e| failed(format!("sealing: {e}")))?;
+        let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
+        // The loader maps the memfd; the descriptor can close once it has.
+        let ctx = Pkcs11::new(&path).map_err(|e| failed(e.to_string()))?;
+        drop(file);
+        Ok(ctx)
+    }
+
     pub(super) fn open_connection(&self, reuse: Option<Pkcs11>) -> Result<Connection, ProviderError> {
         let ctx = match reuse {
             Some(ctx) => ctx,
-            None => Pkcs11::new(&self.config.module).map_err(|e| {
-                ProviderError::Failed(format!("cannot load PKCS#11 module {}: {e}", self.config.module.display()))
-            })?,
+            None => self.load_module()?,
         };
         match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
             Ok(()) => {}
