@@ -1,7 +1,9 @@
-//! The one `bindgen!` of the host: Rust types for the `cryptohost:provider` WIT package.
+//! The one `bindgen!` of the host: Rust types for the `cryptohost:provider@0.2.0` WIT package.
 
 wasmtime::component::bindgen!({
-    world: "provider",
+    // The widest world: the narrower ones are its subsets, and each component gets handles
+    // to the interfaces its own world exports only (wasm/world.rs).
+    world: "keystore",
     path: "../wit",
     imports: {
         // A guest asking for more randomness than the host hands out per call is a guest

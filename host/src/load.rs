@@ -102,8 +102,23 @@ pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host
         };
         let settings = p.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let instances = instances_of(config, p);
-        let provider: Arc<dyn CryptoProvider> =
-            Arc::new(runtime.load_pooled(&p.name, &file, &trust, p.priority, settings, instances)?);
+        let loaded = runtime.load_pooled(&p.name, &file, &trust, p.priority, settings, instances)?;
+        let world = loaded.descriptor().world;
+        if let (Some(role), Some(world)) = (p.role, world)
+            && role != world
+        {
+            return Err(LoadError::Component {
+                file: file.clone(),
+                message: format!(
+                    "provider {:?} is configured with role {:?}, but the component is a {} world component \
+                     (from what it exports); refused",
+                    p.name,
+                    role.name(),
+                    world.name()
+                ),
+            });
+        }
+        let provider: Arc<dyn CryptoProvider> = Arc::new(loaded);
         if let Some(prefix) = &p.key_prefix {
             prefixes.push((prefix.clone(), provider.clone()));
         }

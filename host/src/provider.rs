@@ -80,6 +80,50 @@ pub struct CapabilityInfo {
 }
 
 /// A provider's identity as the registry sees it.
+/// A component's capability-scoped world (`cryptohost:provider@0.2.0`), each one the one
+/// before plus an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum World {
+    /// metadata, hashing, verification: holds no keys.
+    Verifier,
+    /// + signing.
+    Signer,
+    /// + encryption.
+    Keystore,
+}
+
+impl World {
+    pub fn name(self) -> &'static str {
+        match self {
+            World::Verifier => "verifier",
+            World::Signer => "signer",
+            World::Keystore => "keystore",
+        }
+    }
+
+    /// The capabilities a component of this world may offer.
+    pub fn allows(self, capability: Capability) -> bool {
+        match capability {
+            Capability::Hashing | Capability::Verification => true,
+            Capability::Signing => self >= World::Signer,
+            Capability::Encryption => self >= World::Keystore,
+        }
+    }
+}
+
+impl std::str::FromStr for World {
+    type Err = String;
+    fn from_str(s: &str) -> Result<World, String> {
+        match s {
+            "verifier" => Ok(World::Verifier),
+            "signer" => Ok(World::Signer),
+            "keystore" => Ok(World::Keystore),
+            other => Err(format!("{other:?} is not a world (verifier, signer, keystore)")),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Descriptor {
     /// The name given in the configuration.
@@ -90,6 +134,8 @@ pub struct Descriptor {
     pub priority: Priority,
     pub origin: Origin,
     pub capabilities: Vec<CapabilityInfo>,
+    /// A component's world; `None` for a native backend (the HSM).
+    pub world: Option<World>,
 }
 
 impl Descriptor {

@@ -12,4 +12,5 @@ mod sandbox;
 mod server;
 mod service;
 mod sha2_kat;
+mod worlds;
 mod wycheproof_vectors;

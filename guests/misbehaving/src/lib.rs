@@ -12,12 +12,12 @@
 pub(crate) mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "provider",
+        world: "signer",
     });
 }
 
-use bindings::cryptohost::provider::types::{Capability, CapabilitySupport, CryptoError, Sealed, SignatureFormat};
-use bindings::exports::cryptohost::provider::{encryption, hashing, metadata, signing, verification};
+use bindings::cryptohost::provider::types::{Capability, CapabilitySupport, CryptoError, SignatureFormat};
+use bindings::exports::cryptohost::provider::{hashing, metadata, signing, verification};
 
 struct Misbehaving;
 
@@ -146,24 +146,6 @@ impl signing::Guest for Misbehaving {
         Err(no())
     }
     fn delete_key(_k: String) {}
-}
-
-impl encryption::Guest for Misbehaving {
-    fn generate_secret(_a: String) -> Result<String, CryptoError> {
-        Err(no())
-    }
-    fn import_secret(_a: String, _k: Vec<u8>) -> Result<String, CryptoError> {
-        Err(no())
-    }
-    fn named_secret(_n: String, _a: String, _c: bool) -> Result<String, CryptoError> {
-        Err(no())
-    }
-    fn encrypt(_k: String, _p: Vec<u8>, _a: Vec<u8>) -> Result<Sealed, CryptoError> {
-        Err(no())
-    }
-    fn decrypt(_k: String, _n: Vec<u8>, _c: Vec<u8>, _a: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
-        Err(no())
-    }
 }
 
 bindings::export!(Misbehaving with_types_in bindings);

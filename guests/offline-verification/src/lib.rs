@@ -1,5 +1,6 @@
-//! The offline verification provider: JOSE signatures (ES/RS/PS), SHA-2 and key custody, as a
-//! sandboxed component that imports nothing but the cryptohost `host` interface.
+//! The offline verification provider: JOSE signatures (ES/RS/PS, EdDSA), SHA-2 and key custody
+//! for software keys, as a sandboxed component in the `signer` world that imports nothing but
+//! the cryptohost `host` interface. It holds no secret keys: no `encryption` interface at all.
 
 use std::cell::RefCell;
 
@@ -11,12 +12,12 @@ use provider_core::store::Store;
 pub(crate) mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "provider",
+        world: "signer",
     });
 }
 
-use bindings::cryptohost::provider::types::{Capability, CapabilitySupport, CryptoError, Sealed, SignatureFormat};
-use bindings::exports::cryptohost::provider::{encryption, hashing, metadata, signing, verification};
+use bindings::cryptohost::provider::types::{Capability, CapabilitySupport, CryptoError, SignatureFormat};
+use bindings::exports::cryptohost::provider::{hashing, metadata, signing, verification};
 
 struct Provider;
 
@@ -168,28 +169,6 @@ impl signing::Guest for Provider {
 
     fn delete_key(key_id: String) {
         KEYS.with_borrow_mut(|s| s.remove(&key_id));
-    }
-}
-
-fn no_encryption() -> CryptoError {
-    CryptoError::Unsupported("the offline-verification provider does not encrypt".into())
-}
-
-impl encryption::Guest for Provider {
-    fn generate_secret(_algorithm: String) -> Result<String, CryptoError> {
-        Err(no_encryption())
-    }
-    fn import_secret(_algorithm: String, _key: Vec<u8>) -> Result<String, CryptoError> {
-        Err(no_encryption())
-    }
-    fn named_secret(_name: String, _algorithm: String, _create: bool) -> Result<String, CryptoError> {
-        Err(no_encryption())
-    }
-    fn encrypt(_key_id: String, _plaintext: Vec<u8>, _aad: Vec<u8>) -> Result<Sealed, CryptoError> {
-        Err(no_encryption())
-    }
-    fn decrypt(_key_id: String, _nonce: Vec<u8>, _ciphertext: Vec<u8>, _aad: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
-        Err(no_encryption())
     }
 }
 

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 pub(crate) mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "provider",
+        world: "keystore",
     });
 }
 

@@ -158,6 +158,8 @@ struct RawProvider {
     key_prefix: Option<Spanned<String>>,
     #[serde(default)]
     settings: BTreeMap<String, String>,
+    /// The world the component must be: verifier, signer or keystore.
+    role: Option<Spanned<String>>,
 }
 
 /// One configured wasm provider.
@@ -173,6 +175,9 @@ pub struct ProviderConfig {
     pub key_prefix: Option<String>,
     /// Handed to the provider's `configure` (may be secret, e.g. a simulation seed).
     pub settings: BTreeMap<String, String>,
+    /// The world the component must turn out to be (`role = "verifier"` etc.); a component
+    /// of another world is refused.
+    pub role: Option<crate::provider::World>,
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -183,6 +188,7 @@ impl std::fmt::Debug for ProviderConfig {
             .field("sha256", &self.sha256)
             .field("priority", &self.priority)
             .field("key_prefix", &self.key_prefix)
+            .field("role", &self.role)
             .field("settings", &self.settings.keys().map(|k| (k, "<redacted>")).collect::<Vec<_>>())
             .finish()
     }
@@ -345,6 +351,10 @@ impl Config {
                     Some(v.clone())
                 }
             };
+            let role = match &p.role {
+                None => None,
+                Some(r) => Some(r.get_ref().parse().map_err(|m| at(r.span(), "provider.role", m))?),
+            };
             providers.push(ProviderConfig {
                 name,
                 component: PathBuf::from(component),
@@ -352,6 +362,7 @@ impl Config {
                 priority: Priority(*p.priority.get_ref()),
                 key_prefix,
                 settings: p.settings,
+                role,
             });
         }
 

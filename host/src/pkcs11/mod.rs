@@ -56,6 +56,7 @@ impl Pkcs11Provider {
             version: env!("CARGO_PKG_VERSION").into(),
             priority: config.priority,
             origin: Origin::Native { module: config.module.display().to_string() },
+            world: None,
             capabilities: vec![
                 CapabilityInfo {
                     capability: Capability::Signing,

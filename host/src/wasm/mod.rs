@@ -3,6 +3,7 @@
 
 mod budget;
 mod cache;
+pub mod world;
 
 pub use budget::BudgetExceeded;
 
@@ -18,7 +19,7 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store, Trap};
 use zeroize::Zeroizing;
 
-use crate::bindings::{self, Provider, ProviderPre};
+use crate::bindings::{self, Keystore};
 use crate::error::{LoadError, ProviderError};
 use crate::fsio::{self, limits as file_limits};
 use crate::provider::{
@@ -27,9 +28,10 @@ use crate::provider::{
 };
 use budget::{Budget, LOG_LINE_CHARS, LOG_LINES_PER_CALL};
 use cache::NativeCache;
+use wasmtime::component::InstancePre;
 
 /// The only interfaces a provider may import: our `host` interface and the `types` it shares.
-const ALLOWED_IMPORTS: [&str; 2] = ["cryptohost:provider/host@0.1.0", "cryptohost:provider/types@0.1.0"];
+const ALLOWED_IMPORTS: [&str; 2] = ["cryptohost:provider/host@0.2.0", "cryptohost:provider/types@0.2.0"];
 
 /// The most randomness one `random-bytes` call hands out.
 const MAX_RANDOM_PER_CALL: u32 = 64 * 1024;
@@ -246,7 +248,7 @@ impl Runtime {
             .map_err(|e| LoadError::Config { path: PathBuf::from("<engine>"), message: e.to_string() })?;
 
         let mut linker = Linker::new(&engine);
-        Provider::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
+        Keystore::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
             .map_err(|e| LoadError::Config { path: PathBuf::from("<linker>"), message: e.to_string() })?;
 
         let cache = match cache {
@@ -344,6 +346,9 @@ impl Runtime {
 
         let ty = component.component_type();
         for (import, _) in ty.imports(&self.shared.engine) {
+            if let Some(message) = world::older_contract(import) {
+                return Err(component_err(file, message));
+            }
             if !ALLOWED_IMPORTS.contains(&import) {
                 return Err(component_err(
                     file,
@@ -354,16 +359,19 @@ impl Runtime {
                 ));
             }
         }
+        let world = world::infer(&ty, &self.shared.engine).map_err(|m| component_err(file, m))?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| component_err(file, format!("cannot be linked: {e}")))?;
-        let pre = ProviderPre::new(instance_pre)
-            .map_err(|e| component_err(file, format!("does not implement the cryptohost:provider world: {e}")))?;
+        let indices = world::Indices::new(&instance_pre, world).map_err(|e| {
+            component_err(file, format!("does not implement the cryptohost:provider {} world: {e}", world.name()))
+        })?;
 
         let mut provider = WasmProvider {
             shared: self.shared.clone(),
-            pre,
+            pre: instance_pre,
+            indices,
             descriptor: Descriptor {
                 name: name.to_string(),
                 reported_name: String::new(),
@@ -374,6 +382,7 @@ impl Runtime {
                     sha256: actual,
                 },
                 capabilities: Vec::new(),
+                world: Some(world),
             },
             slots: (0..instances.max(1))
                 .map(|_| Slot { live: Mutex::new(None), generation: AtomicU64::new(0) })
@@ -386,7 +395,7 @@ impl Runtime {
         };
         let timeout = self.shared.limits.call_timeout;
         let (info, _) = provider
-            .with_live(None, timeout, |live| live.bindings.cryptohost_provider_metadata().call_info(&mut live.store))
+            .with_live(None, timeout, |live| live.bindings.metadata.call_info(&mut live.store))
             .map_err(|e| component_err(file, format!("metadata call failed: {e}")))?;
         provider.descriptor.reported_name = info.name;
         provider.descriptor.version = info.version;
@@ -395,6 +404,22 @@ impl Runtime {
             .into_iter()
             .map(|c| CapabilityInfo { capability: c.capability.into(), algorithms: c.algorithms })
             .collect();
+        // What a component says it can do must be within its world: a verifier that claims to
+        // sign is lying about something, and is refused.
+        if let Some(c) = provider.descriptor.capabilities.iter().find(|c| !world.allows(c.capability)) {
+            return Err(component_err(
+                file,
+                format!(
+                    "is a {} world component but claims {} ({} world and up only)",
+                    world.name(),
+                    c.capability,
+                    match c.capability {
+                        crate::provider::Capability::Encryption => "the keystore",
+                        _ => "the signer",
+                    }
+                ),
+            ));
+        }
         Ok(provider)
     }
 }
@@ -403,7 +428,7 @@ impl Runtime {
 /// the verifiers it has open.
 struct Live {
     store: Store<GuestState>,
-    bindings: Provider,
+    bindings: world::Handles,
     generation: u64,
     /// Opened verifiers by (algorithm, sha256 of the SPKI), most recently used last: a verify
     /// under a key this instance has seen does not parse the key again.
@@ -423,7 +448,9 @@ struct Slot {
 /// A provider backed by a sandboxed component.
 pub struct WasmProvider {
     shared: Arc<Shared>,
-    pre: ProviderPre<GuestState>,
+    pre: InstancePre<GuestState>,
+    /// Where its world's interfaces sit, found once.
+    indices: world::Indices,
     descriptor: Descriptor,
     /// The instance pool: each slot runs one call at a time, so calls to this provider run in
     /// parallel up to the pool size. Instances are made on first use. After a fault an
@@ -512,12 +539,13 @@ impl WasmProvider {
     fn instantiate(&self) -> Result<Live, ProviderError> {
         let shared = &self.shared;
         let mut store = new_store(shared, &self.descriptor.name);
-        let bindings = self.pre.instantiate(&mut store).map_err(|e| {
-            let what = describe_fault(&e, shared.limits.call_timeout, &shared.limits);
-            ProviderError::Fault(format!("{}: instantiation {what}", self.descriptor.name))
-        })?;
+        let bindings =
+            self.pre.instantiate(&mut store).and_then(|i| self.indices.load(&mut store, &i)).map_err(|e| {
+                let what = describe_fault(&e, shared.limits.call_timeout, &shared.limits);
+                ProviderError::Fault(format!("{}: instantiation {what}", self.descriptor.name))
+            })?;
         let configured = bindings
-            .cryptohost_provider_metadata()
+            .metadata
             .call_configure(&mut store, &self.settings.0)
             .map_err(|e| ProviderError::Fault(format!("{}: configure trapped: {e}", self.descriptor.name)))?;
         if let Err(e) = configured {
@@ -657,6 +685,17 @@ impl Drop for WasmVerifier<'_> {
     }
 }
 
+/// The signing or encryption interface of a live instance; a component whose world has none
+/// answers `unsupported` from inside the call closure.
+macro_rules! iface {
+    ($live:expr, $which:ident) => {
+        match $live.bindings.$which() {
+            Ok(i) => i,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
 impl CryptoProvider for WasmProvider {
     fn descriptor(&self) -> &Descriptor {
         &self.descriptor
@@ -676,14 +715,13 @@ impl CryptoProvider for WasmProvider {
 
     fn digest(&self, algorithm: &str, data: &[u8]) -> Result<Vec<u8>, ProviderError> {
         self.fits("data to hash in one call", data.len())?;
-        self.call(|live| live.bindings.cryptohost_provider_hashing().call_digest(&mut live.store, algorithm, data))
+        self.call(|live| live.bindings.hashing.call_digest(&mut live.store, algorithm, data))
     }
 
     fn digest_reader(&self, algorithm: &str, reader: &mut dyn Read) -> Result<Vec<u8>, ProviderError> {
         let timeout = self.shared.limits.call_timeout;
-        let (hasher, generation) = self.with_live(None, timeout, |live| {
-            live.bindings.cryptohost_provider_hashing().call_open_hasher(&mut live.store, algorithm)
-        })?;
+        let (hasher, generation) =
+            self.with_live(None, timeout, |live| live.bindings.hashing.call_open_hasher(&mut live.store, algorithm))?;
         let hasher = hasher?;
         let mut buf = vec![0u8; STREAM_CHUNK];
         let result = loop {
@@ -695,7 +733,7 @@ impl CryptoProvider for WasmProvider {
             };
             // Each chunk is its own call with its own deadline, so a large file is fine.
             if let Err(e) = self.with_live(Some(generation), timeout, |live| {
-                live.bindings.cryptohost_provider_hashing().hasher().call_update(&mut live.store, hasher, &buf[..n])
+                live.bindings.hashing.hasher().call_update(&mut live.store, hasher, &buf[..n])
             }) {
                 break Err(e);
             }
@@ -703,7 +741,7 @@ impl CryptoProvider for WasmProvider {
         let finished = match result {
             Ok(()) => self
                 .with_live(Some(generation), timeout, |live| {
-                    live.bindings.cryptohost_provider_hashing().hasher().call_finish(&mut live.store, hasher)
+                    live.bindings.hashing.hasher().call_finish(&mut live.store, hasher)
                 })
                 .map(|(r, _)| r),
             Err(e) => Err(e),
@@ -716,7 +754,7 @@ impl CryptoProvider for WasmProvider {
 
     fn open_verifier(&self, algorithm: &str, spki_der: &[u8]) -> Result<Box<dyn Verifier + '_>, ProviderError> {
         let (r, generation) = self.with_live(None, self.shared.limits.call_timeout, |live| {
-            live.bindings.cryptohost_provider_verification().call_open_verifier(&mut live.store, algorithm, spki_der)
+            live.bindings.verification.call_open_verifier(&mut live.store, algorithm, spki_der)
         })?;
         let resource = r?;
         Ok(Box::new(WasmVerifier { provider: self, resource, generation }))
@@ -745,11 +783,7 @@ impl CryptoProvider for WasmProvider {
                     r
                 }
                 None => {
-                    let opened = live.bindings.cryptohost_provider_verification().call_open_verifier(
-                        &mut live.store,
-                        algorithm,
-                        spki_der,
-                    )?;
+                    let opened = live.bindings.verification.call_open_verifier(&mut live.store, algorithm, spki_der)?;
                     let r = match opened {
                         Ok(r) => r,
                         Err(e) => return Ok(Err(e)),
@@ -762,7 +796,7 @@ impl CryptoProvider for WasmProvider {
                     r
                 }
             };
-            let v = live.bindings.cryptohost_provider_verification().verifier();
+            let v = live.bindings.verification.verifier();
             match input {
                 SignInput::Message(m) => v.call_verify(&mut live.store, resource, m, signature, format.into()),
                 SignInput::Digest(d) => v.call_verify_digest(&mut live.store, resource, d, signature, format.into()),
@@ -773,14 +807,14 @@ impl CryptoProvider for WasmProvider {
 
     fn import_pkcs8(&self, pkcs8_der: &[u8]) -> Result<KeyId, ProviderError> {
         let (r, generation) = self.with_live(None, self.shared.limits.call_timeout, |live| {
-            live.bindings.cryptohost_provider_signing().call_import_pkcs8(&mut live.store, pkcs8_der)
+            iface!(live, signing).call_import_pkcs8(&mut live.store, pkcs8_der)
         })?;
         Ok(key_id(generation, &r?))
     }
 
     fn generate(&self, algorithm: &str, rsa_bits: u32, exportable: bool) -> Result<KeyId, ProviderError> {
         let (r, generation) = self.with_live(None, self.shared.limits.keygen_timeout, |live| {
-            live.bindings.cryptohost_provider_signing().call_generate(&mut live.store, algorithm, rsa_bits, exportable)
+            iface!(live, signing).call_generate(&mut live.store, algorithm, rsa_bits, exportable)
         })?;
         Ok(key_id(generation, &r?))
     }
@@ -788,7 +822,7 @@ impl CryptoProvider for WasmProvider {
     fn public_key(&self, key: &KeyId) -> Result<Vec<u8>, ProviderError> {
         let (generation, id) = split_key(key)?;
         let (r, _) = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
-            live.bindings.cryptohost_provider_signing().call_public_key(&mut live.store, id)
+            iface!(live, signing).call_public_key(&mut live.store, id)
         })?;
         r.map_err(Into::into)
     }
@@ -796,7 +830,7 @@ impl CryptoProvider for WasmProvider {
     fn export_pkcs8(&self, key: &KeyId) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
         let (generation, id) = split_key(key)?;
         let (r, _) = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
-            live.bindings.cryptohost_provider_signing().call_export_pkcs8(&mut live.store, id)
+            iface!(live, signing).call_export_pkcs8(&mut live.store, id)
         })?;
         r.map(Zeroizing::new).map_err(Into::into)
     }
@@ -813,7 +847,7 @@ impl CryptoProvider for WasmProvider {
         }
         let (generation, id) = split_key(key)?;
         let (r, _) = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
-            let s = live.bindings.cryptohost_provider_signing();
+            let s = iface!(live, signing);
             match input {
                 SignInput::Message(m) => s.call_sign(&mut live.store, id, algorithm, m, format.into()),
                 SignInput::Digest(d) => s.call_sign_digest(&mut live.store, id, algorithm, d, format.into()),
@@ -827,13 +861,7 @@ impl CryptoProvider for WasmProvider {
         // A seeded simulation derives (generates) the key even when `create` is false.
         let timeout = timeout.max(self.shared.limits.keygen_timeout);
         let (r, generation) = self.with_live(None, timeout, |live| {
-            live.bindings.cryptohost_provider_signing().call_named_key(
-                &mut live.store,
-                name,
-                algorithm,
-                rsa_bits,
-                create,
-            )
+            iface!(live, signing).call_named_key(&mut live.store, name, algorithm, rsa_bits, create)
         })?;
         Ok(key_id(generation, &r?))
     }
@@ -841,21 +869,23 @@ impl CryptoProvider for WasmProvider {
     fn delete_key(&self, key: &KeyId) {
         let Ok((generation, id)) = split_key(key) else { return };
         // A reset instance already forgot the key with everything else.
-        let _ = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
-            live.bindings.cryptohost_provider_signing().call_delete_key(&mut live.store, id)
-        });
+        let _ =
+            self.with_live(Some(generation), self.shared.limits.call_timeout, |live| match live.bindings.signing() {
+                Ok(sig) => sig.call_delete_key(&mut live.store, id),
+                Err(_) => Ok(()),
+            });
     }
 
     fn named_secret(&self, name: &str, algorithm: &str, create: bool) -> Result<KeyId, ProviderError> {
         let (r, generation) = self.with_live(None, self.shared.limits.call_timeout, |live| {
-            live.bindings.cryptohost_provider_encryption().call_named_secret(&mut live.store, name, algorithm, create)
+            iface!(live, encryption).call_named_secret(&mut live.store, name, algorithm, create)
         })?;
         Ok(key_id(generation, &r?))
     }
 
     fn import_secret(&self, algorithm: &str, key: &[u8]) -> Result<KeyId, ProviderError> {
         let (r, generation) = self.with_live(None, self.shared.limits.call_timeout, |live| {
-            live.bindings.cryptohost_provider_encryption().call_import_secret(&mut live.store, algorithm, key)
+            iface!(live, encryption).call_import_secret(&mut live.store, algorithm, key)
         })?;
         Ok(key_id(generation, &r?))
     }
@@ -864,7 +894,7 @@ impl CryptoProvider for WasmProvider {
         self.fits("plaintext plus AAD", plaintext.len().saturating_add(aad.len()))?;
         let (generation, id) = split_key(key)?;
         let (r, _) = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
-            live.bindings.cryptohost_provider_encryption().call_encrypt(&mut live.store, id, plaintext, aad)
+            iface!(live, encryption).call_encrypt(&mut live.store, id, plaintext, aad)
         })?;
         let sealed = r?;
         Ok(Sealed { nonce: sealed.nonce, ciphertext: sealed.ciphertext })
@@ -880,7 +910,7 @@ impl CryptoProvider for WasmProvider {
         self.fits("ciphertext plus AAD", ciphertext.len().saturating_add(aad.len()))?;
         let (generation, id) = split_key(key)?;
         let (r, _) = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
-            live.bindings.cryptohost_provider_encryption().call_decrypt(&mut live.store, id, nonce, ciphertext, aad)
+            iface!(live, encryption).call_decrypt(&mut live.store, id, nonce, ciphertext, aad)
         })?;
         r.map(Zeroizing::new).map_err(Into::into)
     }
@@ -917,7 +947,7 @@ impl Verifier for WasmVerifier<'_> {
             p.fits("a message to verify whole", m.len())?;
         }
         let (r, _) = p.with_live(Some(self.generation), p.shared.limits.call_timeout, |live| {
-            let v = live.bindings.cryptohost_provider_verification().verifier();
+            let v = live.bindings.verification.verifier();
             match input {
                 SignInput::Message(m) => v.call_verify(&mut live.store, self.resource, m, signature, format.into()),
                 SignInput::Digest(d) => {

@@ -32,6 +32,31 @@ struct Entry {
     file: String,
     sha256: String,
     size: u64,
+    /// The WIT world its exports make it: `verifier`, `signer` or `keystore`.
+    world: String,
+}
+
+/// The world of a component, from the interfaces it exports (what the host infers too).
+fn world_of(component: &[u8]) -> Result<String> {
+    let wit_component::DecodedWasm::Component(resolve, world) = wit_component::decode(component)? else {
+        bail!("not a component");
+    };
+    let exports: Vec<String> = resolve.worlds[world]
+        .exports
+        .keys()
+        .filter_map(|k| match k {
+            wit_parser::WorldKey::Interface(id) => resolve.id_of(*id),
+            wit_parser::WorldKey::Name(n) => Some(n.clone()),
+        })
+        .collect();
+    let has = |i: &str| exports.iter().any(|e| e.starts_with(&format!("cryptohost:provider/{i}@")));
+    Ok(match (has("metadata") && has("hashing") && has("verification"), has("signing"), has("encryption")) {
+        (true, false, false) => "verifier",
+        (true, true, false) => "signer",
+        (true, true, true) => "keystore",
+        _ => bail!("exports {exports:?} are none of the worlds verifier, signer, keystore"),
+    }
+    .to_string())
 }
 
 fn arg_value(args: &mut std::vec::IntoIter<String>, flag: &str) -> Result<String> {
@@ -95,8 +120,9 @@ fn main() -> Result<()> {
         let file = format!("{name}.wasm");
         fs::write(out.join(&file), &component).with_context(|| format!("writing {file}"))?;
         let sha256 = hex::encode(Sha256::digest(&component));
-        println!("{file}: {} bytes, sha256 {sha256}", component.len());
-        components.insert(name, Entry { file, sha256, size: component.len() as u64 });
+        let world = world_of(&component).with_context(|| format!("{file}: its world"))?;
+        println!("{file}: {} bytes, sha256 {sha256}, world {world}", component.len());
+        components.insert(name, Entry { file, sha256, size: component.len() as u64, world });
     }
 
     let manifest = Manifest {

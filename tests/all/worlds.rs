@@ -1,0 +1,79 @@
+//! Capability-scoped worlds (`cryptohost:provider@0.2.0`): a component's world comes from what
+//! it exports, is shown by `providers`, must match its configured role, and a component built
+//! against the 0.1.0 contract is refused with a message to rebuild it.
+
+use std::fs;
+
+use crate::common::{self, OFFLINE, P};
+
+fn config_with(extra_provider_line: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = P { name: "simulation", file: "simulation.wasm", priority: 50 };
+    let path = common::write_config(dir.path(), &common::components_dir(), &[OFFLINE, sim], "");
+    let text = fs::read_to_string(&path).unwrap().replace(
+        "name = \"offline-verification\"\n",
+        &format!("name = \"offline-verification\"\n{extra_provider_line}"),
+    );
+    fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn providers_show_the_world_inferred_from_the_exports() {
+    let (_dir, config) = config_with("role = \"signer\"\n");
+    let out = common::run(&config, &["providers", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let world = |name: &str| list.iter().find(|p| p["name"] == name).map(|p| p["world"].clone()).unwrap();
+    assert_eq!(world("offline-verification"), "signer");
+    assert_eq!(world("simulation"), "keystore");
+    let text = common::stdout(&common::run(&config, &["providers"]));
+    assert!(text.contains("world     signer") && text.contains("world     keystore"), "{text}");
+}
+
+#[test]
+fn a_component_whose_world_is_not_its_configured_role_is_refused() {
+    // offline-verification exports signing: it is a signer, not a verifier.
+    let (_dir, config) = config_with("role = \"verifier\"\n");
+    let out = common::run(&config, &["hash", "--alg", "SHA-256", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert!(err.contains("role \"verifier\"") && err.contains("a signer world component"), "{err}");
+    // An unknown role is a configuration error with its line.
+    let (_dir, config) = config_with("role = \"admin\"\n");
+    let out = common::run(&config, &["providers"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::stderr(&out).contains("provider.role"), "{}", common::stderr(&out));
+}
+
+#[test]
+fn a_component_built_against_the_0_1_0_contract_is_refused_with_a_rebuild_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let components = dir.path().join("components");
+    fs::create_dir(&components).unwrap();
+    // What a 0.1.0 guest looks like from outside: it imports the 0.1.0 host interface.
+    let old = wat::parse_str(
+        r#"(component
+             (import "cryptohost:provider/host@0.1.0" (instance))
+             (core module $m (func (export "info")))
+             (core instance $i (instantiate $m)))"#,
+    )
+    .unwrap();
+    fs::write(components.join("old.wasm"), &old).unwrap();
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&old))
+    };
+    let config = dir.path().join("cryptohost.toml");
+    fs::write(
+        &config,
+        format!(
+            "component_dir = \"components\"\n[cache]\nenabled = false\n[[provider]]\nname = \"old\"\ncomponent = \"old.wasm\"\nsha256 = \"{digest}\"\npriority = 1\n"
+        ),
+    )
+    .unwrap();
+    let out = common::run(&config, &["providers"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert!(err.contains("cryptohost:provider/host@0.1.0") && err.contains("rebuild it"), "{err}");
+}
