@@ -3,6 +3,7 @@
 //! knows only the provider trait) plus the admin handle of the HSM. Only this module knows
 //! every backend.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, Manifest};
@@ -148,4 +149,13 @@ pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host
 /// Every other provider gets `[service] instances`.
 fn instances_of(config: &Config, p: &crate::config::ProviderConfig) -> usize {
     if p.key_prefix.is_some() && !p.settings.contains_key("seed") { 1 } else { config.service.instances }
+}
+
+/// Describes a component file without running it (`components inspect`): an engine with the
+/// default limits compiles it and reads its type.
+///
+/// # Errors
+/// The file cannot be read or does not compile.
+pub fn inspect(file: &Path) -> Result<crate::wasm::Inspection, LoadError> {
+    Runtime::new(crate::wasm::Limits::default(), crate::wasm::CacheSetting::Disabled)?.inspect(file)
 }

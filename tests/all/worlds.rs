@@ -77,3 +77,33 @@ fn a_component_built_against_the_0_1_0_contract_is_refused_with_a_rebuild_messag
     let err = common::stderr(&out);
     assert!(err.contains("cryptohost:provider/host@0.1.0") && err.contains("rebuild it"), "{err}");
 }
+
+#[test]
+fn components_inspect_describes_a_component_and_refuses_foreign_imports() {
+    let file = common::components_dir().join("offline-verification.wasm");
+    let out = common::run(
+        std::path::Path::new("/nonexistent.toml"),
+        &["components", "inspect", "--json", file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["sha256"], common::digest_of("offline-verification.wasm"));
+    assert_eq!(v["world"], "signer");
+    assert_eq!(v["manifest"]["wit_package"], "cryptohost:provider@0.2.0");
+    assert!(v["manifest"]["toolchain"].as_str().unwrap().starts_with("rustc "), "{v}");
+    let imports: Vec<&str> = v["imports"].as_array().unwrap().iter().map(|i| i.as_str().unwrap()).collect();
+    assert_eq!(imports, ["cryptohost:provider/host@0.2.0", "cryptohost:provider/types@0.2.0"]);
+    assert!(v["exports"].as_array().unwrap().iter().any(|e| e == "cryptohost:provider/signing@0.2.0"));
+    assert!(!v["exports"].as_array().unwrap().iter().any(|e| e == "cryptohost:provider/encryption@0.2.0"));
+    // A component that imports WASI (or anything but the host interface) is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let wasi = dir.path().join("wasi.wasm");
+    fs::write(&wasi, wat::parse_str(r#"(component (import "wasi:cli/environment@0.2.0" (instance)))"#).unwrap())
+        .unwrap();
+    let out =
+        common::run(std::path::Path::new("/nonexistent.toml"), &["components", "inspect", wasi.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert!(err.contains("imports `wasi:cli/environment@0.2.0`: only the host interface is allowed"), "{err}");
+    assert!(common::stdout(&out).contains("built with unknown"), "{}", common::stdout(&out));
+}

@@ -5,6 +5,7 @@
 //! Exit codes: 0 success (and `valid`), 1 `invalid` signature, 2 bad input or any error.
 
 mod bundle;
+mod components;
 mod dsse;
 mod files;
 mod keys;
@@ -74,6 +75,9 @@ enum Command {
     /// DSSE envelopes: sign (one or more keys/profiles), verify (keys or trust anchors).
     #[command(subcommand)]
     Dsse(DsseCommand),
+    /// Provider component files: inspect.
+    #[command(subcommand)]
+    Components(ComponentsCommand),
     /// Trust anchors: SPKI fingerprints.
     #[command(subcommand)]
     Trust(TrustCommand),
@@ -139,6 +143,18 @@ struct BootstrapArgs {
     /// Algorithm of the bootstrap key (inferred for EC and Ed25519 keys).
     #[arg(long)]
     alg: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ComponentsCommand {
+    /// Describe a component file without running it: digest, world, every import and export,
+    /// the build manifest entry beside it (toolchain, build mode); exit 2 if the host would
+    /// refuse it (an import other than the host interface, or no world).
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -541,6 +557,7 @@ fn run(cli: &Cli) -> Outcome {
         Command::Dsse(DsseCommand::Verify(a)) => dsse::verify(cli, a),
         Command::Bundle(b) => bundle::bundle(cli, b),
         Command::Trust(TrustCommand::Fingerprint { public }) => dsse::fingerprint(cli, public),
+        Command::Components(ComponentsCommand::Inspect { file, json }) => components::inspect(file, *json),
         Command::Serve(a) => serve(cli, a),
     }
 }

@@ -300,6 +300,38 @@ impl Runtime {
         Ok(component)
     }
 
+    /// Describes a component file without running it: its sha256, every import and export,
+    /// and its world (or why it has none). Nothing is instantiated.
+    ///
+    /// # Errors
+    /// The file cannot be read or does not compile as a component.
+    pub fn inspect(&self, file: &Path) -> Result<Inspection, LoadError> {
+        let bytes = fsio::read_bounded_nofollow(file, file_limits::COMPONENT, "component")
+            .map_err(|e| component_err(file, e.message))?;
+        let sha256 = sha256_hex(&bytes);
+        let component = Component::new(&self.shared.engine, &bytes)
+            .map_err(|e| component_err(file, format!("is not a component this host can compile: {e}")))?;
+        let ty = component.component_type();
+        let engine = &self.shared.engine;
+        let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+        let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        let refused_imports = imports
+            .iter()
+            .filter(|i| !ALLOWED_IMPORTS.contains(&i.as_str()))
+            .map(|i| {
+                world::older_contract(i).unwrap_or_else(|| format!("imports `{i}`: only the host interface is allowed"))
+            })
+            .collect();
+        Ok(Inspection {
+            sha256,
+            size: bytes.len() as u64,
+            world: world::infer(&ty, engine),
+            imports,
+            exports,
+            refused_imports,
+        })
+    }
+
     /// Loads, checks and describes one provider component.
     ///
     /// # Errors
@@ -422,6 +454,19 @@ impl Runtime {
         }
         Ok(provider)
     }
+}
+
+/// What `components inspect` shows of a component file.
+#[derive(Debug)]
+pub struct Inspection {
+    pub sha256: String,
+    pub size: u64,
+    /// Its world, or why its exports make none.
+    pub world: Result<crate::provider::World, String>,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    /// One line per import the host would refuse (anything but the `host` interface).
+    pub refused_imports: Vec<String>,
 }
 
 /// A live instance: its own store (guest state never leaks across instances), bindings, and

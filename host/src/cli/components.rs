@@ -1,0 +1,65 @@
+//! `components inspect`: what a component file is, before anyone pins it.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use cryptohost::config::Manifest;
+use serde_json::json;
+
+use super::Outcome;
+
+pub(super) fn inspect(file: &Path, as_json: bool) -> Outcome {
+    let i = cryptohost::load::inspect(file)?;
+    // The build manifest beside the file, when it lists these very bytes.
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let manifest = file.parent().map(|d| d.join("manifest.json")).and_then(|m| Manifest::load(&m).ok());
+    let entry =
+        manifest.as_ref().and_then(|m| m.entry_for_file(&name).filter(|e| e.sha256 == i.sha256).map(|e| (m, e)));
+    let world = i.world.as_ref().map(|w| w.name().to_string());
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "file": file.display().to_string(),
+                "sha256": i.sha256,
+                "size": i.size,
+                "world": world.as_ref().ok(),
+                "world_error": world.as_ref().err(),
+                "imports": i.imports,
+                "exports": i.exports,
+                "refused": i.refused_imports,
+                "manifest": entry.map(|(m, _)| json!({
+                    "wit_package": m.wit_package, "toolchain": m.toolchain, "build_mode": m.build_mode,
+                })),
+            }))?
+        );
+    } else {
+        println!("{}", file.display());
+        println!("  sha256     {}", i.sha256);
+        println!("  size       {} bytes", i.size);
+        match &world {
+            Ok(w) => println!("  world      {w}"),
+            Err(e) => println!("  world      none: {e}"),
+        }
+        for imp in &i.imports {
+            println!("  import     {imp}");
+        }
+        for exp in &i.exports {
+            println!("  export     {exp}");
+        }
+        match entry {
+            Some((m, _)) => {
+                println!("  built with {} ({})", m.toolchain, m.build_mode);
+                println!("  contract   {}", m.wit_package);
+            }
+            None => println!("  built with unknown (no manifest.json beside it lists these bytes)"),
+        }
+    }
+    for r in &i.refused_imports {
+        eprintln!("cryptohost: components inspect: refused: {r}");
+    }
+    if let Err(e) = &world {
+        eprintln!("cryptohost: components inspect: refused: {e}");
+    }
+    Ok(if i.refused_imports.is_empty() && world.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
