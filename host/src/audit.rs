@@ -67,7 +67,12 @@ pub struct EventRecord {
 #[serde(untagged)]
 pub enum KeyOrigin {
     /// A wasm component, by file name and the sha256 it was admitted under.
-    Component { component: String, sha256: String },
+    Component {
+        component: String,
+        sha256: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        publisher: Option<String>,
+    },
     /// The PKCS#11 backend: module path and the serial of the token that served.
     Pkcs11 { pkcs11_module: String, token_serial: Option<String> },
     /// No provider was reached (the operation failed before one was chosen).
@@ -77,7 +82,10 @@ pub enum KeyOrigin {
 impl std::fmt::Display for KeyOrigin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            KeyOrigin::Component { component, sha256 } => write!(f, "{component} sha256:{sha256}"),
+            KeyOrigin::Component { component, sha256, publisher: None } => write!(f, "{component} sha256:{sha256}"),
+            KeyOrigin::Component { component, sha256, publisher: Some(p) } => {
+                write!(f, "{component} sha256:{sha256} published by {p}")
+            }
             KeyOrigin::Pkcs11 { pkcs11_module, token_serial } => {
                 write!(f, "PKCS#11 {pkcs11_module} token serial {}", token_serial.as_deref().unwrap_or("?"))
             }

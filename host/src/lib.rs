@@ -22,6 +22,7 @@ pub mod pkcs11;
 pub mod registry;
 pub mod service;
 pub mod trust;
+pub mod trust_root;
 
 pub use config::Config;
 pub use load::{Host, TrustMode};

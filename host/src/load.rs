@@ -61,8 +61,19 @@ pub fn open(config: &Config, trust: TrustMode) -> Result<Host, LoadError> {
 /// # Errors
 /// As [`open`].
 pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host, LoadError> {
+    // An installed kit is checked whole (bootstrap signature, every file, the publisher's
+    // signature over its components) before anything of it, or anything else, is compiled.
+    let kit = installed_kit(config)?;
+    let kit_providers: Vec<&crate::bundle::kit::Admitted> = kit
+        .as_ref()
+        .map(|k| {
+            let disabled = config.kit.as_ref().map(|c| c.disable.clone()).unwrap_or_default();
+            k.components.iter().filter(|a| !disabled.contains(&a.entry.provider.name)).collect()
+        })
+        .unwrap_or_default();
     let runtime = if pooled {
-        let total: usize = config.providers.iter().map(|p| instances_of(config, p)).sum();
+        let total: usize = config.providers.iter().map(|p| instances_of(config, p)).sum::<usize>()
+            + kit_providers.iter().map(|a| kit_instances(config, a)).sum::<usize>();
         Runtime::pooled(config.limits.clone(), config.cache.clone(), u32::try_from(total).unwrap_or(u32::MAX))?
     } else {
         Runtime::new(config.limits.clone(), config.cache.clone())?
@@ -101,6 +112,18 @@ pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host
                 Trust::Manifest(entry.sha256.clone())
             }
         };
+        if let (Some(k), Trust::Pinned(d) | Trust::Manifest(d)) = (&kit, &trust)
+            && let Some(r) = k.revocation(d)
+        {
+            return Err(LoadError::Component {
+                file: file.clone(),
+                message: format!(
+                    "sha256 {d} is revoked by the installed kit {} ({}); refused even though the config pins it",
+                    k.dir.display(),
+                    r.reason
+                ),
+            });
+        }
         let settings = p.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let instances = instances_of(config, p);
         let loaded = runtime.load_pooled(&p.name, &file, &trust, p.priority, settings, instances)?;
@@ -121,6 +144,52 @@ pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host
         }
         let provider: Arc<dyn CryptoProvider> = Arc::new(loaded);
         if let Some(prefix) = &p.key_prefix {
+            prefixes.push((prefix.clone(), provider.clone()));
+        }
+        providers.push(provider);
+    }
+    // The kit's providers: what the config would say comes from the signed manifest; the
+    // config may disable one or override its priority.
+    for a in kit_providers {
+        let name = &a.entry.provider.name;
+        let file = a.path.clone();
+        if config.providers.iter().any(|p| p.name == *name) {
+            return Err(LoadError::Component {
+                file,
+                message: format!(
+                    "provider {name:?} is both configured and in the installed kit: name one, or disable the kit's"
+                ),
+            });
+        }
+        if let Some(r) = kit.as_ref().and_then(|k| k.revocation(&a.entry.sha256)) {
+            return Err(LoadError::Component {
+                file,
+                message: format!("sha256 {} is revoked by the installed kit ({})", a.entry.sha256, r.reason),
+            });
+        }
+        let priority =
+            config.kit.as_ref().and_then(|k| k.priority.get(name).copied()).unwrap_or(a.entry.provider.priority);
+        let mut loaded = runtime.load_pooled(
+            name,
+            &file,
+            &Trust::Pinned(a.entry.sha256.clone()),
+            crate::provider::Priority(priority),
+            Vec::new(),
+            kit_instances(config, a),
+        )?;
+        if loaded.descriptor().world != Some(a.world) {
+            return Err(LoadError::Component {
+                file,
+                message: format!(
+                    "the kit gives provider {name:?} role {}, but the component is a {} world component",
+                    a.world.name(),
+                    loaded.descriptor().world.map_or("native", |w| w.name())
+                ),
+            });
+        }
+        loaded.set_publisher(&a.publisher);
+        let provider: Arc<dyn CryptoProvider> = Arc::new(loaded);
+        if let Some(prefix) = &a.entry.provider.key_prefix {
             prefixes.push((prefix.clone(), provider.clone()));
         }
         providers.push(provider);
@@ -158,4 +227,67 @@ fn instances_of(config: &Config, p: &crate::config::ProviderConfig) -> usize {
 /// The file cannot be read or does not compile.
 pub fn inspect(file: &Path) -> Result<crate::wasm::Inspection, LoadError> {
     Runtime::new(crate::wasm::Limits::default(), crate::wasm::CacheSetting::Disabled)?.inspect(file)
+}
+
+/// A kit provider's pool: one instance when it holds keys (it carries no seed setting).
+fn kit_instances(config: &Config, a: &crate::bundle::kit::Admitted) -> usize {
+    if a.entry.provider.key_prefix.is_some() { 1 } else { config.service.instances }
+}
+
+/// The installed kit the config names, checked whole as of now; `None` without `[kit]`.
+///
+/// # Errors
+/// The kit fails any check (its message names the file or the signature).
+pub fn installed_kit(config: &Config) -> Result<Option<crate::bundle::kit::InstalledKit>, LoadError> {
+    let (Some(k), Some(fp)) = (&config.kit, &config.bootstrap_fingerprint) else { return Ok(None) };
+    crate::bundle::kit::open(&k.dir, fp, time::OffsetDateTime::now_utc())
+        .map(Some)
+        .map_err(|e| LoadError::Config { path: config.path.clone(), message: e.0 })
+}
+
+/// The trust anchors the config names, re-checked now: an installed kit's (`[kit] dir`, or
+/// `[trust] anchors` pointing at an installed kit: checked against the bootstrap key), or a
+/// plain anchors directory.
+///
+/// # Errors
+/// None configured, a kit that fails its checks, or anchors that do not load.
+pub fn configured_anchors(
+    config: &Config,
+    registry: &Registry,
+    at: time::OffsetDateTime,
+    purpose: Option<&str>,
+) -> Result<crate::trust::AnchorSet, String> {
+    if let Some(k) = installed_kit(config).map_err(|e| e.to_string())? {
+        return k.anchors(registry, at, purpose).map_err(|e| e.to_string());
+    }
+    let dir = config.trust_anchors.as_ref().ok_or_else(|| {
+        format!("no trust anchors configured ([kit] dir or [trust] anchors in {})", config.path.display())
+    })?;
+    anchors_in(config, registry, dir, at, purpose)
+}
+
+/// The anchors in `dir`: an installed kit (its signed manifest present) is checked against
+/// `[trust] bootstrap_fingerprint` first, and refused without one; a plain directory is read.
+///
+/// # Errors
+/// As [`configured_anchors`].
+pub fn anchors_in(
+    config: &Config,
+    registry: &Registry,
+    dir: &Path,
+    at: time::OffsetDateTime,
+    purpose: Option<&str>,
+) -> Result<crate::trust::AnchorSet, String> {
+    if crate::bundle::kit::is_installed_kit(dir) {
+        let fp = config.bootstrap_fingerprint.as_ref().ok_or_else(|| {
+            format!(
+                "{} is an installed kit: set [trust] bootstrap_fingerprint in {} so that it is checked before its anchors are trusted",
+                dir.display(),
+                config.path.display()
+            )
+        })?;
+        let kit = crate::bundle::kit::open(dir, fp, time::OffsetDateTime::now_utc()).map_err(|e| e.0)?;
+        return kit.anchors(registry, at, purpose).map_err(|e| e.to_string());
+    }
+    crate::trust::load_anchors(registry, dir, at, purpose).map_err(|e| e.to_string())
 }

@@ -66,8 +66,14 @@ impl std::str::FromStr for SigFormat {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Origin {
-    /// A wasm component file and the sha256 it was admitted under.
-    Component { file: String, sha256: String },
+    /// A wasm component file and the sha256 it was admitted under; `publisher`, the key id
+    /// that signed the kit's component manifest, when it came that way.
+    Component {
+        file: String,
+        sha256: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        publisher: Option<String>,
+    },
     /// Native code in the host (the PKCS#11 backend).
     Native { module: String },
 }

@@ -88,7 +88,35 @@ pub fn load_anchors(
     let err = |message: String| AnchorError { path: path.display().to_string(), message };
     let text = crate::fsio::read_bounded(&path, crate::fsio::limits::MANIFEST, "trust anchors file")
         .map_err(|e| err(e.message))?;
-    let file: AnchorsFile = serde_json::from_slice(&text).map_err(|e| err(format!("not a trust anchors file: {e}")))?;
+    let mut public_keys = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir.join("public-keys")) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "pub") {
+                let spki = keyfile::read_public_key(&p).map_err(|e| err(e.to_string()))?;
+                public_keys.push(spki);
+            }
+        }
+    }
+    anchors_from(registry, &path, &text, &public_keys, at, purpose)
+}
+
+/// As [`load_anchors`], over bytes already read (and, for an installed kit, already checked
+/// against its signed manifest): the trust-anchors file and the public keys (SPKI DER).
+///
+/// # Errors
+/// As [`load_anchors`].
+pub fn anchors_from(
+    registry: &Registry,
+    path: &Path,
+    text: &[u8],
+    public_keys: &[Vec<u8>],
+    at: OffsetDateTime,
+    purpose: Option<&str>,
+) -> Result<AnchorSet, AnchorError> {
+    let path = path.to_path_buf();
+    let err = |message: String| AnchorError { path: path.display().to_string(), message };
+    let file: AnchorsFile = serde_json::from_slice(text).map_err(|e| err(format!("not a trust anchors file: {e}")))?;
     let expires = time_of("expiresAt", &file.expires_at, &path)?;
     time_of("createdAt", &file.created_at, &path)?;
     for a in &file.trust_anchors {
@@ -107,17 +135,11 @@ pub fn load_anchors(
         )));
     }
 
-    // Every public key in the bundle, by fingerprint (computed through a hashing provider).
+    // Every public key given, by fingerprint (computed through a hashing provider).
     let mut available = Vec::new();
-    if let Ok(entries) = fs::read_dir(dir.join("public-keys")) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "pub") {
-                let spki = keyfile::read_public_key(&p).map_err(|e| err(e.to_string()))?;
-                let fp = fingerprint(registry, &spki).map_err(err)?;
-                available.push((p, fp, spki));
-            }
-        }
+    for spki in public_keys {
+        let fp = fingerprint(registry, spki).map_err(err)?;
+        available.push(((), fp, spki.clone()));
     }
 
     let mut keys = Vec::new();
@@ -155,20 +177,13 @@ pub fn load_anchors(
     Ok(AnchorSet { keys, refused })
 }
 
-/// The keys one anchor key id names at `at` (more than one while a key and its successor are
+/// The keys one anchor key id names in `set` (more than one while a key and its successor are
 /// both listed), which must be anchors for `algorithm`.
 ///
 /// # Errors
-/// The anchors do not load, or no anchor with that key id passes its rules at `at` for
-/// `algorithm` (the message says why each one did not).
-pub fn keys_for_id(
-    registry: &Registry,
-    dir: &Path,
-    key_id: &str,
-    algorithm: &str,
-    at: OffsetDateTime,
-) -> Result<Vec<TrustedKey>, AnchorError> {
-    let set = load_anchors(registry, dir, at, None)?;
+/// No anchor with that key id passes its rules for `algorithm` (the message says why each one
+/// did not).
+pub fn keys_for_id(set: AnchorSet, key_id: &str, algorithm: &str) -> Result<Vec<TrustedKey>, String> {
     let mut reasons: Vec<String> =
         set.refused.into_iter().filter(|r| r.starts_with(&format!("anchor {key_id}:"))).collect();
     let mut keys = Vec::new();
@@ -181,10 +196,7 @@ pub fn keys_for_id(
     }
     if keys.is_empty() {
         let why = if reasons.is_empty() { "no anchor has this key id".to_string() } else { reasons.join("; ") };
-        return Err(AnchorError {
-            path: dir.join("trust-anchors.json").display().to_string(),
-            message: format!("no usable anchor with key id {key_id:?}: {why}"),
-        });
+        return Err(format!("no usable anchor with key id {key_id:?}: {why}"));
     }
     Ok(keys)
 }

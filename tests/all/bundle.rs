@@ -122,12 +122,28 @@ fn create_verify_install_and_use_the_anchors() {
         ],
     );
     assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
+    // An installed kit is checked before its anchors are trusted: without the bootstrap
+    // fingerprint in the config, `--anchors` on it is refused (tests/all/kit.rs has the rest).
     let verified =
         run(&k.config, &["dsse", "verify", "--anchors", s(&into), "--purpose", "container-scanning", s(&env)]);
+    assert_eq!(verified.status.code(), Some(2));
+    assert!(stderr(&verified).contains("set [trust] bootstrap_fingerprint"), "{}", stderr(&verified));
+    // A plain anchors directory (no signed manifest) is still read as it is.
+    let plain = k.dir.path().join("plain");
+    fs::create_dir_all(plain.join("public-keys")).unwrap();
+    fs::copy(into.join("trust-anchors.json"), plain.join("trust-anchors.json")).unwrap();
+    fs::copy(into.join("public-keys/scanner-key-001.pub"), plain.join("public-keys/scanner-key-001.pub")).unwrap();
+    let verified =
+        run(&k.config, &["dsse", "verify", "--anchors", s(&plain), "--purpose", "container-scanning", s(&env)]);
     assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
-    // Installing over a non-empty directory is refused.
-    let again = k.install(&archive, &into);
+    // Installing over a non-empty directory that is not an installed kit is refused.
+    let other = k.dir.path().join("other");
+    fs::create_dir(&other).unwrap();
+    fs::write(other.join("keep.txt"), b"mine").unwrap();
+    let again = k.install(&archive, &other);
     assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("is not an installed kit"), "{}", stderr(&again));
+    assert_eq!(fs::read(other.join("keep.txt")).unwrap(), b"mine");
 }
 
 /// Rewrites an archive's entries, then packs them again (keeping the signed manifest).
@@ -186,11 +202,11 @@ fn tampered_and_hostile_archives_are_refused_and_nothing_is_written() {
 
     let t = d.join("tampered.tar.gz");
     repack(&good, &t, |e| e.iter_mut().find(|(n, _)| n == "trust-anchors.json").unwrap().1.extend_from_slice(b" "));
-    refused(&k, &t, "does not match the manifest");
+    refused(&k, &t, "does not match the signed manifest");
 
     let extra = d.join("extra.tar.gz");
     repack(&good, &extra, |e| e.push(("public-keys/attacker.pub".into(), b"-----BEGIN PUBLIC KEY-----".to_vec())));
-    refused(&k, &extra, "not in the manifest");
+    refused(&k, &extra, "not in the signed manifest");
 
     let dup = d.join("duplicate.tar.gz");
     repack(&good, &dup, |e| {

@@ -262,6 +262,46 @@ fn collect(dir: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, Bund
         }
         files.insert(path, bytes);
     }
+    // Optional: signed provider modules (`crypto-plugins/`: component files and the
+    // publisher's signed component manifest) and a revocation list of component digests.
+    if let Ok(st) = rustix::fs::statat(&root, "crypto-plugins", AtFlags::SYMLINK_NOFOLLOW) {
+        let plugins_path = dir.join("crypto-plugins");
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return fail(format!("{} is not a directory: refused", plugins_path.display()));
+        }
+        let plugins = rustix::fs::openat(&root, "crypto-plugins", flags, Mode::empty())
+            .map_err(|e| BundleError(format!("{}: {}", plugins_path.display(), io_err(e))))?;
+        for (name, kind) in list_dir(&plugins, &plugins_path)? {
+            let shown = plugins_path.join(&name);
+            if !matches!(kind, FileType::RegularFile | FileType::Unknown) {
+                return fail(format!("{} is a {}, not a regular file: refused", shown.display(), kind_name(kind)));
+            }
+            if !(name.ends_with(".wasm") || name == kit::COMPONENT_MANIFEST_FILE) {
+                return fail(format!(
+                    "{}: crypto-plugins/ holds only components (*.wasm) and {}: refused",
+                    shown.display(),
+                    kit::COMPONENT_MANIFEST_FILE
+                ));
+            }
+            let path = format!("crypto-plugins/{name}");
+            headers += headers_for(&path);
+            let bytes = read_regular_at(&plugins, &name, &shown, limits.max_entry_bytes)?;
+            total += bytes.len() as u64;
+            if headers > limits.max_entries || total > limits.max_total_bytes {
+                return fail(format!("{}: the bundle would exceed its limits: refused", dir.display()));
+            }
+            files.insert(path, bytes);
+        }
+    }
+    match read_regular_at(&root, kit::REVOKED, &dir.join(kit::REVOKED), limits.max_entry_bytes) {
+        Ok(bytes) => {
+            serde_json::from_slice::<kit::Revocations>(&bytes)
+                .map_err(|e| BundleError(format!("{}: {e}", dir.join(kit::REVOKED).display())))?;
+            files.insert(kit::REVOKED.to_string(), bytes);
+        }
+        Err(_) if rustix::fs::statat(&root, kit::REVOKED, AtFlags::SYMLINK_NOFOLLOW).is_err() => {}
+        Err(e) => return Err(e),
+    }
     Ok(files)
 }
 
@@ -402,6 +442,7 @@ fn write_archive(out: &Path, all: &BTreeMap<String, Vec<u8>>, limits: Limits) ->
         .map_err(|e| BundleError(format!("wrote {}, but syncing {}: {}", out.display(), parent.display(), io_err(e))))
 }
 
+pub mod kit;
 mod tar_reader;
 
 pub use tar_reader::read_archive;
@@ -418,8 +459,25 @@ pub fn verify(
     limits: Limits,
 ) -> Result<(Manifest, BTreeMap<String, Vec<u8>>), BundleError> {
     let files = read_archive(archive, limits)?;
+    let manifest = verify_files(registry, &files, bootstrap, limits, &format!("the archive {}", archive.display()))?;
+    Ok((manifest, files))
+}
+
+/// The checks of [`verify`] over a bundle's files (from an archive, or an installed kit):
+/// the manifest's signature under the bootstrap key, every listed file present and matching,
+/// nothing unlisted. `whose` names where the files came from in errors.
+///
+/// # Errors
+/// A bad signature, a missing, altered or unlisted file.
+pub fn verify_files(
+    registry: &Registry,
+    files: &BTreeMap<String, Vec<u8>>,
+    bootstrap: &Bootstrap,
+    limits: Limits,
+    whose: &str,
+) -> Result<Manifest, BundleError> {
     let (Some(manifest_bytes), Some(sig_bytes)) = (files.get(MANIFEST), files.get(SIGNATURE)) else {
-        return fail(format!("{} lacks {MANIFEST} or {SIGNATURE}", archive.display()));
+        return fail(format!("{whose} lacks {MANIFEST} or {SIGNATURE}"));
     };
     let envelope = Envelope::parse(sig_bytes, limits.max_entry_bytes as usize, crate::dsse::DEFAULT_MAX_SIGNATURES)
         .map_err(|e| BundleError(format!("{SIGNATURE}: {e}")))?;
@@ -446,7 +504,7 @@ pub fn verify(
             let Some(spki) = found else {
                 return fail(format!("no public key in the bundle has the bootstrap fingerprint {fp}"));
             };
-            let algorithm = algorithm_for(&files, &spki).ok_or_else(|| {
+            let algorithm = algorithm_for(files, &spki).ok_or_else(|| {
                 BundleError("cannot tell the bundle key's algorithm: give the bootstrap public key (--bootstrap-pub) with --alg".into())
             })?;
             TrustedKey { name: "bootstrap key".into(), fingerprint: fp.clone(), spki, algorithm, hints: vec![] }
@@ -464,18 +522,24 @@ pub fn verify(
         serde_json::from_slice(manifest_bytes).map_err(|e| BundleError(format!("{MANIFEST}: {e}")))?;
     for f in &manifest.files {
         let Some(bytes) = files.get(&f.path) else {
-            return fail(format!("{} is listed in the manifest but missing from the archive", f.path));
+            return fail(format!(
+                "{}: {} is listed in the signed manifest but missing (removed?): refused",
+                whose, f.path
+            ));
         };
         if bytes.len() as u64 != f.size || sha256_hex(registry, bytes)? != f.sha256 {
-            return fail(format!("{} does not match the manifest (size or sha256 differs)", f.path));
+            return fail(format!(
+                "{}: {} does not match the signed manifest (size or sha256 differs: edited?): refused",
+                whose, f.path
+            ));
         }
     }
     for path in files.keys() {
         if path != MANIFEST && path != SIGNATURE && !manifest.files.iter().any(|f| f.path == *path) {
-            return fail(format!("{path} is in the archive but not in the manifest: refused"));
+            return fail(format!("{whose}: {path} is not in the signed manifest (added?): refused"));
         }
     }
-    Ok((manifest, files))
+    Ok(manifest)
 }
 
 /// The algorithm of the bundle key: `bundleSignature.algorithmId` in trust-anchors.json, else
@@ -505,29 +569,64 @@ pub fn install(
     bootstrap: &Bootstrap,
     into: &Path,
     limits: Limits,
+    allow_downgrade: bool,
 ) -> Result<Manifest, BundleError> {
     let (manifest, files) = verify(registry, archive, bootstrap, limits)?;
+    let now = time::OffsetDateTime::now_utc();
+    let anchors: AnchorsFile = files
+        .get("trust-anchors.json")
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .ok_or_else(|| BundleError("the kit has no readable trust-anchors.json".into()))?;
+    let expires = crate::trust::parse_time(&anchors.expires_at).map_err(BundleError)?;
+    if expires < now {
+        return fail(format!("the kit expired at {} (its trust-anchors.json expiresAt): refused", anchors.expires_at));
+    }
+    let created = crate::trust::parse_time(&manifest.created_at)
+        .map_err(|e| BundleError(format!("{MANIFEST}: createdAt {e}")))?;
     let (parent, name) = split_parent(into)?;
     let parent_fd = open_dir(parent)?;
-    check_into(&parent_fd, name, into)?;
+    let installed = check_into(&parent_fd, name, into)?;
+    if let Some(old) = &installed {
+        let old_time = crate::trust::parse_time(old).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        if created < old_time && !allow_downgrade {
+            return fail(format!(
+                "this kit (createdAt {}) is older than the one installed in {} (createdAt {old}): refused \
+                 (--allow-downgrade installs it anyway)",
+                manifest.created_at,
+                into.display()
+            ));
+        }
+    }
     let stem: String = name.to_string_lossy().chars().take(64).collect();
     let staging = format!(".{stem}.staging-{}", random_suffix()?);
     rustix::fs::mkdirat(&parent_fd, &staging, Mode::from_raw_mode(0o700))
         .map_err(|e| BundleError(format!("creating staging directory beside {}: {}", into.display(), io_err(e))))?;
-    let installed = (|| -> std::io::Result<()> {
+    let written = (|| -> std::io::Result<()> {
         let dir = rustix::fs::openat(&parent_fd, &staging, DIR_NOFOLLOW, Mode::empty())?;
         for (path, bytes) in &files {
             write_new_file(&dir, path, bytes)?;
         }
         rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755))?;
         rustix::fs::fsync(&dir)?;
-        // Replaces nothing but an empty directory: a link or a file at `into` makes it fail.
-        rustix::fs::renameat(&parent_fd, &staging, &parent_fd, name)?;
+        if installed.is_some() {
+            // An upgrade: the new tree and the installed one swap places in one step
+            // (components and anchors together, or neither), then the old one goes.
+            rustix::fs::renameat_with(&parent_fd, &staging, &parent_fd, name, rustix::fs::RenameFlags::EXCHANGE)?;
+        } else {
+            // Replaces nothing but an empty directory: a link or a file at `into` makes it fail.
+            rustix::fs::renameat(&parent_fd, &staging, &parent_fd, name)?;
+        }
         Ok(())
     })();
-    if let Err(e) = installed {
+    if let Err(e) = written {
         let _ = remove_tree(&parent_fd, &staging);
         return fail(format!("installing into {}: {e} (nothing was installed)", into.display()));
+    }
+    if installed.is_some() {
+        // What was installed before now sits at the staging name.
+        if let Err(e) = remove_tree(&parent_fd, &staging) {
+            log::warn!("the previous kit is left at {}/{staging}: {e}", parent.display());
+        }
     }
     // The rename itself must survive a crash.
     rustix::fs::fsync(&parent_fd).map_err(|e| {
@@ -538,11 +637,12 @@ pub fn install(
 
 const DIR_NOFOLLOW: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
 
-/// `into` (in `parent`) must be absent or an empty directory, and not a symbolic link.
-fn check_into(parent: &OwnedFd, name: &std::ffi::OsStr, into: &Path) -> Result<(), BundleError> {
+/// `into` (in `parent`) must be absent, an empty directory, or an installed kit (whose
+/// `createdAt` is returned), and not a symbolic link.
+fn check_into(parent: &OwnedFd, name: &std::ffi::OsStr, into: &Path) -> Result<Option<String>, BundleError> {
     let st = match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
-        Err(Errno::NOENT) => return Ok(()),
+        Err(Errno::NOENT) => return Ok(None),
         Err(e) => return fail(format!("{}: {}", into.display(), io_err(e))),
     };
     match FileType::from_raw_mode(st.st_mode) {
@@ -559,10 +659,21 @@ fn check_into(parent: &OwnedFd, name: &std::ffi::OsStr, into: &Path) -> Result<(
     }
     let dir = rustix::fs::openat(parent, name, DIR_NOFOLLOW, Mode::empty())
         .map_err(|e| BundleError(format!("{}: {}", into.display(), io_err(e))))?;
-    if !list_dir(&dir, into)?.is_empty() {
-        return fail(format!("{} exists and is not empty; install into a new directory", into.display()));
+    if list_dir(&dir, into)?.is_empty() {
+        return Ok(None);
     }
-    Ok(())
+    // An installed kit: its signed manifest says its version.
+    let manifest = rustix::fs::openat(&dir, "metadata", DIR_NOFOLLOW, Mode::empty())
+        .ok()
+        .and_then(|m| read_regular_at(&m, "bundle-manifest.json", &into.join(MANIFEST), 4 << 20).ok())
+        .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok());
+    match manifest {
+        Some(m) => Ok(Some(m.created_at)),
+        None => fail(format!(
+            "{} exists, is not empty and is not an installed kit; install into a new directory",
+            into.display()
+        )),
+    }
 }
 
 /// Creates `path` (safe, `/`-separated) under `root`, its directories included, never

@@ -27,9 +27,12 @@ fn bootstrap(b: &BootstrapArgs) -> Result<cryptohost::bundle::Bootstrap> {
 
 pub(super) fn bundle(cli: &Cli, b: &BundleCommand) -> Outcome {
     use cryptohost::bundle::{self, Limits};
-    let (config, registry) = open(cli)?;
+    // A kit is verified (and installed) by the trust root's own verifier, never by providers
+    // from a kit: the installed kit may be missing, broken, or the one being replaced.
+    let root = cryptohost::trust_root::registry();
     match b {
         BundleCommand::Create { from, key, alg, out } => {
+            let (config, registry) = open(cli)?;
             let service = KeyService::new(&registry, &config.audit_path)?;
             let signer = cryptohost::dsse::Signer {
                 label: key.clone(),
@@ -41,12 +44,17 @@ pub(super) fn bundle(cli: &Cli, b: &BundleCommand) -> Outcome {
             println!("wrote {} ({} files)", out.display(), manifest.files.len());
         }
         BundleCommand::Verify { archive, bootstrap: bs } => {
-            let (manifest, _) = bundle::verify(&registry, archive, &bootstrap(bs)?, Limits::default())?;
+            let (manifest, _) = bundle::verify(&root, archive, &bootstrap(bs)?, Limits::default())?;
             println!("valid: {} files, signed manifest of {}", manifest.files.len(), manifest.created_at);
         }
-        BundleCommand::Install { archive, bootstrap: bs, into } => {
-            let manifest = bundle::install(&registry, archive, &bootstrap(bs)?, into, Limits::default())?;
-            println!("installed {} files into {}", manifest.files.len(), into.display());
+        BundleCommand::Install { archive, bootstrap: bs, into, allow_downgrade } => {
+            let manifest = bundle::install(&root, archive, &bootstrap(bs)?, into, Limits::default(), *allow_downgrade)?;
+            println!(
+                "installed {} files into {} (kit createdAt {})",
+                manifest.files.len(),
+                into.display(),
+                manifest.created_at
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -63,3 +63,20 @@ pub(super) fn inspect(file: &Path, as_json: bool) -> Outcome {
     }
     Ok(if i.refused_imports.is_empty() && world.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
+
+pub(super) fn sign(cli: &super::Cli, key: &str, alg: &str, key_id: &str, out: &Path) -> Outcome {
+    let (config, registry) = super::open(cli)?;
+    let service = cryptohost::keys::KeyService::new(&registry, &config.audit_path)?;
+    let signer = cryptohost::dsse::Signer {
+        label: key.to_string(),
+        key: super::parse_ref(key)?,
+        algorithm: alg.to_string(),
+        key_id: Some(key_id.to_string()),
+    };
+    let manifest = cryptohost::bundle::kit::publish(&registry, &service, &config, &signer, out)?;
+    for c in &manifest.components {
+        println!("{}  {}  {} ({}, priority {})", c.file, c.sha256, c.provider.name, c.world, c.provider.priority);
+    }
+    println!("signed {} component(s) as {key_id} into {}", manifest.components.len(), out.display());
+    Ok(ExitCode::SUCCESS)
+}

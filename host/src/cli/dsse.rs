@@ -88,14 +88,15 @@ pub(super) fn verify(cli: &Cli, a: &DsseVerifyArgs) -> Outcome {
     };
     let mut refused = Vec::new();
     let anchors = match (&a.anchors, a.public.is_empty()) {
-        (Some(dir), _) => Some(dir),
-        (None, true) => Some(config.trust_anchors.as_ref().with_context(|| {
-            format!("give --pub (repeatable) or --anchors DIR, or set [trust] anchors in {}", config.path.display())
-        })?),
+        (Some(dir), _) => Some(cryptohost::load::anchors_in(&config, &registry, dir, at, a.purpose.as_deref())),
+        (None, true) => Some(
+            cryptohost::load::configured_anchors(&config, &registry, at, a.purpose.as_deref())
+                .map_err(|e| format!("{e}; or give --pub (repeatable) or --anchors DIR")),
+        ),
         (None, false) => None,
     };
-    let keys: Vec<TrustedKey> = if let Some(dir) = anchors {
-        let set = cryptohost::trust::load_anchors(&registry, dir, at, a.purpose.as_deref())?;
+    let keys: Vec<TrustedKey> = if let Some(set) = anchors {
+        let set = set.map_err(|e| anyhow::anyhow!(e))?;
         refused = set.refused;
         set.keys
     } else {

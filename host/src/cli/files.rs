@@ -79,11 +79,14 @@ pub(super) fn verify(cli: &Cli, a: &VerifyArgs) -> Outcome {
     let keys = match (&a.public, &a.key_id) {
         (Some(path), _) => vec![keyfile::read_public_key(path)?],
         (None, Some(id)) => {
-            let dir = config.trust_anchors.as_ref().with_context(|| {
-                format!("--key-id needs [trust] anchors in {} (or give --pub)", config.path.display())
-            })?;
             let now = time::OffsetDateTime::now_utc();
-            cryptohost::trust::keys_for_id(&registry, dir, id, alg.name, now)?.into_iter().map(|k| k.spki).collect()
+            let set = cryptohost::load::configured_anchors(&config, &registry, now, None)
+                .map_err(|e| anyhow::anyhow!("--key-id: {e}"))?;
+            cryptohost::trust::keys_for_id(set, id, alg.name)
+                .map_err(|e| anyhow::anyhow!(e))?
+                .into_iter()
+                .map(|k| k.spki)
+                .collect()
         }
         (None, None) => return Err(anyhow::anyhow!("give --pub or --key-id").into()),
     };

@@ -23,8 +23,11 @@ pub(super) fn providers(cli: &Cli, as_json: bool) -> Outcome {
     for d in descriptors {
         println!("{}  priority {}  ({} {})", d.name, d.priority.0, d.reported_name, d.version);
         match &d.origin {
-            Origin::Component { file, sha256 } => {
+            Origin::Component { file, sha256, publisher } => {
                 println!("  component {file}\n  sha256    {sha256}");
+                if let Some(p) = publisher {
+                    println!("  publisher {p} (signed component manifest of the installed kit)");
+                }
                 if let Some(w) = d.world {
                     println!("  world     {}", w.name());
                 }

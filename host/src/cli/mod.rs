@@ -122,13 +122,19 @@ enum BundleCommand {
         #[command(flatten)]
         bootstrap: BootstrapArgs,
     },
-    /// Verify, then install the bundle's files into a new directory, all or nothing.
+    /// Verify, then install the kit (anchors, keys, components) into its own directory, all or
+    /// nothing: a new or empty directory, or an installed kit, upgraded in place (the new tree
+    /// and the old swap in one step). An expired kit is refused, and so is one older than the
+    /// installed kit unless --allow-downgrade.
     Install {
         archive: PathBuf,
         #[command(flatten)]
         bootstrap: BootstrapArgs,
         #[arg(long)]
         into: PathBuf,
+        /// Install a kit older (createdAt) than the one installed.
+        #[arg(long)]
+        allow_downgrade: bool,
     },
 }
 
@@ -147,6 +153,24 @@ struct BootstrapArgs {
 
 #[derive(Subcommand)]
 enum ComponentsCommand {
+    /// As a publisher: copy the configured providers' components into OUT (a kit source's
+    /// crypto-plugins/) with a component manifest signed by --key, listing each component's
+    /// digest, build (from the manifest.json beside them), world, and the provider's name,
+    /// role, priority and key prefix from the config. Every provider needs `role`.
+    Sign {
+        /// The publisher's signing key (reference; an ES256 or ES384 key: kits are checked
+        /// natively with those) and its algorithm.
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        alg: String,
+        /// The publisher's key id, as the kit's trust anchors list it (purpose provider-module).
+        #[arg(long)]
+        key_id: String,
+        /// A new directory to write (normally KIT_SOURCE/crypto-plugins).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Describe a component file without running it: digest, world, every import and export,
     /// the build manifest entry beside it (toolchain, build mode); exit 2 if the host would
     /// refuse it (an import other than the host interface, or no world).
@@ -493,7 +517,10 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Outcome {
 fn served_by(p: &dyn CryptoProvider) -> String {
     let d = p.descriptor();
     match &d.origin {
-        Origin::Component { file, sha256 } => format!("{} ({file} sha256:{sha256})", d.name),
+        Origin::Component { file, sha256, publisher: None } => format!("{} ({file} sha256:{sha256})", d.name),
+        Origin::Component { file, sha256, publisher: Some(p) } => {
+            format!("{} ({file} sha256:{sha256}, published by {p})", d.name)
+        }
         Origin::Native { module } => format!("{} (native {module})", d.name),
     }
 }
@@ -558,6 +585,9 @@ fn run(cli: &Cli) -> Outcome {
         Command::Bundle(b) => bundle::bundle(cli, b),
         Command::Trust(TrustCommand::Fingerprint { public }) => dsse::fingerprint(cli, public),
         Command::Components(ComponentsCommand::Inspect { file, json }) => components::inspect(file, *json),
+        Command::Components(ComponentsCommand::Sign { key, alg, key_id, out }) => {
+            components::sign(cli, key, alg, key_id, out)
+        }
         Command::Serve(a) => serve(cli, a),
     }
 }

@@ -46,6 +46,8 @@ struct RawConfig {
     service: Option<RawService>,
     #[serde(default)]
     trust: Option<RawTrust>,
+    #[serde(default)]
+    kit: Option<RawKit>,
     /// Refuse what would otherwise be a warning about unchecked code: an `[hsm] module`
     /// without `module_sha256`.
     #[serde(default)]
@@ -56,6 +58,27 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawTrust {
     anchors: Option<PathBuf>,
+    bootstrap_fingerprint: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKit {
+    dir: PathBuf,
+    #[serde(default)]
+    disable: Vec<String>,
+    #[serde(default)]
+    priority: BTreeMap<String, i32>,
+}
+
+/// `[kit]`: an installed offline kit whose signed providers are admitted.
+#[derive(Clone, Debug)]
+pub struct KitConfig {
+    pub dir: PathBuf,
+    /// Providers of the kit not to load, by name.
+    pub disable: Vec<String>,
+    /// Priorities that override the kit's, by provider name.
+    pub priority: BTreeMap<String, i32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,6 +243,11 @@ pub struct Config {
     /// whose anchors `dsse verify` and `verify --key-id` use when no key is given (and the
     /// only anchors the server uses).
     pub trust_anchors: Option<PathBuf>,
+    /// `[trust] bootstrap_fingerprint`: the kit signing key every installed kit is checked
+    /// against on every use (`sha256:` + 64 hex digits).
+    pub bootstrap_fingerprint: Option<String>,
+    /// `[kit]`.
+    pub kit: Option<KitConfig>,
 }
 
 /// A signing profile (the seed's MultiProfileSigner entries, and anchor keyId resolution).
@@ -472,10 +500,40 @@ impl Config {
 
         let service = parse_service(raw.service, &base, &at)?;
 
-        let trust_anchors = raw.trust.and_then(|t| t.anchors).map(|d| base.join(d));
+        let (trust_anchors, bootstrap_fingerprint) = match raw.trust {
+            None => (None, None),
+            Some(t) => {
+                let fp = match t.bootstrap_fingerprint {
+                    None => None,
+                    Some(f) => {
+                        let ok = f.get_ref().strip_prefix("sha256:").is_some_and(is_sha256_hex);
+                        if !ok {
+                            return Err(at(
+                                f.span(),
+                                "trust.bootstrap_fingerprint",
+                                format!("{:?} is not \"sha256:\" + 64 lowercase hex digits", f.get_ref()),
+                            ));
+                        }
+                        Some(f.into_inner())
+                    }
+                };
+                (t.anchors.map(|d| base.join(d)), fp)
+            }
+        };
+        let kit = raw.kit.map(|k| KitConfig { dir: base.join(k.dir), disable: k.disable, priority: k.priority });
+        if kit.is_some() && bootstrap_fingerprint.is_none() {
+            return Err(err(
+                "[kit] needs [trust] bootstrap_fingerprint: an installed kit is checked against it on every use".into(),
+            ));
+        }
+        if kit.is_some() && trust_anchors.is_some() {
+            return Err(err("give [kit] dir or [trust] anchors, not both: a kit's anchors are its own".into()));
+        }
 
         Ok(Config {
             trust_anchors,
+            bootstrap_fingerprint,
+            kit,
             service,
             profiles,
             max_payload,
@@ -517,6 +575,9 @@ pub struct ManifestEntry {
     pub file: String,
     pub sha256: String,
     pub size: u64,
+    /// The world guest-pack found in its exports.
+    #[serde(default)]
+    pub world: Option<String>,
 }
 
 impl Manifest {

@@ -321,12 +321,16 @@ pub async fn verify(
         let keys = match (&req.public_key, &req.key_id) {
             (Some(k), None) => vec![public_key_of(k)?],
             (None, Some(id)) => {
-                let dir = state.config.trust_anchors.as_ref().ok_or_else(|| {
-                    ApiError::bad("this server has no trust anchors ([trust] anchors); send public_key")
-                })?;
+                if state.config.trust_anchors.is_none() && state.config.kit.is_none() {
+                    return Err(ApiError::bad(
+                        "this server has no trust anchors ([trust] anchors or [kit]); send public_key",
+                    ));
+                }
                 let now = time::OffsetDateTime::now_utc();
-                crate::trust::keys_for_id(&state.host, dir, id, alg.name, now)
-                    .map_err(|e| ApiError::bad(e.message))?
+                let set =
+                    crate::load::configured_anchors(&state.config, &state.host, now, None).map_err(ApiError::bad)?;
+                crate::trust::keys_for_id(set, id, alg.name)
+                    .map_err(ApiError::bad)?
                     .into_iter()
                     .map(|k| k.spki)
                     .collect()

@@ -242,16 +242,17 @@ pub async fn dsse_verify(
         let mut keys = Vec::new();
         let mut refused_anchors = Vec::new();
         if req.public_keys.is_empty() {
-            let dir =
-                state.config.trust_anchors.as_ref().ok_or_else(|| {
-                    ApiError::bad("this server has no trust anchors ([trust] anchors); send public_keys")
-                })?;
+            if state.config.trust_anchors.is_none() && state.config.kit.is_none() {
+                return Err(ApiError::bad(
+                    "this server has no trust anchors ([trust] anchors or [kit]); send public_keys",
+                ));
+            }
             let at = match &req.at {
                 Some(t) => crate::trust::parse_time(t).map_err(|e| ApiError::bad(format!("at: {e}")))?,
                 None => time::OffsetDateTime::now_utc(),
             };
-            let set = crate::trust::load_anchors(&state.host, dir, at, req.purpose.as_deref())
-                .map_err(|e| ApiError::bad(e.to_string()))?;
+            let set = crate::load::configured_anchors(&state.config, &state.host, at, req.purpose.as_deref())
+                .map_err(ApiError::bad)?;
             keys = set.keys;
             refused_anchors = set.refused;
         } else if req.purpose.is_some() || req.at.is_some() {

@@ -412,6 +412,7 @@ impl Runtime {
                 origin: Origin::Component {
                     file: file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
                     sha256: actual,
+                    publisher: None,
                 },
                 capabilities: Vec::new(),
                 world: Some(world),
@@ -581,6 +582,13 @@ impl Runtime {
 }
 
 impl WasmProvider {
+    /// Records the publisher key id that signed the component manifest admitting it.
+    pub fn set_publisher(&mut self, key_id: &str) {
+        if let Origin::Component { publisher, .. } = &mut self.descriptor.origin {
+            *publisher = Some(key_id.to_string());
+        }
+    }
+
     fn instantiate(&self) -> Result<Live, ProviderError> {
         let shared = &self.shared;
         let mut store = new_store(shared, &self.descriptor.name);
