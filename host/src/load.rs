@@ -291,3 +291,53 @@ pub fn anchors_in(
     }
     crate::trust::load_anchors(registry, dir, at, purpose).map_err(|e| e.to_string())
 }
+
+/// The seeds' signing-key resolver, checked: every signer whose key id the configured trust
+/// anchors list must hold a key whose SPKI fingerprint one of those anchors (valid now, for
+/// the signer's algorithm) names; several fingerprints under one key id (a key and its
+/// successor) are all acceptable. Without configured anchors there is nothing to check.
+///
+/// # Errors
+/// A mismatch (naming the profile, the key id and both fingerprints), or anchors configured
+/// but unusable (a signature is then not made: the check cannot be skipped).
+pub fn check_anchored_signers(
+    config: &Config,
+    registry: &Registry,
+    service: &crate::keys::KeyService<'_>,
+    signers: &[crate::dsse::Signer],
+) -> Result<(), String> {
+    if signers.iter().all(|s| s.key_id.is_none()) || (config.kit.is_none() && config.trust_anchors.is_none()) {
+        return Ok(());
+    }
+    let set = configured_anchors(config, registry, time::OffsetDateTime::now_utc(), None)
+        .map_err(|e| format!("the signing keys' anchors cannot be checked: {e}"))?;
+    for s in signers {
+        let Some(id) = &s.key_id else { continue };
+        let listed_valid: Vec<&crate::dsse::TrustedKey> = set.keys.iter().filter(|k| k.name == *id).collect();
+        let listed_refused: Vec<&String> =
+            set.refused.iter().filter(|r| r.starts_with(&format!("anchor {id}:"))).collect();
+        if listed_valid.is_empty() && listed_refused.is_empty() {
+            continue;
+        }
+        let (spki, _) = service.public_key(&s.key, &s.algorithm, 0).map_err(|e| format!("{}: {e}", s.label))?;
+        let fp = crate::dsse::fingerprint(registry, &spki)?;
+        if listed_valid.iter().any(|k| k.fingerprint == fp && k.algorithm == s.algorithm) {
+            continue;
+        }
+        let anchored: Vec<String> =
+            listed_valid.iter().map(|k| format!("{} ({})", k.fingerprint, k.algorithm)).collect();
+        return Err(format!(
+            "{}: key id {id} is anchored to {} but its key {} has fingerprint {fp} for {}{}: refusing to sign",
+            s.label,
+            if anchored.is_empty() { "no anchor valid now".to_string() } else { anchored.join(", ") },
+            s.key,
+            s.algorithm,
+            if listed_refused.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", listed_refused.iter().map(|r| r.as_str()).collect::<Vec<_>>().join("; "))
+            }
+        ));
+    }
+    Ok(())
+}

@@ -645,3 +645,66 @@ fn eddsa_over_a_payload_the_sandbox_cannot_hold_is_refused_cheaply() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("memory budget"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_profile_whose_key_id_is_anchored_signs_only_with_the_anchored_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = P { name: "simulation", file: "simulation.wasm", priority: 50 };
+    let config = common::write_config(dir.path(), &common::components_dir(), &[OFFLINE, sim], "");
+    let base = fs::read_to_string(&config).unwrap().replace(
+        "name = \"simulation\"\n",
+        "name = \"simulation\"\nkey_prefix = \"sim\"\nsettings = { seed = \"resolver\" }\n",
+    ) + "\n[profiles.release]\nkey = \"sim:release\"\nalgorithm = \"ES256\"\nkey_id = \"release-key-001\"\n";
+    fs::write(&config, &base).unwrap();
+    let public = |name: &str| {
+        let path = dir.path().join(format!("{name}.pub"));
+        fs::write(&path, run(&config, &["keys", "public", &format!("sim:{name}"), "--alg", "ES256"]).stdout).unwrap();
+        let fp = stdout(&run(&config, &["trust", "fingerprint", s(&path)])).trim().to_string();
+        (path, fp)
+    };
+    let (release_pub, release_fp) = public("release");
+    let (other_pub, other_fp) = public("other");
+    // Anchors: release-key-001 under the fingerprints given, each with its own window.
+    let write_anchors = |entries: &[(&Path, &str, &str)]| {
+        let root = dir.path().join("anchors");
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("public-keys")).unwrap();
+        let mut list = Vec::new();
+        for (i, (public, fp, not_after)) in entries.iter().enumerate() {
+            fs::copy(public, root.join(format!("public-keys/k{i}.pub"))).unwrap();
+            list.push(serde_json::json!({"keyId": "release-key-001", "algorithmId": "ES256", "fingerprint": fp,
+                "purpose": "release-signing", "notBefore": "2026-01-01T00:00:00Z", "notAfter": not_after}));
+        }
+        let file = serde_json::json!({"version": "1.0", "createdAt": "2026-01-01T00:00:00Z",
+            "expiresAt": "2099-01-01T00:00:00Z", "trustAnchors": list});
+        fs::write(root.join("trust-anchors.json"), serde_json::to_vec_pretty(&file).unwrap()).unwrap();
+        fs::write(&config, format!("{base}\n[trust]\nanchors = {:?}\n", root.display().to_string())).unwrap();
+    };
+    let doc = dir.path().join("doc.json");
+    fs::write(&doc, b"{}").unwrap();
+    let sign =
+        || run(&config, &["dsse", "sign", "--profile", "release", "--payload-type", "application/json", s(&doc)]);
+    // Anchored to another key: refused, naming the profile, the key id and both fingerprints.
+    write_anchors(&[(&other_pub, &other_fp, "2099-01-01T00:00:00Z")]);
+    let out = sign();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("release: key id release-key-001 is anchored to")
+            && err.contains(&other_fp)
+            && err.contains(&release_fp),
+        "{err}"
+    );
+    // A key and its successor under one key id (a rotation): the listed one signs.
+    write_anchors(&[
+        (&other_pub, &other_fp, "2099-01-01T00:00:00Z"),
+        (&release_pub, &release_fp, "2099-01-01T00:00:00Z"),
+    ]);
+    let out = sign();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The right key, but its anchor's window has closed: refused, saying so.
+    write_anchors(&[(&release_pub, &release_fp, "2026-02-01T00:00:00Z")]);
+    let out = sign();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no anchor valid now") && stderr(&out).contains("expired"), "{}", stderr(&out));
+}

@@ -49,6 +49,7 @@ pub(super) fn sign(cli: &Cli, a: &DsseSignArgs) -> Outcome {
     let payload = fsio::read_bounded(&a.file, config.max_payload as u64, "DSSE payload")
         .context("the limit is [dsse] max_payload_mib")?;
     let service = KeyService::new(&registry, &config.audit_path)?;
+    cryptohost::load::check_anchored_signers(&config, &registry, &service, &signers).map_err(|e| anyhow::anyhow!(e))?;
     let (envelope, failures) =
         lib::sign(&registry, &service, &a.payload_type, &payload, &signers, a.sig_format, a.allow_partial)?;
     for (label, e) in &failures {

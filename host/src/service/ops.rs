@@ -165,6 +165,7 @@ pub async fn dsse_sign(
         }
         let format: SigFormat = req.signature_format.as_deref().unwrap_or("der").parse().map_err(ApiError::bad)?;
         let service = KeyService::for_caller(&state.host, state.audit.clone(), who.caller());
+        crate::load::check_anchored_signers(&state.config, &state.host, &service, &signers).map_err(ApiError::bad)?;
         let (envelope, failures) =
             dsse::sign(&state.host, &service, &req.payload_type, &payload, &signers, format, req.allow_partial)
                 .map_err(|e| ApiError::bad(e.to_string()))?;
