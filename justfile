@@ -59,12 +59,55 @@ build-guests out="components" target_dir=guest_target_dir:
             --target {{guest_target}} --target-dir "{{target_dir}}" --workspace -Zbuild-std=std,panic_abort
     fi
     cd ..
+    # Every guest crate that builds a component (crate-type cdylib), no hard-coded list.
     modules=()
-    for m in offline_verification simulation misbehaving; do
-        modules+=("{{target_dir}}/{{guest_target}}/release/$m.wasm")
+    for manifest in guests/*/Cargo.toml; do
+        grep -q '"cdylib"' "$manifest" || continue
+        name="$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -1)"
+        modules+=("{{target_dir}}/{{guest_target}}/release/${name//-/_}.wasm")
     done
     cargo run --quiet --release -p guest-pack -- --wit wit --out "{{out}}" \
         --toolchain "$($rustc_bin --version)" --build-mode "$mode" "${modules[@]}"
+
+# Create guests/NAME from the provider template (world: verifier, signer or keystore).
+new-provider name *args:
+    bash scripts/new-provider.sh {{name}} {{args}}
+
+# The provider template, for each world, builds (in the guests' shared target directory),
+# packs, and passes `components inspect` and `components check` unchanged.
+check-template: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    mkdir -p "$tmp/repo"
+    cp -r wit tools scripts "$tmp/repo/"
+    mkdir "$tmp/repo/guests"
+    (cd guests && cp -r Cargo.toml Cargo.lock provider-core "$tmp/repo/guests/")
+    sed -i 's|^members = .*|members = ["provider-core"]|' "$tmp/repo/guests/Cargo.toml"
+    for world in verifier signer keystore; do
+        bash "$tmp/repo/scripts/new-provider.sh" "template-$world" --world "$world"
+    done
+    cd "$tmp/repo/guests"
+    flags="-C target-feature=+wide-arithmetic"
+    if rustup target list --installed 2>/dev/null | grep -qx {{guest_target}}; then
+        RUSTFLAGS="$flags" cargo build --quiet --release --target {{guest_target}} --target-dir "{{guest_target_dir}}" --workspace
+        toolchain="$(rustc --version)"
+    else
+        RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" /usr/bin/cargo build --quiet --release \
+            --target {{guest_target}} --target-dir "{{guest_target_dir}}" --workspace -Zbuild-std=std,panic_abort
+        toolchain="$(/usr/bin/rustc --version)"
+    fi
+    cd "{{justfile_directory()}}"
+    cargo run --quiet --release -p guest-pack -- --wit wit --out "$tmp/out" --toolchain "$toolchain" \
+        --build-mode template-check "{{guest_target_dir}}/{{guest_target}}/release/template_verifier.wasm" \
+        "{{guest_target_dir}}/{{guest_target}}/release/template_signer.wasm" \
+        "{{guest_target_dir}}/{{guest_target}}/release/template_keystore.wasm"
+    for world in verifier signer keystore; do
+        target/release/cryptohost components inspect "$tmp/out/template-$world.wasm" | grep -q "world      $world"
+        target/release/cryptohost components check "$tmp/out/template-$world.wasm"
+    done
+    echo "check-template: the template builds and passes components check for every world"
 
 # Build the guests a second time in a fresh target directory and require identical bytes.
 check-reproducible:
@@ -125,6 +168,7 @@ test: setup build-guests lint
     cargo test --release --workspace -- --show-output
     # The CLI suite once more, every command a client can send going through a real server.
     CRYPTOHOST_TEST_MODE=server cargo test --release -p cryptohost-tests --test all
+    just check-template
     just check-reproducible
 
 # Regenerate docs/openapi.json from the server's routes (a test checks they agree).

@@ -13,6 +13,7 @@ pub mod alg;
 pub mod audit;
 pub mod bundle;
 pub mod config;
+pub mod conformance;
 pub mod dsse;
 pub mod keyfile;
 pub mod keyref;

@@ -341,3 +341,23 @@ pub fn check_anchored_signers(
     }
     Ok(())
 }
+
+/// Loads one component file on its own, trusted as the bytes it is (it is being checked, not
+/// admitted), and runs the conformance suite on it (`components check`).
+///
+/// # Errors
+/// The file cannot be read, or is not a provider this host can load.
+pub fn check_component(
+    file: &Path,
+) -> Result<(crate::provider::Descriptor, Vec<crate::conformance::Check>), LoadError> {
+    let bytes = crate::fsio::read_bounded_nofollow(file, crate::fsio::limits::COMPONENT, "component")
+        .map_err(|e| LoadError::Component { file: file.to_path_buf(), message: e.message })?;
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    let runtime = Runtime::new(crate::wasm::Limits::default(), crate::wasm::CacheSetting::Disabled)?;
+    let provider = runtime.load("candidate", file, &Trust::Pinned(digest), crate::provider::Priority(0), Vec::new())?;
+    let checks = crate::conformance::run(&provider);
+    Ok((provider.descriptor().clone(), checks))
+}

@@ -107,3 +107,38 @@ fn components_inspect_describes_a_component_and_refuses_foreign_imports() {
     assert!(err.contains("imports `wasi:cli/environment@0.2.0`: only the host interface is allowed"), "{err}");
     assert!(common::stdout(&out).contains("built with unknown"), "{}", common::stdout(&out));
 }
+
+#[test]
+fn components_check_passes_the_shipped_providers_and_fails_a_trapping_one() {
+    let none = std::path::Path::new("/nonexistent.toml");
+    for (file, min) in [("offline-verification.wasm", 100), ("simulation.wasm", 10)] {
+        let path = common::components_dir().join(file);
+        let out = common::run(none, &["components", "check", "--json", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", common::stdout(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["failed"], 0, "{v}");
+        assert!(v["passed"].as_u64().unwrap() >= min, "{file}: {v}");
+        let names: Vec<&str> = v["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert!(names.iter().any(|n| n.starts_with("RFC 6979")), "{file}: {names:?}");
+    }
+    let offline = common::stdout(&common::run(
+        none,
+        &["components", "check", common::components_dir().join("offline-verification.wasm").to_str().unwrap()],
+    ));
+    for want in [
+        "FIPS 180-4",
+        "Wycheproof rsa_signature_2048_sha256_test.json",
+        "Wycheproof ed25519_test.json",
+        "a malformed key is refused",
+    ] {
+        assert!(offline.contains(want), "{want}: {offline}");
+    }
+    // The misbehaving guest traps where it should answer: the suite fails it, never crashes.
+    let out = common::run(
+        none,
+        &["components", "check", common::components_dir().join("misbehaving.wasm").to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = common::stdout(&out);
+    assert!(text.contains("FAIL") && text.contains("trapped"), "{text}");
+}

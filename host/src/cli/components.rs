@@ -80,3 +80,41 @@ pub(super) fn sign(cli: &super::Cli, key: &str, alg: &str, key_id: &str, out: &P
     println!("signed {} component(s) as {key_id} into {}", manifest.components.len(), out.display());
     Ok(ExitCode::SUCCESS)
 }
+
+pub(super) fn check(file: &Path, as_json: bool) -> Outcome {
+    let (descriptor, checks) = cryptohost::load::check_component(file)?;
+    let failed = checks.iter().filter(|c| c.outcome == "fail").count();
+    let passed = checks.iter().filter(|c| c.outcome == "pass").count();
+    let skipped = checks.iter().filter(|c| c.outcome == "skip").count();
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "file": file.display().to_string(),
+                "provider": descriptor.reported_name,
+                "world": descriptor.world.map(|w| w.name()),
+                "checks": checks,
+                "passed": passed, "failed": failed, "skipped": skipped,
+            }))?
+        );
+    } else {
+        println!(
+            "{} ({} {}, world {})",
+            file.display(),
+            descriptor.reported_name,
+            descriptor.version,
+            descriptor.world.map_or("?", |w| w.name())
+        );
+        for c in &checks {
+            let mark = match c.outcome {
+                "pass" => "PASS",
+                "fail" => "FAIL",
+                _ => "SKIP",
+            };
+            let detail = if c.detail.is_empty() { String::new() } else { format!("  -- {}", c.detail) };
+            println!("{mark}  {:<13} {:<8} {}{detail}", c.capability, c.algorithm, c.name);
+        }
+        println!("{passed} passed, {failed} failed, {skipped} skipped");
+    }
+    Ok(if failed == 0 && passed > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

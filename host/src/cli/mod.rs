@@ -153,6 +153,15 @@ struct BootstrapArgs {
 
 #[derive(Subcommand)]
 enum ComponentsCommand {
+    /// Run the conformance suite against a component file before anyone pins it: known
+    /// answers for every algorithm it claims (SHA-2, Wycheproof ECDSA/RSA/Ed25519/AES-GCM, RFC
+    /// 6979), tampered-signature negatives, wrong-key refusals, malformed input that must not
+    /// trap. Prints a pass/fail table; exit 0 only if every check passes.
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// As a publisher: copy the configured providers' components into OUT (a kit source's
     /// crypto-plugins/) with a component manifest signed by --key, listing each component's
     /// digest, build (from the manifest.json beside them), world, and the provider's name,
@@ -585,6 +594,7 @@ fn run(cli: &Cli) -> Outcome {
         Command::Bundle(b) => bundle::bundle(cli, b),
         Command::Trust(TrustCommand::Fingerprint { public }) => dsse::fingerprint(cli, public),
         Command::Components(ComponentsCommand::Inspect { file, json }) => components::inspect(file, *json),
+        Command::Components(ComponentsCommand::Check { file, json }) => components::check(file, *json),
         Command::Components(ComponentsCommand::Sign { key, alg, key_id, out }) => {
             components::sign(cli, key, alg, key_id, out)
         }
