@@ -88,8 +88,11 @@ check-template: build
     for world in verifier signer keystore; do
         bash "$tmp/repo/scripts/new-provider.sh" "template-$world" --world "$world"
     done
+    # The same RUSTFLAGS as build-guests (remapping the real guests directory), so the shared
+    # target directory's dependencies are reused, not rebuilt.
+    remap="--remap-path-prefix={{justfile_directory()}}/guests=/guests --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+    flags="-C target-feature=+wide-arithmetic $remap"
     cd "$tmp/repo/guests"
-    flags="-C target-feature=+wide-arithmetic"
     if rustup target list --installed 2>/dev/null | grep -qx {{guest_target}}; then
         RUSTFLAGS="$flags" cargo build --quiet --release --target {{guest_target}} --target-dir "{{guest_target_dir}}" --workspace
         toolchain="$(rustc --version)"
