@@ -149,6 +149,10 @@ fn a_kit_carrying_components_is_installed_and_served_with_only_the_kit_line() {
     assert_eq!(sim["origin"]["sha256"], common::digest_of("simulation.wasm"));
     assert_eq!(sim["world"], "keystore");
     assert!(list.iter().any(|d| d["name"] == "offline-verification" && d["world"] == "signer"));
+    // `components inspect` on a kit's component names the publisher that lists it.
+    let out = run(&config, &["components", "inspect", s(&kit.join("crypto-plugins/simulation.wasm"))]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("publisher  publisher-001"), "{}", stdout(&out));
 
     // A key made and used by the kit's offline-verification component, verified by it; the
     // audit line names the publisher.

@@ -16,6 +16,19 @@ pub(super) fn inspect(file: &Path, as_json: bool) -> Outcome {
     let entry =
         manifest.as_ref().and_then(|m| m.entry_for_file(&name).filter(|e| e.sha256 == i.sha256).map(|e| (m, e)));
     let world = i.world.as_ref().map(|w| w.name().to_string());
+    // A signed component manifest beside it (a kit's crypto-plugins/): who signed a listing of
+    // these bytes. Shown as claimed: the signature is checked against the kit's anchors when
+    // the kit is installed and loaded, not here.
+    let publisher = file
+        .parent()
+        .map(|d| d.join(cryptohost::bundle::kit::COMPONENT_MANIFEST_FILE))
+        .and_then(|m| cryptohost::fsio::read_bounded(&m, 16 << 20, "component manifest").ok())
+        .and_then(|b| cryptohost::dsse::Envelope::parse(&b, 16 << 20, 16).ok())
+        .filter(|e| {
+            serde_json::from_slice::<cryptohost::bundle::kit::ComponentManifest>(&e.payload)
+                .is_ok_and(|m| m.components.iter().any(|c| c.sha256 == i.sha256))
+        })
+        .map(|e| e.signatures.iter().map(|s| s.keyid.clone()).collect::<Vec<_>>().join(", "));
     if as_json {
         println!(
             "{}",
@@ -28,6 +41,7 @@ pub(super) fn inspect(file: &Path, as_json: bool) -> Outcome {
                 "imports": i.imports,
                 "exports": i.exports,
                 "refused": i.refused_imports,
+                "publisher_claimed": publisher,
                 "manifest": entry.map(|(m, _)| json!({
                     "wit_package": m.wit_package, "toolchain": m.toolchain, "build_mode": m.build_mode,
                 })),
@@ -46,6 +60,11 @@ pub(super) fn inspect(file: &Path, as_json: bool) -> Outcome {
         }
         for exp in &i.exports {
             println!("  export     {exp}");
+        }
+        if let Some(p) = &publisher {
+            println!(
+                "  publisher  {p} (claimed by the signed component manifest beside it; checked when its kit loads)"
+            );
         }
         match entry {
             Some((m, _)) => {
