@@ -60,7 +60,7 @@ build-guests out="components" target_dir=guest_target_dir:
     fi
     cd ..
     modules=()
-    for m in offline_verification simulation misbehaving; do
+    for m in offline_verification simulation misbehaving pqc; do
         modules+=("{{target_dir}}/{{guest_target}}/release/$m.wasm")
     done
     cargo run --quiet --release -p guest-pack -- --wit wit --out "{{out}}" \
