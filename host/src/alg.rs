@@ -229,4 +229,40 @@ mod tests {
         assert!(signature("es256").is_none() && signature("HS256").is_none());
         assert_eq!(aead("A256GCM").map(|a| a.key_bytes), Some(32));
     }
+
+    /// An RFC 9881 SPKI for the ML-DSA OID with last arc `arc` (2.16.840.1.101.3.4.3.arc),
+    /// optionally with a NULL parameter, around `len` zero bytes.
+    fn ml_dsa_spki(arc: u8, len: usize, null_params: bool) -> Vec<u8> {
+        let mut alg = vec![0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, arc];
+        if null_params {
+            alg.extend([0x05, 0x00]);
+        }
+        let bits_len = len + 1;
+        let mut body = vec![0x30, alg.len() as u8];
+        body.extend(alg);
+        body.extend([0x03, 0x82, (bits_len >> 8) as u8, bits_len as u8, 0x00]);
+        body.extend(std::iter::repeat_n(0u8, len));
+        let mut out = vec![0x30, 0x82, (body.len() >> 8) as u8, body.len() as u8];
+        out.extend(body);
+        out
+    }
+
+    #[test]
+    fn an_ml_dsa_key_names_its_algorithm() {
+        for (arc, len, name) in [(17, 1312, "ML-DSA-44"), (18, 1952, "ML-DSA-65"), (19, 2592, "ML-DSA-87")] {
+            let spki = ml_dsa_spki(arc, len, false);
+            assert_eq!(algorithm_of_spki(&spki), Some(name));
+            assert_eq!(algorithm_for_key(&spki, None), Ok(name));
+            assert_eq!(algorithm_for_key(&spki, Some(name)), Ok(name));
+            let e = algorithm_for_key(&spki, Some("ES256")).unwrap_err();
+            assert!(e.contains(&format!("is a {name} key, which only verifies {name}")), "{e}");
+            let a = signature(name).unwrap();
+            assert_eq!((a.family, a.hash), (Family::MlDsa, None));
+            // Parameters would give one key a second encoding, so a second fingerprint.
+            let e = key_kind(&ml_dsa_spki(arc, len, true)).unwrap_err();
+            assert!(e.contains("parameters"), "{e}");
+        }
+        let e = key_kind(&ml_dsa_spki(20, 1952, false)).unwrap_err();
+        assert!(e.contains("2.16.840.1.101.3.4.3.20") && e.contains("ML-DSA"), "{e}");
+    }
 }

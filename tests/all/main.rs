@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod dsse;
 mod hostile;
+mod pqc;
 mod registry;
 mod sandbox;
 mod server;
