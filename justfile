@@ -181,11 +181,12 @@ openapi: build
 
 # Benchmarks, side by side in one run each: native RustCrypto vs the guest through wasmtime vs
 # the registry path; SoftHSM2 through cryptoki directly vs cryptohost's pool vs the simulation;
-# DSSE verify in full vs the provider work alone.
+# DSSE verify in full vs the provider work alone; ML-DSA-65 natively vs the pqc guest.
 bench: setup build-guests
     cargo bench -p cryptohost --bench providers
     cargo bench -p cryptohost --bench hsm
     cargo bench -p cryptohost --bench dsse
+    cargo bench -p cryptohost --bench pqc
 
 # The server beside the same operations in-process: 1, 2 and 8 clients, p50/p99, ratios.
 bench-service: setup build-guests

@@ -18,6 +18,8 @@ pub enum Family {
     RsaPss,
     /// Ed25519 (signs whole messages; no prehash).
     EdDsa,
+    /// ML-DSA (FIPS 204), pure, empty context (signs whole messages; no prehash).
+    MlDsa,
 }
 
 /// One signature algorithm.
@@ -27,23 +29,24 @@ pub struct SignatureAlgorithm {
     pub name: &'static str,
     pub family: Family,
     /// The hash the host streams the input through before signing or verifying; `None` for
-    /// EdDSA, which takes the whole message.
+    /// EdDSA and ML-DSA, which take the whole message.
     pub hash: Option<&'static str>,
-    /// The key's curve for ECDSA and EdDSA (a public key of this type has no other algorithm).
-    pub curve: Option<&'static str>,
+    /// The key type that decides the algorithm: the curve for ECDSA and EdDSA, the parameter
+    /// set for ML-DSA (a public key of this type has no other algorithm). `None` for RSA.
+    pub key_type: Option<&'static str>,
 }
 
 const fn sig(
     name: &'static str,
     family: Family,
     hash: Option<&'static str>,
-    curve: Option<&'static str>,
+    key_type: Option<&'static str>,
 ) -> SignatureAlgorithm {
-    SignatureAlgorithm { name, family, hash, curve }
+    SignatureAlgorithm { name, family, hash, key_type }
 }
 
 /// Every signature algorithm the host knows, in the order they are listed to people.
-pub const SIGNATURE_ALGORITHMS: [SignatureAlgorithm; 10] = [
+pub const SIGNATURE_ALGORITHMS: [SignatureAlgorithm; 13] = [
     sig("ES256", Family::Ecdsa, Some("SHA-256"), Some("P-256")),
     sig("ES384", Family::Ecdsa, Some("SHA-384"), Some("P-384")),
     sig("ES512", Family::Ecdsa, Some("SHA-512"), Some("P-521")),
@@ -54,6 +57,9 @@ pub const SIGNATURE_ALGORITHMS: [SignatureAlgorithm; 10] = [
     sig("PS384", Family::RsaPss, Some("SHA-384"), None),
     sig("PS512", Family::RsaPss, Some("SHA-512"), None),
     sig("EdDSA", Family::EdDsa, None, Some("Ed25519")),
+    sig("ML-DSA-44", Family::MlDsa, None, Some("ML-DSA-44")),
+    sig("ML-DSA-65", Family::MlDsa, None, Some("ML-DSA-65")),
+    sig("ML-DSA-87", Family::MlDsa, None, Some("ML-DSA-87")),
 ];
 
 /// An AES-GCM content-encryption algorithm and its key length.
@@ -116,18 +122,24 @@ pub fn is_ecdsa(algorithm: &str) -> bool {
 }
 
 const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const CURVES: [(ObjectIdentifier, &str); 3] = [
     (ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7"), "P-256"),
     (ObjectIdentifier::new_unwrap("1.3.132.0.34"), "P-384"),
     (ObjectIdentifier::new_unwrap("1.3.132.0.35"), "P-521"),
 ];
+/// Key types whose SPKI algorithm OID alone names them, with no parameters (RFC 8410, RFC 9881).
+const OID_KEY_TYPES: [(ObjectIdentifier, &str); 4] = [
+    (ObjectIdentifier::new_unwrap("1.3.101.112"), "Ed25519"),
+    (ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.17"), "ML-DSA-44"),
+    (ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.18"), "ML-DSA-65"),
+    (ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.19"), "ML-DSA-87"),
+];
 
 /// The key type of a DER SubjectPublicKeyInfo, read with a strict DER parser.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyKind {
-    /// An EC key on a named curve, or Ed25519: the key decides the algorithm.
+    /// An EC key on a named curve, Ed25519 or ML-DSA: the key decides the algorithm.
     Fixed(&'static SignatureAlgorithm),
     /// RSA: RS* or PS* is the caller's choice.
     Rsa,
@@ -145,9 +157,13 @@ pub fn key_kind(spki_der: &[u8]) -> Result<KeyKind, String> {
     if oid == RSA_ENCRYPTION {
         return Ok(KeyKind::Rsa);
     }
-    let by_curve = |curve: &str| SIGNATURE_ALGORITHMS.iter().find(|a| a.curve == Some(curve));
-    if oid == ID_ED25519 {
-        return by_curve("Ed25519").map(KeyKind::Fixed).ok_or_else(|| "no Ed25519 algorithm".into());
+    let by_type = |key_type: &str| SIGNATURE_ALGORITHMS.iter().find(|a| a.key_type == Some(key_type));
+    if let Some((_, key_type)) = OID_KEY_TYPES.iter().find(|(o, _)| *o == oid) {
+        if info.algorithm.parameters.is_some() {
+            // One key, one encoding: parameters here would give the same key a second fingerprint.
+            return Err(format!("a {key_type} key with AlgorithmIdentifier parameters, which must be absent"));
+        }
+        return by_type(key_type).map(KeyKind::Fixed).ok_or_else(|| format!("no {key_type} algorithm"));
     }
     if oid == ID_EC_PUBLIC_KEY {
         let param = info
@@ -165,12 +181,12 @@ pub fn key_kind(spki_der: &[u8]) -> Result<KeyKind, String> {
                  (`openssl ec -pubin -in KEY -pubout -conv_form uncompressed`)"
                 .into());
         }
-        return by_curve(curve).map(KeyKind::Fixed).ok_or_else(|| format!("no algorithm for {curve}"));
+        return by_type(curve).map(KeyKind::Fixed).ok_or_else(|| format!("no algorithm for {curve}"));
     }
-    Err(format!("a key of type {oid}, which is not RSA, EC or Ed25519"))
+    Err(format!("a key of type {oid}, which is not RSA, EC, Ed25519 or ML-DSA"))
 }
 
-/// The algorithm of a public key when its type decides it (EC curve, Ed25519); `None` for RSA
+/// The algorithm of a public key when its type decides it (EC curve, Ed25519, ML-DSA); `None` for RSA
 /// and for anything that does not parse.
 pub fn algorithm_of_spki(spki: &[u8]) -> Option<&'static str> {
     match key_kind(spki) {
@@ -179,7 +195,7 @@ pub fn algorithm_of_spki(spki: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// The algorithm to use with a public key: the key's own for EC and Ed25519 (a different
+/// The algorithm to use with a public key: the key's own for EC, Ed25519 and ML-DSA (a different
 /// `requested` one is refused, never substituted), `requested` for RSA (RS* or PS*).
 ///
 /// # Errors
@@ -189,7 +205,7 @@ pub fn algorithm_for_key(spki: &[u8], requested: Option<&str>) -> Result<&'stati
         (KeyKind::Fixed(a), None) => Ok(a.name),
         (KeyKind::Fixed(a), Some(r)) if r == a.name => Ok(a.name),
         (KeyKind::Fixed(a), Some(r)) => {
-            Err(format!("is a {} key, which only verifies {}, not {r}", a.curve.unwrap_or("?"), a.name))
+            Err(format!("is a {} key, which only verifies {}, not {r}", a.key_type.unwrap_or("?"), a.name))
         }
         (KeyKind::Rsa, None) => Err("is an RSA key: say which algorithm (RS256 ... PS512)".into()),
         (KeyKind::Rsa, Some(r)) => match signature(r) {
@@ -207,10 +223,46 @@ mod tests {
     fn the_table_is_consistent() {
         for a in &SIGNATURE_ALGORITHMS {
             assert_eq!(signature(a.name), Some(a));
-            assert_eq!(a.hash.is_none(), a.family == Family::EdDsa, "{}", a.name);
-            assert_eq!(a.curve.is_some(), matches!(a.family, Family::Ecdsa | Family::EdDsa), "{}", a.name);
+            assert_eq!(a.hash.is_none(), matches!(a.family, Family::EdDsa | Family::MlDsa), "{}", a.name);
+            assert_eq!(a.key_type.is_some(), a.family != Family::RsaPkcs1 && a.family != Family::RsaPss, "{}", a.name);
         }
         assert!(signature("es256").is_none() && signature("HS256").is_none());
         assert_eq!(aead("A256GCM").map(|a| a.key_bytes), Some(32));
+    }
+
+    /// An RFC 9881 SPKI for the ML-DSA OID with last arc `arc` (2.16.840.1.101.3.4.3.arc),
+    /// optionally with a NULL parameter, around `len` zero bytes.
+    fn ml_dsa_spki(arc: u8, len: usize, null_params: bool) -> Vec<u8> {
+        let mut alg = vec![0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, arc];
+        if null_params {
+            alg.extend([0x05, 0x00]);
+        }
+        let bits_len = len + 1;
+        let mut body = vec![0x30, alg.len() as u8];
+        body.extend(alg);
+        body.extend([0x03, 0x82, (bits_len >> 8) as u8, bits_len as u8, 0x00]);
+        body.extend(std::iter::repeat_n(0u8, len));
+        let mut out = vec![0x30, 0x82, (body.len() >> 8) as u8, body.len() as u8];
+        out.extend(body);
+        out
+    }
+
+    #[test]
+    fn an_ml_dsa_key_names_its_algorithm() {
+        for (arc, len, name) in [(17, 1312, "ML-DSA-44"), (18, 1952, "ML-DSA-65"), (19, 2592, "ML-DSA-87")] {
+            let spki = ml_dsa_spki(arc, len, false);
+            assert_eq!(algorithm_of_spki(&spki), Some(name));
+            assert_eq!(algorithm_for_key(&spki, None), Ok(name));
+            assert_eq!(algorithm_for_key(&spki, Some(name)), Ok(name));
+            let e = algorithm_for_key(&spki, Some("ES256")).unwrap_err();
+            assert!(e.contains(&format!("is a {name} key, which only verifies {name}")), "{e}");
+            let a = signature(name).unwrap();
+            assert_eq!((a.family, a.hash), (Family::MlDsa, None));
+            // Parameters would give one key a second encoding, so a second fingerprint.
+            let e = key_kind(&ml_dsa_spki(arc, len, true)).unwrap_err();
+            assert!(e.contains("parameters"), "{e}");
+        }
+        let e = key_kind(&ml_dsa_spki(20, 1952, false)).unwrap_err();
+        assert!(e.contains("2.16.840.1.101.3.4.3.20") && e.contains("ML-DSA"), "{e}");
     }
 }

@@ -152,7 +152,8 @@ fn digest_streamed(registry: &Registry, hash: &str, data: &[u8]) -> Result<Vec<u
         .map_err(|e| e.to_string())
 }
 
-/// What a signer or verifier is handed for an algorithm: the PAE itself (EdDSA), or its digest.
+/// What a signer or verifier is handed for an algorithm: the PAE itself (EdDSA, ML-DSA), or its
+/// digest.
 struct PaeInputs<'a> {
     registry: &'a Registry,
     pae: &'a [u8],

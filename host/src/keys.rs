@@ -43,8 +43,8 @@ pub struct Signed {
     pub origin: KeyOrigin,
 }
 
-/// A file signed: the signature, and the provider that hashed the file (none for EdDSA, which
-/// signs the whole message).
+/// A file signed: the signature, and the provider that hashed the file (none for EdDSA and
+/// ML-DSA, which sign the whole message).
 pub struct SignedFile {
     pub signed: Signed,
     pub hashed_by: Option<Served<Vec<u8>>>,
@@ -278,7 +278,8 @@ impl<'r> KeyService<'r> {
     }
 
     /// Signs a file: streamed through the algorithm's hash (one read of one open file feeds
-    /// both the provider's hash and the audit log's SHA-256), or, for EdDSA, read whole within
+    /// both the provider's hash and the audit log's SHA-256), or, for the algorithms without a
+    /// host-side hash (EdDSA, ML-DSA), read whole within
     /// `max_message` bytes and signed as is. The audit line's `input_sha256` is the SHA-256 of
     /// exactly the bytes that were signed.
     ///
@@ -310,7 +311,7 @@ impl<'r> KeyService<'r> {
             }
             None => {
                 let message = fsio::read_bounded(path, max_message as u64, "message to sign whole")
-                    .map_err(|e| KeyError::Input(format!("{e} (EdDSA signs whole messages)")))?;
+                    .map_err(|e| KeyError::Input(format!("{e} ({} signs whole messages)", alg.name)))?;
                 let input_sha256 = Sha256::digest(&message);
                 let signed = self.sign(reference, alg.name, SignInput::Message(&message), &input_sha256, format)?;
                 Ok(SignedFile { signed, hashed_by: None })

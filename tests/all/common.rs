@@ -82,6 +82,7 @@ pub fn write_config(dir: &Path, component_dir: &Path, providers: &[P<'_>], extra
 
 pub const OFFLINE: P<'static> = P { name: "offline-verification", file: "offline-verification.wasm", priority: 100 };
 pub const MISBEHAVING: P<'static> = P { name: "misbehaving", file: "misbehaving.wasm", priority: 200 };
+pub const PQC: P<'static> = P { name: "pqc", file: "pqc.wasm", priority: 90 };
 
 /// A registry over the real components, pinned to what was just built.
 pub fn registry(providers: &[P<'_>]) -> (tempfile::TempDir, Host) {

@@ -8,6 +8,7 @@ mod config;
 mod dsse;
 mod hostile;
 mod kit;
+mod pqc;
 mod registry;
 mod sandbox;
 mod server;

@@ -105,7 +105,7 @@ pub(super) fn verify(cli: &Cli, a: &DsseVerifyArgs) -> Outcome {
         for given in &a.public {
             let (alg, path) = split_alg(given);
             let spki = keyfile::read_public_key(Path::new(path))?;
-            // EC and Ed25519 keys verify only their own algorithm; --alg or ALG: name the
+            // EC, Ed25519 and ML-DSA keys verify only their own algorithm; --alg or ALG: name the
             // algorithm of an RSA key, and never replace an EC key's.
             let kind = cryptohost::alg::key_kind(&spki).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
             let requested = match kind {

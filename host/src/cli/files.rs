@@ -93,7 +93,7 @@ pub(super) fn verify(cli: &Cli, a: &VerifyArgs) -> Outcome {
     // Under a key id that names several keys (a rotation), any one of them verifying is enough.
     let mut answer = None;
     for spki in &keys {
-        // EdDSA verifies the whole message: there is no separate hashing step to report.
+        // EdDSA and ML-DSA verify the whole message: there is no separate hashing step to report.
         let (verified, digest) = match alg.hash {
             Some(_) => {
                 let (verified, digest) = registry.verify_file(alg.name, spki, &a.file, &sig, a.sig_format)?;
@@ -101,7 +101,7 @@ pub(super) fn verify(cli: &Cli, a: &VerifyArgs) -> Outcome {
             }
             None => {
                 let message = fsio::read_bounded(&a.file, config.max_payload as u64, "message to verify whole")
-                    .context("EdDSA verifies whole messages")?;
+                    .with_context(|| format!("{} verifies whole messages", alg.name))?;
                 (registry.verify(alg.name, spki, SignInput::Message(&message), &sig, a.sig_format)?, None)
             }
         };

@@ -240,7 +240,7 @@ struct DsseVerifyArgs {
     /// (e.g. PS256:rsa.pub). One key counts once however often it is given.
     #[arg(long = "pub", value_name = "[ALG:]PATH")]
     public: Vec<String>,
-    /// Algorithm of RSA --pub keys given without ALG: (EC and Ed25519 keys always use their own).
+    /// Algorithm of RSA --pub keys given without ALG: (EC, Ed25519 and ML-DSA keys always use their own).
     #[arg(long)]
     alg: Option<String>,
     /// Trust the anchors of an installed bundle directory (trust-anchors.json + public-keys/).
@@ -341,7 +341,8 @@ struct HashArgs {
 
 #[derive(Args)]
 struct SignArgs {
-    /// ES256, ES384, ES512, RS256, RS384, RS512, PS256, PS384, PS512.
+    /// ES256, ES384, ES512, RS256, RS384, RS512, PS256, PS384, PS512, EdDSA, ML-DSA-44,
+    /// ML-DSA-65, ML-DSA-87.
     #[arg(long)]
     alg: String,
     /// Key reference: pkcs11:token=...;object=..., sim:NAME, file:PATH, or a PKCS#8 file path.

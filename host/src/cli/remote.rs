@@ -50,7 +50,7 @@ pub(super) fn hash(client: &Client, a: &HashArgs) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The most a client reads to send whole (EdDSA): the server's own default payload limit.
+/// The most a client reads to send whole (EdDSA, ML-DSA): the server's own default payload limit.
 const MAX_WHOLE: u64 = 64 << 20;
 
 pub(super) fn sign(client: &Client, a: &SignArgs) -> Outcome {

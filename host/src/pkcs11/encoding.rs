@@ -24,7 +24,7 @@ impl Curve {
     /// The curve an ECDSA algorithm needs (the algorithm table says which; the backend
     /// knows P-256 and P-384).
     pub(super) fn for_alg(alg: &str) -> Option<Curve> {
-        let named = crate::alg::signature(alg).filter(|a| a.family == crate::alg::Family::Ecdsa)?.curve?;
+        let named = crate::alg::signature(alg).filter(|a| a.family == crate::alg::Family::Ecdsa)?.key_type?;
         [Curve::P256, Curve::P384].into_iter().find(|c| c.name() == named)
     }
 

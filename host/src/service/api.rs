@@ -219,7 +219,7 @@ pub async fn hash(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
-    /// ES256 ... PS512, EdDSA.
+    /// ES256 ... PS512, EdDSA, ML-DSA-44/65/87.
     pub algorithm: String,
     /// SPKI public key: PEM text, or base64 of the DER; or give `key_id`.
     pub public_key: Option<String>,
@@ -230,7 +230,7 @@ pub struct VerifyRequest {
     pub signature: String,
     /// The signed data, base64; or give `digest`.
     pub data: Option<String>,
-    /// The digest of the data under the algorithm's hash, hex (not for EdDSA).
+    /// The digest of the data under the algorithm's hash, hex (not for EdDSA or ML-DSA).
     pub digest: Option<String>,
     /// ECDSA encoding: `der` (default) or `p1363`.
     pub signature_format: Option<String>,
@@ -253,8 +253,8 @@ fn format_of(text: &Option<String>) -> Result<SigFormat, ApiError> {
     text.as_deref().unwrap_or("der").parse().map_err(ApiError::bad)
 }
 
-/// The input to sign or verify: the whole message for EdDSA, the digest (computed here through
-/// a hashing provider, or given) otherwise; and what the audit log records about it.
+/// The input to sign or verify: the whole message for EdDSA and ML-DSA, the digest (computed
+/// here through a hashing provider, or given) otherwise; and what the audit log records about it.
 fn input_of(
     state: &AppState,
     alg: &crate::alg::SignatureAlgorithm,
@@ -273,7 +273,9 @@ fn input_of(
             let digest = state.host.serve(Capability::Hashing, hash, |p, a| p.digest(a, &message))?.value;
             Ok((digest, true, audit))
         }
-        (None, Some(_), None) => Err(ApiError::bad("EdDSA signs whole messages: send data, not a digest")),
+        (None, Some(_), None) => {
+            Err(ApiError::bad(format!("{} signs whole messages: send data, not a digest", alg.name)))
+        }
         (None, Some(h), Some(hash)) => {
             let digest = hex::decode(h.trim()).map_err(|_| ApiError::bad("digest is not hex"))?;
             // The audit log records the SHA-256 of the data; a SHA-256 digest is exactly that.
@@ -368,7 +370,7 @@ pub struct SignRequest {
     pub algorithm: Option<String>,
     /// The data, base64; or give `digest`.
     pub data: Option<String>,
-    /// The digest under the algorithm's hash, hex (not for EdDSA).
+    /// The digest under the algorithm's hash, hex (not for EdDSA or ML-DSA).
     pub digest: Option<String>,
     /// ECDSA encoding: `der` (default) or `p1363`.
     pub signature_format: Option<String>,

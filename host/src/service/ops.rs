@@ -184,7 +184,7 @@ pub async fn dsse_sign(
 pub struct DssePublicKey {
     /// SPKI PEM, or base64 of the DER.
     pub public_key: String,
-    /// For an RSA key: RS256 ... PS512 (EC and Ed25519 keys use their own).
+    /// For an RSA key: RS256 ... PS512 (EC, Ed25519 and ML-DSA keys use their own).
     pub algorithm: Option<String>,
 }
 
@@ -261,7 +261,7 @@ pub async fn dsse_verify(
         }
         for (i, k) in req.public_keys.iter().enumerate() {
             let spki = super::api::public_key_of(&k.public_key)?;
-            // EC and Ed25519 keys verify only their own algorithm; an RSA key needs one named.
+            // EC, Ed25519 and ML-DSA keys verify only their own algorithm; an RSA key needs one named.
             let algorithm = crate::alg::algorithm_for_key(&spki, k.algorithm.as_deref())
                 .map_err(|e| ApiError::bad(format!("public_keys[{i}] {e}")))?;
             let fingerprint = dsse::fingerprint(&state.host, &spki).map_err(ApiError::internal)?;
