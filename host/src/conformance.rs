@@ -319,7 +319,21 @@ mod tests {
     #[test]
     fn the_vectors_parse_and_cover_every_algorithm() {
         let v: super::Vectors = serde_json::from_str(super::VECTORS).unwrap();
-        for alg in ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"] {
+        for alg in [
+            "ES256",
+            "ES384",
+            "ES512",
+            "RS256",
+            "RS384",
+            "RS512",
+            "PS256",
+            "PS384",
+            "PS512",
+            "EdDSA",
+            "ML-DSA-44",
+            "ML-DSA-65",
+            "ML-DSA-87",
+        ] {
             assert!(v.verify.iter().any(|c| c.alg == alg && c.valid), "{alg}");
             assert!(v.verify.iter().any(|c| c.alg == alg && !c.valid), "{alg}");
         }
