@@ -396,3 +396,71 @@ fn dual_stack_dsse_hsm_profile_plus_software_eddsa() {
         "{audit}"
     );
 }
+
+#[test]
+fn hybrid_dsse_es256_from_the_hsm_plus_ml_dsa_65_needs_both_at_threshold_2() {
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["hybrid"]);
+    let config = hsm.config(&["hybrid"], 1, "");
+    let dir = hsm.dir.path();
+    let bin = crate::common::binary();
+    let run = |args: &[&str]| Command::new(&bin).arg("--config").arg(&config).args(args).output().unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let out = run(&[
+        "keys",
+        "generate",
+        "pkcs11:token=hybrid;object=org-es256",
+        "--alg",
+        "ES256",
+        "--pub",
+        &s(&dir.join("org.pub")),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The post-quantum provider beside the HSM, and a profile for each half.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += &format!(
+        "\n[[provider]]\nname = \"pqc\"\ncomponent = \"pqc.wasm\"\nsha256 = {:?}\npriority = 90\nrole = \"signer\"\n",
+        crate::common::digest_of("pqc.wasm")
+    );
+    std::fs::write(&config, &text).unwrap();
+    let out =
+        run(&["keygen", "--alg", "ML-DSA-65", "--out", &s(&dir.join("pq.pem")), "--pub", &s(&dir.join("pq.pub"))]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    text += &format!(
+        "\n[profiles.classic]\nkey = \"pkcs11:token=hybrid;object=org-es256\"\nalgorithm = \"ES256\"\n[profiles.pq]\nkey = \"file:{}\"\nalgorithm = \"ML-DSA-65\"\n",
+        dir.join("pq.pem").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let doc = dir.join("statement.json");
+    std::fs::write(&doc, br#"{"_type":"https://in-toto.io/Statement/v1","subject":[]}"#).unwrap();
+    let env = dir.join("hybrid.dsse.json");
+    let out = run(&[
+        "dsse",
+        "sign",
+        "--profile",
+        "classic",
+        "--profile",
+        "pq",
+        "--payload-type",
+        "application/vnd.in-toto+json",
+        "--out",
+        &s(&env),
+        &s(&doc),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let verify = |pubs: &[&str]| {
+        let mut args = vec!["dsse".to_string(), "verify".into()];
+        for p in pubs {
+            args.push("--pub".into());
+            args.push(s(&dir.join(p)));
+        }
+        args.extend(["--threshold".into(), "2".into(), s(&env)]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args).status.code()
+    };
+    assert_eq!(verify(&["org.pub", "pq.pub"]), Some(0), "the HSM's ES256 and ML-DSA-65 together");
+    assert_eq!(verify(&["org.pub"]), Some(1), "the classical half alone is not enough");
+    assert_eq!(verify(&["pq.pub"]), Some(1), "the post-quantum half alone is not enough");
+    let audit = std::fs::read_to_string(hsm.audit_path()).unwrap();
+    assert!(audit.contains("\"algorithm\":\"ML-DSA-65\"") && audit.contains("object=org-es256"), "{audit}");
+}
