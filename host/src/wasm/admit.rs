@@ -1,0 +1,202 @@
+//! Admitting a component: read it (no symlink, bounded), check its digest, compile it (or
+//! take the digest-bound precompiled artifact), refuse foreign imports and other contract
+//! versions, infer its world, and describe it through its own metadata. Also `inspect` (the
+//! same checks, nothing run) and `probe` (the sandbox's limits against hand-written WAT).
+
+use super::*;
+
+impl Runtime {
+    /// Describes a component file without running it: its sha256, every import and export,
+    /// and its world (or why it has none). Nothing is instantiated.
+    ///
+    /// # Errors
+    /// The file cannot be read or does not compile as a component.
+    pub fn inspect(&self, file: &Path) -> Result<Inspection, LoadError> {
+        let bytes = fsio::read_bounded_nofollow(file, file_limits::COMPONENT, "component")
+            .map_err(|e| component_err(file, e.message))?;
+        let sha256 = sha256_hex(&bytes);
+        let component = Component::new(&self.shared.engine, &bytes)
+            .map_err(|e| component_err(file, format!("is not a component this host can compile: {e}")))?;
+        let ty = component.component_type();
+        let engine = &self.shared.engine;
+        let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+        let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        let refused_imports = imports
+            .iter()
+            .filter(|i| !ALLOWED_IMPORTS.contains(&i.as_str()))
+            .map(|i| {
+                world::older_contract(i).unwrap_or_else(|| format!("imports `{i}`: only the host interface is allowed"))
+            })
+            .collect();
+        Ok(Inspection {
+            sha256,
+            size: bytes.len() as u64,
+            world: world::infer(&ty, engine),
+            imports,
+            exports,
+            refused_imports,
+        })
+    }
+
+    /// Loads, checks and describes one provider component.
+    ///
+    /// # Errors
+    /// The file cannot be read, its digest does not match `trust`, it imports anything but
+    /// the `host` interface, it does not implement the provider world, or its metadata traps.
+    pub fn load(
+        &self,
+        name: &str,
+        file: &Path,
+        trust: &Trust,
+        priority: Priority,
+        settings: Vec<(String, String)>,
+    ) -> Result<WasmProvider, LoadError> {
+        self.load_pooled(name, file, trust, priority, settings, 1)
+    }
+
+    /// As [`Runtime::load`], with a pool of up to `instances` instances (made on first use),
+    /// so that calls to this provider run in parallel. Only for providers whose instances are
+    /// interchangeable: no keys held in memory except those derived from a seed (keys imported
+    /// into one instance stay pinned to it either way).
+    ///
+    /// # Errors
+    /// As [`Runtime::load`].
+    pub fn load_pooled(
+        &self,
+        name: &str,
+        file: &Path,
+        trust: &Trust,
+        priority: Priority,
+        settings: Vec<(String, String)>,
+        instances: usize,
+    ) -> Result<WasmProvider, LoadError> {
+        // No symlink at the final component: a link to /etc/shadow must not even be hashed.
+        let bytes = fsio::read_bounded_nofollow(file, file_limits::COMPONENT, "component")
+            .map_err(|e| component_err(file, e.message))?;
+        let actual = sha256_hex(&bytes);
+        let expected = match trust {
+            Trust::Pinned(d) | Trust::Manifest(d) => d.to_ascii_lowercase(),
+        };
+        if actual != expected {
+            return Err(LoadError::PinMismatch { file: file.to_path_buf(), expected, actual });
+        }
+        let component = self.compile(file, &bytes, &actual)?;
+
+        let ty = component.component_type();
+        for (import, _) in ty.imports(&self.shared.engine) {
+            if let Some(message) = world::older_contract(import) {
+                return Err(component_err(file, message));
+            }
+            if !ALLOWED_IMPORTS.contains(&import) {
+                return Err(component_err(
+                    file,
+                    format!(
+                        "imports `{import}`; a provider may import only {} (refused: no WASI or other host access)",
+                        ALLOWED_IMPORTS[0]
+                    ),
+                ));
+            }
+        }
+        let world = world::infer(&ty, &self.shared.engine).map_err(|m| component_err(file, m))?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| component_err(file, format!("cannot be linked: {e}")))?;
+        let indices = world::Indices::new(&instance_pre, world).map_err(|e| {
+            component_err(file, format!("does not implement the cryptohost:provider {} world: {e}", world.name()))
+        })?;
+
+        let mut provider = WasmProvider {
+            shared: self.shared.clone(),
+            pre: instance_pre,
+            indices,
+            descriptor: Descriptor {
+                name: name.to_string(),
+                reported_name: String::new(),
+                version: String::new(),
+                priority,
+                origin: Origin::Component {
+                    file: file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+                    sha256: actual,
+                    publisher: None,
+                },
+                capabilities: Vec::new(),
+                world: Some(world),
+            },
+            slots: (0..instances.max(1))
+                .map(|_| Slot { live: Mutex::new(None), generation: AtomicU64::new(0) })
+                .collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+            waits: AtomicU64::new(0),
+            traps: AtomicU64::new(0),
+            generations: AtomicU64::new(0),
+            settings: Settings(settings),
+        };
+        let timeout = self.shared.limits.call_timeout;
+        let (info, _) = provider
+            .with_live(None, timeout, |live| live.bindings.metadata.call_info(&mut live.store))
+            .map_err(|e| component_err(file, format!("metadata call failed: {e}")))?;
+        provider.descriptor.reported_name = info.name;
+        provider.descriptor.version = info.version;
+        provider.descriptor.capabilities = info
+            .capabilities
+            .into_iter()
+            .map(|c| CapabilityInfo { capability: c.capability.into(), algorithms: c.algorithms })
+            .collect();
+        // What a component says it can do must be within its world: a verifier that claims to
+        // sign is lying about something, and is refused.
+        if let Some(c) = provider.descriptor.capabilities.iter().find(|c| !world.allows(c.capability)) {
+            return Err(component_err(
+                file,
+                format!(
+                    "is a {} world component but claims {} ({} world and up only)",
+                    world.name(),
+                    c.capability,
+                    match c.capability {
+                        crate::provider::Capability::Encryption => "the keystore",
+                        _ => "the signer",
+                    }
+                ),
+            ));
+        }
+        Ok(provider)
+    }
+}
+
+/// What `components inspect` shows of a component file.
+#[derive(Debug)]
+pub struct Inspection {
+    pub sha256: String,
+    pub size: u64,
+    /// Its world, or why its exports make none.
+    pub world: Result<crate::provider::World, String>,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    /// One line per import the host would refuse (anything but the `host` interface).
+    pub refused_imports: Vec<String>,
+}
+
+impl Runtime {
+    /// Instantiates any component under exactly the limits a provider instance gets (the same
+    /// store: one memory-and-table budget, CPU deadline, stack cap) and calls its export `run`
+    /// (no parameters, no results) when it has one. It links no host functions. This is how
+    /// the sandbox is tested against hand-written hostile components.
+    ///
+    /// # Errors
+    /// The component does not compile, does not instantiate, or faults; the message says
+    /// which limit was hit.
+    #[doc(hidden)]
+    pub fn probe(&self, bytes: &[u8]) -> Result<(), String> {
+        let shared = &self.shared;
+        let component = Component::new(&shared.engine, bytes).map_err(|e| format!("does not compile: {e}"))?;
+        let mut store = new_store(shared, "probe");
+        let timeout = shared.limits.call_timeout;
+        let instance = Linker::new(&shared.engine)
+            .instantiate(&mut store, &component)
+            .map_err(|e| format!("instantiation {}", describe_fault(&e, timeout, &shared.limits)))?;
+        if let Ok(run) = instance.get_typed_func::<(), ()>(&mut store, "run") {
+            run.call(&mut store, ()).map_err(|e| format!("run {}", describe_fault(&e, timeout, &shared.limits)))?;
+        }
+        Ok(())
+    }
+}
