@@ -29,12 +29,13 @@ impl FromStr for Format {
 /// # Errors
 /// A logger was already installed in this process.
 pub fn init(verbose: u8, format: Format) -> Result<(), String> {
-    let (level, filter) = match verbose {
-        0 => (tracing::Level::WARN, log::LevelFilter::Warn),
-        1 => (tracing::Level::INFO, log::LevelFilter::Info),
-        _ => (tracing::Level::DEBUG, log::LevelFilter::Debug),
+    let level = match verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
     };
-    tracing_log::LogTracer::init_with_filter(filter).map_err(|e| e.to_string())?;
+    // `try_init` also installs the bridge for `log` records (at the same level) and gives them
+    // their own target and location, not `log`'s.
     let builder =
         tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_ansi(false).with_target(true);
     match format {
