@@ -59,6 +59,17 @@ enum Body<'a> {
     Stream(&'a mut dyn Read),
 }
 
+impl<'a> Body<'a> {
+    /// The same body once more, when it can be sent twice (not a stream).
+    fn replay(&self) -> Option<Body<'a>> {
+        match self {
+            Body::None => Some(Body::None),
+            Body::Json(b) => Some(Body::Json(b)),
+            Body::Stream(_) => None,
+        }
+    }
+}
+
 impl Client {
     pub fn new(socket: impl AsRef<Path>) -> Client {
         Client { socket: socket.as_ref().to_path_buf(), timeout: Duration::from_secs(300), idle: Mutex::new(None) }
@@ -76,21 +87,16 @@ impl Client {
 
     fn call(&self, method: &str, path: &str, body: Body<'_>) -> Result<Value, Error> {
         let kept = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        let (status, body) = match (kept, body) {
+        let (status, body) = match (kept, body.replay()) {
             // A kept connection the server has since closed (idle timeout, reload, restart)
             // fails before any answer arrives: then the request is sent once more on a new one.
             // A streamed body cannot be sent twice, so it always gets a new connection.
-            (Some(mut conn), Body::Json(b)) => match exchange(&mut conn, method, path, Body::Json(b)) {
+            (Some(mut conn), Some(first)) => match exchange(&mut conn, method, path, first) {
                 Ok(Some(answer)) => self.keep(conn, answer),
-                Ok(None) | Err(ReadError::Io(_)) => self.fresh(method, path, Body::Json(b))?,
+                Ok(None) | Err(ReadError::Io(_)) => self.fresh(method, path, body)?,
                 Err(ReadError::Protocol(m)) => return Err(Error::Protocol(m)),
             },
-            (Some(mut conn), Body::None) => match exchange(&mut conn, method, path, Body::None) {
-                Ok(Some(answer)) => self.keep(conn, answer),
-                Ok(None) | Err(ReadError::Io(_)) => self.fresh(method, path, Body::None)?,
-                Err(ReadError::Protocol(m)) => return Err(Error::Protocol(m)),
-            },
-            (_, body) => self.fresh(method, path, body)?,
+            _ => self.fresh(method, path, body)?,
         };
         let value: Value = serde_json::from_slice(&body)
             .map_err(|e| Error::Protocol(format!("HTTP {status}, body is not JSON: {e}")))?;

@@ -139,7 +139,7 @@ pub fn anchors_from(
     let mut available = Vec::new();
     for spki in public_keys {
         let fp = fingerprint(registry, spki).map_err(err)?;
-        available.push(((), fp, spki.clone()));
+        available.push((fp, spki.clone()));
     }
 
     let mut keys = Vec::new();
@@ -147,7 +147,7 @@ pub fn anchors_from(
     for a in &file.trust_anchors {
         let not_before = time_of("notBefore", &a.not_before, &path)?;
         let not_after = time_of("notAfter", &a.not_after, &path)?;
-        let Some((_, fp, spki)) = available.iter().find(|(_, fp, _)| *fp == a.fingerprint) else {
+        let Some((fp, spki)) = available.iter().find(|(fp, _)| *fp == a.fingerprint) else {
             refused
                 .push(format!("anchor {}: no public key in public-keys/ has fingerprint {}", a.key_id, a.fingerprint));
             continue;

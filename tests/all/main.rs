@@ -2,7 +2,9 @@
 
 mod common;
 
+mod anchors;
 mod bundle;
+mod bundle_hostile;
 mod cli;
 mod config;
 mod dsse;

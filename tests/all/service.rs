@@ -969,7 +969,7 @@ fn the_servers_trust_anchors_verify_by_key_id_and_dsse_in_both_modes() {
     let setup = crate::server::config(dir.path(), Some("anchored"), "");
     let public = dir.path().join("rel.pub");
     fs::write(&public, common::run(&setup, &["keys", "public", "sim:rel", "--alg", "ES256"]).stdout).unwrap();
-    let anchors = crate::dsse::anchors_dir(
+    let anchors = crate::anchors::anchors_dir(
         dir.path(),
         &[("rel-key", "ES256", &public, "release-signing", "2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z")],
         "2099-01-01T00:00:00Z",

@@ -10,6 +10,7 @@ mod dsse;
 mod files;
 mod keys;
 mod remote;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -427,7 +428,7 @@ pub fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         }
-        _ => init_logging(cli.verbose),
+        _ => serve::init_logging(cli.verbose),
     }
     match run(&cli) {
         Ok(code) => code,
@@ -435,37 +436,6 @@ pub fn main() -> ExitCode {
             eprintln!("cryptohost: error: {e:#}");
             ExitCode::from(2)
         }
-    }
-}
-
-/// Log lines on stderr. A guest's lines carry `guest NAME` and never the word `error`, so
-/// nothing a component writes can pass for the host's own message.
-fn init_logging(verbose: u8) {
-    struct Stderr(log::LevelFilter);
-    impl log::Log for Stderr {
-        fn enabled(&self, m: &log::Metadata) -> bool {
-            m.level() <= self.0
-        }
-        fn log(&self, r: &log::Record) {
-            if !self.enabled(r.metadata()) {
-                return;
-            }
-            let level = r.level().as_str().to_lowercase();
-            if r.target() == cryptohost::wasm::GUEST_LOG_TARGET {
-                eprintln!("cryptohost: [guest {level}] {}", r.args());
-            } else {
-                eprintln!("cryptohost: {level}: {}", r.args());
-            }
-        }
-        fn flush(&self) {}
-    }
-    let level = match verbose {
-        0 => log::LevelFilter::Warn,
-        1 => log::LevelFilter::Info,
-        _ => log::LevelFilter::Debug,
-    };
-    if log::set_boxed_logger(Box::new(Stderr(level))).is_ok() {
-        log::set_max_level(level);
     }
 }
 
@@ -498,29 +468,6 @@ fn open(cli: &Cli) -> Result<(Config, Host)> {
     let mode = trust_mode(cli, &config);
     let registry = cryptohost::load::open(&config, mode)?;
     Ok((config, registry))
-}
-
-fn serve(cli: &Cli, a: &ServeArgs) -> Outcome {
-    if a.openapi {
-        println!("{}", cryptohost::service::api::openapi_json());
-        return Ok(ExitCode::SUCCESS);
-    }
-    // Read once here so that a bad config is reported before anything starts.
-    let config = load_config(cli)?;
-    let socket = match &a.listen {
-        None => None,
-        Some(l) => match l.strip_prefix("unix:") {
-            Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-            _ => return Err(anyhow::anyhow!("--listen {l:?}: give unix:PATH").into()),
-        },
-    };
-    let source = cryptohost::service::Source {
-        config_path: cli.config.clone(),
-        components: cli.components.clone(),
-        trust: trust_mode(cli, &config),
-    };
-    cryptohost::service::run(source, socket)?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// "offline-verification (offline-verification.wasm sha256:ab12...)"
@@ -599,6 +546,6 @@ fn run(cli: &Cli) -> Outcome {
         Command::Components(ComponentsCommand::Sign { key, alg, key_id, out }) => {
             components::sign(cli, key, alg, key_id, out)
         }
-        Command::Serve(a) => serve(cli, a),
+        Command::Serve(a) => serve::serve(cli, a),
     }
 }

@@ -324,14 +324,7 @@ pub async fn verify(
         let keys = match (&req.public_key, &req.key_id) {
             (Some(k), None) => vec![public_key_of(k)?],
             (None, Some(id)) => {
-                if state.config.trust_anchors.is_none() && state.config.kit.is_none() {
-                    return Err(ApiError::bad(
-                        "this server has no trust anchors ([trust] anchors or [kit]); send public_key",
-                    ));
-                }
-                let now = time::OffsetDateTime::now_utc();
-                let set =
-                    crate::load::configured_anchors(&state.config, &state.host, now, None).map_err(ApiError::bad)?;
+                let set = super::ops::server_anchors(&state, time::OffsetDateTime::now_utc(), None, "public_key")?;
                 crate::trust::keys_for_id(set, id, alg.name)
                     .map_err(ApiError::bad)?
                     .into_iter()

@@ -78,6 +78,22 @@ fn permit_admin(state: &AppState, who: &Identity, what: &str) -> Result<(), ApiE
 
 use super::blocking;
 
+/// The server's own trust anchors (an installed kit's, re-checked now, or `[trust] anchors`);
+/// without any, the answer says to send `instead` in the request.
+pub(super) fn server_anchors(
+    state: &AppState,
+    at: time::OffsetDateTime,
+    purpose: Option<&str>,
+    instead: &str,
+) -> Result<crate::trust::AnchorSet, ApiError> {
+    if state.config.trust_anchors.is_none() && state.config.kit.is_none() {
+        return Err(ApiError::bad(format!(
+            "this server has no trust anchors ([trust] anchors or [kit]); send {instead}"
+        )));
+    }
+    crate::load::configured_anchors(&state.config, &state.host, at, purpose).map_err(ApiError::bad)
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DsseKey {
@@ -243,17 +259,11 @@ pub async fn dsse_verify(
         let mut keys = Vec::new();
         let mut refused_anchors = Vec::new();
         if req.public_keys.is_empty() {
-            if state.config.trust_anchors.is_none() && state.config.kit.is_none() {
-                return Err(ApiError::bad(
-                    "this server has no trust anchors ([trust] anchors or [kit]); send public_keys",
-                ));
-            }
             let at = match &req.at {
                 Some(t) => crate::trust::parse_time(t).map_err(|e| ApiError::bad(format!("at: {e}")))?,
                 None => time::OffsetDateTime::now_utc(),
             };
-            let set = crate::load::configured_anchors(&state.config, &state.host, at, req.purpose.as_deref())
-                .map_err(ApiError::bad)?;
+            let set = server_anchors(&state, at, req.purpose.as_deref(), "public_keys")?;
             keys = set.keys;
             refused_anchors = set.refused;
         } else if req.purpose.is_some() || req.at.is_some() {

@@ -1,0 +1,177 @@
+//! `bundle install`: a verified kit written into its own directory, all or nothing, or swapped
+//! in place of an installed kit; never through a link.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::{
+    Bootstrap, BundleError, Limits, MANIFEST, Manifest, fail, io_err, kind_name, list_dir, open_dir, random_suffix,
+    read_regular_at, split_parent, verify,
+};
+use crate::registry::Registry;
+use crate::trust::AnchorsFile;
+
+/// Verifies, then writes the bundle's files into `into` all or nothing: everything goes to a
+/// new staging directory beside it (random name, mode 0700 while written), every directory and
+/// file created relative to a directory handle with `O_NOFOLLOW`/`O_EXCL`, so neither a path
+/// from the archive nor a link planted meanwhile can lead a write elsewhere; the staging
+/// directory is then renamed into place. `into` must not exist or be an empty directory (a
+/// symlink there is refused: the rename replaces an empty directory, never a link's target).
+///
+/// # Errors
+/// Verification fails, `into` is not a new or empty directory, or a write fails (then nothing
+/// is installed).
+pub fn install(
+    registry: &Registry,
+    archive: &Path,
+    bootstrap: &Bootstrap,
+    into: &Path,
+    limits: Limits,
+    allow_downgrade: bool,
+) -> Result<Manifest, BundleError> {
+    let (manifest, files) = verify(registry, archive, bootstrap, limits)?;
+    let now = time::OffsetDateTime::now_utc();
+    let anchors: AnchorsFile = files
+        .get("trust-anchors.json")
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .ok_or_else(|| BundleError("the kit has no readable trust-anchors.json".into()))?;
+    let expires = crate::trust::parse_time(&anchors.expires_at).map_err(BundleError)?;
+    if expires < now {
+        return fail(format!("the kit expired at {} (its trust-anchors.json expiresAt): refused", anchors.expires_at));
+    }
+    let created = crate::trust::parse_time(&manifest.created_at)
+        .map_err(|e| BundleError(format!("{MANIFEST}: createdAt {e}")))?;
+    let (parent, name) = split_parent(into)?;
+    let parent_fd = open_dir(parent)?;
+    let installed = check_into(&parent_fd, name, into)?;
+    if let Some(old) = &installed {
+        let old_time = crate::trust::parse_time(old).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        if created < old_time && !allow_downgrade {
+            return fail(format!(
+                "this kit (createdAt {}) is older than the one installed in {} (createdAt {old}): refused \
+                 (--allow-downgrade installs it anyway)",
+                manifest.created_at,
+                into.display()
+            ));
+        }
+    }
+    let stem: String = name.to_string_lossy().chars().take(64).collect();
+    let staging = format!(".{stem}.staging-{}", random_suffix()?);
+    rustix::fs::mkdirat(&parent_fd, &staging, Mode::from_raw_mode(0o700))
+        .map_err(|e| BundleError(format!("creating staging directory beside {}: {}", into.display(), io_err(e))))?;
+    let written = (|| -> std::io::Result<()> {
+        let dir = rustix::fs::openat(&parent_fd, &staging, DIR_NOFOLLOW, Mode::empty())?;
+        for (path, bytes) in &files {
+            write_new_file(&dir, path, bytes)?;
+        }
+        rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755))?;
+        rustix::fs::fsync(&dir)?;
+        if installed.is_some() {
+            // An upgrade: the new tree and the installed one swap places in one step
+            // (components and anchors together, or neither), then the old one goes.
+            rustix::fs::renameat_with(&parent_fd, &staging, &parent_fd, name, rustix::fs::RenameFlags::EXCHANGE)?;
+        } else {
+            // Replaces nothing but an empty directory: a link or a file at `into` makes it fail.
+            rustix::fs::renameat(&parent_fd, &staging, &parent_fd, name)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = remove_tree(&parent_fd, &staging);
+        return fail(format!("installing into {}: {e} (nothing was installed)", into.display()));
+    }
+    if installed.is_some() {
+        // What was installed before now sits at the staging name.
+        if let Err(e) = remove_tree(&parent_fd, &staging) {
+            log::warn!("the previous kit is left at {}/{staging}: {e}", parent.display());
+        }
+    }
+    // The rename itself must survive a crash.
+    rustix::fs::fsync(&parent_fd).map_err(|e| {
+        BundleError(format!("installed into {}, but syncing {}: {}", into.display(), parent.display(), io_err(e)))
+    })?;
+    Ok(manifest)
+}
+
+const DIR_NOFOLLOW: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+
+/// `into` (in `parent`) must be absent, an empty directory, or an installed kit (whose
+/// `createdAt` is returned), and not a symbolic link.
+fn check_into(parent: &OwnedFd, name: &std::ffi::OsStr, into: &Path) -> Result<Option<String>, BundleError> {
+    let st = match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return fail(format!("{}: {}", into.display(), io_err(e))),
+    };
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => {}
+        FileType::Symlink => {
+            return fail(format!(
+                "{} is a symbolic link: refused (install into a new directory; links are never followed)",
+                into.display()
+            ));
+        }
+        kind => {
+            return fail(format!("{} exists and is a {}, not a directory: refused", into.display(), kind_name(kind)));
+        }
+    }
+    let dir = rustix::fs::openat(parent, name, DIR_NOFOLLOW, Mode::empty())
+        .map_err(|e| BundleError(format!("{}: {}", into.display(), io_err(e))))?;
+    if list_dir(&dir, into)?.is_empty() {
+        return Ok(None);
+    }
+    // An installed kit: its signed manifest says its version.
+    let manifest = rustix::fs::openat(&dir, "metadata", DIR_NOFOLLOW, Mode::empty())
+        .ok()
+        .and_then(|m| read_regular_at(&m, "bundle-manifest.json", &into.join(MANIFEST), 4 << 20).ok())
+        .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok());
+    match manifest {
+        Some(m) => Ok(Some(m.created_at)),
+        None => fail(format!(
+            "{} exists, is not empty and is not an installed kit; install into a new directory",
+            into.display()
+        )),
+    }
+}
+
+/// Creates `path` (safe, `/`-separated) under `root`, its directories included, never
+/// following a link and never opening anything that already exists as the file.
+fn write_new_file(root: &OwnedFd, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    let file = parts.pop().unwrap_or_default();
+    let mut dir: Option<OwnedFd> = None;
+    for part in parts {
+        let here = dir.as_ref().unwrap_or(root);
+        match rustix::fs::mkdirat(here, part, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        dir = Some(rustix::fs::openat(here, part, DIR_NOFOLLOW, Mode::empty())?);
+    }
+    let here = dir.as_ref().unwrap_or(root);
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut f = File::from(rustix::fs::openat(here, file, flags, Mode::from_raw_mode(0o644))?);
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Removes the staging tree we created, never following a link out of it.
+fn remove_tree(parent: &OwnedFd, name: &str) -> std::io::Result<()> {
+    let dir = rustix::fs::openat(parent, name, DIR_NOFOLLOW, Mode::empty())?;
+    let shown = Path::new(name);
+    let entries = list_dir(&dir, shown).map_err(|e| std::io::Error::other(e.0))?;
+    for (entry, kind) in entries {
+        match rustix::fs::unlinkat(&dir, entry.as_str(), AtFlags::empty()) {
+            Ok(()) => {}
+            Err(Errno::ISDIR) if kind != FileType::Symlink => remove_tree(&dir, &entry)?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)?;
+    Ok(())
+}
