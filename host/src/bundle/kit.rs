@@ -101,12 +101,18 @@ pub struct InstalledKit {
 fn read_tree(dir: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
     let mut files = BTreeMap::new();
     let mut total = 0u64;
+    // Directories count as entries too, so a tree of empty directories stops at the limit.
+    let mut entries = 0usize;
     let mut pending = vec![(open_dir(dir)?, String::new())];
     while let Some((fd, prefix)) = pending.pop() {
         let shown_dir = dir.join(&prefix);
         for (name, kind) in list_dir(&fd, &shown_dir)? {
             let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
             let shown = dir.join(&rel);
+            entries += 1;
+            if entries > limits.max_entries {
+                return fail(format!("{}: more than {} entries: refused", dir.display(), limits.max_entries));
+            }
             let kind = if kind == FileType::Unknown {
                 let st = rustix::fs::statat(&fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| BundleError(format!("{}: {e}", shown.display())))?;
@@ -122,9 +128,6 @@ fn read_tree(dir: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, Bu
                     pending.push((sub, rel));
                 }
                 FileType::RegularFile => {
-                    if files.len() >= limits.max_entries {
-                        return fail(format!("{}: more than {} files: refused", dir.display(), limits.max_entries));
-                    }
                     let bytes = read_regular_at(&fd, &name, &shown, limits.max_entry_bytes)?;
                     total += bytes.len() as u64;
                     if total > limits.max_total_bytes {
