@@ -15,6 +15,8 @@ mod registry;
 mod sandbox;
 mod server;
 mod service;
+mod service_client;
+mod service_metrics;
 mod sha2_kat;
 mod worlds;
 mod wycheproof_vectors;
