@@ -1,9 +1,18 @@
 //! The server beside the same operation in-process, in one run: ES256 and RS256 verify, a
 //! 1 MiB hash, and ES256 signs with a simulation key and a SoftHSM2 key, at 1, 2 and 8
-//! concurrent clients over the Unix socket (clients and server share the machine's cores).
-//! After the criterion groups it prints p50/p99 latency per request at one client. A sign
-//! through the server also writes and syncs its audit line; the in-process sign does not.
-//! Needs `just build-guests` and SoftHSM2 (`just bench-service` does both).
+//! concurrent clients over the Unix socket (clients and server share the machine's cores), and
+//! at one client that polls for its answers ([`Client::busy_poll`]).
+//!
+//! After the criterion groups it prints latency per request at one client, and what the server
+//! adds at p50 over the in-process call, for the default client and the polling one. Beside
+//! them is the machine's own floor: a bare Unix-socket echo that holds each answer as long as
+//! the in-process call takes (no HTTP, no JSON, no server), so what the kernel and the virtual
+//! machine charge for a round trip is told apart from what the server's stack adds. All series
+//! run in interleaved blocks, and "adds" is the median over rounds of each block's p50 minus the
+//! in-process block's p50 in the same round: the speed of a shared machine drifts, and pairing
+//! in time keeps that drift out of the difference. A sign through the server also writes and
+//! syncs its audit line; the in-process sign does not. Needs `just build-guests` and SoftHSM2
+//! (`just bench-service` does both).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -183,6 +192,8 @@ fn bench(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("service/{op}"));
         g.sample_size(20).measurement_time(Duration::from_secs(3));
         g.bench_function("in-process", |b| b.iter(|| local(&f, op, &big)));
+        let polling = Client::new(&f.socket).busy_poll(Duration::from_millis(1));
+        g.bench_function("server, 1 polling client", |b| b.iter(|| remote(&polling, &f, op, &big)));
         for clients in [1usize, 2, 8] {
             g.bench_function(format!("server, {clients} client(s)"), |b| {
                 b.iter_custom(|iters| {
@@ -210,48 +221,147 @@ fn bench(c: &mut Criterion) {
         }
         g.finish();
     }
-    // Latency percentiles at one client, and what the server adds at p50.
-    println!("\nlatency per request at 1 client (500 requests each):");
-    let client = Client::new(&f.socket);
-    // The transport's floor: a request that does no work (GET /v1/health).
-    let mut floor: Vec<Duration> = (0..500)
-        .map(|_| {
-            let t = Instant::now();
-            client.health().expect("health");
-            t.elapsed()
-        })
-        .collect();
-    floor.sort();
+    latency(&f, &big);
+}
+
+/// Rounds of interleaved blocks per series: the machine's speed drifts (other tenants), so
+/// every series samples the same stretches of time.
+const ROUNDS: usize = 40;
+const BLOCK: usize = 25;
+
+fn p50(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn p99(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[(v.len() - 1) * 99 / 100]
+}
+
+/// Latency at one client, and what the server adds at p50 over the in-process call: with the
+/// default client (asleep in `read` until the answer comes) and with a polling client
+/// ([`Client::busy_poll`]). Beside them, the machine's own floor: a bare Unix-socket echo that
+/// holds each answer as long as the in-process call takes (no HTTP, no JSON, no server).
+fn latency(f: &Arc<Fixture>, big: &[u8]) {
+    println!("\nlatency per request at 1 client ({ROUNDS} rounds of {BLOCK} requests per series, interleaved):");
+    let blocking = Client::new(&f.socket);
+    let polling = Client::new(&f.socket).busy_poll(Duration::from_millis(1));
+    let echo = Echo::start(&f.socket.with_extension("echo"));
+    let time = |n: usize, mut op: Box<dyn FnMut() + '_>| -> Vec<Duration> {
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                op();
+                t.elapsed()
+            })
+            .collect()
+    };
+    let mut health = Vec::new();
+    for _ in 0..ROUNDS {
+        health.extend(time(BLOCK, Box::new(|| drop(blocking.health().expect("health")))));
+    }
     println!(
-        "  {:<26} server p50 {:>9.1?} p99 {:>9.1?} (a round trip that does no work)",
-        "health", floor[250], floor[495]
+        "  {:<24} server p50 {:>8.1?} p99 {:>8.1?} (a request that does no work)",
+        "health",
+        p50(&mut health),
+        p99(&mut health)
     );
     for op in OPS {
-        let mut remote_t: Vec<Duration> = (0..500)
-            .map(|_| {
-                let t = Instant::now();
-                remote(&client, &f, op, &big);
-                t.elapsed()
-            })
-            .collect();
-        let mut local_t: Vec<Duration> = (0..500)
-            .map(|_| {
-                let t = Instant::now();
-                local(&f, op, &big);
-                t.elapsed()
-            })
-            .collect();
-        remote_t.sort();
-        local_t.sort();
-        let p = |v: &[Duration], q: f64| v[((v.len() - 1) as f64 * q) as usize];
+        // The echo holds its answers as long as the in-process call took, measured first.
+        let mut warm = time(BLOCK * 2, Box::new(|| local(f, op, big)));
+        let hold = p50(&mut warm);
+        // Per series: every request's time, and each round's block p50 minus the p50 of the
+        // in-process block of the same round (what the server adds, paired in time).
+        let mut all: [Vec<Duration>; 5] = Default::default();
+        let mut adds: [Vec<i64>; 4] = Default::default();
+        for _ in 0..ROUNDS {
+            let mut l = time(BLOCK, Box::new(|| local(f, op, big)));
+            let mut rounds = [
+                time(BLOCK, Box::new(|| remote(&blocking, f, op, big))),
+                time(BLOCK, Box::new(|| remote(&polling, f, op, big))),
+                time(BLOCK, Box::new(|| echo.ask(hold, Duration::ZERO))),
+                time(BLOCK, Box::new(|| echo.ask(hold, Duration::from_millis(1)))),
+            ];
+            // The echo is measured against what it was told to hold.
+            let base = p50(&mut l).as_nanos() as i64;
+            for (i, r) in rounds.iter_mut().enumerate() {
+                let against = if i < 2 { base } else { hold.as_nanos() as i64 };
+                adds[i].push(p50(r).as_nanos() as i64 - against);
+                all[i + 1].extend_from_slice(r);
+            }
+            all[0].extend(l);
+        }
+        let added = |v: &mut Vec<i64>| {
+            v.sort();
+            Duration::from_nanos(v[v.len() / 2].max(0) as u64)
+        };
+        let [l, b, p, _, _] = &mut all;
+        let [ab, ap, aeb, aep] = &mut adds;
         println!(
-            "  {op:<26} server p50 {:>9.1?} p99 {:>9.1?} | in-process p50 {:>9.1?} p99 {:>9.1?} | server adds {:>8.1?} at p50",
-            p(&remote_t, 0.5),
-            p(&remote_t, 0.99),
-            p(&local_t, 0.5),
-            p(&local_t, 0.99),
-            p(&remote_t, 0.5).saturating_sub(p(&local_t, 0.5))
+            "  {op:<24} in-process p50 {:>8.1?} | server p50 {:>8.1?} p99 {:>8.1?}, adds {:>7.1?} \
+             | polling client p50 {:>8.1?}, adds {:>7.1?} | socket echo adds {:>7.1?}, polling {:>7.1?}",
+            p50(l),
+            p50(b),
+            p99(b),
+            added(ab),
+            p50(p),
+            added(ap),
+            added(aeb),
+            added(aep),
         );
+    }
+}
+
+/// A bare Unix-socket echo on its own thread: each 8-byte request names how many nanoseconds
+/// to hold the answer (spinning, as a computation would); the answer is the same 8 bytes.
+struct Echo {
+    conn: std::sync::Mutex<std::os::unix::net::UnixStream>,
+}
+
+impl Echo {
+    fn start(path: &Path) -> Echo {
+        use std::io::{Read, Write};
+        let listener = std::os::unix::net::UnixListener::bind(path).expect("echo socket");
+        std::thread::spawn(move || {
+            let Ok((mut s, _)) = listener.accept() else { return };
+            let mut req = [0u8; 8];
+            while s.read_exact(&mut req).is_ok() {
+                let hold = Duration::from_nanos(u64::from_le_bytes(req));
+                let t = Instant::now();
+                while t.elapsed() < hold {
+                    std::hint::spin_loop();
+                }
+                if s.write_all(&req).is_err() {
+                    return;
+                }
+            }
+        });
+        Echo { conn: std::sync::Mutex::new(std::os::unix::net::UnixStream::connect(path).expect("echo connect")) }
+    }
+
+    /// One round trip; `poll` > 0 polls for the answer that long before sleeping, as the
+    /// polling client does.
+    fn ask(&self, hold: Duration, poll: Duration) {
+        use std::io::{Read, Write};
+        let mut s = self.conn.lock().expect("echo");
+        s.write_all(&(hold.as_nanos() as u64).to_le_bytes()).expect("echo write");
+        let mut answer = [0u8; 8];
+        if !poll.is_zero() {
+            let t = Instant::now();
+            s.set_nonblocking(true).expect("nonblocking");
+            let mut got = 0;
+            while got < 8 && t.elapsed() < poll {
+                match s.read(&mut answer[got..]) {
+                    Ok(n) => got += n,
+                    Err(_) => std::thread::yield_now(),
+                }
+            }
+            s.set_nonblocking(false).expect("blocking");
+            s.read_exact(&mut answer[got..]).expect("echo read");
+        } else {
+            s.read_exact(&mut answer).expect("echo read");
+        }
     }
 }
 

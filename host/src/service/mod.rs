@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod api;
+mod conn;
 pub mod error;
 pub mod logs;
 pub mod metrics;
@@ -377,11 +378,13 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
         reloading: tokio::sync::Mutex::new(()),
         metrics: metrics::Metrics::new(current),
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The main runtime accepts, handles signals and the metrics port; requests are served on
+    // the connection threads (see `conn`), one per CPU.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("cryptohost-serve")
         .build()
         .map_err(|e| ServiceError::Runtime(e.to_string()))?;
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let served = runtime.block_on(async {
         let listener =
             tokio::net::UnixListener::from_std(std_listener).map_err(|e| socket_err(&path, e.to_string()))?;
@@ -393,7 +396,12 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
                 .map_err(|e| ServiceError::Runtime(format!("[service] metrics_listen {addr}: cannot bind: {e}")))?;
             let bound = tcp.local_addr().unwrap_or(addr);
             log::warn!("metrics on http://{bound}/metrics");
-            tokio::spawn(accept_loop(Tcp(tcp), metrics_router(shared.clone()), header_timeout, stop.clone()));
+            tokio::spawn(conn::accept_loop(
+                conn::Tcp(tcp),
+                metrics_router(shared.clone()),
+                header_timeout,
+                stop.clone(),
+            ));
         }
         log::warn!("serving on {} (HTTP/1.1 + JSON, /v1/)", path.display());
         tokio::spawn(reload_on_sighup(shared.clone()));
@@ -401,89 +409,16 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
             shutdown().await;
             let _ = stop_tx.send(true);
         });
-        let app = router(shared);
+        let workers = conn::Threads::start(threads, &router(shared), header_timeout)
+            .map_err(|e| ServiceError::Runtime(format!("connection threads: {e}")))?;
         systemd::notify("READY=1");
-        accept_loop(Unix(listener), app, header_timeout, stop).await;
+        workers.accept(conn::Unix(listener), stop).await;
         Ok::<(), ServiceError>(())
     });
     if owned {
         let _ = std::fs::remove_file(&path);
     }
     served
-}
-
-/// A listener the accept loop serves: the Unix socket (peers known by SO_PEERCRED) or the
-/// loopback metrics port (peers unknown: no rule names them).
-trait Listen: Send + 'static {
-    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
-    fn accept(&self) -> impl std::future::Future<Output = io::Result<(Self::Io, access::Peer)>> + Send;
-}
-
-struct Unix(tokio::net::UnixListener);
-struct Tcp(tokio::net::TcpListener);
-
-impl Listen for Unix {
-    type Io = tokio::net::UnixStream;
-    async fn accept(&self) -> io::Result<(Self::Io, access::Peer)> {
-        let (stream, _) = self.0.accept().await?;
-        let peer = match stream.peer_cred() {
-            Ok(c) => access::Peer::new(c.uid(), c.gid(), c.pid()),
-            Err(_) => access::Peer::nobody(),
-        };
-        Ok((stream, peer))
-    }
-}
-
-impl Listen for Tcp {
-    type Io = tokio::net::TcpStream;
-    async fn accept(&self) -> io::Result<(Self::Io, access::Peer)> {
-        let (stream, _) = self.0.accept().await?;
-        Ok((stream, access::Peer::nobody()))
-    }
-}
-
-/// Accepts connections until `stop` turns true, serving each over HTTP/1.1 with a header-read
-/// timeout (a connection that does not send a whole request head in time, idle keep-alive ones
-/// included, is closed), then waits for the connections in flight to finish.
-async fn accept_loop(
-    listener: impl Listen,
-    app: Router,
-    header_timeout: std::time::Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(s) => s,
-                Err(e) => {
-                    // Out of descriptors and the like: back off rather than spin.
-                    log::warn!("accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = async { drop(stop.wait_for(|stopped| *stopped).await) } => break,
-        };
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(axum::extract::ConnectInfo(peer.clone()));
-            let mut app = app.clone();
-            async move { tower_service::Service::call(&mut app, request.map(axum::body::Body::new)).await }
-        });
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                log::debug!("connection: {e}");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
 }
 
 /// Reloads on every SIGHUP (the socket, its group and the concurrency limit stay as they were).

@@ -1,0 +1,209 @@
+//! Connections: accepting them and serving each over HTTP/1.1.
+//!
+//! The Unix socket's connections are spread over connection threads, each running a
+//! single-threaded runtime: a request is read, computed (inline when small) and answered on the
+//! thread that owns its connection, with no hand-off between workers and no wake of another
+//! thread per request. A connection goes to the thread serving the fewest, so as many clients
+//! as there are threads run in parallel. Work that must not hold a connection thread (large
+//! inputs, HSM signing, anchors read from disk) goes to that runtime's blocking pool as before.
+//!
+//! The loopback metrics port, which carries a scrape now and then, is served on the main
+//! runtime.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::sync::{mpsc, watch};
+
+use super::access;
+
+/// A listener: the Unix socket (peers known by SO_PEERCRED) or the loopback metrics port
+/// (peers unknown: no rule names them).
+pub(super) trait Listen: Send + 'static {
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn accept(&self) -> impl std::future::Future<Output = io::Result<(Self::Io, access::Peer)>> + Send;
+}
+
+pub(super) struct Unix(pub tokio::net::UnixListener);
+pub(super) struct Tcp(pub tokio::net::TcpListener);
+
+impl Listen for Unix {
+    type Io = tokio::net::UnixStream;
+    async fn accept(&self) -> io::Result<(Self::Io, access::Peer)> {
+        let (stream, _) = self.0.accept().await?;
+        let peer = match stream.peer_cred() {
+            Ok(c) => access::Peer::new(c.uid(), c.gid(), c.pid()),
+            Err(_) => access::Peer::nobody(),
+        };
+        Ok((stream, peer))
+    }
+}
+
+impl Listen for Tcp {
+    type Io = tokio::net::TcpStream;
+    async fn accept(&self) -> io::Result<(Self::Io, access::Peer)> {
+        let (stream, _) = self.0.accept().await?;
+        Ok((stream, access::Peer::nobody()))
+    }
+}
+
+/// Serves one connection until it closes: HTTP/1.1 with a header-read timeout (a connection
+/// that does not send a whole request head in time, idle kept-alive ones included, is closed),
+/// every request carrying the peer.
+/// `place` is dropped when the connection ends, however it ends.
+fn serve<Io>(
+    graceful: &GracefulShutdown,
+    io: Io,
+    peer: access::Peer,
+    app: Router,
+    header_timeout: Duration,
+    place: Option<Live>,
+) where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer.clone()));
+        let mut app = app.clone();
+        async move { tower_service::Service::call(&mut app, request.map(axum::body::Body::new)).await }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    let connection = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            log::debug!("connection: {e}");
+        }
+        drop(place);
+    });
+}
+
+/// Waits for the next connection, or `None` once `stop` turns true; a failed accept (out of
+/// descriptors and the like) backs off rather than spins.
+async fn next<L: Listen>(listener: &L, stop: &mut watch::Receiver<bool>) -> Option<(L::Io, access::Peer)> {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(s) => return Some(s),
+                Err(e) => {
+                    log::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = async { drop(stop.wait_for(|stopped| *stopped).await) } => return None,
+        }
+    }
+}
+
+/// Accepts connections on this runtime until `stop` turns true, then waits for the connections
+/// in flight to finish (the metrics port).
+pub(super) async fn accept_loop(
+    listener: impl Listen,
+    app: Router,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    while let Some((stream, peer)) = next(&listener, &mut stop).await {
+        serve(&graceful, stream, peer, app.clone(), header_timeout, None);
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// A connection on its way to a connection thread: the socket, out of the accepting runtime.
+type Handoff = (std::os::unix::net::UnixStream, access::Peer);
+
+/// Connections accepted but not yet taken up by their thread (which takes them at once unless
+/// it is busy computing); beyond this, accepting waits.
+const HANDOFF_QUEUE: usize = 64;
+
+/// The connection threads.
+pub(super) struct Threads {
+    threads: Vec<Thread>,
+}
+
+struct Thread {
+    handoff: mpsc::Sender<Handoff>,
+    /// Connections this thread serves now.
+    live: Arc<AtomicUsize>,
+    join: std::thread::JoinHandle<()>,
+}
+
+impl Threads {
+    /// Starts `n` connection threads serving `app`.
+    ///
+    /// # Errors
+    /// A thread or its runtime cannot be made.
+    pub(super) fn start(n: usize, app: &Router, header_timeout: Duration) -> io::Result<Threads> {
+        let mut threads = Vec::with_capacity(n);
+        for i in 0..n.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let (handoff, mut incoming) = mpsc::channel::<Handoff>(HANDOFF_QUEUE);
+            let live = Arc::new(AtomicUsize::new(0));
+            let (app, count) = (app.clone(), live.clone());
+            let join = std::thread::Builder::new().name(format!("cryptohost-conn-{i}")).spawn(move || {
+                runtime.block_on(async move {
+                    let graceful = GracefulShutdown::new();
+                    // Until the accept loop stops and drops its end.
+                    while let Some((std_stream, peer)) = incoming.recv().await {
+                        let place = Live(count.clone());
+                        match tokio::net::UnixStream::from_std(std_stream) {
+                            Ok(stream) => serve(&graceful, stream, peer, app.clone(), header_timeout, Some(place)),
+                            Err(e) => log::warn!("connection: cannot register it: {e}"),
+                        }
+                    }
+                    graceful.shutdown().await;
+                });
+            })?;
+            threads.push(Thread { handoff, live, join });
+        }
+        Ok(Threads { threads })
+    }
+
+    /// Accepts on `listener` until `stop` turns true, handing each connection to the thread
+    /// that serves the fewest; then lets every thread finish its connections in flight.
+    pub(super) async fn accept(self, listener: Unix, mut stop: watch::Receiver<bool>) {
+        while let Some((stream, peer)) = next(&listener, &mut stop).await {
+            let Some(thread) = self.threads.iter().min_by_key(|t| t.live.load(Ordering::Relaxed)) else { break };
+            // Out of this runtime's reactor, to be registered with the thread's own.
+            let std_stream = match stream.into_std() {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!("connection: {e}");
+                    continue;
+                }
+            };
+            thread.live.fetch_add(1, Ordering::Relaxed);
+            if thread.handoff.send((std_stream, peer)).await.is_err() {
+                thread.live.fetch_sub(1, Ordering::Relaxed);
+                log::error!("a connection thread has stopped; refusing the connection");
+            }
+        }
+        drop(listener);
+        let joins: Vec<_> = self.threads.into_iter().map(|t| t.join).collect();
+        // Each thread ends once its handoff is closed (dropped above with `self`) and its
+        // connections are done.
+        let _ = tokio::task::spawn_blocking(move || {
+            for j in joins {
+                if j.join().is_err() {
+                    log::error!("a connection thread panicked");
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// A connection's place in its thread's count, given back on drop.
+struct Live(Arc<AtomicUsize>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
