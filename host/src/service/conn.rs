@@ -207,3 +207,64 @@ impl Drop for Live {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// Waits (yielding to the accept loop) until the threads' counts sum to `n`.
+    async fn settle(counts: &[Arc<AtomicUsize>], n: usize) -> Vec<usize> {
+        for _ in 0..500 {
+            let now: Vec<usize> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+            if now.iter().sum::<usize>() == n {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the connection counts never reached {n}");
+    }
+
+    #[test]
+    fn a_connection_goes_to_the_thread_serving_fewest_and_leaves_its_count_when_it_closes() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("s.sock");
+            let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+            let app = Router::new()
+                .route("/", axum::routing::get(|| async { format!("{:?}", std::thread::current().name()) }));
+            let threads = Threads::start(2, &app, Duration::from_secs(5)).expect("threads");
+            let counts: Vec<_> = threads.threads.iter().map(|t| t.live.clone()).collect();
+            let (stop_tx, stop) = watch::channel(false);
+            let accepting = tokio::spawn(threads.accept(Unix(listener), stop));
+
+            let mut conns = Vec::new();
+            for n in 1..=3 {
+                conns.push(std::os::unix::net::UnixStream::connect(&path).expect("connect"));
+                let mut now = settle(&counts, n).await;
+                now.sort_unstable();
+                // Spread: never two more on one thread than on the other.
+                assert!(now[1] - now[0] <= 1, "{now:?} after {n} connections");
+            }
+            // Each is answered on a connection thread, and two different threads answer.
+            let mut names = std::collections::BTreeSet::new();
+            for c in &mut conns {
+                c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").expect("send");
+                let mut answer = String::new();
+                c.read_to_string(&mut answer).expect("answer");
+                assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+                let name = answer.rsplit("\r\n\r\n").next().unwrap_or_default().to_string();
+                assert!(name.contains("cryptohost-conn-"), "{name}");
+                names.insert(name);
+            }
+            assert_eq!(names.len(), 2, "{names:?}");
+            drop(conns);
+            assert_eq!(settle(&counts, 0).await, [0, 0]);
+            // Stopping ends the accept loop and every thread.
+            stop_tx.send(true).expect("stop");
+            tokio::time::timeout(Duration::from_secs(10), accepting).await.expect("stopped").expect("joined");
+        });
+    }
+}
