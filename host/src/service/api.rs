@@ -254,22 +254,25 @@ fn format_of(text: &Option<String>) -> Result<SigFormat, ApiError> {
 }
 
 /// The input to sign or verify: the whole message for EdDSA and ML-DSA, the digest (computed
-/// here through a hashing provider, or given) otherwise; and what the audit log records about it.
+/// here through a hashing provider, or given) otherwise; and, for a signature (`audited`), what
+/// the audit log records about it (a verify writes no audit line, so nothing is hashed for one).
 fn input_of(
     state: &AppState,
     alg: &crate::alg::SignatureAlgorithm,
     data: &Option<String>,
     digest: &Option<String>,
+    audited: bool,
 ) -> Result<(Vec<u8>, bool, String), ApiError> {
+    let audit_of = |message: &[u8]| if audited { hex::encode(Sha256::digest(message)) } else { String::new() };
     match (data, digest, alg.hash) {
         (Some(d), None, None) => {
             let message = b64_field("data", d)?;
-            let audit = hex::encode(Sha256::digest(&message));
+            let audit = audit_of(&message);
             Ok((message, false, audit))
         }
         (Some(d), None, Some(hash)) => {
             let message = b64_field("data", d)?;
-            let audit = hex::encode(Sha256::digest(&message));
+            let audit = audit_of(&message);
             let digest = state.host.serve(Capability::Hashing, hash, |p, a| p.digest(a, &message))?.value;
             Ok((digest, true, audit))
         }
@@ -335,7 +338,7 @@ pub async fn verify(
         };
         let signature = b64_field("signature", &req.signature)?;
         let format = format_of(&req.signature_format)?;
-        let (input, is_digest, _) = input_of(&state, alg, &req.data, &req.digest)?;
+        let (input, is_digest, _) = input_of(&state, alg, &req.data, &req.digest, false)?;
         let input = if is_digest { SignInput::Digest(&input) } else { SignInput::Message(&input) };
         let mut answer = None;
         for spki in &keys {
@@ -428,7 +431,7 @@ pub async fn sign(
         }
         let alg = signature_alg(&algorithm)?;
         let format = format_of(&req.signature_format)?;
-        let (input, is_digest, audit_hex) = input_of(&state, alg, &req.data, &req.digest)?;
+        let (input, is_digest, audit_hex) = input_of(&state, alg, &req.data, &req.digest, true)?;
         let input = if is_digest { SignInput::Digest(&input) } else { SignInput::Message(&input) };
         let audit_input = hex::decode(audit_hex).unwrap_or_default();
         let service = KeyService::for_caller(&state.host, state.audit.clone(), who.caller());
