@@ -1,8 +1,9 @@
 //! The audit log: one JSON line per use of a private or secret key, written and flushed to disk
 //! before the result is returned. If the line cannot be written, the operation fails.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+mod journal;
+
+use std::fs::OpenOptions;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -94,10 +95,11 @@ impl std::fmt::Display for KeyOrigin {
     }
 }
 
-/// An append-only JSON-lines file, opened once, written under a lock.
+/// An append-only JSON-lines file, opened once; lines written at the same time are synced
+/// together (group commit, see `journal`), each caller returning after its own line is synced.
 pub struct AuditLog {
     path: PathBuf,
-    file: Mutex<File>,
+    journal: journal::Journal,
     counts: Mutex<Counts>,
 }
 
@@ -146,7 +148,7 @@ impl AuditLog {
                 meta.mode() & 0o7777
             )));
         }
-        Ok(AuditLog { path: path.to_path_buf(), file: Mutex::new(file), counts: Mutex::default() })
+        Ok(AuditLog { path: path.to_path_buf(), journal: journal::Journal::new(file), counts: Mutex::default() })
     }
 
     pub fn path(&self) -> &Path {
@@ -188,12 +190,7 @@ impl AuditLog {
         let mut line = serde_json::to_vec(record)
             .map_err(|e| AuditError { path: self.path.clone(), message: format!("cannot encode record: {e}") })?;
         line.push(b'\n');
-        let mut f = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let written = f
-            .write_all(&line)
-            .and_then(|()| f.sync_data())
-            .map_err(|e| AuditError { path: self.path.clone(), message: format!("cannot write: {e}") });
-        drop(f);
+        let written = self.journal.append(&line).map_err(|message| AuditError { path: self.path.clone(), message });
         if written.is_err() {
             self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).write_failures += 1;
         }
