@@ -119,7 +119,8 @@ pub(super) async fn accept_loop(
 type Handoff = (std::os::unix::net::UnixStream, access::Peer);
 
 /// Connections accepted but not yet taken up by their thread (which takes them at once unless
-/// it is busy computing); beyond this, accepting waits.
+/// it is busy computing); beyond this, a connection goes to another thread, or is closed when
+/// every thread's queue is full.
 const HANDOFF_QUEUE: usize = 64;
 
 /// The connection threads.
@@ -165,23 +166,39 @@ impl Threads {
         Ok(Threads { threads })
     }
 
+    /// Gives a connection to the thread serving the fewest; if that thread's queue is full or
+    /// the thread has stopped, to the next. Never waits: a connection no thread can take is
+    /// closed.
+    fn hand_off(&self, mut conn: Handoff) {
+        let mut order: Vec<&Thread> = self.threads.iter().collect();
+        order.sort_by_key(|t| t.live.load(Ordering::Relaxed));
+        for thread in order {
+            thread.live.fetch_add(1, Ordering::Relaxed);
+            match thread.handoff.try_send(conn) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    thread.live.fetch_sub(1, Ordering::Relaxed);
+                    conn = back;
+                }
+                Err(mpsc::error::TrySendError::Closed(back)) => {
+                    // Never chosen first again.
+                    thread.live.store(usize::MAX / 2, Ordering::Relaxed);
+                    log::error!("a connection thread has stopped");
+                    conn = back;
+                }
+            }
+        }
+        log::warn!("every connection thread's queue is full; closing a new connection");
+    }
+
     /// Accepts on `listener` until `stop` turns true, handing each connection to the thread
     /// that serves the fewest; then lets every thread finish its connections in flight.
     pub(super) async fn accept(self, listener: Unix, mut stop: watch::Receiver<bool>) {
         while let Some((stream, peer)) = next(&listener, &mut stop).await {
-            let Some(thread) = self.threads.iter().min_by_key(|t| t.live.load(Ordering::Relaxed)) else { break };
             // Out of this runtime's reactor, to be registered with the thread's own.
-            let std_stream = match stream.into_std() {
-                Ok(s) => s,
-                Err(e) => {
-                    log::warn!("connection: {e}");
-                    continue;
-                }
-            };
-            thread.live.fetch_add(1, Ordering::Relaxed);
-            if thread.handoff.send((std_stream, peer)).await.is_err() {
-                thread.live.fetch_sub(1, Ordering::Relaxed);
-                log::error!("a connection thread has stopped; refusing the connection");
+            match stream.into_std() {
+                Ok(s) => self.hand_off((s, peer)),
+                Err(e) => log::warn!("connection: {e}"),
             }
         }
         drop(listener);
