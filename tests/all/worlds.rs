@@ -142,3 +142,22 @@ fn components_check_passes_the_shipped_providers_and_fails_a_trapping_one() {
     let text = common::stdout(&out);
     assert!(text.contains("FAIL") && text.contains("trapped"), "{text}");
 }
+
+#[test]
+fn output_to_a_reader_that_has_gone_away_ends_quietly_not_in_a_panic() {
+    // `cryptohost ... | grep -q`: the reader exits at its first match and closes the pipe.
+    use std::process::{Command, Stdio};
+    let file = common::components_dir().join("simulation.wasm");
+    let mut child = Command::new(common::binary())
+        .args(["components", "inspect", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before the command writes.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = common::stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "the status a SIGPIPE'd tool gives; stderr: {err}");
+}

@@ -41,15 +41,15 @@ pub(super) fn bundle(cli: &Cli, b: &BundleCommand) -> Outcome {
                 key_id: None,
             };
             let manifest = bundle::create(&registry, &service, from, &signer, out, Limits::default())?;
-            println!("wrote {} ({} files)", out.display(), manifest.files.len());
+            outln!("wrote {} ({} files)", out.display(), manifest.files.len());
         }
         BundleCommand::Verify { archive, bootstrap: bs } => {
             let (manifest, _) = bundle::verify(&root, archive, &bootstrap(bs)?, Limits::default())?;
-            println!("valid: {} files, signed manifest of {}", manifest.files.len(), manifest.created_at);
+            outln!("valid: {} files, signed manifest of {}", manifest.files.len(), manifest.created_at);
         }
         BundleCommand::Install { archive, bootstrap: bs, into, allow_downgrade } => {
             let manifest = bundle::install(&root, archive, &bootstrap(bs)?, into, Limits::default(), *allow_downgrade)?;
-            println!(
+            outln!(
                 "installed {} files into {} (kit createdAt {})",
                 manifest.files.len(),
                 into.display(),

@@ -30,7 +30,7 @@ pub(super) fn inspect(file: &Path, as_json: bool) -> Outcome {
         })
         .map(|e| e.signatures.iter().map(|s| s.keyid.clone()).collect::<Vec<_>>().join(", "));
     if as_json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "file": file.display().to_string(),
@@ -48,30 +48,28 @@ pub(super) fn inspect(file: &Path, as_json: bool) -> Outcome {
             }))?
         );
     } else {
-        println!("{}", file.display());
-        println!("  sha256     {}", i.sha256);
-        println!("  size       {} bytes", i.size);
+        outln!("{}", file.display());
+        outln!("  sha256     {}", i.sha256);
+        outln!("  size       {} bytes", i.size);
         match &world {
-            Ok(w) => println!("  world      {w}"),
-            Err(e) => println!("  world      none: {e}"),
+            Ok(w) => outln!("  world      {w}"),
+            Err(e) => outln!("  world      none: {e}"),
         }
         for imp in &i.imports {
-            println!("  import     {imp}");
+            outln!("  import     {imp}");
         }
         for exp in &i.exports {
-            println!("  export     {exp}");
+            outln!("  export     {exp}");
         }
         if let Some(p) = &publisher {
-            println!(
-                "  publisher  {p} (claimed by the signed component manifest beside it; checked when its kit loads)"
-            );
+            outln!("  publisher  {p} (claimed by the signed component manifest beside it; checked when its kit loads)");
         }
         match entry {
             Some((m, _)) => {
-                println!("  built with {} ({})", m.toolchain, m.build_mode);
-                println!("  contract   {}", m.wit_package);
+                outln!("  built with {} ({})", m.toolchain, m.build_mode);
+                outln!("  contract   {}", m.wit_package);
             }
-            None => println!("  built with unknown (no manifest.json beside it lists these bytes)"),
+            None => outln!("  built with unknown (no manifest.json beside it lists these bytes)"),
         }
     }
     for r in &i.refused_imports {
@@ -94,9 +92,9 @@ pub(super) fn sign(cli: &super::Cli, key: &str, alg: &str, key_id: &str, out: &P
     };
     let manifest = cryptohost::bundle::kit::publish(&registry, &service, &config, &signer, out)?;
     for c in &manifest.components {
-        println!("{}  {}  {} ({}, priority {})", c.file, c.sha256, c.provider.name, c.world, c.provider.priority);
+        outln!("{}  {}  {} ({}, priority {})", c.file, c.sha256, c.provider.name, c.world, c.provider.priority);
     }
-    println!("signed {} component(s) as {key_id} into {}", manifest.components.len(), out.display());
+    outln!("signed {} component(s) as {key_id} into {}", manifest.components.len(), out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -106,7 +104,7 @@ pub(super) fn check(file: &Path, as_json: bool) -> Outcome {
     let passed = checks.iter().filter(|c| c.outcome == "pass").count();
     let skipped = checks.iter().filter(|c| c.outcome == "skip").count();
     if as_json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "file": file.display().to_string(),
@@ -117,7 +115,7 @@ pub(super) fn check(file: &Path, as_json: bool) -> Outcome {
             }))?
         );
     } else {
-        println!(
+        outln!(
             "{} ({} {}, world {})",
             file.display(),
             descriptor.reported_name,
@@ -131,9 +129,9 @@ pub(super) fn check(file: &Path, as_json: bool) -> Outcome {
                 _ => "SKIP",
             };
             let detail = if c.detail.is_empty() { String::new() } else { format!("  -- {}", c.detail) };
-            println!("{mark}  {:<13} {:<8} {}{detail}", c.capability, c.algorithm, c.name);
+            outln!("{mark}  {:<13} {:<8} {}{detail}", c.capability, c.algorithm, c.name);
         }
-        println!("{passed} passed, {failed} failed, {skipped} skipped");
+        outln!("{passed} passed, {failed} failed, {skipped} skipped");
     }
     Ok(if failed == 0 && passed > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -59,7 +59,7 @@ pub(super) fn sign(cli: &Cli, a: &DsseSignArgs) -> Outcome {
     match &a.out {
         // A fresh file renamed into place: never written through a symlink at --out.
         Some(out) => fsio::replace_atomic(out, (json + "\n").as_bytes(), 0o644)?,
-        None => println!("{json}"),
+        None => outln!("{json}"),
     }
     eprintln!("cryptohost: dsse sign: {} signature(s)", envelope.signatures.len());
     Ok(ExitCode::SUCCESS)
@@ -133,7 +133,7 @@ pub(super) fn verify(cli: &Cli, a: &DsseVerifyArgs) -> Outcome {
         fsio::replace_atomic(out, &result.payload, 0o644)?;
     }
     if a.json {
-        println!(
+        outln!(
             "{}",
             json!({"valid": result.valid, "payloadType": result.payload_type, "verifiedBy": result.verified_by,
                    "verifiedFingerprints": result.verified_fingerprints,
@@ -149,7 +149,7 @@ pub(super) fn verify(cli: &Cli, a: &DsseVerifyArgs) -> Outcome {
         if result.valid {
             eprintln!("cryptohost: dsse verify: verified by {}", result.verified_by.join(", "));
         }
-        println!("{}", if result.valid { "valid" } else { "invalid" });
+        outln!("{}", if result.valid { "valid" } else { "invalid" });
     }
     Ok(if result.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -166,6 +166,6 @@ pub(super) fn split_alg(given: &str) -> (Option<&str>, &str) {
 pub(super) fn fingerprint(cli: &Cli, public: &Path) -> Outcome {
     let spki = keyfile::read_public_key(public)?;
     let registry = open_registry(cli)?;
-    println!("{}", cryptohost::dsse::fingerprint(&registry, &spki).map_err(|e| anyhow::anyhow!(e))?);
+    outln!("{}", cryptohost::dsse::fingerprint(&registry, &spki).map_err(|e| anyhow::anyhow!(e))?);
     Ok(ExitCode::SUCCESS)
 }

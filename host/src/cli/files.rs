@@ -20,13 +20,13 @@ pub(super) fn hash(cli: &Cli, a: &HashArgs) -> Outcome {
     let served = registry.digest_file(&a.alg, &a.file)?;
     let hex = hex::encode(&served.value);
     if a.json {
-        println!(
+        outln!(
             "{}",
             json!({"algorithm": cryptohost::alg::canonical_hash(&a.alg), "digest": hex, "provider": provider_json(&served)})
         );
     } else {
         report("hash", &served);
-        println!("{hex}");
+        outln!("{hex}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -55,7 +55,7 @@ pub(super) fn sign(cli: &Cli, a: &SignArgs) -> Outcome {
         fsio::replace_atomic(path, &signed.signature, 0o644)?;
     }
     if a.json {
-        println!(
+        outln!(
             "{}",
             json!({"algorithm": a.alg, "signature": b64, "hashed_by": out.hashed_by.as_ref().map(provider_json),
                    "signed_by": {"name": signed.provider, "origin": signed.origin}})
@@ -66,7 +66,7 @@ pub(super) fn sign(cli: &Cli, a: &SignArgs) -> Outcome {
         }
         eprintln!("cryptohost: sign: served by {} ({})", signed.provider, signed.origin);
         if a.out.is_none() {
-            println!("{b64}");
+            outln!("{b64}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -114,7 +114,7 @@ pub(super) fn verify(cli: &Cli, a: &VerifyArgs) -> Outcome {
     let (verified, digest) = answer.context("no key to verify with")?;
     let word = if verified.value { "valid" } else { "invalid" };
     if a.json {
-        println!(
+        outln!(
             "{}",
             json!({"algorithm": a.alg, "valid": verified.value, "hashed_by": digest.as_ref().map(provider_json), "verified_by": provider_json(&verified)})
         );
@@ -123,7 +123,7 @@ pub(super) fn verify(cli: &Cli, a: &VerifyArgs) -> Outcome {
             report("hash", d);
         }
         report("verify", &verified);
-        println!("{word}");
+        outln!("{word}");
     }
     Ok(if verified.value { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -158,12 +158,12 @@ pub(super) fn keygen(cli: &Cli, a: &KeygenArgs) -> Outcome {
     })?;
     let served = registry.by_name(&provider).map(|p| served_by(p.as_ref())).unwrap_or(provider);
     if a.json {
-        println!("{}", json!({"algorithm": a.alg, "private_key": a.out, "public_key": a.public, "provider": served}));
+        outln!("{}", json!({"algorithm": a.alg, "private_key": a.out, "public_key": a.public, "provider": served}));
     } else {
         eprintln!("cryptohost: keygen: served by {served}");
-        println!("wrote {}", a.out.display());
+        outln!("wrote {}", a.out.display());
         if let Some(p) = &a.public {
-            println!("wrote {}", p.display());
+            outln!("wrote {}", p.display());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -17,25 +17,25 @@ pub(super) fn providers(cli: &Cli, as_json: bool) -> Outcome {
     let registry = open_registry(cli)?;
     let descriptors: Vec<_> = registry.providers().iter().map(|p| p.descriptor().clone()).collect();
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&descriptors)?);
+        outln!("{}", serde_json::to_string_pretty(&descriptors)?);
         return Ok(ExitCode::SUCCESS);
     }
     for d in descriptors {
-        println!("{}  priority {}  ({} {})", d.name, d.priority.0, d.reported_name, d.version);
+        outln!("{}  priority {}  ({} {})", d.name, d.priority.0, d.reported_name, d.version);
         match &d.origin {
             Origin::Component { file, sha256, publisher } => {
-                println!("  component {file}\n  sha256    {sha256}");
+                outln!("  component {file}\n  sha256    {sha256}");
                 if let Some(p) = publisher {
-                    println!("  publisher {p} (signed component manifest of the installed kit)");
+                    outln!("  publisher {p} (signed component manifest of the installed kit)");
                 }
                 if let Some(w) = d.world {
-                    println!("  world     {}", w.name());
+                    outln!("  world     {}", w.name());
                 }
             }
-            Origin::Native { module } => println!("  native    {module}"),
+            Origin::Native { module } => outln!("  native    {module}"),
         }
         for c in &d.capabilities {
-            println!("  {:<13}{}", c.capability.name(), c.algorithms.join(", "));
+            outln!("  {:<13}{}", c.capability.name(), c.algorithms.join(", "));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -46,12 +46,12 @@ pub(super) fn pin(cli: &Cli, a: &PinArgs) -> Outcome {
     let manifest_path = cli.config.parent().unwrap_or(Path::new(".")).join(&a.manifest);
     let manifest = Manifest::load(&manifest_path)?;
     let changes = write_pins(&cli.config, &manifest, cli.components.as_deref())?;
-    println!("pinned {} to the build in {} ({})", cli.config.display(), manifest_path.display(), manifest.toolchain);
+    outln!("pinned {} to the build in {} ({})", cli.config.display(), manifest_path.display(), manifest.toolchain);
     if changes.is_empty() {
-        println!("no digest changed");
+        outln!("no digest changed");
     }
     for c in changes {
-        println!("  {c}");
+        outln!("  {c}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -63,10 +63,10 @@ pub(super) fn keys(cli: &Cli, k: &KeysCommand) -> Outcome {
             let hsm = registry.hsm().context("`keys list` lists HSM keys, and no [hsm] is configured")?;
             let listed = hsm.list_keys()?;
             if f.json {
-                println!("{}", serde_json::to_string_pretty(&listed)?);
+                outln!("{}", serde_json::to_string_pretty(&listed)?);
             } else {
                 for key in listed {
-                    println!("{}  {} {}  (token serial {})", key.uri, key.key_type, key.class, key.token_serial);
+                    outln!("{}  {} {}  (token serial {})", key.uri, key.key_type, key.class, key.token_serial);
                 }
             }
         }
@@ -74,12 +74,12 @@ pub(super) fn keys(cli: &Cli, k: &KeysCommand) -> Outcome {
             let reference = parse_ref(reference)?;
             let service = KeyService::new(&registry, &config.audit_path)?;
             let spki = service.generate(&reference, alg, *rsa_bits)?;
-            println!("generated {reference} ({alg})");
+            outln!("generated {reference} ({alg})");
             if !spki.is_empty() {
                 let pem = keyfile::to_pem("PUBLIC KEY", &spki)?;
                 match public {
                     Some(p) => fsio::write_new(p, pem.as_bytes(), 0o644)?,
-                    None => print!("{}", pem.as_str()),
+                    None => out!("{}", pem.as_str()),
                 }
             }
         }
@@ -89,7 +89,7 @@ pub(super) fn keys(cli: &Cli, k: &KeysCommand) -> Outcome {
             // A simulation key's type follows the algorithm (and RSA size).
             let (spki, provider) = service.public_key(&reference, alg, *rsa_bits)?;
             eprintln!("cryptohost: keys public: served by {provider}");
-            print!("{}", keyfile::to_pem("PUBLIC KEY", &spki)?.as_str());
+            out!("{}", keyfile::to_pem("PUBLIC KEY", &spki)?.as_str());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -117,7 +117,7 @@ pub(super) fn crypt(cli: &Cli, a: &CryptArgs, encrypt: bool) -> Outcome {
         fsio::write_new(&a.out, &plain, 0o600)?;
         eprintln!("cryptohost: decrypt: served by {provider}");
     }
-    println!("wrote {}", a.out.display());
+    outln!("wrote {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -127,19 +127,19 @@ pub(super) fn hsm(cli: &Cli, h: &HsmCommand) -> Outcome {
     let print_status = |as_json: bool| -> Result<(), super::Failure> {
         let status = hsm.status();
         if as_json {
-            println!("{}", serde_json::to_string_pretty(&status)?);
+            outln!("{}", serde_json::to_string_pretty(&status)?);
         } else {
             for t in status {
                 if !t.present {
                     // A configured token the module does not have: listed, never left out.
                     let named = if t.label.is_empty() { format!("serial {}", t.serial) } else { t.label };
-                    println!(
+                    outln!(
                         "{named}: MISSING (configured, not found{})",
                         t.last_error.map(|e| format!(": {e}")).unwrap_or_default()
                     );
                     continue;
                 }
-                println!(
+                outln!(
                     "{} (serial {}, slot {}): {}, {} session(s) open, {} idle{}",
                     t.label,
                     t.serial,
@@ -162,9 +162,9 @@ pub(super) fn hsm(cli: &Cli, h: &HsmCommand) -> Outcome {
             // Never connects (and so never logs in): a wrong PIN must not cost a try here.
             if hsm.is_connected() {
                 hsm.disconnect();
-                println!("disconnected from {}", hsm.descriptor().name);
+                outln!("disconnected from {}", hsm.descriptor().name);
             } else {
-                println!(
+                outln!(
                     "{}: not connected in this process; nothing to disconnect (no login was attempted)",
                     hsm.descriptor().name
                 );

@@ -4,6 +4,29 @@
 //!
 //! Exit codes: 0 success (and `valid`), 1 `invalid` signature, 2 bad input or any error.
 
+/// `println!` for a command's output. A reader that has gone away (`| head`, `| grep -q`)
+/// ends the command quietly with the status a SIGPIPE gives (141), never a panic; the process
+/// ignores SIGPIPE itself so that a closed socket is an error, not a death.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            crate::cli::stdout_gone();
+        }
+    }};
+}
+
+/// `print!` for a command's output, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        if write!(stdout, $($arg)*).and_then(|()| stdout.flush()).is_err() {
+            crate::cli::stdout_gone();
+        }
+    }};
+}
+
 mod bundle;
 mod components;
 mod dsse;
@@ -548,4 +571,9 @@ fn run(cli: &Cli) -> Outcome {
         }
         Command::Serve(a) => serve::serve(cli, a),
     }
+}
+
+/// Standard output is closed (its reader is gone): stop now, as a SIGPIPE'd tool would.
+pub(crate) fn stdout_gone() -> ! {
+    std::process::exit(141)
 }

@@ -42,10 +42,10 @@ pub(super) fn hash(client: &Client, a: &HashArgs) -> Outcome {
     let mut f = fsio::open_regular(&a.file, "input")?;
     let v = client.hash(&a.alg, &mut f)?;
     if a.json {
-        println!("{v}");
+        outln!("{v}");
     } else {
         served("hash", &v["provider"]);
-        println!("{}", v["digest"].as_str().unwrap_or_default());
+        outln!("{}", v["digest"].as_str().unwrap_or_default());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -89,7 +89,7 @@ pub(super) fn sign(client: &Client, a: &SignArgs) -> Outcome {
         fsio::replace_atomic(out, &signature, 0o644)?;
     }
     if a.json {
-        println!(
+        outln!(
             "{}",
             json!({"algorithm": a.alg, "signature": b64, "hashed_by": hashed_by, "signed_by": {"name": v["provider"], "origin": v["origin"]}})
         );
@@ -99,7 +99,7 @@ pub(super) fn sign(client: &Client, a: &SignArgs) -> Outcome {
         }
         eprintln!("cryptohost: sign: served by {} via the server", v["provider"].as_str().unwrap_or("?"));
         if a.out.is_none() {
-            println!("{b64}");
+            outln!("{b64}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -144,16 +144,13 @@ pub(super) fn verify(client: &Client, a: &VerifyArgs) -> Outcome {
     })?;
     let valid = v["valid"].as_bool().context("the server's verify answer has no verdict")?;
     if a.json {
-        println!(
-            "{}",
-            json!({"algorithm": a.alg, "valid": valid, "hashed_by": hashed_by, "verified_by": v["provider"]})
-        );
+        outln!("{}", json!({"algorithm": a.alg, "valid": valid, "hashed_by": hashed_by, "verified_by": v["provider"]}));
     } else {
         if let Some(by) = &hashed_by {
             served("hash", by);
         }
         served("verify", &v["provider"]);
-        println!("{}", if valid { "valid" } else { "invalid" });
+        outln!("{}", if valid { "valid" } else { "invalid" });
     }
     Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -187,7 +184,7 @@ pub(super) fn dsse_sign(client: &Client, a: &super::DsseSignArgs) -> Outcome {
     let text = serde_json::to_string_pretty(&v["envelope"])?;
     match &a.out {
         Some(out) => fsio::replace_atomic(out, (text + "\n").as_bytes(), 0o644)?,
-        None => println!("{text}"),
+        None => outln!("{text}"),
     }
     let n = v["envelope"]["signatures"].as_array().map_or(0, Vec::len);
     eprintln!("cryptohost: dsse sign: {n} signature(s) via the server");
@@ -229,7 +226,7 @@ pub(super) fn dsse_verify(client: &Client, a: &super::DsseVerifyArgs) -> Outcome
     }
     if a.json {
         // The same document as local mode.
-        println!(
+        outln!(
             "{}",
             json!({"valid": valid, "payloadType": v["payload_type"], "verifiedBy": v["verified_by"],
                    "verifiedFingerprints": v["verified_fingerprints"], "threshold": a.threshold,
@@ -246,7 +243,7 @@ pub(super) fn dsse_verify(client: &Client, a: &super::DsseVerifyArgs) -> Outcome
             let by: Vec<&str> = v["verified_by"].as_array().into_iter().flatten().filter_map(|b| b.as_str()).collect();
             eprintln!("cryptohost: dsse verify: verified by {}", by.join(", "));
         }
-        println!("{}", if valid { "valid" } else { "invalid" });
+        outln!("{}", if valid { "valid" } else { "invalid" });
     }
     Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -256,10 +253,10 @@ pub(super) fn keys(client: &Client, k: &super::KeysCommand) -> Outcome {
         super::KeysCommand::List(f) => {
             let v = client.call_get("/v1/keys")?;
             if f.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for key in v.as_array().into_iter().flatten() {
-                    println!(
+                    outln!(
                         "{}  {} {}  (token serial {})",
                         key["uri"].as_str().unwrap_or("?"),
                         key["key_type"].as_str().unwrap_or("?"),
@@ -272,12 +269,12 @@ pub(super) fn keys(client: &Client, k: &super::KeysCommand) -> Outcome {
         super::KeysCommand::Generate { reference, alg, rsa_bits, public } => {
             let v = client
                 .post_json("/v1/keys/generate", json!({"key": reference, "algorithm": alg, "rsa_bits": rsa_bits}))?;
-            println!("generated {reference} ({alg})");
+            outln!("generated {reference} ({alg})");
             let pem = v["public_key"].as_str().unwrap_or_default();
             if !pem.is_empty() {
                 match public {
                     Some(p) => fsio::write_new(p, pem.as_bytes(), 0o644)?,
-                    None => print!("{pem}"),
+                    None => out!("{pem}"),
                 }
             }
         }
@@ -285,7 +282,7 @@ pub(super) fn keys(client: &Client, k: &super::KeysCommand) -> Outcome {
             let v = client
                 .post_json("/v1/keys/public", json!({"key": reference, "algorithm": alg, "rsa_bits": rsa_bits}))?;
             eprintln!("cryptohost: keys public: via the server");
-            print!("{}", v["public_key"].as_str().unwrap_or_default());
+            out!("{}", v["public_key"].as_str().unwrap_or_default());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -317,7 +314,7 @@ pub(super) fn crypt(client: &Client, a: &super::CryptArgs, encrypt: bool) -> Out
         );
         fsio::write_new(&a.out, &plain, 0o600)?;
     }
-    println!("wrote {}", a.out.display());
+    outln!("wrote {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -329,10 +326,10 @@ pub(super) fn hsm(client: &Client, h: &super::HsmCommand) -> Outcome {
     };
     let v = client.post_json(&format!("/v1/hsm/{action}"), Value::Null)?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for t in v.as_array().into_iter().flatten() {
-            println!("{}", serde_json::to_string(t)?);
+            outln!("{}", serde_json::to_string(t)?);
         }
     }
     Ok(ExitCode::SUCCESS)
