@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -121,7 +122,9 @@ fn main() -> Result<()> {
         fs::write(out.join(&file), &component).with_context(|| format!("writing {file}"))?;
         let sha256 = hex::encode(Sha256::digest(&component));
         let world = world_of(&component).with_context(|| format!("{file}: its world"))?;
-        println!("{file}: {} bytes, sha256 {sha256}, world {world}", component.len());
+        // A closed stdout is an error like any other here, never a panic.
+        writeln!(std::io::stdout(), "{file}: {} bytes, sha256 {sha256}, world {world}", component.len())
+            .context("writing to stdout")?;
         components.insert(name, Entry { file, sha256, size: component.len() as u64, world });
     }
 
