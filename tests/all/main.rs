@@ -11,6 +11,7 @@ mod dsse;
 mod hostile;
 mod kit;
 mod pqc;
+mod pqc_cli;
 mod registry;
 mod sandbox;
 mod server;
