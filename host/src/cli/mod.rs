@@ -2,7 +2,8 @@
 //! errors are printed for a person. One file per command family; the work itself (hash then
 //! sign, key resolution, auditing) lives in the library, where the server uses it too.
 //!
-//! Exit codes: 0 success (and `valid`), 1 `invalid` signature, 2 bad input or any error.
+//! Exit codes: 0 success (and `valid`), 1 `invalid` signature, 2 bad input or any error, 141
+//! when standard output's reader has gone away (see `outln!`).
 
 /// `println!` for a command's output. A reader that has gone away (`| head`, `| grep -q`)
 /// ends the command quietly with the status a SIGPIPE gives (141), never a panic; the process
