@@ -1,10 +1,13 @@
 //! A blocking client for `cryptohost serve`: HTTP/1.1 over the server's Unix socket, JSON in
-//! and out, one kept-alive connection per client (a stale one is replaced transparently). Other programs use it to hash, verify and sign
-//! without the HSM PIN, the components or a crypto library of their own.
+//! and out, one kept-alive connection per client (a stale one is replaced transparently).
+//! Other programs use it to hash, verify and sign without the HSM PIN, the components or a
+//! crypto library of their own. Every request and answer is a type of [`api`], the wire
+//! schema the server itself is written against.
 //!
 //! ```no_run
 //! let c = cryptohost_client::Client::new("/run/cryptohost/cryptohost.sock");
-//! let digest = c.hash("SHA-256", &mut std::io::Cursor::new(b"abc"))?;
+//! let hashed = c.hash("SHA-256", &mut std::io::Cursor::new(b"abc"))?;
+//! println!("{} by {}", hashed.digest, hashed.provider.name);
 //! # Ok::<(), cryptohost_client::Error>(())
 //! ```
 
@@ -15,8 +18,16 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub mod api;
+
+pub use api::{
+    DecryptRequest, DsseSignRequest, DsseSignResponse, DsseVerifyRequest, DsseVerifyResponse, EncryptRequest,
+    ErrorBody, ErrorKind, HashResponse, Health, HsmReport, KeyListing, KeyRequest, Plaintext, ProviderInfo,
+    PublicKeyResponse, Ready, Reloaded, Sealed, SignQuery, SignRequest, SignResponse, VerifyRequest, VerifyResponse,
+};
 
 /// Largest response the client reads (a DSSE envelope of the biggest payload, in JSON).
 const MAX_RESPONSE: u64 = 256 << 20;
@@ -29,7 +40,7 @@ pub enum Error {
     Io { socket: String, source: io::Error },
     /// The server answered with an error: its status, kind and message.
     #[error("{message} (server: HTTP {status}, {kind})")]
-    Server { status: u16, kind: String, message: String },
+    Server { status: u16, kind: ErrorKind, message: String },
     /// The answer was not what the protocol says.
     #[error("cryptohost server: malformed response: {0}")]
     Protocol(String),
@@ -115,19 +126,19 @@ impl Client {
         Ok(BufReader::new(s))
     }
 
-    fn call(&self, method: &str, path: &str, body: Body<'_>) -> Result<Value, Error> {
+    fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Body<'_>) -> Result<T, Error> {
         let started = Instant::now();
         let answered = self.exchange_kept(method, path, body);
         let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.last_answer.store(took, Ordering::Relaxed);
         let (status, body) = answered?;
-        let value: Value = serde_json::from_slice(&body)
-            .map_err(|e| Error::Protocol(format!("HTTP {status}, body is not JSON: {e}")))?;
         if status >= 300 {
-            let field = |k: &str| value["error"][k].as_str().unwrap_or("?").to_string();
-            return Err(Error::Server { status, kind: field("kind"), message: field("message") });
+            let detail: ErrorBody = serde_json::from_slice(&body)
+                .map_err(|e| Error::Protocol(format!("HTTP {status}, the error body is not the error schema: {e}")))?;
+            return Err(Error::Server { status, kind: detail.error.kind, message: detail.error.message });
         }
-        Ok(value)
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::Protocol(format!("HTTP {status}, the body is not the answer's schema: {e}")))
     }
 
     /// How long to poll for the next answer: the configured limit, unless the last answer took
@@ -172,11 +183,8 @@ impl Client {
         (answer.status, answer.body)
     }
 
-    fn post(&self, path: &str, request: Value) -> Result<Value, Error> {
-        if request.is_null() {
-            return self.call("POST", path, Body::None);
-        }
-        let bytes = serde_json::to_vec(&request).unwrap_or_default();
+    fn post<T: DeserializeOwned>(&self, path: &str, request: &impl Serialize) -> Result<T, Error> {
+        let bytes = serde_json::to_vec(request).map_err(|e| Error::Protocol(format!("encoding the request: {e}")))?;
         self.call("POST", path, Body::Json(&bytes))
     }
 
@@ -184,129 +192,160 @@ impl Client {
     ///
     /// # Errors
     /// The server cannot be reached.
-    pub fn health(&self) -> Result<Value, Error> {
+    pub fn health(&self) -> Result<Health, Error> {
         self.call("GET", "/v1/health", Body::None)
+    }
+
+    /// `GET /v1/ready`: components loaded, and the HSM reachable when one is configured.
+    ///
+    /// # Errors
+    /// As [`Client::health`]; a configured HSM that does not answer is `not-ready` (503).
+    pub fn ready(&self) -> Result<Ready, Error> {
+        self.call("GET", "/v1/ready", Body::None)
     }
 
     /// `GET /v1/providers`.
     ///
     /// # Errors
     /// As [`Client::health`].
-    pub fn providers(&self) -> Result<Value, Error> {
+    pub fn providers(&self) -> Result<Vec<ProviderInfo>, Error> {
         self.call("GET", "/v1/providers", Body::None)
     }
 
-    /// Streams `data` to the server's hash (never buffered whole on either side); returns the
-    /// whole response (`algorithm`, `digest` in hex, `provider`).
+    /// Streams `data` to the server's hash (never buffered whole on either side).
     ///
     /// # Errors
     /// The server cannot be reached or refuses (unknown algorithm).
-    pub fn hash(&self, algorithm: &str, data: &mut dyn Read) -> Result<Value, Error> {
+    pub fn hash(&self, algorithm: &str, data: &mut dyn Read) -> Result<HashResponse, Error> {
         let path = format!("/v1/hash?alg={}", percent(algorithm));
         self.call("POST", &path, Body::Stream(data))
     }
 
-    /// Verifies `signature` over `data` (whole message) or `digest` (hex) with an SPKI PEM key
-    /// or the server's trust anchor of a key id.
+    /// Verifies a signature over data or a digest, with a public key or a trust anchor's key id.
     ///
     /// # Errors
-    /// Bad input; a signature that does not verify is `{"valid": false}`, not an error.
-    pub fn verify(&self, request: &VerifyRequest<'_>) -> Result<Value, Error> {
-        let mut v = json!({
-            "algorithm": request.algorithm,
-            "signature": b64(request.signature),
-            "signature_format": request.signature_format,
-        });
-        match request.key {
-            PublicKey::Pem(pem) => v["public_key"] = json!(pem),
-            PublicKey::AnchorKeyId(id) => v["key_id"] = json!(id),
-        }
-        put_input(&mut v, request.input);
-        self.post("/v1/verify", v)
+    /// Bad input; a signature that does not verify is `valid: false`, not an error.
+    pub fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, Error> {
+        self.post("/v1/verify", request)
     }
 
-    /// Signs with a key the server holds (reference or profile).
+    /// Signs data or a digest with a key the server holds (reference, profile or key id).
     ///
     /// # Errors
     /// Denied (403, also for a key that does not exist), bad input, or a provider fault.
-    pub fn sign(&self, request: &SignRequest<'_>) -> Result<Value, Error> {
-        let mut v = json!({"signature_format": request.signature_format});
-        match request.key {
-            KeyName::Reference(k) => {
-                v["key"] = json!(k);
-                v["algorithm"] = json!(request.algorithm);
-            }
-            KeyName::Profile(p) => v["profile"] = json!(p),
+    pub fn sign(&self, request: &SignRequest) -> Result<SignResponse, Error> {
+        self.post("/v1/sign", request)
+    }
+
+    /// Signs `data`, streamed to the server (which hashes it as it arrives, and audits the
+    /// SHA-256 of exactly these bytes): any size, never buffered whole on either side.
+    ///
+    /// # Errors
+    /// As [`Client::sign`].
+    pub fn sign_stream(&self, request: &SignQuery, data: &mut dyn Read) -> Result<SignResponse, Error> {
+        let fields = [
+            ("key", &request.key),
+            ("profile", &request.profile),
+            ("key_id", &request.key_id),
+            ("algorithm", &request.algorithm),
+            ("signature_format", &request.signature_format),
+        ];
+        let query: Vec<String> =
+            fields.iter().filter_map(|(k, v)| v.as_deref().map(|v| format!("{k}={}", percent(v)))).collect();
+        self.call("POST", &format!("/v1/sign/stream?{}", query.join("&")), Body::Stream(data))
+    }
+
+    /// Signs a payload as a DSSE envelope with every key, profile and key id at once.
+    ///
+    /// # Errors
+    /// As [`Client::sign`].
+    pub fn dsse_sign(&self, request: &DsseSignRequest) -> Result<DsseSignResponse, Error> {
+        self.post("/v1/dsse/sign", request)
+    }
+
+    /// Verifies a DSSE envelope against the keys sent, or the server's trust anchors.
+    ///
+    /// # Errors
+    /// Bad input; an envelope that does not verify is `valid: false`, not an error.
+    pub fn dsse_verify(&self, request: &DsseVerifyRequest) -> Result<DsseVerifyResponse, Error> {
+        self.post("/v1/dsse/verify", request)
+    }
+
+    /// Every key on the HSM's tokens (admin).
+    ///
+    /// # Errors
+    /// Denied without an admin rule; no HSM configured.
+    pub fn keys_list(&self) -> Result<Vec<KeyListing>, Error> {
+        self.call("GET", "/v1/keys", Body::None)
+    }
+
+    /// The public key of a held key.
+    ///
+    /// # Errors
+    /// Denied (also for a key that does not exist).
+    pub fn key_public(&self, request: &KeyRequest) -> Result<PublicKeyResponse, Error> {
+        self.post("/v1/keys/public", request)
+    }
+
+    /// Generates a key under a reference (refused if the HSM already holds the label).
+    ///
+    /// # Errors
+    /// Denied, or the provider refuses.
+    pub fn key_generate(&self, request: &KeyRequest) -> Result<PublicKeyResponse, Error> {
+        self.post("/v1/keys/generate", request)
+    }
+
+    /// AES-GCM encryption with a held secret key.
+    ///
+    /// # Errors
+    /// Denied, or the provider refuses.
+    pub fn encrypt(&self, request: &EncryptRequest) -> Result<Sealed, Error> {
+        self.post("/v1/encrypt", request)
+    }
+
+    /// AES-GCM decryption; a wrong key, nonce, AAD or tag is `bad-request`.
+    ///
+    /// # Errors
+    /// Denied, or the ciphertext does not authenticate.
+    pub fn decrypt(&self, request: &DecryptRequest) -> Result<Plaintext, Error> {
+        self.post("/v1/decrypt", request)
+    }
+
+    /// An HSM admin action: `status` (never logs in), `connect` or `disconnect`.
+    ///
+    /// # Errors
+    /// Denied without an admin rule; no HSM configured; the HSM refuses.
+    pub fn hsm(&self, action: HsmAction) -> Result<HsmReport, Error> {
+        self.call("POST", &format!("/v1/hsm/{}", action.name()), Body::None)
+    }
+
+    /// Re-reads the server's config and components and swaps them in (admin).
+    ///
+    /// # Errors
+    /// Denied, or the new set fails its checks (the old one keeps serving).
+    pub fn reload(&self) -> Result<Reloaded, Error> {
+        self.call("POST", "/v1/reload", Body::None)
+    }
+}
+
+/// An HSM admin action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HsmAction {
+    /// Report every configured token; never logs in.
+    Status,
+    /// Load the module, find the tokens, log in.
+    Connect,
+    /// Log out, close the sessions, finalize the module.
+    Disconnect,
+}
+
+impl HsmAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            HsmAction::Status => "status",
+            HsmAction::Connect => "connect",
+            HsmAction::Disconnect => "disconnect",
         }
-        put_input(&mut v, request.input);
-        self.post("/v1/sign", v)
-    }
-
-    /// Any `GET` route (e.g. `/v1/keys`, `/v1/ready`).
-    ///
-    /// # Errors
-    /// As the route says.
-    pub fn call_get(&self, path: &str) -> Result<Value, Error> {
-        self.call("GET", path, Body::None)
-    }
-
-    /// Any other route with a JSON body (DSSE, keys, AES-GCM, admin): see the server's OpenAPI
-    /// document (`/v1/openapi.json`).
-    ///
-    /// # Errors
-    /// As the route says.
-    pub fn post_json(&self, path: &str, request: Value) -> Result<Value, Error> {
-        self.post(path, request)
-    }
-}
-
-/// What is signed or verified: the whole message, or a digest (hex) under the algorithm's hash.
-#[derive(Clone, Copy, Debug)]
-pub enum Input<'a> {
-    Data(&'a [u8]),
-    DigestHex(&'a str),
-}
-
-/// A server-side key: a reference the server holds, or a configured profile.
-#[derive(Clone, Copy, Debug)]
-pub enum KeyName<'a> {
-    Reference(&'a str),
-    Profile(&'a str),
-}
-
-pub struct SignRequest<'a> {
-    pub key: KeyName<'a>,
-    pub algorithm: &'a str,
-    pub input: Input<'a>,
-    /// `der` or `p1363`.
-    pub signature_format: &'a str,
-}
-
-/// The key a signature is verified with: one sent in the request, or one of the server's
-/// configured trust anchors, by key id.
-#[derive(Clone, Copy, Debug)]
-pub enum PublicKey<'a> {
-    /// SPKI PEM.
-    Pem(&'a str),
-    AnchorKeyId(&'a str),
-}
-
-pub struct VerifyRequest<'a> {
-    pub algorithm: &'a str,
-    pub key: PublicKey<'a>,
-    pub signature: &'a [u8],
-    pub input: Input<'a>,
-    pub signature_format: &'a str,
-}
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn put_input(v: &mut Value, input: Input<'_>) {
-    match input {
-        Input::Data(d) => v["data"] = json!(b64(d)),
-        Input::DigestHex(h) => v["digest"] = json!(h),
     }
 }
 
@@ -545,7 +584,7 @@ mod tests {
                 let mut body = vec![0u8; length];
                 let _ = r.read_exact(&mut body);
                 std::thread::sleep(delay);
-                let answer = format!("{{\"waited_ms\":{}}}", delay.as_millis());
+                let answer = format!("{{\"status\":\"waited {} ms\"}}", delay.as_millis());
                 let _ = write!(r.get_mut(), "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{answer}", answer.len());
             }
         });
@@ -560,15 +599,17 @@ mod tests {
         let (_dir, path) = slow_server(vec![fast, slow, slow, fast, fast]);
         let c = Client::new(&path).busy_poll(limit);
         assert_eq!(c.poll_limit(), limit, "polls from the start");
-        assert_eq!(c.health().expect("fast")["waited_ms"], 1);
+        let waited = |h: Result<Health, Error>| h.expect("an answer").status;
+        assert_eq!(waited(c.health()), "waited 1 ms");
         assert_eq!(c.poll_limit(), limit, "a fast answer keeps polling on");
         // An answer slower than the limit: polled for 20 ms, then read asleep; still whole.
-        assert_eq!(c.health().expect("slow")["waited_ms"], 60);
+        assert_eq!(waited(c.health()), "waited 60 ms");
         assert_eq!(c.poll_limit(), Duration::ZERO, "no polling while answers take longer than the limit");
-        assert_eq!(c.health().expect("slow, not polled")["waited_ms"], 60);
-        assert_eq!(c.health().expect("fast again")["waited_ms"], 1);
+        assert_eq!(waited(c.health()), "waited 60 ms", "slow, not polled");
+        assert_eq!(waited(c.health()), "waited 1 ms", "fast again");
         assert_eq!(c.poll_limit(), limit, "polling resumes once answers are fast");
-        assert_eq!(c.post_json("/v1/verify", json!({"a": 1})).expect("with a body")["waited_ms"], 1);
+        let with_body = c.post::<Health>("/v1/verify", &VerifyRequest::default()).expect("with a body");
+        assert_eq!(with_body.status, "waited 1 ms");
         // The server is gone: a clear error, not a hang in the poll loop.
         assert!(matches!(c.health(), Err(Error::Io { .. } | Error::Protocol(_))));
         assert_eq!(Client::new(&path).poll_limit(), Duration::ZERO, "off by default");

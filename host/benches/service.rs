@@ -23,7 +23,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use cryptohost::config::Manifest;
 use cryptohost::provider::{SigFormat, SignInput};
 use cryptohost::{Config, CryptoProvider, Host, TrustMode};
-use cryptohost_client::{Client, Input, KeyName, PublicKey, SignRequest, VerifyRequest};
+use cryptohost_client::{Client, SignRequest, VerifyRequest};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -132,14 +132,15 @@ fn remote(client: &Client, f: &Fixture, op: &str, big: &[u8]) {
             let k = &f.keys[usize::from(op.ends_with("RS256"))];
             let v = client
                 .verify(&VerifyRequest {
-                    algorithm: &k.0,
-                    key: PublicKey::Pem(&k.2),
-                    signature: &k.3,
-                    input: Input::Data(MESSAGE),
-                    signature_format: "der",
+                    algorithm: k.0.clone(),
+                    public_key: Some(k.2.clone()),
+                    signature: k.3.clone(),
+                    data: Some(MESSAGE.to_vec()),
+                    signature_format: Some("der".into()),
+                    ..Default::default()
                 })
                 .expect("verify");
-            assert_eq!(v["valid"], true);
+            assert!(v.valid);
         }
         "hash 1 MiB" => {
             client.hash("SHA-256", &mut std::io::Cursor::new(big)).expect("hash");
@@ -148,10 +149,11 @@ fn remote(client: &Client, f: &Fixture, op: &str, big: &[u8]) {
             let key = if op.contains("SoftHSM") { HSM_KEY } else { "sim:bench-es256" };
             client
                 .sign(&SignRequest {
-                    key: KeyName::Reference(key),
-                    algorithm: "ES256",
-                    input: Input::Data(MESSAGE),
-                    signature_format: "der",
+                    key: Some(key.into()),
+                    algorithm: Some("ES256".into()),
+                    data: Some(MESSAGE.to_vec()),
+                    signature_format: Some("der".into()),
+                    ..Default::default()
                 })
                 .expect("sign");
         }

@@ -106,6 +106,16 @@ pub fn canonical(capability: Capability, name: &str) -> String {
     }
 }
 
+/// The digest length of a hash (canonical name), in bytes.
+pub fn hash_len(hash: &str) -> Option<usize> {
+    match hash {
+        "SHA-256" => Some(32),
+        "SHA-384" => Some(48),
+        "SHA-512" => Some(64),
+        _ => None,
+    }
+}
+
 /// The hash of a JOSE signature algorithm, if it is one we know and it prehashes.
 pub fn signature_hash(algorithm: &str) -> Option<&'static str> {
     signature(algorithm).and_then(|a| a.hash)

@@ -31,13 +31,55 @@ pub struct AuditRecord {
     pub provider: String,
     /// The component's sha256, or the PKCS#11 module path and token serial.
     pub provider_origin: KeyOrigin,
-    /// sha256 of the input (message, plaintext or ciphertext), lowercase hex.
-    pub input_sha256: String,
+    /// For a signature over a digest: the digest that was signed, and its hash. Recorded the
+    /// same way whether the host computed the digest (a file, a stream, data in a request) or a
+    /// client sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_digest: Option<SignedDigest>,
+    /// SHA-256 of the whole input (message, PAE, plaintext or ciphertext), lowercase hex, where
+    /// the host saw all of it; absent when a client sent only a digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_sha256: Option<String>,
     /// `ok`, or `error: ...`.
     pub outcome: String,
     /// The peer of a request to the server (absent for the one-shot CLI).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caller: Option<Caller>,
+}
+
+/// A signed digest as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignedDigest {
+    /// SHA-256, SHA-384 or SHA-512.
+    pub hash: String,
+    /// Lowercase hex.
+    pub hex: String,
+}
+
+/// What an audit line records about the input of one key use: never the input itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditInput {
+    pub signed_digest: Option<SignedDigest>,
+    pub input_sha256: Option<String>,
+}
+
+impl AuditInput {
+    /// Nothing about an input (a key generated).
+    pub fn none() -> AuditInput {
+        AuditInput::default()
+    }
+
+    /// The host saw the whole input, whose SHA-256 this is.
+    pub fn whole(sha256: &[u8]) -> AuditInput {
+        AuditInput { signed_digest: None, input_sha256: Some(hex::encode(sha256)) }
+    }
+
+    /// A digest under `hash` was signed.
+    #[must_use]
+    pub fn with_digest(mut self, hash: &str, digest: &[u8]) -> AuditInput {
+        self.signed_digest = Some(SignedDigest { hash: hash.to_string(), hex: hex::encode(digest) });
+        self
+    }
 }
 
 /// A peer on the server's socket, as the kernel reports it (SO_PEERCRED).
@@ -63,37 +105,9 @@ pub struct EventRecord {
     pub detail: String,
 }
 
-/// Where the code that used a key came from, as the audit log records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum KeyOrigin {
-    /// A wasm component, by file name and the sha256 it was admitted under.
-    Component {
-        component: String,
-        sha256: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        publisher: Option<String>,
-    },
-    /// The PKCS#11 backend: module path and the serial of the token that served.
-    Pkcs11 { pkcs11_module: String, token_serial: Option<String> },
-    /// No provider was reached (the operation failed before one was chosen).
-    None,
-}
-
-impl std::fmt::Display for KeyOrigin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KeyOrigin::Component { component, sha256, publisher: None } => write!(f, "{component} sha256:{sha256}"),
-            KeyOrigin::Component { component, sha256, publisher: Some(p) } => {
-                write!(f, "{component} sha256:{sha256} published by {p}")
-            }
-            KeyOrigin::Pkcs11 { pkcs11_module, token_serial } => {
-                write!(f, "PKCS#11 {pkcs11_module} token serial {}", token_serial.as_deref().unwrap_or("?"))
-            }
-            KeyOrigin::None => f.write_str("no provider"),
-        }
-    }
-}
+/// Where the code that used a key came from, as the audit log records it (the wire schema's
+/// type, so that an answer and the audit line name a provider alike).
+pub use cryptohost_client::api::KeyOrigin;
 
 /// An append-only JSON-lines file, opened once; lines written at the same time are synced
 /// together (group commit, see `journal`), each caller returning after its own line is synced.

@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 use std::io::Cursor;
 
-use base64::Engine as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::alg;
-use crate::keys::{KeyRef, KeyService};
+use crate::audit::AuditInput;
+use crate::error::RegistryError;
+use crate::keys::{KeyError, KeyRef, KeyService};
 use crate::provider::{Capability, SigFormat, SignInput};
 use crate::registry::Registry;
+pub use crate::trust::{TrustedKey, fingerprint};
 
 pub use crate::config::{DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_SIGNATURES};
 
@@ -48,8 +50,35 @@ pub enum DsseError {
     TooLarge { size: usize, limit: usize },
     #[error("the envelope carries {count} signatures; at most {limit} are accepted ([dsse] max_signatures)")]
     TooManySignatures { count: usize, limit: usize },
-    #[error("{0}")]
-    Sign(String),
+    #[error("{label}: unknown signature algorithm {algorithm:?} (expected one of {})", alg::signature_names())]
+    UnknownAlgorithm { label: String, algorithm: String },
+    /// The PAE could not be hashed (no provider offers the algorithm's hash).
+    #[error("hashing the PAE: {0}")]
+    Hashing(#[source] RegistryError),
+    /// Signers failed; nothing was written unless `allow_partial` kept the others.
+    #[error("{}", signers_failed(.failures, *.allow_partial))]
+    Signers { failures: Vec<(String, KeyError)>, allow_partial: bool },
+}
+
+fn signers_failed(failures: &[(String, KeyError)], allow_partial: bool) -> String {
+    let names: Vec<&str> = failures.iter().map(|(l, _)| l.as_str()).collect();
+    let list: Vec<String> = failures.iter().map(|(l, e)| format!("{l}: {e}")).collect();
+    format!(
+        "signing failed for {} (nothing was written{}): {}",
+        names.join(", "),
+        if allow_partial { "" } else { "; --allow-partial keeps the others" },
+        list.join("; ")
+    )
+}
+
+impl DsseError {
+    /// The key error behind a failed sign: the first signer's (what an answer's class follows).
+    pub fn key_error(&self) -> Option<&KeyError> {
+        match self {
+            DsseError::Signers { failures, .. } => failures.first().map(|(_, e)| e),
+            _ => None,
+        }
+    }
 }
 
 fn b64(field: &str, text: &str) -> Result<Vec<u8>, DsseError> {
@@ -105,27 +134,22 @@ impl Envelope {
         Ok(Envelope { payload, payload_type, signatures })
     }
 
-    /// The envelope as JSON (standard, padded base64).
+    /// The envelope as JSON (standard, padded base64): the wire schema's envelope, pretty.
     pub fn to_json(&self) -> String {
-        let e = base64::engine::general_purpose::STANDARD;
-        let sigs: Vec<Value> =
-            self.signatures.iter().map(|s| json!({"keyid": s.keyid, "sig": e.encode(&s.sig)})).collect();
-        let v = json!({"payload": e.encode(&self.payload), "payloadType": self.payload_type, "signatures": sigs});
-        serde_json::to_string_pretty(&v).unwrap_or_default()
+        serde_json::to_string_pretty(&Wire::from(self.clone())).unwrap_or_default()
     }
 }
 
-/// A key a verifier trusts.
-#[derive(Clone, Debug)]
-pub struct TrustedKey {
-    /// How reports name it: the anchor keyId, or the public key file.
-    pub name: String,
-    /// `sha256:` + hex of the SPKI DER: what makes two trusted keys one key.
-    pub fingerprint: String,
-    pub spki: Vec<u8>,
-    pub algorithm: String,
-    /// Matched against a signature's keyid hint to try this key first.
-    pub hints: Vec<String>,
+use cryptohost_client::api::{Envelope as Wire, EnvelopeSignature as WireSignature};
+
+impl From<Envelope> for Wire {
+    fn from(e: Envelope) -> Wire {
+        Wire {
+            payload: e.payload,
+            payload_type: e.payload_type,
+            signatures: e.signatures.into_iter().map(|s| WireSignature { keyid: s.keyid, sig: s.sig }).collect(),
+        }
+    }
 }
 
 /// The outcome of verifying an envelope.
@@ -145,11 +169,11 @@ pub struct Verification {
 }
 
 /// Hashes `data` through a hashing provider, streamed (a 64 MiB PAE never enters a guest whole).
-fn digest_streamed(registry: &Registry, hash: &str, data: &[u8]) -> Result<Vec<u8>, String> {
+fn digest_streamed(registry: &Registry, hash: &str, data: &[u8]) -> Result<Vec<u8>, DsseError> {
     registry
         .serve(Capability::Hashing, hash, |p, a| p.digest_reader(a, &mut Cursor::new(data)))
         .map(|s| s.value)
-        .map_err(|e| e.to_string())
+        .map_err(DsseError::Hashing)
 }
 
 /// What a signer or verifier is handed for an algorithm: the PAE itself (EdDSA, ML-DSA), or its
@@ -165,7 +189,7 @@ impl<'a> PaeInputs<'a> {
         PaeInputs { registry, pae, digests: HashMap::new() }
     }
 
-    fn prepare(&mut self, algorithm: &str) -> Result<(), String> {
+    fn prepare(&mut self, algorithm: &str) -> Result<(), DsseError> {
         if let Some(h) = alg::signature_hash(algorithm)
             && !self.digests.contains_key(h)
         {
@@ -179,6 +203,16 @@ impl<'a> PaeInputs<'a> {
         match alg::signature_hash(algorithm).and_then(|h| self.digests.get(h)) {
             Some(d) => SignInput::Digest(d),
             None => SignInput::Message(self.pae),
+        }
+    }
+
+    /// What the audit line of a signature with `algorithm` records: the PAE's SHA-256 (the
+    /// host holds all of it) and the digest signed, if one was.
+    fn audit(&self, algorithm: &str, pae_sha256: &[u8]) -> AuditInput {
+        let whole = AuditInput::whole(pae_sha256);
+        match alg::signature_hash(algorithm).and_then(|h| self.digests.get(h).map(|d| (h, d))) {
+            Some((h, d)) => whole.with_digest(h, d),
+            None => whole,
         }
     }
 }
@@ -234,7 +268,7 @@ pub fn verify(
     let pae = pae(&env.payload_type, &env.payload);
     let mut inputs = PaeInputs::new(registry, &pae);
     for k in &keys {
-        inputs.prepare(&k.algorithm).map_err(DsseError::Sign)?;
+        inputs.prepare(&k.algorithm)?;
     }
     let mut counted: Vec<&TrustedKey> = Vec::new();
     let mut notes = Vec::new();
@@ -301,51 +335,44 @@ pub struct Signer {
     pub key_id: Option<String>,
 }
 
-/// `sha256:` + lowercase hex of the SPKI DER, hashed through a provider.
+/// Signs `payload` with every signer concurrently, into one envelope, through the key service
+/// (which routes, and audits each signature). Without `allow_partial`, any failure fails the
+/// whole sign (naming which); with it, the signers that failed are returned beside the envelope.
 ///
 /// # Errors
-/// No hashing provider.
-pub fn fingerprint(registry: &Registry, spki: &[u8]) -> Result<String, String> {
-    registry.digest("SHA-256", spki).map(|s| format!("sha256:{}", hex::encode(s.value))).map_err(|e| e.to_string())
-}
-
-/// Signs `payload` with every signer concurrently, into one envelope. Without
-/// `allow_partial`, any failure fails the whole sign (naming which).
-///
-/// # Errors
-/// A signer failed (and `allow_partial` is off, or every signer failed).
+/// An unknown algorithm, the PAE cannot be hashed, or a signer failed (and `allow_partial` is
+/// off, or every signer failed).
 pub fn sign(
-    registry: &Registry,
     service: &KeyService<'_>,
     payload_type: &str,
     payload: &[u8],
     signers: &[Signer],
     format: SigFormat,
     allow_partial: bool,
-) -> Result<(Envelope, Vec<(String, String)>), DsseError> {
+) -> Result<(Envelope, Vec<(String, KeyError)>), DsseError> {
+    let registry = service.registry();
     let pae = pae(payload_type, payload);
     let mut inputs = PaeInputs::new(registry, &pae);
     for s in signers {
         if !alg::is_signature_algorithm(&s.algorithm) {
-            return Err(DsseError::Sign(format!("{}: unknown signature algorithm {:?}", s.label, s.algorithm)));
+            return Err(DsseError::UnknownAlgorithm { label: s.label.clone(), algorithm: s.algorithm.clone() });
         }
-        inputs.prepare(&s.algorithm).map_err(DsseError::Sign)?;
+        inputs.prepare(&s.algorithm)?;
     }
-    let audit_input = sha256_native(&pae);
+    let pae_sha256 = sha256_native(&pae);
     let inputs = &inputs;
-    let results: Vec<Result<Signature, String>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Signature, KeyError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = signers
             .iter()
             .map(|s| {
-                let audit_input = &audit_input;
-                scope.spawn(move || -> Result<Signature, String> {
-                    let signed = service
-                        .sign(&s.key, &s.algorithm, inputs.input(&s.algorithm), audit_input, format)
-                        .map_err(|e| e.to_string())?;
+                let pae_sha256 = &pae_sha256;
+                scope.spawn(move || -> Result<Signature, KeyError> {
+                    let audit = inputs.audit(&s.algorithm, pae_sha256);
+                    let signed = service.sign(&s.key, &s.algorithm, inputs.input(&s.algorithm), &audit, format)?;
                     let keyid = match &s.key_id {
                         Some(k) => k.clone(),
                         None => {
-                            let (spki, _) = service.public_key(&s.key, &s.algorithm, 0).map_err(|e| e.to_string())?;
+                            let (spki, _) = service.public_key(&s.key, &s.algorithm, 0)?;
                             fingerprint(registry, &spki)?
                         }
                     };
@@ -353,7 +380,10 @@ pub fn sign(
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("signer thread panicked".into()))).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(KeyError::Input("signer thread panicked".into()))))
+            .collect()
     });
     let mut signatures = Vec::new();
     let mut failures = Vec::new();
@@ -364,13 +394,7 @@ pub fn sign(
         }
     }
     if signatures.is_empty() || (!failures.is_empty() && !allow_partial) {
-        let list: Vec<String> = failures.iter().map(|(l, e)| format!("{l}: {e}")).collect();
-        return Err(DsseError::Sign(format!(
-            "signing failed for {} (nothing was written{}): {}",
-            failures.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>().join(", "),
-            if allow_partial { "" } else { "; --allow-partial keeps the others" },
-            list.join("; ")
-        )));
+        return Err(DsseError::Signers { failures, allow_partial });
     }
     Ok((Envelope { payload: payload.to_vec(), payload_type: payload_type.to_string(), signatures }, failures))
 }

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::audit::{AuditLog, AuditRecord, Caller, KeyOrigin, now_rfc3339};
+use crate::audit::{AuditInput, AuditLog, AuditRecord, Caller, KeyOrigin, now_rfc3339};
 use crate::error::{ProviderError, RegistryError};
-use crate::fsio;
+
 use crate::keyfile;
 pub use crate::keyref::KeyRef;
 use crate::provider::{Capability, CryptoProvider, KeyId, Origin, Sealed, SigFormat, SignInput};
-use crate::registry::{GeneratedKey, HeldKey, Registry, Served};
+use crate::registry::{GeneratedKey, HeldKey, Registry};
 
 /// Errors of key use, for a person.
 #[derive(Debug, thiserror::Error)]
@@ -41,13 +41,6 @@ pub struct Signed {
     pub signature: Vec<u8>,
     pub provider: String,
     pub origin: KeyOrigin,
-}
-
-/// A file signed: the signature, and the provider that hashed the file (none for EdDSA and
-/// ML-DSA, which sign the whole message).
-pub struct SignedFile {
-    pub signed: Signed,
-    pub hashed_by: Option<Served<Vec<u8>>>,
 }
 
 /// Key operations with routing and auditing.
@@ -87,9 +80,25 @@ impl<'r> KeyService<'r> {
     }
 
     /// Key operations over an audit log already open (the server's, shared by all requests),
-    /// on behalf of `caller`, whose identity every audit line records.
-    pub fn for_caller(registry: &'r Registry, audit: Arc<AuditLog>, caller: Caller) -> KeyService<'r> {
-        KeyService { registry, audit, caller: Some(caller) }
+    /// on behalf of `caller` (absent for the one-shot CLI), whose identity every audit line
+    /// records.
+    pub fn with_log(registry: &'r Registry, audit: Arc<AuditLog>, caller: Option<Caller>) -> KeyService<'r> {
+        KeyService { registry, audit, caller }
+    }
+
+    /// The registry it routes through.
+    pub fn registry(&self) -> &'r Registry {
+        self.registry
+    }
+
+    /// The audit log every key use is written to.
+    pub fn audit_log(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
+    /// Who the lines name (absent for the one-shot CLI).
+    pub fn caller(&self) -> Option<&Caller> {
+        self.caller.as_ref()
     }
 
     /// The namespace a held key's reference lives in (`pkcs11`, or the `PREFIX` of `PREFIX:NAME`)
@@ -132,7 +141,7 @@ impl<'r> KeyService<'r> {
         operation: &str,
         reference: &KeyRef,
         algorithm: &str,
-        input_sha256: &[u8],
+        input: &AuditInput,
         result: Result<(T, String, KeyOrigin), KeyError>,
     ) -> Result<(T, String, KeyOrigin), KeyError> {
         let line = |provider: &str, provider_origin: KeyOrigin, outcome: String| AuditRecord {
@@ -142,7 +151,8 @@ impl<'r> KeyService<'r> {
             algorithm: algorithm.into(),
             provider: provider.into(),
             provider_origin,
-            input_sha256: hex::encode(input_sha256),
+            signed_digest: input.signed_digest.clone(),
+            input_sha256: input.input_sha256.clone(),
             outcome,
             caller: self.caller.clone(),
         };
@@ -163,7 +173,7 @@ impl<'r> KeyService<'r> {
     }
 
     /// Signs `input` (a message, or a digest computed with the algorithm's hash) with a key.
-    /// `input_sha256` is what the audit log records about the input.
+    /// `audit` is what the audit log records about the input.
     ///
     /// # Errors
     /// Bad reference, the provider refuses, or the audit log cannot be written.
@@ -172,7 +182,7 @@ impl<'r> KeyService<'r> {
         reference: &KeyRef,
         algorithm: &str,
         input: SignInput<'_>,
-        input_sha256: &[u8],
+        audit: &AuditInput,
         format: SigFormat,
     ) -> Result<Signed, KeyError> {
         let result = (|| match self.resolve(reference, algorithm, 0, false)? {
@@ -188,7 +198,7 @@ impl<'r> KeyService<'r> {
                 Ok((served.value, served.provider.descriptor().name.clone(), origin))
             }
         })();
-        let (signature, provider, origin) = self.audited("sign", reference, algorithm, input_sha256, result)?;
+        let (signature, provider, origin) = self.audited("sign", reference, algorithm, audit, result)?;
         Ok(Signed { signature, provider, origin })
     }
 
@@ -221,11 +231,12 @@ impl<'r> KeyService<'r> {
         }
     }
 
-    /// Generates a named key (HSM or simulation) and returns its public key.
+    /// Generates a named key (HSM or simulation) and returns its public key (empty for a
+    /// secret key) and the provider that holds it.
     ///
     /// # Errors
     /// A file reference (use `keygen`), the provider refuses, or the audit log fails.
-    pub fn generate(&self, reference: &KeyRef, algorithm: &str, rsa_bits: u32) -> Result<Vec<u8>, KeyError> {
+    pub fn generate(&self, reference: &KeyRef, algorithm: &str, rsa_bits: u32) -> Result<(Vec<u8>, String), KeyError> {
         if let KeyRef::File(_) = reference {
             return Err(KeyError::Reference {
                 reference: reference.to_string(),
@@ -247,8 +258,8 @@ impl<'r> KeyService<'r> {
                 .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
             Ok((spki, p.descriptor().name.clone(), origin_of(p.as_ref(), None)))
         })();
-        let (spki, _, _) = self.audited("generate", reference, algorithm, &[], result)?;
-        Ok(spki)
+        let (spki, provider, _) = self.audited("generate", reference, algorithm, &AuditInput::none(), result)?;
+        Ok((spki, provider))
     }
 
     /// Generates an exportable key pair in the serving signing provider, to be written to
@@ -273,50 +284,8 @@ impl<'r> KeyService<'r> {
                 write(&served.value).map_err(|message| KeyError::Output { provider: name.clone(), message })?;
                 Ok(((), name, origin))
             });
-        let ((), provider, _) = self.audited("generate", &reference, algorithm, &[], result)?;
+        let ((), provider, _) = self.audited("generate", &reference, algorithm, &AuditInput::none(), result)?;
         Ok(provider)
-    }
-
-    /// Signs a file: streamed through the algorithm's hash (one read of one open file feeds
-    /// both the provider's hash and the audit log's SHA-256), or, for the algorithms without a
-    /// host-side hash (EdDSA, ML-DSA), read whole within
-    /// `max_message` bytes and signed as is. The audit line's `input_sha256` is the SHA-256 of
-    /// exactly the bytes that were signed.
-    ///
-    /// # Errors
-    /// Unknown algorithm, the file is unusable (not regular, over the limit), or as
-    /// [`KeyService::sign`].
-    pub fn sign_file(
-        &self,
-        reference: &KeyRef,
-        algorithm: &str,
-        path: &Path,
-        format: SigFormat,
-        max_message: usize,
-    ) -> Result<SignedFile, KeyError> {
-        let alg = crate::alg::signature(algorithm).ok_or_else(|| {
-            KeyError::Input(format!(
-                "unknown signature algorithm {algorithm:?} (expected one of {})",
-                crate::alg::signature_names()
-            ))
-        })?;
-        match alg.hash {
-            Some(hash) => {
-                let file = fsio::open_regular(path, "input").map_err(|e| KeyError::Input(e.to_string()))?;
-                let mut audit = Sha256::new();
-                let digest = self.registry.digest_open_file(hash, &file, Some(&mut audit))?;
-                let input_sha256 = audit.finalize();
-                let signed = self.sign(reference, alg.name, SignInput::Digest(&digest.value), &input_sha256, format)?;
-                Ok(SignedFile { signed, hashed_by: Some(digest) })
-            }
-            None => {
-                let message = fsio::read_bounded(path, max_message as u64, "message to sign whole")
-                    .map_err(|e| KeyError::Input(format!("{e} ({} signs whole messages)", alg.name)))?;
-                let input_sha256 = Sha256::digest(&message);
-                let signed = self.sign(reference, alg.name, SignInput::Message(&message), &input_sha256, format)?;
-                Ok(SignedFile { signed, hashed_by: None })
-            }
-        }
     }
 
     fn secret(&self, reference: &KeyRef, algorithm: &str) -> Result<(Arc<dyn CryptoProvider>, KeyId), KeyError> {
@@ -336,7 +305,7 @@ impl<'r> KeyService<'r> {
         plaintext: &[u8],
         aad: &[u8],
     ) -> Result<(Sealed, String), KeyError> {
-        let digest = Sha256::digest(plaintext);
+        let audit = AuditInput::whole(&Sha256::digest(plaintext));
         let result = (|| {
             let (p, id) = self.secret(reference, algorithm)?;
             let (sealed, device) = p
@@ -344,7 +313,7 @@ impl<'r> KeyService<'r> {
                 .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
             Ok((sealed, p.descriptor().name.clone(), origin_of(p.as_ref(), device)))
         })();
-        let (sealed, provider, _) = self.audited("encrypt", reference, algorithm, &digest, result)?;
+        let (sealed, provider, _) = self.audited("encrypt", reference, algorithm, &audit, result)?;
         Ok((sealed, provider))
     }
 
@@ -360,7 +329,7 @@ impl<'r> KeyService<'r> {
         ciphertext: &[u8],
         aad: &[u8],
     ) -> Result<(Zeroizing<Vec<u8>>, String), KeyError> {
-        let digest = Sha256::digest(ciphertext);
+        let audit = AuditInput::whole(&Sha256::digest(ciphertext));
         let result = (|| {
             let (p, id) = self.secret(reference, algorithm)?;
             let (plain, device) = p
@@ -368,7 +337,7 @@ impl<'r> KeyService<'r> {
                 .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
             Ok((plain, p.descriptor().name.clone(), origin_of(p.as_ref(), device)))
         })();
-        let (plain, provider, _) = self.audited("decrypt", reference, algorithm, &digest, result)?;
+        let (plain, provider, _) = self.audited("decrypt", reference, algorithm, &audit, result)?;
         Ok((plain, provider))
     }
 }

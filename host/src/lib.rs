@@ -21,6 +21,7 @@ pub mod keys;
 pub mod load;
 pub mod pkcs11;
 pub mod registry;
+pub mod request;
 pub mod service;
 pub mod trust;
 pub mod trust_root;

@@ -62,21 +62,9 @@ impl std::str::FromStr for SigFormat {
     }
 }
 
-/// Where a provider's code came from: what the audit log and `providers` report.
-#[derive(Clone, Debug, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Origin {
-    /// A wasm component file and the sha256 it was admitted under; `publisher`, the key id
-    /// that signed the kit's component manifest, when it came that way.
-    Component {
-        file: String,
-        sha256: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        publisher: Option<String>,
-    },
-    /// Native code in the host (the PKCS#11 backend).
-    Native { module: String },
-}
+/// Where a provider's code came from: what the audit log and `providers` report (the wire
+/// schema's type: a component file and its sha256, or native code).
+pub use cryptohost_client::api::Origin;
 
 /// What one capability of a provider covers.
 #[derive(Clone, Debug, Serialize)]

@@ -181,7 +181,12 @@ impl Registry {
         self.serve_with(capability, algorithm, |e| matches!(e, ProviderError::Unsupported(_)), f)
     }
 
-    fn serve_with<T>(
+    /// As [`Registry::serve`], moving on to the next provider while `falls_back` says so (a
+    /// caller whose input cannot be replayed allows only `unsupported`).
+    ///
+    /// # Errors
+    /// As [`Registry::serve`].
+    pub fn serve_with<T>(
         &self,
         capability: Capability,
         algorithm: &str,

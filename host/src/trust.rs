@@ -8,9 +8,65 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::dsse::{TrustedKey, fingerprint};
+use crate::error::RegistryError;
 use crate::keyfile;
 use crate::registry::Registry;
+
+/// A key a verifier trusts.
+#[derive(Clone, Debug)]
+pub struct TrustedKey {
+    /// How reports name it: the anchor keyId, or the public key given.
+    pub name: String,
+    /// `sha256:` + hex of the SPKI DER: what makes two trusted keys one key.
+    pub fingerprint: String,
+    pub spki: Vec<u8>,
+    pub algorithm: String,
+    /// Matched against a signature's keyid hint to try this key first.
+    pub hints: Vec<String>,
+}
+
+/// `sha256:` + lowercase hex of the SPKI DER, hashed through a provider.
+///
+/// # Errors
+/// No hashing provider.
+pub fn fingerprint(registry: &Registry, spki: &[u8]) -> Result<String, RegistryError> {
+    registry.digest("SHA-256", spki).map(|s| format!("sha256:{}", hex::encode(s.value)))
+}
+
+/// A key given to verify with, as a trusted key: `name` for reports, its fingerprint as the
+/// hint a signature's keyid may carry. The algorithm follows the key (EC, Ed25519 and ML-DSA
+/// keys verify only their own: an `explicit` other one is refused, never substituted); an RSA
+/// key takes `explicit`, else `rsa_default`.
+///
+/// # Errors
+/// The key is not a public key this host verifies with, an RSA key without an algorithm, a
+/// mismatch, or no hashing provider for the fingerprint.
+pub fn trusted_key(
+    registry: &Registry,
+    name: &str,
+    spki: Vec<u8>,
+    explicit: Option<&str>,
+    rsa_default: Option<&str>,
+) -> Result<TrustedKey, KeyClassError> {
+    let kind = crate::alg::key_kind(&spki).map_err(|m| KeyClassError::Key { name: name.to_string(), message: m })?;
+    let requested = match kind {
+        crate::alg::KeyKind::Rsa => explicit.or(rsa_default),
+        crate::alg::KeyKind::Fixed(_) => explicit,
+    };
+    let algorithm = crate::alg::algorithm_for_key(&spki, requested)
+        .map_err(|m| KeyClassError::Key { name: name.to_string(), message: m })?;
+    let fp = fingerprint(registry, &spki).map_err(KeyClassError::Fingerprint)?;
+    Ok(TrustedKey { name: name.to_string(), fingerprint: fp.clone(), spki, algorithm: algorithm.to_string(), hints: vec![fp] })
+}
+
+/// Why a public key given to verify with cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyClassError {
+    #[error("{name}: {message}")]
+    Key { name: String, message: String },
+    #[error("fingerprint: {0}")]
+    Fingerprint(#[source] RegistryError),
+}
 
 /// `trust-anchors.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -138,7 +194,7 @@ pub fn anchors_from(
     // Every public key given, by fingerprint (computed through a hashing provider).
     let mut available = Vec::new();
     for spki in public_keys {
-        let fp = fingerprint(registry, spki).map_err(err)?;
+        let fp = fingerprint(registry, spki).map_err(|e| err(e.to_string()))?;
         available.push((fp, spki.clone()));
     }
 
@@ -177,13 +233,21 @@ pub fn anchors_from(
     Ok(AnchorSet { keys, refused })
 }
 
+/// No anchor with a key id passes its rules; `why` says, for each one listed, the rule it failed.
+#[derive(Debug, thiserror::Error)]
+#[error("no usable anchor with key id {key_id:?}: {why}")]
+pub struct NoUsableAnchor {
+    pub key_id: String,
+    pub why: String,
+}
+
 /// The keys one anchor key id names in `set` (more than one while a key and its successor are
 /// both listed), which must be anchors for `algorithm`.
 ///
 /// # Errors
 /// No anchor with that key id passes its rules for `algorithm` (the message says why each one
 /// did not).
-pub fn keys_for_id(set: AnchorSet, key_id: &str, algorithm: &str) -> Result<Vec<TrustedKey>, String> {
+pub fn keys_for_id(set: AnchorSet, key_id: &str, algorithm: &str) -> Result<Vec<TrustedKey>, NoUsableAnchor> {
     let mut reasons: Vec<String> =
         set.refused.into_iter().filter(|r| r.starts_with(&format!("anchor {key_id}:"))).collect();
     let mut keys = Vec::new();
@@ -196,7 +260,7 @@ pub fn keys_for_id(set: AnchorSet, key_id: &str, algorithm: &str) -> Result<Vec<
     }
     if keys.is_empty() {
         let why = if reasons.is_empty() { "no anchor has this key id".to_string() } else { reasons.join("; ") };
-        return Err(format!("no usable anchor with key id {key_id:?}: {why}"));
+        return Err(NoUsableAnchor { key_id: key_id.to_string(), why });
     }
     Ok(keys)
 }

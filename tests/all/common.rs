@@ -164,8 +164,8 @@ fn servable(config: &Path, args: &[&str]) -> bool {
     let held = |k: &str| k.starts_with("sim:") || k.starts_with("pkcs11:");
     // A profile (by name or key id) whose key is a file is local too.
     let profiles = Config::load(config).map(|c| c.profiles).unwrap_or_default();
-    let profile_held = |name: &str| profiles.get(name).is_some_and(|p| held(&p.key));
-    let key_id_held = |id: &str| profiles.values().any(|p| p.key_id.as_deref() == Some(id) && held(&p.key));
+    let profile_held = |name: &str| profiles.get(name).is_some_and(|p| p.key.is_held());
+    let key_id_held = |id: &str| profiles.values().any(|p| p.key_id.as_deref() == Some(id) && p.key.is_held());
     for (i, a) in args.iter().enumerate() {
         let next = args.get(i + 1).copied().unwrap_or("");
         match *a {

@@ -351,7 +351,7 @@ fn the_servers_trust_anchors_verify_by_key_id_and_dsse_in_both_modes() {
     assert_eq!(local.status.code(), Some(0), "{}", String::from_utf8_lossy(&local.stderr));
     assert_eq!(text(&local), text(&remote), "the same document in both modes");
     let v: serde_json::Value = serde_json::from_str(&text(&remote)).unwrap();
-    assert_eq!(v["verifiedBy"], serde_json::json!(["rel-key"]));
+    assert_eq!(v["verified_by"], serde_json::json!(["rel-key"]), "the --json document is the server's answer");
     // Another purpose: no anchor left, so invalid, with the anchor's reason, in both modes.
     let (local, remote) = both(&["dsse", "verify", "--purpose", "provider-module", "--json", &s(&env)]);
     assert_eq!((local.status.code(), remote.status.code()), (Some(1), Some(1)));

@@ -5,6 +5,7 @@
 use std::fs;
 use std::process::Command;
 
+use cryptohost::audit::AuditInput;
 use cryptohost::keys::{KeyRef, KeyService};
 use cryptohost::provider::{SigFormat, SignInput};
 use cryptohost::{ProviderError, Registry};
@@ -50,7 +51,7 @@ fn sign_suite(registry: &Registry, audit: &std::path::Path, backend: &str, dir: 
             service.public_key(&r, alg, 3072).map(|(spki, _)| spki)
         } else {
             generated.push(r.clone());
-            service.generate(&r, alg, 3072)
+            service.generate(&r, alg, 3072).map(|(spki, _)| spki)
         }
         .unwrap_or_else(|e| panic!("{backend} generate {alg}: {e}"));
         for format in [SigFormat::Der, SigFormat::P1363] {
@@ -58,7 +59,7 @@ fn sign_suite(registry: &Registry, audit: &std::path::Path, backend: &str, dir: 
                 continue;
             }
             let signed = service
-                .sign(&r, alg, SignInput::Message(msg), &[0; 32], format)
+                .sign(&r, alg, SignInput::Message(msg), &AuditInput::whole(&[0; 32]), format)
                 .unwrap_or_else(|e| panic!("{backend} sign {alg}: {e}"));
             assert_eq!(signed.provider, backend);
             let ours = registry

@@ -120,7 +120,7 @@ fn wrong_pin_is_remembered_by_the_provider_across_operations_and_reconnects() {
 }
 
 #[test]
-fn hsm_disconnect_never_logs_in() {
+fn hsm_disconnect_and_status_never_log_in() {
     let _g = softhsm::serial();
     let hsm = SoftHsm::new(&["disc"]);
     let (spied, log, mut env) = hsm.spy_config(&["disc"], 1);
@@ -129,8 +129,16 @@ fn hsm_disconnect_never_logs_in() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("not connected"), "{}", stdout(&out));
     assert_eq!(softhsm::logins_in(&log), 0, "disconnect must not cost a PIN try");
-    // The same spy setup does count a login when one is made (the count above can fail).
+    // Nor does status: it loads the module and finds the token, and says it is not logged in.
     let out = run_env(&spied, &env, &["hsm", "status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("disc (serial") && stdout(&out).contains("not logged in"), "{}", stdout(&out));
+    let out = run_env(&spied, &env, &["hsm", "status", "--json"]);
+    let tokens: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!((tokens[0]["present"].as_bool(), tokens[0]["logged_in"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(softhsm::logins_in(&log), 0, "status must not cost a PIN try");
+    // The same spy setup does count a login when one is made (the counts above can fail).
+    let out = run_env(&spied, &env, &["hsm", "connect"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(softhsm::logins_in(&log), 1);
 }
@@ -201,7 +209,8 @@ fn pin_in_a_key_uri_is_refused_without_echoing_it() {
         format!("pkcs11:token=t?PIN-VALUE={secret}"),
         format!("pkcs11:token=t;pin-value={secret}"),
     ] {
-        let err = KeyRef::parse(&text).expect_err(&text);
+        // The whole error as it is printed: its message, and the reference it shows (redacted).
+        let err = KeyRef::parse(&text).expect_err(&text).to_string();
         assert!(err.contains("must not carry a PIN"), "{text}: {err}");
         assert!(!err.contains(secret), "the error echoes the PIN: {err}");
         assert!(!Pkcs11Uri::redacted(&text).contains(secret));

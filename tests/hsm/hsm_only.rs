@@ -4,6 +4,7 @@
 use std::process::Command;
 use std::sync::Arc;
 
+use cryptohost::audit::AuditInput;
 use cryptohost::keys::{KeyError, KeyRef, KeyService};
 use cryptohost::pkcs11::Pkcs11Provider;
 use cryptohost::provider::{SigFormat, SignInput};
@@ -208,9 +209,10 @@ fn audit_log_has_one_line_per_key_use_and_fails_closed() {
     let sim_key = KeyRef::parse("sim:k").unwrap();
     service.generate(&hsm_key, "ES256", 0).unwrap();
     let input = [7u8; 32];
-    service.sign(&hsm_key, "ES256", SignInput::Message(b"m"), &input, SigFormat::Der).unwrap();
-    service.sign(&sim_key, "ES256", SignInput::Message(b"m"), &input, SigFormat::Der).unwrap();
-    let refused = service.sign(&hsm_key, "RS256", SignInput::Message(b"m"), &input, SigFormat::Der);
+    let audited = AuditInput::whole(&input).with_digest("SHA-256", &[9u8; 32]);
+    service.sign(&hsm_key, "ES256", SignInput::Message(b"m"), &audited, SigFormat::Der).unwrap();
+    service.sign(&sim_key, "ES256", SignInput::Message(b"m"), &audited, SigFormat::Der).unwrap();
+    let refused = service.sign(&hsm_key, "RS256", SignInput::Message(b"m"), &audited, SigFormat::Der);
     assert!(refused.is_err());
     let text = std::fs::read_to_string(&audit).unwrap();
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
@@ -225,6 +227,7 @@ fn audit_log_has_one_line_per_key_use_and_fails_closed() {
     assert_eq!(hsm_sign["provider_origin"]["pkcs11_module"], MODULE);
     assert!(hsm_sign["provider_origin"]["token_serial"].as_str().is_some_and(|s| !s.is_empty()));
     assert_eq!(hsm_sign["input_sha256"], hex::encode(input));
+    assert_eq!(hsm_sign["signed_digest"], serde_json::json!({"hash": "SHA-256", "hex": hex::encode([9u8; 32])}));
     assert_eq!(hsm_sign["outcome"], "ok");
     assert!(hsm_sign["time"].as_str().unwrap().ends_with('Z'));
     assert_eq!(lines[2]["provider_origin"]["sha256"], crate::common::digest_of("simulation.wasm"));

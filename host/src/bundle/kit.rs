@@ -331,7 +331,6 @@ pub fn publish(
     let manifest = ComponentManifest { version: "1".into(), created_at: crate::audit::now_rfc3339(), components };
     let payload = serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError(e.to_string()))?;
     let (envelope, _) = dsse::sign(
-        registry,
         service,
         COMPONENT_MANIFEST_TYPE,
         &payload,

@@ -358,7 +358,6 @@ pub fn create(
     let manifest = Manifest { version: "1.0".into(), created_at: crate::audit::now_rfc3339(), files: listed };
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError(e.to_string()))?;
     let (envelope, _) = dsse::sign(
-        registry,
         service,
         MANIFEST_TYPE,
         &manifest_bytes,
@@ -487,7 +486,7 @@ pub fn verify_files(
     let key = match bootstrap {
         Bootstrap::Key { spki, algorithm } => TrustedKey {
             name: "bootstrap key".into(),
-            fingerprint: dsse::fingerprint(registry, spki).map_err(BundleError)?,
+            fingerprint: dsse::fingerprint(registry, spki).map_err(|e| BundleError(e.to_string()))?,
             spki: spki.clone(),
             algorithm: algorithm.clone(),
             hints: vec![],
@@ -497,7 +496,7 @@ pub fn verify_files(
             for (path, bytes) in files.iter().filter(|(p, _)| p.starts_with("public-keys/")) {
                 let spki =
                     keyfile::public_key_from_bytes(Path::new(path), bytes).map_err(|e| BundleError(e.to_string()))?;
-                if dsse::fingerprint(registry, &spki).map_err(BundleError)? == *fp {
+                if dsse::fingerprint(registry, &spki).map_err(|e| BundleError(e.to_string()))? == *fp {
                     found = Some(spki);
                 }
             }

@@ -3,39 +3,36 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use cryptohost::CryptoProvider;
 use cryptohost::config::{Manifest, write_pins};
-use cryptohost::fsio;
-use cryptohost::keyfile;
-use cryptohost::keys::KeyService;
 use cryptohost::provider::Origin;
+use cryptohost_client::HsmAction;
 
-use super::{Cli, CryptArgs, HsmCommand, KeysCommand, Outcome, PinArgs, open, open_registry, parse_ref};
+use super::backend::Backend;
+use super::{Cli, CryptArgs, HsmCommand, KeysCommand, Outcome, PinArgs, open_registry, render};
 
 pub(super) fn providers(cli: &Cli, as_json: bool) -> Outcome {
     let registry = open_registry(cli)?;
-    let descriptors: Vec<_> = registry.providers().iter().map(|p| p.descriptor().clone()).collect();
+    let list: Vec<_> = registry.providers().iter().map(|p| cryptohost::request::provider_info(p.descriptor())).collect();
     if as_json {
-        outln!("{}", serde_json::to_string_pretty(&descriptors)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
     }
-    for d in descriptors {
-        outln!("{}  priority {}  ({} {})", d.name, d.priority.0, d.reported_name, d.version);
+    for d in list {
+        outln!("{}  priority {}  ({} {})", d.name, d.priority, d.reported_name, d.version);
         match &d.origin {
             Origin::Component { file, sha256, publisher } => {
                 outln!("  component {file}\n  sha256    {sha256}");
                 if let Some(p) = publisher {
                     outln!("  publisher {p} (signed component manifest of the installed kit)");
                 }
-                if let Some(w) = d.world {
-                    outln!("  world     {}", w.name());
+                if let Some(w) = &d.world {
+                    outln!("  world     {w}");
                 }
             }
             Origin::Native { module } => outln!("  native    {module}"),
         }
         for c in &d.capabilities {
-            outln!("  {:<13}{}", c.capability.name(), c.algorithms.join(", "));
+            outln!("  {:<13}{}", c.capability, c.algorithms.join(", "));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -56,120 +53,41 @@ pub(super) fn pin(cli: &Cli, a: &PinArgs) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn keys(cli: &Cli, k: &KeysCommand) -> Outcome {
-    let (config, registry) = open(cli)?;
+pub(super) fn keys(b: &Backend, k: &KeysCommand) -> Outcome {
     match k {
-        KeysCommand::List(f) => {
-            let hsm = registry.hsm().context("`keys list` lists HSM keys, and no [hsm] is configured")?;
-            let listed = hsm.list_keys()?;
-            if f.json {
-                outln!("{}", serde_json::to_string_pretty(&listed)?);
-            } else {
-                for key in listed {
-                    outln!("{}  {} {}  (token serial {})", key.uri, key.key_type, key.class, key.token_serial);
-                }
-            }
-        }
+        KeysCommand::List(f) => render::keys_list(&b.keys_list()?, f.json),
         KeysCommand::Generate { reference, alg, rsa_bits, public } => {
-            let reference = parse_ref(reference)?;
-            let service = KeyService::new(&registry, &config.audit_path)?;
-            let spki = service.generate(&reference, alg, *rsa_bits)?;
-            outln!("generated {reference} ({alg})");
-            if !spki.is_empty() {
-                let pem = keyfile::to_pem("PUBLIC KEY", &spki)?;
-                match public {
-                    Some(p) => fsio::write_new(p, pem.as_bytes(), 0o644)?,
-                    None => out!("{}", pem.as_str()),
-                }
-            }
+            let generated = b.key_generate(reference, alg, *rsa_bits)?;
+            render::key_generated(reference, alg, &generated, public.as_deref())
         }
+        // A simulation key's type follows the algorithm (and RSA size).
         KeysCommand::Public { reference, alg, rsa_bits } => {
-            let reference = parse_ref(reference)?;
-            let service = KeyService::new(&registry, &config.audit_path)?;
-            // A simulation key's type follows the algorithm (and RSA size).
-            let (spki, provider) = service.public_key(&reference, alg, *rsa_bits)?;
-            eprintln!("cryptohost: keys public: served by {provider}");
-            out!("{}", keyfile::to_pem("PUBLIC KEY", &spki)?.as_str());
+            render::key_public(&b.key_public(reference, alg, *rsa_bits)?, b.via())
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn crypt(cli: &Cli, a: &CryptArgs, encrypt: bool) -> Outcome {
-    let reference = parse_ref(&a.key)?;
-    let (config, registry) = open(cli)?;
-    // Read whole (AES-GCM here is one-shot): bounded like every whole-file input.
-    let input =
-        fsio::read_bounded(&a.file, config.max_payload as u64, if encrypt { "plaintext" } else { "ciphertext" })?;
-    let service = KeyService::new(&registry, &config.audit_path)?;
+pub(super) fn crypt(b: &Backend, a: &CryptArgs, encrypt: bool) -> Outcome {
     if encrypt {
-        let (sealed, provider) = service.encrypt(&reference, &a.alg, &input, a.aad.as_bytes())?;
+        let sealed = b.encrypt(&a.key, &a.alg, &a.file, a.aad.as_bytes())?;
         let mut out = sealed.nonce.clone();
         out.extend_from_slice(&sealed.ciphertext);
-        fsio::write_new(&a.out, &out, 0o644)?;
-        eprintln!("cryptohost: encrypt: served by {provider}");
+        cryptohost::fsio::write_new(&a.out, &out, 0o644)?;
+        eprintln!("cryptohost: encrypt: served by {}{}", sealed.provider, b.via());
     } else {
-        if input.len() < 12 + 16 {
-            return Err(anyhow::anyhow!("{} is too short to be nonce || ciphertext || tag", a.file.display()).into());
-        }
-        let (nonce, ciphertext) = input.split_at(12);
-        let (plain, provider) = service.decrypt(&reference, &a.alg, nonce, ciphertext, a.aad.as_bytes())?;
-        fsio::write_new(&a.out, &plain, 0o600)?;
-        eprintln!("cryptohost: decrypt: served by {provider}");
+        let plain = b.decrypt(&a.key, &a.alg, &a.file, a.aad.as_bytes())?;
+        cryptohost::fsio::write_new(&a.out, &plain.plaintext, 0o600)?;
+        eprintln!("cryptohost: decrypt: served by {}{}", plain.provider, b.via());
     }
     outln!("wrote {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn hsm(cli: &Cli, h: &HsmCommand) -> Outcome {
-    let registry = open_registry(cli)?;
-    let hsm = registry.hsm().context("no [hsm] is configured")?;
-    let print_status = |as_json: bool| -> Result<(), super::Failure> {
-        let status = hsm.status();
-        if as_json {
-            outln!("{}", serde_json::to_string_pretty(&status)?);
-        } else {
-            for t in status {
-                if !t.present {
-                    // A configured token the module does not have: listed, never left out.
-                    let named = if t.label.is_empty() { format!("serial {}", t.serial) } else { t.label };
-                    outln!(
-                        "{named}: MISSING (configured, not found{})",
-                        t.last_error.map(|e| format!(": {e}")).unwrap_or_default()
-                    );
-                    continue;
-                }
-                outln!(
-                    "{} (serial {}, slot {}): {}, {} session(s) open, {} idle{}",
-                    t.label,
-                    t.serial,
-                    t.slot.map_or_else(|| "?".to_string(), |s| s.to_string()),
-                    if t.healthy { "healthy" } else { "UNHEALTHY" },
-                    t.sessions_open,
-                    t.sessions_idle,
-                    t.last_error.map(|e| format!(", last error: {e}")).unwrap_or_default()
-                );
-            }
-        }
-        Ok(())
+pub(super) fn hsm(b: &Backend, h: &HsmCommand) -> Outcome {
+    let (action, json) = match h {
+        HsmCommand::Connect(f) => (HsmAction::Connect, f.json),
+        HsmCommand::Status(f) => (HsmAction::Status, f.json),
+        HsmCommand::Disconnect => (HsmAction::Disconnect, false),
     };
-    match h {
-        HsmCommand::Connect(f) | HsmCommand::Status(f) => {
-            hsm.connect()?;
-            print_status(f.json)?;
-        }
-        HsmCommand::Disconnect => {
-            // Never connects (and so never logs in): a wrong PIN must not cost a try here.
-            if hsm.is_connected() {
-                hsm.disconnect();
-                outln!("disconnected from {}", hsm.descriptor().name);
-            } else {
-                outln!(
-                    "{}: not connected in this process; nothing to disconnect (no login was attempted)",
-                    hsm.descriptor().name
-                );
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    render::hsm(&b.hsm(action)?, json)
 }

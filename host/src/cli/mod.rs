@@ -28,12 +28,13 @@ macro_rules! out {
     }};
 }
 
+mod backend;
 mod bundle;
 mod components;
 mod dsse;
 mod files;
 mod keys;
-mod remote;
+mod render;
 mod serve;
 
 use std::path::PathBuf;
@@ -41,9 +42,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use cryptohost::provider::{Origin, SigFormat};
-use cryptohost::{Config, CryptoProvider, Host, Served, TrustMode};
-use serde_json::json;
+use cryptohost::provider::SigFormat;
+use cryptohost::{Config, Host, TrustMode};
 
 #[derive(Parser)]
 #[command(
@@ -62,8 +62,8 @@ struct Cli {
     /// (pins still apply).
     #[arg(long, global = true, value_name = "DIR")]
     components: Option<PathBuf>,
-    /// Send hash, sign and verify to a running `cryptohost serve` on this socket (no config,
-    /// components or PIN needed here).
+    /// Send hash, sign, verify, dsse, keys, encrypt, decrypt and hsm to a running
+    /// `cryptohost serve` on this socket (no config, components or PIN needed here).
     #[arg(long, global = true, env = "CRYPTOHOST_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Log more (repeat for debug).
@@ -79,7 +79,8 @@ enum Command {
     Providers(JsonFlag),
     /// Hash a file (streamed) and print the lowercase hex digest.
     Hash(HashArgs),
-    /// Sign a file with a key reference (pkcs11:..., sim:NAME, file:PATH or a PKCS#8 file).
+    /// Sign a file with a key reference (pkcs11:..., sim:NAME, file:PATH or a PKCS#8 file), a
+    /// profile, or a trust-anchor key id.
     Sign(SignArgs),
     /// Verify a signature over a file with an SPKI public key.
     Verify(VerifyArgs),
@@ -327,7 +328,8 @@ enum HsmCommand {
     Connect(JsonFlag),
     /// Log out, close every session, finalize the module.
     Disconnect,
-    /// Connect if needed and report each token's health and sessions.
+    /// Report each configured token: present, healthy, logged in, sessions. Never logs in (it
+    /// loads the module and finds the tokens if needed).
     Status(JsonFlag),
 }
 
@@ -367,12 +369,18 @@ struct HashArgs {
 #[derive(Args)]
 struct SignArgs {
     /// ES256, ES384, ES512, RS256, RS384, RS512, PS256, PS384, PS512, EdDSA, ML-DSA-44,
-    /// ML-DSA-65, ML-DSA-87.
+    /// ML-DSA-65, ML-DSA-87 (needed with --key; a profile carries its own).
     #[arg(long)]
-    alg: String,
+    alg: Option<String>,
     /// Key reference: pkcs11:token=...;object=..., sim:NAME, file:PATH, or a PKCS#8 file path.
+    #[arg(long, conflicts_with_all = ["profile", "key_id"])]
+    key: Option<String>,
+    /// Or a configured signing profile.
+    #[arg(long, conflicts_with = "key_id")]
+    profile: Option<String>,
+    /// Or a trust-anchor key id: the profile with that key_id signs.
     #[arg(long)]
-    key: String,
+    key_id: Option<String>,
     /// Write the binary signature here (default: base64 on stdout).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -494,75 +502,51 @@ fn open(cli: &Cli) -> Result<(Config, Host)> {
     Ok((config, registry))
 }
 
-/// "offline-verification (offline-verification.wasm sha256:ab12...)"
-fn served_by(p: &dyn CryptoProvider) -> String {
-    let d = p.descriptor();
-    match &d.origin {
-        Origin::Component { file, sha256, publisher: None } => format!("{} ({file} sha256:{sha256})", d.name),
-        Origin::Component { file, sha256, publisher: Some(p) } => {
-            format!("{} ({file} sha256:{sha256}, published by {p})", d.name)
-        }
-        Origin::Native { module } => format!("{} (native {module})", d.name),
-    }
+fn parse_ref(text: &str) -> Result<cryptohost::keys::KeyRef> {
+    // A PIN typed into a pkcs11: URI is refused, and never echoed back (the error is redacted).
+    Ok(cryptohost::keys::KeyRef::parse(text)?)
 }
 
-fn provider_json<T>(s: &Served<T>) -> serde_json::Value {
-    let d = s.provider.descriptor();
-    json!({
-        "name": d.name,
-        "origin": d.origin,
-        "skipped": s.skipped.iter().map(|(p, e)| json!({"provider": p, "reason": e.to_string()})).collect::<Vec<_>>(),
+/// Where a servable command runs: through the server with `--socket`, else here.
+fn backend(cli: &Cli) -> Result<backend::Backend> {
+    Ok(match &cli.socket {
+        Some(socket) => backend::Backend::Remote(cryptohost_client::Client::new(socket)),
+        None => {
+            let (config, host) = open(cli)?;
+            backend::Backend::Local(Box::new(backend::Local::new(config, host)))
+        }
     })
 }
 
-fn report<T>(what: &str, s: &Served<T>) {
-    for (p, e) in &s.skipped {
-        eprintln!("cryptohost: {what}: skipped {p}: {e}");
-    }
-    eprintln!("cryptohost: {what}: served by {}", served_by(s.provider.as_ref()));
-}
-
-fn parse_ref(text: &str) -> Result<cryptohost::keys::KeyRef> {
-    // A PIN typed into a pkcs11: URI is refused, and never echoed back.
-    cryptohost::keys::KeyRef::parse(text)
-        .map_err(|m| anyhow::anyhow!("key reference {:?}: {m}", cryptohost::pkcs11::Pkcs11Uri::redacted(text)))
-}
-
 fn run(cli: &Cli) -> Outcome {
-    if let Some(socket) = &cli.socket {
-        let client = cryptohost_client::Client::new(socket);
-        match &cli.command {
-            Command::Hash(a) => return remote::hash(&client, a),
-            Command::Sign(a) => return remote::sign(&client, a),
-            Command::Verify(a) => return remote::verify(&client, a),
-            Command::Dsse(DsseCommand::Sign(a)) => return remote::dsse_sign(&client, a),
-            Command::Dsse(DsseCommand::Verify(a)) => return remote::dsse_verify(&client, a),
-            Command::Keys(k) => return remote::keys(&client, k),
-            Command::Encrypt(a) => return remote::crypt(&client, a, true),
-            Command::Decrypt(a) => return remote::crypt(&client, a, false),
-            Command::Hsm(h) => return remote::hsm(&client, h),
-            Command::Serve(_) => {}
-            _ => {
-                return Err(anyhow::anyhow!(
-                    "--socket: this command runs locally (providers, keygen, pin, trust, bundle): drop --socket"
-                )
-                .into());
-            }
-        }
+    let local_only = matches!(
+        cli.command,
+        Command::Providers(_)
+            | Command::Keygen(_)
+            | Command::Pin(_)
+            | Command::Trust(_)
+            | Command::Bundle(_)
+            | Command::Components(_)
+    );
+    if cli.socket.is_some() && local_only {
+        return Err(anyhow::anyhow!(
+            "--socket: this command runs locally (providers, keygen, pin, trust, bundle, components): drop --socket"
+        )
+        .into());
     }
     match &cli.command {
         Command::Providers(a) => keys::providers(cli, a.json),
-        Command::Hash(a) => files::hash(cli, a),
-        Command::Sign(a) => files::sign(cli, a),
-        Command::Verify(a) => files::verify(cli, a),
+        Command::Hash(a) => files::hash(&backend(cli)?, a),
+        Command::Sign(a) => files::sign(&backend(cli)?, a),
+        Command::Verify(a) => files::verify(&backend(cli)?, a),
         Command::Keygen(a) => files::keygen(cli, a),
         Command::Pin(a) => keys::pin(cli, a),
-        Command::Keys(k) => keys::keys(cli, k),
-        Command::Encrypt(a) => keys::crypt(cli, a, true),
-        Command::Decrypt(a) => keys::crypt(cli, a, false),
-        Command::Hsm(h) => keys::hsm(cli, h),
-        Command::Dsse(DsseCommand::Sign(a)) => dsse::sign(cli, a),
-        Command::Dsse(DsseCommand::Verify(a)) => dsse::verify(cli, a),
+        Command::Keys(k) => keys::keys(&backend(cli)?, k),
+        Command::Encrypt(a) => keys::crypt(&backend(cli)?, a, true),
+        Command::Decrypt(a) => keys::crypt(&backend(cli)?, a, false),
+        Command::Hsm(h) => keys::hsm(&backend(cli)?, h),
+        Command::Dsse(DsseCommand::Sign(a)) => dsse::sign(&backend(cli)?, a),
+        Command::Dsse(DsseCommand::Verify(a)) => dsse::verify(&backend(cli)?, a),
         Command::Bundle(b) => bundle::bundle(cli, b),
         Command::Trust(TrustCommand::Fingerprint { public }) => dsse::fingerprint(cli, public),
         Command::Components(ComponentsCommand::Inspect { file, json }) => components::inspect(file, *json),

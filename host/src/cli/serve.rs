@@ -38,7 +38,7 @@ pub(super) fn init_logging(verbose: u8) {
 
 pub(super) fn serve(cli: &Cli, a: &ServeArgs) -> Outcome {
     if a.openapi {
-        outln!("{}", cryptohost::service::api::openapi_json());
+        outln!("{}", cryptohost::service::openapi::json());
         return Ok(ExitCode::SUCCESS);
     }
     // Read once here so that a bad config is reported before anything starts.

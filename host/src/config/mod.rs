@@ -253,7 +253,8 @@ pub struct Config {
 /// A signing profile (the seed's MultiProfileSigner entries, and anchor keyId resolution).
 #[derive(Clone, Debug)]
 pub struct Profile {
-    pub key: String,
+    /// Parsed at load; a relative `file:` path is already joined to the config's directory.
+    pub key: KeyRef,
     pub algorithm: String,
     /// The trust-anchor keyId this key signs as; written into DSSE signatures.
     pub key_id: Option<String>,
@@ -469,17 +470,18 @@ impl Config {
 
         let mut profiles = BTreeMap::new();
         for (name, p) in raw.profiles {
-            if let Err(m) = KeyRef::parse(p.key.get_ref()) {
-                return Err(at(p.key.span(), &format!("profiles.{name}.key"), m));
-            }
-            if !crate::alg::is_signature_algorithm(&p.algorithm) {
+            // Parsed once, here: a `file:` key is relative to this config file, wherever the
+            // process was started (a service started from `/` finds it too).
+            let key = KeyRef::parse_relative_to(p.key.get_ref(), &base)
+                .map_err(|e| at(p.key.span(), &format!("profiles.{name}.key"), e.message))?;
+            let Some(alg) = crate::alg::signature(&p.algorithm) else {
                 return Err(at(
                     p.key.span(),
                     &format!("profiles.{name}.algorithm"),
                     format!("unknown signature algorithm {:?}", p.algorithm),
                 ));
-            }
-            profiles.insert(name, Profile { key: p.key.into_inner(), algorithm: p.algorithm, key_id: p.key_id });
+            };
+            profiles.insert(name, Profile { key, algorithm: alg.name.to_string(), key_id: p.key_id });
         }
         let dsse = raw.dsse.unwrap_or(RawDsse { max_payload_mib: None, max_signatures: None });
         let max_payload = match &dsse.max_payload_mib {

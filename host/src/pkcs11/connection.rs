@@ -8,12 +8,11 @@ use cryptoki::error::RvError;
 use cryptoki::object::ObjectHandle;
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
-use serde::Serialize;
 
 use super::Pkcs11Provider;
 use super::errors::{OpError, ck_message, is_pin_refused, is_session_lost, is_token_failure, rv};
 use super::pool::{Pool, lock};
-use super::uri::Pkcs11Uri;
+use crate::keyref::Pkcs11Uri;
 use crate::error::ProviderError;
 
 /// One configured token found in the module, with its sessions and caches.
@@ -38,22 +37,8 @@ struct Health {
     last_error: Option<String>,
 }
 
-/// Status of one configured token, for `cryptohost hsm status`.
-#[derive(Clone, Debug, Serialize)]
-pub struct TokenStatus {
-    /// The token's label; for a missing token, the label it was configured by (or empty).
-    pub label: String,
-    /// The token's serial; for a missing token, the serial it was configured by (or empty).
-    pub serial: String,
-    /// `None` when the token is missing.
-    pub slot: Option<u64>,
-    /// False when no token in the module matches the configured label or serial.
-    pub present: bool,
-    pub healthy: bool,
-    pub last_error: Option<String>,
-    pub sessions_open: usize,
-    pub sessions_idle: usize,
-}
+/// Status of one configured token, for `cryptohost hsm status` (the wire schema's type).
+pub use cryptohost_client::api::TokenStatus;
 
 /// The largest PKCS#11 module file that is hashed and loaded.
 const MAX_MODULE_BYTES: u64 = 256 << 20;
@@ -79,6 +64,22 @@ impl Pkcs11Provider {
         *self.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(conn);
         // Log in now so a wrong PIN shows up here, once.
         self.with_token_sessions(|_, _| Ok(()))
+    }
+
+    /// Loads the module and finds the configured tokens, if that has not happened yet, without
+    /// logging in: what `hsm status` needs, at no cost to any token's PIN counter. The first
+    /// key operation logs in as usual.
+    ///
+    /// # Errors
+    /// The module cannot be loaded or initialized, or no configured token is present.
+    pub fn probe(&self) -> Result<(), ProviderError> {
+        let _g = lock(&self.connecting);
+        if self.is_connected() {
+            return Ok(());
+        }
+        let conn = self.open_connection(None)?;
+        *self.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(conn);
+        Ok(())
     }
 
     /// Whether the module is loaded and its tokens found in this process. Never logs in.
@@ -121,6 +122,7 @@ impl Pkcs11Provider {
                         slot: Some(t.slot.id()),
                         present: true,
                         healthy: h.healthy,
+                        logged_in: *lock(&t.logged_in),
                         last_error: h.last_error,
                         sessions_open: st.open,
                         sessions_idle: st.idle.len(),
@@ -137,6 +139,7 @@ impl Pkcs11Provider {
                         slot: None,
                         present: false,
                         healthy: false,
+                        logged_in: false,
                         last_error: Some(format!("not found in {}", self.config.module.display())),
                         sessions_open: 0,
                         sessions_idle: 0,

@@ -12,7 +12,7 @@ use super::Pkcs11Provider;
 use super::connection::Token;
 use super::errors::{OpError, ck_message, rv};
 use super::signing::taken;
-use super::uri::Pkcs11Uri;
+use crate::keyref::Pkcs11Uri;
 use crate::error::ProviderError;
 use crate::provider::{KeyId, Sealed};
 

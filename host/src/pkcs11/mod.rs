@@ -14,7 +14,7 @@ mod errors;
 mod objects;
 mod pool;
 mod signing;
-pub mod uri;
+
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 pub use config::{HsmConfig, MAX_PIN_FILE_BYTES, PinSource, TokenSpec, read_pin_file};
 pub use connection::TokenStatus;
 pub use objects::{KeyListing, MIN_RSA_BITS, modulus_bits};
-pub use uri::Pkcs11Uri;
+pub use crate::keyref::Pkcs11Uri;
 
 use crate::error::ProviderError;
 use crate::provider::{

@@ -2,7 +2,6 @@
 
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
-use serde::Serialize;
 
 use super::Pkcs11Provider;
 use super::connection::Token;
@@ -10,17 +9,11 @@ use super::encoding::{self, Curve};
 use super::encryption::aes_key_len;
 use super::errors::{OpError, ck_message};
 use super::pool::lock;
-use super::uri::Pkcs11Uri;
+use crate::keyref::Pkcs11Uri;
 use crate::error::ProviderError;
 
-/// One key on a token, for `cryptohost keys list`.
-#[derive(Clone, Debug, Serialize)]
-pub struct KeyListing {
-    pub uri: String,
-    pub class: String,
-    pub key_type: String,
-    pub token_serial: String,
-}
+/// One key on a token, for `cryptohost keys list` (the wire schema's type).
+pub use cryptohost_client::api::KeyListing;
 
 /// The smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;

@@ -10,7 +10,7 @@ use super::Pkcs11Provider;
 use super::connection::Token;
 use super::encoding::{self, Curve};
 use super::errors::OpError;
-use super::uri::Pkcs11Uri;
+use crate::keyref::Pkcs11Uri;
 use crate::error::ProviderError;
 use crate::provider::{KeyId, SigFormat, SignInput};
 

@@ -4,6 +4,7 @@
 
 use crate::audit::Caller;
 use crate::config::{AllowRule, Operation};
+pub use crate::request::Target;
 
 /// The peer of one connection, as the kernel reports it when the connection is accepted.
 #[derive(Clone, Debug)]
@@ -78,14 +79,6 @@ impl Identity {
         });
         self.peer.uid != NOBODY && (user_match || group_match)
     }
-}
-
-/// What a request wants to use: a key by its canonical reference, or a profile by name.
-pub enum Target<'a> {
-    Key(&'a str),
-    Profile(&'a str),
-    /// Operations on no key in particular (admin).
-    Any,
 }
 
 /// Whether a rule lets `who` do `operation` on `target`. Checked before the key is looked

@@ -1,14 +1,18 @@
 //! `cryptohost serve`: the long-running host on a Unix socket (HTTP/1.1 + JSON, axum on tokio).
-//! It loads the registry once and shares it, logs in to the HSM once, and calls the same
-//! library functions the CLI calls; it adds transport, identity and limits, never crypto.
+//! It loads the registry once and shares it, logs in to the HSM once, and calls the request
+//! layer the CLI calls; it adds transport, identity and limits, never crypto and never request
+//! resolution. Routes are split by what they hold (`keyless`, `keyed`); `extract` holds what a
+//! handler gets from a request and the one table from error class to status; `openapi` the
+//! document.
 
 pub mod access;
-pub mod api;
 mod conn;
-pub mod error;
+pub mod extract;
+pub mod keyed;
+pub mod keyless;
 pub mod logs;
 pub mod metrics;
-pub mod ops;
+pub mod openapi;
 pub mod systemd;
 
 use std::io;
@@ -24,6 +28,7 @@ use axum::routing::{get, post};
 use tokio::sync::Semaphore;
 
 use crate::audit::AuditLog;
+use extract::ApiError;
 use crate::config::Config;
 use crate::load::{self, Host, TrustMode};
 
@@ -33,6 +38,8 @@ pub struct Inner {
     pub host: Host,
     pub config: Config,
     pub audit: Arc<AuditLog>,
+    /// The same log, as the request layer writes it.
+    sink: crate::request::Audit,
 }
 
 /// Where the server's set comes from, so that a reload can read it again.
@@ -56,7 +63,8 @@ impl Source {
         }
         let host = load::open_with(&config, self.trust, true)?;
         let audit = Arc::new(AuditLog::open(&config.audit_path)?);
-        Ok(Inner { host, config, audit })
+        let sink = crate::request::Audit::opened(audit.clone());
+        Ok(Inner { host, config, audit, sink })
     }
 }
 
@@ -117,20 +125,6 @@ impl Shared {
     }
 }
 
-/// The snapshot of the current set a handler works on.
-pub struct Current(pub State);
-
-impl axum::extract::FromRequestParts<Arc<Shared>> for Current {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        _parts: &mut axum::http::request::Parts,
-        shared: &Arc<Shared>,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Current(shared.current()))
-    }
-}
-
 impl std::ops::Deref for Inner {
     type Target = Host;
     fn deref(&self) -> &Host {
@@ -150,21 +144,18 @@ pub const INLINE_INPUT: usize = 64 << 10;
 /// blocking pool.
 pub(crate) async fn compute<T: Send + 'static>(
     input_size: usize,
-    f: impl FnOnce() -> Result<T, error::ApiError> + Send + 'static,
-) -> Result<T, error::ApiError> {
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     if input_size <= INLINE_INPUT { f() } else { blocking(f).await }
 }
 
 /// Runs `f` on the blocking pool, inside the current request's log span.
 pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, error::ApiError> + Send + 'static,
-) -> Result<T, error::ApiError> {
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(f)).await.map_err(|e| error::ApiError::internal(e.to_string()))?
+    tokio::task::spawn_blocking(move || span.in_scope(f)).await.map_err(|e| ApiError::internal(e.to_string()))?
 }
-
-/// The state handlers get.
-pub type State = Arc<Inner>;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -183,27 +174,31 @@ fn socket_err(path: &Path, message: impl Into<String>) -> ServiceError {
     ServiceError::Socket { path: path.to_path_buf(), message: message.into() }
 }
 
-/// The routes, over the shared state.
+/// The routes, over the shared state. An unknown path is `not-found` and a known path with
+/// another method `method-not-allowed`, both in the one error schema.
 pub fn router(shared: Arc<Shared>) -> Router {
     let max_body = shared.current().config.service.max_body;
     Router::new()
-        .route("/v1/health", get(api::health))
-        .route("/v1/ready", get(api::ready))
-        .route("/v1/providers", get(api::providers))
-        .route("/v1/hash", post(api::hash))
-        .route("/v1/verify", post(api::verify))
-        .route("/v1/sign", post(api::sign))
-        .route("/v1/openapi.json", get(api::openapi))
-        .route("/v1/dsse/sign", post(ops::dsse_sign))
-        .route("/v1/dsse/verify", post(ops::dsse_verify))
-        .route("/v1/keys", get(ops::keys_list))
-        .route("/v1/keys/public", post(ops::key_public))
-        .route("/v1/keys/generate", post(ops::key_generate))
-        .route("/v1/encrypt", post(ops::encrypt))
-        .route("/v1/decrypt", post(ops::decrypt))
-        .route("/v1/hsm/{action}", post(ops::hsm_admin))
-        .route("/v1/reload", post(ops::reload))
+        .route("/v1/health", get(keyless::health))
+        .route("/v1/ready", get(keyless::ready))
+        .route("/v1/providers", get(keyless::providers))
+        .route("/v1/hash", post(keyless::hash))
+        .route("/v1/verify", post(keyless::verify))
+        .route("/v1/dsse/verify", post(keyless::dsse_verify))
+        .route("/v1/openapi.json", get(keyless::openapi))
+        .route("/v1/sign", post(keyed::sign))
+        .route("/v1/sign/stream", post(keyed::sign_stream))
+        .route("/v1/dsse/sign", post(keyed::dsse_sign))
+        .route("/v1/keys", get(keyed::keys_list))
+        .route("/v1/keys/public", post(keyed::key_public))
+        .route("/v1/keys/generate", post(keyed::key_generate))
+        .route("/v1/encrypt", post(keyed::encrypt))
+        .route("/v1/decrypt", post(keyed::decrypt))
+        .route("/v1/hsm/{action}", post(keyed::hsm_admin))
+        .route("/v1/reload", post(keyed::reload))
         .route("/metrics", get(metrics_text))
+        .fallback(extract::not_found)
+        .method_not_allowed_fallback(extract::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(shared.clone(), admit))
         .with_state(shared)
@@ -263,14 +258,13 @@ async fn admit(AxumState(shared): AxumState<Arc<Shared>>, request: Request, next
             let deadline = shared.current().config.service.request_timeout;
             let response = match tokio::time::timeout(deadline, next.run(request).instrument(span.clone())).await {
                 Ok(r) => r,
-                Err(_) => error::ApiError {
-                    status: axum::http::StatusCode::GATEWAY_TIMEOUT,
-                    kind: "timeout",
-                    message: format!(
+                Err(_) => ApiError::new(
+                    cryptohost_client::ErrorKind::Timeout,
+                    format!(
                         "the request did not finish within {} ms ([service] request_timeout_ms)",
                         deadline.as_millis()
                     ),
-                }
+                )
                 .into_response(),
             };
             drop(permit);
@@ -279,7 +273,7 @@ async fn admit(AxumState(shared): AxumState<Arc<Shared>>, request: Request, next
         }
         (place, _) => {
             shared.metrics.overloaded.inc();
-            error::ApiError::overloaded(place.is_none()).into_response()
+            ApiError::overloaded(place.is_none()).into_response()
         }
     };
     if let Ok(v) = axum::http::HeaderValue::from_str(&id.to_string()) {
@@ -298,7 +292,7 @@ async fn admit(AxumState(shared): AxumState<Arc<Shared>>, request: Request, next
 
 /// The metrics alone, for `[service] metrics_listen` (loopback TCP, for a scraper).
 fn metrics_router(shared: Arc<Shared>) -> Router {
-    Router::new().route("/metrics", get(metrics_text)).with_state(shared)
+    Router::new().route("/metrics", get(metrics_text)).fallback(extract::not_found).with_state(shared)
 }
 
 /// Prometheus text format.

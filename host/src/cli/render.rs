@@ -1,0 +1,191 @@
+//! Rendering answers for a person or a program: one function per operation, over the wire
+//! schema's types, so that local mode and client mode print the same bytes on stdout (and the
+//! same `--json` document, which is the server's answer). Only stderr says which way it went
+//! (`via` is empty locally).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use cryptohost::fsio;
+use cryptohost_client::api::{
+    DsseSignResponse, DsseVerifyResponse, HashResponse, HsmReport, KeyListing, Origin, PublicKeyResponse,
+    ServedBy, SignResponse, TokenStatus, VerifyResponse,
+};
+
+use super::Outcome;
+
+/// "offline-verification (offline-verification.wasm sha256:ab12...)"
+pub(super) fn provider(s: &ServedBy) -> String {
+    match &s.origin {
+        Origin::Component { file, sha256, publisher: None } => format!("{} ({file} sha256:{sha256})", s.name),
+        Origin::Component { file, sha256, publisher: Some(p) } => {
+            format!("{} ({file} sha256:{sha256}, published by {p})", s.name)
+        }
+        Origin::Native { module } => format!("{} (native {module})", s.name),
+    }
+}
+
+/// The providers asked first, and the one that served, on stderr.
+pub(super) fn report(what: &str, s: &ServedBy, via: &str) {
+    for k in &s.skipped {
+        eprintln!("cryptohost: {what}: skipped {}: {}", k.provider, k.reason);
+    }
+    eprintln!("cryptohost: {what}: served by {}{via}", provider(s));
+}
+
+/// One JSON document on one line.
+fn json_line(v: &impl serde::Serialize) -> Outcome {
+    outln!("{}", serde_json::to_string(v)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verdict(valid: bool) -> ExitCode {
+    if valid { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+pub(super) fn hash(h: &HashResponse, json: bool, via: &str) -> Outcome {
+    if json {
+        return json_line(h);
+    }
+    report("hash", &h.provider, via);
+    outln!("{}", h.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn sign(s: &SignResponse, json: bool, out: Option<&Path>, via: &str) -> Outcome {
+    if let Some(path) = out {
+        // A fresh file renamed into place: a symlink planted at --out is replaced, not followed.
+        fsio::replace_atomic(path, &s.signature, 0o644)?;
+    }
+    if json {
+        return json_line(s);
+    }
+    if let Some(h) = &s.hashed_by {
+        report("hash", h, via);
+    }
+    eprintln!("cryptohost: sign: served by {} ({}){via}", s.provider, s.origin);
+    if out.is_none() {
+        outln!("{}", cryptohost_client::api::b64::encode(&s.signature));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn verify(v: &VerifyResponse, json: bool, via: &str) -> Outcome {
+    if json {
+        json_line(v)?;
+        return Ok(verdict(v.valid));
+    }
+    if let Some(h) = &v.hashed_by {
+        report("hash", h, via);
+    }
+    report("verify", &v.provider, via);
+    outln!("{}", if v.valid { "valid" } else { "invalid" });
+    Ok(verdict(v.valid))
+}
+
+pub(super) fn dsse_sign(s: &DsseSignResponse, out: Option<&Path>, via: &str) -> Outcome {
+    for f in &s.failures {
+        let (label, why) = f.split_once(": ").unwrap_or((f.as_str(), ""));
+        eprintln!("cryptohost: dsse sign: {label} FAILED (kept the others, --allow-partial): {why}");
+    }
+    let json = serde_json::to_string_pretty(&s.envelope)?;
+    match out {
+        // A fresh file renamed into place: never written through a symlink at --out.
+        Some(out) => fsio::replace_atomic(out, (json + "\n").as_bytes(), 0o644)?,
+        None => outln!("{json}"),
+    }
+    eprintln!("cryptohost: dsse sign: {} signature(s){via}", s.envelope.signatures.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn dsse_verify(v: &DsseVerifyResponse, json: bool, payload_out: Option<&Path>) -> Outcome {
+    if let (Some(out), Some(payload)) = (payload_out, v.payload.as_ref().filter(|_| v.valid)) {
+        // A fresh file renamed into place: never written through a symlink.
+        fsio::replace_atomic(out, payload, 0o644)?;
+    }
+    if json {
+        // The answer without the payload (which --payload-out writes, exactly).
+        json_line(&DsseVerifyResponse { payload: None, ..v.clone() })?;
+        return Ok(verdict(v.valid));
+    }
+    for r in &v.refused_anchors {
+        eprintln!("cryptohost: dsse verify: {r}");
+    }
+    for n in &v.notes {
+        eprintln!("cryptohost: dsse verify: {n}");
+    }
+    if v.valid {
+        eprintln!("cryptohost: dsse verify: verified by {}", v.verified_by.join(", "));
+    }
+    outln!("{}", if v.valid { "valid" } else { "invalid" });
+    Ok(verdict(v.valid))
+}
+
+pub(super) fn key_public(k: &PublicKeyResponse, via: &str) -> Outcome {
+    eprintln!("cryptohost: keys public: served by {}{via}", k.provider);
+    out!("{}", k.public_key);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn key_generated(reference: &str, alg: &str, k: &PublicKeyResponse, public: Option<&Path>) -> Outcome {
+    outln!("generated {reference} ({alg})");
+    if !k.public_key.is_empty() {
+        match public {
+            Some(p) => fsio::write_new(p, k.public_key.as_bytes(), 0o644)?,
+            None => out!("{}", k.public_key),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn keys_list(keys: &[KeyListing], json: bool) -> Outcome {
+    if json {
+        outln!("{}", serde_json::to_string_pretty(keys)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for key in keys {
+        outln!("{}  {} {}  (token serial {})", key.uri, key.key_type, key.class, key.token_serial);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token_line(t: &TokenStatus) -> String {
+    if !t.present {
+        // A configured token the module does not have: listed, never left out.
+        let named = if t.label.is_empty() { format!("serial {}", t.serial) } else { t.label.clone() };
+        return format!(
+            "{named}: MISSING (configured, not found{})",
+            t.last_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+        );
+    }
+    format!(
+        "{} (serial {}, slot {}): {}, {}, {} session(s) open, {} idle{}",
+        t.label,
+        t.serial,
+        t.slot.map_or_else(|| "?".to_string(), |s| s.to_string()),
+        if t.healthy { "healthy" } else { "UNHEALTHY" },
+        if t.logged_in { "logged in" } else { "not logged in" },
+        t.sessions_open,
+        t.sessions_idle,
+        t.last_error.as_ref().map(|e| format!(", last error: {e}")).unwrap_or_default()
+    )
+}
+
+pub(super) fn hsm(r: &HsmReport, json: bool) -> Outcome {
+    if r.action == "disconnect" {
+        if r.was_connected {
+            outln!("disconnected from {}", r.hsm);
+        } else {
+            outln!("{}: not connected; nothing to disconnect (no login was attempted)", r.hsm);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&r.tokens)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for t in &r.tokens {
+        outln!("{}", token_line(t));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,164 @@
+//! Keys and the HSM: a held key's public half, generating a named key, the HSM's key list,
+//! AES-GCM with a secret key, and the HSM admin actions. Each asks the gate first and audits
+//! (key uses through the key service, admin actions as events).
+
+use cryptohost_client::api::{HsmReport, KeyListing, Plaintext, PublicKeyResponse, Sealed};
+
+use super::sign::{event, permit, permitted_reference};
+use super::{Context, RequestError, Target};
+use crate::CryptoProvider;
+use crate::config::Operation;
+use crate::error::ProviderError;
+use crate::keyref::KeyRef;
+
+pub use cryptohost_client::HsmAction;
+
+/// A key reference a request names, parsed (a `pkcs11:` URI's PIN never shown in the error).
+///
+/// # Errors
+/// The reference does not parse.
+pub fn parse_held_reference(text: &str) -> Result<KeyRef, RequestError> {
+    Ok(KeyRef::parse(text)?)
+}
+
+fn pem(spki: &[u8]) -> Result<String, RequestError> {
+    if spki.is_empty() {
+        return Ok(String::new());
+    }
+    Ok(crate::keyfile::to_pem("PUBLIC KEY", spki)?.to_string())
+}
+
+/// The public key of a key. A caller needs a rule for the key with any operation: the answer
+/// says the key exists.
+///
+/// # Errors
+/// Denied, or the provider refuses.
+pub fn key_public(
+    ctx: &Context<'_>,
+    key: &KeyRef,
+    algorithm: &str,
+    rsa_bits: u32,
+) -> Result<PublicKeyResponse, RequestError> {
+    let any = [Operation::Sign, Operation::Encrypt, Operation::Decrypt, Operation::Generate];
+    permitted_reference(ctx, key, &any, "public key")?;
+    let (spki, provider) = ctx.keys()?.public_key(key, algorithm, rsa_bits)?;
+    Ok(PublicKeyResponse { public_key: pem(&spki)?, provider })
+}
+
+/// Generates a key under a reference (refused if the HSM already holds the label); an AES key
+/// for A128GCM/A256GCM, which has no public half.
+///
+/// # Errors
+/// Denied, a file reference, or the provider refuses.
+pub fn key_generate(
+    ctx: &Context<'_>,
+    key: &KeyRef,
+    algorithm: &str,
+    rsa_bits: u32,
+) -> Result<PublicKeyResponse, RequestError> {
+    permitted_reference(ctx, key, &[Operation::Generate], "generate")?;
+    let (spki, provider) = ctx.keys()?.generate(key, algorithm, rsa_bits)?;
+    Ok(PublicKeyResponse { public_key: pem(&spki)?, provider })
+}
+
+fn no_hsm(what: &str) -> RequestError {
+    RequestError::Invalid(format!("{what}: no [hsm] is configured"))
+}
+
+/// Every private and secret key on the configured HSM tokens (admin).
+///
+/// # Errors
+/// Denied, no HSM, or the HSM refuses.
+pub fn keys_list(ctx: &Context<'_>) -> Result<Vec<KeyListing>, RequestError> {
+    permit(ctx, &[Operation::Admin], Target::Any, || "admin: keys list".into())?;
+    let hsm = ctx.host.hsm().ok_or_else(|| no_hsm("`keys list` lists HSM keys"))?;
+    hsm.list_keys().map_err(RequestError::Hsm)
+}
+
+/// AES-GCM encryption with a secret key (a fresh nonce from the provider).
+///
+/// # Errors
+/// Denied, or the provider refuses.
+pub fn encrypt(
+    ctx: &Context<'_>,
+    key: &KeyRef,
+    algorithm: &str,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Sealed, RequestError> {
+    permitted_reference(ctx, key, &[Operation::Encrypt], "encrypt")?;
+    input_limit(ctx, "plaintext", plaintext.len())?;
+    let (sealed, provider) = ctx.keys()?.encrypt(key, algorithm, plaintext, aad)?;
+    Ok(Sealed { nonce: sealed.nonce, ciphertext: sealed.ciphertext, provider })
+}
+
+/// AES-GCM decryption; a wrong key, nonce, AAD or tag is a bad request.
+///
+/// # Errors
+/// Denied, too short, or the ciphertext does not authenticate.
+pub fn decrypt(
+    ctx: &Context<'_>,
+    key: &KeyRef,
+    algorithm: &str,
+    nonce: &[u8],
+    ciphertext: &[u8],
+    aad: &[u8],
+) -> Result<Plaintext, RequestError> {
+    permitted_reference(ctx, key, &[Operation::Decrypt], "decrypt")?;
+    input_limit(ctx, "ciphertext", ciphertext.len())?;
+    let (plain, provider) = ctx.keys()?.decrypt(key, algorithm, nonce, ciphertext, aad)?;
+    Ok(Plaintext { plaintext: plain.to_vec(), provider })
+}
+
+/// AES-GCM here is one-shot: its input is bounded like every whole input.
+fn input_limit(ctx: &Context<'_>, what: &str, len: usize) -> Result<(), RequestError> {
+    let limit = ctx.config.max_payload;
+    if len > limit {
+        return Err(RequestError::Invalid(format!(
+            "the {what} of {len} bytes is over the limit of {limit} bytes ([dsse] max_payload_mib)"
+        )));
+    }
+    Ok(())
+}
+
+/// An HSM admin action (admin; audited as an event, and not taken unless it can be).
+/// `status` never logs in: it loads the module and finds the tokens if that has not happened
+/// in this process, and reports each configured token. `connect` logs in; `disconnect` never
+/// does (a wrong PIN must not cost a try).
+///
+/// # Errors
+/// Denied, no HSM, the module does not load, or a token refuses the PIN (`connect`).
+pub fn hsm(ctx: &Context<'_>, action: HsmAction) -> Result<HsmReport, RequestError> {
+    let name = action.name();
+    permit(ctx, &[Operation::Admin], Target::Any, || format!("admin: hsm {name}"))?;
+    let hsm = ctx.host.hsm().ok_or_else(|| no_hsm(&format!("hsm {name}")))?;
+    let was_connected = hsm.is_connected();
+    let result: Result<(), ProviderError> = match action {
+        HsmAction::Status => hsm.probe(),
+        HsmAction::Connect => hsm.connect(),
+        HsmAction::Disconnect => {
+            hsm.disconnect();
+            Ok(())
+        }
+    };
+    let outcome = match &result {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    event(ctx, &format!("hsm-{name}"), outcome)?;
+    result.map_err(RequestError::Hsm)?;
+    Ok(HsmReport {
+        hsm: hsm.descriptor().name.clone(),
+        action: name.to_string(),
+        was_connected,
+        tokens: hsm.status(),
+    })
+}
+
+/// The caller may administer the host (reload), or the refusal is audited and returned.
+///
+/// # Errors
+/// Denied (or the denial cannot be recorded).
+pub fn permit_admin(ctx: &Context<'_>, what: &str) -> Result<(), RequestError> {
+    permit(ctx, &[Operation::Admin], Target::Any, || format!("admin: {what}"))
+}

@@ -1,0 +1,151 @@
+//! The request layer: the step between "a request named these things" and "call the domain",
+//! written once for every front end. The CLI (local mode), the server's routes and therefore
+//! client mode all call these functions; they only parse their own input into these request
+//! types, pass a [`Gate`], and render the answer, which is the wire schema's type
+//! (`cryptohost_client::api`) so that local and client mode print the same document.
+//!
+//! Here, and only here: which key a reference, profile or anchor key id means; whether the
+//! input is hashed first or signed whole, and what the audit line records about it; which
+//! public keys and anchors a verification trusts; the access check before any key is looked up
+//! (and the denial's audit line); the class of every error.
+//!
+//! One file per family: `sign` (sign, DSSE sign, who signs), `verify` (hash, verify, DSSE
+//! verify), `keys` (public, generate, list, AES-GCM, HSM admin), `anchors` (the configured
+//! trust anchors and the anchored-signer check), `input` (files, streams, bytes, digests).
+
+mod anchors;
+mod error;
+mod gate;
+mod input;
+mod keys;
+mod sign;
+mod verify;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+pub use anchors::AnchorsError;
+use cryptohost_client::api::{CapabilityInfo, ProviderInfo, ServedBy, Skipped};
+pub use error::RequestError;
+pub use gate::{Allow, Gate, Target};
+pub use input::Input;
+pub use keys::{
+    HsmAction, decrypt, encrypt, hsm, key_generate, key_public, keys_list, parse_held_reference, permit_admin,
+};
+pub use sign::{DsseSign, KeySpec, Sign, dsse_sign, sign};
+pub use verify::{DsseVerify, GivenKey, PublicKeySpec, TrustSpec, Verify, dsse_verify, hash, verify};
+
+use crate::audit::{AuditError, AuditLog};
+use crate::config::Config;
+use crate::keys::KeyService;
+use crate::load::Host;
+use crate::provider::Descriptor;
+use crate::registry::Served;
+
+/// The audit log of a front end: the server's, open for its whole life, or the CLI's, opened
+/// on the first key use (a `hash` or `verify` never creates or needs it).
+pub struct Audit {
+    path: PathBuf,
+    log: Mutex<Option<Arc<AuditLog>>>,
+}
+
+impl Audit {
+    /// A log already open (the server's, shared by every request).
+    pub fn opened(log: Arc<AuditLog>) -> Audit {
+        Audit { path: log.path().to_path_buf(), log: Mutex::new(Some(log)) }
+    }
+
+    /// The log at `path`, opened when a request first needs it.
+    pub fn at(path: PathBuf) -> Audit {
+        Audit { path, log: Mutex::new(None) }
+    }
+
+    /// The open log: a key is never used, and an admin action never taken, unless it can be
+    /// recorded.
+    ///
+    /// # Errors
+    /// The log cannot be opened.
+    pub fn log(&self) -> Result<Arc<AuditLog>, AuditError> {
+        let mut slot = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(log) = slot.as_ref() {
+            return Ok(log.clone());
+        }
+        let log = Arc::new(AuditLog::open(&self.path)?);
+        *slot = Some(log.clone());
+        Ok(log)
+    }
+}
+
+/// What a request runs against: the loaded host (registry and HSM handle), its configuration,
+/// the audit log, and the front end's gate (who is asking, and what they may do).
+pub struct Context<'a> {
+    pub host: &'a Host,
+    pub config: &'a Config,
+    pub audit: &'a Audit,
+    pub gate: &'a dyn Gate,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(host: &'a Host, config: &'a Config, audit: &'a Audit, gate: &'a dyn Gate) -> Context<'a> {
+        Context { host, config, audit, gate }
+    }
+
+    /// Key use through the registry, audited on behalf of the gate's caller.
+    fn keys(&self) -> Result<KeyService<'a>, RequestError> {
+        Ok(KeyService::with_log(&self.host.registry, self.audit.log()?, self.gate.caller()))
+    }
+}
+
+/// Which provider served a result, for an answer.
+pub fn served_by<T>(s: &Served<T>) -> ServedBy {
+    let d = s.provider.descriptor();
+    ServedBy {
+        name: d.name.clone(),
+        origin: d.origin.clone(),
+        skipped: s.skipped.iter().map(|(p, e)| Skipped { provider: p.clone(), reason: e.to_string() }).collect(),
+    }
+}
+
+/// A provider as an answer names it, when nothing was skipped to reach it.
+pub fn served_by_provider(p: &dyn crate::CryptoProvider) -> ServedBy {
+    let d = p.descriptor();
+    ServedBy { name: d.name.clone(), origin: d.origin.clone(), skipped: Vec::new() }
+}
+
+/// A loaded provider as the wire schema describes it.
+pub fn provider_info(d: &Descriptor) -> ProviderInfo {
+    ProviderInfo {
+        name: d.name.clone(),
+        reported_name: d.reported_name.clone(),
+        version: d.version.clone(),
+        priority: d.priority.0,
+        origin: d.origin.clone(),
+        capabilities: d
+            .capabilities
+            .iter()
+            .map(|c| CapabilityInfo { capability: c.capability.name().to_string(), algorithms: c.algorithms.clone() })
+            .collect(),
+        world: d.world.map(|w| w.name().to_string()),
+    }
+}
+
+/// Every loaded provider, highest priority first.
+pub fn providers(ctx: &Context<'_>) -> Vec<ProviderInfo> {
+    ctx.host.providers().iter().map(|p| provider_info(p.descriptor())).collect()
+}
+
+/// A signature algorithm by name, or the error every front end gives for an unknown one.
+///
+/// # Errors
+/// Not one of the JOSE signature algorithms this host knows.
+pub fn signature_alg(name: &str) -> Result<&'static crate::alg::SignatureAlgorithm, RequestError> {
+    crate::alg::signature(name).ok_or_else(|| RequestError::UnknownAlgorithm(name.to_string()))
+}
+
+/// An ECDSA signature encoding named in a request (`der` when absent).
+///
+/// # Errors
+/// Not `der` or `p1363` (or their aliases).
+pub fn sig_format(name: Option<&str>) -> Result<crate::provider::SigFormat, RequestError> {
+    name.unwrap_or("der").parse().map_err(RequestError::Invalid)
+}

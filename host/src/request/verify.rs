@@ -1,0 +1,254 @@
+//! Keyless operations: hashing, verifying a signature with a public key or an anchor key id,
+//! and verifying a DSSE envelope against given keys or trust anchors. Nothing here uses a
+//! private key, so nothing is audited and no gate is asked (but a server never opens a path).
+
+use std::path::PathBuf;
+
+use cryptohost_client::api::{self, DsseVerifyResponse, HashResponse, VerifyResponse};
+use time::OffsetDateTime;
+
+use super::input::{self, Input};
+use super::{Context, RequestError, anchors, served_by, signature_alg};
+use crate::dsse;
+use crate::provider::SigFormat;
+use crate::trust::TrustedKey;
+
+/// Hashes an input through a hashing provider: a file or stream is streamed, never held whole.
+///
+/// # Errors
+/// An unknown hash, an unusable file, or a read or provider failure.
+pub fn hash(ctx: &Context<'_>, algorithm: &str, input: Input<'_>) -> Result<HashResponse, RequestError> {
+    let registry = &ctx.host.registry;
+    let served = match input {
+        Input::File(path) => registry.digest_file(algorithm, path)?,
+        Input::Stream(reader) => registry.digest_stream(algorithm, reader)?,
+        Input::Bytes(bytes) => registry.digest_stream(algorithm, &mut std::io::Cursor::new(bytes))?,
+        Input::Digest(_) => return Err(RequestError::Invalid("a digest is not hashed again".into())),
+    };
+    Ok(HashResponse {
+        algorithm: crate::alg::canonical_hash(algorithm),
+        digest: hex::encode(&served.value),
+        provider: served_by(&served),
+    })
+}
+
+/// The key a signature is checked with.
+#[derive(Clone, Debug)]
+pub enum PublicKeySpec {
+    /// An SPKI (DER) the caller gave.
+    Spki(Vec<u8>),
+    /// A key id of the configured trust anchors: every key it names now, for the algorithm.
+    AnchorKeyId(String),
+}
+
+/// One signature over one input.
+#[derive(Debug)]
+pub struct Verify<'a> {
+    pub algorithm: String,
+    pub key: PublicKeySpec,
+    pub signature: Vec<u8>,
+    pub input: Input<'a>,
+    pub format: SigFormat,
+}
+
+/// An SPKI public key sent as PEM text or base64 of the DER.
+///
+/// # Errors
+/// Neither, or not a public key.
+pub fn public_key_text(field: &str, text: &str) -> Result<Vec<u8>, RequestError> {
+    let bytes = if text.trim_start().starts_with("-----BEGIN") {
+        text.as_bytes().to_vec()
+    } else {
+        api::b64::decode(text)
+            .ok_or_else(|| RequestError::Invalid(format!("{field} is neither PEM nor base64 (standard or URL-safe)")))?
+    };
+    Ok(crate::keyfile::public_key_from_bytes(std::path::Path::new(field), &bytes)?)
+}
+
+impl<'a> Verify<'a> {
+    /// The request of `POST /v1/verify`.
+    ///
+    /// # Errors
+    /// Not exactly one key or key id, not exactly one of data or digest, a bad key or format.
+    pub fn from_wire(req: &'a api::VerifyRequest) -> Result<Verify<'a>, RequestError> {
+        signature_alg(&req.algorithm)?;
+        let key = match (&req.public_key, &req.key_id) {
+            (Some(k), None) => PublicKeySpec::Spki(public_key_text("public_key", k)?),
+            (None, Some(id)) => PublicKeySpec::AnchorKeyId(id.clone()),
+            _ => return Err(RequestError::Invalid("give exactly one of public_key or key_id".into())),
+        };
+        let input = match (&req.data, &req.digest) {
+            (Some(d), None) => Input::Bytes(d),
+            (None, Some(h)) => Input::digest_hex(h)?,
+            _ => return Err(RequestError::Invalid("give exactly one of data (base64) or digest (hex)".into())),
+        };
+        Ok(Verify {
+            algorithm: req.algorithm.clone(),
+            key,
+            signature: req.signature.clone(),
+            input,
+            format: super::sig_format(req.signature_format.as_deref())?,
+        })
+    }
+}
+
+/// Verifies a signature. Under a key id that names several keys (a rotation), any one of them
+/// verifying is enough. A provider refuses a key of another type for the algorithm (never
+/// substituted).
+///
+/// # Errors
+/// An unknown algorithm, unusable input or key, no usable anchor; a signature that does not
+/// verify is `valid: false`, not an error.
+pub fn verify(ctx: &Context<'_>, req: Verify<'_>) -> Result<VerifyResponse, RequestError> {
+    let alg = signature_alg(&req.algorithm)?;
+    let keys = match req.key {
+        PublicKeySpec::Spki(spki) => vec![spki],
+        PublicKeySpec::AnchorKeyId(id) => {
+            anchors::keys_for_id(ctx, &id, alg.name)?.into_iter().map(|k| k.spki).collect()
+        }
+    };
+    let prepared = input::prepare(ctx, alg, req.input, false)?;
+    let mut answer = None;
+    for spki in &keys {
+        let verified = ctx.host.registry.verify(alg.name, spki, prepared.sign_input(), &req.signature, req.format)?;
+        let valid = verified.value;
+        answer = Some(VerifyResponse {
+            algorithm: alg.name.to_string(),
+            valid,
+            provider: served_by(&verified),
+            hashed_by: prepared.hashed_by.clone(),
+        });
+        if valid {
+            break;
+        }
+    }
+    answer.ok_or_else(|| RequestError::Invalid("no key to verify with".into()))
+}
+
+/// A public key given to verify an envelope with.
+#[derive(Clone, Debug)]
+pub struct GivenKey {
+    /// How reports name it (a file name, or `public_keys[i]`).
+    pub name: String,
+    pub spki: Vec<u8>,
+    /// Its algorithm, when given with it (checked against an EC, Ed25519 or ML-DSA key).
+    pub algorithm: Option<String>,
+}
+
+/// Which keys an envelope is checked against.
+#[derive(Clone, Debug)]
+pub enum TrustSpec {
+    /// Exactly these keys; `rsa_default` for RSA keys given without an algorithm.
+    Keys { keys: Vec<GivenKey>, rsa_default: Option<String> },
+    /// Trust anchors: a directory the caller names (the CLI only), else the configured ones;
+    /// valid `at` (default now), only those for `purpose` when given.
+    Anchors { dir: Option<PathBuf>, at: Option<String>, purpose: Option<String> },
+}
+
+/// An envelope and what it is checked against.
+#[derive(Debug)]
+pub struct DsseVerify {
+    /// The envelope's JSON, parsed here with the payload and signature limits.
+    pub envelope: Vec<u8>,
+    pub trust: TrustSpec,
+    pub threshold: usize,
+    pub format: SigFormat,
+    /// A payload limit below the configured one (the CLI's `--max-payload-mib`).
+    pub max_payload: Option<usize>,
+}
+
+impl DsseVerify {
+    /// The request of `POST /v1/dsse/verify`.
+    ///
+    /// # Errors
+    /// A key that is not a public key, anchors' options given with keys, or a bad format.
+    pub fn from_wire(req: &api::DsseVerifyRequest) -> Result<DsseVerify, RequestError> {
+        let trust = if req.public_keys.is_empty() {
+            TrustSpec::Anchors { dir: None, at: req.at.clone(), purpose: req.purpose.clone() }
+        } else {
+            if req.purpose.is_some() || req.at.is_some() {
+                return Err(RequestError::Invalid(
+                    "purpose and at apply to the server's anchors, not to public_keys".into(),
+                ));
+            }
+            let mut keys = Vec::new();
+            for (i, k) in req.public_keys.iter().enumerate() {
+                let name = k.name.clone().unwrap_or_else(|| format!("public_keys[{i}]"));
+                keys.push(GivenKey {
+                    spki: public_key_text(&format!("public_keys[{i}]"), &k.public_key)?,
+                    name,
+                    algorithm: k.algorithm.clone(),
+                });
+            }
+            TrustSpec::Keys { keys, rsa_default: req.rsa_algorithm.clone() }
+        };
+        let envelope = serde_json::to_vec(&req.envelope).map_err(|e| RequestError::Invalid(e.to_string()))?;
+        Ok(DsseVerify {
+            envelope,
+            trust,
+            threshold: req.threshold.unwrap_or(1),
+            format: super::sig_format(req.signature_format.as_deref())?,
+            max_payload: None,
+        })
+    }
+}
+
+/// The trusted keys of a request, and the anchors refused (with the rule each one failed).
+fn trusted(ctx: &Context<'_>, trust: TrustSpec) -> Result<(Vec<TrustedKey>, Vec<String>), RequestError> {
+    match trust {
+        TrustSpec::Keys { keys, rsa_default } => {
+            let mut trusted = Vec::new();
+            for k in keys {
+                let key = crate::trust::trusted_key(
+                    &ctx.host.registry,
+                    &k.name,
+                    k.spki,
+                    k.algorithm.as_deref(),
+                    rsa_default.as_deref(),
+                )
+                .map_err(|e| RequestError::Invalid(e.to_string()))?;
+                trusted.push(key);
+            }
+            Ok((trusted, Vec::new()))
+        }
+        TrustSpec::Anchors { dir, at, purpose } => {
+            let at = match at {
+                Some(t) => crate::trust::parse_time(&t).map_err(|e| RequestError::Invalid(format!("at: {e}")))?,
+                None => OffsetDateTime::now_utc(),
+            };
+            let set = match dir {
+                Some(_) if !ctx.gate.local_files() => {
+                    return Err(RequestError::Invalid("the server never opens a directory a client names".into()));
+                }
+                Some(dir) => anchors::in_dir(ctx, &dir, at, purpose.as_deref())?,
+                None => anchors::configured(ctx, at, purpose.as_deref())?,
+            };
+            Ok((set.keys, set.refused))
+        }
+    }
+}
+
+/// Verifies an envelope: the threshold counts distinct keys by SPKI fingerprint.
+///
+/// # Errors
+/// A threshold of 0, an envelope that does not parse or is over the limits, unusable keys or
+/// anchors; an envelope that does not verify is `valid: false`, not an error.
+pub fn dsse_verify(ctx: &Context<'_>, req: DsseVerify) -> Result<DsseVerifyResponse, RequestError> {
+    if req.threshold == 0 {
+        return Err(RequestError::Invalid("the threshold must be at least 1".into()));
+    }
+    let limit = req.max_payload.unwrap_or(ctx.config.max_payload);
+    let envelope = dsse::Envelope::parse(&req.envelope, limit, ctx.config.max_signatures)?;
+    let (keys, refused_anchors) = trusted(ctx, req.trust)?;
+    let result = dsse::verify(&ctx.host.registry, &envelope, &keys, req.threshold, req.format)?;
+    Ok(DsseVerifyResponse {
+        valid: result.valid,
+        payload_type: result.payload_type,
+        payload: result.valid.then_some(result.payload),
+        verified_fingerprints: result.verified_fingerprints,
+        verified_by: result.verified_by,
+        threshold: result.threshold,
+        notes: result.notes,
+        refused_anchors,
+    })
+}

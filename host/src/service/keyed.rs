@@ -1,0 +1,259 @@
+//! The routes that use a key or administer the host: signing (JSON or a streamed body), DSSE
+//! signing, a key's public half, key generation, AES-GCM, the HSM's key list and admin actions,
+//! reload. Each passes the peer's [`RuleGate`] to the request layer, which checks the caller's
+//! rules before any key is looked up and audits every key use, denial and admin action. They
+//! run on the blocking pool: a key use writes and syncs an audit line and may wait on an HSM.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use cryptohost_client::api::{
+    DecryptRequest, DsseSignRequest, DsseSignResponse, EncryptRequest, ErrorBody, HsmReport, KeyListing, KeyRequest,
+    Plaintext, PublicKeyResponse, Reloaded, Sealed, SignQuery, SignRequest, SignResponse,
+};
+
+use super::blocking;
+use super::extract::{ApiError, ApiJson, ApiQuery, Current, RuleGate, Who};
+use crate::request::{self, DsseSign, HsmAction, Input, Sign, parse_held_reference};
+
+/// Signs data or a digest with a key the server holds, if a rule lets the caller use it.
+#[utoipa::path(
+    post,
+    path = "/v1/sign",
+    request_body = SignRequest,
+    responses(
+        (status = 200, body = SignResponse),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden, or no such key or profile: the same answer"),
+        (status = 413, body = ErrorBody),
+        (status = 500, body = ErrorBody, description = "the audit line could not be written: nothing was signed"),
+        (status = 502, body = ErrorBody, description = "the provider that holds the key failed")
+    )
+)]
+pub async fn sign(
+    Current(state): Current,
+    Who(peer): Who,
+    ApiJson(req): ApiJson<SignRequest>,
+) -> Result<Json<SignResponse>, ApiError> {
+    blocking(move || {
+        let gate = RuleGate::new(&state, &peer);
+        Ok(Json(request::sign(&state.context(&gate), Sign::from_wire(&req)?)?))
+    })
+    .await
+}
+
+/// Signs the request body, streamed through the algorithm's hash as it arrives (any size; the
+/// audit line records the SHA-256 of exactly these bytes). The caller's rules are checked
+/// before any of the body is read.
+#[utoipa::path(
+    post,
+    path = "/v1/sign/stream",
+    params(SignQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, body = SignResponse),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden, or no such key or profile: the same answer"),
+        (status = 500, body = ErrorBody, description = "the audit line could not be written: nothing was signed"),
+        (status = 502, body = ErrorBody, description = "the provider that holds the key failed")
+    )
+)]
+pub async fn sign_stream(
+    Current(state): Current,
+    Who(peer): Who,
+    ApiQuery(q): ApiQuery<SignQuery>,
+    body: Body,
+) -> Result<Json<SignResponse>, ApiError> {
+    super::keyless::streamed(body, move |reader| {
+        let gate = RuleGate::new(&state, &peer);
+        Ok(Json(request::sign(&state.context(&gate), Sign::from_query(&q, Input::Stream(reader))?)?))
+    })
+    .await
+}
+
+/// Signs a payload as a DSSE envelope with every key, profile and key id at once.
+#[utoipa::path(
+    post,
+    path = "/v1/dsse/sign",
+    request_body = DsseSignRequest,
+    responses(
+        (status = 200, body = DsseSignResponse),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden, or no such key or profile: the same answer"),
+        (status = 500, body = ErrorBody, description = "the audit line could not be written: nothing was signed"),
+        (status = 502, body = ErrorBody, description = "the provider that holds a key failed")
+    )
+)]
+pub async fn dsse_sign(
+    Current(state): Current,
+    Who(peer): Who,
+    ApiJson(req): ApiJson<DsseSignRequest>,
+) -> Result<Json<DsseSignResponse>, ApiError> {
+    blocking(move || {
+        let gate = RuleGate::new(&state, &peer);
+        Ok(Json(request::dsse_sign(&state.context(&gate), DsseSign::from_wire(&req)?)?))
+    })
+    .await
+}
+
+/// The public key of a held key (the caller needs a rule for that key, any operation: the
+/// answer says the key exists).
+#[utoipa::path(
+    post,
+    path = "/v1/keys/public",
+    request_body = KeyRequest,
+    responses((status = 200, body = PublicKeyResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn key_public(
+    Current(state): Current,
+    Who(peer): Who,
+    ApiJson(req): ApiJson<KeyRequest>,
+) -> Result<Json<PublicKeyResponse>, ApiError> {
+    blocking(move || {
+        let gate = RuleGate::new(&state, &peer);
+        let key = parse_held_reference(&req.key)?;
+        let bits = req.rsa_bits.unwrap_or(3072);
+        Ok(Json(request::key_public(&state.context(&gate), &key, &req.algorithm, bits)?))
+    })
+    .await
+}
+
+/// Generates a key under a reference (refused if the HSM already holds the label).
+#[utoipa::path(
+    post,
+    path = "/v1/keys/generate",
+    request_body = KeyRequest,
+    responses(
+        (status = 200, body = PublicKeyResponse),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 502, body = ErrorBody)
+    )
+)]
+pub async fn key_generate(
+    Current(state): Current,
+    Who(peer): Who,
+    ApiJson(req): ApiJson<KeyRequest>,
+) -> Result<Json<PublicKeyResponse>, ApiError> {
+    blocking(move || {
+        let gate = RuleGate::new(&state, &peer);
+        let key = parse_held_reference(&req.key)?;
+        let bits = req.rsa_bits.unwrap_or(3072);
+        Ok(Json(request::key_generate(&state.context(&gate), &key, &req.algorithm, bits)?))
+    })
+    .await
+}
+
+/// AES-GCM encryption with a held secret key.
+#[utoipa::path(
+    post,
+    path = "/v1/encrypt",
+    request_body = EncryptRequest,
+    responses((status = 200, body = Sealed), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn encrypt(
+    Current(state): Current,
+    Who(peer): Who,
+    ApiJson(req): ApiJson<EncryptRequest>,
+) -> Result<Json<Sealed>, ApiError> {
+    blocking(move || {
+        let gate = RuleGate::new(&state, &peer);
+        let key = parse_held_reference(&req.key)?;
+        let alg = req.algorithm.as_deref().unwrap_or("A256GCM");
+        let aad = req.aad.as_deref().unwrap_or_default();
+        Ok(Json(request::encrypt(&state.context(&gate), &key, alg, &req.plaintext, aad)?))
+    })
+    .await
+}
+
+/// AES-GCM decryption with a held secret key; a wrong tag, nonce or AAD is 400.
+#[utoipa::path(
+    post,
+    path = "/v1/decrypt",
+    request_body = DecryptRequest,
+    responses((status = 200, body = Plaintext), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn decrypt(
+    Current(state): Current,
+    Who(peer): Who,
+    ApiJson(req): ApiJson<DecryptRequest>,
+) -> Result<Json<Plaintext>, ApiError> {
+    blocking(move || {
+        let gate = RuleGate::new(&state, &peer);
+        let key = parse_held_reference(&req.key)?;
+        let alg = req.algorithm.as_deref().unwrap_or("A256GCM");
+        let aad = req.aad.as_deref().unwrap_or_default();
+        Ok(Json(request::decrypt(&state.context(&gate), &key, alg, &req.nonce, &req.ciphertext, aad)?))
+    })
+    .await
+}
+
+/// Every key on the HSM's tokens (admin).
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    responses((status = 200, body = Vec<KeyListing>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn keys_list(Current(state): Current, Who(peer): Who) -> Result<Json<Vec<KeyListing>>, ApiError> {
+    blocking(move || {
+        let gate = RuleGate::new(&state, &peer);
+        Ok(Json(request::keys_list(&state.context(&gate))?))
+    })
+    .await
+}
+
+/// HSM status (never logs in), connect or disconnect (admin; each audited).
+#[utoipa::path(
+    post,
+    path = "/v1/hsm/{action}",
+    params(("action" = String, Path, description = "status, connect or disconnect")),
+    responses(
+        (status = 200, body = HsmReport),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 502, body = ErrorBody, description = "the module or a token refused")
+    )
+)]
+pub async fn hsm_admin(
+    Current(state): Current,
+    Who(peer): Who,
+    axum::extract::Path(action): axum::extract::Path<String>,
+) -> Result<Json<HsmReport>, ApiError> {
+    let action = match action.as_str() {
+        "status" => HsmAction::Status,
+        "connect" => HsmAction::Connect,
+        "disconnect" => HsmAction::Disconnect,
+        other => return Err(ApiError::bad(format!("unknown HSM action {other:?} (status, connect, disconnect)"))),
+    };
+    blocking(move || {
+        let gate = RuleGate::new(&state, &peer);
+        Ok(Json(request::hsm(&state.context(&gate), action)?))
+    })
+    .await
+}
+
+/// Re-reads the config and component directory, loads and checks the new set completely, and
+/// swaps it in; a set that fails its checks is refused and the old one keeps serving (admin;
+/// audited). SIGHUP does the same.
+#[utoipa::path(
+    post,
+    path = "/v1/reload",
+    responses((status = 200, body = Reloaded), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn reload(
+    State(shared): State<std::sync::Arc<super::Shared>>,
+    Who(peer): Who,
+) -> Result<Json<Reloaded>, ApiError> {
+    let state = shared.current();
+    let caller = blocking(move || {
+        let gate = RuleGate::new(&state, &peer);
+        request::permit_admin(&state.context(&gate), "reload")?;
+        Ok(crate::request::Gate::caller(&gate))
+    })
+    .await?;
+    shared
+        .reload(caller)
+        .await
+        .map_err(|e| ApiError::bad(format!("reload refused; the previous set keeps serving: {e}")))?;
+    Ok(Json(Reloaded { reloaded: true, providers: shared.current().host.providers().len() }))
+}

@@ -1,0 +1,78 @@
+//! The OpenAPI document of the routes (served at `/v1/openapi.json`, checked in under docs/):
+//! the paths from the handlers, the schemas from the wire types themselves.
+
+use cryptohost_client::api;
+use utoipa::OpenApi;
+
+use super::{keyed, keyless};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "cryptohost", description = "The long-running crypto provider host, over a Unix socket. \
+        Every error is an ErrorBody whose kind fixes the status: bad-request 400, denied 403, not-found 404, \
+        method-not-allowed 405, too-large 413, unsupported-media-type 415, internal 500, provider 502, \
+        overloaded 503 (with Retry-After), not-ready 503, timeout 504."),
+    paths(
+        keyless::health,
+        keyless::ready,
+        keyless::providers,
+        keyless::hash,
+        keyless::verify,
+        keyless::dsse_verify,
+        keyless::openapi,
+        keyed::sign,
+        keyed::sign_stream,
+        keyed::dsse_sign,
+        keyed::key_public,
+        keyed::key_generate,
+        keyed::encrypt,
+        keyed::decrypt,
+        keyed::keys_list,
+        keyed::hsm_admin,
+        keyed::reload
+    ),
+    components(schemas(
+        api::ErrorBody,
+        api::ErrorDetail,
+        api::ErrorKind,
+        api::Health,
+        api::Ready,
+        api::Origin,
+        api::Skipped,
+        api::ServedBy,
+        api::KeyOrigin,
+        api::CapabilityInfo,
+        api::ProviderInfo,
+        api::HashQuery,
+        api::HashResponse,
+        api::VerifyRequest,
+        api::VerifyResponse,
+        api::SignRequest,
+        api::SignQuery,
+        api::SignResponse,
+        api::Envelope,
+        api::EnvelopeSignature,
+        api::DsseKey,
+        api::DsseSignRequest,
+        api::DsseSignResponse,
+        api::DssePublicKey,
+        api::DsseVerifyRequest,
+        api::DsseVerifyResponse,
+        api::KeyRequest,
+        api::PublicKeyResponse,
+        api::KeyListing,
+        api::TokenStatus,
+        api::HsmReport,
+        api::EncryptRequest,
+        api::Sealed,
+        api::DecryptRequest,
+        api::Plaintext,
+        api::Reloaded
+    ))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document as pretty JSON.
+pub fn json() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
