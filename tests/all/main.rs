@@ -13,6 +13,7 @@ mod kit;
 mod pqc;
 mod pqc_cli;
 mod registry;
+mod request_layer;
 mod sandbox;
 mod server;
 mod service;

@@ -68,15 +68,17 @@ impl Server {
     }
 
     fn spawn(root: PathBuf, config: PathBuf, dir: Option<tempfile::TempDir>, args: &[&str]) -> Server {
+        let mut command = Command::new(common::binary());
+        command.args(["--config", config.to_str().unwrap(), "serve"]).args(args);
+        Server::launch(root, config, dir, command)
+    }
+
+    /// Starts a server with a command the test built (another working directory, a wrapper
+    /// that sets limits), which must end up running `cryptohost --config CONFIG serve`.
+    pub fn launch(root: PathBuf, config: PathBuf, dir: Option<tempfile::TempDir>, mut command: Command) -> Server {
         let socket = root.join("s.sock");
         let log = fs::File::create(root.join("serve.log")).unwrap();
-        let child = Command::new(common::binary())
-            .args(["--config", config.to_str().unwrap(), "serve"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = command.stdout(Stdio::null()).stderr(log).spawn().unwrap();
         let server = Server { child, socket, root, config, _dir: dir };
         let started = Instant::now();
         while UnixStream::connect(&server.socket).is_err() {
