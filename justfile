@@ -169,8 +169,9 @@ test: setup build-guests lint
     # wasmtime is compiled once for both (building -p cryptohost alone would compile it again).
     cargo build --release --workspace --all-targets
     cargo test --release --workspace -- --show-output
-    # The CLI suite once more, every command a client can send going through a real server.
-    CRYPTOHOST_TEST_MODE=server cargo test --release -p cryptohost-tests --test all
+    # The CLI suites once more, every command a client can send going through a real server
+    # (and, where it can run twice, also locally: the two answers must be the same).
+    CRYPTOHOST_TEST_MODE=server cargo test --release -p cryptohost-tests --test all --test hsm
     just check-template
     just check-reproducible
 

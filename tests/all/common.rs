@@ -114,6 +114,15 @@ pub fn run(config: &Path, args: &[&str]) -> Output {
         && servable(config, args)
         && let Some(socket) = test_server(config)
     {
+        // Where it can run twice with one answer, it runs locally first: then the server's
+        // answer must be the same (stdout, exit code, and the audit line but for its time and
+        // caller), or the two front ends have drifted apart.
+        let twice = repeatable(config, args);
+        let audit = Config::load(config).ok().map(|c| c.audit_path);
+        let lines = || audit.as_deref().map(audit_lines).unwrap_or_default();
+        let before = lines();
+        let local = twice.then(|| run_local(config, args));
+        let between = lines();
         let out = Command::new(binary())
             .arg("--config")
             .arg(config)
@@ -124,12 +133,85 @@ pub fn run(config: &Path, args: &[&str]) -> Output {
             .expect("run cryptohost");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "cryptohost panicked: {stderr}");
+        if let Some(local) = local {
+            let after = lines();
+            assert_eq!(local.status.code(), out.status.code(), "{args:?}: exit codes differ between modes: {stderr}");
+            assert_eq!(stdout(&local), stdout(&out), "{args:?}: stdout differs between local and client mode");
+            let written = |from: &[serde_json::Value], to: &[serde_json::Value]| -> Vec<serde_json::Value> {
+                to.iter().skip(from.len()).cloned().map(comparable).collect()
+            };
+            assert_eq!(
+                written(&before, &between),
+                written(&between, &after),
+                "{args:?}: the audit lines differ between local and client mode"
+            );
+        }
         return out;
     }
+    run_local(config, args)
+}
+
+/// Runs `cryptohost --config CONFIG ARGS...` in this process's mode of old: locally, whatever
+/// `CRYPTOHOST_TEST_MODE` says.
+pub fn run_local(config: &Path, args: &[&str]) -> Output {
     let out = Command::new(binary()).arg("--config").arg(config).args(args).output().expect("run cryptohost");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "cryptohost panicked: {stderr}");
     assert_ne!(out.status.code(), Some(101), "cryptohost panicked: {stderr}");
+    out
+}
+
+fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
+    fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// An audit line without what differs between two runs of one request: when, and who asked.
+pub fn comparable(mut line: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = line.as_object_mut() {
+        o.remove("time");
+        o.remove("caller");
+    }
+    line
+}
+
+/// Whether a command gives the same answer when run twice: no new file made with O_EXCL, no key
+/// generated, no randomized signature (PSS, ML-DSA, ECDSA in an HSM, AES-GCM nonces).
+fn repeatable(config: &Path, args: &[&str]) -> bool {
+    // PKCS#1 v1.5 is deterministic everywhere; ECDSA only in the software providers (RFC 6979).
+    let deterministic = |alg: &str, key: &str| {
+        alg.starts_with("RS") || (!key.starts_with("pkcs11:") && (alg.starts_with("ES") || alg == "EdDSA"))
+    };
+    let profiles = Config::load(config).map(|c| c.profiles).unwrap_or_default();
+    let value = |flag: &str| args.windows(2).filter(|w| w[0] == flag).map(|w| w[1]).collect::<Vec<_>>();
+    match args.first().copied() {
+        Some("hash" | "verify") => true,
+        Some("keys") => matches!(args.get(1).copied(), Some("public" | "list")),
+        Some("sign" | "dsse") if args.get(1) == Some(&"verify") => true,
+        Some("sign" | "dsse") => {
+            let alg = value("--alg").first().copied().unwrap_or("");
+            let keys_ok = value("--key").iter().all(|k| deterministic(alg, k));
+            let profiles_ok = value("--profile").iter().chain(value("--key-id").iter()).all(|name| {
+                profiles
+                    .iter()
+                    .find(|(n, p)| n.as_str() == *name || p.key_id.as_deref() == Some(name))
+                    .is_some_and(|(_, p)| deterministic(&p.algorithm, &p.key.to_string()))
+            });
+            keys_ok && profiles_ok
+        }
+        _ => false,
+    }
+}
+
+/// Runs the CLI as a client of the server on `socket`, with a config that does not exist (a
+/// client needs none).
+pub fn client(socket: &Path, args: &[&str]) -> Output {
+    let out = Command::new(binary())
+        .args(["--config", "/nonexistent/cryptohost.toml", "--socket"])
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("run cryptohost");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     out
 }
 
@@ -158,7 +240,7 @@ pub fn through_server() -> bool {
 /// the commands that are local by nature (keygen, pin, providers, bundle, trust, serve).
 fn servable(config: &Path, args: &[&str]) -> bool {
     let Some(command) = args.first() else { return false };
-    if !["hash", "verify", "sign", "dsse", "keys", "encrypt", "decrypt"].contains(command) {
+    if !["hash", "verify", "sign", "dsse", "keys", "encrypt", "decrypt", "hsm"].contains(command) {
         return false;
     }
     let held = |k: &str| k.starts_with("sim:") || k.starts_with("pkcs11:");
@@ -249,7 +331,7 @@ fn test_server(config: &Path) -> Option<PathBuf> {
         .find_map(|l| l.strip_prefix("Uid:").and_then(|v| v.split_whitespace().next()).map(str::to_string))?;
     let rule = format!(
         "\n[[service.allow]]\nusers = [\"{uid}\"]\noperations = [\"sign\", \"encrypt\", \"decrypt\", \"generate\", \"admin\"]\n\
-         keys = [\"sim:*\"]\nprofiles = [\"*\"]\n"
+         keys = [\"sim:*\", \"pkcs11:token=*\"]\nprofiles = [\"*\"]\n"
     );
     fs::write(&served, fs::read_to_string(config).ok()? + &rule).ok()?;
     let mut child = Command::new(binary())

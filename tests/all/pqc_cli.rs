@@ -321,9 +321,8 @@ fn hybrid_envelope_es256_and_ml_dsa_65_needs_both_for_threshold_2() {
     };
     let o = verify(&envelope, &[&ec_public, &pq_public], "2");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    // Both keys are named as signers (by file locally, by position through a server).
-    let both =
-        if common::through_server() { ["public_keys[0]", "public_keys[1]"] } else { ["classic.pub.pem", "pq.pub.pem"] };
+    // Both keys are named as signers, by file, locally and through a server alike.
+    let both = ["classic.pub.pem", "pq.pub.pem"];
     assert!(both.iter().all(|k| stderr(&o).contains(k)), "{}", stderr(&o));
     // Either key alone does not reach 2.
     for one in [&ec_public, &pq_public] {

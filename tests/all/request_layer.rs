@@ -9,23 +9,13 @@ use std::process::Command;
 
 use sha2::Digest;
 
-use crate::common::{self, MISBEHAVING, OFFLINE};
+use crate::common::{self, MISBEHAVING, OFFLINE, client, comparable};
 use crate::server::Server;
 use crate::service::allow_me;
-use crate::service_client::client;
 
 fn b64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// An audit line without what differs between two runs of one request: when, and who asked.
-fn comparable(mut line: serde_json::Value) -> serde_json::Value {
-    if let Some(o) = line.as_object_mut() {
-        o.remove("time");
-        o.remove("caller");
-    }
-    line
 }
 
 #[test]
@@ -69,7 +59,7 @@ fn a_sign_audits_the_digest_it_signed_the_same_way_in_every_mode() {
     let f = file.to_str().unwrap();
     for alg in ["ES256", "ES384", "EdDSA"] {
         let args = ["sign", "--alg", alg, "--key", "sim:modes", f];
-        let local = common::run(&server.config, &args);
+        let local = common::run_local(&server.config, &args);
         assert_eq!(local.status.code(), Some(0), "{}", common::stderr(&local));
         let local_line = server.audit().pop().expect("a line");
         let remote = client(&server.socket, &args);

@@ -11,15 +11,7 @@ use crate::common;
 use crate::server::{Server, me};
 use crate::service::allow_me;
 
-pub(crate) fn client(socket: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let out = Command::new(common::binary())
-        .args(["--config", "/nonexistent/cryptohost.toml", "--socket", socket.to_str().unwrap()])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
-    out
-}
+pub(crate) use crate::common::client;
 
 #[test]
 fn the_cli_as_a_client_gives_the_same_answers_as_local_mode() {

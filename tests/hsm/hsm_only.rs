@@ -338,8 +338,8 @@ fn dual_stack_dsse_hsm_profile_plus_software_eddsa() {
     let hsm = SoftHsm::new(&["dual"]);
     let config = hsm.config(&["dual"], 1, "");
     let dir = hsm.dir.path();
-    let bin = crate::common::binary();
-    let run = |args: &[&str]| Command::new(&bin).arg("--config").arg(&config).args(args).output().unwrap();
+    // Through a server too, in the suite's server mode.
+    let run = |args: &[&str]| crate::common::run(&config, args);
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
     let out = run(&[
         "keys",
@@ -406,8 +406,8 @@ fn hybrid_dsse_es256_from_the_hsm_plus_ml_dsa_65_needs_both_at_threshold_2() {
     let hsm = SoftHsm::new(&["hybrid"]);
     let config = hsm.config(&["hybrid"], 1, "");
     let dir = hsm.dir.path();
-    let bin = crate::common::binary();
-    let run = |args: &[&str]| Command::new(&bin).arg("--config").arg(&config).args(args).output().unwrap();
+    // Through a server too, in the suite's server mode.
+    let run = |args: &[&str]| crate::common::run(&config, args);
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
     let out = run(&[
         "keys",

@@ -338,3 +338,67 @@ fn a_token_removed_mid_run_costs_no_request_when_another_holds_the_same_key() {
     }
     eprintln!("token serials that served: {serials:?}");
 }
+
+/// Every HSM command a client can send, run locally and through a server on one SoftHSM2 token:
+/// the same stdout (and `--json` document), the same exit code, the same audit line but for
+/// its time and caller. `hsm status` never logs in, in either mode.
+#[test]
+fn hsm_commands_answer_alike_locally_and_through_a_server() {
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["drift"]);
+    let config = hsm.config(&["drift"], 1, "");
+    let dir = hsm.dir.path();
+    let socket = dir.join("s.sock");
+    let rules = format!(
+        "[service]\nlisten = \"unix:{}\"\n[[service.allow]]\nusers = [\"{}\"]\n\
+         operations = [\"sign\", \"generate\", \"admin\"]\nkeys = [\"pkcs11:token=drift;object=*\"]\n",
+        socket.display(),
+        me()
+    );
+    fs::write(&config, fs::read_to_string(&config).unwrap() + &rules).unwrap();
+    let server = Server::start_with(dir.to_path_buf(), config.clone(), None);
+    let client = |args: &[&str]| common::client(&server.socket, args);
+    let local = |args: &[&str]| common::run_local(&config, args);
+    let audit = || server.audit().into_iter().map(common::comparable).collect::<Vec<_>>();
+
+    // Status before anything logged in: no C_Login from either, and the token listed by both.
+    for out in [local(&["hsm", "status", "--json"]), client(&["hsm", "status", "--json"])] {
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        let tokens: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!((tokens[0]["label"].as_str(), tokens[0]["present"].as_bool()), (Some("drift"), Some(true)));
+        assert_eq!(tokens[0]["logged_in"], false, "status never logs in");
+    }
+    let key = "pkcs11:token=drift;object=org-rsa";
+    let out = client(&["keys", "generate", key, "--alg", "RS256", "--rsa-bits", "2048"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let msg = dir.join("msg");
+    fs::write(&msg, b"release 3.1").unwrap();
+    let m = msg.to_str().unwrap();
+    let public = dir.join("org.pub");
+    let sig = dir.join("sig");
+    let same = |args: &[&str]| {
+        let before = audit().len();
+        let l = local(args);
+        let between = audit();
+        let r = client(args);
+        let after = audit();
+        assert_eq!(l.status.code(), r.status.code(), "{args:?}: {} / {}", common::stderr(&l), common::stderr(&r));
+        assert_eq!(common::stdout(&l), common::stdout(&r), "{args:?}: stdout differs between modes");
+        assert_eq!(&between[before..], &after[between.len()..], "{args:?}: audit lines differ between modes");
+        r
+    };
+    let pem = same(&["keys", "public", key, "--alg", "RS256"]);
+    fs::write(&public, &pem.stdout).unwrap();
+    same(&["keys", "list"]);
+    same(&["keys", "list", "--json"]);
+    // PKCS#1 v1.5 is deterministic: one signature, one audit line, in both modes.
+    let signed = same(&["sign", "--alg", "RS256", "--key", key, "--json", m]);
+    assert!(signed.status.success());
+    same(&["sign", "--alg", "RS256", "--key", key, "--out", sig.to_str().unwrap(), m]);
+    let verified = same(&["verify", "--alg", "RS256", "--pub", public.to_str().unwrap(), "--sig", sig.to_str().unwrap(), m]);
+    assert_eq!(common::stdout(&verified), "valid\n");
+    same(&["dsse", "sign", "--key", key, "--alg", "RS256", "--payload-type", "t", m]);
+    // A key the token does not hold: the same refusal class (exit 2) in both modes.
+    same(&["sign", "--alg", "RS256", "--key", "pkcs11:token=drift;object=absent", m]);
+    let _ = server.stop();
+}
