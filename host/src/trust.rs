@@ -56,7 +56,13 @@ pub fn trusted_key(
     let algorithm = crate::alg::algorithm_for_key(&spki, requested)
         .map_err(|m| KeyClassError::Key { name: name.to_string(), message: m })?;
     let fp = fingerprint(registry, &spki).map_err(KeyClassError::Fingerprint)?;
-    Ok(TrustedKey { name: name.to_string(), fingerprint: fp.clone(), spki, algorithm: algorithm.to_string(), hints: vec![fp] })
+    Ok(TrustedKey {
+        name: name.to_string(),
+        fingerprint: fp.clone(),
+        spki,
+        algorithm: algorithm.to_string(),
+        hints: vec![fp],
+    })
 }
 
 /// Why a public key given to verify with cannot be used.

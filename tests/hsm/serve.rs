@@ -395,7 +395,8 @@ fn hsm_commands_answer_alike_locally_and_through_a_server() {
     let signed = same(&["sign", "--alg", "RS256", "--key", key, "--json", m]);
     assert!(signed.status.success());
     same(&["sign", "--alg", "RS256", "--key", key, "--out", sig.to_str().unwrap(), m]);
-    let verified = same(&["verify", "--alg", "RS256", "--pub", public.to_str().unwrap(), "--sig", sig.to_str().unwrap(), m]);
+    let verified =
+        same(&["verify", "--alg", "RS256", "--pub", public.to_str().unwrap(), "--sig", sig.to_str().unwrap(), m]);
     assert_eq!(common::stdout(&verified), "valid\n");
     same(&["dsse", "sign", "--key", key, "--alg", "RS256", "--payload-type", "t", m]);
     // A key the token does not hold: the same refusal class (exit 2) in both modes.

@@ -330,15 +330,9 @@ pub fn publish(
     }
     let manifest = ComponentManifest { version: "1".into(), created_at: crate::audit::now_rfc3339(), components };
     let payload = serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError(e.to_string()))?;
-    let (envelope, _) = dsse::sign(
-        service,
-        COMPONENT_MANIFEST_TYPE,
-        &payload,
-        std::slice::from_ref(signer),
-        SigFormat::Der,
-        false,
-    )
-    .map_err(|e| BundleError(format!("signing the component manifest: {e}")))?;
+    let (envelope, _) =
+        dsse::sign(service, COMPONENT_MANIFEST_TYPE, &payload, std::slice::from_ref(signer), SigFormat::Der, false)
+            .map_err(|e| BundleError(format!("signing the component manifest: {e}")))?;
     match std::fs::create_dir(out) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

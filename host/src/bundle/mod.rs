@@ -357,15 +357,9 @@ pub fn create(
     }
     let manifest = Manifest { version: "1.0".into(), created_at: crate::audit::now_rfc3339(), files: listed };
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError(e.to_string()))?;
-    let (envelope, _) = dsse::sign(
-        service,
-        MANIFEST_TYPE,
-        &manifest_bytes,
-        std::slice::from_ref(signer),
-        SigFormat::Der,
-        false,
-    )
-    .map_err(|e| BundleError(format!("signing the manifest: {e}")))?;
+    let (envelope, _) =
+        dsse::sign(service, MANIFEST_TYPE, &manifest_bytes, std::slice::from_ref(signer), SigFormat::Der, false)
+            .map_err(|e| BundleError(format!("signing the manifest: {e}")))?;
     let mut all = files;
     all.insert(MANIFEST.into(), manifest_bytes);
     all.insert(SIGNATURE.into(), envelope.to_json().into_bytes());

@@ -134,7 +134,8 @@ impl Backend {
                     (_, Some(p), _) => KeySpec::Profile(p.to_string()),
                     (_, _, id) => KeySpec::KeyId(id.unwrap_or_default().to_string()),
                 };
-                let req = request::Sign { key, algorithm: who.alg.map(str::to_string), input: Input::File(file), format };
+                let req =
+                    request::Sign { key, algorithm: who.alg.map(str::to_string), input: Input::File(file), format };
                 Ok(request::sign(&l.ctx(), req)?)
             }
             Backend::Remote(c) => {
@@ -168,7 +169,8 @@ impl Backend {
                     VerifyKey::Pub(path) => request::PublicKeySpec::Spki(keyfile::read_public_key(path)?),
                     VerifyKey::KeyId(id) => request::PublicKeySpec::AnchorKeyId(id.to_string()),
                 };
-                let req = request::Verify { algorithm: alg.to_string(), key, signature, input: Input::File(file), format };
+                let req =
+                    request::Verify { algorithm: alg.to_string(), key, signature, input: Input::File(file), format };
                 Ok(request::verify(&l.ctx(), req)?)
             }
             Backend::Remote(c) => {
@@ -328,7 +330,8 @@ impl Backend {
             Backend::Local(l) => Ok(request::key_public(&l.ctx(), &reference(reference_text, false)?, alg, rsa_bits)?),
             Backend::Remote(c) => {
                 reference(reference_text, true)?;
-                let req = api::KeyRequest { key: reference_text.into(), algorithm: alg.into(), rsa_bits: Some(rsa_bits) };
+                let req =
+                    api::KeyRequest { key: reference_text.into(), algorithm: alg.into(), rsa_bits: Some(rsa_bits) };
                 Ok(c.key_public(&req)?)
             }
         }
@@ -340,7 +343,8 @@ impl Backend {
                 Ok(request::key_generate(&l.ctx(), &reference(reference_text, false)?, alg, rsa_bits)?)
             }
             Backend::Remote(c) => {
-                let req = api::KeyRequest { key: reference_text.into(), algorithm: alg.into(), rsa_bits: Some(rsa_bits) };
+                let req =
+                    api::KeyRequest { key: reference_text.into(), algorithm: alg.into(), rsa_bits: Some(rsa_bits) };
                 Ok(c.key_generate(&req)?)
             }
         }
@@ -383,9 +387,7 @@ impl Backend {
         }
         let (nonce, ciphertext) = input.split_at(12);
         match self {
-            Backend::Local(l) => {
-                Ok(request::decrypt(&l.ctx(), &reference(key, false)?, alg, nonce, ciphertext, aad)?)
-            }
+            Backend::Local(l) => Ok(request::decrypt(&l.ctx(), &reference(key, false)?, alg, nonce, ciphertext, aad)?),
             Backend::Remote(c) => {
                 let req = api::DecryptRequest {
                     key: key.into(),

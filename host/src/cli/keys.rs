@@ -12,7 +12,8 @@ use super::{Cli, CryptArgs, HsmCommand, KeysCommand, Outcome, PinArgs, open_regi
 
 pub(super) fn providers(cli: &Cli, as_json: bool) -> Outcome {
     let registry = open_registry(cli)?;
-    let list: Vec<_> = registry.providers().iter().map(|p| cryptohost::request::provider_info(p.descriptor())).collect();
+    let list: Vec<_> =
+        registry.providers().iter().map(|p| cryptohost::request::provider_info(p.descriptor())).collect();
     if as_json {
         outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);

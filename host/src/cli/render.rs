@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use cryptohost::fsio;
 use cryptohost_client::api::{
-    DsseSignResponse, DsseVerifyResponse, HashResponse, HsmReport, KeyListing, Origin, PublicKeyResponse,
-    ServedBy, SignResponse, TokenStatus, VerifyResponse,
+    DsseSignResponse, DsseVerifyResponse, HashResponse, HsmReport, KeyListing, Origin, PublicKeyResponse, ServedBy,
+    SignResponse, TokenStatus, VerifyResponse,
 };
 
 use super::Outcome;

@@ -12,8 +12,8 @@ use cryptoki::slot::Slot;
 use super::Pkcs11Provider;
 use super::errors::{OpError, ck_message, is_pin_refused, is_session_lost, is_token_failure, rv};
 use super::pool::{Pool, lock};
-use crate::keyref::Pkcs11Uri;
 use crate::error::ProviderError;
+use crate::keyref::Pkcs11Uri;
 
 /// One configured token found in the module, with its sessions and caches.
 pub(super) struct Token {

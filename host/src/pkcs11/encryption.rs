@@ -12,8 +12,8 @@ use super::Pkcs11Provider;
 use super::connection::Token;
 use super::errors::{OpError, ck_message, rv};
 use super::signing::taken;
-use crate::keyref::Pkcs11Uri;
 use crate::error::ProviderError;
+use crate::keyref::Pkcs11Uri;
 use crate::provider::{KeyId, Sealed};
 
 pub(super) const ENCRYPTION: [&str; 2] = ["A128GCM", "A256GCM"];

@@ -15,17 +15,16 @@ mod objects;
 mod pool;
 mod signing;
 
-
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Mutex, RwLock};
 
 use zeroize::Zeroizing;
 
+pub use crate::keyref::Pkcs11Uri;
 pub use config::{HsmConfig, MAX_PIN_FILE_BYTES, PinSource, TokenSpec, read_pin_file};
 pub use connection::TokenStatus;
 pub use objects::{KeyListing, MIN_RSA_BITS, modulus_bits};
-pub use crate::keyref::Pkcs11Uri;
 
 use crate::error::ProviderError;
 use crate::provider::{

@@ -9,8 +9,8 @@ use super::encoding::{self, Curve};
 use super::encryption::aes_key_len;
 use super::errors::{OpError, ck_message};
 use super::pool::lock;
-use crate::keyref::Pkcs11Uri;
 use crate::error::ProviderError;
+use crate::keyref::Pkcs11Uri;
 
 /// One key on a token, for `cryptohost keys list` (the wire schema's type).
 pub use cryptohost_client::api::KeyListing;

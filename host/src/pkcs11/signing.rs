@@ -10,8 +10,8 @@ use super::Pkcs11Provider;
 use super::connection::Token;
 use super::encoding::{self, Curve};
 use super::errors::OpError;
-use crate::keyref::Pkcs11Uri;
 use crate::error::ProviderError;
+use crate::keyref::Pkcs11Uri;
 use crate::provider::{KeyId, SigFormat, SignInput};
 
 pub(super) const SIGNING: [&str; 8] = ["ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];

@@ -62,7 +62,8 @@ pub(super) fn configured(
 ) -> Result<AnchorSet, AnchorsError> {
     let config = ctx.config;
     if let (Some(k), Some(fp)) = (&config.kit, &config.bootstrap_fingerprint) {
-        let kit = crate::bundle::kit::open(&k.dir, fp, OffsetDateTime::now_utc()).map_err(|e| AnchorsError::Kit(e.0))?;
+        let kit =
+            crate::bundle::kit::open(&k.dir, fp, OffsetDateTime::now_utc()).map_err(|e| AnchorsError::Kit(e.0))?;
         return kit.anchors(&ctx.host.registry, at, purpose).map_err(AnchorsError::File);
     }
     let dir = config.trust_anchors.as_ref().ok_or(AnchorsError::NoneConfigured)?;

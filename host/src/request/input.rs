@@ -47,9 +47,7 @@ impl<'a> Input<'a> {
     /// # Errors
     /// Not hex.
     pub fn digest_hex(text: &str) -> Result<Input<'a>, RequestError> {
-        hex::decode(text.trim())
-            .map(Input::Digest)
-            .map_err(|_| RequestError::Invalid("digest is not hex".into()))
+        hex::decode(text.trim()).map(Input::Digest).map_err(|_| RequestError::Invalid("digest is not hex".into()))
     }
 }
 
@@ -131,7 +129,9 @@ fn whole_message(
 ) -> Result<Prepared, RequestError> {
     let why = |e: String| RequestError::Invalid(format!("{e} ({} signs and verifies whole messages)", alg.name));
     let message = match input {
-        Input::File(path) => fsio::read_bounded(path, limit as u64, "message to sign whole").map_err(|e| why(e.to_string()))?,
+        Input::File(path) => {
+            fsio::read_bounded(path, limit as u64, "message to sign whole").map_err(|e| why(e.to_string()))?
+        }
         Input::Bytes(b) if b.len() > limit => {
             return Err(why(format!("the message of {} bytes is over the limit of {limit} bytes", b.len())));
         }

@@ -147,12 +147,7 @@ pub fn hsm(ctx: &Context<'_>, action: HsmAction) -> Result<HsmReport, RequestErr
     };
     event(ctx, &format!("hsm-{name}"), outcome)?;
     result.map_err(RequestError::Hsm)?;
-    Ok(HsmReport {
-        hsm: hsm.descriptor().name.clone(),
-        action: name.to_string(),
-        was_connected,
-        tokens: hsm.status(),
-    })
+    Ok(HsmReport { hsm: hsm.descriptor().name.clone(), action: name.to_string(), was_connected, tokens: hsm.status() })
 }
 
 /// The caller may administer the host (reload), or the refusal is audited and returned.

@@ -147,8 +147,14 @@ pub(super) fn signer(ctx: &Context<'_>, spec: &KeySpec, algorithm: Option<&str>)
         }
         KeySpec::Profile(name) => {
             permit(ctx, &[Operation::Sign], Target::Profile(name), || format!("sign with profile {name:?}"))?;
-            let p = profiles.get(name).ok_or_else(|| RequestError::NoProfile { name: name.clone(), config: config() })?;
-            Ok(Signer { label: name.clone(), key: p.key.clone(), algorithm: p.algorithm.clone(), key_id: p.key_id.clone() })
+            let p =
+                profiles.get(name).ok_or_else(|| RequestError::NoProfile { name: name.clone(), config: config() })?;
+            Ok(Signer {
+                label: name.clone(),
+                key: p.key.clone(),
+                algorithm: p.algorithm.clone(),
+                key_id: p.key_id.clone(),
+            })
         }
         KeySpec::KeyId(id) => {
             let found = profiles.iter().find(|(_, p)| p.key_id.as_deref() == Some(id.as_str()));
@@ -161,7 +167,12 @@ pub(super) fn signer(ctx: &Context<'_>, spec: &KeySpec, algorithm: Option<&str>)
                 return Err(RequestError::NoKeyId { id: id.clone(), config: config() });
             };
             permit(ctx, &[Operation::Sign], Target::Profile(name), detail)?;
-            Ok(Signer { label: name.clone(), key: p.key.clone(), algorithm: p.algorithm.clone(), key_id: Some(id.clone()) })
+            Ok(Signer {
+                label: name.clone(),
+                key: p.key.clone(),
+                algorithm: p.algorithm.clone(),
+                key_id: Some(id.clone()),
+            })
         }
     }
 }

@@ -87,7 +87,10 @@ fn rejected(status: StatusCode, message: String) -> ApiError {
 
 /// No route has this path.
 pub async fn not_found(request: Request) -> ApiError {
-    ApiError::new(ErrorKind::NotFound, format!("no route {} (the routes are in /v1/openapi.json)", request.uri().path()))
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("no route {} (the routes are in /v1/openapi.json)", request.uri().path()),
+    )
 }
 
 /// The route exists, but not for this method.

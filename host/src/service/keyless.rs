@@ -114,10 +114,8 @@ pub async fn hash(
     ApiQuery(q): ApiQuery<HashQuery>,
     body: Body,
 ) -> Result<Json<HashResponse>, ApiError> {
-    streamed(body, move |reader| {
-        Ok(Json(request::hash(&state.context(&Keyless), &q.alg, Input::Stream(reader))?))
-    })
-    .await
+    streamed(body, move |reader| Ok(Json(request::hash(&state.context(&Keyless), &q.alg, Input::Stream(reader))?)))
+        .await
 }
 
 /// Verifies a signature with a public key sent in the request, or the server's trust anchors by
@@ -134,10 +132,7 @@ pub async fn verify(
 ) -> Result<Json<VerifyResponse>, ApiError> {
     // Anchors are read and checked (a kit re-verified) from disk: never on a connection thread.
     let size = if req.key_id.is_some() { usize::MAX } else { req.data.as_ref().map_or(0, Vec::len) };
-    super::compute(size, move || {
-        Ok(Json(request::verify(&state.context(&Keyless), Verify::from_wire(&req)?)?))
-    })
-    .await
+    super::compute(size, move || Ok(Json(request::verify(&state.context(&Keyless), Verify::from_wire(&req)?)?))).await
 }
 
 /// Verifies a DSSE envelope against public keys sent in the request, or the server's trust
@@ -152,10 +147,8 @@ pub async fn dsse_verify(
     Current(state): Current,
     ApiJson(req): ApiJson<DsseVerifyRequest>,
 ) -> Result<Json<DsseVerifyResponse>, ApiError> {
-    super::blocking(move || {
-        Ok(Json(request::dsse_verify(&state.context(&Keyless), DsseVerify::from_wire(&req)?)?))
-    })
-    .await
+    super::blocking(move || Ok(Json(request::dsse_verify(&state.context(&Keyless), DsseVerify::from_wire(&req)?)?)))
+        .await
 }
 
 /// The OpenAPI document of these routes.

@@ -28,9 +28,9 @@ use axum::routing::{get, post};
 use tokio::sync::Semaphore;
 
 use crate::audit::AuditLog;
-use extract::ApiError;
 use crate::config::Config;
 use crate::load::{self, Host, TrustMode};
+use extract::ApiError;
 
 /// Everything a request may use: loaded at start and again on each reload. A request takes a
 /// snapshot when it starts and finishes on it, whatever is swapped in meanwhile.

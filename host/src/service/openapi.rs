@@ -8,10 +8,13 @@ use super::{keyed, keyless};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "cryptohost", description = "The long-running crypto provider host, over a Unix socket. \
+    info(
+        title = "cryptohost",
+        description = "The long-running crypto provider host, over a Unix socket. \
         Every error is an ErrorBody whose kind fixes the status: bad-request 400, denied 403, not-found 404, \
         method-not-allowed 405, too-large 413, unsupported-media-type 415, internal 500, provider 502, \
-        overloaded 503 (with Retry-After), not-ready 503, timeout 504."),
+        overloaded 503 (with Retry-After), not-ready 503, timeout 504."
+    ),
     paths(
         keyless::health,
         keyless::ready,
