@@ -35,19 +35,24 @@ pub enum AnchorsError {
     NoUsable(#[from] NoUsableAnchor),
     #[error("the signing keys' anchors cannot be checked: {0}")]
     Unchecked(Box<AnchorsError>),
-    #[error(
-        "{label}: key id {key_id} is anchored to {anchored} but its key {key} has fingerprint {fingerprint} for \
-         {algorithm}{why}: refusing to sign"
-    )]
-    Mismatch {
-        label: String,
-        key_id: String,
-        anchored: String,
-        key: String,
-        fingerprint: String,
-        algorithm: String,
-        why: String,
-    },
+    #[error(transparent)]
+    Mismatch(Box<Mismatch>),
+}
+
+/// A signer whose key id the anchors list, holding a key they do not name.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{label}: key id {key_id} is anchored to {anchored} but its key {key} has fingerprint {fingerprint} for \
+     {algorithm}{why}: refusing to sign"
+)]
+pub struct Mismatch {
+    pub label: String,
+    pub key_id: String,
+    pub anchored: String,
+    pub key: String,
+    pub fingerprint: String,
+    pub algorithm: String,
+    pub why: String,
 }
 
 /// The anchors the config names, re-checked now: an installed kit's (`[kit] dir`), or
@@ -134,7 +139,7 @@ pub(super) fn check_signers(
             continue;
         }
         let anchored: Vec<String> = listed.iter().map(|k| format!("{} ({})", k.fingerprint, k.algorithm)).collect();
-        return Err(AnchorsError::Mismatch {
+        return Err(AnchorsError::Mismatch(Box::new(Mismatch {
             label: s.label.clone(),
             key_id: id.clone(),
             anchored: if anchored.is_empty() { "no anchor valid now".into() } else { anchored.join(", ") },
@@ -142,7 +147,7 @@ pub(super) fn check_signers(
             fingerprint,
             algorithm: s.algorithm.clone(),
             why: if refused.is_empty() { String::new() } else { format!(" ({})", refused.join("; ")) },
-        }
+        }))
         .into());
     }
     Ok(())
