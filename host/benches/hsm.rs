@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use cryptohost::config::Manifest;
+use cryptohost::provider::Signing;
 use cryptohost::provider::{SigFormat, SignInput};
-use cryptohost::{Config, CryptoProvider, Host, KeyId, TrustMode};
+use cryptohost::{Config, Host, KeyId, TrustMode};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;

@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use cryptohost::config::Manifest;
+use cryptohost::provider::Signing;
 use cryptohost::provider::{SigFormat, SignInput};
-use cryptohost::{Config, CryptoProvider, Host, TrustMode};
+use cryptohost::{Config, Host, TrustMode};
 use cryptohost_client::{Client, SignRequest, VerifyRequest};
 
 struct Fixture {

@@ -14,7 +14,7 @@ use crate::error::{ProviderError, RegistryError};
 
 use crate::keyfile;
 pub use crate::keyref::KeyRef;
-use crate::provider::{Capability, CryptoProvider, KeyId, Origin, Sealed, SigFormat, SignInput};
+use crate::provider::{Capability, CryptoProvider, KeyId, Origin, Sealed, SigFormat, SignInput, lacks};
 use crate::registry::{GeneratedKey, HeldKey, Registry};
 
 /// Errors of key use, for a person.
@@ -37,6 +37,7 @@ pub enum KeyError {
 }
 
 /// A signature and who made it.
+#[derive(Debug)]
 pub struct Signed {
     pub signature: Vec<u8>,
     pub provider: String,
@@ -187,10 +188,10 @@ impl<'r> KeyService<'r> {
     ) -> Result<Signed, KeyError> {
         let result = (|| match self.resolve(reference, algorithm, 0, false)? {
             Resolved::Held(p, id) => {
-                let (sig, device) = p
-                    .sign_served(&id, algorithm, input, format)
-                    .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
-                Ok((sig, p.descriptor().name.clone(), origin_of(p.as_ref(), device)))
+                let failed = |error| KeyError::Provider { provider: p.descriptor().name.clone(), error };
+                let signing = p.signing().ok_or_else(|| failed(lacks(p.as_ref(), Capability::Signing)))?;
+                let signed = signing.sign(&id, algorithm, input, format).map_err(failed)?;
+                Ok((signed.value, p.descriptor().name.clone(), origin_of(p.as_ref(), signed.device)))
             }
             Resolved::Pkcs8(der) => {
                 let served = self.registry.sign_with_pkcs8(algorithm, &der, input, format)?;
@@ -308,10 +309,10 @@ impl<'r> KeyService<'r> {
         let audit = AuditInput::whole(&Sha256::digest(plaintext));
         let result = (|| {
             let (p, id) = self.secret(reference, algorithm)?;
-            let (sealed, device) = p
-                .encrypt_served(&id, plaintext, aad)
-                .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
-            Ok((sealed, p.descriptor().name.clone(), origin_of(p.as_ref(), device)))
+            let failed = |error| KeyError::Provider { provider: p.descriptor().name.clone(), error };
+            let encryption = p.encryption().ok_or_else(|| failed(lacks(p.as_ref(), Capability::Encryption)))?;
+            let sealed = encryption.encrypt(&id, plaintext, aad).map_err(failed)?;
+            Ok((sealed.value, p.descriptor().name.clone(), origin_of(p.as_ref(), sealed.device)))
         })();
         let (sealed, provider, _) = self.audited("encrypt", reference, algorithm, &audit, result)?;
         Ok((sealed, provider))
@@ -332,12 +333,39 @@ impl<'r> KeyService<'r> {
         let audit = AuditInput::whole(&Sha256::digest(ciphertext));
         let result = (|| {
             let (p, id) = self.secret(reference, algorithm)?;
-            let (plain, device) = p
-                .decrypt_served(&id, nonce, ciphertext, aad)
-                .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
-            Ok((plain, p.descriptor().name.clone(), origin_of(p.as_ref(), device)))
+            let failed = |error| KeyError::Provider { provider: p.descriptor().name.clone(), error };
+            let encryption = p.encryption().ok_or_else(|| failed(lacks(p.as_ref(), Capability::Encryption)))?;
+            let plain = encryption.decrypt(&id, nonce, ciphertext, aad).map_err(failed)?;
+            Ok((plain.value, p.descriptor().name.clone(), origin_of(p.as_ref(), plain.device)))
         })();
         let (plain, provider, _) = self.audited("decrypt", reference, algorithm, &audit, result)?;
         Ok((plain, provider))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::fake::fake;
+
+    #[test]
+    fn a_refused_key_use_is_audited_as_an_error_naming_the_provider() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = fake("vault", 1, Err(ProviderError::Failed("the device is gone".into())));
+        let registry = Registry::with_namespaces(vec![held.clone()], vec![("fk".into(), held.clone())]);
+        let log = dir.path().join("audit.jsonl");
+        let service = KeyService::new(&registry, &log).expect("log opens");
+        let key = KeyRef::parse("fk:signer").expect("reference");
+        let input = AuditInput::whole(&[1; 32]).with_digest("SHA-256", &[2; 32]);
+        let err = service.sign(&key, "ES256", SignInput::Digest(&[2; 32]), &input, SigFormat::Der).expect_err("fails");
+        assert!(matches!(err, KeyError::Provider { ref provider, .. } if provider == "vault"), "{err}");
+        let text = std::fs::read_to_string(&log).expect("a line");
+        let line: serde_json::Value = serde_json::from_str(text.trim()).expect("JSON");
+        assert_eq!(line["operation"], "sign");
+        assert_eq!(line["key"], "fk:signer");
+        assert_eq!(line["provider"], "vault");
+        assert!(line["outcome"].as_str().expect("outcome").starts_with("error: "), "{line}");
+        assert_eq!(line["signed_digest"]["hex"], hex::encode([2; 32]));
+        assert_eq!(line["input_sha256"], hex::encode([1; 32]));
     }
 }

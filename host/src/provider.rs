@@ -178,8 +178,26 @@ pub struct ProviderStats {
     pub reconnects: u64,
 }
 
-/// Every backend, wasm component or native, offers this. A backend lacking a capability
-/// answers `ProviderError::Unsupported`.
+/// A result and the device that produced it: the HSM's token serial, which failover may change
+/// between calls (what the audit line records, taken with the result, never looked up after);
+/// `None` for a provider that is one device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OnDevice<T> {
+    pub value: T,
+    pub device: Option<String>,
+}
+
+impl<T> OnDevice<T> {
+    /// A result of a provider that is one device.
+    pub fn one(value: T) -> OnDevice<T> {
+        OnDevice { value, device: None }
+    }
+}
+
+/// Every backend, wasm component or native, is one of these: a descriptor, and the capabilities
+/// it offers, as the WIT worlds bound them (a verifier hashes and verifies; a signer also holds
+/// keys and signs; a keystore also encrypts). A capability it lacks is `None`, and the registry
+/// never asks it for one.
 pub trait CryptoProvider: Send + Sync {
     fn descriptor(&self) -> &Descriptor;
 
@@ -188,12 +206,34 @@ pub trait CryptoProvider: Send + Sync {
         ProviderStats::default()
     }
 
+    fn hashing(&self) -> Option<&dyn Hashing> {
+        None
+    }
+
+    fn verification(&self) -> Option<&dyn Verification> {
+        None
+    }
+
+    fn signing(&self) -> Option<&dyn Signing> {
+        None
+    }
+
+    fn encryption(&self) -> Option<&dyn Encryption> {
+        None
+    }
+}
+
+/// SHA-2, one-shot and streamed.
+pub trait Hashing: Send + Sync {
     /// One-shot digest.
     fn digest(&self, algorithm: &str, data: &[u8]) -> Result<Vec<u8>, ProviderError>;
 
     /// Streams `reader` through an incremental hash, in bounded chunks.
     fn digest_reader(&self, algorithm: &str, reader: &mut dyn Read) -> Result<Vec<u8>, ProviderError>;
+}
 
+/// Ephemeral verifiers from SPKI public keys.
+pub trait Verification: Send + Sync {
     /// Opens a verifier for `algorithm` from a DER SubjectPublicKeyInfo.
     fn open_verifier(&self, algorithm: &str, spki_der: &[u8]) -> Result<Box<dyn Verifier + '_>, ProviderError>;
 
@@ -209,60 +249,35 @@ pub trait CryptoProvider: Send + Sync {
     ) -> Result<bool, ProviderError> {
         self.open_verifier(algorithm, spki_der)?.verify(input, signature, format)
     }
+}
 
+/// Keys held inside the provider, and signing with them.
+pub trait Signing: Send + Sync {
     /// Imports a PKCS#8 DER private key; it never leaves the provider again.
     fn import_pkcs8(&self, pkcs8_der: &[u8]) -> Result<KeyId, ProviderError>;
 
-    /// Generates a key pair; only an `exportable` key may be exported with `export_pkcs8`.
-    fn generate(&self, algorithm: &str, rsa_bits: u32, exportable: bool) -> Result<KeyId, ProviderError>;
+    /// Generates an anonymous key pair; only an `exportable` key may be exported with
+    /// `export_pkcs8`. A provider whose keys all have names (the HSM) need not.
+    fn generate(&self, _algorithm: &str, _rsa_bits: u32, _exportable: bool) -> Result<KeyId, ProviderError> {
+        Err(ProviderError::Unsupported("anonymous keys: name the key".into()))
+    }
 
     /// The public half of a held key, as DER SubjectPublicKeyInfo.
     fn public_key(&self, key: &KeyId) -> Result<Vec<u8>, ProviderError>;
 
-    /// The private key as PKCS#8 DER: only for keys generated as exportable.
-    fn export_pkcs8(&self, key: &KeyId) -> Result<Zeroizing<Vec<u8>>, ProviderError>;
+    /// The private key as PKCS#8 DER: only for keys generated as exportable (by default none).
+    fn export_pkcs8(&self, _key: &KeyId) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        Err(ProviderError::InvalidKey("this provider's keys never leave it".into()))
+    }
 
-    /// Signs with a held key.
+    /// Signs with a held key, saying which device served.
     fn sign(
         &self,
         key: &KeyId,
         algorithm: &str,
         input: SignInput<'_>,
         format: SigFormat,
-    ) -> Result<Vec<u8>, ProviderError>;
-
-    /// As [`CryptoProvider::sign`], also saying which device served (the HSM's token serial,
-    /// which failover may change between calls); `None` for providers that are one device.
-    fn sign_served(
-        &self,
-        key: &KeyId,
-        algorithm: &str,
-        input: SignInput<'_>,
-        format: SigFormat,
-    ) -> Result<(Vec<u8>, Option<String>), ProviderError> {
-        self.sign(key, algorithm, input, format).map(|s| (s, None))
-    }
-
-    /// As [`CryptoProvider::encrypt`], also saying which device served.
-    fn encrypt_served(
-        &self,
-        key: &KeyId,
-        plaintext: &[u8],
-        aad: &[u8],
-    ) -> Result<(Sealed, Option<String>), ProviderError> {
-        self.encrypt(key, plaintext, aad).map(|s| (s, None))
-    }
-
-    /// As [`CryptoProvider::decrypt`], also saying which device served.
-    fn decrypt_served(
-        &self,
-        key: &KeyId,
-        nonce: &[u8],
-        ciphertext: &[u8],
-        aad: &[u8],
-    ) -> Result<(Zeroizing<Vec<u8>>, Option<String>), ProviderError> {
-        self.decrypt(key, nonce, ciphertext, aad).map(|p| (p, None))
-    }
+    ) -> Result<OnDevice<Vec<u8>>, ProviderError>;
 
     /// Forgets a key this provider holds only for one operation (an imported PKCS#8 key, an
     /// exportable key once exported). Backends whose keys outlive the process (the HSM) ignore
@@ -274,7 +289,10 @@ pub trait CryptoProvider: Send + Sync {
     /// key already holds (never handing back an old key as new), while a seeded simulation
     /// derives the same key for a name every time, so there "generate" and "find" agree.
     fn named_key(&self, name: &str, algorithm: &str, rsa_bits: u32, create: bool) -> Result<KeyId, ProviderError>;
+}
 
+/// AES-GCM with secret keys held inside the provider.
+pub trait Encryption: Send + Sync {
     /// The secret key called `name` for `algorithm` (A128GCM, A256GCM), generated when absent
     /// and `create` is set.
     fn named_secret(&self, name: &str, algorithm: &str, create: bool) -> Result<KeyId, ProviderError>;
@@ -282,8 +300,8 @@ pub trait CryptoProvider: Send + Sync {
     /// Imports raw secret key bytes (tests and migration; an HSM may refuse).
     fn import_secret(&self, algorithm: &str, key: &[u8]) -> Result<KeyId, ProviderError>;
 
-    /// AES-GCM with a fresh 96-bit nonce chosen by the provider.
-    fn encrypt(&self, key: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, ProviderError>;
+    /// AES-GCM with a fresh 96-bit nonce chosen by the provider, saying which device served.
+    fn encrypt(&self, key: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<OnDevice<Sealed>, ProviderError>;
 
     /// AES-GCM decryption; a wrong key, nonce, AAD or tag is `InvalidInput`.
     fn decrypt(
@@ -292,5 +310,152 @@ pub trait CryptoProvider: Send + Sync {
         nonce: &[u8],
         ciphertext: &[u8],
         aad: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, ProviderError>;
+    ) -> Result<OnDevice<Zeroizing<Vec<u8>>>, ProviderError>;
+}
+
+/// What a provider answers for a capability it does not have.
+pub fn lacks(p: &dyn CryptoProvider, capability: Capability) -> ProviderError {
+    ProviderError::Unsupported(format!("{} offers no {capability}", p.descriptor().name))
+}
+
+/// Each capability's calls on any provider, `unsupported` where it has none: for callers that
+/// need neither the device that served nor the capability handle (the registry's routing
+/// closures, the conformance suite, tests and benches). The key service, which audits the
+/// device, goes through the capability itself.
+impl dyn CryptoProvider + '_ {
+    fn need<'c, T: ?Sized>(&self, c: Option<&'c T>, capability: Capability) -> Result<&'c T, ProviderError> {
+        c.ok_or_else(|| lacks(self, capability))
+    }
+
+    pub fn digest(&self, algorithm: &str, data: &[u8]) -> Result<Vec<u8>, ProviderError> {
+        self.need(self.hashing(), Capability::Hashing)?.digest(algorithm, data)
+    }
+
+    pub fn digest_reader(&self, algorithm: &str, reader: &mut dyn Read) -> Result<Vec<u8>, ProviderError> {
+        self.need(self.hashing(), Capability::Hashing)?.digest_reader(algorithm, reader)
+    }
+
+    pub fn open_verifier(&self, algorithm: &str, spki_der: &[u8]) -> Result<Box<dyn Verifier + '_>, ProviderError> {
+        self.need(self.verification(), Capability::Verification)?.open_verifier(algorithm, spki_der)
+    }
+
+    pub fn verify_once(
+        &self,
+        algorithm: &str,
+        spki_der: &[u8],
+        input: SignInput<'_>,
+        signature: &[u8],
+        format: SigFormat,
+    ) -> Result<bool, ProviderError> {
+        self.need(self.verification(), Capability::Verification)?
+            .verify_once(algorithm, spki_der, input, signature, format)
+    }
+
+    pub fn import_pkcs8(&self, pkcs8_der: &[u8]) -> Result<KeyId, ProviderError> {
+        self.need(self.signing(), Capability::Signing)?.import_pkcs8(pkcs8_der)
+    }
+
+    pub fn generate(&self, algorithm: &str, rsa_bits: u32, exportable: bool) -> Result<KeyId, ProviderError> {
+        self.need(self.signing(), Capability::Signing)?.generate(algorithm, rsa_bits, exportable)
+    }
+
+    pub fn public_key(&self, key: &KeyId) -> Result<Vec<u8>, ProviderError> {
+        self.need(self.signing(), Capability::Signing)?.public_key(key)
+    }
+
+    pub fn export_pkcs8(&self, key: &KeyId) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        self.need(self.signing(), Capability::Signing)?.export_pkcs8(key)
+    }
+
+    /// The signature alone.
+    pub fn sign(
+        &self,
+        key: &KeyId,
+        algorithm: &str,
+        input: SignInput<'_>,
+        format: SigFormat,
+    ) -> Result<Vec<u8>, ProviderError> {
+        Ok(self.need(self.signing(), Capability::Signing)?.sign(key, algorithm, input, format)?.value)
+    }
+
+    pub fn delete_key(&self, key: &KeyId) {
+        if let Some(s) = self.signing() {
+            s.delete_key(key);
+        }
+    }
+
+    pub fn named_key(&self, name: &str, algorithm: &str, rsa_bits: u32, create: bool) -> Result<KeyId, ProviderError> {
+        self.need(self.signing(), Capability::Signing)?.named_key(name, algorithm, rsa_bits, create)
+    }
+
+    pub fn named_secret(&self, name: &str, algorithm: &str, create: bool) -> Result<KeyId, ProviderError> {
+        self.need(self.encryption(), Capability::Encryption)?.named_secret(name, algorithm, create)
+    }
+
+    pub fn import_secret(&self, algorithm: &str, key: &[u8]) -> Result<KeyId, ProviderError> {
+        self.need(self.encryption(), Capability::Encryption)?.import_secret(algorithm, key)
+    }
+
+    /// The sealed output alone.
+    pub fn encrypt(&self, key: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, ProviderError> {
+        Ok(self.need(self.encryption(), Capability::Encryption)?.encrypt(key, plaintext, aad)?.value)
+    }
+
+    /// The plaintext alone.
+    pub fn decrypt(
+        &self,
+        key: &KeyId,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        Ok(self.need(self.encryption(), Capability::Encryption)?.decrypt(key, nonce, ciphertext, aad)?.value)
+    }
+}
+
+/// A provider for unit tests: it signs with whatever answer it is given, and counts its calls.
+#[cfg(test)]
+pub(crate) mod fake {
+    use super::*;
+
+    pub struct Fake(pub Descriptor, pub Result<Vec<u8>, ProviderError>, pub std::sync::atomic::AtomicUsize);
+
+    impl CryptoProvider for Fake {
+        fn descriptor(&self) -> &Descriptor {
+            &self.0
+        }
+        fn signing(&self) -> Option<&dyn Signing> {
+            Some(self)
+        }
+    }
+
+    impl Signing for Fake {
+        fn import_pkcs8(&self, _: &[u8]) -> Result<KeyId, ProviderError> {
+            Ok(KeyId("imported".into()))
+        }
+        fn public_key(&self, _: &KeyId) -> Result<Vec<u8>, ProviderError> {
+            self.1.clone()
+        }
+        fn sign(&self, _: &KeyId, _: &str, _: SignInput<'_>, _: SigFormat) -> Result<OnDevice<Vec<u8>>, ProviderError> {
+            self.2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.1.clone().map(OnDevice::one)
+        }
+        fn named_key(&self, name: &str, _: &str, _: u32, _: bool) -> Result<KeyId, ProviderError> {
+            Ok(KeyId(name.into()))
+        }
+    }
+
+    /// A fake named `name` at `priority` that signs ES256 with `answer`.
+    pub fn fake(name: &str, priority: i32, answer: Result<Vec<u8>, ProviderError>) -> std::sync::Arc<Fake> {
+        let descriptor = Descriptor {
+            name: name.into(),
+            reported_name: name.into(),
+            version: "0".into(),
+            priority: Priority(priority),
+            origin: Origin::Native { module: "fake".into() },
+            capabilities: vec![CapabilityInfo { capability: Capability::Signing, algorithms: vec!["ES256".into()] }],
+            world: None,
+        };
+        std::sync::Arc::new(Fake(descriptor, answer, Default::default()))
+    }
 }

@@ -366,3 +366,40 @@ impl<R: Read> Read for Tee<'_, R> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::fake::fake;
+    use std::sync::atomic::Ordering;
+
+    fn sign(registry: &Registry) -> Result<Served<Vec<u8>>, RegistryError> {
+        registry.sign_with_pkcs8("ES256", b"key", SignInput::Message(b"m"), SigFormat::Der)
+    }
+
+    #[test]
+    fn an_unsupported_answer_moves_on_to_the_next_provider_and_says_so() {
+        let (first, second) =
+            (fake("first", 2, Err(ProviderError::Unsupported("no".into()))), fake("second", 1, Ok(vec![7])));
+        let registry = Registry::new(vec![second.clone(), first.clone()]);
+        let served = sign(&registry).expect("the second signs");
+        assert_eq!((served.value, served.provider.descriptor().name.as_str()), (vec![7], "second"));
+        assert_eq!(served.skipped.len(), 1);
+        assert_eq!(served.skipped[0].0, "first", "asked first: higher priority");
+        assert_eq!((first.2.load(Ordering::Relaxed), second.2.load(Ordering::Relaxed)), (1, 1));
+    }
+
+    #[test]
+    fn a_fault_with_key_material_is_the_answer_never_retried_elsewhere() {
+        let (first, second) =
+            (fake("first", 2, Err(ProviderError::Fault("trap".into()))), fake("second", 1, Ok(vec![7])));
+        let registry = Registry::new(vec![first.clone(), second.clone()]);
+        match sign(&registry) {
+            Err(RegistryError::Provider { provider, error: ProviderError::Fault(_) }) => assert_eq!(provider, "first"),
+            other => panic!("expected first's fault, got {:?}", other.map(|s| s.value)),
+        }
+        assert_eq!(second.2.load(Ordering::Relaxed), 0, "the key never reached a second provider");
+        // Without key material a fault falls back (a digest, a verification).
+        assert!(ProviderError::Fault("x".into()).falls_back());
+    }
+}

@@ -9,12 +9,11 @@
 use std::io::Read;
 
 use sha2::Digest;
-use zeroize::Zeroizing;
 
 use crate::error::ProviderError;
 use crate::provider::{
-    Capability, CapabilityInfo, CryptoProvider, Descriptor, KeyId, Origin, Priority, Sealed, SigFormat, SignInput,
-    Verifier,
+    Capability, CapabilityInfo, CryptoProvider, Descriptor, Hashing, Origin, Priority, SigFormat, SignInput,
+    Verification, Verifier,
 };
 use crate::registry::Registry;
 
@@ -119,6 +118,16 @@ impl CryptoProvider for RootVerifier {
         &self.descriptor
     }
 
+    fn hashing(&self) -> Option<&dyn Hashing> {
+        Some(self)
+    }
+
+    fn verification(&self) -> Option<&dyn Verification> {
+        Some(self)
+    }
+}
+
+impl Hashing for RootVerifier {
     fn digest(&self, algorithm: &str, data: &[u8]) -> Result<Vec<u8>, ProviderError> {
         match algorithm {
             "SHA-256" => Ok(sha2::Sha256::digest(data).to_vec()),
@@ -147,7 +156,9 @@ impl CryptoProvider for RootVerifier {
             _ => unsupported(),
         }
     }
+}
 
+impl Verification for RootVerifier {
     fn open_verifier(&self, algorithm: &str, spki_der: &[u8]) -> Result<Box<dyn Verifier + '_>, ProviderError> {
         use p256::pkcs8::DecodePublicKey;
         let bad = |e: String| ProviderError::InvalidKey(format!("{algorithm}: {e}"));
@@ -165,36 +176,5 @@ impl CryptoProvider for RootVerifier {
             }
         };
         Ok(Box::new(RootKey(key)))
-    }
-
-    fn import_pkcs8(&self, _pkcs8_der: &[u8]) -> Result<KeyId, ProviderError> {
-        unsupported()
-    }
-    fn generate(&self, _algorithm: &str, _rsa_bits: u32, _exportable: bool) -> Result<KeyId, ProviderError> {
-        unsupported()
-    }
-    fn public_key(&self, _key: &KeyId) -> Result<Vec<u8>, ProviderError> {
-        unsupported()
-    }
-    fn export_pkcs8(&self, _key: &KeyId) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
-        unsupported()
-    }
-    fn sign(&self, _key: &KeyId, _a: &str, _i: SignInput<'_>, _f: SigFormat) -> Result<Vec<u8>, ProviderError> {
-        unsupported()
-    }
-    fn named_key(&self, _name: &str, _a: &str, _b: u32, _c: bool) -> Result<KeyId, ProviderError> {
-        unsupported()
-    }
-    fn named_secret(&self, _name: &str, _a: &str, _c: bool) -> Result<KeyId, ProviderError> {
-        unsupported()
-    }
-    fn import_secret(&self, _a: &str, _k: &[u8]) -> Result<KeyId, ProviderError> {
-        unsupported()
-    }
-    fn encrypt(&self, _key: &KeyId, _p: &[u8], _a: &[u8]) -> Result<Sealed, ProviderError> {
-        unsupported()
-    }
-    fn decrypt(&self, _k: &KeyId, _n: &[u8], _c: &[u8], _a: &[u8]) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
-        unsupported()
     }
 }

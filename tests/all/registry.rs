@@ -79,7 +79,10 @@ fn a_fault_while_holding_a_key_is_never_retried_on_another_provider() {
     assert_eq!(served.provider.descriptor().name, "offline-verification");
 }
 
-/// A real provider that records which keys it was told to forget.
+use cryptohost::KeyId;
+use cryptohost::provider::{Hashing, OnDevice, Signing, Verification};
+
+/// A real provider whose signing records which keys it was told to forget.
 struct Recording {
     inner: std::sync::Arc<dyn cryptohost::CryptoProvider>,
     deleted: std::sync::Mutex<Vec<cryptohost::KeyId>>,
@@ -90,63 +93,43 @@ impl cryptohost::CryptoProvider for Recording {
     fn descriptor(&self) -> &cryptohost::Descriptor {
         self.inner.descriptor()
     }
-    fn digest(&self, a: &str, d: &[u8]) -> Result<Vec<u8>, ProviderError> {
-        self.inner.digest(a, d)
+    fn hashing(&self) -> Option<&dyn Hashing> {
+        self.inner.hashing()
     }
-    fn digest_reader(&self, a: &str, r: &mut dyn std::io::Read) -> Result<Vec<u8>, ProviderError> {
-        self.inner.digest_reader(a, r)
+    fn verification(&self) -> Option<&dyn Verification> {
+        self.inner.verification()
     }
-    fn open_verifier(&self, a: &str, s: &[u8]) -> Result<Box<dyn cryptohost::Verifier + '_>, ProviderError> {
-        self.inner.open_verifier(a, s)
+    fn signing(&self) -> Option<&dyn Signing> {
+        Some(self)
     }
-    fn import_pkcs8(&self, der: &[u8]) -> Result<cryptohost::KeyId, ProviderError> {
+}
+
+impl Signing for Recording {
+    fn import_pkcs8(&self, der: &[u8]) -> Result<KeyId, ProviderError> {
         let id = self.inner.import_pkcs8(der)?;
         self.imported.lock().unwrap().push(id.clone());
         Ok(id)
     }
-    fn generate(&self, a: &str, b: u32, e: bool) -> Result<cryptohost::KeyId, ProviderError> {
+    fn generate(&self, a: &str, b: u32, e: bool) -> Result<KeyId, ProviderError> {
         let id = self.inner.generate(a, b, e)?;
         self.imported.lock().unwrap().push(id.clone());
         Ok(id)
     }
-    fn public_key(&self, k: &cryptohost::KeyId) -> Result<Vec<u8>, ProviderError> {
+    fn public_key(&self, k: &KeyId) -> Result<Vec<u8>, ProviderError> {
         self.inner.public_key(k)
     }
-    fn export_pkcs8(&self, k: &cryptohost::KeyId) -> Result<zeroize::Zeroizing<Vec<u8>>, ProviderError> {
+    fn export_pkcs8(&self, k: &KeyId) -> Result<zeroize::Zeroizing<Vec<u8>>, ProviderError> {
         self.inner.export_pkcs8(k)
     }
-    fn sign(&self, k: &cryptohost::KeyId, a: &str, i: SignInput<'_>, f: SigFormat) -> Result<Vec<u8>, ProviderError> {
-        self.inner.sign(k, a, i, f)
+    fn sign(&self, k: &KeyId, a: &str, i: SignInput<'_>, f: SigFormat) -> Result<OnDevice<Vec<u8>>, ProviderError> {
+        self.inner.sign(k, a, i, f).map(OnDevice::one)
     }
-    fn delete_key(&self, k: &cryptohost::KeyId) {
+    fn delete_key(&self, k: &KeyId) {
         self.deleted.lock().unwrap().push(k.clone());
         self.inner.delete_key(k);
     }
-    fn named_key(&self, n: &str, a: &str, b: u32, c: bool) -> Result<cryptohost::KeyId, ProviderError> {
+    fn named_key(&self, n: &str, a: &str, b: u32, c: bool) -> Result<KeyId, ProviderError> {
         self.inner.named_key(n, a, b, c)
-    }
-    fn named_secret(&self, n: &str, a: &str, c: bool) -> Result<cryptohost::KeyId, ProviderError> {
-        self.inner.named_secret(n, a, c)
-    }
-    fn import_secret(&self, a: &str, k: &[u8]) -> Result<cryptohost::KeyId, ProviderError> {
-        self.inner.import_secret(a, k)
-    }
-    fn encrypt(
-        &self,
-        k: &cryptohost::KeyId,
-        p: &[u8],
-        a: &[u8],
-    ) -> Result<cryptohost::provider::Sealed, ProviderError> {
-        self.inner.encrypt(k, p, a)
-    }
-    fn decrypt(
-        &self,
-        k: &cryptohost::KeyId,
-        n: &[u8],
-        c: &[u8],
-        a: &[u8],
-    ) -> Result<zeroize::Zeroizing<Vec<u8>>, ProviderError> {
-        self.inner.decrypt(k, n, c, a)
     }
 }
 

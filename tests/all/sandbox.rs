@@ -3,6 +3,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
+use cryptohost::provider::Hashing;
 use cryptohost::{Config, LoadError, ProviderError, TrustMode};
 
 use crate::common::{self, MISBEHAVING, OFFLINE, P};

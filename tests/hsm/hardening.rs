@@ -10,8 +10,9 @@ use std::process::{Command, Output};
 
 use cryptohost::keys::KeyRef;
 use cryptohost::pkcs11::{HsmConfig, PinSource, Pkcs11Provider, Pkcs11Uri, TokenSpec};
+use cryptohost::provider::Signing;
 use cryptohost::provider::{SigFormat, SignInput};
-use cryptohost::{CryptoProvider, KeyId, Priority, ProviderError};
+use cryptohost::{KeyId, Priority, ProviderError};
 
 use crate::softhsm::{self, MODULE, PIN, PIN_VAR, SoftHsm};
 
@@ -43,7 +44,7 @@ fn last_audit_line(hsm: &SoftHsm) -> serde_json::Value {
 }
 
 fn sign(p: &Pkcs11Provider, uri: &str, alg: &str) -> Result<Vec<u8>, ProviderError> {
-    p.sign(&KeyId(uri.to_string()), alg, SignInput::Message(b"m"), SigFormat::Der)
+    p.sign(&KeyId(uri.to_string()), alg, SignInput::Message(b"m"), SigFormat::Der).map(|s| s.value)
 }
 
 #[test]

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use cryptohost::audit::AuditInput;
 use cryptohost::keys::{KeyError, KeyRef, KeyService};
 use cryptohost::pkcs11::Pkcs11Provider;
+use cryptohost::provider::Signing;
 use cryptohost::provider::{SigFormat, SignInput};
-use cryptohost::{CryptoProvider, KeyId, ProviderError};
+use cryptohost::{KeyId, ProviderError};
 
 use crate::softhsm::{self, MODULE, SoftHsm};
 
 fn sign(p: &Pkcs11Provider, uri: &str, alg: &str, msg: &[u8]) -> Result<Vec<u8>, ProviderError> {
-    p.sign(&KeyId(uri.to_string()), alg, SignInput::Message(msg), SigFormat::Der)
+    p.sign(&KeyId(uri.to_string()), alg, SignInput::Message(msg), SigFormat::Der).map(|s| s.value)
 }
 
 #[test]
@@ -36,17 +37,11 @@ fn failover_to_the_second_token_when_the_first_becomes_unusable() {
     );
     let status = p.status();
     let primary_serial = status[0].serial.clone();
-    let (_, served_by) =
-        p.sign_served(&KeyId(any.to_string()), "ES256", SignInput::Message(b"m"), SigFormat::Der).unwrap();
+    let served_by = p.sign(&KeyId(any.to_string()), "ES256", SignInput::Message(b"m"), SigFormat::Der).unwrap().device;
     assert_eq!(served_by.as_deref(), Some(primary_serial.as_str()), "the serial comes back with the result");
 
     // Mid-run, the primary token disappears (deleted by another process).
-    let out = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &hsm.conf)
-        .args(["--delete-token", "--token", "primary"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    hsm.remove_token("primary");
 
     for i in 0..5 {
         let msg = format!("after {i}");
@@ -58,8 +53,7 @@ fn failover_to_the_second_token_when_the_first_becomes_unusable() {
     let status = p.status();
     let backup = status.iter().find(|t| t.label == "backup").unwrap();
     assert!(backup.healthy);
-    let (_, served_by) =
-        p.sign_served(&KeyId(any.to_string()), "ES256", SignInput::Message(b"m"), SigFormat::Der).unwrap();
+    let served_by = p.sign(&KeyId(any.to_string()), "ES256", SignInput::Message(b"m"), SigFormat::Der).unwrap().device;
     assert_eq!(served_by.as_deref(), Some(backup.serial.as_str()), "failover shows in the result");
     p.disconnect();
 }

@@ -314,12 +314,7 @@ fn a_token_removed_mid_run_costs_no_request_when_another_holds_the_same_key() {
     };
     std::thread::sleep(std::time::Duration::from_millis(150));
     // Mid-run, the primary token disappears.
-    let gone = std::process::Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &hsm.conf)
-        .args(["--delete-token", "--token", "primary"])
-        .output()
-        .unwrap();
-    assert!(gone.status.success(), "{}", String::from_utf8_lossy(&gone.stderr));
+    hsm.remove_token("primary");
     let signatures = signer.join().expect("no request failed");
     let serials: std::collections::BTreeSet<_> = signatures.iter().map(|(_, s)| s.clone()).collect();
     // Every signature verifies under the one shared public key, whichever token made it.

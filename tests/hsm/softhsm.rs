@@ -27,7 +27,6 @@ pub fn serial() -> MutexGuard<'static, ()> {
 /// A token directory with the named tokens initialised, and the environment pointing at it.
 pub struct SoftHsm {
     pub dir: tempfile::TempDir,
-    pub conf: PathBuf,
 }
 
 impl SoftHsm {
@@ -55,7 +54,7 @@ impl SoftHsm {
             std::env::set_var("SOFTHSM2_CONF", &conf);
             std::env::set_var(PIN_VAR, PIN);
         }
-        SoftHsm { dir, conf }
+        SoftHsm { dir }
     }
 
     /// A config with offline-verification, the simulation (seeded) and this HSM.
@@ -74,6 +73,21 @@ impl SoftHsm {
         );
         fs::write(&path, text).unwrap();
         path
+    }
+
+    /// Removes the token `label` while other processes may be using it: its directory is moved
+    /// out of the token directory in one rename, so the module sees the token gone at once and
+    /// the removal cannot fail halfway on a file another process holds open (`softhsm2-util
+    /// --delete-token`, which deletes file by file, could: "Could not delete the directory").
+    pub fn remove_token(&self, label: &str) {
+        let tokens = self.dir.path().join("tokens");
+        let holds = |dir: &Path| {
+            fs::read(dir.join("token.object")).is_ok_and(|b| b.windows(label.len()).any(|w| w == label.as_bytes()))
+        };
+        let found: Vec<PathBuf> =
+            fs::read_dir(&tokens).unwrap().flatten().map(|e| e.path()).filter(|d| holds(d)).collect();
+        assert_eq!(found.len(), 1, "exactly one token directory holds the label {label:?}: {found:?}");
+        fs::rename(&found[0], self.dir.path().join(format!("removed-{label}"))).unwrap();
     }
 
     pub fn audit_path(&self) -> PathBuf {

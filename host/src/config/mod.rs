@@ -1,8 +1,7 @@
 //! The TOML configuration (`cryptohost.toml`) and the build manifest (`components/manifest.json`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -10,11 +9,12 @@ use toml::Spanned;
 use crate::error::LoadError;
 use crate::fsio;
 use crate::keyref::KeyRef;
-use crate::pkcs11::{HsmConfig, PinSource, TokenSpec};
+use crate::pkcs11::HsmConfig;
 use crate::provider::Priority;
 use crate::wasm::{CacheSetting, Limits};
 
 mod pins;
+mod sections;
 mod service;
 pub use pins::{Manifest, ManifestEntry, is_sha256_hex, write_pins};
 pub use service::{AllowRule, Operation, ServiceConfig};
@@ -286,268 +286,32 @@ impl Config {
         Config::parse(path, &text)
     }
 
-    /// As [`Config::load`], from text already read.
+    /// As [`Config::load`], from text already read. One function per section (`sections`).
     ///
     /// # Errors
     /// As [`Config::load`].
     pub fn parse(path: &Path, text: &str) -> Result<Config, LoadError> {
-        let err = |message: String| LoadError::Config { path: path.to_path_buf(), message };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|s| format!("line {}: ", line_of(text, s.start))).unwrap_or_default();
-            err(format!("{at}{}", e.message().trim_end()))
-        })?;
-        let at = |span: std::ops::Range<usize>, field: &str, msg: String| {
-            err(format!("line {}: {field}: {msg}", line_of(text, span.start)))
-        };
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
-
-        let mut limits = Limits::default();
-        let ms = |v: &Option<Spanned<u64>>, field: &str, max: u64| -> Result<Option<u64>, LoadError> {
-            match v {
-                None => Ok(None),
-                Some(s) if *s.get_ref() == 0 || *s.get_ref() > max => {
-                    Err(at(s.span(), field, format!("must be between 1 and {max}, got {}", s.get_ref())))
-                }
-                Some(s) => Ok(Some(*s.get_ref())),
-            }
-        };
-        if let Some(v) = ms(&raw.limits.call_timeout_ms, "limits.call_timeout_ms", 600_000)? {
-            limits.call_timeout = Duration::from_millis(v);
-        }
-        if let Some(v) = ms(&raw.limits.keygen_timeout_ms, "limits.keygen_timeout_ms", 3_600_000)? {
-            limits.keygen_timeout = Duration::from_millis(v);
-        }
-        if let Some(v) = ms(&raw.limits.memory_mib, "limits.memory_mib", 4096)? {
-            limits.memory_bytes = (v as usize) << 20;
-        }
-        if let Some(v) = ms(&raw.limits.max_wasm_stack_kib, "limits.max_wasm_stack_kib", 64 * 1024)? {
-            limits.max_wasm_stack = (v as usize) << 10;
-        }
-
-        // The digests that vouch for cached native code live beside the config by default,
-        // under the config's protection rather than the cache's.
-        let digests = base.join(raw.cache.digest_dir.unwrap_or_else(|| PathBuf::from("cache-digests")));
-        let cache = match (raw.cache.enabled, raw.cache.dir.map(|d| base.join(d)).or_else(default_cache_dir)) {
-            (true, Some(dir)) => CacheSetting::Dir { dir, digests },
-            _ => CacheSetting::Disabled,
-        };
-
-        let mut names = HashSet::new();
-        let mut providers = Vec::new();
-        for p in raw.providers {
-            let name = p.name.get_ref().clone();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(at(p.name.span(), "provider.name", format!("{name:?} must be letters, digits, - or _")));
-            }
-            if !names.insert(name.clone()) {
-                return Err(at(p.name.span(), "provider.name", format!("{name:?} is configured twice")));
-            }
-            let component = p.component.get_ref();
-            let plain = Path::new(component).file_name().is_some_and(|f| f == component.as_str())
-                && component.ends_with(".wasm");
-            if !plain {
-                return Err(at(
-                    p.component.span(),
-                    "provider.component",
-                    format!("{component:?} must be a plain *.wasm file name inside component_dir"),
-                ));
-            }
-            let sha256 = match &p.sha256 {
-                None => None,
-                Some(s) => {
-                    let v = s.get_ref().to_ascii_lowercase();
-                    if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        return Err(at(s.span(), "provider.sha256", format!("{v:?} is not 64 hex digits")));
-                    }
-                    Some(v)
-                }
-            };
-            let key_prefix = match &p.key_prefix {
-                None => None,
-                Some(k) => {
-                    let v = k.get_ref();
-                    if matches!(v.as_str(), "pkcs11" | "file")
-                        || v.is_empty()
-                        || !v.chars().all(|c| c.is_ascii_lowercase())
-                    {
-                        return Err(at(
-                            k.span(),
-                            "provider.key_prefix",
-                            format!("{v:?} must be lowercase letters, not pkcs11 or file"),
-                        ));
-                    }
-                    Some(v.clone())
-                }
-            };
-            let role = match &p.role {
-                None => None,
-                Some(r) => Some(r.get_ref().parse().map_err(|m| at(r.span(), "provider.role", m))?),
-            };
-            providers.push(ProviderConfig {
-                name,
-                component: PathBuf::from(component),
-                sha256,
-                priority: Priority(*p.priority.get_ref()),
-                key_prefix,
-                settings: p.settings,
-                role,
-            });
-        }
-
-        let hsm = match raw.hsm {
-            None => None,
-            Some(h) => {
-                let pin = match (h.pin_env, h.pin_file) {
-                    (Some(var), None) => PinSource::Env(var),
-                    (None, Some(file)) => PinSource::File(base.join(file)),
-                    _ => {
-                        return Err(err(
-                            "[hsm]: give exactly one of pin_env or pin_file (a PIN is never written in the config)"
-                                .into(),
-                        ));
-                    }
-                };
-                if h.tokens.get_ref().is_empty() {
-                    return Err(at(
-                        h.tokens.span(),
-                        "hsm.tokens",
-                        "name at least one token (label, or serial:NUMBER)".into(),
-                    ));
-                }
-                let size = *h.pool_size.get_ref();
-                if size == 0 || size > 64 {
-                    return Err(at(
-                        h.pool_size.span(),
-                        "hsm.pool_size",
-                        format!("must be between 1 and 64, got {size}"),
-                    ));
-                }
-                let tokens = h
-                    .tokens
-                    .get_ref()
-                    .iter()
-                    .map(|t| match t.strip_prefix("serial:") {
-                        Some(s) => TokenSpec::Serial(s.to_string()),
-                        None => TokenSpec::Label(t.clone()),
-                    })
-                    .collect();
-                let module_sha256 = match &h.module_sha256 {
-                    Some(d) if is_sha256_hex(d.get_ref()) => Some(d.get_ref().clone()),
-                    Some(d) => {
-                        return Err(at(
-                            d.span(),
-                            "hsm.module_sha256",
-                            format!("{:?} is not 64 lowercase hex digits (sha256sum of the module file)", d.get_ref()),
-                        ));
-                    }
-                    None if raw.strict => {
-                        return Err(err(format!(
-                            "strict = true and [hsm] module {} has no module_sha256: set it to the module file's \
-                             sha256 (sha256sum {}) so its bytes are checked before they are loaded",
-                            h.module.display(),
-                            h.module.display()
-                        )));
-                    }
-                    None => None,
-                };
-                Some(HsmConfig {
-                    name: h.name,
-                    module: h.module,
-                    module_sha256,
-                    tokens,
-                    pin,
-                    pool_size: size,
-                    priority: Priority(h.priority),
-                    require_non_extractable: h.require_non_extractable,
-                })
-            }
-        };
-        let audit_path = match raw.audit {
-            Some(a) => base.join(a.path),
-            None => base.join("audit.jsonl"),
-        };
-
-        let mut profiles = BTreeMap::new();
-        for (name, p) in raw.profiles {
-            // Parsed once, here: a `file:` key is relative to this config file, wherever the
-            // process was started (a service started from `/` finds it too).
-            let key = KeyRef::parse_relative_to(p.key.get_ref(), &base)
-                .map_err(|e| at(p.key.span(), &format!("profiles.{name}.key"), e.message))?;
-            let Some(alg) = crate::alg::signature(&p.algorithm) else {
-                return Err(at(
-                    p.key.span(),
-                    &format!("profiles.{name}.algorithm"),
-                    format!("unknown signature algorithm {:?}", p.algorithm),
-                ));
-            };
-            profiles.insert(name, Profile { key, algorithm: alg.name.to_string(), key_id: p.key_id });
-        }
-        let dsse = raw.dsse.unwrap_or(RawDsse { max_payload_mib: None, max_signatures: None });
-        let max_payload = match &dsse.max_payload_mib {
-            None => DEFAULT_MAX_PAYLOAD,
-            Some(m) => payload_limit(*m.get_ref()).map_err(|msg| at(m.span(), "dsse.max_payload_mib", msg))?,
-        };
-        let max_signatures = match &dsse.max_signatures {
-            None => DEFAULT_MAX_SIGNATURES,
-            Some(n) if (1..=256).contains(n.get_ref()) => *n.get_ref() as usize,
-            Some(n) => {
-                return Err(at(
-                    n.span(),
-                    "dsse.max_signatures",
-                    format!("must be between 1 and 256, got {}", n.get_ref()),
-                ));
-            }
-        };
-
-        let service = parse_service(raw.service, &base, &at)?;
-
-        let (trust_anchors, bootstrap_fingerprint) = match raw.trust {
-            None => (None, None),
-            Some(t) => {
-                let fp = match t.bootstrap_fingerprint {
-                    None => None,
-                    Some(f) => {
-                        let ok = f.get_ref().strip_prefix("sha256:").is_some_and(is_sha256_hex);
-                        if !ok {
-                            return Err(at(
-                                f.span(),
-                                "trust.bootstrap_fingerprint",
-                                format!("{:?} is not \"sha256:\" + 64 lowercase hex digits", f.get_ref()),
-                            ));
-                        }
-                        Some(f.into_inner())
-                    }
-                };
-                (t.anchors.map(|d| base.join(d)), fp)
-            }
-        };
-        let kit = raw.kit.map(|k| KitConfig { dir: base.join(k.dir), disable: k.disable, priority: k.priority });
-        if kit.is_some() && bootstrap_fingerprint.is_none() {
-            return Err(err(
-                "[kit] needs [trust] bootstrap_fingerprint: an installed kit is checked against it on every use".into(),
-            ));
-        }
-        if kit.is_some() && trust_anchors.is_some() {
-            return Err(err("give [kit] dir or [trust] anchors, not both: a kit's anchors are its own".into()));
-        }
-
+        let src = sections::Src::new(path, text);
+        let raw: RawConfig = toml::from_str(text).map_err(|e| src.toml(&e))?;
+        let hsm = raw.hsm.map(|h| sections::hsm(&src, h, raw.strict)).transpose()?;
+        let (max_payload, max_signatures) = sections::dsse(&src, raw.dsse)?;
+        let (trust_anchors, bootstrap_fingerprint, kit) = sections::trust(&src, raw.trust, raw.kit)?;
         Ok(Config {
+            limits: sections::limits(&src, &raw.limits)?,
+            cache: sections::cache(&src, raw.cache),
+            providers: sections::providers(&src, raw.providers)?,
+            profiles: sections::profiles(&src, raw.profiles)?,
+            service: parse_service(raw.service, &src.base, &|span, field, msg| src.at(span, field, msg))?,
+            audit_path: src.base.join(raw.audit.map_or_else(|| PathBuf::from("audit.jsonl"), |a| a.path)),
             trust_anchors,
             bootstrap_fingerprint,
             kit,
-            service,
-            profiles,
             max_payload,
             max_signatures,
             hsm,
-            audit_path,
             path: path.to_path_buf(),
-            component_dir: base.join(raw.component_dir.get_ref()),
+            component_dir: src.base.join(raw.component_dir.get_ref()),
             pinned_toolchain: raw.pinned_toolchain,
-            cache,
-            limits,
-            providers,
         })
     }
 }

@@ -16,7 +16,6 @@ mod pool;
 mod signing;
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::{Mutex, RwLock};
 
 use zeroize::Zeroizing;
@@ -28,7 +27,8 @@ pub use objects::{KeyListing, MIN_RSA_BITS, modulus_bits};
 
 use crate::error::ProviderError;
 use crate::provider::{
-    Capability, CapabilityInfo, CryptoProvider, Descriptor, KeyId, Origin, Sealed, SigFormat, SignInput, Verifier,
+    Capability, CapabilityInfo, CryptoProvider, Descriptor, Encryption, KeyId, OnDevice, Origin, Sealed, SigFormat,
+    SignInput, Signing,
 };
 use connection::Connection;
 
@@ -86,6 +86,7 @@ fn unsupported(what: &str) -> ProviderError {
     ProviderError::Unsupported(format!("the PKCS#11 backend does not offer {what}"))
 }
 
+/// The HSM signs and encrypts; it never hashes or verifies (nothing public needs it).
 impl CryptoProvider for Pkcs11Provider {
     fn descriptor(&self) -> &Descriptor {
         &self.descriptor
@@ -95,18 +96,16 @@ impl CryptoProvider for Pkcs11Provider {
         self.pool_stats()
     }
 
-    fn digest(&self, _algorithm: &str, _data: &[u8]) -> Result<Vec<u8>, ProviderError> {
-        Err(unsupported("hashing"))
+    fn signing(&self) -> Option<&dyn Signing> {
+        Some(self)
     }
 
-    fn digest_reader(&self, _algorithm: &str, _reader: &mut dyn Read) -> Result<Vec<u8>, ProviderError> {
-        Err(unsupported("hashing"))
+    fn encryption(&self) -> Option<&dyn Encryption> {
+        Some(self)
     }
+}
 
-    fn open_verifier(&self, _algorithm: &str, _spki_der: &[u8]) -> Result<Box<dyn Verifier + '_>, ProviderError> {
-        Err(unsupported("verification (it never needs the HSM)"))
-    }
-
+impl Signing for Pkcs11Provider {
     fn import_pkcs8(&self, _pkcs8_der: &[u8]) -> Result<KeyId, ProviderError> {
         Err(unsupported("importing private keys"))
     }
@@ -124,31 +123,25 @@ impl CryptoProvider for Pkcs11Provider {
         Err(ProviderError::InvalidKey("HSM keys never leave the token".into()))
     }
 
+    /// The device is the serial of the token that signed (failover may have moved on).
     fn sign(
         &self,
         key: &KeyId,
         algorithm: &str,
         input: SignInput<'_>,
         format: SigFormat,
-    ) -> Result<Vec<u8>, ProviderError> {
-        self.sign_with(key, algorithm, input, format).map(|(sig, _)| sig)
-    }
-
-    fn sign_served(
-        &self,
-        key: &KeyId,
-        algorithm: &str,
-        input: SignInput<'_>,
-        format: SigFormat,
-    ) -> Result<(Vec<u8>, Option<String>), ProviderError> {
-        self.sign_with(key, algorithm, input, format).map(|(sig, serial)| (sig, Some(serial)))
+    ) -> Result<OnDevice<Vec<u8>>, ProviderError> {
+        let (value, serial) = self.sign_with(key, algorithm, input, format)?;
+        Ok(OnDevice { value, device: Some(serial) })
     }
 
     /// With `create`, generates: an existing key under the name is refused, never reused.
     fn named_key(&self, name: &str, algorithm: &str, rsa_bits: u32, create: bool) -> Result<KeyId, ProviderError> {
         self.named_key_pair(name, algorithm, rsa_bits, create)
     }
+}
 
+impl Encryption for Pkcs11Provider {
     /// With `create`, generates: an existing key under the name is refused, never reused.
     fn named_secret(&self, name: &str, algorithm: &str, create: bool) -> Result<KeyId, ProviderError> {
         self.named_aes_key(name, algorithm, create)
@@ -158,17 +151,9 @@ impl CryptoProvider for Pkcs11Provider {
         self.import_aes_key(algorithm, key)
     }
 
-    fn encrypt(&self, key: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, ProviderError> {
-        self.gcm_encrypt(key, plaintext, aad).map(|(sealed, _)| sealed)
-    }
-
-    fn encrypt_served(
-        &self,
-        key: &KeyId,
-        plaintext: &[u8],
-        aad: &[u8],
-    ) -> Result<(Sealed, Option<String>), ProviderError> {
-        self.gcm_encrypt(key, plaintext, aad).map(|(sealed, serial)| (sealed, Some(serial)))
+    fn encrypt(&self, key: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<OnDevice<Sealed>, ProviderError> {
+        let (value, serial) = self.gcm_encrypt(key, plaintext, aad)?;
+        Ok(OnDevice { value, device: Some(serial) })
     }
 
     fn decrypt(
@@ -177,17 +162,8 @@ impl CryptoProvider for Pkcs11Provider {
         nonce: &[u8],
         ciphertext: &[u8],
         aad: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
-        self.gcm_decrypt(key, nonce, ciphertext, aad).map(|(plain, _)| plain)
-    }
-
-    fn decrypt_served(
-        &self,
-        key: &KeyId,
-        nonce: &[u8],
-        ciphertext: &[u8],
-        aad: &[u8],
-    ) -> Result<(Zeroizing<Vec<u8>>, Option<String>), ProviderError> {
-        self.gcm_decrypt(key, nonce, ciphertext, aad).map(|(plain, serial)| (plain, Some(serial)))
+    ) -> Result<OnDevice<Zeroizing<Vec<u8>>>, ProviderError> {
+        let (value, serial) = self.gcm_decrypt(key, nonce, ciphertext, aad)?;
+        Ok(OnDevice { value, device: Some(serial) })
     }
 }

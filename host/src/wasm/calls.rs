@@ -1,5 +1,5 @@
-//! `CryptoProvider` for a component: each trait method as one guest call under the call
-//! limits, on a pooled instance (or the instance that holds the key), and the verifier
+//! `CryptoProvider` for a component: each capability's methods as one guest call under the
+//! call limits, on a pooled instance (or the instance that holds the key), and the verifier
 //! resources a guest opens.
 
 use std::io::Read;
@@ -37,6 +37,31 @@ impl CryptoProvider for WasmProvider {
         }
     }
 
+    fn hashing(&self) -> Option<&dyn Hashing> {
+        Some(self)
+    }
+
+    fn verification(&self) -> Option<&dyn Verification> {
+        Some(self)
+    }
+
+    /// Only a component whose world holds keys (its exports decided it when it was admitted).
+    fn signing(&self) -> Option<&dyn Signing> {
+        self.offers(Capability::Signing).then_some(self as &dyn Signing)
+    }
+
+    fn encryption(&self) -> Option<&dyn Encryption> {
+        self.offers(Capability::Encryption).then_some(self as &dyn Encryption)
+    }
+}
+
+impl WasmProvider {
+    fn offers(&self, capability: Capability) -> bool {
+        self.descriptor.world.is_some_and(|w| w.allows(capability))
+    }
+}
+
+impl Hashing for WasmProvider {
     fn digest(&self, algorithm: &str, data: &[u8]) -> Result<Vec<u8>, ProviderError> {
         self.fits("data to hash in one call", data.len())?;
         self.call(|live| live.bindings.hashing.call_digest(&mut live.store, algorithm, data))
@@ -75,7 +100,9 @@ impl CryptoProvider for WasmProvider {
         });
         finished?.map_err(Into::into)
     }
+}
 
+impl Verification for WasmProvider {
     fn open_verifier(&self, algorithm: &str, spki_der: &[u8]) -> Result<Box<dyn Verifier + '_>, ProviderError> {
         let (r, generation) = self.with_live(None, self.shared.limits.call_timeout, |live| {
             live.bindings.verification.call_open_verifier(&mut live.store, algorithm, spki_der)
@@ -128,7 +155,9 @@ impl CryptoProvider for WasmProvider {
         })?;
         r.map_err(Into::into)
     }
+}
 
+impl Signing for WasmProvider {
     fn import_pkcs8(&self, pkcs8_der: &[u8]) -> Result<KeyId, ProviderError> {
         let (r, generation) = self.with_live(None, self.shared.limits.call_timeout, |live| {
             iface!(live, signing).call_import_pkcs8(&mut live.store, pkcs8_der)
@@ -165,7 +194,7 @@ impl CryptoProvider for WasmProvider {
         algorithm: &str,
         input: SignInput<'_>,
         format: SigFormat,
-    ) -> Result<Vec<u8>, ProviderError> {
+    ) -> Result<OnDevice<Vec<u8>>, ProviderError> {
         if let SignInput::Message(m) = input {
             self.fits(&format!("a message to sign whole ({algorithm})"), m.len())?;
         }
@@ -177,7 +206,7 @@ impl CryptoProvider for WasmProvider {
                 SignInput::Digest(d) => s.call_sign_digest(&mut live.store, id, algorithm, d, format.into()),
             }
         })?;
-        r.map_err(Into::into)
+        r.map(OnDevice::one).map_err(Into::into)
     }
 
     fn named_key(&self, name: &str, algorithm: &str, rsa_bits: u32, create: bool) -> Result<KeyId, ProviderError> {
@@ -199,7 +228,9 @@ impl CryptoProvider for WasmProvider {
                 Err(_) => Ok(()),
             });
     }
+}
 
+impl Encryption for WasmProvider {
     fn named_secret(&self, name: &str, algorithm: &str, create: bool) -> Result<KeyId, ProviderError> {
         let (r, generation) = self.with_live(None, self.shared.limits.call_timeout, |live| {
             iface!(live, encryption).call_named_secret(&mut live.store, name, algorithm, create)
@@ -214,14 +245,14 @@ impl CryptoProvider for WasmProvider {
         Ok(key_id(generation, &r?))
     }
 
-    fn encrypt(&self, key: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, ProviderError> {
+    fn encrypt(&self, key: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<OnDevice<Sealed>, ProviderError> {
         self.fits("plaintext plus AAD", plaintext.len().saturating_add(aad.len()))?;
         let (generation, id) = split_key(key)?;
         let (r, _) = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
             iface!(live, encryption).call_encrypt(&mut live.store, id, plaintext, aad)
         })?;
         let sealed = r?;
-        Ok(Sealed { nonce: sealed.nonce, ciphertext: sealed.ciphertext })
+        Ok(OnDevice::one(Sealed { nonce: sealed.nonce, ciphertext: sealed.ciphertext }))
     }
 
     fn decrypt(
@@ -230,13 +261,13 @@ impl CryptoProvider for WasmProvider {
         nonce: &[u8],
         ciphertext: &[u8],
         aad: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+    ) -> Result<OnDevice<Zeroizing<Vec<u8>>>, ProviderError> {
         self.fits("ciphertext plus AAD", ciphertext.len().saturating_add(aad.len()))?;
         let (generation, id) = split_key(key)?;
         let (r, _) = self.with_live(Some(generation), self.shared.limits.call_timeout, |live| {
             iface!(live, encryption).call_decrypt(&mut live.store, id, nonce, ciphertext, aad)
         })?;
-        r.map(Zeroizing::new).map_err(Into::into)
+        r.map(|p| OnDevice::one(Zeroizing::new(p))).map_err(Into::into)
     }
 }
 

@@ -24,8 +24,8 @@ use crate::bindings::{self, Keystore};
 use crate::error::{LoadError, ProviderError};
 use crate::fsio::{self, limits as file_limits};
 use crate::provider::{
-    CapabilityInfo, CryptoProvider, Descriptor, KeyId, Origin, Priority, ProviderStats, Sealed, SigFormat, SignInput,
-    Verifier,
+    Capability, CapabilityInfo, CryptoProvider, Descriptor, Encryption, Hashing, KeyId, OnDevice, Origin, Priority,
+    ProviderStats, Sealed, SigFormat, SignInput, Signing, Verification, Verifier,
 };
 use budget::{Budget, LOG_LINE_CHARS, LOG_LINES_PER_CALL};
 use cache::NativeCache;
