@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{Config, Manifest};
+use crate::config::{Config, Manifest, ProviderConfig};
 use crate::error::LoadError;
 use crate::pkcs11::Pkcs11Provider;
 use crate::provider::CryptoProvider;
@@ -82,117 +82,14 @@ pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host
         TrustMode::Pins => None,
         TrustMode::DevManifest => Some(Manifest::load(&config.component_dir.join("manifest.json"))?),
     };
-    let mut providers: Vec<Arc<dyn CryptoProvider>> = Vec::new();
-    let mut prefixes = Vec::new();
+    let mut loaded = Loaded::default();
     for p in &config.providers {
-        let file = config.component_dir.join(&p.component);
-        let trust = match (&manifest, &p.sha256) {
-            (None, Some(pin)) => Trust::Pinned(pin.clone()),
-            (None, None) => {
-                return Err(LoadError::Config {
-                    path: config.path.clone(),
-                    message: format!(
-                        "provider {:?} has no sha256 pin; review the build and run `just pin`, or start with --dev",
-                        p.name
-                    ),
-                });
-            }
-            (Some(m), pin) => {
-                let name = p.component.to_string_lossy();
-                let entry = m.entry_for_file(&name).ok_or_else(|| LoadError::Component {
-                    file: file.clone(),
-                    message: "not listed in manifest.json (dev mode trusts only the manifest)".into(),
-                })?;
-                if pin.as_ref().is_some_and(|pin| *pin != entry.sha256) {
-                    log::warn!(
-                        "dev mode: provider {} is pinned to a different digest than the manifest; using the manifest",
-                        p.name
-                    );
-                }
-                Trust::Manifest(entry.sha256.clone())
-            }
-        };
-        if let (Some(k), Trust::Pinned(d) | Trust::Manifest(d)) = (&kit, &trust)
-            && let Some(r) = k.revocation(d)
-        {
-            return Err(LoadError::Component {
-                file: file.clone(),
-                message: format!(
-                    "sha256 {d} is revoked by the installed kit {} ({}); refused even though the config pins it",
-                    k.dir.display(),
-                    r.reason
-                ),
-            });
-        }
-        let settings = p.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let instances = instances_of(config, p);
-        let loaded = runtime.load_pooled(&p.name, &file, &trust, p.priority, settings, instances)?;
-        let world = loaded.descriptor().world;
-        if let (Some(role), Some(world)) = (p.role, world)
-            && role != world
-        {
-            return Err(LoadError::Component {
-                file: file.clone(),
-                message: format!(
-                    "provider {:?} is configured with role {:?}, but the component is a {} world component \
-                     (from what it exports); refused",
-                    p.name,
-                    role.name(),
-                    world.name()
-                ),
-            });
-        }
-        let provider: Arc<dyn CryptoProvider> = Arc::new(loaded);
-        if let Some(prefix) = &p.key_prefix {
-            prefixes.push((prefix.clone(), provider.clone()));
-        }
-        providers.push(provider);
+        loaded.add(configured(config, &runtime, manifest.as_ref(), kit.as_ref(), p)?, p.key_prefix.clone());
     }
     // The kit's providers: what the config would say comes from the signed manifest; the
     // config may disable one or override its priority.
     for a in kit_providers {
-        let name = &a.entry.provider.name;
-        let file = a.path.clone();
-        if config.providers.iter().any(|p| p.name == *name) {
-            return Err(LoadError::Component {
-                file,
-                message: format!(
-                    "provider {name:?} is both configured and in the installed kit: name one, or disable the kit's"
-                ),
-            });
-        }
-        if let Some(r) = kit.as_ref().and_then(|k| k.revocation(&a.entry.sha256)) {
-            return Err(LoadError::Component {
-                file,
-                message: format!("sha256 {} is revoked by the installed kit ({})", a.entry.sha256, r.reason),
-            });
-        }
-        let priority =
-            config.kit.as_ref().and_then(|k| k.priority.get(name).copied()).unwrap_or(a.entry.provider.priority);
-        let mut loaded = runtime.load_pooled(
-            name,
-            &file,
-            &Trust::Pinned(a.entry.sha256.clone()),
-            crate::provider::Priority(priority),
-            Vec::new(),
-            kit_instances(config, a),
-        )?;
-        if loaded.descriptor().world != Some(a.world) {
-            return Err(LoadError::Component {
-                file,
-                message: format!(
-                    "the kit gives provider {name:?} role {}, but the component is a {} world component",
-                    a.world.name(),
-                    loaded.descriptor().world.map_or("native", |w| w.name())
-                ),
-            });
-        }
-        loaded.set_publisher(&a.publisher);
-        let provider: Arc<dyn CryptoProvider> = Arc::new(loaded);
-        if let Some(prefix) = &a.entry.provider.key_prefix {
-            prefixes.push((prefix.clone(), provider.clone()));
-        }
-        providers.push(provider);
+        loaded.add(from_kit(config, &runtime, kit.as_ref(), a)?, a.entry.provider.key_prefix.clone());
     }
     // The HSM connects lazily, on its first key operation: verification never needs it.
     if let Some(h) = &config.hsm
@@ -206,11 +103,144 @@ pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host
     }
     let hsm = config.hsm.clone().map(|h| Arc::new(Pkcs11Provider::new(h)));
     if let Some(h) = &hsm {
-        providers.push(h.clone());
         // `pkcs11:` URIs are one more key namespace, routed like `sim:`.
-        prefixes.push(("pkcs11".to_string(), h.clone() as Arc<dyn CryptoProvider>));
+        loaded.add(h.clone(), Some("pkcs11".to_string()));
     }
-    Ok(Host { registry: Registry::with_namespaces(providers, prefixes), hsm, _runtime: runtime })
+    Ok(Host { registry: Registry::with_namespaces(loaded.providers, loaded.prefixes), hsm, _runtime: runtime })
+}
+
+/// The providers loaded so far and the key namespaces they hold.
+#[derive(Default)]
+struct Loaded {
+    providers: Vec<Arc<dyn CryptoProvider>>,
+    prefixes: Vec<(String, Arc<dyn CryptoProvider>)>,
+}
+
+impl Loaded {
+    fn add(&mut self, provider: Arc<dyn CryptoProvider>, prefix: Option<String>) {
+        if let Some(prefix) = prefix {
+            self.prefixes.push((prefix, provider.clone()));
+        }
+        self.providers.push(provider);
+    }
+}
+
+/// Which bytes a configured provider's component must be: its pin, or in dev mode the manifest's
+/// digest.
+fn trust_of(config: &Config, manifest: Option<&Manifest>, p: &ProviderConfig, file: &Path) -> Result<Trust, LoadError> {
+    match (manifest, &p.sha256) {
+        (None, Some(pin)) => Ok(Trust::Pinned(pin.clone())),
+        (None, None) => Err(LoadError::Config {
+            path: config.path.clone(),
+            message: format!(
+                "provider {:?} has no sha256 pin; review the build and run `just pin`, or start with --dev",
+                p.name
+            ),
+        }),
+        (Some(m), pin) => {
+            let name = p.component.to_string_lossy();
+            let entry = m.entry_for_file(&name).ok_or_else(|| LoadError::Component {
+                file: file.to_path_buf(),
+                message: "not listed in manifest.json (dev mode trusts only the manifest)".into(),
+            })?;
+            if pin.as_ref().is_some_and(|pin| *pin != entry.sha256) {
+                log::warn!(
+                    "dev mode: provider {} is pinned to a different digest than the manifest; using the manifest",
+                    p.name
+                );
+            }
+            Ok(Trust::Manifest(entry.sha256.clone()))
+        }
+    }
+}
+
+/// A configured provider: its component admitted under its pin, not revoked by the installed
+/// kit, and of the world its `role` says.
+fn configured(
+    config: &Config,
+    runtime: &Runtime,
+    manifest: Option<&Manifest>,
+    kit: Option<&crate::bundle::kit::InstalledKit>,
+    p: &ProviderConfig,
+) -> Result<Arc<dyn CryptoProvider>, LoadError> {
+    let file = config.component_dir.join(&p.component);
+    let trust = trust_of(config, manifest, p, &file)?;
+    if let (Some(k), Trust::Pinned(d) | Trust::Manifest(d)) = (kit, &trust)
+        && let Some(r) = k.revocation(d)
+    {
+        return Err(LoadError::Component {
+            file,
+            message: format!(
+                "sha256 {d} is revoked by the installed kit {} ({}); refused even though the config pins it",
+                k.dir.display(),
+                r.reason
+            ),
+        });
+    }
+    let settings = p.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let loaded = runtime.load_pooled(&p.name, &file, &trust, p.priority, settings, instances_of(config, p))?;
+    if let (Some(role), Some(world)) = (p.role, loaded.descriptor().world)
+        && role != world
+    {
+        return Err(LoadError::Component {
+            file,
+            message: format!(
+                "provider {:?} is configured with role {:?}, but the component is a {} world component \
+                 (from what it exports); refused",
+                p.name,
+                role.name(),
+                world.name()
+            ),
+        });
+    }
+    Ok(Arc::new(loaded))
+}
+
+/// A provider of the installed kit, admitted under the digest its signed manifest lists.
+fn from_kit(
+    config: &Config,
+    runtime: &Runtime,
+    kit: Option<&crate::bundle::kit::InstalledKit>,
+    a: &crate::bundle::kit::Admitted,
+) -> Result<Arc<dyn CryptoProvider>, LoadError> {
+    let name = &a.entry.provider.name;
+    let file = a.path.clone();
+    if config.providers.iter().any(|p| p.name == *name) {
+        return Err(LoadError::Component {
+            file,
+            message: format!(
+                "provider {name:?} is both configured and in the installed kit: name one, or disable the kit's"
+            ),
+        });
+    }
+    if let Some(r) = kit.and_then(|k| k.revocation(&a.entry.sha256)) {
+        return Err(LoadError::Component {
+            file,
+            message: format!("sha256 {} is revoked by the installed kit ({})", a.entry.sha256, r.reason),
+        });
+    }
+    let priority = config.kit.as_ref().and_then(|k| k.priority.get(name).copied()).unwrap_or(a.entry.provider.priority);
+    let trust = Trust::Pinned(a.entry.sha256.clone());
+    let mut loaded = runtime.load_pooled(
+        name,
+        &file,
+        &trust,
+        crate::provider::Priority(priority),
+        Vec::new(),
+        kit_instances(config, a),
+    )?;
+    if loaded.descriptor().world != Some(a.world) {
+        return Err(LoadError::Component {
+            file,
+            message: format!(
+                "the kit gives provider {name:?} role {}, but the component is a {} world component",
+                a.world.name(),
+                loaded.descriptor().world.map_or("native", |w| w.name())
+            ),
+        });
+    }
+    loaded.set_publisher(&a.publisher);
+    Ok(Arc::new(loaded))
 }
 
 /// The size of a provider's instance pool. A provider that holds keys in its memory

@@ -1,6 +1,7 @@
 //! `[service]`: the long-running host's socket, limits, metrics listener and access rules.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use super::{DEFAULT_MAX_PAYLOAD, payload_limit};
 use crate::error::LoadError;
 use crate::keyref::KeyRef;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawService {
     listen: Option<Spanned<String>>,
@@ -105,23 +106,85 @@ pub struct AllowRule {
     pub profiles: Vec<String>,
 }
 
-pub(super) fn parse_service(
-    raw: Option<RawService>,
-    base: &Path,
-    at: &dyn Fn(std::ops::Range<usize>, &str, String) -> LoadError,
-) -> Result<ServiceConfig, LoadError> {
-    let raw = raw.unwrap_or(RawService {
-        listen: None,
-        socket_group: None,
-        max_body_mib: None,
-        max_concurrent: None,
-        max_per_uid: None,
-        metrics_listen: None,
-        instances: None,
-        request_timeout_ms: None,
-        header_timeout_ms: None,
-        allow: Vec::new(),
-    });
+/// Where errors of the config file are placed: `at(span, field, message)`.
+type At<'a> = &'a dyn Fn(std::ops::Range<usize>, &str, String) -> LoadError;
+
+/// A number in `range` (default `default`), or an error naming the field and the range.
+fn ranged(
+    v: &Option<Spanned<u64>>,
+    at: At<'_>,
+    field: &str,
+    range: RangeInclusive<u64>,
+    default: u64,
+) -> Result<u64, LoadError> {
+    match v {
+        None => Ok(default),
+        Some(n) if range.contains(n.get_ref()) => Ok(*n.get_ref()),
+        Some(n) => Err(at(
+            n.span(),
+            field,
+            format!("must be between {} and {}, got {}", range.start(), range.end(), n.get_ref()),
+        )),
+    }
+}
+
+/// `metrics_listen`: a loopback IP:PORT only.
+fn metrics_listen(raw: &Option<Spanned<String>>, at: At<'_>) -> Result<Option<SocketAddr>, LoadError> {
+    let Some(a) = raw else { return Ok(None) };
+    match a.get_ref().parse::<SocketAddr>() {
+        Ok(addr) if addr.ip().is_loopback() => Ok(Some(addr)),
+        Ok(_) => Err(at(
+            a.span(),
+            "service.metrics_listen",
+            format!(
+                "{:?} is not a loopback address: metrics are served on 127.0.0.1 or ::1 only \
+                 (put a proxy in front to expose them further)",
+                a.get_ref()
+            ),
+        )),
+        Err(e) => Err(at(a.span(), "service.metrics_listen", format!("{:?} is not IP:PORT: {e}", a.get_ref()))),
+    }
+}
+
+/// One `[[service.allow]]` rule: known operations, someone named, held keys only.
+fn allow_rule(r: RawAllow, at: At<'_>) -> Result<AllowRule, LoadError> {
+    let mut operations = Vec::new();
+    for op in r.operations.get_ref() {
+        operations.push(match op.as_str() {
+            "sign" => Operation::Sign,
+            "decrypt" => Operation::Decrypt,
+            "encrypt" => Operation::Encrypt,
+            "generate" => Operation::Generate,
+            "admin" => Operation::Admin,
+            other => {
+                return Err(at(
+                    r.operations.span(),
+                    "service.allow.operations",
+                    format!("unknown operation {other:?} (sign, decrypt, encrypt, generate, admin)"),
+                ));
+            }
+        });
+    }
+    if r.users.is_empty() && r.groups.is_empty() {
+        return Err(at(r.operations.span(), "service.allow", "a rule names at least one user or group".into()));
+    }
+    for k in &r.keys {
+        if let Err(e) = KeyRef::parse(k.trim_end_matches('*')).or_else(|_| KeyRef::parse(k)) {
+            return Err(at(r.operations.span(), "service.allow.keys", format!("{k:?}: {}", e.message)));
+        }
+        if k.starts_with("file:") || !k.contains(':') {
+            return Err(at(
+                r.operations.span(),
+                "service.allow.keys",
+                format!("{k:?}: the server never uses key files; name held keys (pkcs11:..., sim:...)"),
+            ));
+        }
+    }
+    Ok(AllowRule { users: r.users, groups: r.groups, operations, keys: r.keys, profiles: r.profiles })
+}
+
+pub(super) fn parse_service(raw: Option<RawService>, base: &Path, at: At<'_>) -> Result<ServiceConfig, LoadError> {
+    let raw = raw.unwrap_or_default();
     let socket = match &raw.listen {
         None => base.join("cryptohost.sock"),
         Some(l) => match l.get_ref().strip_prefix("unix:") {
@@ -133,17 +196,7 @@ pub(super) fn parse_service(
         None => DEFAULT_MAX_PAYLOAD,
         Some(m) => payload_limit(*m.get_ref()).map_err(|msg| at(m.span(), "service.max_body_mib", msg))?,
     };
-    let max_concurrent = match &raw.max_concurrent {
-        None => 64,
-        Some(n) if (1..=4096).contains(n.get_ref()) => *n.get_ref() as usize,
-        Some(n) => {
-            return Err(at(
-                n.span(),
-                "service.max_concurrent",
-                format!("must be between 1 and 4096, got {}", n.get_ref()),
-            ));
-        }
-    };
+    let max_concurrent = ranged(&raw.max_concurrent, at, "service.max_concurrent", 1..=4096, 64)? as usize;
     let max_per_uid = match &raw.max_per_uid {
         None => (max_concurrent / 2).max(1),
         Some(n) if (1..=max_concurrent as u64).contains(n.get_ref()) => *n.get_ref() as usize,
@@ -155,91 +208,19 @@ pub(super) fn parse_service(
             ));
         }
     };
-    let metrics_listen = match &raw.metrics_listen {
-        None => None,
-        Some(a) => match a.get_ref().parse::<SocketAddr>() {
-            Ok(addr) if addr.ip().is_loopback() => Some(addr),
-            Ok(_) => {
-                return Err(at(
-                    a.span(),
-                    "service.metrics_listen",
-                    format!(
-                        "{:?} is not a loopback address: metrics are served on 127.0.0.1 or ::1 only \
-                         (put a proxy in front to expose them further)",
-                        a.get_ref()
-                    ),
-                ));
-            }
-            Err(e) => {
-                return Err(at(a.span(), "service.metrics_listen", format!("{:?} is not IP:PORT: {e}", a.get_ref())));
-            }
-        },
-    };
-    let instances = match &raw.instances {
-        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        Some(n) if (1..=256).contains(n.get_ref()) => *n.get_ref() as usize,
-        Some(n) => {
-            return Err(at(n.span(), "service.instances", format!("must be between 1 and 256, got {}", n.get_ref())));
-        }
-    };
-    let request_timeout = match &raw.request_timeout_ms {
-        None => Duration::from_secs(60),
-        Some(n) if (100..=3_600_000).contains(n.get_ref()) => Duration::from_millis(*n.get_ref()),
-        Some(n) => {
-            return Err(at(
-                n.span(),
-                "service.request_timeout_ms",
-                format!("must be between 100 and 3600000, got {}", n.get_ref()),
-            ));
-        }
-    };
-    let header_timeout = match &raw.header_timeout_ms {
-        None => Duration::from_secs(10),
-        Some(n) if (50..=600_000).contains(n.get_ref()) => Duration::from_millis(*n.get_ref()),
-        Some(n) => {
-            return Err(at(
-                n.span(),
-                "service.header_timeout_ms",
-                format!("must be between 50 and 600000, got {}", n.get_ref()),
-            ));
-        }
-    };
-    let mut allow = Vec::new();
-    for r in raw.allow {
-        let mut operations = Vec::new();
-        for op in r.operations.get_ref() {
-            operations.push(match op.as_str() {
-                "sign" => Operation::Sign,
-                "decrypt" => Operation::Decrypt,
-                "encrypt" => Operation::Encrypt,
-                "generate" => Operation::Generate,
-                "admin" => Operation::Admin,
-                other => {
-                    return Err(at(
-                        r.operations.span(),
-                        "service.allow.operations",
-                        format!("unknown operation {other:?} (sign, decrypt, encrypt, generate, admin)"),
-                    ));
-                }
-            });
-        }
-        if r.users.is_empty() && r.groups.is_empty() {
-            return Err(at(r.operations.span(), "service.allow", "a rule names at least one user or group".into()));
-        }
-        for k in &r.keys {
-            if let Err(m) = KeyRef::parse(k.trim_end_matches('*')).or_else(|_| KeyRef::parse(k)) {
-                return Err(at(r.operations.span(), "service.allow.keys", format!("{k:?}: {m}")));
-            }
-            if k.starts_with("file:") || !k.contains(':') {
-                return Err(at(
-                    r.operations.span(),
-                    "service.allow.keys",
-                    format!("{k:?}: the server never uses key files; name held keys (pkcs11:..., sim:...)"),
-                ));
-            }
-        }
-        allow.push(AllowRule { users: r.users, groups: r.groups, operations, keys: r.keys, profiles: r.profiles });
-    }
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let instances = ranged(&raw.instances, at, "service.instances", 1..=256, cpus)? as usize;
+    let request_timeout = Duration::from_millis(ranged(
+        &raw.request_timeout_ms,
+        at,
+        "service.request_timeout_ms",
+        100..=3_600_000,
+        60_000,
+    )?);
+    let header_timeout =
+        Duration::from_millis(ranged(&raw.header_timeout_ms, at, "service.header_timeout_ms", 50..=600_000, 10_000)?);
+    let allow = raw.allow.into_iter().map(|r| allow_rule(r, at)).collect::<Result<Vec<_>, _>>()?;
+    let metrics_listen = metrics_listen(&raw.metrics_listen, at)?;
     Ok(ServiceConfig {
         socket,
         socket_group: raw.socket_group,
