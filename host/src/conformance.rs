@@ -136,110 +136,18 @@ pub fn run(p: &dyn CryptoProvider) -> Vec<Check> {
         p.descriptor().capabilities.iter().filter(|c| c.capability == cap).flat_map(|c| c.algorithms.clone()).collect()
     };
     let mut t = Table(Vec::new());
-
     for alg in claims(Capability::Hashing) {
-        let cases: Vec<&HashCase> = vectors.hash.iter().filter(|h| h.alg == alg).collect();
-        if cases.is_empty() {
-            t.skip(Capability::Hashing, &alg, "no known answers ship for this hash");
-        }
-        for h in cases {
-            let want = hex(&h.digest);
-            let one = p.digest(&alg, &hex(&h.msg)).map_err(|e| e.to_string());
-            t.add(
-                Capability::Hashing,
-                &alg,
-                format!("FIPS 180-4 {:?} one-shot", h.name),
-                match one {
-                    Ok(d) if d == want => Ok(()),
-                    Ok(d) => Err(format!("digest {} != {}", hex::encode(d), h.digest)),
-                    Err(e) => Err(e),
-                },
-            );
-            let streamed = p.digest_reader(&alg, &mut std::io::Cursor::new(hex(&h.msg))).map_err(|e| e.to_string());
-            t.add(
-                Capability::Hashing,
-                &alg,
-                format!("FIPS 180-4 {:?} streamed", h.name),
-                match streamed {
-                    Ok(d) if d == want => Ok(()),
-                    Ok(d) => Err(format!("digest {} != {}", hex::encode(d), h.digest)),
-                    Err(e) => Err(e),
-                },
-            );
-        }
-        t.add(
-            Capability::Hashing,
-            &alg,
-            "an unknown hash is refused, not trapped".into(),
-            match p.digest("SHA-1", b"x") {
-                Err(ProviderError::Fault(m)) => Err(format!("trapped: {m}")),
-                Err(_) => Ok(()),
-                Ok(_) => Err("SHA-1 answered".into()),
-            },
-        );
+        hashing(p, &vectors, &alg, &mut t);
     }
-
     for alg in claims(Capability::Verification) {
-        let cases: Vec<&VerifyCase> = vectors.verify.iter().filter(|v| v.alg == alg).collect();
-        if cases.is_empty() {
-            t.skip(Capability::Verification, &alg, "no known answers ship for this algorithm");
-            continue;
-        }
-        for v in &cases {
-            let r = p.verify_once(&alg, &hex(&v.spki), SignInput::Message(&hex(&v.msg)), &hex(&v.sig), SigFormat::Der);
-            let name =
-                format!("Wycheproof {} tcId {} ({})", v.file, v.tc_id, if v.valid { "valid" } else { "invalid" });
-            t.add(
-                Capability::Verification,
-                &alg,
-                name,
-                if v.valid {
-                    match r {
-                        Ok(true) => Ok(()),
-                        Ok(false) => Err("a valid signature did not verify".into()),
-                        Err(e) => Err(e.to_string()),
-                    }
-                } else {
-                    refused_or_false(r)
-                },
-            );
-        }
-        if let Some(v) = cases.iter().find(|v| v.valid) {
-            let mut sig = hex(&v.sig);
-            if let Some(last) = sig.last_mut() {
-                *last ^= 0x01;
-            }
-            let r = p.verify_once(&alg, &hex(&v.spki), SignInput::Message(&hex(&v.msg)), &sig, SigFormat::Der);
-            t.add(Capability::Verification, &alg, "tampered signature is not accepted".into(), refused_or_false(r));
-            let mut msg = hex(&v.msg);
-            msg.push(b'!');
-            let r = p.verify_once(&alg, &hex(&v.spki), SignInput::Message(&msg), &hex(&v.sig), SigFormat::Der);
-            t.add(Capability::Verification, &alg, "tampered message is not accepted".into(), refused_or_false(r));
-            // A key of another family for this algorithm must be refused.
-            if let Some(other) = vectors.verify.iter().find(|o| family(&o.alg) != family(&alg)) {
-                let r = p.verify_once(
-                    &alg,
-                    &hex(&other.spki),
-                    SignInput::Message(&hex(&v.msg)),
-                    &hex(&v.sig),
-                    SigFormat::Der,
-                );
-                t.add(Capability::Verification, &alg, format!("a {} key is refused", other.alg), refused(r));
-            }
-            let r = p.verify_once(&alg, &hex(&v.spki), SignInput::Message(&hex(&v.msg)), &[], SigFormat::Der);
-            t.add(Capability::Verification, &alg, "an empty signature is not accepted".into(), refused_or_false(r));
-            let r = p.verify_once(&alg, b"not a key", SignInput::Message(b"m"), &hex(&v.sig), SigFormat::Der);
-            t.add(Capability::Verification, &alg, "a malformed key is refused".into(), refused(r));
-        }
+        verification(p, &vectors, &alg, &mut t);
     }
-
     for alg in claims(Capability::Signing) {
         if let Some(k) = vectors.rfc6979.iter().find(|k| k.alg == alg) {
             t.add(Capability::Signing, &alg, "RFC 6979 A.2.5 deterministic signature".into(), rfc6979(p, k));
         }
         t.add(Capability::Signing, &alg, "generate, sign, verify, tampered".into(), round_trip(p, &alg));
     }
-
     for alg in claims(Capability::Encryption) {
         let cases: Vec<&AeadCase> = vectors.aead.iter().filter(|a| a.alg == alg).collect();
         if cases.is_empty() {
@@ -250,6 +158,101 @@ pub fn run(p: &dyn CryptoProvider) -> Vec<Check> {
         }
     }
     t.0
+}
+
+/// FIPS 180-4 known answers, one-shot and streamed, and an unknown hash refused.
+fn hashing(p: &dyn CryptoProvider, vectors: &Vectors, alg: &str, t: &mut Table) {
+    let alg = alg.to_string();
+    let cases: Vec<&HashCase> = vectors.hash.iter().filter(|h| h.alg == alg).collect();
+    if cases.is_empty() {
+        t.skip(Capability::Hashing, &alg, "no known answers ship for this hash");
+    }
+    for h in cases {
+        let want = hex(&h.digest);
+        let one = p.digest(&alg, &hex(&h.msg)).map_err(|e| e.to_string());
+        t.add(
+            Capability::Hashing,
+            &alg,
+            format!("FIPS 180-4 {:?} one-shot", h.name),
+            match one {
+                Ok(d) if d == want => Ok(()),
+                Ok(d) => Err(format!("digest {} != {}", hex::encode(d), h.digest)),
+                Err(e) => Err(e),
+            },
+        );
+        let streamed = p.digest_reader(&alg, &mut std::io::Cursor::new(hex(&h.msg))).map_err(|e| e.to_string());
+        t.add(
+            Capability::Hashing,
+            &alg,
+            format!("FIPS 180-4 {:?} streamed", h.name),
+            match streamed {
+                Ok(d) if d == want => Ok(()),
+                Ok(d) => Err(format!("digest {} != {}", hex::encode(d), h.digest)),
+                Err(e) => Err(e),
+            },
+        );
+    }
+    t.add(
+        Capability::Hashing,
+        &alg,
+        "an unknown hash is refused, not trapped".into(),
+        match p.digest("SHA-1", b"x") {
+            Err(ProviderError::Fault(m)) => Err(format!("trapped: {m}")),
+            Err(_) => Ok(()),
+            Ok(_) => Err("SHA-1 answered".into()),
+        },
+    );
+}
+
+/// The Wycheproof verify cases, then tampered signatures and messages, a key of another family,
+/// an empty signature and a malformed key.
+fn verification(p: &dyn CryptoProvider, vectors: &Vectors, alg: &str, t: &mut Table) {
+    let alg = alg.to_string();
+    let cases: Vec<&VerifyCase> = vectors.verify.iter().filter(|v| v.alg == alg).collect();
+    if cases.is_empty() {
+        t.skip(Capability::Verification, &alg, "no known answers ship for this algorithm");
+        return;
+    }
+    for v in &cases {
+        let r = p.verify_once(&alg, &hex(&v.spki), SignInput::Message(&hex(&v.msg)), &hex(&v.sig), SigFormat::Der);
+        let name = format!("Wycheproof {} tcId {} ({})", v.file, v.tc_id, if v.valid { "valid" } else { "invalid" });
+        t.add(
+            Capability::Verification,
+            &alg,
+            name,
+            if v.valid {
+                match r {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err("a valid signature did not verify".into()),
+                    Err(e) => Err(e.to_string()),
+                }
+            } else {
+                refused_or_false(r)
+            },
+        );
+    }
+    if let Some(v) = cases.iter().find(|v| v.valid) {
+        let mut sig = hex(&v.sig);
+        if let Some(last) = sig.last_mut() {
+            *last ^= 0x01;
+        }
+        let r = p.verify_once(&alg, &hex(&v.spki), SignInput::Message(&hex(&v.msg)), &sig, SigFormat::Der);
+        t.add(Capability::Verification, &alg, "tampered signature is not accepted".into(), refused_or_false(r));
+        let mut msg = hex(&v.msg);
+        msg.push(b'!');
+        let r = p.verify_once(&alg, &hex(&v.spki), SignInput::Message(&msg), &hex(&v.sig), SigFormat::Der);
+        t.add(Capability::Verification, &alg, "tampered message is not accepted".into(), refused_or_false(r));
+        // A key of another family for this algorithm must be refused.
+        if let Some(other) = vectors.verify.iter().find(|o| family(&o.alg) != family(&alg)) {
+            let r =
+                p.verify_once(&alg, &hex(&other.spki), SignInput::Message(&hex(&v.msg)), &hex(&v.sig), SigFormat::Der);
+            t.add(Capability::Verification, &alg, format!("a {} key is refused", other.alg), refused(r));
+        }
+        let r = p.verify_once(&alg, &hex(&v.spki), SignInput::Message(&hex(&v.msg)), &[], SigFormat::Der);
+        t.add(Capability::Verification, &alg, "an empty signature is not accepted".into(), refused_or_false(r));
+        let r = p.verify_once(&alg, b"not a key", SignInput::Message(b"m"), &hex(&v.sig), SigFormat::Der);
+        t.add(Capability::Verification, &alg, "a malformed key is refused".into(), refused(r));
+    }
 }
 
 fn rfc6979(p: &dyn CryptoProvider, k: &Rfc6979Case) -> Result<(), String> {

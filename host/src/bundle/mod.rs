@@ -217,13 +217,48 @@ fn collect(dir: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, Bund
     serde_json::from_slice::<AnchorsFile>(&anchors)
         .map_err(|e| BundleError(format!("{}: {e}", anchors_path.display())))?;
     // Running counts, so a huge source directory stops at the limit, not after reading it.
-    let mut total = anchors.len() as u64;
-    let mut headers = headers_for("trust-anchors.json") + headers_for(MANIFEST) + headers_for(SIGNATURE);
+    let mut tally = Tally {
+        total: anchors.len() as u64,
+        headers: headers_for("trust-anchors.json") + headers_for(MANIFEST) + headers_for(SIGNATURE),
+    };
     files.insert("trust-anchors.json".to_string(), anchors);
+    public_keys(&root, dir, limits, &mut tally, &mut files)?;
+    // Optional: signed provider modules (`crypto-plugins/`: component files and the
+    // publisher's signed component manifest) and a revocation list of component digests.
+    if let Ok(st) = rustix::fs::statat(&root, "crypto-plugins", AtFlags::SYMLINK_NOFOLLOW) {
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return fail(format!("{} is not a directory: refused", dir.join("crypto-plugins").display()));
+        }
+        plugins(&root, dir, limits, &mut tally, &mut files)?;
+    }
+    if rustix::fs::statat(&root, kit::REVOKED, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+        let shown = dir.join(kit::REVOKED);
+        let bytes = read_regular_at(&root, kit::REVOKED, &shown, limits.max_entry_bytes)?;
+        serde_json::from_slice::<kit::Revocations>(&bytes)
+            .map_err(|e| BundleError(format!("{}: {e}", shown.display())))?;
+        files.insert(kit::REVOKED.to_string(), bytes);
+    }
+    Ok(files)
+}
 
+/// Tar headers and bytes a bundle being collected would hold so far.
+struct Tally {
+    headers: usize,
+    total: u64,
+}
+
+const SUBDIR: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+
+/// `public-keys/*.pub`: each a public key; other regular files skipped; anything else refused.
+fn public_keys(
+    root: &OwnedFd,
+    dir: &Path,
+    limits: Limits,
+    tally: &mut Tally,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<(), BundleError> {
     let keys_path = dir.join("public-keys");
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let keys = rustix::fs::openat(&root, "public-keys", flags, Mode::empty()).map_err(|e| match e {
+    let keys = rustix::fs::openat(root, "public-keys", SUBDIR, Mode::empty()).map_err(|e| match e {
         Errno::LOOP => BundleError(format!("{} is a symbolic link: refused", keys_path.display())),
         e => BundleError(format!("{}: {}", keys_path.display(), io_err(e))),
     })?;
@@ -242,8 +277,8 @@ fn collect(dir: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, Bund
             continue;
         }
         let path = format!("public-keys/{name}");
-        headers += headers_for(&path);
-        if headers > limits.max_entries {
+        tally.headers += headers_for(&path);
+        if tally.headers > limits.max_entries {
             return fail(format!(
                 "{}: the bundle would hold more than {} tar entries: refused",
                 dir.display(),
@@ -252,8 +287,8 @@ fn collect(dir: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, Bund
         }
         let bytes = read_regular_at(&keys, &name, &shown, MAX_PUBLIC_KEY_BYTES)?;
         keyfile::public_key_from_bytes(&shown, &bytes).map_err(|e| BundleError(e.to_string()))?;
-        total += bytes.len() as u64;
-        if total > limits.max_total_bytes {
+        tally.total += bytes.len() as u64;
+        if tally.total > limits.max_total_bytes {
             return fail(format!(
                 "{}: the bundle's files add up to more than the limit of {} bytes: refused",
                 dir.display(),
@@ -262,45 +297,42 @@ fn collect(dir: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, Bund
         }
         files.insert(path, bytes);
     }
-    // Optional: signed provider modules (`crypto-plugins/`: component files and the
-    // publisher's signed component manifest) and a revocation list of component digests.
-    if let Ok(st) = rustix::fs::statat(&root, "crypto-plugins", AtFlags::SYMLINK_NOFOLLOW) {
-        let plugins_path = dir.join("crypto-plugins");
-        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-            return fail(format!("{} is not a directory: refused", plugins_path.display()));
+    Ok(())
+}
+
+/// `crypto-plugins/`: components (*.wasm) and the publisher's signed component manifest only.
+fn plugins(
+    root: &OwnedFd,
+    dir: &Path,
+    limits: Limits,
+    tally: &mut Tally,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<(), BundleError> {
+    let plugins_path = dir.join("crypto-plugins");
+    let plugins = rustix::fs::openat(root, "crypto-plugins", SUBDIR, Mode::empty())
+        .map_err(|e| BundleError(format!("{}: {}", plugins_path.display(), io_err(e))))?;
+    for (name, kind) in list_dir(&plugins, &plugins_path)? {
+        let shown = plugins_path.join(&name);
+        if !matches!(kind, FileType::RegularFile | FileType::Unknown) {
+            return fail(format!("{} is a {}, not a regular file: refused", shown.display(), kind_name(kind)));
         }
-        let plugins = rustix::fs::openat(&root, "crypto-plugins", flags, Mode::empty())
-            .map_err(|e| BundleError(format!("{}: {}", plugins_path.display(), io_err(e))))?;
-        for (name, kind) in list_dir(&plugins, &plugins_path)? {
-            let shown = plugins_path.join(&name);
-            if !matches!(kind, FileType::RegularFile | FileType::Unknown) {
-                return fail(format!("{} is a {}, not a regular file: refused", shown.display(), kind_name(kind)));
-            }
-            if !(name.ends_with(".wasm") || name == kit::COMPONENT_MANIFEST_FILE) {
-                return fail(format!(
-                    "{}: crypto-plugins/ holds only components (*.wasm) and {}: refused",
-                    shown.display(),
-                    kit::COMPONENT_MANIFEST_FILE
-                ));
-            }
-            let path = format!("crypto-plugins/{name}");
-            headers += headers_for(&path);
-            let bytes = read_regular_at(&plugins, &name, &shown, limits.max_entry_bytes)?;
-            total += bytes.len() as u64;
-            if headers > limits.max_entries || total > limits.max_total_bytes {
-                return fail(format!("{}: the bundle would exceed its limits: refused", dir.display()));
-            }
-            files.insert(path, bytes);
+        if !(name.ends_with(".wasm") || name == kit::COMPONENT_MANIFEST_FILE) {
+            return fail(format!(
+                "{}: crypto-plugins/ holds only components (*.wasm) and {}: refused",
+                shown.display(),
+                kit::COMPONENT_MANIFEST_FILE
+            ));
         }
+        let path = format!("crypto-plugins/{name}");
+        tally.headers += headers_for(&path);
+        let bytes = read_regular_at(&plugins, &name, &shown, limits.max_entry_bytes)?;
+        tally.total += bytes.len() as u64;
+        if tally.headers > limits.max_entries || tally.total > limits.max_total_bytes {
+            return fail(format!("{}: the bundle would exceed its limits: refused", dir.display()));
+        }
+        files.insert(path, bytes);
     }
-    if rustix::fs::statat(&root, kit::REVOKED, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
-        let shown = dir.join(kit::REVOKED);
-        let bytes = read_regular_at(&root, kit::REVOKED, &shown, limits.max_entry_bytes)?;
-        serde_json::from_slice::<kit::Revocations>(&bytes)
-            .map_err(|e| BundleError(format!("{}: {e}", shown.display())))?;
-        files.insert(kit::REVOKED.to_string(), bytes);
-    }
-    Ok(files)
+    Ok(())
 }
 
 /// Headers a tar entry for `path` takes in the archive `create` writes: one, plus a GNU

@@ -238,6 +238,65 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<
     Ok(files)
 }
 
+/// A file or directory header and what came before it for it.
+struct Entry<'a> {
+    header: &'a [u8; BLOCK],
+    /// Its position among the headers, for messages.
+    number: usize,
+    /// The size its header declares (a PAX size wins).
+    declared: u64,
+    long_name: Option<String>,
+}
+
+/// A regular file (read into `files`) or a directory (checked, then skipped): named by a PAX
+/// path, a GNU long name or the header, never escaping the bundle, never twice.
+fn file_entry<R: Read>(
+    stream: &mut Budgeted<R>,
+    e: Entry<'_>,
+    pax: Pax,
+    limits: Limits,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<(), BundleError> {
+    let flag = e.header[156];
+    if pax.path.is_some() && e.long_name.is_some() {
+        return fail("corrupt archive: a PAX path and a GNU long name for one entry");
+    }
+    let raw = match pax.path.or(e.long_name) {
+        Some(name) => name,
+        None => String::from_utf8(header_name(e.header))
+            .map_err(|err| BundleError(format!("entry {}: a name that is not UTF-8: {err}", e.number)))?,
+    };
+    let size = pax.size.unwrap_or(e.declared);
+    let top = Path::new(&raw).components().all(|c| c == Component::CurDir);
+    if flag == b'5' && size != 0 {
+        return fail(format!("corrupt archive: directory entry {raw:?} carries data"));
+    }
+    // `tar -C DIR .` starts with the directory `./` itself.
+    if flag == b'5' && top && !raw.is_empty() {
+        return Ok(());
+    }
+    let Some(name) = safe_path(Path::new(&raw)).filter(|_| !raw.contains('\0')) else {
+        return fail(format!("entry {raw:?} escapes the bundle (absolute path or ..): refused"));
+    };
+    if flag == b'5' {
+        return Ok(());
+    }
+    if raw.ends_with('/') {
+        return fail(format!("entry {raw:?} is a file named like a directory: refused"));
+    }
+    if size > limits.max_entry_bytes {
+        return fail(format!(
+            "entry {name:?} declares {size} bytes (limit {} for one file): refused",
+            limits.max_entry_bytes
+        ));
+    }
+    let bytes = stream.read_data(size)?;
+    if files.insert(name.clone(), bytes).is_some() {
+        return fail(format!("entry {name:?} appears twice: refused"));
+    }
+    Ok(())
+}
+
 /// The tar format over `stream`, up to and including the end-of-archive marker.
 fn read_tar<R: Read>(stream: &mut Budgeted<R>, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
     let mut files = BTreeMap::new();
@@ -294,44 +353,8 @@ fn read_tar<R: Read>(stream: &mut Budgeted<R>, limits: Limits) -> Result<BTreeMa
                 }
             }
             b'0' | b'\0' | b'5' => {
-                let pax = pax.take().unwrap_or_default();
-                let long = long_name.take();
-                if pax.path.is_some() && long.is_some() {
-                    return fail("corrupt archive: a PAX path and a GNU long name for one entry");
-                }
-                let raw = match pax.path.or(long) {
-                    Some(name) => name,
-                    None => String::from_utf8(header_name(&h))
-                        .map_err(|e| BundleError(format!("entry {headers}: a name that is not UTF-8: {e}")))?,
-                };
-                let size = pax.size.unwrap_or(declared);
-                let top = Path::new(&raw).components().all(|c| c == Component::CurDir);
-                if flag == b'5' && size != 0 {
-                    return fail(format!("corrupt archive: directory entry {raw:?} carries data"));
-                }
-                // `tar -C DIR .` starts with the directory `./` itself.
-                if flag == b'5' && top && !raw.is_empty() {
-                    continue;
-                }
-                let Some(name) = safe_path(Path::new(&raw)).filter(|_| !raw.contains('\0')) else {
-                    return fail(format!("entry {raw:?} escapes the bundle (absolute path or ..): refused"));
-                };
-                if flag == b'5' {
-                    continue;
-                }
-                if raw.ends_with('/') {
-                    return fail(format!("entry {raw:?} is a file named like a directory: refused"));
-                }
-                if size > limits.max_entry_bytes {
-                    return fail(format!(
-                        "entry {name:?} declares {size} bytes (limit {} for one file): refused",
-                        limits.max_entry_bytes
-                    ));
-                }
-                let bytes = stream.read_data(size)?;
-                if files.insert(name.clone(), bytes).is_some() {
-                    return fail(format!("entry {name:?} appears twice: refused"));
-                }
+                let entry = Entry { header: &h, number: headers, declared, long_name: long_name.take() };
+                file_entry(stream, entry, pax.take().unwrap_or_default(), limits, &mut files)?;
             }
             other => {
                 let name = pax

@@ -77,104 +77,115 @@ fn family(
 impl Collector for SetCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let set = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let calls = set.host.calls().into_iter().map(|((provider, capability, algorithm, outcome), n)| {
-            (
-                vec![
-                    ("provider", provider),
-                    ("capability", capability.to_string()),
-                    ("algorithm", algorithm),
-                    ("outcome", outcome.to_string()),
-                ],
-                n,
-            )
-        });
-        family(
-            &mut encoder,
-            "provider_calls",
-            "Calls routed to a provider, by capability, algorithm and outcome (ok, fell_back, fault, refused)",
-            MetricType::Counter,
-            calls.collect(),
-        )?;
-        let (uses, failures) = set.audit.counts();
-        let uses = uses.into_iter().map(|((operation, provider, algorithm, outcome), n)| {
-            (
-                vec![
-                    ("operation", operation),
-                    ("provider", provider),
-                    ("algorithm", algorithm),
-                    ("outcome", outcome.to_string()),
-                ],
-                n,
-            )
-        });
-        family(
-            &mut encoder,
-            "key_uses",
-            "Audited uses of a private or secret key, by operation, provider, algorithm and outcome",
-            MetricType::Counter,
-            uses.collect(),
-        )?;
-        family(
-            &mut encoder,
-            "audit_write_failures",
-            "Audit lines that could not be written (each refused its operation)",
-            MetricType::Counter,
-            vec![(Vec::new(), failures)],
-        )?;
-        // (name, is a component, stats)
-        let stats: Vec<(String, bool, crate::provider::ProviderStats)> = set
-            .host
-            .providers()
-            .iter()
-            .map(|p| {
-                let d = p.descriptor();
-                (d.name.clone(), matches!(d.origin, crate::provider::Origin::Component { .. }), p.stats())
-            })
-            .collect();
-        let rows = |which: fn(bool) -> bool, f: fn(&crate::provider::ProviderStats) -> u64| -> Vec<(Labels, u64)> {
-            stats
-                .iter()
-                .filter(|(_, c, _)| which(*c))
-                .map(|(name, _, s)| (vec![("provider", name.clone())], f(s)))
-                .collect()
-        };
-        let per = |f| rows(|_| true, f);
-        family(
-            &mut encoder,
-            "pool_instances",
-            "Instances (components) or sessions (PKCS#11) that exist",
-            MetricType::Gauge,
-            per(|s| s.instances as u64),
-        )?;
-        family(
-            &mut encoder,
-            "pool_busy",
-            "Instances or sessions running a call now",
-            MetricType::Gauge,
-            per(|s| s.busy as u64),
-        )?;
-        family(
-            &mut encoder,
-            "pool_waits",
-            "Calls that found every instance or session busy and waited",
-            MetricType::Counter,
-            per(|s| s.waits),
-        )?;
-        family(
-            &mut encoder,
-            "guest_traps",
-            "Calls that ended in a guest trap (the instance was discarded)",
-            MetricType::Counter,
-            rows(|component| component, |s| s.traps),
-        )?;
-        family(
-            &mut encoder,
-            "hsm_reconnects",
-            "PKCS#11 reconnects after a lost session or a finalized module",
-            MetricType::Counter,
-            rows(|component| !component, |s| s.reconnects),
-        )
+        usage(&set, &mut encoder)?;
+        pools(&set, &mut encoder)
     }
+}
+
+/// Calls routed to each provider, and the key uses (and failed audit lines) of the set.
+fn usage(set: &super::Inner, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let calls = set.host.calls().into_iter().map(|((provider, capability, algorithm, outcome), n)| {
+        (
+            vec![
+                ("provider", provider),
+                ("capability", capability.to_string()),
+                ("algorithm", algorithm),
+                ("outcome", outcome.to_string()),
+            ],
+            n,
+        )
+    });
+    family(
+        encoder,
+        "provider_calls",
+        "Calls routed to a provider, by capability, algorithm and outcome (ok, fell_back, fault, refused)",
+        MetricType::Counter,
+        calls.collect(),
+    )?;
+    let (uses, failures) = set.audit.counts();
+    let uses = uses.into_iter().map(|((operation, provider, algorithm, outcome), n)| {
+        (
+            vec![
+                ("operation", operation),
+                ("provider", provider),
+                ("algorithm", algorithm),
+                ("outcome", outcome.to_string()),
+            ],
+            n,
+        )
+    });
+    family(
+        encoder,
+        "key_uses",
+        "Audited uses of a private or secret key, by operation, provider, algorithm and outcome",
+        MetricType::Counter,
+        uses.collect(),
+    )?;
+    family(
+        encoder,
+        "audit_write_failures",
+        "Audit lines that could not be written (each refused its operation)",
+        MetricType::Counter,
+        vec![(Vec::new(), failures)],
+    )?;
+    Ok(())
+}
+
+/// Each provider's pool: instances or sessions, busy ones, waits, traps, reconnects.
+fn pools(set: &super::Inner, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    // (name, is a component, stats)
+    let stats: Vec<(String, bool, crate::provider::ProviderStats)> = set
+        .host
+        .providers()
+        .iter()
+        .map(|p| {
+            let d = p.descriptor();
+            (d.name.clone(), matches!(d.origin, crate::provider::Origin::Component { .. }), p.stats())
+        })
+        .collect();
+    let rows = |which: fn(bool) -> bool, f: fn(&crate::provider::ProviderStats) -> u64| -> Vec<(Labels, u64)> {
+        stats
+            .iter()
+            .filter(|(_, c, _)| which(*c))
+            .map(|(name, _, s)| (vec![("provider", name.clone())], f(s)))
+            .collect()
+    };
+    let per = |f| rows(|_| true, f);
+    family(
+        encoder,
+        "pool_instances",
+        "Instances (components) or sessions (PKCS#11) that exist",
+        MetricType::Gauge,
+        per(|s| s.instances as u64),
+    )?;
+    family(
+        encoder,
+        "pool_busy",
+        "Instances or sessions running a call now",
+        MetricType::Gauge,
+        per(|s| s.busy as u64),
+    )?;
+    family(
+        encoder,
+        "pool_waits",
+        "Calls that found every instance or session busy and waited",
+        MetricType::Counter,
+        per(|s| s.waits),
+    )?;
+    family(
+        encoder,
+        "guest_traps",
+        "Calls that ended in a guest trap (the instance was discarded)",
+        MetricType::Counter,
+        rows(|component| component, |s| s.traps),
+    )?;
+    family(
+        encoder,
+        "hsm_reconnects",
+        "PKCS#11 reconnects after a lost session or a finalized module",
+        MetricType::Counter,
+        rows(|component| !component, |s| s.reconnects),
+    )
 }
 
 impl Metrics {

@@ -82,22 +82,7 @@ impl Runtime {
         }
         let component = self.compile(file, &bytes, &actual)?;
 
-        let ty = component.component_type();
-        for (import, _) in ty.imports(&self.shared.engine) {
-            if let Some(message) = world::older_contract(import) {
-                return Err(component_err(file, message));
-            }
-            if !ALLOWED_IMPORTS.contains(&import) {
-                return Err(component_err(
-                    file,
-                    format!(
-                        "imports `{import}`; a provider may import only {} (refused: no WASI or other host access)",
-                        ALLOWED_IMPORTS[0]
-                    ),
-                ));
-            }
-        }
-        let world = world::infer(&ty, &self.shared.engine).map_err(|m| component_err(file, m))?;
+        let world = self.check_imports_and_world(file, &component)?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -132,33 +117,7 @@ impl Runtime {
             generations: AtomicU64::new(0),
             settings: Settings(settings),
         };
-        let timeout = self.shared.limits.call_timeout;
-        let (info, _) = provider
-            .with_live(None, timeout, |live| live.bindings.metadata.call_info(&mut live.store))
-            .map_err(|e| component_err(file, format!("metadata call failed: {e}")))?;
-        provider.descriptor.reported_name = info.name;
-        provider.descriptor.version = info.version;
-        provider.descriptor.capabilities = info
-            .capabilities
-            .into_iter()
-            .map(|c| CapabilityInfo { capability: c.capability.into(), algorithms: c.algorithms })
-            .collect();
-        // What a component says it can do must be within its world: a verifier that claims to
-        // sign is lying about something, and is refused.
-        if let Some(c) = provider.descriptor.capabilities.iter().find(|c| !world.allows(c.capability)) {
-            return Err(component_err(
-                file,
-                format!(
-                    "is a {} world component but claims {} ({} world and up only)",
-                    world.name(),
-                    c.capability,
-                    match c.capability {
-                        crate::provider::Capability::Encryption => "the keystore",
-                        _ => "the signer",
-                    }
-                ),
-            ));
-        }
+        provider.ask_metadata(file, world)?;
         Ok(provider)
     }
 }
@@ -196,6 +155,62 @@ impl Runtime {
             .map_err(|e| format!("instantiation {}", describe_fault(&e, timeout, &shared.limits)))?;
         if let Ok(run) = instance.get_typed_func::<(), ()>(&mut store, "run") {
             run.call(&mut store, ()).map_err(|e| format!("run {}", describe_fault(&e, timeout, &shared.limits)))?;
+        }
+        Ok(())
+    }
+}
+
+impl Runtime {
+    /// Only the host interface may be imported (no WASI, no older contract), and the exports
+    /// must make one of the worlds.
+    fn check_imports_and_world(&self, file: &Path, component: &Component) -> Result<crate::provider::World, LoadError> {
+        let ty = component.component_type();
+        for (import, _) in ty.imports(&self.shared.engine) {
+            if let Some(message) = world::older_contract(import) {
+                return Err(component_err(file, message));
+            }
+            if !ALLOWED_IMPORTS.contains(&import) {
+                return Err(component_err(
+                    file,
+                    format!(
+                        "imports `{import}`; a provider may import only {} (refused: no WASI or other host access)",
+                        ALLOWED_IMPORTS[0]
+                    ),
+                ));
+            }
+        }
+        world::infer(&ty, &self.shared.engine).map_err(|m| component_err(file, m))
+    }
+}
+
+impl WasmProvider {
+    /// Asks the component who it is and what it offers. What it says it can do must be within
+    /// its world: a verifier that claims to sign is lying about something, and is refused.
+    fn ask_metadata(&mut self, file: &Path, world: crate::provider::World) -> Result<(), LoadError> {
+        let timeout = self.shared.limits.call_timeout;
+        let (info, _) = self
+            .with_live(None, timeout, |live| live.bindings.metadata.call_info(&mut live.store))
+            .map_err(|e| component_err(file, format!("metadata call failed: {e}")))?;
+        self.descriptor.reported_name = info.name;
+        self.descriptor.version = info.version;
+        self.descriptor.capabilities = info
+            .capabilities
+            .into_iter()
+            .map(|c| CapabilityInfo { capability: c.capability.into(), algorithms: c.algorithms })
+            .collect();
+        if let Some(c) = self.descriptor.capabilities.iter().find(|c| !world.allows(c.capability)) {
+            return Err(component_err(
+                file,
+                format!(
+                    "is a {} world component but claims {} ({} world and up only)",
+                    world.name(),
+                    c.capability,
+                    match c.capability {
+                        crate::provider::Capability::Encryption => "the keystore",
+                        _ => "the signer",
+                    }
+                ),
+            ));
         }
         Ok(())
     }
