@@ -272,7 +272,7 @@ pub fn installed_kit(config: &Config) -> Result<Option<crate::bundle::kit::Insta
     let (Some(k), Some(fp)) = (&config.kit, &config.bootstrap_fingerprint) else { return Ok(None) };
     crate::bundle::kit::open(&k.dir, fp, time::OffsetDateTime::now_utc())
         .map(Some)
-        .map_err(|e| LoadError::Config { path: config.path.clone(), message: e.0 })
+        .map_err(|e| LoadError::Config { path: config.path.clone(), message: e.to_string() })
 }
 
 /// Loads one component file on its own, trusted as the bytes it is (it is being checked, not

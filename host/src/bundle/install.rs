@@ -39,13 +39,13 @@ pub fn install(
     let anchors: AnchorsFile = files
         .get("trust-anchors.json")
         .and_then(|b| serde_json::from_slice(b).ok())
-        .ok_or_else(|| BundleError("the kit has no readable trust-anchors.json".into()))?;
-    let expires = crate::trust::parse_time(&anchors.expires_at).map_err(BundleError)?;
+        .ok_or_else(|| BundleError::Refused("the kit has no readable trust-anchors.json".into()))?;
+    let expires = crate::trust::parse_time(&anchors.expires_at).map_err(BundleError::Refused)?;
     if expires < now {
         return fail(format!("the kit expired at {} (its trust-anchors.json expiresAt): refused", anchors.expires_at));
     }
     let created = crate::trust::parse_time(&manifest.created_at)
-        .map_err(|e| BundleError(format!("{MANIFEST}: createdAt {e}")))?;
+        .map_err(|e| BundleError::Refused(format!("{MANIFEST}: createdAt {e}")))?;
     let (parent, name) = split_parent(into)?;
     let parent_fd = open_dir(parent)?;
     let installed = check_into(&parent_fd, name, into)?;
@@ -62,8 +62,9 @@ pub fn install(
     }
     let stem: String = name.to_string_lossy().chars().take(64).collect();
     let staging = format!(".{stem}.staging-{}", random_suffix()?);
-    rustix::fs::mkdirat(&parent_fd, &staging, Mode::from_raw_mode(0o700))
-        .map_err(|e| BundleError(format!("creating staging directory beside {}: {}", into.display(), io_err(e))))?;
+    rustix::fs::mkdirat(&parent_fd, &staging, Mode::from_raw_mode(0o700)).map_err(|e| {
+        BundleError::Refused(format!("creating staging directory beside {}: {}", into.display(), io_err(e)))
+    })?;
     let written = (|| -> std::io::Result<()> {
         let dir = rustix::fs::openat(&parent_fd, &staging, DIR_NOFOLLOW, Mode::empty())?;
         for (path, bytes) in &files {
@@ -93,7 +94,12 @@ pub fn install(
     }
     // The rename itself must survive a crash.
     rustix::fs::fsync(&parent_fd).map_err(|e| {
-        BundleError(format!("installed into {}, but syncing {}: {}", into.display(), parent.display(), io_err(e)))
+        BundleError::Refused(format!(
+            "installed into {}, but syncing {}: {}",
+            into.display(),
+            parent.display(),
+            io_err(e)
+        ))
     })?;
     Ok(manifest)
 }
@@ -121,7 +127,7 @@ fn check_into(parent: &OwnedFd, name: &std::ffi::OsStr, into: &Path) -> Result<O
         }
     }
     let dir = rustix::fs::openat(parent, name, DIR_NOFOLLOW, Mode::empty())
-        .map_err(|e| BundleError(format!("{}: {}", into.display(), io_err(e))))?;
+        .map_err(|e| BundleError::Refused(format!("{}: {}", into.display(), io_err(e))))?;
     if list_dir(&dir, into)?.is_empty() {
         return Ok(None);
     }
@@ -164,7 +170,7 @@ fn write_new_file(root: &OwnedFd, path: &str, bytes: &[u8]) -> std::io::Result<(
 fn remove_tree(parent: &OwnedFd, name: &str) -> std::io::Result<()> {
     let dir = rustix::fs::openat(parent, name, DIR_NOFOLLOW, Mode::empty())?;
     let shown = Path::new(name);
-    let entries = list_dir(&dir, shown).map_err(|e| std::io::Error::other(e.0))?;
+    let entries = list_dir(&dir, shown).map_err(|e| std::io::Error::other(e.to_string()))?;
     for (entry, kind) in entries {
         match rustix::fs::unlinkat(&dir, entry.as_str(), AtFlags::empty()) {
             Ok(()) => {}

@@ -115,7 +115,7 @@ fn read_tree(dir: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, Bu
             }
             let kind = if kind == FileType::Unknown {
                 let st = rustix::fs::statat(&fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| BundleError(format!("{}: {e}", shown.display())))?;
+                    .map_err(|e| BundleError::Refused(format!("{}: {e}", shown.display())))?;
                 FileType::from_raw_mode(st.st_mode)
             } else {
                 kind
@@ -124,7 +124,7 @@ fn read_tree(dir: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, Bu
                 FileType::Directory => {
                     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
                     let sub = rustix::fs::openat(&fd, name.as_str(), flags, Mode::empty())
-                        .map_err(|e| BundleError(format!("{}: {e}", shown.display())))?;
+                        .map_err(|e| BundleError::Refused(format!("{}: {e}", shown.display())))?;
                     pending.push((sub, rel));
                 }
                 FileType::RegularFile => {
@@ -171,13 +171,14 @@ pub fn open(dir: &Path, bootstrap_fingerprint: &str, at: OffsetDateTime) -> Resu
         None => Vec::new(),
         Some(b) => {
             serde_json::from_slice::<Revocations>(b)
-                .map_err(|e| BundleError(format!("{whose}: {REVOKED}: {e}")))?
+                .map_err(|e| BundleError::Refused(format!("{whose}: {REVOKED}: {e}")))?
                 .revoked
         }
     };
     let mut kit = InstalledKit { dir: dir.to_path_buf(), manifest, files, components: Vec::new(), revoked };
     let Some(envelope) = kit.files.get(COMPONENT_MANIFEST) else { return Ok(kit) };
-    let publishers = kit.anchors(&registry, at, Some(PROVIDER_MODULE)).map_err(|e| BundleError(e.to_string()))?;
+    let publishers =
+        kit.anchors(&registry, at, Some(PROVIDER_MODULE)).map_err(|e| BundleError::Refused(e.to_string()))?;
     if publishers.keys.is_empty() {
         return fail(format!(
             "{whose}: {COMPONENT_MANIFEST}: no anchor with purpose {PROVIDER_MODULE:?} is valid now ({})",
@@ -185,7 +186,7 @@ pub fn open(dir: &Path, bootstrap_fingerprint: &str, at: OffsetDateTime) -> Resu
         ));
     }
     let envelope = Envelope::parse(envelope, limits.max_entry_bytes as usize, dsse::DEFAULT_MAX_SIGNATURES)
-        .map_err(|e| BundleError(format!("{whose}: {COMPONENT_MANIFEST}: {e}")))?;
+        .map_err(|e| BundleError::Refused(format!("{whose}: {COMPONENT_MANIFEST}: {e}")))?;
     if envelope.payload_type != COMPONENT_MANIFEST_TYPE {
         return fail(format!(
             "{whose}: {COMPONENT_MANIFEST}: payload type {:?} is not {COMPONENT_MANIFEST_TYPE}",
@@ -193,7 +194,7 @@ pub fn open(dir: &Path, bootstrap_fingerprint: &str, at: OffsetDateTime) -> Resu
         ));
     }
     let result = dsse::verify(&registry, &envelope, &publishers.keys, 1, SigFormat::Der)
-        .map_err(|e| BundleError(format!("{whose}: {COMPONENT_MANIFEST}: {e}")))?;
+        .map_err(|e| BundleError::Refused(format!("{whose}: {COMPONENT_MANIFEST}: {e}")))?;
     if !result.valid {
         return fail(format!(
             "{whose}: {COMPONENT_MANIFEST} is not signed by a {PROVIDER_MODULE} anchor valid now ({}): its components are refused",
@@ -202,7 +203,7 @@ pub fn open(dir: &Path, bootstrap_fingerprint: &str, at: OffsetDateTime) -> Resu
     }
     let publisher = result.verified_by.first().cloned().unwrap_or_default();
     let listed: ComponentManifest = serde_json::from_slice(&result.payload)
-        .map_err(|e| BundleError(format!("{whose}: {COMPONENT_MANIFEST}: not a component manifest: {e}")))?;
+        .map_err(|e| BundleError::Refused(format!("{whose}: {COMPONENT_MANIFEST}: not a component manifest: {e}")))?;
     for c in listed.components {
         if c.file.contains('/') || !c.file.ends_with(".wasm") || c.file.starts_with('.') {
             return fail(format!("{whose}: component file name {:?} is not a plain *.wasm name", c.file));
@@ -218,8 +219,9 @@ pub fn open(dir: &Path, bootstrap_fingerprint: &str, at: OffsetDateTime) -> Resu
                 c.sha256
             ));
         }
-        let world: World = c.world.parse().map_err(|m| BundleError(format!("{whose}: {path}: world {m}")))?;
-        let role: World = c.provider.role.parse().map_err(|m| BundleError(format!("{whose}: {path}: role {m}")))?;
+        let world: World = c.world.parse().map_err(|m| BundleError::Refused(format!("{whose}: {path}: world {m}")))?;
+        let role: World =
+            c.provider.role.parse().map_err(|m| BundleError::Refused(format!("{whose}: {path}: role {m}")))?;
         if role != world {
             return fail(format!("{whose}: {path}: role {} and world {} differ", role.name(), world.name()));
         }
@@ -281,12 +283,12 @@ pub fn publish(
     out: &Path,
 ) -> Result<ComponentManifest, BundleError> {
     let build = crate::config::Manifest::load(&config.component_dir.join("manifest.json"))
-        .map_err(|e| BundleError(e.to_string()))?;
+        .map_err(|e| BundleError::Refused(e.to_string()))?;
     let mut components = Vec::new();
     let mut copies = Vec::new();
     for p in &config.providers {
         let role = p.role.ok_or_else(|| {
-            BundleError(format!(
+            BundleError::Refused(format!(
                 "provider {:?} has no role in {}: a kit says what each component is",
                 p.name,
                 config.path.display()
@@ -295,10 +297,10 @@ pub fn publish(
         let file = p.component.to_string_lossy().into_owned();
         let path = config.component_dir.join(&p.component);
         let bytes = crate::fsio::read_bounded_nofollow(&path, crate::fsio::limits::COMPONENT, "component")
-            .map_err(|e| BundleError(e.message))?;
+            .map_err(|e| BundleError::Refused(e.message))?;
         let sha256 = super::sha256_hex(registry, &bytes)?;
         let entry = build.entry_for_file(&file).filter(|e| e.sha256 == sha256).ok_or_else(|| {
-            BundleError(format!(
+            BundleError::Refused(format!(
                 "{}: no entry with its sha256 {sha256} in the build manifest beside it",
                 path.display()
             ))
@@ -329,10 +331,10 @@ pub fn publish(
         copies.push((file, bytes));
     }
     let manifest = ComponentManifest { version: "1".into(), created_at: crate::audit::now_rfc3339(), components };
-    let payload = serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError(e.to_string()))?;
+    let payload = serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError::Refused(e.to_string()))?;
     let (envelope, _) =
         dsse::sign(service, COMPONENT_MANIFEST_TYPE, &payload, std::slice::from_ref(signer), SigFormat::Der, false)
-            .map_err(|e| BundleError(format!("signing the component manifest: {e}")))?;
+            .map_err(|source| BundleError::Sign { what: "component manifest", source })?;
     match std::fs::create_dir(out) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -345,9 +347,9 @@ pub fn publish(
         Err(e) => return fail(format!("{}: {e}", out.display())),
     }
     for (file, bytes) in &copies {
-        crate::fsio::write_new(&out.join(file), bytes, 0o644).map_err(|e| BundleError(e.message))?;
+        crate::fsio::write_new(&out.join(file), bytes, 0o644).map_err(|e| BundleError::Refused(e.message))?;
     }
     crate::fsio::write_new(&out.join(COMPONENT_MANIFEST_FILE), (envelope.to_json() + "\n").as_bytes(), 0o644)
-        .map_err(|e| BundleError(e.message))?;
+        .map_err(|e| BundleError::Refused(e.message))?;
     Ok(manifest)
 }

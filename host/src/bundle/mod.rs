@@ -76,11 +76,21 @@ pub struct ManifestFile {
 
 /// A bundle problem, said plainly.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BundleError(pub String);
+pub enum BundleError {
+    /// The archive, the source directory or the installed kit is refused, and why.
+    #[error("{0}")]
+    Refused(String),
+    /// Signing a manifest failed (the signer's own error, with its class).
+    #[error("signing the {what}: {source}")]
+    Sign {
+        what: &'static str,
+        #[source]
+        source: crate::dsse::DsseError,
+    },
+}
 
 fn fail<T>(msg: impl Into<String>) -> Result<T, BundleError> {
-    Err(BundleError(msg.into()))
+    Err(BundleError::Refused(msg.into()))
 }
 
 /// How the bundle signing key is known out of band.
@@ -92,7 +102,10 @@ pub enum Bootstrap {
 }
 
 fn sha256_hex(registry: &Registry, bytes: &[u8]) -> Result<String, BundleError> {
-    registry.digest("SHA-256", bytes).map(|s| hex::encode(s.value)).map_err(|e| BundleError(format!("hashing: {e}")))
+    registry
+        .digest("SHA-256", bytes)
+        .map(|s| hex::encode(s.value))
+        .map_err(|e| BundleError::Refused(format!("hashing: {e}")))
 }
 
 /// A relative path made only of normal components, as text with `/` separators.
@@ -129,12 +142,12 @@ fn io_err(e: Errno) -> std::io::Error {
 /// `dir` (a path the caller gave) opened as a directory handle.
 fn open_dir(dir: &Path) -> Result<OwnedFd, BundleError> {
     rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| BundleError(format!("{}: {}", dir.display(), io_err(e))))
+        .map_err(|e| BundleError::Refused(format!("{}: {}", dir.display(), io_err(e))))
 }
 
 /// The directory holding `path` and the final name in it.
 fn split_parent(path: &Path) -> Result<(&Path, &std::ffi::OsStr), BundleError> {
-    let name = path.file_name().ok_or_else(|| BundleError(format!("{}: not a file name", path.display())))?;
+    let name = path.file_name().ok_or_else(|| BundleError::Refused(format!("{}: not a file name", path.display())))?;
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     Ok((parent, name))
 }
@@ -145,15 +158,17 @@ fn split_parent(path: &Path) -> Result<(&Path, &std::ffi::OsStr), BundleError> {
 fn read_regular_at(dir: impl AsFd, name: &str, shown: &Path, max: u64) -> Result<Vec<u8>, BundleError> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| match e {
-        Errno::LOOP => BundleError(format!("{} is a symbolic link: refused (give the file itself)", shown.display())),
-        e => BundleError(format!("{}: cannot read: {}", shown.display(), io_err(e))),
+        Errno::LOOP => {
+            BundleError::Refused(format!("{} is a symbolic link: refused (give the file itself)", shown.display()))
+        }
+        e => BundleError::Refused(format!("{}: cannot read: {}", shown.display(), io_err(e))),
     })?;
     read_open_regular(fd, shown, max)
 }
 
 /// The checks of [`read_regular_at`] on a file already open.
 fn read_open_regular(fd: OwnedFd, shown: &Path, max: u64) -> Result<Vec<u8>, BundleError> {
-    let st = rustix::fs::fstat(&fd).map_err(|e| BundleError(format!("{}: {}", shown.display(), io_err(e))))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| BundleError::Refused(format!("{}: {}", shown.display(), io_err(e))))?;
     let kind = FileType::from_raw_mode(st.st_mode);
     if kind != FileType::RegularFile {
         return fail(format!("{} is a {}, not a regular file: refused", shown.display(), kind_name(kind)));
@@ -167,7 +182,7 @@ fn read_open_regular(fd: OwnedFd, shown: &Path, max: u64) -> Result<Vec<u8>, Bun
     File::from(fd)
         .take(max + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| BundleError(format!("{}: cannot read: {e}", shown.display())))?;
+        .map_err(|e| BundleError::Refused(format!("{}: cannot read: {e}", shown.display())))?;
     if bytes.len() as u64 > max {
         return fail(format!("{} grew past the limit of {max} bytes while read: refused", shown.display()));
     }
@@ -176,7 +191,7 @@ fn read_open_regular(fd: OwnedFd, shown: &Path, max: u64) -> Result<Vec<u8>, Bun
 
 /// The entries of a directory handle (not `.` and `..`), with the type the directory reports.
 fn list_dir(dir: impl AsFd, shown: &Path) -> Result<Vec<(String, FileType)>, BundleError> {
-    let err = |e: Errno| BundleError(format!("{}: {}", shown.display(), io_err(e)));
+    let err = |e: Errno| BundleError::Refused(format!("{}: {}", shown.display(), io_err(e)));
     let mut reader = rustix::fs::Dir::read_from(dir).map_err(err)?;
     let mut names = Vec::new();
     while let Some(entry) = reader.read() {
@@ -201,7 +216,7 @@ fn list_dir(dir: impl AsFd, shown: &Path) -> Result<Vec<(String, FileType)>, Bun
 /// Sixteen random hex digits, for names nobody can plant a link at in advance.
 fn random_suffix() -> Result<String, BundleError> {
     let mut b = [0u8; 8];
-    getrandom::fill(&mut b).map_err(|e| BundleError(format!("no randomness for a temporary name: {e}")))?;
+    getrandom::fill(&mut b).map_err(|e| BundleError::Refused(format!("no randomness for a temporary name: {e}")))?;
     Ok(hex::encode(b))
 }
 
@@ -215,7 +230,7 @@ fn collect(dir: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, Bund
     let anchors_path = dir.join("trust-anchors.json");
     let anchors = read_regular_at(&root, "trust-anchors.json", &anchors_path, limits.max_entry_bytes)?;
     serde_json::from_slice::<AnchorsFile>(&anchors)
-        .map_err(|e| BundleError(format!("{}: {e}", anchors_path.display())))?;
+        .map_err(|e| BundleError::Refused(format!("{}: {e}", anchors_path.display())))?;
     // Running counts, so a huge source directory stops at the limit, not after reading it.
     let mut tally = Tally {
         total: anchors.len() as u64,
@@ -235,7 +250,7 @@ fn collect(dir: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, Bund
         let shown = dir.join(kit::REVOKED);
         let bytes = read_regular_at(&root, kit::REVOKED, &shown, limits.max_entry_bytes)?;
         serde_json::from_slice::<kit::Revocations>(&bytes)
-            .map_err(|e| BundleError(format!("{}: {e}", shown.display())))?;
+            .map_err(|e| BundleError::Refused(format!("{}: {e}", shown.display())))?;
         files.insert(kit::REVOKED.to_string(), bytes);
     }
     Ok(files)
@@ -259,8 +274,8 @@ fn public_keys(
 ) -> Result<(), BundleError> {
     let keys_path = dir.join("public-keys");
     let keys = rustix::fs::openat(root, "public-keys", SUBDIR, Mode::empty()).map_err(|e| match e {
-        Errno::LOOP => BundleError(format!("{} is a symbolic link: refused", keys_path.display())),
-        e => BundleError(format!("{}: {}", keys_path.display(), io_err(e))),
+        Errno::LOOP => BundleError::Refused(format!("{} is a symbolic link: refused", keys_path.display())),
+        e => BundleError::Refused(format!("{}: {}", keys_path.display(), io_err(e))),
     })?;
     for (name, kind) in list_dir(&keys, &keys_path)? {
         let shown = keys_path.join(&name);
@@ -286,7 +301,7 @@ fn public_keys(
             ));
         }
         let bytes = read_regular_at(&keys, &name, &shown, MAX_PUBLIC_KEY_BYTES)?;
-        keyfile::public_key_from_bytes(&shown, &bytes).map_err(|e| BundleError(e.to_string()))?;
+        keyfile::public_key_from_bytes(&shown, &bytes).map_err(|e| BundleError::Refused(e.to_string()))?;
         tally.total += bytes.len() as u64;
         if tally.total > limits.max_total_bytes {
             return fail(format!(
@@ -310,7 +325,7 @@ fn plugins(
 ) -> Result<(), BundleError> {
     let plugins_path = dir.join("crypto-plugins");
     let plugins = rustix::fs::openat(root, "crypto-plugins", SUBDIR, Mode::empty())
-        .map_err(|e| BundleError(format!("{}: {}", plugins_path.display(), io_err(e))))?;
+        .map_err(|e| BundleError::Refused(format!("{}: {}", plugins_path.display(), io_err(e))))?;
     for (name, kind) in list_dir(&plugins, &plugins_path)? {
         let shown = plugins_path.join(&name);
         if !matches!(kind, FileType::RegularFile | FileType::Unknown) {
@@ -388,10 +403,10 @@ pub fn create(
         });
     }
     let manifest = Manifest { version: "1.0".into(), created_at: crate::audit::now_rfc3339(), files: listed };
-    let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError(e.to_string()))?;
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError::Refused(e.to_string()))?;
     let (envelope, _) =
         dsse::sign(service, MANIFEST_TYPE, &manifest_bytes, std::slice::from_ref(signer), SigFormat::Der, false)
-            .map_err(|e| BundleError(format!("signing the manifest: {e}")))?;
+            .map_err(|source| BundleError::Sign { what: "manifest", source })?;
     let mut all = files;
     all.insert(MANIFEST.into(), manifest_bytes);
     all.insert(SIGNATURE.into(), envelope.to_json().into_bytes());
@@ -428,8 +443,9 @@ fn write_archive(out: &Path, all: &BTreeMap<String, Vec<u8>>, limits: Limits) ->
     let stem: String = name.to_string_lossy().chars().take(64).collect();
     let tmp = format!(".{stem}.{}.partial", random_suffix()?);
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(&parent_fd, &tmp, flags, Mode::from_raw_mode(0o644))
-        .map_err(|e| BundleError(format!("writing {}: creating a temporary file: {}", out.display(), io_err(e))))?;
+    let fd = rustix::fs::openat(&parent_fd, &tmp, flags, Mode::from_raw_mode(0o644)).map_err(|e| {
+        BundleError::Refused(format!("writing {}: creating a temporary file: {}", out.display(), io_err(e)))
+    })?;
     let written = (|| -> Result<(), String> {
         let gz = flate2::write::GzEncoder::new(File::from(fd), flate2::Compression::default());
         let mut tar = tar::Builder::new(Counting { inner: gz, bytes: 0 });
@@ -461,8 +477,9 @@ fn write_archive(out: &Path, all: &BTreeMap<String, Vec<u8>>, limits: Limits) ->
         return fail(format!("writing {}: {e}", out.display()));
     }
     // The rename itself must survive a crash.
-    rustix::fs::fsync(&parent_fd)
-        .map_err(|e| BundleError(format!("wrote {}, but syncing {}: {}", out.display(), parent.display(), io_err(e))))
+    rustix::fs::fsync(&parent_fd).map_err(|e| {
+        BundleError::Refused(format!("wrote {}, but syncing {}: {}", out.display(), parent.display(), io_err(e)))
+    })
 }
 
 mod install;
@@ -505,14 +522,14 @@ pub fn verify_files(
         return fail(format!("{whose} lacks {MANIFEST} or {SIGNATURE}"));
     };
     let envelope = Envelope::parse(sig_bytes, limits.max_entry_bytes as usize, crate::dsse::DEFAULT_MAX_SIGNATURES)
-        .map_err(|e| BundleError(format!("{SIGNATURE}: {e}")))?;
+        .map_err(|e| BundleError::Refused(format!("{SIGNATURE}: {e}")))?;
     if envelope.payload_type != MANIFEST_TYPE || envelope.payload != *manifest_bytes {
         return fail(format!("{SIGNATURE} does not sign this {MANIFEST}"));
     }
     let key = match bootstrap {
         Bootstrap::Key { spki, algorithm } => TrustedKey {
             name: "bootstrap key".into(),
-            fingerprint: dsse::fingerprint(registry, spki).map_err(|e| BundleError(e.to_string()))?,
+            fingerprint: dsse::fingerprint(registry, spki).map_err(|e| BundleError::Refused(e.to_string()))?,
             spki: spki.clone(),
             algorithm: algorithm.clone(),
             hints: vec![],
@@ -520,9 +537,9 @@ pub fn verify_files(
         Bootstrap::Fingerprint(fp) => {
             let mut found = None;
             for (path, bytes) in files.iter().filter(|(p, _)| p.starts_with("public-keys/")) {
-                let spki =
-                    keyfile::public_key_from_bytes(Path::new(path), bytes).map_err(|e| BundleError(e.to_string()))?;
-                if dsse::fingerprint(registry, &spki).map_err(|e| BundleError(e.to_string()))? == *fp {
+                let spki = keyfile::public_key_from_bytes(Path::new(path), bytes)
+                    .map_err(|e| BundleError::Refused(e.to_string()))?;
+                if dsse::fingerprint(registry, &spki).map_err(|e| BundleError::Refused(e.to_string()))? == *fp {
                     found = Some(spki);
                 }
             }
@@ -530,13 +547,13 @@ pub fn verify_files(
                 return fail(format!("no public key in the bundle has the bootstrap fingerprint {fp}"));
             };
             let algorithm = algorithm_for(files, &spki).ok_or_else(|| {
-                BundleError("cannot tell the bundle key's algorithm: give the bootstrap public key (--bootstrap-pub) with --alg".into())
+                BundleError::Refused("cannot tell the bundle key's algorithm: give the bootstrap public key (--bootstrap-pub) with --alg".into())
             })?;
             TrustedKey { name: "bootstrap key".into(), fingerprint: fp.clone(), spki, algorithm, hints: vec![] }
         }
     };
-    let result =
-        dsse::verify(registry, &envelope, &[key], 1, SigFormat::Der).map_err(|e| BundleError(e.to_string()))?;
+    let result = dsse::verify(registry, &envelope, &[key], 1, SigFormat::Der)
+        .map_err(|e| BundleError::Refused(e.to_string()))?;
     if !result.valid {
         return fail(format!(
             "the bundle signature does not verify under the bootstrap key ({})",
@@ -544,7 +561,7 @@ pub fn verify_files(
         ));
     }
     let manifest: Manifest =
-        serde_json::from_slice(manifest_bytes).map_err(|e| BundleError(format!("{MANIFEST}: {e}")))?;
+        serde_json::from_slice(manifest_bytes).map_err(|e| BundleError::Refused(format!("{MANIFEST}: {e}")))?;
     for f in &manifest.files {
         let Some(bytes) = files.get(&f.path) else {
             return fail(format!(

@@ -17,7 +17,7 @@ struct Budgeted<R> {
 
 impl<R: Read> Budgeted<R> {
     fn over(&self) -> BundleError {
-        BundleError(format!(
+        BundleError::Refused(format!(
             "archive expands past the limit of {} bytes of decompressed data: refused (decompression bomb?)",
             self.limit
         ))
@@ -78,7 +78,7 @@ impl<R: Read> Budgeted<R> {
 }
 
 fn corrupt(e: std::io::Error) -> BundleError {
-    BundleError(format!("corrupt or truncated archive: {e}"))
+    BundleError::Refused(format!("corrupt or truncated archive: {e}"))
 }
 
 /// A numeric header field: octal digits (space or NUL ended), or GNU base-256 when the top bit
@@ -158,7 +158,7 @@ struct Pax {
 /// are honoured (for the next entry, when `local`); sparse-file keys are refused; the rest
 /// (times, owners, charset) does not matter to a bundle and is ignored.
 fn parse_pax(data: &[u8], local: bool) -> Result<Pax, BundleError> {
-    let bad = |why: &str| BundleError(format!("corrupt PAX header: {why}"));
+    let bad = |why: &str| BundleError::Refused(format!("corrupt PAX header: {why}"));
     let mut pax = Pax::default();
     let mut rest = data;
     while !rest.is_empty() {
@@ -208,11 +208,11 @@ fn parse_pax(data: &[u8], local: bool) -> Result<Pax, BundleError> {
 /// # Errors
 /// Any of the above, naming the entry or the limit.
 pub fn read_archive(path: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
-    let at = |e: BundleError| BundleError(format!("{}: {}", path.display(), e.0));
+    let at = |e: BundleError| BundleError::Refused(format!("{}: {e}", path.display()));
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     let fd = rustix::fs::open(path, flags, Mode::empty())
-        .map_err(|e| BundleError(format!("{}: {}", path.display(), io_err(e))))?;
-    let st = rustix::fs::fstat(&fd).map_err(|e| BundleError(format!("{}: {}", path.display(), io_err(e))))?;
+        .map_err(|e| BundleError::Refused(format!("{}: {}", path.display(), io_err(e))))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| BundleError::Refused(format!("{}: {}", path.display(), io_err(e))))?;
     let kind = FileType::from_raw_mode(st.st_mode);
     if kind != FileType::RegularFile {
         return fail(format!("{} is a {}, not a regular file: refused", path.display(), kind_name(kind)));
@@ -264,7 +264,7 @@ fn file_entry<R: Read>(
     let raw = match pax.path.or(e.long_name) {
         Some(name) => name,
         None => String::from_utf8(header_name(e.header))
-            .map_err(|err| BundleError(format!("entry {}: a name that is not UTF-8: {err}", e.number)))?,
+            .map_err(|err| BundleError::Refused(format!("entry {}: a name that is not UTF-8: {err}", e.number)))?,
     };
     let size = pax.size.unwrap_or(e.declared);
     let top = Path::new(&raw).components().all(|c| c == Component::CurDir);
@@ -321,7 +321,7 @@ fn read_tar<R: Read>(stream: &mut Budgeted<R>, limits: Limits) -> Result<BTreeMa
         }
         let flag = h[156];
         let declared = numeric(&h[124..136])
-            .ok_or_else(|| BundleError(format!("corrupt archive: header {headers} has an unreadable size")))?;
+            .ok_or_else(|| BundleError::Refused(format!("corrupt archive: header {headers} has an unreadable size")))?;
         match flag {
             b'L' => {
                 if declared > MAX_LONG_NAME {
@@ -334,7 +334,7 @@ fn read_tar<R: Read>(stream: &mut Budgeted<R>, limits: Limits) -> Result<BTreeMa
                 }
                 let data = stream.read_data(declared)?;
                 let name = std::str::from_utf8(text_field(&data))
-                    .map_err(|_| BundleError("a GNU long name that is not UTF-8: refused".into()))?;
+                    .map_err(|_| BundleError::Refused("a GNU long name that is not UTF-8: refused".into()))?;
                 long_name = Some(name.to_string());
             }
             b'x' | b'g' => {

@@ -27,8 +27,8 @@ pub enum AnchorsError {
     )]
     NeedsBootstrap { dir: String, config: String },
     /// An installed kit failed a check (its message names the file or the signature).
-    #[error("{0}")]
-    Kit(String),
+    #[error(transparent)]
+    Kit(#[from] crate::bundle::BundleError),
     #[error(transparent)]
     File(#[from] crate::trust::AnchorError),
     #[error(transparent)]
@@ -67,8 +67,7 @@ pub(super) fn configured(
 ) -> Result<AnchorSet, AnchorsError> {
     let config = ctx.config;
     if let (Some(k), Some(fp)) = (&config.kit, &config.bootstrap_fingerprint) {
-        let kit =
-            crate::bundle::kit::open(&k.dir, fp, OffsetDateTime::now_utc()).map_err(|e| AnchorsError::Kit(e.0))?;
+        let kit = crate::bundle::kit::open(&k.dir, fp, OffsetDateTime::now_utc()).map_err(AnchorsError::Kit)?;
         return kit.anchors(&ctx.host.registry, at, purpose).map_err(AnchorsError::File);
     }
     let dir = config.trust_anchors.as_ref().ok_or(AnchorsError::NoneConfigured)?;
@@ -92,7 +91,7 @@ pub(super) fn in_dir(
             dir: dir.display().to_string(),
             config: ctx.config.path.display().to_string(),
         })?;
-        let kit = crate::bundle::kit::open(dir, fp, OffsetDateTime::now_utc()).map_err(|e| AnchorsError::Kit(e.0))?;
+        let kit = crate::bundle::kit::open(dir, fp, OffsetDateTime::now_utc()).map_err(AnchorsError::Kit)?;
         return kit.anchors(registry, at, purpose).map_err(AnchorsError::File);
     }
     crate::trust::load_anchors(registry, dir, at, purpose).map_err(AnchorsError::File)

@@ -14,7 +14,21 @@ use cryptohost_client::api::{
 
 use super::blocking;
 use super::extract::{ApiError, ApiJson, ApiQuery, Current, RuleGate, Who};
-use crate::request::{self, DsseSign, HsmAction, Input, Sign, parse_held_reference};
+use super::{Inner, access::Peer};
+use crate::request::{self, Context, DsseSign, HsmAction, Input, RequestError, Sign, parse_held_reference};
+
+/// Runs `op` through the request layer on the blocking pool, behind the peer's gate.
+async fn gated<T: Send + 'static>(
+    state: std::sync::Arc<Inner>,
+    peer: Peer,
+    op: impl FnOnce(&Context<'_>) -> Result<T, RequestError> + Send + 'static,
+) -> Result<Json<T>, ApiError> {
+    blocking(move || {
+        let gate = RuleGate::new(&state, &peer);
+        Ok(Json(op(&state.context(&gate))?))
+    })
+    .await
+}
 
 /// Signs data or a digest with a key the server holds, if a rule lets the caller use it.
 #[utoipa::path(
@@ -35,11 +49,7 @@ pub async fn sign(
     Who(peer): Who,
     ApiJson(req): ApiJson<SignRequest>,
 ) -> Result<Json<SignResponse>, ApiError> {
-    blocking(move || {
-        let gate = RuleGate::new(&state, &peer);
-        Ok(Json(request::sign(&state.context(&gate), Sign::from_wire(&req)?)?))
-    })
-    .await
+    gated(state, peer, move |ctx| request::sign(ctx, Sign::from_wire(&req)?)).await
 }
 
 /// Signs the request body, streamed through the algorithm's hash as it arrives (any size; the
@@ -89,11 +99,7 @@ pub async fn dsse_sign(
     Who(peer): Who,
     ApiJson(req): ApiJson<DsseSignRequest>,
 ) -> Result<Json<DsseSignResponse>, ApiError> {
-    blocking(move || {
-        let gate = RuleGate::new(&state, &peer);
-        Ok(Json(request::dsse_sign(&state.context(&gate), DsseSign::from_wire(&req)?)?))
-    })
-    .await
+    gated(state, peer, move |ctx| request::dsse_sign(ctx, DsseSign::from_wire(&req)?)).await
 }
 
 /// The public key of a held key (the caller needs a rule for that key, any operation: the
@@ -109,11 +115,8 @@ pub async fn key_public(
     Who(peer): Who,
     ApiJson(req): ApiJson<KeyRequest>,
 ) -> Result<Json<PublicKeyResponse>, ApiError> {
-    blocking(move || {
-        let gate = RuleGate::new(&state, &peer);
-        let key = parse_held_reference(&req.key)?;
-        let bits = req.rsa_bits.unwrap_or(3072);
-        Ok(Json(request::key_public(&state.context(&gate), &key, &req.algorithm, bits)?))
+    gated(state, peer, move |ctx| {
+        request::key_public(ctx, &parse_held_reference(&req.key)?, &req.algorithm, req.rsa_bits.unwrap_or(3072))
     })
     .await
 }
@@ -135,11 +138,8 @@ pub async fn key_generate(
     Who(peer): Who,
     ApiJson(req): ApiJson<KeyRequest>,
 ) -> Result<Json<PublicKeyResponse>, ApiError> {
-    blocking(move || {
-        let gate = RuleGate::new(&state, &peer);
-        let key = parse_held_reference(&req.key)?;
-        let bits = req.rsa_bits.unwrap_or(3072);
-        Ok(Json(request::key_generate(&state.context(&gate), &key, &req.algorithm, bits)?))
+    gated(state, peer, move |ctx| {
+        request::key_generate(ctx, &parse_held_reference(&req.key)?, &req.algorithm, req.rsa_bits.unwrap_or(3072))
     })
     .await
 }
@@ -156,12 +156,15 @@ pub async fn encrypt(
     Who(peer): Who,
     ApiJson(req): ApiJson<EncryptRequest>,
 ) -> Result<Json<Sealed>, ApiError> {
-    blocking(move || {
-        let gate = RuleGate::new(&state, &peer);
-        let key = parse_held_reference(&req.key)?;
+    gated(state, peer, move |ctx| {
         let alg = req.algorithm.as_deref().unwrap_or("A256GCM");
-        let aad = req.aad.as_deref().unwrap_or_default();
-        Ok(Json(request::encrypt(&state.context(&gate), &key, alg, &req.plaintext, aad)?))
+        request::encrypt(
+            ctx,
+            &parse_held_reference(&req.key)?,
+            alg,
+            &req.plaintext,
+            req.aad.as_deref().unwrap_or_default(),
+        )
     })
     .await
 }
@@ -178,12 +181,9 @@ pub async fn decrypt(
     Who(peer): Who,
     ApiJson(req): ApiJson<DecryptRequest>,
 ) -> Result<Json<Plaintext>, ApiError> {
-    blocking(move || {
-        let gate = RuleGate::new(&state, &peer);
-        let key = parse_held_reference(&req.key)?;
-        let alg = req.algorithm.as_deref().unwrap_or("A256GCM");
-        let aad = req.aad.as_deref().unwrap_or_default();
-        Ok(Json(request::decrypt(&state.context(&gate), &key, alg, &req.nonce, &req.ciphertext, aad)?))
+    gated(state, peer, move |ctx| {
+        let (alg, aad) = (req.algorithm.as_deref().unwrap_or("A256GCM"), req.aad.as_deref().unwrap_or_default());
+        request::decrypt(ctx, &parse_held_reference(&req.key)?, alg, &req.nonce, &req.ciphertext, aad)
     })
     .await
 }
@@ -195,11 +195,7 @@ pub async fn decrypt(
     responses((status = 200, body = Vec<KeyListing>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
 )]
 pub async fn keys_list(Current(state): Current, Who(peer): Who) -> Result<Json<Vec<KeyListing>>, ApiError> {
-    blocking(move || {
-        let gate = RuleGate::new(&state, &peer);
-        Ok(Json(request::keys_list(&state.context(&gate))?))
-    })
-    .await
+    gated(state, peer, request::keys_list).await
 }
 
 /// HSM status (never logs in), connect or disconnect (admin; each audited).
@@ -225,11 +221,7 @@ pub async fn hsm_admin(
         "disconnect" => HsmAction::Disconnect,
         other => return Err(ApiError::bad(format!("unknown HSM action {other:?} (status, connect, disconnect)"))),
     };
-    blocking(move || {
-        let gate = RuleGate::new(&state, &peer);
-        Ok(Json(request::hsm(&state.context(&gate), action)?))
-    })
-    .await
+    gated(state, peer, move |ctx| request::hsm(ctx, action)).await
 }
 
 /// Re-reads the config and component directory, loads and checks the new set completely, and
