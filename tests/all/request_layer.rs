@@ -203,4 +203,61 @@ fn an_audit_log_that_cannot_be_written_is_500_on_every_signing_route_and_nothing
     assert_eq!((status, v["error"]["kind"].as_str()), (500, Some("internal")), "{v}");
     assert!(v.get("envelope").is_none());
     assert_eq!(size(), before, "nothing was added");
+    // And every other keyed route: nothing is done that cannot be audited (reading a public
+    // key is no key use, and needs no audit line).
+    for (route, body) in keyed_routes("sim:k") {
+        let (status, v) = server.json("POST", route, body);
+        let want = if route == "/v1/keys/public" { (200, None) } else { (500, Some("internal")) };
+        assert_eq!((status, v["error"]["kind"].as_str()), want, "{route}: {v}");
+    }
+    let (status, _) = server.request("POST", "/v1/sign/stream?key=sim:k&algorithm=ES256", None, b"data");
+    assert_eq!(status, 500);
+    assert_eq!(size(), before, "nothing was added");
+}
+
+/// Every keyed route, one request per error class: bad input 400, a key no rule names 403 (the
+/// same for one that does not exist), and 500 when the audit line cannot be written (from the
+/// audit-full server below).
+fn keyed_routes(key: &str) -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        ("/v1/sign", serde_json::json!({"key": key, "algorithm": "ES256", "data": "AA"})),
+        (
+            "/v1/dsse/sign",
+            serde_json::json!({"payload_type": "t", "payload": "AA", "keys": [{"key": key, "algorithm": "ES256"}]}),
+        ),
+        ("/v1/keys/public", serde_json::json!({"key": key, "algorithm": "ES256"})),
+        ("/v1/keys/generate", serde_json::json!({"key": key, "algorithm": "ES256"})),
+        ("/v1/encrypt", serde_json::json!({"key": key, "plaintext": "AA"})),
+        ("/v1/decrypt", serde_json::json!({"key": key, "nonce": b64(&[0; 12]), "ciphertext": b64(&[0; 32])})),
+    ]
+}
+
+#[test]
+fn every_keyed_route_answers_each_error_class_with_its_status() {
+    let ops = "\"sign\", \"generate\", \"encrypt\", \"decrypt\"";
+    let server = Server::start(Some("classes"), &allow_me(ops, "\"sim:mine-*\"", ""));
+    for (route, body) in keyed_routes("sim:other") {
+        let (status, v) = server.json("POST", route, body);
+        assert_eq!((status, v["error"]["kind"].as_str()), (403, Some("denied")), "{route}: {v}");
+    }
+    for (route, mut body) in keyed_routes("sim:mine-k") {
+        body["unexpected"] = serde_json::json!(1);
+        let (status, v) = server.json("POST", route, body);
+        assert_eq!((status, v["error"]["kind"].as_str()), (400, Some("bad-request")), "{route}: {v}");
+    }
+    for (route, body) in [
+        ("/v1/sign/stream?key=sim:other&algorithm=ES256", b"data".to_vec()),
+        ("/v1/sign/stream?key=sim:mine-k", b"data".to_vec()),
+    ] {
+        let (status, v) = server.request("POST", route, Some("application/octet-stream"), &body);
+        let want = if route.contains("other") { 403 } else { 400 };
+        assert_eq!(status, want, "{route}: {}", String::from_utf8_lossy(&v));
+    }
+    // Admin routes: denied without an admin rule, and not-found/method-not-allowed around them.
+    for (method, route) in [("GET", "/v1/keys"), ("POST", "/v1/hsm/status"), ("POST", "/v1/reload")] {
+        let (status, _) = server.request(method, route, None, b"");
+        assert_eq!(status, 403, "{route}");
+    }
+    let (status, _) = server.request("GET", "/v1/hsm/status", None, b"");
+    assert_eq!(status, 405);
 }

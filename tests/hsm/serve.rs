@@ -363,6 +363,11 @@ fn hsm_commands_answer_alike_locally_and_through_a_server() {
         assert_eq!((tokens[0]["label"].as_str(), tokens[0]["present"].as_bool()), (Some("drift"), Some(true)));
         assert_eq!(tokens[0]["logged_in"], false, "status never logs in");
     }
+    // Text for a person in both modes (client mode printed the server's raw JSON).
+    for out in [local(&["hsm", "status"]), client(&["hsm", "status"])] {
+        let text = common::stdout(&out);
+        assert!(text.starts_with("drift (serial ") && text.contains("not logged in"), "{text}");
+    }
     let key = "pkcs11:token=drift;object=org-rsa";
     let out = client(&["keys", "generate", key, "--alg", "RS256", "--rsa-bits", "2048"]);
     assert!(out.status.success(), "{}", common::stderr(&out));

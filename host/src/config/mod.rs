@@ -295,7 +295,7 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| src.toml(&e))?;
         let hsm = raw.hsm.map(|h| sections::hsm(&src, h, raw.strict)).transpose()?;
         let (max_payload, max_signatures) = sections::dsse(&src, raw.dsse)?;
-        let (trust_anchors, bootstrap_fingerprint, kit) = sections::trust(&src, raw.trust, raw.kit)?;
+        let trust = sections::trust(&src, raw.trust, raw.kit)?;
         Ok(Config {
             limits: sections::limits(&src, &raw.limits)?,
             cache: sections::cache(&src, raw.cache),
@@ -303,9 +303,9 @@ impl Config {
             profiles: sections::profiles(&src, raw.profiles)?,
             service: parse_service(raw.service, &src.base, &|span, field, msg| src.at(span, field, msg))?,
             audit_path: src.base.join(raw.audit.map_or_else(|| PathBuf::from("audit.jsonl"), |a| a.path)),
-            trust_anchors,
-            bootstrap_fingerprint,
-            kit,
+            trust_anchors: trust.anchors,
+            bootstrap_fingerprint: trust.bootstrap_fingerprint,
+            kit: trust.kit,
             max_payload,
             max_signatures,
             hsm,

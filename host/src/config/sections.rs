@@ -259,11 +259,13 @@ pub(super) fn dsse(src: &Src<'_>, raw: Option<RawDsse>) -> Result<(usize, usize)
 }
 
 /// `[trust]` and `[kit]`: the anchors directory, the bootstrap fingerprint, the installed kit.
-pub(super) fn trust(
-    src: &Src<'_>,
-    raw: Option<RawTrust>,
-    kit: Option<RawKit>,
-) -> Result<(Option<PathBuf>, Option<String>, Option<KitConfig>), LoadError> {
+pub(super) struct Trust {
+    pub anchors: Option<PathBuf>,
+    pub bootstrap_fingerprint: Option<String>,
+    pub kit: Option<KitConfig>,
+}
+
+pub(super) fn trust(src: &Src<'_>, raw: Option<RawTrust>, kit: Option<RawKit>) -> Result<Trust, LoadError> {
     let (anchors, fingerprint) = match raw {
         None => (None, None),
         Some(t) => {
@@ -290,5 +292,5 @@ pub(super) fn trust(
     if kit.is_some() && anchors.is_some() {
         return Err(src.err("give [kit] dir or [trust] anchors, not both: a kit's anchors are its own".into()));
     }
-    Ok((anchors, fingerprint, kit))
+    Ok(Trust { anchors, bootstrap_fingerprint: fingerprint, kit })
 }

@@ -4,9 +4,11 @@
 //! class to its status ([`ErrorKind::status`]), used by every route, the fallbacks for unknown
 //! routes and methods, and the admission layer.
 
+use std::io::Read;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -212,4 +214,58 @@ impl Inner {
     pub fn context<'a>(&'a self, gate: &'a dyn Gate) -> Context<'a> {
         Context::new(&self.host, &self.config, &self.sink, gate)
     }
+}
+
+/// A reader over request-body chunks handed across from the async side.
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, String>>,
+    current: axum::body::Bytes,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Runs `work` on the blocking pool over the request body as a stream (any size; never
+/// buffered). Once `work` returns (a refusal before reading, or the answer), no more of the
+/// body is read.
+pub async fn streamed<T: Send + 'static>(
+    body: Body,
+    work: impl FnOnce(&mut dyn Read) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    use http_body_util::BodyExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let span = tracing::Span::current();
+    let task = tokio::task::spawn_blocking(move || {
+        let _in = span.enter();
+        let mut reader = ChunkReader { rx, current: axum::body::Bytes::new() };
+        work(&mut reader)
+    });
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let chunk = match frame {
+            Ok(f) => match f.into_data() {
+                Ok(d) => Ok(d),
+                Err(_) => continue,
+            },
+            Err(e) => Err(format!("reading the request body: {e}")),
+        };
+        let failed = chunk.is_err();
+        if tx.send(chunk).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    task.await.map_err(|e| ApiError::internal(e.to_string()))?
 }

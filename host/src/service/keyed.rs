@@ -74,7 +74,7 @@ pub async fn sign_stream(
     ApiQuery(q): ApiQuery<SignQuery>,
     body: Body,
 ) -> Result<Json<SignResponse>, ApiError> {
-    super::keyless::streamed(body, move |reader| {
+    super::extract::streamed(body, move |reader| {
         let gate = RuleGate::new(&state, &peer);
         Ok(Json(request::sign(&state.context(&gate), Sign::from_query(&q, Input::Stream(reader))?)?))
     })

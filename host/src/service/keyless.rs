@@ -2,18 +2,14 @@
 //! public key, an anchor key id, or a DSSE envelope against keys or the server's anchors).
 //! Each parses, calls the request layer, and answers with the wire schema's type.
 
-use std::io::Read;
-
 use axum::Json;
 use axum::body::Body;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use cryptohost_client::api::{
     DsseVerifyRequest, DsseVerifyResponse, ErrorBody, HashQuery, HashResponse, Health, ProviderInfo, Ready,
     VerifyRequest, VerifyResponse,
 };
 
-use super::extract::{ApiError, ApiJson, ApiQuery, Current, Keyless};
+use super::extract::{ApiError, ApiJson, ApiQuery, Current, Keyless, streamed};
 use crate::request::{self, DsseVerify, Input, Verify};
 
 /// Liveness: the process answers.
@@ -45,60 +41,6 @@ pub async fn ready(Current(state): Current) -> Result<Json<Ready>, ApiError> {
 #[utoipa::path(get, path = "/v1/providers", responses((status = 200, body = Vec<ProviderInfo>)))]
 pub async fn providers(Current(state): Current) -> Json<Vec<ProviderInfo>> {
     Json(request::providers(&state.context(&Keyless)))
-}
-
-/// A reader over request-body chunks handed across from the async side.
-struct ChunkReader {
-    rx: tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, String>>,
-    current: axum::body::Bytes,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.current = b,
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
-}
-
-/// Runs `work` on the blocking pool over the request body as a stream (any size; never
-/// buffered). Once `work` returns (a refusal before reading, or the answer), no more of the
-/// body is read.
-pub(super) async fn streamed<T: Send + 'static>(
-    body: Body,
-    work: impl FnOnce(&mut dyn Read) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    use http_body_util::BodyExt;
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let span = tracing::Span::current();
-    let task = tokio::task::spawn_blocking(move || {
-        let _in = span.enter();
-        let mut reader = ChunkReader { rx, current: axum::body::Bytes::new() };
-        work(&mut reader)
-    });
-    let mut body = body;
-    while let Some(frame) = body.frame().await {
-        let chunk = match frame {
-            Ok(f) => match f.into_data() {
-                Ok(d) => Ok(d),
-                Err(_) => continue,
-            },
-            Err(e) => Err(format!("reading the request body: {e}")),
-        };
-        let failed = chunk.is_err();
-        if tx.send(chunk).await.is_err() || failed {
-            break;
-        }
-    }
-    drop(tx);
-    task.await.map_err(|e| ApiError::internal(e.to_string()))?
 }
 
 /// Hashes the request body, streamed through a hashing provider (any size; never buffered).
@@ -149,10 +91,4 @@ pub async fn dsse_verify(
 ) -> Result<Json<DsseVerifyResponse>, ApiError> {
     super::blocking(move || Ok(Json(request::dsse_verify(&state.context(&Keyless), DsseVerify::from_wire(&req)?)?)))
         .await
-}
-
-/// The OpenAPI document of these routes.
-#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, body = Object)))]
-pub async fn openapi() -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], super::openapi::json()).into_response()
 }

@@ -185,7 +185,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/hash", post(keyless::hash))
         .route("/v1/verify", post(keyless::verify))
         .route("/v1/dsse/verify", post(keyless::dsse_verify))
-        .route("/v1/openapi.json", get(keyless::openapi))
+        .route("/v1/openapi.json", get(openapi::openapi))
         .route("/v1/sign", post(keyed::sign))
         .route("/v1/sign/stream", post(keyed::sign_stream))
         .route("/v1/dsse/sign", post(keyed::dsse_sign))

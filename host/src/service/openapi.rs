@@ -22,7 +22,7 @@ use super::{keyed, keyless};
         keyless::hash,
         keyless::verify,
         keyless::dsse_verify,
-        keyless::openapi,
+        openapi,
         keyed::sign,
         keyed::sign_stream,
         keyed::dsse_sign,
@@ -78,4 +78,12 @@ pub struct ApiDoc;
 /// The OpenAPI document as pretty JSON.
 pub fn json() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, body = Object)))]
+pub async fn openapi() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+    (axum::http::StatusCode::OK, json, self::json()).into_response()
 }
