@@ -8,12 +8,13 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use cryptohost_client::api::{
-    DecryptRequest, DsseSignRequest, DsseSignResponse, EncryptRequest, ErrorBody, HsmReport, KeyListing, KeyRequest,
-    Plaintext, PublicKeyResponse, Reloaded, Sealed, SignQuery, SignRequest, SignResponse,
+    DecryptRequest, DsseSignRequest, DsseSignResponse, EncryptRequest, HsmReport, KeyListing, KeyRequest, Plaintext,
+    PublicKeyResponse, Reloaded, Sealed, SignQuery, SignRequest, SignResponse,
 };
 
 use super::blocking;
 use super::extract::{ApiError, ApiJson, ApiQuery, Current, RuleGate, Who};
+use super::openapi::KeyedErrors;
 use super::{Inner, access::Peer};
 use crate::request::{self, Context, DsseSign, HsmAction, Input, RequestError, Sign, parse_held_reference};
 
@@ -35,14 +36,7 @@ async fn gated<T: Send + 'static>(
     post,
     path = "/v1/sign",
     request_body = SignRequest,
-    responses(
-        (status = 200, body = SignResponse),
-        (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody, description = "forbidden, or no such key or profile: the same answer"),
-        (status = 413, body = ErrorBody),
-        (status = 500, body = ErrorBody, description = "the audit line could not be written: nothing was signed"),
-        (status = 502, body = ErrorBody, description = "the provider that holds the key failed")
-    )
+    responses((status = 200, body = SignResponse), KeyedErrors)
 )]
 pub async fn sign(
     Current(state): Current,
@@ -60,13 +54,7 @@ pub async fn sign(
     path = "/v1/sign/stream",
     params(SignQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses(
-        (status = 200, body = SignResponse),
-        (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody, description = "forbidden, or no such key or profile: the same answer"),
-        (status = 500, body = ErrorBody, description = "the audit line could not be written: nothing was signed"),
-        (status = 502, body = ErrorBody, description = "the provider that holds the key failed")
-    )
+    responses((status = 200, body = SignResponse), KeyedErrors)
 )]
 pub async fn sign_stream(
     Current(state): Current,
@@ -86,13 +74,7 @@ pub async fn sign_stream(
     post,
     path = "/v1/dsse/sign",
     request_body = DsseSignRequest,
-    responses(
-        (status = 200, body = DsseSignResponse),
-        (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody, description = "forbidden, or no such key or profile: the same answer"),
-        (status = 500, body = ErrorBody, description = "the audit line could not be written: nothing was signed"),
-        (status = 502, body = ErrorBody, description = "the provider that holds a key failed")
-    )
+    responses((status = 200, body = DsseSignResponse), KeyedErrors)
 )]
 pub async fn dsse_sign(
     Current(state): Current,
@@ -108,7 +90,7 @@ pub async fn dsse_sign(
     post,
     path = "/v1/keys/public",
     request_body = KeyRequest,
-    responses((status = 200, body = PublicKeyResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
+    responses((status = 200, body = PublicKeyResponse), KeyedErrors)
 )]
 pub async fn key_public(
     Current(state): Current,
@@ -126,12 +108,7 @@ pub async fn key_public(
     post,
     path = "/v1/keys/generate",
     request_body = KeyRequest,
-    responses(
-        (status = 200, body = PublicKeyResponse),
-        (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody),
-        (status = 502, body = ErrorBody)
-    )
+    responses((status = 200, body = PublicKeyResponse), KeyedErrors)
 )]
 pub async fn key_generate(
     Current(state): Current,
@@ -149,7 +126,7 @@ pub async fn key_generate(
     post,
     path = "/v1/encrypt",
     request_body = EncryptRequest,
-    responses((status = 200, body = Sealed), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
+    responses((status = 200, body = Sealed), KeyedErrors)
 )]
 pub async fn encrypt(
     Current(state): Current,
@@ -174,7 +151,7 @@ pub async fn encrypt(
     post,
     path = "/v1/decrypt",
     request_body = DecryptRequest,
-    responses((status = 200, body = Plaintext), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
+    responses((status = 200, body = Plaintext), KeyedErrors)
 )]
 pub async fn decrypt(
     Current(state): Current,
@@ -192,7 +169,7 @@ pub async fn decrypt(
 #[utoipa::path(
     get,
     path = "/v1/keys",
-    responses((status = 200, body = Vec<KeyListing>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
+    responses((status = 200, body = Vec<KeyListing>), KeyedErrors)
 )]
 pub async fn keys_list(Current(state): Current, Who(peer): Who) -> Result<Json<Vec<KeyListing>>, ApiError> {
     gated(state, peer, request::keys_list).await
@@ -203,12 +180,7 @@ pub async fn keys_list(Current(state): Current, Who(peer): Who) -> Result<Json<V
     post,
     path = "/v1/hsm/{action}",
     params(("action" = String, Path, description = "status, connect or disconnect")),
-    responses(
-        (status = 200, body = HsmReport),
-        (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody),
-        (status = 502, body = ErrorBody, description = "the module or a token refused")
-    )
+    responses((status = 200, body = HsmReport), KeyedErrors)
 )]
 pub async fn hsm_admin(
     Current(state): Current,
@@ -230,7 +202,7 @@ pub async fn hsm_admin(
 #[utoipa::path(
     post,
     path = "/v1/reload",
-    responses((status = 200, body = Reloaded), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody))
+    responses((status = 200, body = Reloaded), KeyedErrors)
 )]
 pub async fn reload(
     State(shared): State<std::sync::Arc<super::Shared>>,

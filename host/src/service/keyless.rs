@@ -10,6 +10,7 @@ use cryptohost_client::api::{
 };
 
 use super::extract::{ApiError, ApiJson, ApiQuery, Current, Keyless, streamed};
+use super::openapi::KeylessErrors;
 use crate::request::{self, DsseVerify, Input, Verify};
 
 /// Liveness: the process answers.
@@ -49,7 +50,7 @@ pub async fn providers(Current(state): Current) -> Json<Vec<ProviderInfo>> {
     path = "/v1/hash",
     params(HashQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, body = HashResponse), (status = 400, body = ErrorBody))
+    responses((status = 200, body = HashResponse), KeylessErrors)
 )]
 pub async fn hash(
     Current(state): Current,
@@ -66,7 +67,7 @@ pub async fn hash(
     post,
     path = "/v1/verify",
     request_body = VerifyRequest,
-    responses((status = 200, body = VerifyResponse), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody))
+    responses((status = 200, body = VerifyResponse), KeylessErrors)
 )]
 pub async fn verify(
     Current(state): Current,
@@ -83,7 +84,7 @@ pub async fn verify(
     post,
     path = "/v1/dsse/verify",
     request_body = DsseVerifyRequest,
-    responses((status = 200, body = DsseVerifyResponse), (status = 400, body = ErrorBody))
+    responses((status = 200, body = DsseVerifyResponse), KeylessErrors)
 )]
 pub async fn dsse_verify(
     Current(state): Current,
