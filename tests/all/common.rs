@@ -114,14 +114,17 @@ pub fn run(config: &Path, args: &[&str]) -> Output {
         && servable(config, args)
         && let Some(socket) = test_server(config)
     {
-        // Where it can run twice with one answer, it runs locally first: then the server's
-        // answer must be the same (stdout, exit code, and the audit line but for its time and
-        // caller), or the two front ends have drifted apart.
-        let twice = repeatable(config, args);
+        // Run locally first as the twin of the request: then the server's answer must be the
+        // same (stdout, exit code, and the audit line but for its time and caller), or the two
+        // front ends have drifted apart.
+        let twin = twin(config, args);
         let audit = Config::load(config).ok().map(|c| c.audit_path);
         let lines = || audit.as_deref().map(audit_lines).unwrap_or_default();
         let before = lines();
-        let local = twice.then(|| run_local(config, args));
+        let local = twin.as_ref().map(|t| {
+            let twin_args = t.args(args);
+            (run_local(config, &twin_args.iter().map(String::as_str).collect::<Vec<_>>()), t)
+        });
         let between = lines();
         let out = Command::new(binary())
             .arg("--config")
@@ -133,10 +136,10 @@ pub fn run(config: &Path, args: &[&str]) -> Output {
             .expect("run cryptohost");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "cryptohost panicked: {stderr}");
-        if let Some(local) = local {
+        if let Some((local, twin)) = local {
             let after = lines();
             assert_eq!(local.status.code(), out.status.code(), "{args:?}: exit codes differ between modes: {stderr}");
-            assert_eq!(stdout(&local), stdout(&out), "{args:?}: stdout differs between local and client mode");
+            twin.compare(args, &local, &out);
             let written = |from: &[serde_json::Value], to: &[serde_json::Value]| -> Vec<serde_json::Value> {
                 to.iter().skip(from.len()).cloned().map(comparable).collect()
             };
@@ -174,19 +177,88 @@ pub fn comparable(mut line: serde_json::Value) -> serde_json::Value {
     line
 }
 
-/// Whether a command gives the same answer when run twice: no new file made with O_EXCL, no key
-/// generated, no randomized signature (PSS, ML-DSA, ECDSA in an HSM, AES-GCM nonces).
-fn repeatable(config: &Path, args: &[&str]) -> bool {
+/// How a command's local twin runs and is compared with the server's answer.
+struct Twin {
+    /// Signatures that are randomized (PSS, ML-DSA, ECDSA in an HSM) are masked.
+    mask_signatures: bool,
+    /// A file made new (`O_EXCL`) by the command: the twin writes beside it, and the two files
+    /// are compared (their lengths only when `exact_file` is off: AES-GCM's fresh nonce).
+    new_file: Option<(String, bool)>,
+}
+
+impl Twin {
+    /// The twin's arguments: the new file, if any, renamed.
+    fn args(&self, args: &[&str]) -> Vec<String> {
+        let mut out: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        if let Some((file, _)) = &self.new_file
+            && let Some(i) = out.iter().position(|a| a == file)
+        {
+            out[i] = format!("{file}.local-twin");
+        }
+        out
+    }
+
+    fn compare(&self, args: &[&str], local: &Output, remote: &Output) {
+        let mut local_out = stdout(local);
+        if let Some((file, exact)) = &self.new_file {
+            let twin = format!("{file}.local-twin");
+            local_out = local_out.replace(&twin, file);
+            if let (Ok(a), Ok(b)) = (fs::read(&twin), fs::read(file)) {
+                if *exact {
+                    assert!(a == b, "{args:?}: the file written differs between modes");
+                } else {
+                    assert_eq!(a.len(), b.len(), "{args:?}: the file written differs in length between modes");
+                }
+            }
+            let _ = fs::remove_file(&twin);
+        }
+        let (l, r) =
+            if self.mask_signatures { (mask(&local_out), mask(&stdout(remote))) } else { (local_out, stdout(remote)) };
+        assert_eq!(l, r, "{args:?}: stdout differs between local and client mode");
+    }
+}
+
+/// A document with its signatures replaced by a placeholder: `signature` and `sig` fields of
+/// JSON, or a whole line of base64.
+fn mask(text: &str) -> String {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                for (k, v) in o.iter_mut() {
+                    if k == "signature" || k == "sig" {
+                        *v = serde_json::json!("<signature>");
+                    } else {
+                        walk(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(text) {
+        walk(&mut v);
+        return v.to_string();
+    }
+    let b64 = |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+    text.lines().map(|l| if b64(l) { "<signature>" } else { l }).collect::<Vec<_>>().join("\n")
+}
+
+/// The local twin of a servable command, if it has one: every one but a key generated on a
+/// token (refused the second time) or a secret made with a fresh nonce and nothing to compare.
+fn twin(config: &Path, args: &[&str]) -> Option<Twin> {
     // PKCS#1 v1.5 is deterministic everywhere; ECDSA only in the software providers (RFC 6979).
     let deterministic = |alg: &str, key: &str| {
         alg.starts_with("RS") || (!key.starts_with("pkcs11:") && (alg.starts_with("ES") || alg == "EdDSA"))
     };
-    let profiles = Config::load(config).map(|c| c.profiles).unwrap_or_default();
+    let loaded = Config::load(config).ok();
+    let profiles = loaded.as_ref().map(|c| c.profiles.clone()).unwrap_or_default();
     let value = |flag: &str| args.windows(2).filter(|w| w[0] == flag).map(|w| w[1]).collect::<Vec<_>>();
+    let exact = Twin { mask_signatures: false, new_file: None };
+    let out = |flag: &str, exact: bool| value(flag).first().map(|f| (f.to_string(), exact));
     match args.first().copied() {
-        Some("hash" | "verify") => true,
-        Some("keys") => matches!(args.get(1).copied(), Some("public" | "list")),
-        Some("sign" | "dsse") if args.get(1) == Some(&"verify") => true,
+        Some("hash" | "verify") => Some(exact),
+        Some("sign" | "dsse") if args.get(1) == Some(&"verify") => Some(exact),
         Some("sign" | "dsse") => {
             let alg = value("--alg").first().copied().unwrap_or("");
             let keys_ok = value("--key").iter().all(|k| deterministic(alg, k));
@@ -196,9 +268,26 @@ fn repeatable(config: &Path, args: &[&str]) -> bool {
                     .find(|(n, p)| n.as_str() == *name || p.key_id.as_deref() == Some(name))
                     .is_some_and(|(_, p)| deterministic(&p.algorithm, &p.key.to_string()))
             });
-            keys_ok && profiles_ok
+            // (--out is replaced by a rename, never made new: the twin may write it first.)
+            Some(Twin { mask_signatures: !(keys_ok && profiles_ok), new_file: None })
         }
-        _ => false,
+        Some("keys") => match args.get(1).copied() {
+            Some("public" | "list") => Some(exact),
+            // A seeded simulation derives the same key each time; a token refuses the second.
+            Some("generate") => {
+                let seeded = loaded.as_ref().is_some_and(|c| {
+                    c.providers
+                        .iter()
+                        .any(|p| p.key_prefix.as_deref() == Some("sim") && p.settings.contains_key("seed"))
+                });
+                (seeded && args.get(2).is_some_and(|k| k.starts_with("sim:")))
+                    .then(|| Twin { mask_signatures: false, new_file: out("--pub", true) })
+            }
+            _ => None,
+        },
+        Some("decrypt") => Some(Twin { mask_signatures: false, new_file: out("--out", true) }),
+        Some("encrypt") => Some(Twin { mask_signatures: false, new_file: out("--out", false) }),
+        _ => None,
     }
 }
 

@@ -163,11 +163,16 @@ fn a_pooled_provider_serves_a_second_call_while_the_first_is_busy() {
     let slow = p.clone();
     // A 4096-bit RSA key generation in the sandbox takes seconds and holds one instance.
     let busy = std::thread::spawn(move || slow.generate("RS256", 4096, false).is_ok());
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    // Another call does not wait for it: it gets another instance of the pool.
+    // Synchronized on the pool's own state, not on a clock: once the key generation holds an
+    // instance, another call must be served by another instance without waiting.
+    while p.stats().busy == 0 {
+        assert!(!busy.is_finished(), "the key generation ended before it was seen holding an instance");
+        std::thread::yield_now();
+    }
+    let waits = p.stats().waits;
     let digest = p.digest("SHA-256", b"abc").expect("served while the other instance is busy");
     assert_eq!(hex::encode(digest)[..8], *"ba7816bf");
-    assert!(!busy.is_finished(), "the digest should not have waited for the key generation");
+    assert_eq!(p.stats().waits, waits, "the digest waited for the busy instance");
     assert!(busy.join().unwrap());
 }
 

@@ -75,6 +75,39 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The error answers of a route that uses a key, each class with its one status (the same
+/// table `extract` answers with).
+#[derive(utoipa::IntoResponses)]
+pub enum KeyedErrors {
+    /// bad-request: the request is malformed or names something unusable.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// denied: no rule lets the caller use that key or profile, or there is no such key or
+    /// profile (the same answer).
+    #[response(status = 403)]
+    Denied(ErrorBody),
+    /// too-large: the body is over `[service] max_body_mib`.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// internal: the audit line could not be written, so nothing was done with the key.
+    #[response(status = 500)]
+    Internal(ErrorBody),
+    /// provider: the provider that holds the key failed or faulted.
+    #[response(status = 502)]
+    Provider(ErrorBody),
+}
+
+/// The error answers of a route that holds no key.
+#[derive(utoipa::IntoResponses)]
+pub enum KeylessErrors {
+    /// bad-request: the request is malformed or names something unusable.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// too-large: the body is over `[service] max_body_mib`.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+}
+
 /// The class of a rejection axum made (a body, a query, a path), by its status.
 fn rejected(status: StatusCode, message: String) -> ApiError {
     let kind = match status {

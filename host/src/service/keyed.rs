@@ -13,8 +13,7 @@ use cryptohost_client::api::{
 };
 
 use super::blocking;
-use super::extract::{ApiError, ApiJson, ApiQuery, Current, RuleGate, Who};
-use super::openapi::KeyedErrors;
+use super::extract::{ApiError, ApiJson, ApiQuery, Current, KeyedErrors, RuleGate, Who};
 use super::{Inner, access::Peer};
 use crate::request::{self, Context, DsseSign, HsmAction, Input, RequestError, Sign, parse_held_reference};
 

@@ -9,8 +9,7 @@ use cryptohost_client::api::{
     VerifyRequest, VerifyResponse,
 };
 
-use super::extract::{ApiError, ApiJson, ApiQuery, Current, Keyless, streamed};
-use super::openapi::KeylessErrors;
+use super::extract::{ApiError, ApiJson, ApiQuery, Current, Keyless, KeylessErrors, streamed};
 use crate::request::{self, DsseVerify, Input, Verify};
 
 /// Liveness: the process answers.

@@ -75,39 +75,6 @@ use super::{keyed, keyless};
 )]
 pub struct ApiDoc;
 
-/// The error answers of a route that uses a key, each class with its one status (the same
-/// table `extract` answers with).
-#[derive(utoipa::IntoResponses)]
-pub enum KeyedErrors {
-    /// bad-request: the request is malformed or names something unusable.
-    #[response(status = 400)]
-    BadRequest(api::ErrorBody),
-    /// denied: no rule lets the caller use that key or profile, or there is no such key or
-    /// profile (the same answer).
-    #[response(status = 403)]
-    Denied(api::ErrorBody),
-    /// too-large: the body is over `[service] max_body_mib`.
-    #[response(status = 413)]
-    TooLarge(api::ErrorBody),
-    /// internal: the audit line could not be written, so nothing was done with the key.
-    #[response(status = 500)]
-    Internal(api::ErrorBody),
-    /// provider: the provider that holds the key failed or faulted.
-    #[response(status = 502)]
-    Provider(api::ErrorBody),
-}
-
-/// The error answers of a route that holds no key.
-#[derive(utoipa::IntoResponses)]
-pub enum KeylessErrors {
-    /// bad-request: the request is malformed or names something unusable.
-    #[response(status = 400)]
-    BadRequest(api::ErrorBody),
-    /// too-large: the body is over `[service] max_body_mib`.
-    #[response(status = 413)]
-    TooLarge(api::ErrorBody),
-}
-
 /// The OpenAPI document as pretty JSON.
 pub fn json() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_default()
