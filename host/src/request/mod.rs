@@ -32,7 +32,7 @@ pub use input::Input;
 pub use keys::{
     HsmAction, decrypt, encrypt, hsm, key_generate, key_public, keys_list, parse_held_reference, permit_admin,
 };
-pub use sign::{DsseSign, KeySpec, Sign, dsse_sign, sign};
+pub use sign::{DsseSign, KeySpec, Sign, dsse_sign, record_event, sign};
 pub use verify::{DsseVerify, GivenKey, PublicKeySpec, TrustSpec, Verify, dsse_verify, hash, verify};
 
 use crate::audit::{AuditError, AuditLog};

@@ -101,13 +101,22 @@ pub(super) fn permit(
 
 /// Writes an event line (a denial, an admin action) on behalf of the gate's caller.
 pub(super) fn event(ctx: &Context<'_>, event: &str, detail: String) -> Result<(), RequestError> {
-    let record = crate::audit::EventRecord {
-        time: crate::audit::now_rfc3339(),
-        event: event.into(),
-        caller: ctx.gate.caller(),
-        detail,
-    };
-    ctx.audit.log()?.event(&record)?;
+    record_event(ctx.audit, ctx.gate.caller(), event, detail)
+}
+
+/// Writes an event line that is not a key use (a denial, an admin action, a reload): the one
+/// place besides the key service that writes the audit log.
+///
+/// # Errors
+/// The line cannot be written (the caller then refuses what it was about to do).
+pub fn record_event(
+    audit: &super::Audit,
+    caller: Option<crate::audit::Caller>,
+    event: &str,
+    detail: String,
+) -> Result<(), RequestError> {
+    let record = crate::audit::EventRecord { time: crate::audit::now_rfc3339(), event: event.into(), caller, detail };
+    audit.log()?.event(&record)?;
     Ok(())
 }
 

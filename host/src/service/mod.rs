@@ -110,14 +110,7 @@ impl Shared {
             }
         };
         // Recorded in the log of the set that serves from now on.
-        let audit = self.current().audit.clone();
-        let record = crate::audit::EventRecord {
-            time: crate::audit::now_rfc3339(),
-            event: "reload".into(),
-            caller,
-            detail: outcome,
-        };
-        if let Err(e) = audit.event(&record) {
+        if let Err(e) = crate::request::record_event(&self.current().sink, caller, "reload", outcome) {
             log::error!("{e}");
         }
         drop(old);
