@@ -90,10 +90,15 @@ impl Shared {
 
     /// Loads the set again from its source and swaps it in whole; on any failure the old set
     /// keeps serving. Either way one audit event says what happened.
-    pub async fn reload(self: &Arc<Self>, caller: Option<crate::audit::Caller>) -> Result<(), String> {
+    ///
+    /// # Errors
+    /// The new set does not load (the old one keeps serving).
+    pub async fn reload(self: &Arc<Self>, caller: Option<crate::audit::Caller>) -> Result<(), ServiceError> {
         let _one = self.reloading.lock().await;
         let source = self.source.clone();
-        let loaded = tokio::task::spawn_blocking(move || source.load()).await.map_err(|e| e.to_string())?;
+        let loaded = tokio::task::spawn_blocking(move || source.load())
+            .await
+            .map_err(|e| ServiceError::Runtime(e.to_string()))?;
         let old = self.current();
         let (outcome, result) = match loaded {
             Ok(new) => {
@@ -106,7 +111,7 @@ impl Shared {
             Err(e) => {
                 log::error!("reload refused, the previous set keeps serving: {e}");
                 self.metrics.reloads.get_or_create(&metrics::OutcomeLabel { outcome: "refused".into() }).inc();
-                (format!("refused: {e}"), Err(e.to_string()))
+                (format!("refused: {e}"), Err(e))
             }
         };
         // Recorded in the log of the set that serves from now on.
