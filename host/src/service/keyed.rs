@@ -30,20 +30,27 @@ async fn gated<T: Send + 'static>(
     .await
 }
 
-/// Signs data or a digest with a key the server holds, if a rule lets the caller use it.
-#[utoipa::path(
-    post,
-    path = "/v1/sign",
-    request_body = SignRequest,
-    responses((status = 200, body = SignResponse), KeyedErrors)
-)]
-pub async fn sign(
-    Current(state): Current,
-    Who(peer): Who,
-    ApiJson(req): ApiJson<SignRequest>,
-) -> Result<Json<SignResponse>, ApiError> {
-    gated(state, peer, move |ctx| request::sign(ctx, Sign::from_wire(&req)?)).await
+/// A keyed route with a JSON body: declared once here, each one a line that names its path,
+/// request and answer types, and the request-layer call.
+macro_rules! keyed_json {
+    ($(#[doc = $doc:literal])* $name:ident, $path:literal, $req:ty => $ok:ty, |$ctx:ident, $r:ident| $call:expr) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, request_body = $req, responses((status = 200, body = $ok), KeyedErrors))]
+        pub async fn $name(
+            Current(state): Current,
+            Who(peer): Who,
+            ApiJson($r): ApiJson<$req>,
+        ) -> Result<Json<$ok>, ApiError> {
+            gated(state, peer, move |$ctx| $call).await
+        }
+    };
 }
+
+keyed_json!(
+    /// Signs data or a digest with a key the server holds, if a rule lets the caller use it.
+    sign, "/v1/sign", SignRequest => SignResponse,
+    |ctx, req| request::sign(ctx, Sign::from_wire(&req)?)
+);
 
 /// Signs the request body, streamed through the algorithm's hash as it arrives (any size; the
 /// audit line records the SHA-256 of exactly these bytes). The caller's rules are checked
@@ -68,101 +75,42 @@ pub async fn sign_stream(
     .await
 }
 
-/// Signs a payload as a DSSE envelope with every key, profile and key id at once.
-#[utoipa::path(
-    post,
-    path = "/v1/dsse/sign",
-    request_body = DsseSignRequest,
-    responses((status = 200, body = DsseSignResponse), KeyedErrors)
-)]
-pub async fn dsse_sign(
-    Current(state): Current,
-    Who(peer): Who,
-    ApiJson(req): ApiJson<DsseSignRequest>,
-) -> Result<Json<DsseSignResponse>, ApiError> {
-    gated(state, peer, move |ctx| request::dsse_sign(ctx, DsseSign::from_wire(&req)?)).await
-}
+keyed_json!(
+    /// Signs a payload as a DSSE envelope with every key, profile and key id at once.
+    dsse_sign, "/v1/dsse/sign", DsseSignRequest => DsseSignResponse,
+    |ctx, req| request::dsse_sign(ctx, DsseSign::from_wire(&req)?)
+);
 
-/// The public key of a held key (the caller needs a rule for that key, any operation: the
-/// answer says the key exists).
-#[utoipa::path(
-    post,
-    path = "/v1/keys/public",
-    request_body = KeyRequest,
-    responses((status = 200, body = PublicKeyResponse), KeyedErrors)
-)]
-pub async fn key_public(
-    Current(state): Current,
-    Who(peer): Who,
-    ApiJson(req): ApiJson<KeyRequest>,
-) -> Result<Json<PublicKeyResponse>, ApiError> {
-    gated(state, peer, move |ctx| {
-        request::key_public(ctx, &parse_held_reference(&req.key)?, &req.algorithm, req.rsa_bits.unwrap_or(3072))
-    })
-    .await
-}
+keyed_json!(
+    /// The public key of a held key (the caller needs a rule for that key, any operation: the
+    /// answer says the key exists).
+    key_public, "/v1/keys/public", KeyRequest => PublicKeyResponse,
+    |ctx, req| request::key_public(ctx, &parse_held_reference(&req.key)?, &req.algorithm, req.rsa_bits.unwrap_or(3072))
+);
 
-/// Generates a key under a reference (refused if the HSM already holds the label).
-#[utoipa::path(
-    post,
-    path = "/v1/keys/generate",
-    request_body = KeyRequest,
-    responses((status = 200, body = PublicKeyResponse), KeyedErrors)
-)]
-pub async fn key_generate(
-    Current(state): Current,
-    Who(peer): Who,
-    ApiJson(req): ApiJson<KeyRequest>,
-) -> Result<Json<PublicKeyResponse>, ApiError> {
-    gated(state, peer, move |ctx| {
-        request::key_generate(ctx, &parse_held_reference(&req.key)?, &req.algorithm, req.rsa_bits.unwrap_or(3072))
-    })
-    .await
-}
+keyed_json!(
+    /// Generates a key under a reference (refused if the HSM already holds the label).
+    key_generate, "/v1/keys/generate", KeyRequest => PublicKeyResponse,
+    |ctx, req| request::key_generate(ctx, &parse_held_reference(&req.key)?, &req.algorithm, req.rsa_bits.unwrap_or(3072))
+);
 
-/// AES-GCM encryption with a held secret key.
-#[utoipa::path(
-    post,
-    path = "/v1/encrypt",
-    request_body = EncryptRequest,
-    responses((status = 200, body = Sealed), KeyedErrors)
-)]
-pub async fn encrypt(
-    Current(state): Current,
-    Who(peer): Who,
-    ApiJson(req): ApiJson<EncryptRequest>,
-) -> Result<Json<Sealed>, ApiError> {
-    gated(state, peer, move |ctx| {
-        let alg = req.algorithm.as_deref().unwrap_or("A256GCM");
-        request::encrypt(
-            ctx,
-            &parse_held_reference(&req.key)?,
-            alg,
-            &req.plaintext,
-            req.aad.as_deref().unwrap_or_default(),
-        )
-    })
-    .await
-}
+keyed_json!(
+    /// AES-GCM encryption with a held secret key.
+    encrypt, "/v1/encrypt", EncryptRequest => Sealed,
+    |ctx, req| {
+        let (alg, aad) = (req.algorithm.as_deref().unwrap_or("A256GCM"), req.aad.as_deref().unwrap_or_default());
+        request::encrypt(ctx, &parse_held_reference(&req.key)?, alg, &req.plaintext, aad)
+    }
+);
 
-/// AES-GCM decryption with a held secret key; a wrong tag, nonce or AAD is 400.
-#[utoipa::path(
-    post,
-    path = "/v1/decrypt",
-    request_body = DecryptRequest,
-    responses((status = 200, body = Plaintext), KeyedErrors)
-)]
-pub async fn decrypt(
-    Current(state): Current,
-    Who(peer): Who,
-    ApiJson(req): ApiJson<DecryptRequest>,
-) -> Result<Json<Plaintext>, ApiError> {
-    gated(state, peer, move |ctx| {
+keyed_json!(
+    /// AES-GCM decryption with a held secret key; a wrong tag, nonce or AAD is 400.
+    decrypt, "/v1/decrypt", DecryptRequest => Plaintext,
+    |ctx, req| {
         let (alg, aad) = (req.algorithm.as_deref().unwrap_or("A256GCM"), req.aad.as_deref().unwrap_or_default());
         request::decrypt(ctx, &parse_held_reference(&req.key)?, alg, &req.nonce, &req.ciphertext, aad)
-    })
-    .await
-}
+    }
+);
 
 /// Every key on the HSM's tokens (admin).
 #[utoipa::path(
