@@ -1,11 +1,9 @@
 //! Picks a provider for (capability, algorithm) by priority, falls back on `unsupported` or a
 //! fault, and reports which provider served each call.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
@@ -220,37 +218,18 @@ impl Registry {
     }
 
     /// Streams a file through the serving provider's incremental hash (never all in memory).
-    /// The file must be a regular file (a fifo or `/dev/zero` would never end).
+    /// The file must be a regular file (a fifo or `/dev/zero` would never end). A provider that
+    /// faults halfway is retried on the next from the start of the file.
     ///
     /// # Errors
-    /// The file cannot be opened or is not a regular file, or as [`Registry::serve`].
+    /// The file cannot be opened or is not a regular file, a read or seek fails, or as
+    /// [`Registry::serve`].
     pub fn digest_file(&self, algorithm: &str, path: &Path) -> Result<Served<Vec<u8>>, RegistryError> {
         let file = fsio::open_regular(path, "input").map_err(|e| RegistryError::Input(e.to_string()))?;
-        self.digest_open_file(algorithm, &file, None)
-    }
-
-    /// Streams an open file through the serving provider's incremental hash. With `audit`, the
-    /// same bytes also go through a native SHA-256 (what the audit log records), so both
-    /// digests come from one read of one open file. A provider that faults halfway is retried
-    /// on the next from the start of the file, with `audit` reset.
-    ///
-    /// # Errors
-    /// A read or seek fails, or as [`Registry::serve`].
-    pub fn digest_open_file(
-        &self,
-        algorithm: &str,
-        file: &File,
-        mut audit: Option<&mut Sha256>,
-    ) -> Result<Served<Vec<u8>>, RegistryError> {
         self.serve(Capability::Hashing, algorithm, |p, a| {
-            let mut f = file;
+            let mut f = &file;
             f.seek(SeekFrom::Start(0)).map_err(|e| ProviderError::InvalidInput(format!("rewinding input: {e}")))?;
-            let audit = audit.as_deref_mut();
-            let mut tee = Tee { inner: f, audit };
-            if let Some(h) = tee.audit.as_deref_mut() {
-                *h = Sha256::new();
-            }
-            p.digest_reader(a, &mut tee)
+            p.digest_reader(a, &mut f)
         })
     }
 
@@ -283,25 +262,6 @@ impl Registry {
         format: SigFormat,
     ) -> Result<Served<bool>, RegistryError> {
         self.serve(Capability::Verification, algorithm, |p, a| p.verify_once(a, spki_der, input, signature, format))
-    }
-
-    /// Hashes a file (streamed, through a hashing provider) and verifies the signature over
-    /// the digest. Returns the verification result and the provider that hashed.
-    ///
-    /// # Errors
-    /// Unknown algorithm, unreadable file, or as [`Registry::verify`].
-    pub fn verify_file(
-        &self,
-        algorithm: &str,
-        spki_der: &[u8],
-        path: &Path,
-        signature: &[u8],
-        format: SigFormat,
-    ) -> Result<(Served<bool>, Served<Vec<u8>>), RegistryError> {
-        let hash = self.signature_hash(algorithm, Capability::Verification)?;
-        let digest = self.digest_file(hash, path)?;
-        let verified = self.verify(algorithm, spki_der, SignInput::Digest(&digest.value), signature, format)?;
-        Ok((verified, digest))
     }
 
     /// Imports a PKCS#8 key into the serving signing provider and signs with it.
@@ -348,22 +308,6 @@ impl Registry {
             algorithm: algorithm.to_string(),
             tried: Vec::new(),
         })
-    }
-}
-
-/// A reader that also feeds every byte it reads to an optional SHA-256.
-struct Tee<'a, R> {
-    inner: R,
-    audit: Option<&'a mut Sha256>,
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(h) = self.audit.as_deref_mut() {
-            h.update(&buf[..n]);
-        }
-        Ok(n)
     }
 }
 
