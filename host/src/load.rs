@@ -71,6 +71,7 @@ pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host
             k.components.iter().filter(|a| !disabled.contains(&a.entry.provider.name)).collect()
         })
         .unwrap_or_default();
+    check_entries(config, &kit_providers)?;
     let runtime = if pooled {
         let total: usize = config.providers.iter().map(|p| instances_of(config, p)).sum::<usize>()
             + kit_providers.iter().map(|a| kit_instances(config, a)).sum::<usize>();
@@ -103,10 +104,78 @@ pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host
     }
     let hsm = config.hsm.clone().map(|h| Arc::new(Pkcs11Provider::new(h)));
     if let Some(h) = &hsm {
-        // `pkcs11:` URIs are one more key namespace, routed like `sim:`.
-        loaded.add(h.clone(), Some("pkcs11".to_string()));
+        // `pkcs11:` URIs are one more key namespace, routed like `sim:`, and registered first:
+        // nothing else may answer for it (`check_entries` refused any other claim already).
+        loaded.providers.push(h.clone());
+        loaded.prefixes.insert(0, (PKCS11_PREFIX.to_string(), h.clone() as Arc<dyn CryptoProvider>));
     }
     Ok(Host { registry: Registry::with_namespaces(loaded.providers, loaded.prefixes), hsm, _runtime: runtime })
+}
+
+/// The namespace of the HSM's keys (`pkcs11:` URIs).
+pub const PKCS11_PREFIX: &str = "pkcs11";
+
+/// Key namespaces no provider may claim, from the config or a kit: `pkcs11` is the HSM's, and
+/// `file` names key files.
+pub const RESERVED_PREFIXES: [&str; 2] = [PKCS11_PREFIX, "file"];
+
+/// The priorities a kit's signed manifest may claim for its providers: below the HSM's default
+/// (300) and below anything an operator configures at 200 or more, so a kit never outranks
+/// them on its own word. `[kit] priority` (the operator's) may set any priority.
+pub const KIT_PRIORITIES: std::ops::RangeInclusive<i32> = 0..=199;
+
+/// One validation of every provider entry, configured and from the kit, before anything is
+/// loaded: names unique, key prefixes well formed, never reserved, and held by one provider
+/// each, and a kit's claimed priority within [`KIT_PRIORITIES`].
+///
+/// # Errors
+/// The first entry that breaks a rule, naming it and the rule.
+fn check_entries(config: &Config, kit: &[&crate::bundle::kit::Admitted]) -> Result<(), LoadError> {
+    let refuse = |message: String| LoadError::Config { path: config.path.clone(), message };
+    let mut names: Vec<(&str, &str)> = Vec::new();
+    let mut prefixes: Vec<(&str, &str)> = Vec::new();
+    let configured = config.providers.iter().map(|p| (p.name.as_str(), p.key_prefix.as_deref(), "the config"));
+    let from_kit = kit
+        .iter()
+        .map(|a| (a.entry.provider.name.as_str(), a.entry.provider.key_prefix.as_deref(), "the installed kit"));
+    for (name, prefix, source) in configured.chain(from_kit) {
+        if let Some((_, other)) = names.iter().find(|(n, _)| *n == name) {
+            return Err(refuse(format!(
+                "provider {name:?} is named twice ({other} and {source}): name one, or disable the kit's"
+            )));
+        }
+        names.push((name, source));
+        let Some(prefix) = prefix else { continue };
+        if RESERVED_PREFIXES.contains(&prefix) || prefix.len() < 2 || !prefix.chars().all(|c| c.is_ascii_lowercase()) {
+            return Err(refuse(format!(
+                "provider {name:?} ({source}) claims the key prefix {prefix:?}: a prefix is two or more lowercase \
+                 letters and never {} (refused)",
+                RESERVED_PREFIXES.join(" or ")
+            )));
+        }
+        if let Some((other, _)) = prefixes.iter().find(|(_, p)| *p == prefix) {
+            return Err(refuse(format!(
+                "providers {other:?} and {name:?} ({source}) both claim the key prefix {prefix:?}: one provider holds a \
+                 namespace (refused)"
+            )));
+        }
+        prefixes.push((name, prefix));
+    }
+    let overridden = |name: &str| config.kit.as_ref().is_some_and(|k| k.priority.contains_key(name));
+    for a in kit {
+        let p = &a.entry.provider;
+        if !KIT_PRIORITIES.contains(&p.priority) && !overridden(&p.name) {
+            return Err(refuse(format!(
+                "the installed kit claims priority {} for provider {:?}; a kit may claim {} to {} (set [kit] priority \
+                 to give it more)",
+                p.priority,
+                p.name,
+                KIT_PRIORITIES.start(),
+                KIT_PRIORITIES.end()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The providers loaded so far and the key namespaces they hold.
@@ -205,14 +274,6 @@ fn from_kit(
 ) -> Result<Arc<dyn CryptoProvider>, LoadError> {
     let name = &a.entry.provider.name;
     let file = a.path.clone();
-    if config.providers.iter().any(|p| p.name == *name) {
-        return Err(LoadError::Component {
-            file,
-            message: format!(
-                "provider {name:?} is both configured and in the installed kit: name one, or disable the kit's"
-            ),
-        });
-    }
     if let Some(r) = kit.and_then(|k| k.revocation(&a.entry.sha256)) {
         return Err(LoadError::Component {
             file,

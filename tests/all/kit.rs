@@ -104,6 +104,45 @@ impl Publisher {
         archive
     }
 
+    /// As [`Publisher::kit`], with the signed component manifest rewritten by `edit` and signed
+    /// again with the publisher's key: what a compromised or careless publisher can ship.
+    fn kit_edited(&self, name: &str, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
+        let archive = self.kit(name, WINDOW, "2099-01-01T00:00:00Z", None);
+        let src = self.dir.path().join(format!("{name}-src"));
+        let manifest = src.join("crypto-plugins/component-manifest.dsse.json");
+        let envelope: serde_json::Value = serde_json::from_slice(&fs::read(&manifest).unwrap()).unwrap();
+        let payload = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(envelope["payload"].as_str().unwrap()).unwrap()
+        };
+        let mut listed: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        edit(&mut listed);
+        let payload_file = self.dir.path().join(format!("{name}-manifest.json"));
+        fs::write(&payload_file, serde_json::to_vec(&listed).unwrap()).unwrap();
+        let payload_type = envelope["payloadType"].as_str().unwrap();
+        let args = ["dsse", "sign", "--key", "sim:publisher", "--alg", "ES256", "--payload-type", payload_type];
+        let out = run(&self.config, &[&args[..], &["--out", s(&manifest), s(&payload_file)]].concat());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        fs::remove_file(&archive).unwrap();
+        let out = run(
+            &self.config,
+            &[
+                "bundle",
+                "create",
+                "--from",
+                s(&src),
+                "--key",
+                "sim:bundle-signer",
+                "--alg",
+                "ES256",
+                "--out",
+                s(&archive),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        archive
+    }
+
     fn bootstrap(&self) -> String {
         fingerprint(&self.config, &self.bundle_pub)
     }
@@ -321,4 +360,47 @@ fn revoked_unanchored_and_expired_publishers_are_refused_before_compilation() {
     let out = run(&config, &["providers"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is not signed by a provider-module anchor"), "{}", stderr(&out));
+}
+
+/// The provider entry of `name` in a component manifest.
+fn entry<'a>(listed: &'a mut serde_json::Value, name: &str) -> &'a mut serde_json::Value {
+    let components = listed["components"].as_array_mut().unwrap();
+    let c = components.iter_mut().find(|c| c["provider"]["name"] == name).unwrap();
+    &mut c["provider"]
+}
+
+#[test]
+fn a_kit_cannot_take_a_reserved_or_held_key_namespace_nor_outrank_on_its_own_word() {
+    let p = publisher();
+    let refused = |archive: &Path, extra: &str, needle: &str| {
+        let (_dir, config, kit) = site(&p);
+        fs::write(&config, fs::read_to_string(&config).unwrap() + extra).unwrap();
+        let out = install(&config, &p, archive, &kit, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let out = run(&config, &["providers"]);
+        assert_eq!(out.status.code(), Some(2), "{needle}: loaded anyway: {}", stdout(&out));
+        assert!(stderr(&out).contains(needle), "{needle}: {}", stderr(&out));
+    };
+    // The HSM's namespace (every pkcs11: reference would reach the sandbox), and file:.
+    for reserved in ["pkcs11", "file"] {
+        let archive =
+            p.kit_edited(&format!("claims-{reserved}"), |m| entry(m, "simulation")["keyPrefix"] = reserved.into());
+        refused(&archive, "", &format!("claims the key prefix \"{reserved}\""));
+    }
+    // A namespace a configured provider holds: one provider per prefix, never the first silently.
+    let archive = p.kit_edited("claims-sim", |_| {});
+    let configured = format!(
+        "[[provider]]\nname = \"local-sim\"\ncomponent = \"simulation.wasm\"\nsha256 = {:?}\npriority = 10\nkey_prefix = \"sim\"\n",
+        common::digest_of("simulation.wasm")
+    );
+    refused(&archive, &configured, "both claim the key prefix \"sim\"");
+    // A priority above the kit range, unless the operator grants it.
+    let archive = p.kit_edited("outranks", |m| entry(m, "offline-verification")["priority"] = 100_000.into());
+    refused(&archive, "", "claims priority 100000");
+    let (_dir, config, kit) = site(&p);
+    fs::write(&config, fs::read_to_string(&config).unwrap() + "priority = { offline-verification = 100000 }\n")
+        .unwrap();
+    assert_eq!(install(&config, &p, &archive, &kit, &[]).status.code(), Some(0));
+    let out = run(&config, &["providers", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "the operator's override is the operator's: {}", stderr(&out));
 }

@@ -131,11 +131,14 @@ fn provider(src: &Src<'_>, p: RawProvider) -> Result<ProviderConfig, LoadError> 
         None => None,
         Some(k) => {
             let v = k.get_ref();
-            if matches!(v.as_str(), "pkcs11" | "file") || v.is_empty() || !v.chars().all(|c| c.is_ascii_lowercase()) {
+            if crate::load::RESERVED_PREFIXES.contains(&v.as_str())
+                || v.len() < 2
+                || !v.chars().all(|c| c.is_ascii_lowercase())
+            {
                 return Err(at(
                     k.span(),
                     "provider.key_prefix",
-                    format!("{v:?} must be lowercase letters, not pkcs11 or file"),
+                    format!("{v:?} must be two or more lowercase letters, not pkcs11 or file"),
                 ));
             }
             Some(v.clone())
