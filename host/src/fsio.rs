@@ -129,17 +129,26 @@ pub fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError>
 
 /// Writes `contents` to a fresh temporary file in the target's directory and renames it over
 /// `path`. A symlink planted at `path` is replaced, never written through; readers see the old
-/// file or the new one, never half of one.
+/// file or the new one, never half of one. Only a regular file or a symlink is ever replaced: a
+/// device, fifo, socket or directory at `path` is refused (as root, `--out /dev/null` would
+/// otherwise replace the system's device node with a file).
 ///
 /// # Errors
-/// The directory is not writable, `path` is a directory, or the write fails.
+/// The directory is not writable, `path` is something other than a regular file or a symlink,
+/// or the write fails.
 pub fn replace_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-        return Err(fail(path, "is a directory"));
+    if let Ok(m) = fs::symlink_metadata(path) {
+        let t = m.file_type();
+        if !(t.is_file() || t.is_symlink()) {
+            return Err(fail(
+                path,
+                format!("is a {}, not a regular file: refused (outputs replace only files)", kind_of(&t)),
+            ));
+        }
     }
     let name = path.file_name().ok_or_else(|| fail(path, "has no file name"))?;
     let mut nonce = [0u8; 8];
@@ -156,6 +165,24 @@ pub fn replace_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsE
         return Err(fail(path, format!("cannot write: {e}")));
     }
     Ok(())
+}
+
+/// What a non-regular file is, in words.
+fn kind_of(t: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "directory"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else if t.is_fifo() {
+        "fifo"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
 }
 
 /// Checks that `dir` and every directory above it can be changed only by this user or root:
@@ -245,7 +272,7 @@ pub fn read_private(path: &Path, limit: u64, what: &str) -> Result<Option<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
 
     #[test]
     fn bounded_reads_refuse_devices_and_oversized_files() {
@@ -270,6 +297,25 @@ mod tests {
         assert_eq!(fs::read(&victim).unwrap(), b"precious");
         assert!(!fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert_eq!(fs::read(&link).unwrap(), b"new");
+        // A fifo, socket or directory at the target is refused, never replaced by a file (a
+        // device node the same way; the test makes none, and never touches the system's).
+        let fifo = dir.path().join("fifo");
+        let socket = dir.path().join("socket");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        for (target, kind) in [(fifo.as_path(), "fifo"), (socket.as_path(), "socket"), (dir.path(), "directory")] {
+            let err = replace_atomic(target, b"x", 0o644).unwrap_err().to_string();
+            assert!(err.contains(&format!("is a {kind}")), "{err}");
+        }
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "left as it was");
+        assert!(fs::symlink_metadata(&socket).unwrap().file_type().is_socket());
     }
 
     #[test]
