@@ -183,6 +183,9 @@ impl Runtime {
     }
 }
 
+/// The most algorithm claims (over all capabilities) a component's metadata may make.
+pub const MAX_CLAIMS: usize = 256;
+
 impl WasmProvider {
     /// Asks the component who it is and what it offers. What it says it can do must be within
     /// its world: a verifier that claims to sign is lying about something, and is refused.
@@ -193,6 +196,18 @@ impl WasmProvider {
             .map_err(|e| component_err(file, format!("metadata call failed: {e}")))?;
         self.descriptor.reported_name = info.name;
         self.descriptor.version = info.version;
+        // What a component claims is bounded: every routed call and `components check` go
+        // over these lists.
+        let claimed: usize = info.capabilities.iter().map(|c| c.algorithms.len()).sum();
+        if info.capabilities.len() > MAX_CLAIMS || claimed > MAX_CLAIMS {
+            return Err(component_err(
+                file,
+                format!(
+                    "claims {claimed} algorithms in {} entries; at most {MAX_CLAIMS} are accepted",
+                    info.capabilities.len()
+                ),
+            ));
+        }
         self.descriptor.capabilities = info
             .capabilities
             .into_iter()
