@@ -163,6 +163,40 @@ pub fn load_anchors(
     anchors_from(registry, &path, &text, &public_keys, at, purpose)
 }
 
+/// A trust-anchors file checked by the rules every use applies, whatever the time: JSON of
+/// this format, RFC 3339 times, fingerprints `sha256:` + 64 lowercase hex digits, algorithms
+/// this host knows, and each window's start before its end. `bundle create`, `bundle verify`
+/// and `bundle install` apply it too, so a kit never passes those to fail only at use.
+///
+/// # Errors
+/// The first rule broken, naming the anchor and the field.
+pub fn check_anchors(path: &Path, text: &[u8]) -> Result<AnchorsFile, AnchorError> {
+    let err = |message: String| AnchorError { path: path.display().to_string(), message };
+    let file: AnchorsFile = serde_json::from_slice(text).map_err(|e| err(format!("not a trust anchors file: {e}")))?;
+    time_of("expiresAt", &file.expires_at, path)?;
+    time_of("createdAt", &file.created_at, path)?;
+    for a in &file.trust_anchors {
+        if !valid_fingerprint(&a.fingerprint) {
+            return Err(err(format!(
+                "anchor {:?}: fingerprint {:?} is not \"sha256:\" + 64 lowercase hex digits",
+                a.key_id, a.fingerprint
+            )));
+        }
+        if !crate::alg::is_signature_algorithm(&a.algorithm_id) {
+            return Err(err(format!(
+                "anchor {:?}: algorithmId {:?} is not one of {}",
+                a.key_id,
+                a.algorithm_id,
+                crate::alg::signature_names()
+            )));
+        }
+        if time_of("notAfter", &a.not_after, path)? < time_of("notBefore", &a.not_before, path)? {
+            return Err(err(format!("anchor {:?}: notAfter is before notBefore", a.key_id)));
+        }
+    }
+    Ok(file)
+}
+
 /// As [`load_anchors`], over bytes already read (and, for an installed kit, already checked
 /// against its signed manifest): the trust-anchors file and the public keys (SPKI DER).
 ///
@@ -178,17 +212,8 @@ pub fn anchors_from(
 ) -> Result<AnchorSet, AnchorError> {
     let path = path.to_path_buf();
     let err = |message: String| AnchorError { path: path.display().to_string(), message };
-    let file: AnchorsFile = serde_json::from_slice(text).map_err(|e| err(format!("not a trust anchors file: {e}")))?;
+    let file = check_anchors(&path, text)?;
     let expires = time_of("expiresAt", &file.expires_at, &path)?;
-    time_of("createdAt", &file.created_at, &path)?;
-    for a in &file.trust_anchors {
-        if !valid_fingerprint(&a.fingerprint) {
-            return Err(err(format!(
-                "anchor {:?}: fingerprint {:?} is not \"sha256:\" + 64 lowercase hex digits",
-                a.key_id, a.fingerprint
-            )));
-        }
-    }
     if at > expires {
         return Err(err(format!(
             "the trust anchors expired at {} (verification time {})",

@@ -475,3 +475,50 @@ fn a_bundle_at_the_per_file_limit_still_creates_verifies_and_installs() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(fs::read(into.join("trust-anchors.json")).unwrap(), anchors);
 }
+
+#[test]
+fn create_refuses_what_verify_install_or_use_would_refuse() {
+    let k = kit();
+    let out = k.dir.path().join("kit.tar.gz");
+    let create = |key: &str, alg: &str| {
+        run(&k.config, &["bundle", "create", "--from", s(&k.source), "--key", key, "--alg", alg, "--out", s(&out)])
+    };
+    // An EdDSA bundle key: the trust root verifies ES256 and ES384 only, so `bundle verify` would
+    // refuse what was written. Refused before the key is used, nothing written.
+    let ed = k.dir.path().join("ed.pem");
+    let made = run(&k.config, &["keygen", "--alg", "EdDSA", "--out", s(&ed)]);
+    assert_eq!(made.status.code(), Some(0), "{}", stderr(&made));
+    let r = create(s(&ed), "EdDSA");
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(stderr(&r).contains("checks ES256 or ES384 only"), "{}", stderr(&r));
+    assert!(!out.exists(), "nothing written");
+    // An uppercase fingerprint passed create, verify and install and failed only at use.
+    let anchors = k.source.join("trust-anchors.json");
+    let text = fs::read_to_string(&anchors).unwrap();
+    let fp = serde_json::from_str::<serde_json::Value>(&text).unwrap()["trustAnchors"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let upper = format!("sha256:{}", fp.trim_start_matches("sha256:").to_ascii_uppercase());
+    fs::write(&anchors, text.replace(&fp, &upper)).unwrap();
+    let r = create("sim:bundle-signer", "ES256");
+    assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(stderr(&r).contains("64 lowercase hex digits"), "{}", stderr(&r));
+    assert!(!out.exists(), "nothing written");
+    // So does an unknown algorithm, or a window that ends before it starts.
+    let edits: [(&str, &str, &str); 2] = [
+        ("algorithmId", "HS256", "algorithmId \"HS256\""),
+        ("notAfter", "2025-01-01T00:00:00Z", "notAfter is before notBefore"),
+    ];
+    for (field, value, needle) in edits {
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["trustAnchors"][0][field] = value.into();
+        fs::write(&anchors, v.to_string()).unwrap();
+        let r = create("sim:bundle-signer", "ES256");
+        assert_eq!(r.status.code(), Some(2), "{needle}: {}", stderr(&r));
+        assert!(stderr(&r).contains(needle), "{needle}: {}", stderr(&r));
+    }
+    fs::write(&anchors, text).unwrap();
+    let r = create("sim:bundle-signer", "ES256");
+    assert_eq!(r.status.code(), Some(0), "the good source still makes a kit: {}", stderr(&r));
+}

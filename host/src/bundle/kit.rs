@@ -282,6 +282,7 @@ pub fn publish(
     signer: &dsse::Signer,
     out: &Path,
 ) -> Result<ComponentManifest, BundleError> {
+    super::trust_root_algorithm(&signer.algorithm, "a component manifest")?;
     let build = crate::config::Manifest::load(&config.component_dir.join("manifest.json"))
         .map_err(|e| BundleError::Refused(e.to_string()))?;
     let mut components = Vec::new();

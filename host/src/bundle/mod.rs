@@ -229,8 +229,7 @@ fn collect(dir: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, Bund
     let root = open_dir(dir)?;
     let anchors_path = dir.join("trust-anchors.json");
     let anchors = read_regular_at(&root, "trust-anchors.json", &anchors_path, limits.max_entry_bytes)?;
-    serde_json::from_slice::<AnchorsFile>(&anchors)
-        .map_err(|e| BundleError::Refused(format!("{}: {e}", anchors_path.display())))?;
+    crate::trust::check_anchors(&anchors_path, &anchors).map_err(|e| BundleError::Refused(e.to_string()))?;
     // Running counts, so a huge source directory stops at the limit, not after reading it.
     let mut tally = Tally {
         total: anchors.len() as u64,
@@ -391,8 +390,10 @@ pub fn create(
     out: &Path,
     limits: Limits,
 ) -> Result<Manifest, BundleError> {
-    // Refuse a bad --out before the signing key is used.
+    // Refuse a bad --out, and a key the trust root could never check, before the signing key
+    // is used.
     check_out(out)?;
+    trust_root_algorithm(&signer.algorithm, "a kit")?;
     let files = collect(dir, limits)?;
     let mut listed = Vec::new();
     for (path, bytes) in &files {
@@ -420,6 +421,21 @@ pub fn create(
     }
     write_archive(out, &all, limits)?;
     Ok(manifest)
+}
+
+/// Kits and publishers are verified by the host's trust root, natively, with ES256 or ES384
+/// only: signing `what` with anything else would make something nothing can verify.
+///
+/// # Errors
+/// Another algorithm.
+pub(crate) fn trust_root_algorithm(algorithm: &str, what: &str) -> Result<(), BundleError> {
+    if crate::trust_root::ALGORITHMS.contains(&algorithm) {
+        return Ok(());
+    }
+    fail(format!(
+        "{what} is verified by the host's trust root, which checks {} only: sign it with one of those, not {algorithm}",
+        crate::trust_root::ALGORITHMS.join(" or ")
+    ))
 }
 
 /// `--out` must be a new path or a regular file (replaced by a rename, never written through).
@@ -562,6 +578,10 @@ pub fn verify_files(
     }
     let manifest: Manifest =
         serde_json::from_slice(manifest_bytes).map_err(|e| BundleError::Refused(format!("{MANIFEST}: {e}")))?;
+    if let Some(anchors) = files.get("trust-anchors.json") {
+        crate::trust::check_anchors(Path::new("trust-anchors.json"), anchors)
+            .map_err(|e| BundleError::Refused(format!("{whose}: {e}")))?;
+    }
     for f in &manifest.files {
         let Some(bytes) = files.get(&f.path) else {
             return fail(format!(
