@@ -261,3 +261,38 @@ fn every_keyed_route_answers_each_error_class_with_its_status() {
     let (status, _) = server.request("GET", "/v1/hsm/status", None, b"");
     assert_eq!(status, 405);
 }
+
+#[test]
+fn a_caller_with_no_rights_cannot_fill_the_disk_with_denials() {
+    let server = Server::start(Some("flood"), &allow_me("\"sign\"", "\"sim:mine-*\"", ""));
+    let audit = server.root.join("audit.jsonl");
+    let size = || fs::metadata(&audit).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    // A name over the bound is refused before anything is written (it used to be audited whole:
+    // one request wrote a 63 MB line).
+    for (field, route) in [("key", "/v1/sign"), ("profile", "/v1/sign"), ("key_id", "/v1/sign")] {
+        let mut body = serde_json::json!({"algorithm": "ES256", "data": "AA"});
+        body[field] = format!("sim:{}", "x".repeat(4096)).into();
+        let (status, v) = server.json("POST", route, body);
+        assert_eq!(status, 400, "{field}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("at most 1024"), "{v}");
+    }
+    assert_eq!(size(), before, "nothing written for an oversized name");
+    // A flood of denials with names just under the bound: each still answered 403, but only
+    // so many lines a minute are written for one caller.
+    let name = format!("sim:{}", "y".repeat(1000));
+    for _ in 0..1200 {
+        let (status, _) =
+            server.json("POST", "/v1/sign", serde_json::json!({"key": name, "algorithm": "ES256", "data": "AA"}));
+        assert_eq!(status, 403);
+    }
+    let grown = size() - before;
+    assert!(grown < 100_000, "1,200 denials grew the log by {grown} bytes (unbounded: about 1.3 MB)");
+    let denied = server.audit().iter().filter(|l| l["event"] == "denied").count();
+    assert_eq!(denied, 20, "at most 20 denial lines a minute for one caller");
+    // Key uses are never dropped.
+    let (status, v) =
+        server.json("POST", "/v1/sign", serde_json::json!({"key": "sim:mine-k", "algorithm": "ES256", "data": "AA"}));
+    assert_eq!(status, 200, "{v}");
+    assert!(server.audit().iter().any(|l| l["operation"] == "sign"));
+}

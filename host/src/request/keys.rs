@@ -18,7 +18,7 @@ pub use cryptohost_client::HsmAction;
 /// # Errors
 /// The reference does not parse.
 pub fn parse_held_reference(text: &str) -> Result<KeyRef, RequestError> {
-    Ok(KeyRef::parse(text)?)
+    Ok(KeyRef::parse(super::bounded("key", text)?)?)
 }
 
 fn pem(spki: &[u8]) -> Result<String, RequestError> {

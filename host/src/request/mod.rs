@@ -47,17 +47,63 @@ use crate::registry::Served;
 pub struct Audit {
     path: PathBuf,
     log: Mutex<Option<Arc<AuditLog>>>,
+    /// Denial lines written per caller uid in the current minute (see [`DENIALS_PER_MINUTE`]).
+    denials: Mutex<std::collections::HashMap<u32, DenialWindow>>,
+}
+
+/// At most this many denial lines a minute for one caller uid; the rest are counted, and the
+/// count is written as one line when the next minute's first denial is. A caller with no rights
+/// cannot fill the disk this way (and so stop every sign, fail-closed); key-use lines are never
+/// dropped.
+pub const DENIALS_PER_MINUTE: u32 = 20;
+
+/// The longest key reference, profile name or key id a request may name (every one of them can
+/// reach an audit line): longer ones are refused before anything is written.
+pub const MAX_NAME: usize = 1024;
+
+#[derive(Clone, Copy)]
+struct DenialWindow {
+    start: std::time::Instant,
+    written: u32,
+    suppressed: u64,
+}
+
+/// What to do with one denial line.
+enum Denial {
+    /// Write it, after a line counting `suppressed` earlier ones if there were any.
+    Write { suppressed: u64 },
+    /// Count it only.
+    Suppress,
 }
 
 impl Audit {
     /// A log already open (the server's, shared by every request).
     pub fn opened(log: Arc<AuditLog>) -> Audit {
-        Audit { path: log.path().to_path_buf(), log: Mutex::new(Some(log)) }
+        Audit { path: log.path().to_path_buf(), log: Mutex::new(Some(log)), denials: Mutex::default() }
     }
 
     /// The log at `path`, opened when a request first needs it.
     pub fn at(path: PathBuf) -> Audit {
-        Audit { path, log: Mutex::new(None) }
+        Audit { path, log: Mutex::new(None), denials: Mutex::default() }
+    }
+
+    /// Whether a denial line for `uid` is written now, within [`DENIALS_PER_MINUTE`].
+    fn denial(&self, uid: u32) -> Denial {
+        let now = std::time::Instant::now();
+        let mut all = self.denials.lock().unwrap_or_else(PoisonError::into_inner);
+        let w = all.entry(uid).or_insert(DenialWindow { start: now, written: 0, suppressed: 0 });
+        let mut suppressed = 0;
+        if now.duration_since(w.start) >= std::time::Duration::from_secs(60) {
+            suppressed = w.suppressed;
+            *w = DenialWindow { start: now, written: 0, suppressed: 0 };
+        }
+        if w.written < DENIALS_PER_MINUTE {
+            w.written += 1;
+            Denial::Write { suppressed }
+        } else {
+            w.suppressed += 1;
+            Denial::Suppress
+        }
     }
 
     /// The open log: a key is never used, and an admin action never taken, unless it can be
@@ -132,6 +178,17 @@ pub fn provider_info(d: &Descriptor) -> ProviderInfo {
 /// Every loaded provider, highest priority first.
 pub fn providers(ctx: &Context<'_>) -> Vec<ProviderInfo> {
     ctx.host.providers().iter().map(|p| provider_info(p.descriptor())).collect()
+}
+
+/// A name a request gives (a key reference, profile or key id), refused when over [`MAX_NAME`].
+///
+/// # Errors
+/// Too long: said with its length, never echoed.
+pub fn bounded<'t>(field: &str, text: &'t str) -> Result<&'t str, RequestError> {
+    if text.len() > MAX_NAME {
+        return Err(RequestError::Invalid(format!("{field} is {} bytes; at most {MAX_NAME} are accepted", text.len())));
+    }
+    Ok(text)
 }
 
 /// A signature algorithm by name, or the error every front end gives for an unknown one.

@@ -29,9 +29,9 @@ impl KeySpec {
     /// None or several given, or a reference that does not parse.
     pub fn one_of(key: Option<&str>, profile: Option<&str>, key_id: Option<&str>) -> Result<KeySpec, RequestError> {
         match (key, profile, key_id) {
-            (Some(k), None, None) => Ok(KeySpec::Reference(KeyRef::parse(k)?)),
-            (None, Some(p), None) => Ok(KeySpec::Profile(p.to_string())),
-            (None, None, Some(id)) => Ok(KeySpec::KeyId(id.to_string())),
+            (Some(k), None, None) => Ok(KeySpec::Reference(KeyRef::parse(super::bounded("key", k)?)?)),
+            (None, Some(p), None) => Ok(KeySpec::Profile(super::bounded("profile", p)?.to_string())),
+            (None, None, Some(id)) => Ok(KeySpec::KeyId(super::bounded("key_id", id)?.to_string())),
             _ => Err(RequestError::Invalid("give exactly one of key, profile or key_id".into())),
         }
     }
@@ -115,8 +115,30 @@ pub fn record_event(
     event: &str,
     detail: String,
 ) -> Result<(), RequestError> {
+    let log = audit.log()?;
+    if event == "denied"
+        && let Some(uid) = caller.as_ref().map(|c| c.uid)
+    {
+        match audit.denial(uid) {
+            super::Denial::Suppress => return Ok(()),
+            super::Denial::Write { suppressed: 0 } => {}
+            super::Denial::Write { suppressed } => {
+                let detail = format!(
+                    "{suppressed} denial(s) of this caller in the last minute were not written (at most {} a minute are)",
+                    super::DENIALS_PER_MINUTE
+                );
+                let summary = crate::audit::EventRecord {
+                    time: crate::audit::now_rfc3339(),
+                    event: "denied-not-written".into(),
+                    caller: caller.clone(),
+                    detail,
+                };
+                log.event(&summary)?;
+            }
+        }
+    }
     let record = crate::audit::EventRecord { time: crate::audit::now_rfc3339(), event: event.into(), caller, detail };
-    audit.log()?.event(&record)?;
+    log.event(&record)?;
     Ok(())
 }
 
@@ -232,10 +254,14 @@ impl<'a> DsseSign<'a> {
     pub fn from_wire(req: &'a api::DsseSignRequest) -> Result<DsseSign<'a>, RequestError> {
         let mut signers = Vec::new();
         for k in &req.keys {
-            signers.push((KeySpec::Reference(KeyRef::parse(&k.key)?), Some(k.algorithm.clone())));
+            signers.push((KeySpec::one_of(Some(&k.key), None, None)?, Some(k.algorithm.clone())));
         }
-        signers.extend(req.profiles.iter().map(|p| (KeySpec::Profile(p.clone()), None)));
-        signers.extend(req.key_ids.iter().map(|id| (KeySpec::KeyId(id.clone()), None)));
+        for p in &req.profiles {
+            signers.push((KeySpec::one_of(None, Some(p), None)?, None));
+        }
+        for id in &req.key_ids {
+            signers.push((KeySpec::one_of(None, None, Some(id))?, None));
+        }
         Ok(DsseSign {
             signers,
             payload_type: req.payload_type.clone(),
