@@ -170,27 +170,54 @@ fn profile_key_files_are_relative_to_the_config_and_a_provider_fault_is_502_on_e
     assert_eq!((status, v["error"]["kind"].as_str()), (502, Some("provider")), "{v}");
 }
 
-#[test]
-fn an_audit_log_that_cannot_be_written_is_500_on_every_signing_route_and_nothing_is_signed() {
+/// A server whose audit log stands `over` bytes past the file-size limit it runs under (a
+/// sparse file; negative: that far below it): an append that crosses the limit fails (EFBIG;
+/// SIGXFSZ is ignored) as on a full disk, after writing what fit. The limit is far above what
+/// the component runtime maps.
+fn limited_audit_server(over: i64) -> (Server, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let config = crate::server::config(&root, Some("full"), &allow_me("\"sign\"", "\"sim:*\"", "\"*\""));
-    // The log is already over the file-size limit the server runs under (a sparse file): every
-    // append fails (EFBIG; SIGXFSZ is ignored), as on a full disk. The limit is far above what
-    // the component runtime maps.
     let audit = root.join("audit.jsonl");
     let limit_kib: u64 = 256 << 10;
     let file = fs::File::create(&audit).unwrap();
-    file.set_len((limit_kib + 1024) << 10).unwrap();
+    file.set_len(((limit_kib << 10) as i64 + over) as u64).unwrap();
     fs::set_permissions(&audit, fs::Permissions::from_mode(0o600)).unwrap();
-    let size = || fs::metadata(&audit).unwrap().len();
-    let before = size();
     let mut command = Command::new("bash");
     command
         .args(["-c", &format!("trap '' XFSZ; ulimit -f {limit_kib}; exec \"$@\""), "serve-limited"])
         .arg(common::binary())
         .args(["--config", config.to_str().unwrap(), "serve"]);
-    let server = Server::launch(root, config, Some(dir), command);
+    (Server::launch(root, config, Some(dir), command), audit)
+}
+
+#[test]
+fn a_batch_that_fails_halfway_leaves_no_torn_line() {
+    // Room for 300 bytes: a sign's line (about 450) is written in part, then fails.
+    let (server, audit) = limited_audit_server(-300);
+    let size = || fs::metadata(&audit).unwrap().len();
+    let before = size();
+    for _ in 0..3 {
+        let (status, v) =
+            server.json("POST", "/v1/sign", serde_json::json!({"key": "sim:k", "algorithm": "ES256", "data": "AA"}));
+        assert_eq!((status, v["error"]["kind"].as_str()), (500, Some("internal")), "{v}");
+        assert_eq!(size(), before, "the log is cut back to its last whole line");
+    }
+    // A line that fits is written whole after the failures.
+    let (status, _) = server.request("POST", "/v1/hsm/status", None, b"");
+    assert_eq!(status, 403);
+    assert!(size() > before && size() - before < 300, "the denial's line fits and ends the file");
+    let tail = fs::read(&audit).unwrap()[before as usize..].to_vec();
+    let line: serde_json::Value = serde_json::from_slice(&tail).expect("a whole line, not a torn one");
+    assert_eq!(line["event"], "denied");
+}
+
+#[test]
+fn an_audit_log_that_cannot_be_written_is_500_on_every_signing_route_and_nothing_is_signed() {
+    // The log is already over the file-size limit the server runs under: every append fails.
+    let (server, audit) = limited_audit_server(1 << 20);
+    let size = || fs::metadata(&audit).unwrap().len();
+    let before = size();
     let (status, v) =
         server.json("POST", "/v1/sign", serde_json::json!({"key": "sim:k", "algorithm": "ES256", "data": "AA"}));
     assert_eq!((status, v["error"]["kind"].as_str()), (500, Some("internal")), "{v}");

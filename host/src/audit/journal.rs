@@ -80,7 +80,7 @@ impl Journal {
             drop(st);
             let written = {
                 let mut f = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-                f.write_all(&lines).and_then(|()| f.sync_data())
+                write_whole(&mut f, &lines)
             };
             st = self.state();
             st.leading = false;
@@ -91,6 +91,24 @@ impl Journal {
             self.settled.notify_all();
         }
     }
+}
+
+/// Writes and syncs a batch, or leaves the file as it was: after a failed write (a full disk
+/// writes half a batch) the file is cut back to its length before the batch, so the next batch
+/// never continues a torn line. If even that fails, the error says the log may end in a torn
+/// line.
+fn write_whole(f: &mut File, lines: &[u8]) -> std::io::Result<()> {
+    let before = f.metadata()?.len();
+    let written = f.write_all(lines).and_then(|()| f.sync_data());
+    if let Err(e) = written {
+        if let Err(cut) = f.set_len(before).and_then(|()| f.sync_data()) {
+            return Err(std::io::Error::other(format!(
+                "{e}; cutting the log back to its last whole line also failed ({cut}): it may end in a torn line"
+            )));
+        }
+        return Err(e);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
