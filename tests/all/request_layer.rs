@@ -323,3 +323,22 @@ fn a_caller_with_no_rights_cannot_fill_the_disk_with_denials() {
     assert_eq!(status, 200, "{v}");
     assert!(server.audit().iter().any(|l| l["operation"] == "sign"));
 }
+
+#[test]
+fn an_audit_log_made_writable_or_deleted_while_serving_stops_key_use() {
+    let server = Server::start(Some("watched"), &allow_me("\"sign\"", "\"sim:*\"", ""));
+    let sign =
+        || server.json("POST", "/v1/sign", serde_json::json!({"key": "sim:k", "algorithm": "ES256", "data": "AA"}));
+    assert_eq!(sign().0, 200);
+    let audit = server.root.join("audit.jsonl");
+    fs::set_permissions(&audit, fs::Permissions::from_mode(0o666)).unwrap();
+    let (status, v) = sign();
+    assert_eq!((status, v["error"]["kind"].as_str()), (500, Some("internal")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("writable by group or others"), "{v}");
+    fs::set_permissions(&audit, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(sign().0, 200, "signs again once the log is private again");
+    fs::remove_file(&audit).unwrap();
+    let (status, v) = sign();
+    assert_eq!((status, v["error"]["kind"].as_str()), (500, Some("internal")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("deleted while open"), "{v}");
+}

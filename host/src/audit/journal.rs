@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Appends and syncs lines in batches (see the module).
@@ -98,7 +99,21 @@ impl Journal {
 /// never continues a torn line. If even that fails, the error says the log may end in a torn
 /// line.
 fn write_whole(f: &mut File, lines: &[u8]) -> std::io::Result<()> {
-    let before = f.metadata()?.len();
+    let meta = f.metadata()?;
+    // The open log is checked before every batch: lines written to a deleted file, or to one
+    // anybody may now edit, would be a record nobody can rely on (fail closed, and say why).
+    if meta.nlink() == 0 {
+        return Err(std::io::Error::other(
+            "the log was deleted while open (lines would go nowhere anyone can read): reload or restart",
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::other(format!(
+            "the log became writable by group or others (mode {:o}): anyone could add or change lines",
+            meta.mode() & 0o7777
+        )));
+    }
+    let before = meta.len();
     let written = f.write_all(lines).and_then(|()| f.sync_data());
     if let Err(e) = written {
         if let Err(cut) = f.set_len(before).and_then(|()| f.sync_data()) {
