@@ -46,6 +46,9 @@ pub enum Error {
     Protocol(String),
 }
 
+/// Most header lines the client reads in one answer.
+const MAX_HEADERS: usize = 100;
+
 /// Longest header or chunk-size line the client reads from a server.
 const MAX_LINE: u64 = 64 << 10;
 
@@ -58,7 +61,39 @@ pub struct Client {
     busy_poll: Duration,
     /// How long the last answer took, in microseconds (for [`Client::busy_poll`]).
     last_answer: AtomicU64,
-    idle: Mutex<Option<BufReader<UnixStream>>>,
+    idle: Mutex<Option<BufReader<Conn>>>,
+    /// The uid the process listening on the socket must run as, when required.
+    owner: Option<u32>,
+}
+
+/// A connection whose answer must arrive whole by a deadline, however slowly the server
+/// trickles it (a timeout per read alone would wait forever for one byte every 20 s).
+#[derive(Debug)]
+struct Conn {
+    stream: UnixStream,
+    deadline: Option<Instant>,
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(d) = self.deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "no whole answer within the client's deadline"));
+            }
+            self.stream.set_read_timeout(Some(left))?;
+        }
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
 }
 
 impl Clone for Client {
@@ -69,6 +104,7 @@ impl Clone for Client {
             busy_poll: self.busy_poll,
             last_answer: AtomicU64::new(0),
             idle: Mutex::new(None),
+            owner: self.owner,
         }
     }
 }
@@ -99,7 +135,25 @@ impl Client {
             busy_poll: Duration::ZERO,
             last_answer: AtomicU64::new(0),
             idle: Mutex::new(None),
+            owner: None,
         }
+    }
+
+    /// How long an answer may take, from the end of the request to the last byte of the answer
+    /// (default 300 s). A server that stalls or trickles bytes is cut off then.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Requires the process listening on the socket to run as `uid`, checked on every new
+    /// connection (SO_PEERCRED). The socket's path is the trust boundary: whatever listens
+    /// there is believed, so a caller that knows which account runs the server can say so.
+    #[must_use]
+    pub fn require_owner(mut self, uid: u32) -> Client {
+        self.owner = Some(uid);
+        self
     }
 
     /// Waits for each answer by polling the socket for up to `limit` before sleeping in the
@@ -120,10 +174,20 @@ impl Client {
         Error::Io { socket: self.socket.display().to_string(), source }
     }
 
-    fn connect(&self) -> Result<BufReader<UnixStream>, Error> {
+    fn connect(&self) -> Result<BufReader<Conn>, Error> {
         let s = UnixStream::connect(&self.socket).map_err(|e| self.io(e))?;
         s.set_read_timeout(Some(self.timeout)).map_err(|e| self.io(e))?;
-        Ok(BufReader::new(s))
+        s.set_write_timeout(Some(self.timeout)).map_err(|e| self.io(e))?;
+        if let Some(want) = self.owner {
+            let uid = peer_uid(&s).map_err(|e| self.io(e))?;
+            if uid != want {
+                return Err(Error::Protocol(format!(
+                    "the process listening on {} runs as uid {uid}, not the required {want}: refused",
+                    self.socket.display()
+                )));
+            }
+        }
+        Ok(BufReader::new(Conn { stream: s, deadline: None }))
     }
 
     fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Body<'_>) -> Result<T, Error> {
@@ -155,11 +219,14 @@ impl Client {
             // A kept connection the server has since closed (idle timeout, reload, restart)
             // fails before any answer arrives: then the request is sent once more on a new one.
             // A streamed body cannot be sent twice, so it always gets a new connection.
-            (Some(mut conn), Some(first)) => match exchange(&mut conn, method, path, first, self.poll_limit()) {
-                Ok(Some(answer)) => self.keep(conn, answer),
-                Ok(None) | Err(ReadError::Io(_)) => self.fresh(method, path, body)?,
-                Err(ReadError::Protocol(m)) => return Err(Error::Protocol(m)),
-            },
+            (Some(mut conn), Some(first)) => {
+                match exchange(&mut conn, method, path, first, self.poll_limit(), self.timeout) {
+                    Ok(Some(answer)) => self.keep(conn, answer),
+                    Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => return Err(self.io(e)),
+                    Ok(None) | Err(ReadError::Io(_)) => self.fresh(method, path, body)?,
+                    Err(ReadError::Protocol(m)) => return Err(Error::Protocol(m)),
+                }
+            }
             _ => self.fresh(method, path, body)?,
         })
     }
@@ -167,7 +234,7 @@ impl Client {
     /// One exchange on a new connection.
     fn fresh(&self, method: &str, path: &str, body: Body<'_>) -> Result<(u16, Vec<u8>), Error> {
         let mut conn = self.connect()?;
-        match exchange(&mut conn, method, path, body, self.poll_limit()) {
+        match exchange(&mut conn, method, path, body, self.poll_limit(), self.timeout) {
             Ok(Some(answer)) => Ok(self.keep(conn, answer)),
             Ok(None) => Err(Error::Protocol("the server closed the connection without answering".into())),
             Err(ReadError::Io(e)) => Err(self.io(e)),
@@ -176,7 +243,7 @@ impl Client {
     }
 
     /// Keeps the connection for the next call unless the server said it closes it.
-    fn keep(&self, conn: BufReader<UnixStream>, answer: Response) -> (u16, Vec<u8>) {
+    fn keep(&self, conn: BufReader<Conn>, answer: Response) -> (u16, Vec<u8>) {
         if answer.keep_alive && conn.buffer().is_empty() {
             *self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn);
         }
@@ -372,12 +439,14 @@ struct Response {
 /// Sends one request and reads its response; `None` if the connection was closed before the
 /// first byte of an answer (a kept connection the server had already closed).
 fn exchange(
-    conn: &mut BufReader<UnixStream>,
+    conn: &mut BufReader<Conn>,
     method: &str,
     path: &str,
     body: Body<'_>,
     busy_poll: Duration,
+    timeout: Duration,
 ) -> Result<Option<Response>, ReadError> {
+    conn.get_mut().deadline = None;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: cryptohost\r\n");
     match &body {
         Body::None => head += "Content-Length: 0\r\n",
@@ -419,13 +488,31 @@ fn exchange(
     {
         return Err(ReadError::Io(e));
     }
+    // The answer's deadline runs from here: a long upload is not cut off by it.
+    conn.get_mut().deadline = Some(Instant::now() + timeout);
     if !busy_poll.is_zero() && conn.buffer().is_empty() {
-        poll_for_answer(conn.get_ref(), busy_poll);
+        poll_for_answer(&conn.get_ref().stream, busy_poll);
     }
     if conn.fill_buf()?.is_empty() {
         return Ok(None);
     }
     read_response(conn).map(Some)
+}
+
+/// The uid of the process on the other end of a Unix socket (SO_PEERCRED).
+fn peer_uid(socket: &UnixStream) -> io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are live locals of the sizes given; the descriptor is borrowed
+    // from `socket`, which outlives the call.
+    let r = unsafe {
+        libc::getsockopt(socket.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &raw mut len)
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred.uid)
 }
 
 /// Returns once the socket has something to read (or is closed, or fails), or `limit` has
@@ -481,7 +568,12 @@ fn read_response(mut r: impl BufRead) -> Result<Response, ReadError> {
     let mut length = None;
     let mut chunked = false;
     let mut keep_alive = true;
+    let mut headers = 0;
     loop {
+        headers += 1;
+        if headers > MAX_HEADERS {
+            return Err(ReadError::Protocol(format!("more than {MAX_HEADERS} header lines")));
+        }
         if read_line(&mut r, &mut line)? == 0 {
             return Err(ReadError::Protocol("the headers end early".into()));
         }
@@ -511,17 +603,22 @@ fn read_response(mut r: impl BufRead) -> Result<Response, ReadError> {
             if (body.len() as u64).saturating_add(size as u64) > MAX_RESPONSE {
                 return Err(ReadError::Protocol(format!("response larger than {MAX_RESPONSE} bytes")));
             }
+            // Grown as the bytes arrive, never allocated up front for what is only declared.
             let start = body.len();
-            body.resize(start + size, 0);
-            r.read_exact(&mut body[start..])?;
+            r.by_ref().take(size as u64).read_to_end(&mut body)?;
+            if body.len() - start != size {
+                return Err(ReadError::Protocol("the answer ends inside a chunk".into()));
+            }
             read_line(&mut r, &mut line)?;
         }
     } else if let Some(n) = length {
         if n as u64 > MAX_RESPONSE {
             return Err(ReadError::Protocol(format!("Content-Length {n} is over {MAX_RESPONSE} bytes")));
         }
-        body.resize(n, 0);
-        r.read_exact(&mut body)?;
+        r.by_ref().take(n as u64).read_to_end(&mut body)?;
+        if body.len() != n {
+            return Err(ReadError::Protocol(format!("the answer ends after {} of its {n} bytes", body.len())));
+        }
     } else {
         // No length: the body runs to the end of the connection, which then cannot be kept.
         r.take(MAX_RESPONSE + 1).read_to_end(&mut body)?;
@@ -589,6 +686,46 @@ mod tests {
             }
         });
         (dir, path)
+    }
+
+    #[test]
+    fn a_trickling_or_endless_server_is_cut_off_at_the_deadline_and_sizes_are_not_trusted() {
+        // Header lines forever, one byte at a time with pauses shorter than any read timeout.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("s.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        std::thread::spawn(move || {
+            let Ok((mut s, _)) = listener.accept() else { return };
+            let mut head = [0u8; 1024];
+            let _ = s.read(&mut head);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n");
+            for _ in 0..200 {
+                if s.write_all(b"X-Slow: y\r\n").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        // The deadline (300 ms) comes long before the 100th header line (2 s).
+        let c = Client::new(&path).timeout(Duration::from_millis(300));
+        let err = c.health().expect_err("cut off");
+        assert!(err.to_string().contains("within the client's deadline"), "{err}");
+        // A declared length is not allocated up front: a short answer is an error, quickly.
+        let r = read_response(&b"HTTP/1.1 200 OK\r\nContent-Length: 200000000\r\n\r\n{}"[..]);
+        assert!(matches!(r, Err(ReadError::Protocol(m)) if m.contains("ends after 2")));
+        let many = [&b"HTTP/1.1 200 OK\r\n"[..], &b"A: b\r\n".repeat(200)].concat();
+        assert!(read_response(&many[..]).is_err(), "header lines are counted");
+    }
+
+    #[test]
+    fn a_client_that_requires_an_owner_refuses_any_other() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("s.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        std::thread::spawn(move || while listener.accept().is_ok() {});
+        let me = peer_uid(&UnixStream::connect(&path).expect("connect")).expect("peer uid");
+        let err = Client::new(&path).require_owner(me.wrapping_add(1)).health().expect_err("refused");
+        assert!(err.to_string().contains(&format!("runs as uid {me}")), "{err}");
     }
 
     #[test]

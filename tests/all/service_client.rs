@@ -359,3 +359,17 @@ fn the_servers_trust_anchors_verify_by_key_id_and_dsse_in_both_modes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no trust anchors"), "{out:?}");
 }
+
+#[test]
+fn a_client_that_requires_another_owner_refuses_the_server() {
+    let server = Server::start(Some("owner"), "");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    fs::write(&file, b"x").unwrap();
+    let f = file.to_str().unwrap();
+    let out = client(&server.socket, &["--socket-owner", &(me() + 1).to_string(), "hash", "--alg", "SHA-256", f]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("runs as uid {}", me())), "{out:?}");
+    let out = client(&server.socket, &["--socket-owner", &me().to_string(), "hash", "--alg", "SHA-256", f]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

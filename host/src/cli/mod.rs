@@ -66,6 +66,13 @@ struct Cli {
     /// `cryptohost serve` on this socket (no config, components or PIN needed here).
     #[arg(long, global = true, env = "CRYPTOHOST_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// With --socket: the uid the server's process must run as (checked on every connection;
+    /// whatever listens on the socket path is otherwise believed).
+    #[arg(long, global = true, env = "CRYPTOHOST_SOCKET_OWNER", value_name = "UID")]
+    socket_owner: Option<u32>,
+    /// With --socket: how long the server's answer may take, in milliseconds (default 300000).
+    #[arg(long, global = true, env = "CRYPTOHOST_SOCKET_TIMEOUT_MS", value_name = "MS")]
+    socket_timeout_ms: Option<u64>,
     /// Log more (repeat for debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -510,7 +517,16 @@ fn parse_ref(text: &str) -> Result<cryptohost::keys::KeyRef> {
 /// Where a servable command runs: through the server with `--socket`, else here.
 fn backend(cli: &Cli) -> Result<backend::Backend> {
     Ok(match &cli.socket {
-        Some(socket) => backend::Backend::Remote(cryptohost_client::Client::new(socket)),
+        Some(socket) => {
+            let mut client = cryptohost_client::Client::new(socket);
+            if let Some(uid) = cli.socket_owner {
+                client = client.require_owner(uid);
+            }
+            if let Some(ms) = cli.socket_timeout_ms {
+                client = client.timeout(std::time::Duration::from_millis(ms.max(1)));
+            }
+            backend::Backend::Remote(client)
+        }
         None => {
             let (config, host) = open(cli)?;
             backend::Backend::Local(Box::new(backend::Local::new(config, host)))
