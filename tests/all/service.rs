@@ -565,3 +565,84 @@ fn a_connection_that_never_sends_a_whole_request_head_is_closed() {
     let (status, _) = server.request("GET", "/v1/health", None, b"");
     assert_eq!(status, 200);
 }
+
+/// Sends a request on `s` and reads until the server closes: its answer, or nothing when the
+/// server closed the connection without one.
+fn ask(mut s: impl Read + Write) -> String {
+    let _ = s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+/// A connection the server has accepted and answers, kept open (keep-alive): it holds one of
+/// its uid's places until dropped.
+fn held_connection(socket: &std::path::Path) -> Option<UnixStream> {
+    let mut s = UnixStream::connect(socket).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    // The answer's head and its 17-byte body ({"status":"live"}).
+    while !raw.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        raw.push(byte[0]);
+    }
+    let mut body = [0u8; 17];
+    s.read_exact(&mut body).ok()?;
+    raw.starts_with(b"HTTP/1.1 200").then_some(s)
+}
+
+#[test]
+fn one_uid_holding_connections_or_a_metrics_flood_cannot_spend_every_descriptor() {
+    let server = Server::start(Some("fds"), "max_connections_per_uid = 8\nmetrics_listen = \"127.0.0.1:0\"\n");
+    let log = server.log();
+    let addr = log
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|rest| rest.split("/metrics").next())
+        .unwrap_or_else(|| panic!("the metrics address is logged: {log}"))
+        .to_string();
+    // Both floods at once: this uid holds its 8 places with connections the server has answered
+    // and keeps open, and 40 connections sit idle on the metrics port. (A place the server has
+    // not yet given back, such as the start-up probe's, is waited out: no clock involved.)
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        if held.len() == 8 {
+            break;
+        }
+        match held_connection(&server.socket) {
+            Some(c) => held.push(c),
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    assert_eq!(held.len(), 8, "8 connections held");
+    let flood: Vec<std::net::TcpStream> = (0..40).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    // A 9th connection of the same uid is closed at once, without an answer.
+    let ninth = UnixStream::connect(&server.socket).unwrap();
+    ninth.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(ask(ninth), "", "closed without an answer");
+    // The held connections are served on.
+    let one = held.pop().unwrap();
+    assert!(ask(one).starts_with("HTTP/1.1 200"), "a held connection is served");
+    // With places free again, new connections and a scrape are served (once the server has
+    // seen the old ones close).
+    drop(held);
+    drop(flood);
+    // Retried with a pause between attempts (a backoff, not a timing assumption).
+    let served = |connect: &dyn Fn() -> Option<String>| {
+        (0..3000).find_map(|_| {
+            let answer = connect().filter(|a| !a.is_empty());
+            if answer.is_none() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            answer
+        })
+    };
+    let socket = served(&|| UnixStream::connect(&server.socket).ok().map(ask)).expect("served again");
+    assert!(socket.starts_with("HTTP/1.1 200"), "{socket}");
+    let scraped = served(&|| std::net::TcpStream::connect(&addr).ok().map(ask)).expect("scraped again");
+    assert!(scraped.starts_with("HTTP/1.1 "), "{scraped}");
+}

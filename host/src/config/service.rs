@@ -24,6 +24,7 @@ pub(super) struct RawService {
     instances: Option<Spanned<u64>>,
     request_timeout_ms: Option<Spanned<u64>>,
     header_timeout_ms: Option<Spanned<u64>>,
+    max_connections_per_uid: Option<Spanned<u64>>,
     #[serde(default)]
     allow: Vec<RawAllow>,
 }
@@ -65,6 +66,8 @@ pub struct ServiceConfig {
     pub request_timeout: std::time::Duration,
     /// The most a connection may take to send a request head (idle keep-alive ones included).
     pub header_timeout: std::time::Duration,
+    /// Connections one peer uid may hold open at once; one more is closed at once.
+    pub max_connections_per_uid: usize,
     /// Who may use which keys: everything that uses a private or secret key is denied unless
     /// one of these allows it.
     pub allow: Vec<AllowRule>,
@@ -219,6 +222,8 @@ pub(super) fn parse_service(raw: Option<RawService>, base: &Path, at: At<'_>) ->
     )?);
     let header_timeout =
         Duration::from_millis(ranged(&raw.header_timeout_ms, at, "service.header_timeout_ms", 50..=600_000, 10_000)?);
+    let max_connections_per_uid =
+        ranged(&raw.max_connections_per_uid, at, "service.max_connections_per_uid", 1..=65_536, 256)? as usize;
     let allow = raw.allow.into_iter().map(|r| allow_rule(r, at)).collect::<Result<Vec<_>, _>>()?;
     let metrics_listen = metrics_listen(&raw.metrics_listen, at)?;
     Ok(ServiceConfig {
@@ -231,6 +236,7 @@ pub(super) fn parse_service(raw: Option<RawService>, base: &Path, at: At<'_>) ->
         instances,
         request_timeout,
         header_timeout,
+        max_connections_per_uid,
         allow,
     })
 }

@@ -105,18 +105,69 @@ pub(super) async fn accept_loop(
     listener: impl Listen,
     app: Router,
     header_timeout: Duration,
+    holds: Arc<Holds>,
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
     while let Some((stream, peer)) = next(&listener, &mut stop).await {
-        serve(&graceful, stream, peer, app.clone(), header_timeout, None);
+        // Every peer of the metrics port is nobody: one cap for all of them.
+        let Some(held) = holds.take(peer.uid) else { continue };
+        serve(
+            &graceful,
+            stream,
+            peer,
+            app.clone(),
+            header_timeout,
+            Some(Live { count: Arc::default(), _held: Some(held) }),
+        );
     }
     drop(listener);
     graceful.shutdown().await;
 }
 
-/// A connection on its way to a connection thread: the socket, out of the accepting runtime.
-type Handoff = (std::os::unix::net::UnixStream, access::Peer);
+/// A connection on its way to a connection thread: the socket, out of the accepting runtime,
+/// and its place among its uid's connections.
+type Handoff = (std::os::unix::net::UnixStream, access::Peer, Held);
+
+/// Connections held open now, per peer uid (the socket) or in all (the metrics port), under a
+/// cap: one more is closed at once, so one caller cannot spend the descriptors every caller
+/// needs, each of its idle connections holding one until `header_timeout`.
+pub(super) struct Holds {
+    cap: usize,
+    counts: std::sync::Mutex<std::collections::HashMap<u32, usize>>,
+}
+
+/// One connection's place in [`Holds`], given back on drop.
+pub(super) struct Held(Arc<Holds>, u32);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut counts = self.0.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = counts.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.1);
+            }
+        }
+    }
+}
+
+impl Holds {
+    pub(super) fn new(cap: usize) -> Arc<Holds> {
+        Arc::new(Holds { cap, counts: std::sync::Mutex::default() })
+    }
+
+    /// A place for one more connection of `key`, or `None` at the cap.
+    fn take(self: &Arc<Self>, key: u32) -> Option<Held> {
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = counts.entry(key).or_default();
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(Held(self.clone(), key))
+    }
+}
 
 /// Connections accepted but not yet taken up by their thread (which takes them at once unless
 /// it is busy computing); beyond this, a connection goes to another thread, or is closed when
@@ -151,8 +202,8 @@ impl Threads {
                 runtime.block_on(async move {
                     let graceful = GracefulShutdown::new();
                     // Until the accept loop stops and drops its end.
-                    while let Some((std_stream, peer)) = incoming.recv().await {
-                        let place = Live(count.clone());
+                    while let Some((std_stream, peer, held)) = incoming.recv().await {
+                        let place = Live { count: count.clone(), _held: Some(held) };
                         match tokio::net::UnixStream::from_std(std_stream) {
                             Ok(stream) => serve(&graceful, stream, peer, app.clone(), header_timeout, Some(place)),
                             Err(e) => log::warn!("connection: cannot register it: {e}"),
@@ -193,11 +244,15 @@ impl Threads {
 
     /// Accepts on `listener` until `stop` turns true, handing each connection to the thread
     /// that serves the fewest; then lets every thread finish its connections in flight.
-    pub(super) async fn accept(self, listener: Unix, mut stop: watch::Receiver<bool>) {
+    pub(super) async fn accept(self, listener: Unix, holds: Arc<Holds>, mut stop: watch::Receiver<bool>) {
         while let Some((stream, peer)) = next(&listener, &mut stop).await {
+            let Some(held) = holds.take(peer.uid) else {
+                log::debug!("uid {} is at its cap of open connections; closing a new one", peer.uid);
+                continue;
+            };
             // Out of this runtime's reactor, to be registered with the thread's own.
             match stream.into_std() {
-                Ok(s) => self.hand_off((s, peer)),
+                Ok(s) => self.hand_off((s, peer, held)),
                 Err(e) => log::warn!("connection: {e}"),
             }
         }
@@ -216,12 +271,18 @@ impl Threads {
     }
 }
 
-/// A connection's place in its thread's count, given back on drop.
-struct Live(Arc<AtomicUsize>);
+/// A connection's place in its thread's count (and among its uid's connections), given back
+/// on drop.
+struct Live {
+    count: Arc<AtomicUsize>,
+    /// Given back (its own drop) when the connection ends.
+    _held: Option<Held>,
+}
 
 impl Drop for Live {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        // A count that never went up (the metrics port's) stays at zero.
+        let _ = self.count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 }
 
@@ -255,7 +316,7 @@ mod tests {
             let threads = Threads::start(2, &app, Duration::from_secs(5)).expect("threads");
             let counts: Vec<_> = threads.threads.iter().map(|t| t.live.clone()).collect();
             let (stop_tx, stop) = watch::channel(false);
-            let accepting = tokio::spawn(threads.accept(Unix(listener), stop));
+            let accepting = tokio::spawn(threads.accept(Unix(listener), Holds::new(64), stop));
 
             let mut conns = Vec::new();
             for n in 1..=3 {

@@ -288,6 +288,23 @@ async fn admit(AxumState(shared): AxumState<Arc<Shared>>, request: Request, next
     response
 }
 
+/// Connections the metrics port holds open at once, from all its peers together: a scraper
+/// needs one; a flood of them never takes the descriptors the socket's callers need.
+const METRICS_CONNECTIONS: usize = 16;
+
+/// The soft limit on open descriptors raised to the hard one, so the caps on connections bind
+/// before the descriptors run out.
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            log::warn!("cannot raise the open-descriptor limit to its hard limit: {e}");
+        }
+    }
+}
+
 /// The metrics alone, for `[service] metrics_listen` (loopback TCP, for a scraper).
 fn metrics_router(shared: Arc<Shared>) -> Router {
     Router::new().route("/metrics", get(metrics_text)).fallback(extract::not_found).with_state(shared)
@@ -349,6 +366,7 @@ fn bind(path: &Path, group: Option<&str>) -> Result<std::os::unix::net::UnixList
 /// The config or a component does not load, the audit log cannot be opened, the socket cannot
 /// be bound (or another server owns it).
 pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> {
+    raise_descriptor_limit();
     let inner = source.load()?;
     let path = socket.unwrap_or_else(|| inner.config.service.socket.clone());
     // Under systemd socket activation the socket is systemd's: use it, and leave it in place.
@@ -394,6 +412,7 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
                 conn::Tcp(tcp),
                 metrics_router(shared.clone()),
                 header_timeout,
+                conn::Holds::new(METRICS_CONNECTIONS),
                 stop.clone(),
             ));
         }
@@ -403,10 +422,11 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
             shutdown().await;
             let _ = stop_tx.send(true);
         });
+        let per_uid = conn::Holds::new(shared.current().config.service.max_connections_per_uid);
         let workers = conn::Threads::start(threads, &router(shared), header_timeout)
             .map_err(|e| ServiceError::Runtime(format!("connection threads: {e}")))?;
         systemd::notify("READY=1");
-        workers.accept(conn::Unix(listener), stop).await;
+        workers.accept(conn::Unix(listener), per_uid, stop).await;
         Ok::<(), ServiceError>(())
     });
     if owned {
