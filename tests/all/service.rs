@@ -646,3 +646,44 @@ fn one_uid_holding_connections_or_a_metrics_flood_cannot_spend_every_descriptor(
     let scraped = served(&|| std::net::TcpStream::connect(&addr).ok().map(ask)).expect("scraped again");
     assert!(scraped.starts_with("HTTP/1.1 "), "{scraped}");
 }
+
+#[test]
+fn the_socket_is_never_made_in_a_directory_others_can_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::server::config(dir.path(), None, "");
+    let open = dir.path().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let serve = |socket: &std::path::Path| {
+        Command::new(common::binary())
+            .args(["--config", config.to_str().unwrap(), "serve", "--listen"])
+            .arg(format!("unix:{}", socket.display()))
+            .output()
+            .unwrap()
+    };
+    // Anyone could swap the socket for a link there between bind and chgrp: refused.
+    let out = serve(&open.join("s.sock"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("writable by group or others"), "{out:?}");
+    assert!(!open.join("s.sock").exists(), "nothing bound");
+    // A sticky directory (like /tmp) is fine: others cannot rename or remove our entries.
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+    let socket = open.join("s.sock");
+    let mut child = Command::new(common::binary())
+        .args(["--config", config.to_str().unwrap(), "serve", "--listen"])
+        .arg(format!("unix:{}", socket.display()))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..3000 {
+        if UnixStream::connect(&socket).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(up, "served from a sticky directory");
+}

@@ -319,10 +319,42 @@ async fn metrics_text(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
         .into_response()
 }
 
+/// The socket's directory must be one only this user or root can change: owned by one of
+/// them, and not writable by group or others unless sticky (like `/tmp`). Otherwise whoever can
+/// write it could swap the socket for a link between bind and chgrp.
+fn check_socket_dir(path: &Path) -> Result<(), ServiceError> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let meta = std::fs::metadata(dir).map_err(|e| socket_err(path, format!("its directory: {e}")))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let sticky = meta.mode() & 0o1000 != 0;
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(socket_err(
+            path,
+            format!("its directory {} is owned by uid {}, not by this user or root", dir.display(), meta.uid()),
+        ));
+    }
+    if meta.mode() & 0o022 != 0 && !sticky {
+        return Err(socket_err(
+            path,
+            format!(
+                "its directory {} is writable by group or others (mode {:o}) and not sticky",
+                dir.display(),
+                meta.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Binds the socket: a stale socket file is replaced only if nothing listens on it; a live one
 /// (another server) or any other kind of file there is refused. Created with mode 0660 (and the
 /// configured group), never briefly wider.
 fn bind(path: &Path, group: Option<&str>) -> Result<std::os::unix::net::UnixListener, ServiceError> {
+    check_socket_dir(path)?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -351,10 +383,22 @@ fn bind(path: &Path, group: Option<&str>) -> Result<std::os::unix::net::UnixList
                 .map(|grp| grp.gid)
                 .ok_or_else(|| socket_err(path, format!("socket_group {g:?} is not a group on this system")))?,
         };
-        nix::unistd::chown(path, None, Some(gid)).map_err(|e| socket_err(path, format!("cannot chgrp: {e}")))?;
+        // Never through a symlink swapped in at the path since bind.
+        nix::unistd::fchownat(nix::fcntl::AT_FDCWD, path, None, Some(gid), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| socket_err(path, format!("cannot chgrp: {e}")))?;
     }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .map_err(|e| socket_err(path, format!("cannot chmod: {e}")))?;
+    // The umask made it 0660 at bind; what is at the path now must still be that socket
+    // (chmod by path would follow a symlink swapped in, so the mode is checked, not set).
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() && m.permissions().mode() & 0o7777 == 0o660 => {}
+        Ok(m) => {
+            return Err(socket_err(
+                path,
+                format!("is no longer the socket just bound (mode {:o}): refusing to serve", m.permissions().mode()),
+            ));
+        }
+        Err(e) => return Err(socket_err(path, format!("vanished after bind: {e}"))),
+    }
     listener.set_nonblocking(true).map_err(|e| socket_err(path, e.to_string()))?;
     Ok(listener)
 }
