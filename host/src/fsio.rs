@@ -214,30 +214,33 @@ pub fn check_private_dir(dir: &Path, what: &str) -> Result<PathBuf, FsError> {
         ));
     }
     for parent in canonical.ancestors().skip(1) {
-        let m = fs::metadata(parent).map_err(|e| fail(parent, format!("cannot stat a parent of {what}: {e}")))?;
-        if m.uid() != me && m.uid() != 0 {
-            return Err(fail(
-                parent,
-                format!(
-                    "a parent of the {what} {} is owned by uid {}, neither this user nor root; refused",
-                    canonical.display(),
-                    m.uid()
-                ),
-            ));
-        }
-        let sticky = m.mode() & 0o1000 != 0;
-        if m.mode() & 0o022 != 0 && !sticky {
-            return Err(fail(
-                parent,
-                format!(
-                    "a parent of the {what} {} is writable by group or others (mode {:o}) and not sticky; refused",
-                    canonical.display(),
-                    m.mode() & 0o7777
-                ),
-            ));
+        if let Some(why) = guarded(parent).err() {
+            return Err(fail(parent, format!("a parent of the {what} {}: {why}; refused", canonical.display())));
         }
     }
     Ok(canonical)
+}
+
+/// Whether only this user or root can change what is in directory `dir`: owned by one of them,
+/// and not writable by group or others unless sticky (like `/tmp`, where others cannot rename
+/// or remove our entries).
+///
+/// # Errors
+/// Why not, in words.
+pub fn guarded(dir: &Path) -> Result<(), String> {
+    let m = fs::metadata(dir).map_err(|e| format!("cannot stat {}: {e}", dir.display()))?;
+    let me = rustix::process::geteuid().as_raw();
+    if m.uid() != me && m.uid() != 0 {
+        return Err(format!("{} is owned by uid {}, neither this user nor root", dir.display(), m.uid()));
+    }
+    if m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0 {
+        return Err(format!(
+            "{} is writable by group or others (mode {:o}) and not sticky",
+            dir.display(),
+            m.mode() & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 /// Opens a file inside a private directory for reading: no symlink at the final component,

@@ -323,31 +323,11 @@ async fn metrics_text(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
 /// them, and not writable by group or others unless sticky (like `/tmp`). Otherwise whoever can
 /// write it could swap the socket for a link between bind and chgrp.
 fn check_socket_dir(path: &Path) -> Result<(), ServiceError> {
-    use std::os::unix::fs::MetadataExt;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let meta = std::fs::metadata(dir).map_err(|e| socket_err(path, format!("its directory: {e}")))?;
-    let me = nix::unistd::geteuid().as_raw();
-    let sticky = meta.mode() & 0o1000 != 0;
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(socket_err(
-            path,
-            format!("its directory {} is owned by uid {}, not by this user or root", dir.display(), meta.uid()),
-        ));
-    }
-    if meta.mode() & 0o022 != 0 && !sticky {
-        return Err(socket_err(
-            path,
-            format!(
-                "its directory {} is writable by group or others (mode {:o}) and not sticky",
-                dir.display(),
-                meta.mode() & 0o7777
-            ),
-        ));
-    }
-    Ok(())
+    crate::fsio::guarded(dir).map_err(|why| socket_err(path, format!("its directory: {why}")))
 }
 
 /// Binds the socket: a stale socket file is replaced only if nothing listens on it; a live one
