@@ -285,6 +285,17 @@ fn upgrades_swap_in_place_downgrades_and_expired_kits_are_refused() {
         fs::read_to_string(kit.join("trust-anchors.json")).unwrap().contains("2098-01-01"),
         "v2 is still installed"
     );
+    // A manifest planted in the installed kit, claiming an old createdAt, does not talk the
+    // downgrade through: the installed version counts only as the bootstrap key signed it.
+    let planted = kit.join("metadata/bundle-manifest.json");
+    let text = fs::read_to_string(&planted).unwrap();
+    let mut forged: serde_json::Value = serde_json::from_str(&text).unwrap();
+    forged["createdAt"] = "2000-01-01T00:00:00Z".into();
+    fs::write(&planted, serde_json::to_vec_pretty(&forged).unwrap()).unwrap();
+    let down = install(&config, &p, &v1, &kit, &[]);
+    assert_eq!(down.status.code(), Some(2), "a planted manifest let a downgrade in");
+    assert!(stderr(&down).contains("the bootstrap key did not sign"), "{}", stderr(&down));
+    fs::write(&planted, text).unwrap();
     let forced = install(&config, &p, &v1, &kit, &["--allow-downgrade"]);
     assert_eq!(forced.status.code(), Some(0), "{}", stderr(&forced));
     // An expired kit is refused.

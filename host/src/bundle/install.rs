@@ -10,8 +10,8 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::{
-    Bootstrap, BundleError, Limits, MANIFEST, Manifest, fail, io_err, kind_name, list_dir, open_dir, random_suffix,
-    read_regular_at, split_parent, verify,
+    Bootstrap, BundleError, Limits, MANIFEST, Manifest, SIGNATURE, fail, io_err, kind_name, list_dir, open_dir,
+    random_suffix, read_regular_at, split_parent, verify,
 };
 use crate::registry::Registry;
 use crate::trust::AnchorsFile;
@@ -49,14 +49,27 @@ pub fn install(
     let (parent, name) = split_parent(into)?;
     let parent_fd = open_dir(parent)?;
     let installed = check_into(&parent_fd, name, into)?;
-    if let Some(old) = &installed {
-        let old_time = crate::trust::parse_time(old).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        if created < old_time && !allow_downgrade {
+    if let Some(old) = &installed
+        && !allow_downgrade
+    {
+        // The installed kit's version counts only if the bootstrap key signed it: a manifest
+        // planted in the installed directory must not talk a downgrade through.
+        let key = super::bootstrap_key(registry, &files, bootstrap)?;
+        super::manifest_signed(registry, &old.manifest, &old.signature, &key, limits).map_err(|e| {
+            BundleError::Refused(format!(
+                "the kit installed in {} has a manifest the bootstrap key did not sign ({e}): its createdAt cannot \
+                 be trusted to rule out a downgrade (refused; --allow-downgrade replaces it anyway)",
+                into.display()
+            ))
+        })?;
+        let old_time = crate::trust::parse_time(&old.created_at).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        if created < old_time {
             return fail(format!(
-                "this kit (createdAt {}) is older than the one installed in {} (createdAt {old}): refused \
+                "this kit (createdAt {}) is older than the one installed in {} (createdAt {}): refused \
                  (--allow-downgrade installs it anyway)",
                 manifest.created_at,
-                into.display()
+                into.display(),
+                old.created_at
             ));
         }
     }
@@ -106,9 +119,16 @@ pub fn install(
 
 const DIR_NOFOLLOW: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
 
+/// An installed kit's manifest and signature, as found (not yet checked).
+struct Installed {
+    manifest: Vec<u8>,
+    signature: Vec<u8>,
+    created_at: String,
+}
+
 /// `into` (in `parent`) must be absent, an empty directory, or an installed kit (whose
-/// `createdAt` is returned), and not a symbolic link.
-fn check_into(parent: &OwnedFd, name: &std::ffi::OsStr, into: &Path) -> Result<Option<String>, BundleError> {
+/// manifest and signature are returned), and not a symbolic link.
+fn check_into(parent: &OwnedFd, name: &std::ffi::OsStr, into: &Path) -> Result<Option<Installed>, BundleError> {
     let st = match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(Errno::NOENT) => return Ok(None),
@@ -131,13 +151,20 @@ fn check_into(parent: &OwnedFd, name: &std::ffi::OsStr, into: &Path) -> Result<O
     if list_dir(&dir, into)?.is_empty() {
         return Ok(None);
     }
-    // An installed kit: its signed manifest says its version.
-    let manifest = rustix::fs::openat(&dir, "metadata", DIR_NOFOLLOW, Mode::empty())
-        .ok()
-        .and_then(|m| read_regular_at(&m, "bundle-manifest.json", &into.join(MANIFEST), 4 << 20).ok())
-        .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok());
-    match manifest {
-        Some(m) => Ok(Some(m.created_at)),
+    // An installed kit: its signed manifest says its version (the caller checks the signature).
+    let metadata = rustix::fs::openat(&dir, "metadata", DIR_NOFOLLOW, Mode::empty()).ok();
+    let read = |file: &str, shown: &str| {
+        metadata.as_ref().and_then(|m| read_regular_at(m, file, &into.join(shown), 4 << 20).ok())
+    };
+    let found =
+        match (read("bundle-manifest.json", MANIFEST), read("bundle-signature.sig", SIGNATURE)) {
+            (Some(manifest), Some(signature)) => serde_json::from_slice::<Manifest>(&manifest)
+                .ok()
+                .map(|m| Installed { manifest, signature, created_at: m.created_at }),
+            _ => None,
+        };
+    match found {
+        Some(installed) => Ok(Some(installed)),
         None => fail(format!(
             "{} exists, is not empty and is not an installed kit; install into a new directory",
             into.display()

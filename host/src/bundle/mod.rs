@@ -521,28 +521,17 @@ pub fn verify(
     Ok((manifest, files))
 }
 
-/// The checks of [`verify`] over a bundle's files (from an archive, or an installed kit):
-/// the manifest's signature under the bootstrap key, every listed file present and matching,
-/// nothing unlisted. `whose` names where the files came from in errors.
+/// The bootstrap key as a trusted key: the one given, or the bundle's public key with the
+/// given fingerprint.
 ///
 /// # Errors
-/// A bad signature, a missing, altered or unlisted file.
-pub fn verify_files(
+/// No public key in the bundle has the fingerprint, or its algorithm cannot be told.
+pub(crate) fn bootstrap_key(
     registry: &Registry,
     files: &BTreeMap<String, Vec<u8>>,
     bootstrap: &Bootstrap,
-    limits: Limits,
-    whose: &str,
-) -> Result<Manifest, BundleError> {
-    let (Some(manifest_bytes), Some(sig_bytes)) = (files.get(MANIFEST), files.get(SIGNATURE)) else {
-        return fail(format!("{whose} lacks {MANIFEST} or {SIGNATURE}"));
-    };
-    let envelope = Envelope::parse(sig_bytes, limits.max_entry_bytes as usize, crate::dsse::DEFAULT_MAX_SIGNATURES)
-        .map_err(|e| BundleError::Refused(format!("{SIGNATURE}: {e}")))?;
-    if envelope.payload_type != MANIFEST_TYPE || envelope.payload != *manifest_bytes {
-        return fail(format!("{SIGNATURE} does not sign this {MANIFEST}"));
-    }
-    let key = match bootstrap {
+) -> Result<TrustedKey, BundleError> {
+    Ok(match bootstrap {
         Bootstrap::Key { spki, algorithm } => TrustedKey {
             name: "bootstrap key".into(),
             fingerprint: dsse::fingerprint(registry, spki).map_err(|e| BundleError::Refused(e.to_string()))?,
@@ -563,12 +552,33 @@ pub fn verify_files(
                 return fail(format!("no public key in the bundle has the bootstrap fingerprint {fp}"));
             };
             let algorithm = algorithm_for(files, &spki).ok_or_else(|| {
-                BundleError::Refused("cannot tell the bundle key's algorithm: give the bootstrap public key (--bootstrap-pub) with --alg".into())
+                BundleError::Refused(
+                    "cannot tell the bundle key's algorithm: give the bootstrap public key (--bootstrap-pub) with --alg"
+                        .into(),
+                )
             })?;
             TrustedKey { name: "bootstrap key".into(), fingerprint: fp.clone(), spki, algorithm, hints: vec![] }
         }
-    };
-    let result = dsse::verify(registry, &envelope, &[key], 1, SigFormat::Der)
+    })
+}
+
+/// The bundle signature (`sig_bytes`, a DSSE envelope) signs exactly `manifest_bytes` under `key`.
+///
+/// # Errors
+/// It does not.
+pub(crate) fn manifest_signed(
+    registry: &Registry,
+    manifest_bytes: &[u8],
+    sig_bytes: &[u8],
+    key: &TrustedKey,
+    limits: Limits,
+) -> Result<(), BundleError> {
+    let envelope = Envelope::parse(sig_bytes, limits.max_entry_bytes as usize, crate::dsse::DEFAULT_MAX_SIGNATURES)
+        .map_err(|e| BundleError::Refused(format!("{SIGNATURE}: {e}")))?;
+    if envelope.payload_type != MANIFEST_TYPE || envelope.payload != manifest_bytes {
+        return fail(format!("{SIGNATURE} does not sign this {MANIFEST}"));
+    }
+    let result = dsse::verify(registry, &envelope, std::slice::from_ref(key), 1, SigFormat::Der)
         .map_err(|e| BundleError::Refused(e.to_string()))?;
     if !result.valid {
         return fail(format!(
@@ -576,6 +586,27 @@ pub fn verify_files(
             result.notes.join("; ")
         ));
     }
+    Ok(())
+}
+
+/// The checks of [`verify`] over a bundle's files (from an archive, or an installed kit):
+/// the manifest's signature under the bootstrap key, every listed file present and matching,
+/// nothing unlisted. `whose` names where the files came from in errors.
+///
+/// # Errors
+/// A bad signature, a missing, altered or unlisted file.
+pub fn verify_files(
+    registry: &Registry,
+    files: &BTreeMap<String, Vec<u8>>,
+    bootstrap: &Bootstrap,
+    limits: Limits,
+    whose: &str,
+) -> Result<Manifest, BundleError> {
+    let (Some(manifest_bytes), Some(sig_bytes)) = (files.get(MANIFEST), files.get(SIGNATURE)) else {
+        return fail(format!("{whose} lacks {MANIFEST} or {SIGNATURE}"));
+    };
+    let key = bootstrap_key(registry, files, bootstrap)?;
+    manifest_signed(registry, manifest_bytes, sig_bytes, &key, limits)?;
     let manifest: Manifest =
         serde_json::from_slice(manifest_bytes).map_err(|e| BundleError::Refused(format!("{MANIFEST}: {e}")))?;
     if let Some(anchors) = files.get("trust-anchors.json") {
