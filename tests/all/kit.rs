@@ -85,23 +85,15 @@ impl Publisher {
             fs::write(src.join("revoked-components.json"), list.to_string()).unwrap();
         }
         let archive = self.dir.path().join(format!("{name}.tar.gz"));
-        let out = run(
-            &self.config,
-            &[
-                "bundle",
-                "create",
-                "--from",
-                s(&src),
-                "--key",
-                "sim:bundle-signer",
-                "--alg",
-                "ES256",
-                "--out",
-                s(&archive),
-            ],
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        self.bundle(&src, &archive);
         archive
+    }
+
+    /// `bundle create` of `src` into `archive`, signed by the bundle key.
+    fn bundle(&self, src: &Path, archive: &Path) {
+        let args = ["bundle", "create", "--from", s(src), "--key", "sim:bundle-signer", "--alg", "ES256"];
+        let out = run(&self.config, &[&args[..], &["--out", s(archive)]].concat());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     }
 
     /// As [`Publisher::kit`], with the signed component manifest rewritten by `edit` and signed
@@ -124,22 +116,7 @@ impl Publisher {
         let out = run(&self.config, &[&args[..], &["--out", s(&manifest), s(&payload_file)]].concat());
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         fs::remove_file(&archive).unwrap();
-        let out = run(
-            &self.config,
-            &[
-                "bundle",
-                "create",
-                "--from",
-                s(&src),
-                "--key",
-                "sim:bundle-signer",
-                "--alg",
-                "ES256",
-                "--out",
-                s(&archive),
-            ],
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        self.bundle(&src, &archive);
         archive
     }
 

@@ -18,6 +18,7 @@ mod sandbox;
 mod server;
 mod service;
 mod service_client;
+mod service_limits;
 mod service_metrics;
 mod sha2_kat;
 mod worlds;

@@ -88,6 +88,16 @@ impl Server {
         server
     }
 
+    /// The loopback address of `[service] metrics_listen`, as the server logs it.
+    pub fn metrics_addr(&self) -> String {
+        let log = self.log();
+        log.split("metrics on http://")
+            .nth(1)
+            .and_then(|rest| rest.split("/metrics").next())
+            .unwrap_or_else(|| panic!("the metrics address is logged: {log}"))
+            .to_string()
+    }
+
     pub fn log(&self) -> String {
         fs::read_to_string(self.root.join("serve.log")).unwrap_or_default()
     }

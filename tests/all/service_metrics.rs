@@ -55,13 +55,7 @@ fn metrics_name_providers_pools_and_key_uses_and_a_loopback_port_serves_them() {
     );
     assert_eq!((status, v["valid"].as_bool()), (200, Some(true)), "{v}");
     // The loopback port (bound to an ephemeral port here) serves the metrics and nothing else.
-    let log = server.log();
-    let addr = log
-        .split("metrics on http://")
-        .nth(1)
-        .and_then(|rest| rest.split("/metrics").next())
-        .unwrap_or_else(|| panic!("the metrics address is logged: {log}"))
-        .to_string();
+    let addr = server.metrics_addr();
     let get = |path: &str| {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
         s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
