@@ -20,7 +20,7 @@ setup:
     set -euo pipefail
     missing=()
     for p in {{apt_packages}}; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "ok installed" >/dev/null || missing+=("$p")
     done
     if [ ${#missing[@]} -eq 0 ]; then
         echo "setup: all packages present"
@@ -45,7 +45,7 @@ build-guests out="components" target_dir=guest_target_dir:
     # in a different checkout or CARGO_HOME.
     remap="--remap-path-prefix=$PWD=/guests --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
     flags="-C target-feature=+wide-arithmetic $remap"
-    if rustup target list --installed 2>/dev/null | grep -qx {{guest_target}}; then
+    if rustup target list --installed 2>/dev/null | grep -x {{guest_target}} >/dev/null; then
         mode="rustup target {{guest_target}}"
         rustc_bin="$(rustup which rustc)"
         echo "build-guests: using $mode ($($rustc_bin --version))"
@@ -63,7 +63,7 @@ build-guests out="components" target_dir=guest_target_dir:
     modules=()
     for manifest in guests/*/Cargo.toml; do
         grep -q '"cdylib"' "$manifest" || continue
-        name="$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -1)"
+        name="$(sed -n '/^name = "/{s/^name = "\(.*\)"/\1/p;q}' "$manifest")"
         modules+=("{{target_dir}}/{{guest_target}}/release/${name//-/_}.wasm")
     done
     cargo run --quiet --release -p guest-pack -- --wit wit --out "{{out}}" \
@@ -93,7 +93,7 @@ check-template: build
     remap="--remap-path-prefix={{justfile_directory()}}/guests=/guests --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
     flags="-C target-feature=+wide-arithmetic $remap"
     cd "$tmp/repo/guests"
-    if rustup target list --installed 2>/dev/null | grep -qx {{guest_target}}; then
+    if rustup target list --installed 2>/dev/null | grep -x {{guest_target}} >/dev/null; then
         RUSTFLAGS="$flags" cargo build --quiet --release --target {{guest_target}} --target-dir "{{guest_target_dir}}" --workspace
         toolchain="$(rustc --version)"
     else
@@ -107,7 +107,7 @@ check-template: build
         "{{guest_target_dir}}/{{guest_target}}/release/template_signer.wasm" \
         "{{guest_target_dir}}/{{guest_target}}/release/template_keystore.wasm"
     for world in verifier signer keystore; do
-        target/release/cryptohost components inspect "$tmp/out/template-$world.wasm" | grep -q "world      $world"
+        target/release/cryptohost components inspect "$tmp/out/template-$world.wasm" | grep "world      $world" >/dev/null
         target/release/cryptohost components check "$tmp/out/template-$world.wasm"
     done
     echo "check-template: the template builds and passes components check for every world"
@@ -152,7 +152,7 @@ lint: setup
     cargo clippy --release --workspace --all-targets -- -D warnings
     cd guests
     flags="-C target-feature=+wide-arithmetic"
-    if rustup target list --installed 2>/dev/null | grep -qx {{guest_target}}; then
+    if rustup target list --installed 2>/dev/null | grep -x {{guest_target}} >/dev/null; then
         RUSTFLAGS="$flags" cargo clippy --release --target {{guest_target}} --target-dir "{{guest_target_dir}}" \
             --workspace -- -D warnings
     else

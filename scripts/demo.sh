@@ -86,7 +86,7 @@ echo "server audit log (the caller is recorded):"
 tail -n 2 "$work/audit.jsonl"
 
 step "the audit log: one line per key use"
-audit="$(sed -n 's/^path = "\(.*\)"/\1/p' "$config" | head -1)"
+audit="$(sed -n '/^path = "/{s/^path = "\(.*\)"/\1/p;q}' "$config")"
 tail -n 2 "$audit"
 echo
 echo "demo: done"

@@ -20,7 +20,7 @@ if [ -z "${SOFTHSM2_CONF:-}" ]; then
     echo "softhsm-init: new token directory $dir"
 fi
 
-if softhsm2-util --show-slots 2>/dev/null | grep -q "Label:.*$label\b"; then
+if softhsm2-util --show-slots 2>/dev/null | grep "Label:.*$label\b" >/dev/null; then
     echo "softhsm-init: token $label already exists in $SOFTHSM2_CONF"
 else
     softhsm2-util --init-token --free --label "$label" --so-pin "$so_pin" --pin "$CRYPTOHOST_PIN" >/dev/null
@@ -32,7 +32,7 @@ bin=target/release/cryptohost
 for spec in "org-es256 ES256" "org-rsa RS256" "org-aes A256GCM"; do
     set -- $spec
     uri="pkcs11:token=$label;object=$1"
-    if "$bin" --config examples/softhsm.toml keys list 2>/dev/null | grep -q "object=$1[;[:space:]]"; then
+    if "$bin" --config examples/softhsm.toml keys list 2>/dev/null | grep "object=$1[;[:space:]]" >/dev/null; then
         echo "softhsm-init: $1 already present"
     else
         "$bin" --config examples/softhsm.toml keys generate "$uri" --alg "$2" --rsa-bits 3072 >/dev/null
