@@ -331,7 +331,7 @@ fn kit_instances(config: &Config, a: &crate::bundle::kit::Admitted) -> usize {
 /// The kit fails any check (its message names the file or the signature).
 pub fn installed_kit(config: &Config) -> Result<Option<crate::bundle::kit::InstalledKit>, LoadError> {
     let (Some(k), Some(fp)) = (&config.kit, &config.bootstrap_fingerprint) else { return Ok(None) };
-    crate::bundle::kit::open(&k.dir, fp, time::OffsetDateTime::now_utc())
+    crate::bundle::kit::open(&k.dir, fp, &k.state, time::OffsetDateTime::now_utc())
         .map(Some)
         .map_err(|e| LoadError::Config { path: config.path.clone(), message: e.to_string() })
 }

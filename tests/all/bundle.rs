@@ -46,6 +46,9 @@ pub(crate) fn kit() -> Kit {
     fs::write(source.join("trust-anchors.json"), serde_json::to_vec_pretty(&anchors).unwrap()).unwrap();
     let bundle_pub = dir.path().join("bundle-signing.pub");
     fs::write(&bundle_pub, run(&config, &["keys", "public", "sim:bundle-signer", "--alg", "ES256"]).stdout).unwrap();
+    // The kit carries its signer's public key: an installed kit is checked on every load by
+    // the bootstrap fingerprint alone.
+    fs::copy(&bundle_pub, source.join("public-keys/bundle-signing-key.pub")).unwrap();
     Kit { dir, config, source, bundle_pub }
 }
 
@@ -82,10 +85,12 @@ fn create_verify_install_and_use_the_anchors() {
     let archive = k.create("offline-kit.tar.gz");
     let by_key = run(&k.config, &["bundle", "verify", s(&archive), "--bootstrap-pub", s(&k.bundle_pub)]);
     assert_eq!(by_key.status.code(), Some(0), "{}", stderr(&by_key));
-    // The same bundle twice gives the same files (deterministic archive apart from createdAt).
+    // By fingerprint only: the key must then be in the bundle.
     let fp = String::from_utf8(run(&k.config, &["trust", "fingerprint", s(&k.bundle_pub)]).stdout).unwrap();
-    // By fingerprint only: the key must then be in the bundle; it is not, so this is refused.
     let by_fp = run(&k.config, &["bundle", "verify", s(&archive), "--bootstrap-fingerprint", fp.trim()]);
+    assert_eq!(by_fp.status.code(), Some(0), "{}", stderr(&by_fp));
+    let absent = format!("sha256:{}", "00".repeat(32));
+    let by_fp = run(&k.config, &["bundle", "verify", s(&archive), "--bootstrap-fingerprint", &absent]);
     assert_eq!(by_fp.status.code(), Some(2));
     assert!(stderr(&by_fp).contains("no public key in the bundle has the bootstrap fingerprint"), "{}", stderr(&by_fp));
     // A wrong bootstrap key is refused.

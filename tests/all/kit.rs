@@ -257,13 +257,15 @@ fn upgrades_swap_in_place_downgrades_and_expired_kits_are_refused() {
     // Back to v1: refused, unless asked for.
     let down = install(&config, &p, &v1, &kit, &[]);
     assert_eq!(down.status.code(), Some(2));
-    assert!(stderr(&down).contains("is older than the one installed"), "{}", stderr(&down));
+    assert!(stderr(&down).contains("is older than the newest installed"), "{}", stderr(&down));
     assert!(
         fs::read_to_string(kit.join("trust-anchors.json")).unwrap().contains("2098-01-01"),
         "v2 is still installed"
     );
     // A manifest planted in the installed kit, claiming an old createdAt, does not talk the
     // downgrade through: the installed version counts only as the bootstrap key signed it.
+    // (Without the kit state, which records the newest kit installed and alone refuses this.)
+    fs::remove_file(kit.with_file_name("kit.state.json")).unwrap();
     let planted = kit.join("metadata/bundle-manifest.json");
     let text = fs::read_to_string(&planted).unwrap();
     let mut forged: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -283,39 +285,96 @@ fn upgrades_swap_in_place_downgrades_and_expired_kits_are_refused() {
 }
 
 #[test]
-fn revoked_unanchored_and_expired_publishers_are_refused_before_compilation() {
+fn a_rolled_back_kit_is_refused_and_revocations_outlive_the_kit_that_carried_them() {
     let p = publisher();
-    // A revoked digest: refused from the kit, and where a config pins it.
     let sim = common::digest_of("simulation.wasm");
-    let revoking = p.kit("revoking", WINDOW, "2099-01-01T00:00:00Z", Some(&sim));
+    let v1 = p.kit("v1", WINDOW, "2099-01-01T00:00:00Z", None);
     let (dir, config, kit) = site(&p);
-    assert_eq!(install(&config, &p, &revoking, &kit, &["--allow-downgrade"]).status.code(), Some(0));
-    let out = run(&config, &["providers"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("revoked") && stderr(&out).contains("CVE-2026-0001"), "{}", stderr(&out));
+    let state = dir.path().join("kit.state.json");
+    assert_eq!(install(&config, &p, &v1, &kit, &[]).status.code(), Some(0));
+    // The same kit installed elsewhere: what an attacker keeps to roll back to.
+    let saved = dir.path().join("saved-v1");
+    assert_eq!(install(&config, &p, &v1, &saved, &[]).status.code(), Some(0));
+    let recorded: serde_json::Value = serde_json::from_slice(&fs::read(&state).unwrap()).unwrap();
+    assert!(recorded["revoked"].as_array().unwrap().is_empty(), "{recorded}");
+
+    // v2 no longer admits the simulation component and revokes its digest.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let v2 = p.kit_edited("v2", |listed| {
+        listed["components"].as_array_mut().unwrap().retain(|c| c["provider"]["name"] != "simulation");
+    });
+    let src = p.dir.path().join("v2-src");
+    let list = serde_json::json!({"revoked": [{"sha256": sim, "reason": "CVE-2026-0001 in the test"}]});
+    fs::write(src.join("revoked-components.json"), list.to_string()).unwrap();
+    fs::remove_file(&v2).unwrap();
+    p.bundle(&src, &v2);
+    let out = install(&config, &p, &v2, &kit, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let recorded: serde_json::Value = serde_json::from_slice(&fs::read(&state).unwrap()).unwrap();
+    assert_eq!(recorded["revoked"][0]["sha256"], sim.as_str(), "{recorded}");
+    assert_eq!(run(&config, &["providers"]).status.code(), Some(0));
+    // A config pinning the revoked digest is refused.
+    let elsewhere = dir.path().join("pinned");
+    fs::create_dir(&elsewhere).unwrap();
     let pinned = common::write_config(
-        dir.path(),
+        &elsewhere,
         &common::components_dir(),
         &[P { name: "pinned-sim", file: "simulation.wasm", priority: 5 }],
-        &format!(
-            "[trust]\nbootstrap_fingerprint = {:?}\n[kit]\ndir = \"kit\"\ndisable = [\"simulation\"]\n",
-            p.bootstrap()
-        ),
+        &format!("[trust]\nbootstrap_fingerprint = {:?}\n[kit]\ndir = {:?}\n", p.bootstrap(), kit),
     );
     let out = run(&pinned, &["providers"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("refused even though the config pins it"), "{}", stderr(&out));
 
-    // A publisher whose anchor window has closed: its components are refused.
-    let lapsed = p.kit("lapsed", ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"), "2099-01-01T00:00:00Z", None);
-    let _ = fs::remove_dir_all(&kit);
-    assert_eq!(install(&config, &p, &lapsed, &kit, &[]).status.code(), Some(0));
+    // The kit directory swapped for the older, validly signed v1: refused on every load, by the
+    // state kept outside the kit.
+    let newer = dir.path().join("newer-v2");
+    fs::rename(&kit, &newer).unwrap();
+    fs::rename(&saved, &kit).unwrap();
+    let out = run(&config, &["providers"]);
+    assert_eq!(out.status.code(), Some(2), "a rolled-back kit loaded");
+    assert!(stderr(&out).contains("a rollback, refused"), "{}", stderr(&out));
+    // Without its state file a kit is not loaded at all.
+    let kept = fs::read(&state).unwrap();
+    fs::remove_file(&state).unwrap();
     let out = run(&config, &["providers"]);
     assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("there is no kit state"), "{}", stderr(&out));
+    fs::write(&state, kept).unwrap();
+    fs::remove_dir_all(&kit).unwrap();
+    fs::rename(&newer, &kit).unwrap();
+    let out = run(&config, &["providers"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Even a downgrade the operator asks for keeps the revocation: v1 carries the revoked
+    // component, so the staged kit would not load, and nothing is installed.
+    let out = install(&config, &p, &v1, &kit, &["--allow-downgrade"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("would not load") && stderr(&out).contains("CVE-2026-0001"), "{}", stderr(&out));
+    // So does a newer kit that no longer lists it: v3 carries the component again, unrevoked.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let v3 = p.kit("v3", WINDOW, "2099-01-01T00:00:00Z", None);
+    let out = install(&config, &p, &v3, &kit, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("simulation.wasm") && stderr(&out).contains("is revoked"), "{}", stderr(&out));
+    let out = run(&config, &["providers"]);
+    assert_eq!(out.status.code(), Some(0), "v2 is still installed: {}", stderr(&out));
+}
+
+#[test]
+fn install_refuses_a_kit_whose_publisher_is_unanchored_or_lapsed() {
+    let p = publisher();
+    let (_dir, config, kit) = site(&p);
+    // A publisher whose anchor window has closed: the staged kit would not load.
+    let lapsed = p.kit("lapsed", ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"), "2099-01-01T00:00:00Z", None);
+    let out = install(&config, &p, &lapsed, &kit, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("would not load"), "{}", stderr(&out));
     assert!(stderr(&out).contains("provider-module") && stderr(&out).contains("expired"), "{}", stderr(&out));
+    assert!(!kit.exists(), "nothing is installed");
 
     // A component manifest signed by a key no provider-module anchor lists.
-    let v = p.kit("unanchored", WINDOW, "2099-01-01T00:00:00Z", None);
+    let _v = p.kit("unanchored", WINDOW, "2099-01-01T00:00:00Z", None);
     let src = p.dir.path().join("unanchored-src");
     let resigned = p.dir.path().join("resigned");
     let out = run(
@@ -337,17 +396,11 @@ fn revoked_unanchored_and_expired_publishers_are_refused_before_compilation() {
     fs::copy(resigned.join("component-manifest.dsse.json"), src.join("crypto-plugins/component-manifest.dsse.json"))
         .unwrap();
     let archive = p.dir.path().join("unanchored2.tar.gz");
-    let out = run(
-        &p.config,
-        &["bundle", "create", "--from", s(&src), "--key", "sim:bundle-signer", "--alg", "ES256", "--out", s(&archive)],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    drop(v);
-    let _ = fs::remove_dir_all(&kit);
-    assert_eq!(install(&config, &p, &archive, &kit, &[]).status.code(), Some(0));
-    let out = run(&config, &["providers"]);
+    p.bundle(&src, &archive);
+    let out = install(&config, &p, &archive, &kit, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is not signed by a provider-module anchor"), "{}", stderr(&out));
+    assert!(!kit.exists(), "nothing is installed");
 }
 
 /// The provider entry of `name` in a component manifest.

@@ -9,6 +9,7 @@ use std::path::Path;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+use super::state::KitState;
 use super::{
     Bootstrap, BundleError, Limits, MANIFEST, Manifest, SIGNATURE, fail, io_err, kind_name, list_dir, open_dir,
     random_suffix, read_regular_at, split_parent, verify,
@@ -23,14 +24,20 @@ use crate::trust::AnchorsFile;
 /// directory is then renamed into place. `into` must not exist or be an empty directory (a
 /// symlink there is refused: the rename replaces an empty directory, never a link's target).
 ///
+/// The kit's state file `state` (outside `into`) records the newest `createdAt` installed there
+/// and every revocation seen: a kit older than that is refused (unless `allow_downgrade`), and
+/// the staged kit must open as it would on every later load (its signatures, its anchors, its
+/// components compiled and of their stated world, none revoked) before it is swapped in.
+///
 /// # Errors
-/// Verification fails, `into` is not a new or empty directory, or a write fails (then nothing
-/// is installed).
+/// Verification fails, `into` is not a new or empty directory, the kit is older than the one
+/// recorded, the staged kit would not load, or a write fails (then nothing is installed).
 pub fn install(
     registry: &Registry,
     archive: &Path,
     bootstrap: &Bootstrap,
     into: &Path,
+    state: &Path,
     limits: Limits,
     allow_downgrade: bool,
 ) -> Result<Manifest, BundleError> {
@@ -46,6 +53,22 @@ pub fn install(
     }
     let created = crate::trust::parse_time(&manifest.created_at)
         .map_err(|e| BundleError::Refused(format!("{MANIFEST}: createdAt {e}")))?;
+    let previous = super::state::read(state)?;
+    if let Some(p) = &previous
+        && !allow_downgrade
+        && created < p.highest(state)?
+    {
+        return fail(format!(
+            "this kit (createdAt {}) is older than the newest installed in {} (createdAt {}, recorded in {}): \
+             refused (--allow-downgrade installs it anyway)",
+            manifest.created_at,
+            into.display(),
+            p.highest_created_at,
+            state.display()
+        ));
+    }
+    let next =
+        KitState::after_install(previous.as_ref(), &manifest.created_at, &super::kit::revocations(&files, "the kit")?);
     let (parent, name) = split_parent(into)?;
     let parent_fd = open_dir(parent)?;
     let installed = check_into(&parent_fd, name, into)?;
@@ -78,11 +101,39 @@ pub fn install(
     rustix::fs::mkdirat(&parent_fd, &staging, Mode::from_raw_mode(0o700)).map_err(|e| {
         BundleError::Refused(format!("creating staging directory beside {}: {}", into.display(), io_err(e)))
     })?;
-    let written = (|| -> std::io::Result<()> {
+    let staged = (|| -> std::io::Result<()> {
         let dir = rustix::fs::openat(&parent_fd, &staging, DIR_NOFOLLOW, Mode::empty())?;
         for (path, bytes) in &files {
             write_new_file(&dir, path, bytes)?;
         }
+        rustix::fs::fsync(&dir)?;
+        Ok(())
+    })();
+    if let Err(e) = staged {
+        let _ = remove_tree(&parent_fd, &staging);
+        return fail(format!("installing into {}: {e} (nothing was installed)", into.display()));
+    }
+    let fingerprint = super::bootstrap_key(registry, &files, bootstrap)?.fingerprint;
+    if super::bootstrap_key(registry, &files, &Bootstrap::Fingerprint(fingerprint.clone())).is_err() {
+        let _ = remove_tree(&parent_fd, &staging);
+        return fail(format!(
+            "the bootstrap key ({fingerprint}) is not among the kit's public-keys/: an installed kit is checked on \
+             every load against [trust] bootstrap_fingerprint alone, so it would never load; nothing was installed \
+             (put the bundle signing key's public key in the kit's public-keys/)"
+        ));
+    }
+    if let Err(e) = loads(&parent.join(&staging), &fingerprint, &next, state) {
+        let _ = remove_tree(&parent_fd, &staging);
+        return fail(format!("the kit would not load once installed, so nothing was installed: {e}"));
+    }
+    // The state goes first: a failure after it leaves the old kit refused (fail closed), never
+    // a newer kit's revocations forgotten.
+    if let Err(e) = super::state::write(state, &next) {
+        let _ = remove_tree(&parent_fd, &staging);
+        return Err(e);
+    }
+    let written = (|| -> std::io::Result<()> {
+        let dir = rustix::fs::openat(&parent_fd, &staging, DIR_NOFOLLOW, Mode::empty())?;
         rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755))?;
         rustix::fs::fsync(&dir)?;
         if installed.is_some() {
@@ -97,7 +148,12 @@ pub fn install(
     })();
     if let Err(e) = written {
         let _ = remove_tree(&parent_fd, &staging);
-        return fail(format!("installing into {}: {e} (nothing was installed)", into.display()));
+        let restored = match &previous {
+            Some(p) => super::state::write(state, p).is_ok(),
+            None => std::fs::remove_file(state).is_ok(),
+        };
+        let state_note = if restored { "" } else { "; the kit state could not be restored: reinstall" };
+        return fail(format!("installing into {}: {e} (nothing was installed{state_note})", into.display()));
     }
     if installed.is_some() {
         // What was installed before now sits at the staging name.
@@ -115,6 +171,34 @@ pub fn install(
         ))
     })?;
     Ok(manifest)
+}
+
+/// Opens the staged kit as every later load will, against the state about to be recorded,
+/// and compiles each component it admits.
+fn loads(dir: &Path, fingerprint: &str, next: &KitState, state: &Path) -> Result<(), BundleError> {
+    let kit = super::kit::open_with_state(dir, fingerprint, next, state, time::OffsetDateTime::now_utc())?;
+    for c in &kit.components {
+        if let Some(r) = kit.revocation(&c.entry.sha256) {
+            return fail(format!("{} (sha256 {}) is revoked ({})", c.entry.file, c.entry.sha256, r.reason));
+        }
+        let seen = crate::load::inspect(&c.path).map_err(|e| BundleError::Refused(e.to_string()))?;
+        if let Some(why) = seen.refused_imports.first() {
+            return fail(format!("{}: {why}", c.entry.file));
+        }
+        match seen.world {
+            Ok(w) if w == c.world => {}
+            Ok(w) => {
+                return fail(format!(
+                    "{} is listed as a {} world component, but it is a {} one",
+                    c.entry.file,
+                    c.world.name(),
+                    w.name()
+                ));
+            }
+            Err(why) => return fail(format!("{}: {why}", c.entry.file)),
+        }
+    }
+    Ok(())
 }
 
 const DIR_NOFOLLOW: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);

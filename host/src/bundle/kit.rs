@@ -11,6 +11,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::state::KitState;
 use super::{
     Bootstrap, BundleError, Limits, MANIFEST, Manifest, fail, kind_name, list_dir, open_dir, read_regular_at,
     verify_files,
@@ -158,23 +159,65 @@ fn read_tree(dir: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, Bu
 /// a `provider-module` anchor valid at `at`, with every component it lists present and
 /// matching.
 ///
+/// The kit must also be at least as new as the newest kit installed there and carries every
+/// revocation seen there, as its state file (`state`, written by `bundle install`) records; a
+/// kit without a state file is refused.
+///
 /// # Errors
 /// Any of those checks fails.
-pub fn open(dir: &Path, bootstrap_fingerprint: &str, at: OffsetDateTime) -> Result<InstalledKit, BundleError> {
+pub fn open(
+    dir: &Path,
+    bootstrap_fingerprint: &str,
+    state: &Path,
+    at: OffsetDateTime,
+) -> Result<InstalledKit, BundleError> {
+    let Some(recorded) = super::state::read(state)? else {
+        return fail(format!(
+            "installed kit {}: there is no kit state {} (written by `bundle install`: the newest kit installed \
+             there and every revocation seen); without it a rollback cannot be ruled out: install the kit with \
+             `cryptohost bundle install`",
+            dir.display(),
+            state.display()
+        ));
+    };
+    open_with_state(dir, bootstrap_fingerprint, &recorded, state, at)
+}
+
+/// As [`open`], with the state already read (`bundle install` checks a staged kit against the
+/// state it is about to record).
+///
+/// # Errors
+/// As [`open`].
+pub(super) fn open_with_state(
+    dir: &Path,
+    bootstrap_fingerprint: &str,
+    recorded: &KitState,
+    state: &Path,
+    at: OffsetDateTime,
+) -> Result<InstalledKit, BundleError> {
     let limits = Limits::default();
     let registry = crate::trust_root::registry();
     let files = read_tree(dir, limits)?;
     let whose = format!("installed kit {}", dir.display());
     let manifest =
         verify_files(&registry, &files, &Bootstrap::Fingerprint(bootstrap_fingerprint.to_string()), limits, &whose)?;
-    let revoked = match files.get(REVOKED) {
-        None => Vec::new(),
-        Some(b) => {
-            serde_json::from_slice::<Revocations>(b)
-                .map_err(|e| BundleError::Refused(format!("{whose}: {REVOKED}: {e}")))?
-                .revoked
+    let created = crate::trust::parse_time(&manifest.created_at)
+        .map_err(|e| BundleError::Refused(format!("{whose}: {MANIFEST}: createdAt {e}")))?;
+    if created < recorded.highest(state)? {
+        return fail(format!(
+            "{whose} (createdAt {}) is older than the newest kit installed there (createdAt {}, recorded in {}): \
+             a rollback, refused",
+            manifest.created_at,
+            recorded.highest_created_at,
+            state.display()
+        ));
+    }
+    let mut revoked = revocations(&files, &whose)?;
+    for r in &recorded.revoked {
+        if !revoked.iter().any(|k| k.sha256 == r.sha256) {
+            revoked.push(r.clone());
         }
-    };
+    }
     let mut kit = InstalledKit { dir: dir.to_path_buf(), manifest, files, components: Vec::new(), revoked };
     let Some(envelope) = kit.files.get(COMPONENT_MANIFEST) else { return Ok(kit) };
     let publishers =
@@ -260,6 +303,19 @@ impl InstalledKit {
     /// The kit's version: its signed manifest's `createdAt`.
     pub fn created_at(&self) -> &str {
         &self.manifest.created_at
+    }
+}
+
+/// The revocations a kit's files carry (none without `revoked-components.json`).
+///
+/// # Errors
+/// The file is not a revocation list.
+pub(super) fn revocations(files: &BTreeMap<String, Vec<u8>>, whose: &str) -> Result<Vec<Revoked>, BundleError> {
+    match files.get(REVOKED) {
+        None => Ok(Vec::new()),
+        Some(b) => Ok(serde_json::from_slice::<Revocations>(b)
+            .map_err(|e| BundleError::Refused(format!("{whose}: {REVOKED}: {e}")))?
+            .revoked),
     }
 }
 

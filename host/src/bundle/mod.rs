@@ -372,6 +372,7 @@ fn write_archive(out: &Path, all: &BTreeMap<String, Vec<u8>>, limits: Limits) ->
 mod install;
 pub mod kit;
 mod source;
+pub mod state;
 mod tar_reader;
 
 pub use install::install;

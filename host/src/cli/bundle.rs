@@ -47,8 +47,10 @@ pub(super) fn bundle(cli: &Cli, b: &BundleCommand) -> Outcome {
             let (manifest, _) = bundle::verify(&root, archive, &bootstrap(bs)?, Limits::default())?;
             outln!("valid: {} files, signed manifest of {}", manifest.files.len(), manifest.created_at);
         }
-        BundleCommand::Install { archive, bootstrap: bs, into, allow_downgrade } => {
-            let manifest = bundle::install(&root, archive, &bootstrap(bs)?, into, Limits::default(), *allow_downgrade)?;
+        BundleCommand::Install { archive, bootstrap: bs, into, state, allow_downgrade } => {
+            let state = state.clone().unwrap_or_else(|| bundle::state::default_path(into));
+            let bs = bootstrap(bs)?;
+            let manifest = bundle::install(&root, archive, &bs, into, &state, Limits::default(), *allow_downgrade)?;
             outln!(
                 "installed {} files into {} (kit createdAt {})",
                 manifest.files.len(),

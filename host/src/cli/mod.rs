@@ -165,7 +165,12 @@ enum BundleCommand {
         bootstrap: BootstrapArgs,
         #[arg(long)]
         into: PathBuf,
-        /// Install a kit older (createdAt) than the one installed.
+        /// The kit's state file: the newest kit installed and every revocation seen, kept
+        /// where the serving account cannot write (default: `<into>.state.json`; give the same
+        /// path as the config's `[kit] state`).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Install a kit older (createdAt) than the newest installed.
         #[arg(long)]
         allow_downgrade: bool,
     },

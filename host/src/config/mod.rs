@@ -65,6 +65,7 @@ struct RawTrust {
 #[serde(deny_unknown_fields)]
 struct RawKit {
     dir: PathBuf,
+    state: Option<PathBuf>,
     #[serde(default)]
     disable: Vec<String>,
     #[serde(default)]
@@ -75,6 +76,8 @@ struct RawKit {
 #[derive(Clone, Debug)]
 pub struct KitConfig {
     pub dir: PathBuf,
+    /// The kit's state file (`bundle install` writes it; default `<dir>.state.json`).
+    pub state: PathBuf,
     /// Providers of the kit not to load, by name.
     pub disable: Vec<String>,
     /// Priorities that override the kit's, by provider name.

@@ -286,7 +286,11 @@ pub(super) fn trust(src: &Src<'_>, raw: Option<RawTrust>, kit: Option<RawKit>) -
             (t.anchors.map(|d| src.base.join(d)), fp)
         }
     };
-    let kit = kit.map(|k| KitConfig { dir: src.base.join(k.dir), disable: k.disable, priority: k.priority });
+    let kit = kit.map(|k| {
+        let dir = src.base.join(k.dir);
+        let state = k.state.map_or_else(|| crate::bundle::state::default_path(&dir), |s| src.base.join(s));
+        KitConfig { dir, state, disable: k.disable, priority: k.priority }
+    });
     if kit.is_some() && fingerprint.is_none() {
         return Err(src.err(
             "[kit] needs [trust] bootstrap_fingerprint: an installed kit is checked against it on every use".into(),

@@ -67,7 +67,8 @@ pub(super) fn configured(
 ) -> Result<AnchorSet, AnchorsError> {
     let config = ctx.config;
     if let (Some(k), Some(fp)) = (&config.kit, &config.bootstrap_fingerprint) {
-        let kit = crate::bundle::kit::open(&k.dir, fp, OffsetDateTime::now_utc()).map_err(AnchorsError::Kit)?;
+        let kit =
+            crate::bundle::kit::open(&k.dir, fp, &k.state, OffsetDateTime::now_utc()).map_err(AnchorsError::Kit)?;
         return kit.anchors(&ctx.host.registry, at, purpose).map_err(AnchorsError::File);
     }
     let dir = config.trust_anchors.as_ref().ok_or(AnchorsError::NoneConfigured)?;
@@ -91,7 +92,11 @@ pub(super) fn in_dir(
             dir: dir.display().to_string(),
             config: ctx.config.path.display().to_string(),
         })?;
-        let kit = crate::bundle::kit::open(dir, fp, OffsetDateTime::now_utc()).map_err(AnchorsError::Kit)?;
+        let state = match &ctx.config.kit {
+            Some(k) if k.dir == dir => k.state.clone(),
+            _ => crate::bundle::state::default_path(dir),
+        };
+        let kit = crate::bundle::kit::open(dir, fp, &state, OffsetDateTime::now_utc()).map_err(AnchorsError::Kit)?;
         return kit.anchors(registry, at, purpose).map_err(AnchorsError::File);
     }
     crate::trust::load_anchors(registry, dir, at, purpose).map_err(AnchorsError::File)

@@ -392,6 +392,9 @@ fn bind(path: &Path, group: Option<&str>) -> Result<std::os::unix::net::UnixList
 pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> {
     raise_descriptor_limit();
     let inner = source.load()?;
+    if let Some(k) = &inner.config.kit {
+        crate::bundle::state::warn_if_writable_by_me(&k.state);
+    }
     let path = socket.unwrap_or_else(|| inner.config.service.socket.clone());
     // Under systemd socket activation the socket is systemd's: use it, and leave it in place.
     let (std_listener, owned) = match systemd::activated_listener() {
