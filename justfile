@@ -175,6 +175,25 @@ test: setup build-guests lint
     just check-template
     just check-reproducible
 
+# Fuzz each target (all, or those named) for SECONDS: cargo-fuzz on the nightly toolchain,
+# without a sanitizer (the code is safe Rust; what is sought is a panic, a guest trap, a 500,
+# a hang or unbounded memory). New inputs go to fuzz/target/corpus/<target>, a crash to
+# fuzz/artifacts/<target>/; the committed corpus in fuzz/corpus/ is replayed by `just test`.
+fuzz seconds="60" *targets="": build-guests
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+    cd fuzz
+    targets="{{targets}}"
+    [ -n "$targets" ] || targets="$(cargo +nightly fuzz list)"
+    cargo +nightly fuzz build -s none
+    for t in $targets; do
+        mkdir -p "target/corpus/$t"
+        echo "fuzz: $t for {{seconds}} s"
+        cargo +nightly fuzz run -s none "$t" "target/corpus/$t" "corpus/$t" -- \
+            -max_total_time={{seconds}} -rss_limit_mb=4096 -timeout=30 -print_final_stats=1
+    done
+
 # Regenerate docs/openapi.json from the server's routes (a test checks they agree).
 openapi: build
     mkdir -p docs

@@ -24,6 +24,18 @@ use serde::de::DeserializeOwned;
 pub mod api;
 mod http;
 
+/// Reads one HTTP response from `bytes` exactly as the client reads a server's answer, and
+/// returns its status and body length, or the refusal in words. For the fuzz target and its
+/// corpus replay test; not a stable interface.
+#[doc(hidden)]
+pub fn read_response_bytes(bytes: &[u8]) -> Result<(u16, usize), String> {
+    match http::read_response(bytes) {
+        Ok(r) => Ok((r.status, r.body.len())),
+        Err(http::ReadError::Io(e)) => Err(e.to_string()),
+        Err(http::ReadError::Protocol(m)) => Err(m),
+    }
+}
+
 #[cfg(test)]
 use http::read_response;
 use http::{Body, Conn, ReadError, Response, exchange, peer_uid, percent};

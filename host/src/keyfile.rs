@@ -54,7 +54,15 @@ fn pem_or_der(path: &Path, bytes: &[u8], what: &str) -> Result<(Option<String>, 
 /// Unreadable, empty, not PEM/DER, or a PEM label other than `PRIVATE KEY`.
 pub fn read_private_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError> {
     let bytes = read(path, "private key", crate::fsio::limits::KEY)?;
-    let (label, der) = pem_or_der(path, &bytes, "private key")?;
+    private_key_from_bytes(path, &bytes)
+}
+
+/// As [`read_private_key`], from bytes already read (`path` names them in errors).
+///
+/// # Errors
+/// As [`read_private_key`].
+pub fn private_key_from_bytes(path: &Path, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, FileError> {
+    let (label, der) = pem_or_der(path, bytes, "private key")?;
     match label.as_deref() {
         None | Some("PRIVATE KEY") => Ok(der),
         Some(l @ ("EC PRIVATE KEY" | "RSA PRIVATE KEY")) => Err(fail(
@@ -108,15 +116,21 @@ pub fn public_key_from_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, FileE
 /// Unreadable or empty.
 pub fn read_signature(path: &Path) -> Result<Vec<u8>, FileError> {
     let bytes = read(path, "signature", crate::fsio::limits::SIGNATURE)?;
+    Ok(signature_from_bytes(&bytes))
+}
+
+/// As [`read_signature`], from bytes already read.
+#[must_use]
+pub fn signature_from_bytes(bytes: &[u8]) -> Vec<u8> {
     let text: Vec<u8> = bytes.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
     let b64_alphabet = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=');
     if !text.is_empty()
         && text.iter().all(b64_alphabet)
         && let Some(decoded) = decode_base64(&text)
     {
-        return Ok(decoded);
+        return decoded;
     }
-    Ok(bytes.to_vec())
+    bytes.to_vec()
 }
 
 /// Decodes standard or URL-safe base64, padded or not.

@@ -8,6 +8,7 @@ mod bundle_hostile;
 mod cli;
 mod config;
 mod dsse;
+mod fuzz_replay;
 mod hostile;
 mod kit;
 mod pqc;

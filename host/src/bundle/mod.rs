@@ -376,7 +376,7 @@ pub mod state;
 mod tar_reader;
 
 pub use install::install;
-pub use tar_reader::read_archive;
+pub use tar_reader::{read_archive, read_archive_bytes, read_tar_bytes};
 
 /// Verifies an archive: the manifest's DSSE signature under the bootstrap key, every file
 /// against the manifest, and nothing in the archive that the manifest does not list.

@@ -226,14 +226,44 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<BTreeMap<String, Vec<
         ));
     }
     // `take`: a file that grows after fstat is still read only up to the limit.
-    let raw = BufReader::new(File::from(fd).take(limits.max_archive_bytes));
+    read_gzip(BufReader::new(File::from(fd).take(limits.max_archive_bytes)), limits).map_err(at)
+}
+
+/// As [`read_archive`], from the bytes of a `.tar.gz` already in memory (the fuzz targets and
+/// their replay test use it).
+///
+/// # Errors
+/// As [`read_archive`].
+pub fn read_archive_bytes(bytes: &[u8], limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
+    if bytes.len() as u64 > limits.max_archive_bytes {
+        return fail(format!(
+            "{} bytes, over the limit of {} for an archive: refused",
+            bytes.len(),
+            limits.max_archive_bytes
+        ));
+    }
+    read_gzip(bytes, limits)
+}
+
+/// The tar reader alone, over an uncompressed archive in memory, within the same limits.
+///
+/// # Errors
+/// As [`read_archive`], less what concerns gzip.
+pub fn read_tar_bytes(bytes: &[u8], limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
+    let mut stream = Budgeted { inner: bytes, used: 0, limit: limits.max_total_bytes };
+    let files = read_tar(&mut stream, limits)?;
+    stream.finish()?;
+    Ok(files)
+}
+
+fn read_gzip<R: BufRead>(raw: R, limits: Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
     let mut stream = Budgeted { inner: flate2::bufread::GzDecoder::new(raw), used: 0, limit: limits.max_total_bytes };
-    let files = read_tar(&mut stream, limits).map_err(at)?;
-    stream.finish().map_err(at)?;
+    let files = read_tar(&mut stream, limits)?;
+    stream.finish()?;
     // A second gzip member or appended bytes would be data nobody checks.
     let mut raw = stream.inner.into_inner();
-    if !raw.fill_buf().map_err(|e| at(corrupt(e)))?.is_empty() {
-        return fail(format!("{}: data after the end of the gzip stream: refused", path.display()));
+    if !raw.fill_buf().map_err(corrupt)?.is_empty() {
+        return fail("data after the end of the gzip stream: refused".to_string());
     }
     Ok(files)
 }

@@ -84,6 +84,26 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Loads the serving set from `source`: what [`run`] serves, and what a caller that drives
+    /// [`router`] in-process (the fuzz target for request bodies) serves.
+    ///
+    /// # Errors
+    /// As [`Source::load`].
+    pub fn new(source: Source) -> Result<Arc<Shared>, ServiceError> {
+        let inner = source.load()?;
+        let limit = Arc::new(Semaphore::new(inner.config.service.max_concurrent));
+        let current = Arc::new(std::sync::RwLock::new(Arc::new(inner)));
+        Ok(Arc::new(Shared {
+            current: current.clone(),
+            limit,
+            per_uid: std::sync::Mutex::default(),
+            ids: std::sync::atomic::AtomicU64::new(0),
+            source,
+            reloading: tokio::sync::Mutex::new(()),
+            metrics: metrics::Metrics::new(current),
+        }))
+    }
+
     pub fn current(&self) -> Arc<Inner> {
         self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
@@ -391,7 +411,8 @@ fn bind(path: &Path, group: Option<&str>) -> Result<std::os::unix::net::UnixList
 /// be bound (or another server owns it).
 pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> {
     raise_descriptor_limit();
-    let inner = source.load()?;
+    let shared = Shared::new(source)?;
+    let inner = shared.current();
     if let Some(k) = &inner.config.kit {
         crate::bundle::state::warn_if_writable_by_me(&k.state);
     }
@@ -405,18 +426,8 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
         Ok(None) => (bind(&path, inner.config.service.socket_group.as_deref())?, true),
         Err(e) => return Err(socket_err(&path, format!("the socket systemd passed (LISTEN_FDS) is unusable: {e}"))),
     };
-    let limit = Arc::new(Semaphore::new(inner.config.service.max_concurrent));
     let metrics_listen = inner.config.service.metrics_listen;
-    let current = Arc::new(std::sync::RwLock::new(Arc::new(inner)));
-    let shared = Arc::new(Shared {
-        current: current.clone(),
-        limit,
-        per_uid: std::sync::Mutex::default(),
-        ids: std::sync::atomic::AtomicU64::new(0),
-        source,
-        reloading: tokio::sync::Mutex::new(()),
-        metrics: metrics::Metrics::new(current),
-    });
+    drop(inner);
     // The main runtime accepts, handles signals and the metrics port; requests are served on
     // the connection threads (see `conn`), one per CPU.
     let runtime = tokio::runtime::Builder::new_current_thread()
