@@ -1,5 +1,6 @@
 //! The server's own resources under a caller who hoards them: descriptors (connections held
-//! per uid, a flood of the metrics port) and the socket's directory.
+//! per uid, a flood of the metrics port), request places shared fairly across uids, the memory
+//! request bodies may hold, and the socket's directory.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -125,4 +126,177 @@ fn the_socket_is_never_made_in_a_directory_others_can_change() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(up, "served from a sticky directory");
+}
+
+/// A metric's value from the metrics port.
+fn metric(addr: &str, name: &str) -> u64 {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not in the metrics: {text}"))
+}
+
+/// Waits (on the server's own count, not a clock) until `name` reads `want`.
+fn wait_for_metric(addr: &str, name: &str, want: u64) {
+    for _ in 0..6000 {
+        if metric(addr, name) == want {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{name} never reached {want} (now {})", metric(addr, name));
+}
+
+/// A request that is admitted and then waits for the rest of its body: it holds a place.
+fn slow_request(socket: &std::path::Path) -> UnixStream {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.write_all(b"POST /v1/hash?alg=SHA-256 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc").unwrap();
+    s
+}
+
+/// The status line and body of the answer on `s`.
+fn answer_of(mut s: UnixStream) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if raw.windows(4).any(|w| w == b"\r\n\r\n") && raw.ends_with(b"}") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+/// A server the test's unprivileged users can reach: the socket's directory 0755, the socket
+/// 0660 root:nogroup, and a copy of the binary they may run.
+fn shared_server(extra: &str) -> (Server, tempfile::TempDir, std::path::PathBuf) {
+    let server =
+        Server::start(Some("fair"), &format!("socket_group = \"nogroup\"\nmetrics_listen = \"127.0.0.1:0\"\n{extra}"));
+    fs::set_permissions(&server.root, fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("cryptohost");
+    fs::copy(common::binary(), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    (server, dir, bin)
+}
+
+#[test]
+fn two_uids_filling_the_server_never_lock_out_a_third() {
+    if crate::server::me() != 0 {
+        eprintln!("skipped: needs root to act as three uids");
+        return;
+    }
+    // Without the reserve, max_per_uid = max_concurrent lets two uids hold every place.
+    let (server, dir, bin) = shared_server("max_concurrent = 8\nmax_per_uid = 8\nrequest_timeout_ms = 600000\n");
+    let addr = server.metrics_addr();
+    wait_for_metric(&addr, "cryptohost_requests_in_flight", 0);
+    // uid 0 takes four places.
+    let mine: Vec<UnixStream> = (0..4).map(|_| slow_request(&server.socket)).collect();
+    wait_for_metric(&addr, "cryptohost_requests_in_flight", 4);
+    // nobody asks for four more: three are admitted, the fourth finds the last place kept.
+    let perl = "use IO::Socket::UNIX; $| = 1; my @s; for (1..4) { my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) \
+                or die qq(connect: $!); print $s qq(POST /v1/hash?alg=SHA-256 HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 10\\r\\n\\r\\nabc); \
+                $s->flush; push @s, $s } print qq(held\\n); <STDIN>;";
+    let mut nobody = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "/usr/bin/perl", "-e", perl])
+        .arg(&server.socket)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_metric(&addr, "cryptohost_requests_in_flight", 7);
+    // uid 0 is turned away from the last place too, saying why.
+    let refused = answer_of(slow_request(&server.socket));
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("kept for callers with no request in progress"), "{refused}");
+    // A third uid is served at once.
+    let msg = dir.path().join("msg");
+    fs::write(&msg, b"third").unwrap();
+    fs::set_permissions(&msg, fs::Permissions::from_mode(0o644)).unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new("setpriv")
+        .args(["--reuid=daemon", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(&bin)
+        .args(["--socket", server.socket.to_str().unwrap(), "hash", "--alg", "SHA-256", msg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "the third uid: {}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("the third uid was answered in {} ms while two others filled the server", took.as_millis());
+    drop(nobody.stdin.take());
+    let _ = nobody.wait();
+    for s in mine {
+        drop(s);
+    }
+    wait_for_metric(&addr, "cryptohost_requests_in_flight", 0);
+}
+
+/// Resident memory of a process, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[test]
+fn request_bodies_in_flight_stay_within_the_memory_budget() {
+    const MIB: usize = 1 << 20;
+    let (server, _dir, _bin) =
+        shared_server("max_concurrent = 64\nmax_per_uid = 64\nmax_body_mib = 4\nbody_budget_mib = 8\n");
+    let addr = server.metrics_addr();
+    wait_for_metric(&addr, "cryptohost_requests_in_flight", 0);
+    let before = rss(server.child.id());
+    // Two bodies of the largest size, all but their last byte sent: the budget is full.
+    let head = |n: usize| {
+        format!("POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {n}\r\n\r\n")
+    };
+    let full: Vec<UnixStream> = (0..2)
+        .map(|_| {
+            let mut s = UnixStream::connect(&server.socket).unwrap();
+            s.write_all(head(4 * MIB).as_bytes()).unwrap();
+            s.write_all(&vec![b' '; 4 * MIB - 1]).unwrap();
+            s
+        })
+        .collect();
+    wait_for_metric(&addr, "cryptohost_request_body_bytes_in_flight", 8 * MIB as u64);
+    // Twenty more, each trying to send 4 MiB: each is answered 503 before its body is read.
+    let more: Vec<_> = (0..20)
+        .map(|_| {
+            let socket = server.socket.clone();
+            let head = head(4 * MIB);
+            std::thread::spawn(move || {
+                let mut s = UnixStream::connect(&socket).unwrap();
+                s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(&vec![b' '; 4 * MIB]);
+                answer_of(s)
+            })
+        })
+        .collect();
+    for t in more {
+        let answer = t.join().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("body_budget_mib"), "{answer}");
+    }
+    // A request without a body is still served, and memory grew by about the budget only.
+    assert_eq!(server.request("GET", "/v1/health", None, b"").0, 200);
+    let grown = rss(server.child.id()).saturating_sub(before);
+    assert!(grown < (8 + 32) * MIB as u64, "resident memory grew by {} MiB with an 8 MiB body budget", grown >> 20);
+    eprintln!("resident memory grew by {} MiB with the 8 MiB body budget full and 20 more bodies refused", grown >> 20);
+    drop(full);
 }

@@ -20,6 +20,7 @@ pub(super) struct RawService {
     max_body_mib: Option<Spanned<u64>>,
     max_concurrent: Option<Spanned<u64>>,
     max_per_uid: Option<Spanned<u64>>,
+    body_budget_mib: Option<Spanned<u64>>,
     metrics_listen: Option<Spanned<String>>,
     instances: Option<Spanned<u64>>,
     request_timeout_ms: Option<Spanned<u64>>,
@@ -43,6 +44,9 @@ struct RawAllow {
     profiles: Vec<String>,
 }
 
+/// Default of `[service] body_budget_mib`: what the request bodies in flight may hold at once.
+pub const DEFAULT_BODY_BUDGET_MIB: u64 = 256;
+
 /// `[service]`: the long-running host (`cryptohost serve`).
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
@@ -57,6 +61,9 @@ pub struct ServiceConfig {
     /// Requests served at once for one peer uid (default: half of `max_concurrent`, at least
     /// 1), so that one caller cannot take every place; beyond it, 503 with Retry-After.
     pub max_per_uid: usize,
+    /// Bytes of request bodies the server holds in memory at once, over all requests (default
+    /// 256 MiB, at least `max_body`); a request that would pass it gets 503.
+    pub body_budget: u64,
     /// A loopback TCP address that serves `/metrics` only (for a scraper), if set.
     pub metrics_listen: Option<SocketAddr>,
     /// Instances per interchangeable provider (default: the number of CPUs).
@@ -211,6 +218,21 @@ pub(super) fn parse_service(raw: Option<RawService>, base: &Path, at: At<'_>) ->
             ));
         }
     };
+    let body_budget = match &raw.body_budget_mib {
+        None => (DEFAULT_BODY_BUDGET_MIB << 20).max(max_body as u64),
+        Some(m) if *m.get_ref() >= (max_body as u64).div_ceil(1 << 20) && *m.get_ref() <= 1 << 20 => *m.get_ref() << 20,
+        Some(m) => {
+            return Err(at(
+                m.span(),
+                "service.body_budget_mib",
+                format!(
+                    "must be between max_body_mib ({} MiB: one largest body must fit) and 1048576, got {}",
+                    (max_body as u64).div_ceil(1 << 20),
+                    m.get_ref()
+                ),
+            ));
+        }
+    };
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
     let instances = ranged(&raw.instances, at, "service.instances", 1..=256, cpus)? as usize;
     let request_timeout = Duration::from_millis(ranged(
@@ -232,6 +254,7 @@ pub(super) fn parse_service(raw: Option<RawService>, base: &Path, at: At<'_>) ->
         max_body,
         max_concurrent,
         max_per_uid,
+        body_budget,
         metrics_listen,
         instances,
         request_timeout,

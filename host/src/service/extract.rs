@@ -41,13 +41,8 @@ impl ApiError {
         ApiError::new(ErrorKind::Internal, message)
     }
 
-    pub fn overloaded(per_uid: bool) -> ApiError {
-        let message = if per_uid {
-            "this uid is at its limit of concurrent requests ([service] max_per_uid); retry shortly"
-        } else {
-            "the server is at its limit of concurrent requests ([service] max_concurrent); retry shortly"
-        };
-        ApiError::new(ErrorKind::Overloaded, message)
+    pub fn overloaded(why: super::admission::Refusal) -> ApiError {
+        ApiError::new(ErrorKind::Overloaded, why.message())
     }
 
     pub fn status(&self) -> StatusCode {

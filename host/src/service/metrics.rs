@@ -14,7 +14,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -40,6 +40,9 @@ pub struct Metrics {
     pub latency: Family<RouteLabel, Histogram>,
     pub reloads: Family<OutcomeLabel, Counter>,
     pub overloaded: Counter,
+    /// Requests being served now, and the bytes their bodies may hold (set at each scrape).
+    pub in_flight: Gauge,
+    pub body_bytes_in_flight: Gauge,
 }
 
 /// The serving set, as the collector reads it at each scrape.
@@ -207,7 +210,15 @@ impl Metrics {
             "Requests turned away at a concurrency limit, overall or per uid (503)",
             overloaded.clone(),
         );
-        Metrics { registry, requests, latency, reloads, overloaded }
+        let in_flight = Gauge::default();
+        registry.register("requests_in_flight", "Requests being served now", in_flight.clone());
+        let body_bytes_in_flight = Gauge::default();
+        registry.register(
+            "request_body_bytes_in_flight",
+            "Bytes the bodies of the requests being served may hold, against [service] body_budget_mib",
+            body_bytes_in_flight.clone(),
+        );
+        Metrics { registry, requests, latency, reloads, overloaded, in_flight, body_bytes_in_flight }
     }
 
     /// The text exposition format.

@@ -6,6 +6,7 @@
 //! document.
 
 pub mod access;
+mod admission;
 mod conn;
 pub mod extract;
 pub mod keyed;
@@ -25,7 +26,6 @@ use axum::extract::{DefaultBodyLimit, Request, State as AxumState};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio::sync::Semaphore;
 
 use crate::audit::AuditLog;
 use crate::config::Config;
@@ -72,9 +72,9 @@ impl Source {
 /// the source to reload from.
 pub struct Shared {
     current: metrics::Current,
-    limit: Arc<Semaphore>,
-    /// Requests in flight per peer uid, held below `[service] max_per_uid`.
-    per_uid: std::sync::Mutex<std::collections::HashMap<u32, usize>>,
+    /// Request places and body bytes in flight (`[service] max_concurrent`, `max_per_uid`,
+    /// `body_budget_mib`).
+    admission: admission::Admission,
     /// Request ids, for the log spans and the `x-request-id` header.
     ids: std::sync::atomic::AtomicU64,
     source: Source,
@@ -91,12 +91,10 @@ impl Shared {
     /// As [`Source::load`].
     pub fn new(source: Source) -> Result<Arc<Shared>, ServiceError> {
         let inner = source.load()?;
-        let limit = Arc::new(Semaphore::new(inner.config.service.max_concurrent));
         let current = Arc::new(std::sync::RwLock::new(Arc::new(inner)));
         Ok(Arc::new(Shared {
             current: current.clone(),
-            limit,
-            per_uid: std::sync::Mutex::default(),
+            admission: admission::Admission::default(),
             ids: std::sync::atomic::AtomicU64::new(0),
             source,
             reloading: tokio::sync::Mutex::new(()),
@@ -222,39 +220,24 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// One place of a peer uid's share of the concurrency limit, given back on drop.
-struct UidPlace<'a> {
-    shared: &'a Shared,
-    uid: u32,
-}
-
-impl Shared {
-    fn take_uid_place(&self, uid: u32) -> Option<UidPlace<'_>> {
-        let max = self.current().config.service.max_per_uid;
-        let mut m = self.per_uid.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = m.entry(uid).or_default();
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(UidPlace { shared: self, uid })
+/// What a request's body will hold in memory while it is served: nothing for a route that
+/// streams it or a request without one; else its declared length, or the largest body allowed
+/// when it declares none (chunked), never more than that.
+fn body_charge(request: &Request, route: &str, max_body: usize) -> u64 {
+    if route == "/v1/sign/stream" || matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
+        return 0;
     }
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    declared.unwrap_or(max_body as u64).min(max_body as u64)
 }
 
-impl Drop for UidPlace<'_> {
-    fn drop(&mut self) {
-        let mut m = self.shared.per_uid.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = m.get_mut(&self.uid) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.uid);
-            }
-        }
-    }
-}
-
-/// At most `max_concurrent` requests at once, and `max_per_uid` for one peer uid; beyond
-/// either, 503 with Retry-After, never a queue. Each request runs in its own log span (id,
+/// At most `max_concurrent` requests at once, `max_per_uid` for one peer uid, the last places
+/// kept for callers holding none, and bodies in flight within `body_budget_mib` (see
+/// `admission`); beyond any, 503 with Retry-After, never a queue. Each request runs in its own log span (id,
 /// method, route, uid) and its answer carries the id in `x-request-id`.
 async fn admit(AxumState(shared): AxumState<Arc<Shared>>, request: Request, next: Next) -> Response {
     use tracing::Instrument;
@@ -269,10 +252,15 @@ async fn admit(AxumState(shared): AxumState<Arc<Shared>>, request: Request, next
     let id = shared.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     let span = tracing::info_span!("request", id, method = %request.method(), route = %route, uid);
     let started = std::time::Instant::now();
-    let place = shared.take_uid_place(uid);
-    let permit = shared.limit.clone().try_acquire_owned();
-    let mut response = match (place, permit) {
-        (Some(place), Ok(permit)) => {
+    let service = &shared.current().config.service;
+    let limits = admission::Limits {
+        max_concurrent: service.max_concurrent,
+        max_per_uid: service.max_per_uid,
+        body_budget: service.body_budget,
+    };
+    let charge = body_charge(&request, &route, service.max_body);
+    let mut response = match shared.admission.admit(uid, charge, limits) {
+        Ok(place) => {
             let deadline = shared.current().config.service.request_timeout;
             let response = match tokio::time::timeout(deadline, next.run(request).instrument(span.clone())).await {
                 Ok(r) => r,
@@ -285,13 +273,12 @@ async fn admit(AxumState(shared): AxumState<Arc<Shared>>, request: Request, next
                 )
                 .into_response(),
             };
-            drop(permit);
             drop(place);
             response
         }
-        (place, _) => {
+        Err(why) => {
             shared.metrics.overloaded.inc();
-            ApiError::overloaded(place.is_none()).into_response()
+            ApiError::overloaded(why).into_response()
         }
     };
     if let Ok(v) = axum::http::HeaderValue::from_str(&id.to_string()) {
@@ -332,6 +319,9 @@ fn metrics_router(shared: Arc<Shared>) -> Router {
 
 /// Prometheus text format.
 async fn metrics_text(AxumState(shared): AxumState<Arc<Shared>>) -> Response {
+    let (requests, body_bytes) = shared.admission.in_flight();
+    shared.metrics.in_flight.set(i64::try_from(requests).unwrap_or(i64::MAX));
+    shared.metrics.body_bytes_in_flight.set(i64::try_from(body_bytes).unwrap_or(i64::MAX));
     (
         [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         shared.metrics.encode(),
