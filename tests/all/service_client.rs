@@ -373,3 +373,56 @@ fn a_client_that_requires_another_owner_refuses_the_server() {
     let out = client(&server.socket, &["--socket-owner", &me().to_string(), "hash", "--alg", "SHA-256", f]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+#[test]
+fn group_rules_read_the_user_database_or_with_peer_groups_socket_the_connecting_process() {
+    use std::os::unix::fs::PermissionsExt;
+    if me() != 0 {
+        eprintln!("NOTE: not root: the peer-groups test needs setpriv --reuid and did not run");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("cryptohost");
+    fs::copy(common::binary(), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let msg = dir.path().join("msg");
+    fs::write(&msg, b"hello").unwrap();
+    fs::set_permissions(&msg, fs::Permissions::from_mode(0o644)).unwrap();
+    // nobody is in no group but nogroup in the user database; `tty` is given to its process.
+    let rule = "[[service.allow]]\ngroups = [\"tty\"]\noperations = [\"sign\"]\nkeys = [\"sim:tty-key\"]\n";
+    let sign = |server: &Server, groups: &str| {
+        Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", groups, "--"])
+            .arg(&bin)
+            .args(["--socket", server.socket.to_str().unwrap(), "sign", "--alg", "ES256", "--key", "sim:tty-key"])
+            .arg(&msg)
+            .output()
+            .unwrap()
+    };
+    for (mode, with_tty, without) in [("database", Some(2), Some(2)), ("socket", Some(0), Some(2))] {
+        let server =
+            Server::start(Some("groups"), &format!("socket_group = \"nogroup\"\npeer_groups = \"{mode}\"\n{rule}"));
+        fs::set_permissions(&server.root, fs::Permissions::from_mode(0o755)).unwrap();
+        let out = sign(&server, "--groups=tty");
+        assert_eq!(out.status.code(), with_tty, "{mode}, process in tty: {}", String::from_utf8_lossy(&out.stderr));
+        let out = sign(&server, "--clear-groups");
+        assert_eq!(out.status.code(), without, "{mode}, no groups: {}", String::from_utf8_lossy(&out.stderr));
+        if without == Some(2) {
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("HTTP 403"),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    // A value other than the two is refused with the field named.
+    let bad = crate::server::config(dir.path(), None, "peer_groups = \"proc\"\n");
+    let out = common::run(&bad, &["providers"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("service.peer_groups"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

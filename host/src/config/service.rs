@@ -17,6 +17,7 @@ use crate::keyref::KeyRef;
 pub(super) struct RawService {
     listen: Option<Spanned<String>>,
     socket_group: Option<String>,
+    peer_groups: Option<Spanned<String>>,
     max_body_mib: Option<Spanned<u64>>,
     max_concurrent: Option<Spanned<u64>>,
     max_per_uid: Option<Spanned<u64>>,
@@ -54,6 +55,8 @@ pub struct ServiceConfig {
     pub socket: PathBuf,
     /// The group the socket is given (mode 0660), by name or id.
     pub socket_group: Option<String>,
+    /// Where `groups` rules find a peer's groups: the user database (default) or the socket.
+    pub peer_groups: crate::service::access::GroupSource,
     /// Largest request body, in bytes.
     pub max_body: usize,
     /// Requests served at once; beyond it, 503 with Retry-After.
@@ -218,6 +221,13 @@ pub(super) fn parse_service(raw: Option<RawService>, base: &Path, at: At<'_>) ->
             ));
         }
     };
+    let peer_groups = match raw.peer_groups.as_ref().map(|g| (g.get_ref().as_str(), g.span())) {
+        None | Some(("database", _)) => crate::service::access::GroupSource::Database,
+        Some(("socket", _)) => crate::service::access::GroupSource::Socket,
+        Some((other, span)) => {
+            return Err(at(span, "service.peer_groups", format!("must be \"database\" or \"socket\", got {other:?}")));
+        }
+    };
     let body_budget = match &raw.body_budget_mib {
         None => (DEFAULT_BODY_BUDGET_MIB << 20).max(max_body as u64),
         Some(m) if *m.get_ref() >= (max_body as u64).div_ceil(1 << 20) && *m.get_ref() <= 1 << 20 => *m.get_ref() << 20,
@@ -251,6 +261,7 @@ pub(super) fn parse_service(raw: Option<RawService>, base: &Path, at: At<'_>) ->
     Ok(ServiceConfig {
         socket,
         socket_group: raw.socket_group,
+        peer_groups,
         max_body,
         max_concurrent,
         max_per_uid,

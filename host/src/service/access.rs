@@ -1,5 +1,5 @@
 //! Who is on the other end of the socket (SO_PEERCRED, plus the user's groups from the system
-//! user database) and what the configured rules let them do. Everything that uses a private or
+//! user database, or as the kernel recorded them at connect: `[service] peer_groups`) and what the configured rules let them do. Everything that uses a private or
 //! secret key is denied unless a rule allows it.
 
 use crate::audit::Caller;
@@ -12,9 +12,61 @@ pub struct Peer {
     pub uid: u32,
     pub gid: u32,
     pub pid: Option<i32>,
+    /// The supplementary groups the kernel recorded for the peer when it connected
+    /// (SO_PEERGROUPS), if it could say.
+    pub socket_groups: Option<Vec<u32>>,
     /// Its identity, looked up in the user database once per connection (the first request
     /// that needs it): group changes apply to the peer's next connection.
     resolved: std::sync::Arc<std::sync::OnceLock<Identity>>,
+}
+
+/// Where a peer's groups come from for `groups` rules (`[service] peer_groups`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GroupSource {
+    /// The user database now (`getgrouplist` of the peer's user): what the administrator
+    /// configured, whatever groups the connecting process kept or dropped. The default.
+    #[default]
+    Database,
+    /// The kernel's record of the connecting process (SO_PEERGROUPS, taken at connect, so no
+    /// process id is looked up and none can be reused): a process that dropped its groups
+    /// has none, and one started before its user left a group keeps it until it exits.
+    Socket,
+}
+
+/// The peer's supplementary groups as the kernel recorded them at connect (SO_PEERGROUPS).
+///
+/// # Errors
+/// The kernel does not say (an old kernel, or not a Unix socket).
+pub fn peer_groups(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Vec<u32>> {
+    use std::os::fd::AsRawFd;
+    let mut groups: Vec<nix::libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = nix::libc::socklen_t::try_from(groups.len() * std::mem::size_of::<nix::libc::gid_t>())
+            .map_err(|_| std::io::Error::other("too many groups"))?;
+        // SAFETY: the buffer is `len` bytes of gid_t, and the kernel writes at most `len`.
+        let rc = unsafe {
+            nix::libc::getsockopt(
+                fd.as_raw_fd(),
+                nix::libc::SOL_SOCKET,
+                nix::libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &raw mut len,
+            )
+        };
+        let needed = len as usize / std::mem::size_of::<nix::libc::gid_t>();
+        if rc == 0 {
+            groups.truncate(needed);
+            return Ok(groups);
+        }
+        let e = std::io::Error::last_os_error();
+        // ERANGE: the buffer was short, and `len` now says how long it must be (NGROUPS_MAX
+        // is 65536, so this ends).
+        if e.raw_os_error() == Some(nix::libc::ERANGE) && needed > groups.len() && needed <= 65_536 {
+            groups.resize(needed, 0);
+            continue;
+        }
+        return Err(e);
+    }
 }
 
 /// No credentials could be read: a peer no rule names.
@@ -27,7 +79,14 @@ impl Peer {
     }
 
     pub fn new(uid: u32, gid: u32, pid: Option<i32>) -> Peer {
-        Peer { uid, gid, pid, resolved: std::sync::Arc::default() }
+        Peer { uid, gid, pid, socket_groups: None, resolved: std::sync::Arc::default() }
+    }
+
+    /// With the groups the kernel recorded at connect.
+    #[must_use]
+    pub fn with_socket_groups(mut self, groups: Option<Vec<u32>>) -> Peer {
+        self.socket_groups = groups;
+        self
     }
 }
 
@@ -42,20 +101,27 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// The peer's identity (from the user database, once per connection).
-    pub fn resolve(peer: &Peer) -> Identity {
-        peer.resolved.get_or_init(|| Identity::look_up(peer)).clone()
+    /// The peer's identity: its user name from the user database, its groups from `source`
+    /// (once per connection).
+    pub fn resolve(peer: &Peer, source: GroupSource) -> Identity {
+        peer.resolved.get_or_init(|| Identity::look_up(peer, source)).clone()
     }
 
-    fn look_up(peer: &Peer) -> Identity {
+    fn look_up(peer: &Peer, source: GroupSource) -> Identity {
         use nix::unistd::{Gid, Group, Uid, User, getgrouplist};
         let user = User::from_uid(Uid::from_raw(peer.uid)).ok().flatten();
         let mut gids = vec![peer.gid];
-        if let Some(u) = &user
-            && let Ok(name) = std::ffi::CString::new(u.name.clone())
-            && let Ok(list) = getgrouplist(&name, u.gid)
-        {
-            gids.extend(list.into_iter().map(Gid::as_raw));
+        match source {
+            // No record from the kernel: the primary group alone, never the database's list.
+            GroupSource::Socket => gids.extend(peer.socket_groups.iter().flatten()),
+            GroupSource::Database => {
+                if let Some(u) = &user
+                    && let Ok(name) = std::ffi::CString::new(u.name.clone())
+                    && let Ok(list) = getgrouplist(&name, u.gid)
+                {
+                    gids.extend(list.into_iter().map(Gid::as_raw));
+                }
+            }
         }
         gids.sort_unstable();
         gids.dedup();

@@ -37,7 +37,11 @@ impl Listen for Unix {
     async fn accept(&self) -> io::Result<(Self::Io, access::Peer)> {
         let (stream, _) = self.0.accept().await?;
         let peer = match stream.peer_cred() {
-            Ok(c) => access::Peer::new(c.uid(), c.gid(), c.pid()),
+            Ok(c) => {
+                use std::os::fd::AsFd;
+                let groups = access::peer_groups(stream.as_fd()).ok();
+                access::Peer::new(c.uid(), c.gid(), c.pid()).with_socket_groups(groups)
+            }
             Err(_) => access::Peer::nobody(),
         };
         Ok((stream, peer))

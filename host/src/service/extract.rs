@@ -193,7 +193,7 @@ pub struct RuleGate<'a> {
 impl<'a> RuleGate<'a> {
     /// The gate of `peer` on the set `inner` (its identity looked up once per connection).
     pub fn new(inner: &'a Inner, peer: &Peer) -> RuleGate<'a> {
-        RuleGate { rules: &inner.config.service.allow, who: Identity::resolve(peer) }
+        RuleGate { rules: &inner.config.service.allow, who: Identity::resolve(peer, inner.config.service.peer_groups) }
     }
 }
 
