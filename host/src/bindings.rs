@@ -17,15 +17,47 @@ pub use self::cryptohost::provider::types::{CryptoError, SignatureFormat};
 use crate::error::ProviderError;
 use crate::provider::{Capability, SigFormat};
 
+/// The longest error message a component's answer carries on: it reaches the caller, the logs
+/// and the audit log, and a hostile component must not fill them.
+pub const MAX_GUEST_MESSAGE: usize = 1024;
+
+/// `m` cut to [`MAX_GUEST_MESSAGE`] bytes (at a character boundary), saying how much was cut.
+fn bounded(mut m: String) -> String {
+    if m.len() > MAX_GUEST_MESSAGE {
+        let total = m.len();
+        let mut end = MAX_GUEST_MESSAGE;
+        while !m.is_char_boundary(end) {
+            end -= 1;
+        }
+        m.truncate(end);
+        m.push_str(&format!("... ({} more bytes cut)", total - end));
+    }
+    m
+}
+
 impl From<CryptoError> for ProviderError {
     fn from(e: CryptoError) -> Self {
         match e {
-            CryptoError::Unsupported(m) => ProviderError::Unsupported(m),
-            CryptoError::InvalidKey(m) => ProviderError::InvalidKey(m),
-            CryptoError::InvalidInput(m) => ProviderError::InvalidInput(m),
-            CryptoError::KeyNotFound(m) => ProviderError::KeyNotFound(m),
-            CryptoError::Failed(m) => ProviderError::Failed(m),
+            CryptoError::Unsupported(m) => ProviderError::Unsupported(bounded(m)),
+            CryptoError::InvalidKey(m) => ProviderError::InvalidKey(bounded(m)),
+            CryptoError::InvalidInput(m) => ProviderError::InvalidInput(bounded(m)),
+            CryptoError::KeyNotFound(m) => ProviderError::KeyNotFound(bounded(m)),
+            CryptoError::Failed(m) => ProviderError::Failed(bounded(m)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_components_error_message_is_cut_at_a_character_boundary() {
+        let e: ProviderError = CryptoError::Failed("é".repeat(MAX_GUEST_MESSAGE)).into();
+        let ProviderError::Failed(m) = e else { panic!() };
+        assert!(m.len() < MAX_GUEST_MESSAGE + 40 && m.ends_with("(1024 more bytes cut)"), "{}", m.len());
+        let e: ProviderError = CryptoError::InvalidKey("short".into()).into();
+        assert_eq!(e.to_string(), "invalid key: short");
     }
 }
 

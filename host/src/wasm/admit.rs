@@ -185,6 +185,53 @@ impl Runtime {
 
 /// The most algorithm claims (over all capabilities) a component's metadata may make.
 pub const MAX_CLAIMS: usize = 256;
+/// The longest name or version a component may report, and the longest algorithm name.
+pub const MAX_INFO_TEXT: usize = 256;
+pub const MAX_ALGORITHM_NAME: usize = 64;
+
+/// Whether a component's metadata stays within [`MAX_CLAIMS`], [`MAX_INFO_TEXT`] and
+/// [`MAX_ALGORITHM_NAME`]; the refusal in words.
+fn claims_bounded(name: &str, version: &str, lists: &[&[String]]) -> Result<(), String> {
+    let claimed: usize = lists.iter().map(|l| l.len()).sum();
+    if lists.len() > MAX_CLAIMS || claimed > MAX_CLAIMS {
+        return Err(format!(
+            "claims {claimed} algorithms in {} entries; at most {MAX_CLAIMS} are accepted",
+            lists.len()
+        ));
+    }
+    for (what, text) in [("name", name), ("version", version)] {
+        if text.len() > MAX_INFO_TEXT {
+            return Err(format!("reports a {what} of {} bytes; at most {MAX_INFO_TEXT} are accepted", text.len()));
+        }
+    }
+    if let Some(long) = lists.iter().flat_map(|l| l.iter()).find(|a| a.len() > MAX_ALGORITHM_NAME) {
+        return Err(format!(
+            "claims an algorithm name of {} bytes; at most {MAX_ALGORITHM_NAME} are accepted",
+            long.len()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod claims_tests {
+    use super::*;
+
+    #[test]
+    fn claims_are_bounded_in_number_and_length() {
+        let ok: Vec<String> = ["SHA-256", "ES256"].map(String::from).to_vec();
+        assert!(claims_bounded("offline-verification", "0.1.0", &[&ok, &ok]).is_ok());
+        let many: Vec<String> = vec!["SHA-256".into(); MAX_CLAIMS + 1];
+        assert!(claims_bounded("p", "1", &[&many]).unwrap_err().contains("claims 257 algorithms"));
+        let lists: Vec<&[String]> = vec![&ok[..1]; MAX_CLAIMS + 1];
+        assert!(claims_bounded("p", "1", &lists).unwrap_err().contains("257 entries"));
+        let long = vec!["A".repeat(MAX_ALGORITHM_NAME + 1)];
+        assert!(claims_bounded("p", "1", &[&long]).unwrap_err().contains("algorithm name of 65 bytes"));
+        let name = "n".repeat(MAX_INFO_TEXT + 1);
+        assert!(claims_bounded(&name, "1", &[&ok]).unwrap_err().contains("name of 257 bytes"));
+        assert!(claims_bounded("p", &name, &[&ok]).unwrap_err().contains("version of 257 bytes"));
+    }
+}
 
 impl WasmProvider {
     /// Asks the component who it is and what it offers. What it says it can do must be within
@@ -194,20 +241,12 @@ impl WasmProvider {
         let (info, _) = self
             .with_live(None, timeout, |live| live.bindings.metadata.call_info(&mut live.store))
             .map_err(|e| component_err(file, format!("metadata call failed: {e}")))?;
+        // What a component claims is bounded: every routed call and `components check` go
+        // over these lists, and the names reach logs, metrics labels and the audit log.
+        let lists: Vec<&[String]> = info.capabilities.iter().map(|c| c.algorithms.as_slice()).collect();
+        claims_bounded(&info.name, &info.version, &lists).map_err(|m| component_err(file, m))?;
         self.descriptor.reported_name = info.name;
         self.descriptor.version = info.version;
-        // What a component claims is bounded: every routed call and `components check` go
-        // over these lists.
-        let claimed: usize = info.capabilities.iter().map(|c| c.algorithms.len()).sum();
-        if info.capabilities.len() > MAX_CLAIMS || claimed > MAX_CLAIMS {
-            return Err(component_err(
-                file,
-                format!(
-                    "claims {claimed} algorithms in {} entries; at most {MAX_CLAIMS} are accepted",
-                    info.capabilities.len()
-                ),
-            ));
-        }
         self.descriptor.capabilities = info
             .capabilities
             .into_iter()
