@@ -47,19 +47,6 @@ impl From<CryptoError> for ProviderError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_components_error_message_is_cut_at_a_character_boundary() {
-        let e: ProviderError = CryptoError::Failed("é".repeat(MAX_GUEST_MESSAGE)).into();
-        let ProviderError::Failed(m) = e else { panic!() };
-        assert!(m.len() < MAX_GUEST_MESSAGE + 40 && m.ends_with("(1024 more bytes cut)"), "{}", m.len());
-        let e: ProviderError = CryptoError::InvalidKey("short".into()).into();
-        assert_eq!(e.to_string(), "invalid key: short");
-    }
-}
 
 impl From<SigFormat> for SignatureFormat {
     fn from(f: SigFormat) -> Self {
@@ -79,5 +66,19 @@ impl From<self::cryptohost::provider::types::Capability> for Capability {
             W::Signing => Capability::Signing,
             W::Encryption => Capability::Encryption,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_components_error_message_is_cut_at_a_character_boundary() {
+        let e: ProviderError = CryptoError::Failed("é".repeat(MAX_GUEST_MESSAGE)).into();
+        let ProviderError::Failed(m) = e else { panic!() };
+        assert!(m.len() < MAX_GUEST_MESSAGE + 40 && m.ends_with("(1024 more bytes cut)"), "{}", m.len());
+        let e: ProviderError = CryptoError::InvalidKey("short".into()).into();
+        assert_eq!(e.to_string(), "invalid key: short");
     }
 }

@@ -213,25 +213,6 @@ fn claims_bounded(name: &str, version: &str, lists: &[&[String]]) -> Result<(), 
     Ok(())
 }
 
-#[cfg(test)]
-mod claims_tests {
-    use super::*;
-
-    #[test]
-    fn claims_are_bounded_in_number_and_length() {
-        let ok: Vec<String> = ["SHA-256", "ES256"].map(String::from).to_vec();
-        assert!(claims_bounded("offline-verification", "0.1.0", &[&ok, &ok]).is_ok());
-        let many: Vec<String> = vec!["SHA-256".into(); MAX_CLAIMS + 1];
-        assert!(claims_bounded("p", "1", &[&many]).unwrap_err().contains("claims 257 algorithms"));
-        let lists: Vec<&[String]> = vec![&ok[..1]; MAX_CLAIMS + 1];
-        assert!(claims_bounded("p", "1", &lists).unwrap_err().contains("257 entries"));
-        let long = vec!["A".repeat(MAX_ALGORITHM_NAME + 1)];
-        assert!(claims_bounded("p", "1", &[&long]).unwrap_err().contains("algorithm name of 65 bytes"));
-        let name = "n".repeat(MAX_INFO_TEXT + 1);
-        assert!(claims_bounded(&name, "1", &[&ok]).unwrap_err().contains("name of 257 bytes"));
-        assert!(claims_bounded("p", &name, &[&ok]).unwrap_err().contains("version of 257 bytes"));
-    }
-}
 
 impl WasmProvider {
     /// Asks the component who it is and what it offers. What it says it can do must be within
@@ -267,5 +248,25 @@ impl WasmProvider {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod claims_tests {
+    use super::*;
+
+    #[test]
+    fn claims_are_bounded_in_number_and_length() {
+        let ok: Vec<String> = ["SHA-256", "ES256"].map(String::from).to_vec();
+        assert!(claims_bounded("offline-verification", "0.1.0", &[&ok, &ok]).is_ok());
+        let many: Vec<String> = vec!["SHA-256".into(); MAX_CLAIMS + 1];
+        assert!(claims_bounded("p", "1", &[&many]).unwrap_err().contains("claims 257 algorithms"));
+        let lists: Vec<&[String]> = vec![&ok[..1]; MAX_CLAIMS + 1];
+        assert!(claims_bounded("p", "1", &lists).unwrap_err().contains("257 entries"));
+        let long = vec!["A".repeat(MAX_ALGORITHM_NAME + 1)];
+        assert!(claims_bounded("p", "1", &[&long]).unwrap_err().contains("algorithm name of 65 bytes"));
+        let name = "n".repeat(MAX_INFO_TEXT + 1);
+        assert!(claims_bounded(&name, "1", &[&ok]).unwrap_err().contains("name of 257 bytes"));
+        assert!(claims_bounded("p", &name, &[&ok]).unwrap_err().contains("version of 257 bytes"));
     }
 }
