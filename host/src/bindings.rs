@@ -47,7 +47,6 @@ impl From<CryptoError> for ProviderError {
     }
 }
 
-
 impl From<SigFormat> for SignatureFormat {
     fn from(f: SigFormat) -> Self {
         match f {

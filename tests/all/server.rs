@@ -32,6 +32,28 @@ pub fn me() -> u32 {
         .unwrap()
 }
 
+/// A directory other users can reach (0755), with a copy of the binary they may run and a
+/// message they may read: for the tests that act as another uid through setpriv.
+pub struct ForOthers {
+    pub dir: tempfile::TempDir,
+    pub bin: PathBuf,
+    pub msg: PathBuf,
+}
+
+pub fn for_other_users() -> ForOthers {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let readable = |p: &Path, mode: u32| fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    readable(dir.path(), 0o755);
+    let bin = dir.path().join("cryptohost");
+    fs::copy(common::binary(), &bin).unwrap();
+    readable(&bin, 0o755);
+    let msg = dir.path().join("msg");
+    fs::write(&msg, b"hello").unwrap();
+    readable(&msg, 0o644);
+    ForOthers { dir, bin, msg }
+}
+
 /// A config with offline verification and the simulation (`seed` optional), plus `extra`.
 pub fn config(dir: &Path, seed: Option<&str>, extra: &str) -> PathBuf {
     let sim = P { name: "simulation", file: "simulation.wasm", priority: 50 };

@@ -211,14 +211,7 @@ fn a_client_under_another_uid_is_refused_keys_but_may_verify_and_a_rule_names_ex
         return;
     }
     // A directory the other user can reach, with a copy of the binary it can run.
-    let dir = tempfile::tempdir().unwrap();
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = dir.path().join("cryptohost");
-    fs::copy(common::binary(), &bin).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-    let msg = dir.path().join("msg");
-    fs::write(&msg, b"hello").unwrap();
-    fs::set_permissions(&msg, fs::Permissions::from_mode(0o644)).unwrap();
+    let crate::server::ForOthers { dir, bin, msg } = crate::server::for_other_users();
     // The socket is 0660 root:nogroup, so nobody (in nogroup) may connect.
     let rule = "[[service.allow]]\nusers = [\"nobody\"]\noperations = [\"sign\"]\nkeys = [\"sim:nobody-only\"]\n";
     let server = Server::start(Some("uid"), &format!("socket_group = \"nogroup\"\nmax_per_uid = 1\n{rule}"));
@@ -381,14 +374,7 @@ fn group_rules_read_the_user_database_or_with_peer_groups_socket_the_connecting_
         eprintln!("NOTE: not root: the peer-groups test needs setpriv --reuid and did not run");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = dir.path().join("cryptohost");
-    fs::copy(common::binary(), &bin).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-    let msg = dir.path().join("msg");
-    fs::write(&msg, b"hello").unwrap();
-    fs::set_permissions(&msg, fs::Permissions::from_mode(0o644)).unwrap();
+    let crate::server::ForOthers { dir, bin, msg } = crate::server::for_other_users();
     // nobody is in no group but nogroup in the user database; `tty` is given to its process.
     let rule = "[[service.allow]]\ngroups = [\"tty\"]\noperations = [\"sign\"]\nkeys = [\"sim:tty-key\"]\n";
     let sign = |server: &Server, groups: &str| {

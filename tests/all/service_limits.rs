@@ -178,16 +178,11 @@ fn answer_of(mut s: UnixStream) -> String {
 
 /// A server the test's unprivileged users can reach: the socket's directory 0755, the socket
 /// 0660 root:nogroup, and a copy of the binary they may run.
-fn shared_server(extra: &str) -> (Server, tempfile::TempDir, std::path::PathBuf) {
+fn shared_server(extra: &str) -> (Server, crate::server::ForOthers) {
     let server =
         Server::start(Some("fair"), &format!("socket_group = \"nogroup\"\nmetrics_listen = \"127.0.0.1:0\"\n{extra}"));
     fs::set_permissions(&server.root, fs::Permissions::from_mode(0o755)).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = dir.path().join("cryptohost");
-    fs::copy(common::binary(), &bin).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-    (server, dir, bin)
+    (server, crate::server::for_other_users())
 }
 
 #[test]
@@ -197,7 +192,7 @@ fn two_uids_filling_the_server_never_lock_out_a_third() {
         return;
     }
     // Without the reserve, max_per_uid = max_concurrent lets two uids hold every place.
-    let (server, dir, bin) = shared_server("max_concurrent = 8\nmax_per_uid = 8\nrequest_timeout_ms = 600000\n");
+    let (server, others) = shared_server("max_concurrent = 8\nmax_per_uid = 8\nrequest_timeout_ms = 600000\n");
     let addr = server.metrics_addr();
     wait_for_metric(&addr, "cryptohost_requests_in_flight", 0);
     // uid 0 takes four places.
@@ -220,14 +215,11 @@ fn two_uids_filling_the_server_never_lock_out_a_third() {
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
     assert!(refused.contains("kept for callers with no request in progress"), "{refused}");
     // A third uid is served at once.
-    let msg = dir.path().join("msg");
-    fs::write(&msg, b"third").unwrap();
-    fs::set_permissions(&msg, fs::Permissions::from_mode(0o644)).unwrap();
     let started = std::time::Instant::now();
     let out = Command::new("setpriv")
         .args(["--reuid=daemon", "--regid=nogroup", "--clear-groups", "--"])
-        .arg(&bin)
-        .args(["--socket", server.socket.to_str().unwrap(), "hash", "--alg", "SHA-256", msg.to_str().unwrap()])
+        .arg(&others.bin)
+        .args(["--socket", server.socket.to_str().unwrap(), "hash", "--alg", "SHA-256", others.msg.to_str().unwrap()])
         .output()
         .unwrap();
     let took = started.elapsed();
@@ -256,7 +248,7 @@ fn rss(pid: u32) -> u64 {
 #[test]
 fn request_bodies_in_flight_stay_within_the_memory_budget() {
     const MIB: usize = 1 << 20;
-    let (server, _dir, _bin) =
+    let (server, _others) =
         shared_server("max_concurrent = 64\nmax_per_uid = 64\nmax_body_mib = 4\nbody_budget_mib = 8\n");
     let addr = server.metrics_addr();
     wait_for_metric(&addr, "cryptohost_requests_in_flight", 0);

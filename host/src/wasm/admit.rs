@@ -213,7 +213,6 @@ fn claims_bounded(name: &str, version: &str, lists: &[&[String]]) -> Result<(), 
     Ok(())
 }
 
-
 impl WasmProvider {
     /// Asks the component who it is and what it offers. What it says it can do must be within
     /// its world: a verifier that claims to sign is lying about something, and is refused.
