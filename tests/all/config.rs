@@ -153,3 +153,55 @@ fn pin_hashes_the_files_and_refuses_a_manifest_that_does_not_match_them() {
     assert!(err.contains("offline-verification.wasm has sha256") && err.contains("nothing was pinned"), "{err}");
     assert_eq!(fs::read_to_string(&config).unwrap(), before, "the config is unchanged");
 }
+
+#[test]
+fn without_config_the_default_places_are_searched_in_order_and_named_when_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let xdg = dir.path().join("xdg");
+    let providers = |env: &[(&str, &std::path::Path)]| {
+        let mut c = std::process::Command::new(common::binary());
+        c.arg("providers").current_dir(&elsewhere).env_remove("CRYPTOHOST_CONFIG").env_remove("CRYPTOHOST_SOCKET");
+        c.env("HOME", dir.path()).env_remove("XDG_CONFIG_HOME");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    if std::path::Path::new("/etc/cryptohost/cryptohost.toml").exists() {
+        eprintln!("NOTE: this machine has a system config; the empty search is not checked");
+    } else {
+        let out = providers(&[("XDG_CONFIG_HOME", &xdg)]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = common::stderr(&out);
+        for place in [
+            "cryptohost.toml (the working directory)",
+            "xdg/cryptohost/cryptohost.toml",
+            "/etc/cryptohost/cryptohost.toml",
+        ] {
+            assert!(err.contains(place), "{place}: {err}");
+        }
+        assert!(err.contains("--config FILE or CRYPTOHOST_CONFIG"), "{err}");
+    }
+    // The user's config directory, found from anywhere; relative paths stay relative to it.
+    let user = xdg.join("cryptohost");
+    std::fs::create_dir_all(&user).unwrap();
+    let config = common::write_config(&user, &common::components_dir(), &[common::OFFLINE], "");
+    let out = providers(&[("XDG_CONFIG_HOME", &xdg)]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert!(common::stdout(&out).contains("offline-verification"));
+    // ~/.config without XDG_CONFIG_HOME.
+    let home_config = dir.path().join(".config");
+    std::fs::rename(&xdg, &home_config).unwrap();
+    assert_eq!(providers(&[]).status.code(), Some(0));
+    // CRYPTOHOST_CONFIG wins over the search, and --config over both.
+    let missing = dir.path().join("missing.toml");
+    let out = providers(&[("CRYPTOHOST_CONFIG", &missing)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::stderr(&out).contains("missing.toml"), "{}", common::stderr(&out));
+    let moved = home_config.join("cryptohost").join("cryptohost.toml");
+    assert!(moved.exists() && !config.exists());
+    let out = providers(&[("CRYPTOHOST_CONFIG", &moved)]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+}

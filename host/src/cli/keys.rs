@@ -41,10 +41,11 @@ pub(super) fn providers(cli: &Cli, as_json: bool) -> Outcome {
 
 pub(super) fn pin(cli: &Cli, a: &PinArgs) -> Outcome {
     // Relative to the config file, like every path the config names.
-    let manifest_path = cli.config.parent().unwrap_or(Path::new(".")).join(&a.manifest);
+    let config_path = cli.config_path()?;
+    let manifest_path = config_path.parent().unwrap_or(Path::new(".")).join(&a.manifest);
     let manifest = Manifest::load(&manifest_path)?;
-    let changes = write_pins(&cli.config, &manifest, cli.components.as_deref())?;
-    outln!("pinned {} to the build in {} ({})", cli.config.display(), manifest_path.display(), manifest.toolchain);
+    let changes = write_pins(&config_path, &manifest, cli.components.as_deref())?;
+    outln!("pinned {} to the build in {} ({})", config_path.display(), manifest_path.display(), manifest.toolchain);
     if changes.is_empty() {
         outln!("no digest changed");
     }

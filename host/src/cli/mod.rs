@@ -52,9 +52,11 @@ use cryptohost::{Config, Host, TrustMode};
     about = "Crypto provider host: sandboxed WebAssembly providers, pinned by sha256, chosen by priority"
 )]
 struct Cli {
-    /// Configuration file.
-    #[arg(long, global = true, default_value = "cryptohost.toml")]
-    config: PathBuf,
+    /// Configuration file. Without it: $CRYPTOHOST_CONFIG, else ./cryptohost.toml, else
+    /// $XDG_CONFIG_HOME/cryptohost/cryptohost.toml (~/.config), else
+    /// /etc/cryptohost/cryptohost.toml.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     /// Development mode: trust components/manifest.json instead of the pins in the config.
     #[arg(long, global = true)]
     dev: bool,
@@ -487,8 +489,15 @@ fn open_registry(cli: &Cli) -> Result<Host> {
     Ok(open(cli)?.1)
 }
 
+impl Cli {
+    /// The configuration file: `--config`, or the first of the default places that exists.
+    fn config_path(&self) -> Result<PathBuf> {
+        Ok(cryptohost::config::locate::Environment::current(self.config.clone()).locate()?)
+    }
+}
+
 fn load_config(cli: &Cli) -> Result<Config> {
-    let mut config = Config::load(&cli.config)?;
+    let mut config = Config::load(&cli.config_path()?)?;
     if let Some(dir) = &cli.components {
         config.component_dir = dir.clone();
     }

@@ -51,7 +51,7 @@ pub(super) fn serve(cli: &Cli, a: &ServeArgs) -> Outcome {
         },
     };
     let source = cryptohost::service::Source {
-        config_path: cli.config.clone(),
+        config_path: cli.config_path()?,
         components: cli.components.clone(),
         trust: trust_mode(cli, &config),
     };

@@ -13,6 +13,7 @@ use crate::pkcs11::HsmConfig;
 use crate::provider::Priority;
 use crate::wasm::{CacheSetting, Limits};
 
+pub mod locate;
 mod pins;
 mod sections;
 mod service;
