@@ -11,6 +11,9 @@ mode=()
 
 step() { printf '\n== %s\n' "$*"; }
 
+# The config and the component directory become code and trust: cryptohost refuses them when
+# group or others can write them (a checkout made under umask 002 would be).
+chmod go-w "$config" components
 step "providers (pinned in $config)"
 if ! "$bin" --config "$config" providers 2>/tmp/cryptohost-demo.err; then
     cat /tmp/cryptohost-demo.err >&2

@@ -243,6 +243,39 @@ pub fn guarded(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that `path` (a config, a component or anchors directory, a PKCS#11 module: what
+/// becomes code or trust here) can be changed only by this user or root: owned by one of them,
+/// and not writable by group or others. The rule is named in the refusal.
+///
+/// # Errors
+/// It cannot be examined, or someone else could change it.
+pub fn trusted(path: &Path, what: &str) -> Result<(), FsError> {
+    let m = fs::metadata(path).map_err(|e| fail(path, format!("cannot examine {what}: {e}")))?;
+    let me = rustix::process::geteuid().as_raw();
+    if m.uid() != me && m.uid() != 0 {
+        return Err(fail(
+            path,
+            format!(
+                "{what} is owned by uid {}, neither this user ({me}) nor root: refused (what becomes code or trust \
+                 must be changeable by this user or root only)",
+                m.uid()
+            ),
+        ));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(fail(
+            path,
+            format!(
+                "{what} is writable by group or others (mode {:o}): refused (what becomes code or trust must be \
+                 changeable by this user or root only; `chmod go-w {}`)",
+                m.mode() & 0o7777,
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Opens a file inside a private directory for reading: no symlink at the final component,
 /// a regular file owned by this user and not writable by group or others (checked on the
 /// descriptor), at most `limit` bytes. `Ok(None)` when it does not exist.

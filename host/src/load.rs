@@ -72,6 +72,10 @@ pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host
         })
         .unwrap_or_default();
     check_entries(config, &kit_providers)?;
+    if !config.providers.is_empty() {
+        crate::fsio::trusted(&config.component_dir, "the component directory")
+            .map_err(|e| LoadError::Config { path: config.path.clone(), message: e.to_string() })?;
+    }
     let runtime = if pooled {
         let total: usize = config.providers.iter().map(|p| instances_of(config, p)).sum::<usize>()
             + kit_providers.iter().map(|a| kit_instances(config, a)).sum::<usize>();

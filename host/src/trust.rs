@@ -148,6 +148,8 @@ pub fn load_anchors(
 ) -> Result<AnchorSet, AnchorError> {
     let path = dir.join("trust-anchors.json");
     let err = |message: String| AnchorError { path: path.display().to_string(), message };
+    crate::fsio::trusted(dir, "the trust anchors directory")
+        .map_err(|e| AnchorError { path: dir.display().to_string(), message: e.message })?;
     let text = crate::fsio::read_bounded(&path, crate::fsio::limits::MANIFEST, "trust anchors file")
         .map_err(|e| err(e.message))?;
     let mut public_keys = Vec::new();

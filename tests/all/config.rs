@@ -205,3 +205,64 @@ fn without_config_the_default_places_are_searched_in_order_and_named_when_empty(
     let out = providers(&[("CRYPTOHOST_CONFIG", &moved)]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
 }
+
+#[test]
+fn what_becomes_code_or_trust_must_be_changeable_by_this_user_or_root_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let components = dir.path().join("components");
+    std::fs::create_dir(&components).unwrap();
+    std::fs::copy(
+        common::components_dir().join("offline-verification.wasm"),
+        components.join("offline-verification.wasm"),
+    )
+    .unwrap();
+    let config = common::write_config(dir.path(), &components, &[common::OFFLINE], "");
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let providers = || {
+        std::process::Command::new(common::binary())
+            .args(["--config", config.to_str().unwrap(), "providers"])
+            .env_remove("CRYPTOHOST_SOCKET")
+            .output()
+            .unwrap()
+    };
+    let refused = |needle: &str| {
+        let out = providers();
+        assert_eq!(out.status.code(), Some(2), "{needle}: {}", common::stdout(&out));
+        let err = common::stderr(&out);
+        assert!(err.contains(needle) && err.contains("changeable by this user or root only"), "{err}");
+    };
+    mode(&components, 0o755);
+    assert_eq!(providers().status.code(), Some(0), "{}", common::stderr(&providers()));
+    mode(&config, 0o664);
+    refused("the configuration is writable by group or others (mode 664)");
+    mode(&config, 0o644);
+    mode(&components, 0o777);
+    refused("the component directory is writable by group or others");
+    mode(&components, 0o755);
+    if crate::server::me() == 0 {
+        std::os::unix::fs::chown(&components, Some(65534), None).unwrap();
+        refused("the component directory is owned by uid 65534");
+        std::os::unix::fs::chown(&components, Some(0), None).unwrap();
+    }
+    assert_eq!(providers().status.code(), Some(0));
+    // An anchors directory others can write is not trusted either.
+    let anchors = dir.path().join("anchors");
+    std::fs::create_dir(&anchors).unwrap();
+    std::fs::write(anchors.join("trust-anchors.json"), b"{}").unwrap();
+    mode(&anchors, 0o775);
+    let env = dir.path().join("env.json");
+    std::fs::write(&env, br#"{"payloadType":"t","payload":"","signatures":[{"sig":"AA=="}]}"#).unwrap();
+    let out = std::process::Command::new(common::binary())
+        .args(["--config", config.to_str().unwrap(), "dsse", "verify", "--anchors", anchors.to_str().unwrap()])
+        .arg(&env)
+        .env_remove("CRYPTOHOST_SOCKET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains("the trust anchors directory is writable by group or others"),
+        "{}",
+        common::stderr(&out)
+    );
+}

@@ -197,6 +197,7 @@ pub(super) fn open_with_state(
 ) -> Result<InstalledKit, BundleError> {
     let limits = Limits::default();
     let registry = crate::trust_root::registry();
+    crate::fsio::trusted(dir, "the installed kit directory").map_err(|e| BundleError::Refused(e.to_string()))?;
     let files = read_tree(dir, limits)?;
     let whose = format!("installed kit {}", dir.display());
     let manifest =

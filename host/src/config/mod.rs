@@ -283,6 +283,8 @@ impl Config {
     /// The file cannot be read, is not valid TOML, has an unknown or missing field, or a value
     /// is out of range; the message names the file, the line and the field.
     pub fn load(path: &Path) -> Result<Config, LoadError> {
+        fsio::trusted(path, "the configuration")
+            .map_err(|e| LoadError::Config { path: path.to_path_buf(), message: e.message })?;
         let bytes = fsio::read_bounded(path, fsio::limits::CONFIG, "configuration")
             .map_err(|e| LoadError::Config { path: path.to_path_buf(), message: e.message })?;
         let text = String::from_utf8(bytes)

@@ -175,6 +175,7 @@ impl Pkcs11Provider {
         let module = &self.config.module;
         let failed =
             |why: String| ProviderError::Failed(format!("cannot load PKCS#11 module {}: {why}", module.display()));
+        crate::fsio::trusted(module, "the PKCS#11 module").map_err(|e| failed(e.message))?;
         let Some(pin) = &self.config.module_sha256 else {
             return Pkcs11::new(module).map_err(|e| failed(e.to_string()));
         };
