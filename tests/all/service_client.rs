@@ -412,3 +412,32 @@ fn group_rules_read_the_user_database_or_with_peer_groups_socket_the_connecting_
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_exported_socket_variable_serves_what_a_server_can_and_leaves_local_commands_local() {
+    let server = Server::start(Some("env"), "");
+    let msg = server.root.join("msg");
+    fs::write(&msg, b"through the variable").unwrap();
+    let with_variable = |config: &std::path::Path, args: &[&str]| {
+        Command::new(common::binary())
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env("CRYPTOHOST_SOCKET", &server.socket)
+            .output()
+            .unwrap()
+    };
+    // A servable command goes to the server: no config is needed here.
+    let out = with_variable(
+        std::path::Path::new("/nonexistent/cryptohost.toml"),
+        &["hash", "--alg", "SHA-256", msg.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // Local-only commands run here, the variable notwithstanding.
+    let out = with_variable(&server.config, &["providers"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("offline-verification"));
+    let key = server.root.join("k.pem");
+    let out = with_variable(&server.config, &["keygen", "--alg", "ES256", "--out", key.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -65,8 +65,10 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     components: Option<PathBuf>,
     /// Send hash, sign, verify, dsse, keys, encrypt, decrypt and hsm to a running
-    /// `cryptohost serve` on this socket (no config, components or PIN needed here).
-    #[arg(long, global = true, env = "CRYPTOHOST_SOCKET", value_name = "PATH")]
+    /// `cryptohost serve` on this socket (no config, components or PIN needed here). Without
+    /// it, CRYPTOHOST_SOCKET does the same for those commands; the commands that run locally
+    /// ignore the variable.
+    #[arg(long, global = true, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// With --socket: the uid the server's process must run as (checked on every connection;
     /// whatever listens on the socket path is otherwise believed).
@@ -528,9 +530,18 @@ fn parse_ref(text: &str) -> Result<cryptohost::keys::KeyRef> {
     Ok(cryptohost::keys::KeyRef::parse(text)?)
 }
 
+impl Cli {
+    /// The server to send a servable command to: `--socket`, else `CRYPTOHOST_SOCKET`.
+    fn server_socket(&self) -> Option<PathBuf> {
+        self.socket
+            .clone()
+            .or_else(|| std::env::var_os("CRYPTOHOST_SOCKET").filter(|v| !v.is_empty()).map(PathBuf::from))
+    }
+}
+
 /// Where a servable command runs: through the server with `--socket`, else here.
 fn backend(cli: &Cli) -> Result<backend::Backend> {
-    Ok(match &cli.socket {
+    Ok(match &cli.server_socket() {
         Some(socket) => {
             let mut client = cryptohost_client::Client::new(socket);
             if let Some(uid) = cli.socket_owner {
@@ -558,6 +569,8 @@ fn run(cli: &Cli) -> Outcome {
             | Command::Bundle(_)
             | Command::Components(_)
     );
+    // Only an explicit --socket conflicts: an exported CRYPTOHOST_SOCKET is for the commands
+    // that can go through a server, and these run here whatever it says.
     if cli.socket.is_some() && local_only {
         return Err(anyhow::anyhow!(
             "--socket: this command runs locally (providers, keygen, pin, trust, bundle, components): drop --socket"
