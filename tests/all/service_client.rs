@@ -441,3 +441,86 @@ fn an_exported_socket_variable_serves_what_a_server_can_and_leaves_local_command
     let out = with_variable(&server.config, &["keygen", "--alg", "ES256", "--out", key.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `-` reads standard input and `--out -` writes standard output, locally and through a server,
+/// with the same bytes as the file would give; a whole message on stdin stays within its limit.
+#[test]
+fn a_dash_reads_stdin_and_out_dash_writes_stdout_in_both_modes() {
+    let rules = crate::service::allow_me("\"sign\", \"encrypt\", \"decrypt\"", "\"sim:pipe-*\"", "");
+    let server = Server::start(Some("pipe"), &rules);
+    let text =
+        fs::read_to_string(&server.config).unwrap().replace("[service]", "[dsse]\nmax_payload_mib = 1\n\n[service]");
+    fs::write(&server.config, text).unwrap();
+    let msg = server.root.join("msg");
+    fs::write(&msg, b"from a pipe").unwrap();
+    let piped = |socket: Option<&std::path::Path>, args: &[&str], input: &[u8]| {
+        let mut c = Command::new(common::binary());
+        c.arg("--config").arg(&server.config).env_remove("CRYPTOHOST_SOCKET");
+        if let Some(s) = socket {
+            c.arg("--socket").arg(s);
+        }
+        let mut child = c
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        out
+    };
+    let public = server.root.join("pipe.pub");
+    fs::write(&public, common::run(&server.config, &["keys", "public", "sim:pipe-ec", "--alg", "ES256"]).stdout)
+        .unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    for socket in [None, Some(server.socket.as_path())] {
+        let mode = if socket.is_some() { "client" } else { "local" };
+        let by_file = piped(socket, &["hash", "--alg", "SHA-256", &s(&msg)], b"");
+        let by_pipe = piped(socket, &["hash", "--alg", "SHA-256", "-"], b"from a pipe");
+        assert_eq!(by_pipe.status.code(), Some(0), "{mode}: {}", String::from_utf8_lossy(&by_pipe.stderr));
+        assert_eq!(by_pipe.stdout, by_file.stdout, "{mode}");
+        // sign -, --out - gives the raw signature, which verifies with the message on stdin.
+        let sig = piped(socket, &["sign", "--alg", "ES256", "--key", "sim:pipe-ec", "--out", "-", "-"], b"from a pipe");
+        assert_eq!(sig.status.code(), Some(0), "{mode}: {}", String::from_utf8_lossy(&sig.stderr));
+        let sig_file = server.root.join(format!("{mode}.sig"));
+        fs::write(&sig_file, &sig.stdout).unwrap();
+        let ok = piped(
+            socket,
+            &["verify", "--alg", "ES256", "--pub", &s(&public), "--sig", &s(&sig_file), "-"],
+            b"from a pipe",
+        );
+        assert_eq!((ok.status.code(), String::from_utf8_lossy(&ok.stdout).trim()), (Some(0), "valid"), "{mode}");
+        let bad = piped(
+            socket,
+            &["verify", "--alg", "ES256", "--pub", &s(&public), "--sig", &s(&sig_file), "-"],
+            b"tampered",
+        );
+        assert_eq!(bad.status.code(), Some(1), "{mode}");
+        // dsse sign of stdin; encrypt to stdout and decrypt from stdin.
+        let env = piped(
+            socket,
+            &["dsse", "sign", "--key", "sim:pipe-ec", "--alg", "ES256", "--payload-type", "text/plain", "-"],
+            b"payload",
+        );
+        assert_eq!(env.status.code(), Some(0), "{mode}: {}", String::from_utf8_lossy(&env.stderr));
+        assert!(String::from_utf8_lossy(&env.stdout).contains("cGF5bG9hZA=="), "{mode}");
+        let sealed = piped(socket, &["encrypt", "--key", "sim:pipe-aes", "--out", "-", "-"], b"secret");
+        assert_eq!(sealed.status.code(), Some(0), "{mode}: {}", String::from_utf8_lossy(&sealed.stderr));
+        let opened = piped(socket, &["decrypt", "--key", "sim:pipe-aes", "--out", "-", "-"], &sealed.stdout);
+        assert_eq!((opened.status.code(), opened.stdout.as_slice()), (Some(0), b"secret".as_slice()), "{mode}");
+    }
+    // A whole message (EdDSA) on stdin past the payload limit is refused, not read into memory.
+    let big = vec![b'x'; 2 << 20];
+    let out = piped(None, &["sign", "--alg", "EdDSA", "--key", "sim:pipe-ed", "-"], &big);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("limit"), "{}", String::from_utf8_lossy(&out.stderr));
+    // --out - and --json cannot share stdout.
+    let out = piped(None, &["sign", "--alg", "ES256", "--key", "sim:pipe-ec", "--json", "--out", "-", "-"], b"x");
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -7,6 +7,8 @@
 
 use std::path::Path;
 
+use super::stdio;
+
 use anyhow::{Context as _, Result};
 use cryptohost::fsio;
 use cryptohost::keyfile;
@@ -115,8 +117,8 @@ impl Backend {
 
     pub fn hash(&self, alg: &str, file: &Path) -> Result<HashResponse> {
         match self {
-            Backend::Local(l) => Ok(request::hash(&l.ctx(), alg, Input::File(file))?),
-            Backend::Remote(c) => Ok(c.hash(alg, &mut fsio::open_regular(file, "input")?)?),
+            Backend::Local(l) => Ok(stdio::with_input(file, |input| request::hash(&l.ctx(), alg, input))?),
+            Backend::Remote(c) => Ok(c.hash(alg, &mut stdio::open(file)?)?),
         }
     }
 
@@ -134,9 +136,10 @@ impl Backend {
                     (_, Some(p), _) => KeySpec::Profile(p.to_string()),
                     (_, _, id) => KeySpec::KeyId(id.unwrap_or_default().to_string()),
                 };
-                let req =
-                    request::Sign { key, algorithm: who.alg.map(str::to_string), input: Input::File(file), format };
-                Ok(request::sign(&l.ctx(), req)?)
+                let algorithm = who.alg.map(str::to_string);
+                Ok(stdio::with_input(file, |input| {
+                    request::sign(&l.ctx(), request::Sign { key, algorithm, input, format })
+                })?)
             }
             Backend::Remote(c) => {
                 if let Some(k) = one(who.keys) {
@@ -149,7 +152,7 @@ impl Backend {
                     algorithm: who.alg.map(str::to_string),
                     signature_format: Some(format_name(format)),
                 };
-                Ok(c.sign_stream(&q, &mut fsio::open_regular(file, "input")?)?)
+                Ok(c.sign_stream(&q, &mut stdio::open(file)?)?)
             }
         }
     }
@@ -169,9 +172,12 @@ impl Backend {
                     VerifyKey::Pub(path) => request::PublicKeySpec::Spki(keyfile::read_public_key(path)?),
                     VerifyKey::KeyId(id) => request::PublicKeySpec::AnchorKeyId(id.to_string()),
                 };
-                let req =
-                    request::Verify { algorithm: alg.to_string(), key, signature, input: Input::File(file), format };
-                Ok(request::verify(&l.ctx(), req)?)
+                Ok(stdio::with_input(file, |input| {
+                    request::verify(
+                        &l.ctx(),
+                        request::Verify { algorithm: alg.to_string(), key, signature, input, format },
+                    )
+                })?)
             }
             Backend::Remote(c) => {
                 let mut req = api::VerifyRequest {
@@ -191,12 +197,12 @@ impl Backend {
                 // message (EdDSA, ML-DSA) is sent as it is.
                 let hashed = match algorithm.hash {
                     Some(h) => {
-                        let hashed = c.hash(h, &mut fsio::open_regular(file, "input")?)?;
+                        let hashed = c.hash(h, &mut stdio::open(file)?)?;
                         req.digest = Some(hashed.digest);
                         Some(hashed.provider)
                     }
                     None => {
-                        req.data = Some(fsio::read_bounded(file, MAX_WHOLE, "message to verify whole")?);
+                        req.data = Some(stdio::read_whole(file, MAX_WHOLE, "message to verify whole")?);
                         None
                     }
                 };
@@ -226,14 +232,15 @@ impl Backend {
                 }
                 signers.extend(who.profiles.iter().map(|p| (KeySpec::Profile(p.clone()), None)));
                 signers.extend(who.key_ids.iter().map(|id| (KeySpec::KeyId(id.clone()), None)));
-                let req = DsseSign {
-                    signers,
-                    payload_type: payload_type.to_string(),
-                    payload: Input::File(file),
-                    format,
-                    allow_partial,
+                let payload_type = payload_type.to_string();
+                // A DSSE payload is signed whole: from standard input it is read within the limit.
+                let piped = if stdio::is_std(file) {
+                    Some(stdio::read_whole(file, l.config.max_payload as u64, "DSSE payload")?)
+                } else {
+                    None
                 };
-                Ok(request::dsse_sign(&l.ctx(), req)?)
+                let payload = piped.as_deref().map_or(Input::File(file), Input::Bytes);
+                Ok(request::dsse_sign(&l.ctx(), DsseSign { signers, payload_type, payload, format, allow_partial })?)
             }
             Backend::Remote(c) => {
                 let mut keys = Vec::new();
@@ -243,7 +250,7 @@ impl Backend {
                 }
                 let req = api::DsseSignRequest {
                     payload_type: payload_type.to_string(),
-                    payload: fsio::read_bounded(file, MAX_WHOLE, "DSSE payload")?,
+                    payload: stdio::read_whole(file, MAX_WHOLE, "DSSE payload")?,
                     keys,
                     profiles: who.profiles.to_vec(),
                     key_ids: who.key_ids.to_vec(),
@@ -365,7 +372,7 @@ impl Backend {
     }
 
     pub fn encrypt(&self, key: &str, alg: &str, file: &Path, aad: &[u8]) -> Result<Sealed> {
-        let plaintext = zeroize::Zeroizing::new(fsio::read_bounded(file, self.whole_limit(), "plaintext")?);
+        let plaintext = zeroize::Zeroizing::new(stdio::read_whole(file, self.whole_limit(), "plaintext")?);
         match self {
             Backend::Local(l) => Ok(request::encrypt(&l.ctx(), &reference(key, false)?, alg, &plaintext, aad)?),
             Backend::Remote(c) => {
@@ -381,7 +388,7 @@ impl Backend {
     }
 
     pub fn decrypt(&self, key: &str, alg: &str, file: &Path, aad: &[u8]) -> Result<Plaintext> {
-        let input = fsio::read_bounded(file, self.whole_limit(), "ciphertext")?;
+        let input = stdio::read_whole(file, self.whole_limit(), "ciphertext")?;
         if input.len() < 12 + 16 {
             anyhow::bail!("{} is too short to be nonce || ciphertext || tag", file.display());
         }

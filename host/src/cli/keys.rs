@@ -74,14 +74,16 @@ pub(super) fn crypt(b: &Backend, a: &CryptArgs, encrypt: bool) -> Outcome {
         let sealed = b.encrypt(&a.key, &a.alg, &a.file, a.aad.as_bytes())?;
         let mut out = sealed.nonce.clone();
         out.extend_from_slice(&sealed.ciphertext);
-        cryptohost::fsio::write_new(&a.out, &out, 0o644)?;
+        super::stdio::write(&a.out, &out, |p, b| cryptohost::fsio::write_new(p, b, 0o644))?;
         eprintln!("cryptohost: encrypt: served by {}{}", sealed.provider, b.via());
     } else {
         let plain = b.decrypt(&a.key, &a.alg, &a.file, a.aad.as_bytes())?;
-        cryptohost::fsio::write_new(&a.out, &plain.plaintext, 0o600)?;
+        super::stdio::write(&a.out, &plain.plaintext, |p, b| cryptohost::fsio::write_new(p, b, 0o600))?;
         eprintln!("cryptohost: decrypt: served by {}{}", plain.provider, b.via());
     }
-    outln!("wrote {}", a.out.display());
+    if !super::stdio::is_std(&a.out) {
+        outln!("wrote {}", a.out.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

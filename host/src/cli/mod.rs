@@ -36,6 +36,7 @@ mod files;
 mod keys;
 mod render;
 mod serve;
+mod stdio;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -269,9 +270,10 @@ struct DsseSignArgs {
     /// Keep the signatures that worked when a profile fails (reported on stderr).
     #[arg(long)]
     allow_partial: bool,
-    /// Write the envelope here (default: stdout).
+    /// Write the envelope here (default: stdout; - is stdout too).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// The input file, or - for standard input (read in one pass, bounded like a file).
     file: PathBuf,
 }
 
@@ -360,8 +362,10 @@ struct CryptArgs {
     /// Additional authenticated data (text).
     #[arg(long, default_value = "")]
     aad: String,
+    /// Where to write the output (created new, never overwritten), or - for stdout.
     #[arg(long)]
     out: PathBuf,
+    /// The input file, or - for standard input (read in one pass, bounded like a file).
     file: PathBuf,
 }
 
@@ -377,6 +381,7 @@ struct HashArgs {
     /// SHA-256, SHA-384 or SHA-512 (SHA256 etc. also accepted).
     #[arg(long)]
     alg: String,
+    /// The input file, or - for standard input (read in one pass, bounded like a file).
     file: PathBuf,
     #[arg(long)]
     json: bool,
@@ -397,12 +402,14 @@ struct SignArgs {
     /// Or a trust-anchor key id: the profile with that key_id signs.
     #[arg(long)]
     key_id: Option<String>,
-    /// Write the binary signature here (default: base64 on stdout).
+    /// Write the binary signature here, or - for the raw bytes on stdout (default: base64 on
+    /// stdout).
     #[arg(long)]
     out: Option<PathBuf>,
     /// ECDSA signature encoding: der (OpenSSL, cosign) or p1363 (JWS r||s).
     #[arg(long, default_value = "der")]
     sig_format: SigFormat,
+    /// The input file, or - for standard input (read in one pass, bounded like a file).
     file: PathBuf,
     #[arg(long)]
     json: bool,
@@ -425,6 +432,7 @@ struct VerifyArgs {
     /// ECDSA signature encoding: der or p1363.
     #[arg(long, default_value = "der")]
     sig_format: SigFormat,
+    /// The input file, or - for standard input (read in one pass, bounded like a file).
     file: PathBuf,
     #[arg(long)]
     json: bool,

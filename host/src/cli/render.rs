@@ -54,8 +54,11 @@ pub(super) fn hash(h: &HashResponse, json: bool, via: &str) -> Outcome {
 
 pub(super) fn sign(s: &SignResponse, json: bool, out: Option<&Path>, via: &str) -> Outcome {
     if let Some(path) = out {
+        if json && super::stdio::is_std(path) {
+            return Err(anyhow::anyhow!("--out - and --json would both write to standard output: give one").into());
+        }
         // A fresh file renamed into place: a symlink planted at --out is replaced, not followed.
-        fsio::replace_atomic(path, &s.signature, 0o644)?;
+        super::stdio::write(path, &s.signature, |p, b| fsio::replace_atomic(p, b, 0o644))?;
     }
     if json {
         return json_line(s);
@@ -91,7 +94,7 @@ pub(super) fn dsse_sign(s: &DsseSignResponse, out: Option<&Path>, via: &str) -> 
     let json = serde_json::to_string_pretty(&s.envelope)?;
     match out {
         // A fresh file renamed into place: never written through a symlink at --out.
-        Some(out) => fsio::replace_atomic(out, (json + "\n").as_bytes(), 0o644)?,
+        Some(out) => super::stdio::write(out, (json + "\n").as_bytes(), |p, b| fsio::replace_atomic(p, b, 0o644))?,
         None => outln!("{json}"),
     }
     eprintln!("cryptohost: dsse sign: {} signature(s){via}", s.envelope.signatures.len());
