@@ -464,3 +464,52 @@ fn a_pin_typed_into_a_key_uri_is_refused_and_never_echoed() {
         }
     }
 }
+
+#[test]
+fn verify_takes_the_algorithm_from_a_key_whose_type_decides_it() {
+    let setup = Setup::new();
+    let msg = setup.file("msg", b"no --alg needed");
+    for (alg, algo_args) in [
+        ("ES384", vec!["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"]),
+        ("EdDSA", vec!["-algorithm", "ED25519"]),
+    ] {
+        let key = setup.path(&format!("{alg}.pem"));
+        let public = setup.path(&format!("{alg}.pub"));
+        let mut genpkey = vec!["genpkey"];
+        genpkey.extend(&algo_args);
+        genpkey.extend(["-out", Setup::s(&key)]);
+        assert!(openssl(&genpkey).status.success());
+        assert!(openssl(&["pkey", "-in", Setup::s(&key), "-pubout", "-out", Setup::s(&public)]).status.success());
+        let sig = setup.path(&format!("{alg}.sig"));
+        let out = run(
+            &setup.config,
+            &["sign", "--alg", alg, "--key", Setup::s(&key), "--out", Setup::s(&sig), Setup::s(&msg)],
+        );
+        assert_eq!(out.status.code(), Some(0), "{alg}: {}", stderr(&out));
+        let out = run(&setup.config, &["verify", "--pub", Setup::s(&public), "--sig", Setup::s(&sig), Setup::s(&msg)]);
+        assert_eq!(
+            (out.status.code(), stdout(&out).trim().to_string()),
+            (Some(0), "valid".to_string()),
+            "{alg}: {}",
+            stderr(&out)
+        );
+        // A different --alg than the key's is refused, never substituted.
+        let out = run(
+            &setup.config,
+            &["verify", "--alg", "ES256", "--pub", Setup::s(&public), "--sig", Setup::s(&sig), Setup::s(&msg)],
+        );
+        assert_eq!(out.status.code(), Some(2), "{alg}: {}", stdout(&out));
+    }
+    // An RSA key fits RS* and PS*: it needs --alg, and the error says so.
+    let key = setup.path("rsa.pem");
+    let public = setup.path("rsa.pub");
+    assert!(
+        openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", Setup::s(&key)])
+            .status
+            .success()
+    );
+    assert!(openssl(&["pkey", "-in", Setup::s(&key), "-pubout", "-out", Setup::s(&public)]).status.success());
+    let out = run(&setup.config, &["verify", "--pub", Setup::s(&public), "--sig", Setup::s(&msg), Setup::s(&msg)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("give --alg"), "{}", stderr(&out));
+}

@@ -29,8 +29,16 @@ pub(super) fn verify(b: &Backend, a: &VerifyArgs) -> Outcome {
         (None, Some(id)) => VerifyKey::KeyId(id),
         (None, None) => return Err(anyhow::anyhow!("give --pub or --key-id").into()),
     };
+    let alg = match (&a.alg, &a.public) {
+        (Some(alg), _) => alg.clone(),
+        // The key's type decides: an EC curve, Ed25519 or an ML-DSA parameter set.
+        (None, Some(path)) => cryptohost::alg::algorithm_for_key(&keyfile::read_public_key(path)?, None)
+            .map_err(|e| anyhow::anyhow!("{}: {e}; give --alg", path.display()))?
+            .to_string(),
+        (None, None) => return Err(anyhow::anyhow!("--key-id needs --alg").into()),
+    };
     let signature = keyfile::read_signature(&a.sig)?;
-    render::verify(&b.verify(&a.alg, key, signature, &a.file, a.sig_format)?, a.json, b.via())
+    render::verify(&b.verify(&alg, key, signature, &a.file, a.sig_format)?, a.json, b.via())
 }
 
 pub(super) fn keygen(cli: &Cli, a: &KeygenArgs) -> Outcome {

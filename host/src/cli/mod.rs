@@ -417,8 +417,9 @@ struct SignArgs {
 
 #[derive(Args)]
 struct VerifyArgs {
+    /// The algorithm; optional with a --pub key whose type decides it (EC, Ed25519, ML-DSA).
     #[arg(long)]
-    alg: String,
+    alg: Option<String>,
     /// SPKI public key, PEM or DER.
     #[arg(long = "pub", required_unless_present = "key_id", conflicts_with = "key_id")]
     public: Option<PathBuf>,
