@@ -513,3 +513,17 @@ fn verify_takes_the_algorithm_from_a_key_whose_type_decides_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("give --alg"), "{}", stderr(&out));
 }
+
+#[test]
+fn quiet_drops_the_served_by_lines_and_nothing_else() {
+    let setup = Setup::new();
+    let msg = setup.file("msg", b"quiet");
+    let loud = run(&setup.config, &["hash", "--alg", "SHA-256", Setup::s(&msg)]);
+    let quiet = run(&setup.config, &["-q", "hash", "--alg", "SHA-256", Setup::s(&msg)]);
+    assert!(stderr(&loud).contains("served by"), "{}", stderr(&loud));
+    assert!(!stderr(&quiet).contains("served by"), "{}", stderr(&quiet));
+    assert_eq!((quiet.status.code(), quiet.stdout), (Some(0), loud.stdout));
+    // Errors still speak.
+    let out = run(&setup.config, &["-q", "hash", "--alg", "SHA-256", "/nonexistent"]);
+    assert!(stderr(&out).contains("/nonexistent"), "{}", stderr(&out));
+}

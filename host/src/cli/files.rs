@@ -79,7 +79,7 @@ pub(super) fn keygen(cli: &Cli, a: &KeygenArgs) -> Outcome {
             serde_json::json!({"algorithm": a.alg, "private_key": a.out, "public_key": a.public, "provider": served})
         );
     } else {
-        eprintln!("cryptohost: keygen: served by {served}");
+        served!("cryptohost: keygen: served by {served}");
         outln!("wrote {}", a.out.display());
         if let Some(p) = &a.public {
             outln!("wrote {}", p.display());

@@ -75,11 +75,11 @@ pub(super) fn crypt(b: &Backend, a: &CryptArgs, encrypt: bool) -> Outcome {
         let mut out = sealed.nonce.clone();
         out.extend_from_slice(&sealed.ciphertext);
         super::stdio::write(&a.out, &out, |p, b| cryptohost::fsio::write_new(p, b, 0o644))?;
-        eprintln!("cryptohost: encrypt: served by {}{}", sealed.provider, b.via());
+        served!("cryptohost: encrypt: served by {}{}", sealed.provider, b.via());
     } else {
         let plain = b.decrypt(&a.key, &a.alg, &a.file, a.aad.as_bytes())?;
         super::stdio::write(&a.out, &plain.plaintext, |p, b| cryptohost::fsio::write_new(p, b, 0o600))?;
-        eprintln!("cryptohost: decrypt: served by {}{}", plain.provider, b.via());
+        served!("cryptohost: decrypt: served by {}{}", plain.provider, b.via());
     }
     if !super::stdio::is_std(&a.out) {
         outln!("wrote {}", a.out.display());

@@ -17,6 +17,18 @@ macro_rules! outln {
     }};
 }
 
+/// Which provider served, on stderr: what `-q` drops.
+macro_rules! served {
+    ($($arg:tt)*) => {{
+        if !crate::cli::QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!($($arg)*);
+        }
+    }};
+}
+
+/// `-q`: no "served by" lines.
+pub(crate) static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// `print!` for a command's output, as [`outln!`].
 macro_rules! out {
     ($($arg:tt)*) => {{
@@ -81,6 +93,9 @@ struct Cli {
     /// Log more (repeat for debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Quiet: no "served by" lines on stderr (errors and warnings stay).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -477,6 +492,7 @@ type Outcome = Result<ExitCode, Failure>;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     match &cli.command {
         // The server logs through `tracing`: a span per request, text or JSON.
         Command::Serve(a) => {
@@ -613,4 +629,13 @@ fn run(cli: &Cli) -> Outcome {
 /// Standard output is closed (its reader is gone): stop now, as a SIGPIPE'd tool would.
 pub(crate) fn stdout_gone() -> ! {
     std::process::exit(141)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
+    }
 }

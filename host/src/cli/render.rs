@@ -28,9 +28,9 @@ pub(super) fn provider(s: &ServedBy) -> String {
 /// The providers asked first, and the one that served, on stderr.
 pub(super) fn report(what: &str, s: &ServedBy, via: &str) {
     for k in &s.skipped {
-        eprintln!("cryptohost: {what}: skipped {}: {}", k.provider, k.reason);
+        served!("cryptohost: {what}: skipped {}: {}", k.provider, k.reason);
     }
-    eprintln!("cryptohost: {what}: served by {}{via}", provider(s));
+    served!("cryptohost: {what}: served by {}{via}", provider(s));
 }
 
 /// One JSON document on one line.
@@ -66,7 +66,7 @@ pub(super) fn sign(s: &SignResponse, json: bool, out: Option<&Path>, via: &str) 
     if let Some(h) = &s.hashed_by {
         report("hash", h, via);
     }
-    eprintln!("cryptohost: sign: served by {} ({}){via}", s.provider, s.origin);
+    served!("cryptohost: sign: served by {} ({}){via}", s.provider, s.origin);
     if out.is_none() {
         outln!("{}", cryptohost_client::api::b64::encode(&s.signature));
     }
@@ -125,7 +125,7 @@ pub(super) fn dsse_verify(v: &DsseVerifyResponse, json: bool, payload_out: Optio
 }
 
 pub(super) fn key_public(k: &PublicKeyResponse, via: &str) -> Outcome {
-    eprintln!("cryptohost: keys public: served by {}{via}", k.provider);
+    served!("cryptohost: keys public: served by {}{via}", k.provider);
     out!("{}", k.public_key);
     Ok(ExitCode::SUCCESS)
 }
