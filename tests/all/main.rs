@@ -7,6 +7,7 @@ mod bundle;
 mod bundle_hostile;
 mod cli;
 mod config;
+mod doctor;
 mod dsse;
 mod fuzz_replay;
 mod hostile;

@@ -461,3 +461,46 @@ fn hybrid_dsse_es256_from_the_hsm_plus_ml_dsa_65_needs_both_at_threshold_2() {
     let audit = std::fs::read_to_string(hsm.audit_path()).unwrap();
     assert!(audit.contains("\"algorithm\":\"ML-DSA-65\"") && audit.contains("object=org-es256"), "{audit}");
 }
+
+/// `doctor` against SoftHSM2: the tokens are reached without a single C_Login, and each HSM
+/// precondition broken alone is the check that fails, by name.
+#[test]
+fn doctor_reaches_the_tokens_without_a_login_and_names_each_hsm_failure() {
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["doctor"]);
+    let (spied, log, env) = hsm.spy_config(&["doctor"], 1);
+    let doctor = |config: &std::path::Path, without_pin: bool| {
+        let mut c = Command::new(crate::common::binary());
+        c.args(["--config", config.to_str().unwrap(), "doctor", "--json"]).env_remove("CRYPTOHOST_SOCKET");
+        c.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        if without_pin {
+            c.env_remove(softhsm::PIN_VAR);
+        }
+        let out = c.output().unwrap();
+        let checks: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let failed: Vec<String> =
+            checks.iter().filter(|c| c["ok"] == false).map(|c| c["check"].as_str().unwrap().to_string()).collect();
+        (out.status.code(), failed, checks)
+    };
+    let (code, failed, checks) = doctor(&spied, false);
+    assert_eq!((code, failed), (Some(0), vec![]), "{checks:?}");
+    assert!(checks.iter().any(|c| c["check"] == "hsm tokens"), "{checks:?}");
+    assert_eq!(softhsm::logins_in(&log), 0, "doctor never logs in");
+    // The PIN's source missing: only that check fails (the PIN itself is never read).
+    let (code, failed, checks) = doctor(&spied, true);
+    assert_eq!((code, failed), (Some(1), vec!["hsm pin source".to_string()]), "{checks:?}");
+    // A token the module does not have.
+    let text = std::fs::read_to_string(&spied).unwrap().replace("tokens = [\"doctor\"]", "tokens = [\"absent\"]");
+    let absent = hsm.dir.path().join("absent.toml");
+    std::fs::write(&absent, text).unwrap();
+    let (code, failed, checks) = doctor(&absent, false);
+    assert_eq!((code, failed), (Some(1), vec!["hsm tokens".to_string()]), "{checks:?}");
+    // A module that does not match its pin: named by the module check (and, since it is then
+    // never loaded, no token is reached either).
+    let plain = hsm.config(&["doctor"], 1, &format!("module_sha256 = \"{}\"\n", "00".repeat(32)));
+    let (code, failed, checks) = doctor(&plain, false);
+    assert_eq!(code, Some(1));
+    assert!(failed.contains(&"hsm module".to_string()), "{checks:?}");
+    let module = checks.iter().find(|c| c["check"] == "hsm module").unwrap();
+    assert!(module["detail"].as_str().unwrap().contains("pinned 0000"), "{module}");
+}

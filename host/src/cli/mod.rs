@@ -102,6 +102,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Whether this host could serve: the config found, pins against files, the cache, the
+    /// audit log, the HSM module, tokens and PIN source (never a login), the installed kit,
+    /// the socket. One line per check; exit 1 if any fails.
+    Doctor(JsonFlag),
     /// List loaded providers: name, component, sha256, priority, capabilities.
     Providers(JsonFlag),
     /// Hash a file (streamed) and print the lowercase hex digest.
@@ -588,6 +592,7 @@ fn run(cli: &Cli) -> Outcome {
     let local_only = matches!(
         cli.command,
         Command::Providers(_)
+            | Command::Doctor(_)
             | Command::Keygen(_)
             | Command::Pin(_)
             | Command::Trust(_)
@@ -603,6 +608,7 @@ fn run(cli: &Cli) -> Outcome {
         .into());
     }
     match &cli.command {
+        Command::Doctor(a) => doctor(cli, a.json),
         Command::Providers(a) => keys::providers(cli, a.json),
         Command::Hash(a) => files::hash(&backend(cli)?, a),
         Command::Sign(a) => files::sign(&backend(cli)?, a),
@@ -629,6 +635,23 @@ fn run(cli: &Cli) -> Outcome {
 /// Standard output is closed (its reader is gone): stop now, as a SIGPIPE'd tool would.
 pub(crate) fn stdout_gone() -> ! {
     std::process::exit(141)
+}
+
+/// `doctor`: every check, one line each (or one JSON array); exit 1 if any fails.
+fn doctor(cli: &Cli, json: bool) -> Outcome {
+    let env = cryptohost::config::locate::Environment::current(cli.config.clone());
+    let checks = match env.locate_with_reason() {
+        Ok((path, how)) => cryptohost::doctor::run(&path, how, cli.components.as_deref()),
+        Err(e) => vec![cryptohost::doctor::Check { check: "config", ok: false, detail: e.to_string() }],
+    };
+    if json {
+        outln!("{}", serde_json::to_string(&checks).map_err(anyhow::Error::from)?);
+    } else {
+        for c in &checks {
+            outln!("{:<4} {:<15} {}", if c.ok { "ok" } else { "FAIL" }, c.check, c.detail);
+        }
+    }
+    Ok(if checks.iter().all(|c| c.ok) { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 #[cfg(test)]

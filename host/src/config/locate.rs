@@ -63,12 +63,21 @@ impl Environment {
     /// # Errors
     /// None of the default places exists; the message lists them.
     pub fn locate(&self) -> Result<PathBuf, LoadError> {
+        self.locate_with_reason().map(|(p, _)| p)
+    }
+
+    /// As [`Environment::locate`], with where it was found (`--config`, `CRYPTOHOST_CONFIG`,
+    /// the working directory, the user's or the system config).
+    ///
+    /// # Errors
+    /// As [`Environment::locate`].
+    pub fn locate_with_reason(&self) -> Result<(PathBuf, &'static str), LoadError> {
         let candidates = self.candidates();
         if self.explicit.is_some() || self.variable.as_ref().is_some_and(|v| !v.is_empty()) {
-            return Ok(candidates[0].0.clone());
+            return Ok(candidates[0].clone());
         }
-        if let Some((p, _)) = candidates.iter().find(|(p, _)| std::fs::symlink_metadata(p).is_ok()) {
-            return Ok(p.clone());
+        if let Some(found) = candidates.iter().find(|(p, _)| std::fs::symlink_metadata(p).is_ok()) {
+            return Ok(found.clone());
         }
         let tried: Vec<String> = candidates.iter().map(|(p, why)| format!("{} ({why})", p.display())).collect();
         Err(LoadError::Config {
