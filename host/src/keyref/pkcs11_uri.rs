@@ -102,24 +102,23 @@ impl Pkcs11Uri {
         let Some(rest) = text.get(..7).filter(|p| p.eq_ignore_ascii_case("pkcs11:")).map(|_| &text[7..]) else {
             return text.to_string();
         };
-        let redact = |parts: std::str::Split<'_, char>, sep: &str| -> String {
-            parts
-                .map(|a| match a.split_once('=') {
-                    Some((k, _)) if is_pin_attribute(k) => format!("{k}=REDACTED"),
-                    None if is_pin_attribute(a) => "REDACTED".to_string(),
-                    _ => a.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(sep)
-        };
-        let (path, query) = match rest.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (rest, None),
-        };
-        let mut out = format!("{}{}", &text[..7], redact(path.split(';'), ";"));
-        if let Some(q) = query {
-            out.push('?');
-            out.push_str(&redact(q.split('&'), "&"));
+        // Every separator at once, wherever it stands: a second `?`, or a `;` inside the
+        // query, must not hide a PIN attribute inside what looks like another attribute's
+        // value (found by fuzzing: `pkcs11:a?pin-value:b?pin-value=1234`).
+        let mut out = String::from(&text[..7]);
+        let separators = rest.char_indices().filter(|(_, c)| matches!(c, ';' | '?' | '&'));
+        let mut start = 0;
+        for (at, sep) in separators.map(|(i, c)| (i, Some(c))).chain(std::iter::once((rest.len(), None))) {
+            let part = &rest[start..at];
+            match part.split_once('=') {
+                Some((k, _)) if is_pin_attribute(k) => out.push_str(&format!("{k}=REDACTED")),
+                None if is_pin_attribute(part) => out.push_str("REDACTED"),
+                _ => out.push_str(part),
+            }
+            if let Some(c) = sep {
+                out.push(c);
+            }
+            start = at + 1;
         }
         out
     }
@@ -200,6 +199,15 @@ mod tests {
             "pkcs11:token=t;object=k?pin-value=REDACTED&x=2"
         );
         assert_eq!(Pkcs11Uri::redacted("sim:k"), "sim:k");
+        // A PIN attribute after a second `?` or a `;` in the query is found all the same.
+        for uri in [
+            "pkcs11:to1%02?pin-value:to1%02?pin-value=24=246912",
+            "pkcs11:a?b=1;pin-value=246912",
+            "pkcs11:a?x&pin-source=246912?y",
+        ] {
+            assert!(!Pkcs11Uri::redacted(uri).contains("246912"), "{uri}: {}", Pkcs11Uri::redacted(uri));
+        }
+        assert_eq!(Pkcs11Uri::redacted("pkcs11:a=1;b=2?c=3&d=4"), "pkcs11:a=1;b=2?c=3&d=4");
     }
 
     #[test]
