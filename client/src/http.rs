@@ -23,16 +23,25 @@ pub(crate) struct Conn {
     pub(crate) deadline: Option<Instant>,
 }
 
+fn past_deadline() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "no whole answer within the client's deadline")
+}
+
 impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(d) = self.deadline {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "no whole answer within the client's deadline"));
-            }
-            self.stream.set_read_timeout(Some(left))?;
+        let Some(d) = self.deadline else { return self.stream.read(buf) };
+        let left = d.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(past_deadline());
         }
-        self.stream.read(buf)
+        self.stream.set_read_timeout(Some(left))?;
+        match self.stream.read(buf) {
+            // The read timeout is what is left of the deadline: when it runs out inside a
+            // read (EAGAIN on a busy machine, rather than at the next read's start), it is the
+            // same deadline, and says so.
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Err(past_deadline()),
+            other => other,
+        }
     }
 }
 
