@@ -35,7 +35,10 @@ impl KeyRef {
     /// # Errors
     /// A malformed `pkcs11:` URI, or an empty name or path; the error never shows a PIN.
     pub fn parse(text: &str) -> Result<KeyRef, KeyRefError> {
-        KeyRef::parse_inner(text).map_err(|message| KeyRefError { shown: Pkcs11Uri::redacted(text), message })
+        KeyRef::parse_inner(text).map_err(|message| KeyRefError {
+            shown: Pkcs11Uri::redacted(text),
+            message: Pkcs11Uri::scrubbed(&message, text),
+        })
     }
 
     /// As [`KeyRef::parse`]; a relative `file:` path is taken relative to `base` (the directory

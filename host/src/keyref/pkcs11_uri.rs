@@ -20,8 +20,10 @@ fn pct_decode(s: &str) -> Result<Vec<u8>, String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3).ok_or_else(|| format!("truncated percent escape in {s:?}"))?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad percent escape %{hex} in {s:?}"))?);
+            // The value is not echoed: it may hold anything a person typed, a PIN included.
+            let hex = s.get(i + 1..i + 3).ok_or_else(|| "a truncated percent escape".to_string())?;
+            let byte = u8::from_str_radix(hex, 16).map_err(|_| format!("a bad percent escape at byte {i}"))?;
+            out.push(byte);
             i += 3;
         } else {
             out.push(b[i]);
@@ -123,6 +125,25 @@ impl Pkcs11Uri {
         out
     }
 
+    /// `message` with every value a PIN attribute has in `text` (as [`Pkcs11Uri::redacted`]
+    /// finds them) replaced by `REDACTED`: a parse error about some other attribute must not
+    /// carry a PIN typed into its value either.
+    pub fn scrubbed(message: &str, text: &str) -> String {
+        let Some(rest) = text.get(..7).filter(|p| p.eq_ignore_ascii_case("pkcs11:")).map(|_| &text[7..]) else {
+            return message.to_string();
+        };
+        let mut out = message.to_string();
+        for part in rest.split([';', '?', '&']) {
+            if let Some((k, v)) = part.split_once('=')
+                && is_pin_attribute(k)
+                && !v.is_empty()
+            {
+                out = out.replace(v, "REDACTED");
+            }
+        }
+        out
+    }
+
     /// The canonical text form (used as the key's identifier and in the audit log).
     pub fn to_uri(&self) -> String {
         let mut parts = Vec::new();
@@ -208,6 +229,11 @@ mod tests {
             assert!(!Pkcs11Uri::redacted(uri).contains("246912"), "{uri}: {}", Pkcs11Uri::redacted(uri));
         }
         assert_eq!(Pkcs11Uri::redacted("pkcs11:a=1;b=2?c=3&d=4"), "pkcs11:a=1;b=2?c=3&d=4");
+        // A PIN inside another attribute's value never reaches the message either (fuzzing
+        // found a bad-escape message echoing the whole value).
+        let typed = "pkcs11:token=1&%zz&pin-value=1234n=ab";
+        let e = crate::keyref::KeyRef::parse(typed).unwrap_err().to_string();
+        assert!(!e.contains("1234n=ab"), "{e}");
     }
 
     #[test]
