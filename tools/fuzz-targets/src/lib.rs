@@ -76,10 +76,14 @@ pub fn key_reference(data: &[u8]) {
         // A PIN attribute given whole must not come back whole: no separated part of the
         // error is `pin-value=<the value>` (an attribute merely ending in `pin-value`, such
         // as `ppin-value`, is no PIN).
-        let parts: Vec<String> = shown.split([';', '?', '&', '"', ' ']).map(str::to_ascii_lowercase).collect();
-        for secret in pin_values(text) {
-            let attribute = format!("pin-value={}", secret.to_ascii_lowercase());
-            assert!(!parts.contains(&attribute), "an error shows the pin {secret:?}: {shown}");
+        let shown_pins: Vec<&str> = shown
+            .split([';', '?', '&', '"', ' '])
+            .filter(|p| p.get(..10).is_some_and(|k| k.eq_ignore_ascii_case("pin-value=")))
+            .map(|p| &p[10..])
+            .collect();
+        // (A PIN typed as the very word REDACTED cannot be told from its redaction.)
+        for secret in pin_values(text).filter(|s| *s != "REDACTED") {
+            assert!(!shown_pins.contains(&secret), "an error shows the pin {secret:?}: {shown}");
         }
     }
     let _ = KeyRef::parse_relative_to(text, Path::new("/base"));
