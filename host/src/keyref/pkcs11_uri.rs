@@ -48,6 +48,9 @@ fn pct_encode(bytes: &[u8], all: bool) -> String {
 
 /// Whether an attribute name (percent-decoded, any case) carries a PIN.
 fn is_pin_attribute(name: &str) -> bool {
+    // Whitespace, control characters and quotes around a name do not make it another name
+    // for a person reading the echo (found by fuzzing: `\n\npin-value=1234` was shown).
+    let name = name.trim_matches(|c: char| c.is_whitespace() || c.is_control() || c == '"' || c == '\'');
     let decoded = pct_decode(name).ok().map(|b| String::from_utf8_lossy(&b).to_ascii_lowercase());
     // An undecodable name is treated as a PIN attribute: refusing is safe, echoing is not.
     decoded.is_none_or(|n| n == "pin-value" || n == "pin-source")
@@ -231,6 +234,9 @@ mod tests {
         assert_eq!(Pkcs11Uri::redacted("pkcs11:a=1;b=2?c=3&d=4"), "pkcs11:a=1;b=2?c=3&d=4");
         // A PIN inside another attribute's value never reaches the message either (fuzzing
         // found a bad-escape message echoing the whole value).
+        for uri in ["pkcs11:a?\n\npin-value=246912", "pkcs11:a;\"pin-value=246912", "pkcs11:a? PIN-VALUE=246912"] {
+            assert!(!Pkcs11Uri::redacted(uri).contains("246912"), "{uri:?}: {}", Pkcs11Uri::redacted(uri));
+        }
         let typed = "pkcs11:token=1&%zz&pin-value=1234n=ab";
         let e = crate::keyref::KeyRef::parse(typed).unwrap_err().to_string();
         assert!(!e.contains("1234n=ab"), "{e}");

@@ -72,12 +72,12 @@ pub fn key_reference(data: &[u8]) {
     use cryptohost::keyref::{KeyRef, Pkcs11Uri};
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Err(e) = KeyRef::parse(text) {
-        let shown = format!("{}\n{}", e.shown, e.message);
+        let shown = [e.shown.as_str(), e.message.as_str()].join(";");
         // A PIN attribute given whole must not come back whole: no separated part of the
         // reference shown or of the message is `pin-value=<the value>` (an attribute merely
         // ending in `pin-value`, such as `ppin-value` or `"pin-value`, is no PIN).
         let shown_pins: Vec<&str> = shown
-            .split([';', '?', '&', '\n'])
+            .split([';', '?', '&'])
             .filter(|p| p.get(..10).is_some_and(|k| k.eq_ignore_ascii_case("pin-value=")))
             .map(|p| &p[10..])
             .collect();
