@@ -43,6 +43,7 @@ macro_rules! out {
 mod backend;
 mod bundle;
 mod components;
+mod doctor;
 mod dsse;
 mod files;
 mod keys;
@@ -608,7 +609,7 @@ fn run(cli: &Cli) -> Outcome {
         .into());
     }
     match &cli.command {
-        Command::Doctor(a) => doctor(cli, a.json),
+        Command::Doctor(a) => doctor::doctor(cli, a.json),
         Command::Providers(a) => keys::providers(cli, a.json),
         Command::Hash(a) => files::hash(&backend(cli)?, a),
         Command::Sign(a) => files::sign(&backend(cli)?, a),
@@ -635,23 +636,6 @@ fn run(cli: &Cli) -> Outcome {
 /// Standard output is closed (its reader is gone): stop now, as a SIGPIPE'd tool would.
 pub(crate) fn stdout_gone() -> ! {
     std::process::exit(141)
-}
-
-/// `doctor`: every check, one line each (or one JSON array); exit 1 if any fails.
-fn doctor(cli: &Cli, json: bool) -> Outcome {
-    let env = cryptohost::config::locate::Environment::current(cli.config.clone());
-    let checks = match env.locate_with_reason() {
-        Ok((path, how)) => cryptohost::doctor::run(&path, how, cli.components.as_deref()),
-        Err(e) => vec![cryptohost::doctor::Check { check: "config", ok: false, detail: e.to_string() }],
-    };
-    if json {
-        outln!("{}", serde_json::to_string(&checks).map_err(anyhow::Error::from)?);
-    } else {
-        for c in &checks {
-            outln!("{:<4} {:<15} {}", if c.ok { "ok" } else { "FAIL" }, c.check, c.detail);
-        }
-    }
-    Ok(if checks.iter().all(|c| c.ok) { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 #[cfg(test)]
