@@ -78,6 +78,9 @@ pub enum ErrorKind {
     TooLarge,
     /// The body is not `application/json` where JSON is expected (415).
     UnsupportedMediaType,
+    /// The deployment policy (`[policy]`) does not allow this algorithm, key or use; the
+    /// message names the policy line (403).
+    RefusedByPolicy,
     /// The provider that holds the key failed or faulted (502).
     Provider,
     /// At the concurrency limit; retry (503, with `Retry-After`).
@@ -95,9 +98,10 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::BadRequest,
         ErrorKind::Denied,
+        ErrorKind::RefusedByPolicy,
         ErrorKind::NotFound,
         ErrorKind::MethodNotAllowed,
         ErrorKind::TooLarge,
@@ -113,7 +117,7 @@ impl ErrorKind {
     pub fn status(self) -> u16 {
         match self {
             ErrorKind::BadRequest => 400,
-            ErrorKind::Denied => 403,
+            ErrorKind::Denied | ErrorKind::RefusedByPolicy => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::TooLarge => 413,
@@ -130,6 +134,7 @@ impl ErrorKind {
         match self {
             ErrorKind::BadRequest => "bad-request",
             ErrorKind::Denied => "denied",
+            ErrorKind::RefusedByPolicy => "refused-by-policy",
             ErrorKind::NotFound => "not-found",
             ErrorKind::MethodNotAllowed => "method-not-allowed",
             ErrorKind::TooLarge => "too-large",
@@ -256,7 +261,11 @@ impl std::fmt::Display for KeyOrigin {
 pub struct CapabilityInfo {
     /// hashing, verification, signing, encryption.
     pub capability: String,
+    /// What the provider offers and the deployment policy allows: what it is used for.
     pub algorithms: Vec<String>,
+    /// What the provider offers and the deployment policy (`[policy]`) refuses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_by_policy: Vec<String>,
 }
 
 /// A loaded provider (`GET /v1/providers`, `cryptohost providers --json`).

@@ -27,9 +27,10 @@ fn check(name: &'static str, result: Result<String, String>) -> Check {
 }
 
 /// Every check for the config at `path` (found as `how`). A config that does not load is the
-/// one failed check: nothing else can be judged without it.
+/// one failed check: nothing else can be judged without it. With `login`, the HSM check logs
+/// in to every token (a wrong PIN costs a try: only when asked).
 #[must_use]
-pub fn run(path: &Path, how: &str, components: Option<&Path>) -> Vec<Check> {
+pub fn run(path: &Path, how: &str, components: Option<&Path>, login: bool) -> Vec<Check> {
     let mut config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => return vec![check("config", Err(e.to_string()))],
@@ -41,16 +42,29 @@ pub fn run(path: &Path, how: &str, components: Option<&Path>) -> Vec<Check> {
     checks.push(check("components", components_pinned(&config)));
     checks.push(check("cache", cache(&config)));
     checks.push(check("audit log", audit_log(&config.audit_path)));
+    checks.push(check("state dir", state_dir(&config.state_dir)));
     if let Some(hsm) = &config.hsm {
         checks.push(check("hsm module", hsm_module(hsm)));
         checks.push(check("hsm pin source", pin_source(&hsm.pin)));
-        checks.push(check("hsm tokens", hsm_tokens(hsm)));
+        checks.push(check("hsm tokens", hsm_tokens(hsm, login)));
     }
     if config.kit.is_some() {
         checks.push(check("kit", kit(&config)));
     }
+    checks.push(check("policy", policy(&config)));
     checks.push(check("socket", socket(&config.service.socket)));
     checks
+}
+
+/// The deployment policy, and whether the configured providers offer what it names: the host
+/// is loaded as `serve` would load it (pins checked, nothing used), which is where a policy
+/// naming an algorithm nobody offers is refused.
+fn policy(config: &Config) -> Result<String, String> {
+    if config.policy.is_open() {
+        return Ok("none: every algorithm the providers offer is allowed".into());
+    }
+    crate::load::open(config, crate::load::TrustMode::Pins).map_err(|e| e.to_string())?;
+    Ok(config.policy.to_string())
 }
 
 /// Each configured component is there, and its bytes match its pin (or, without one, the
@@ -120,6 +134,16 @@ fn audit_log(path: &Path) -> Result<String, String> {
     }
 }
 
+/// The state directory, when it exists, can be changed only by this user or root (what it
+/// holds decides which kit and which key versions are trusted).
+fn state_dir(dir: &Path) -> Result<String, String> {
+    if std::fs::symlink_metadata(dir).is_err() {
+        return Ok(format!("{} does not exist yet (nothing kept there so far)", dir.display()));
+    }
+    fsio::trusted(dir, "the state directory").map_err(|e| e.to_string())?;
+    Ok(format!("{} (owned by this user or root, not writable by others)", dir.display()))
+}
+
 /// The module file is trusted (owner, mode) and matches `module_sha256` when pinned.
 fn hsm_module(hsm: &crate::pkcs11::HsmConfig) -> Result<String, String> {
     let module = &hsm.module;
@@ -152,18 +176,19 @@ fn pin_source(pin: &crate::pkcs11::PinSource) -> Result<String, String> {
     }
 }
 
-/// The module loads and every configured token is present, without a login.
-fn hsm_tokens(hsm: &crate::pkcs11::HsmConfig) -> Result<String, String> {
+/// The module loads and every configured token is present, without a login unless `login`.
+fn hsm_tokens(hsm: &crate::pkcs11::HsmConfig, login: bool) -> Result<String, String> {
     let provider = crate::pkcs11::Pkcs11Provider::new(hsm.clone());
-    let reached = provider.probe().map_err(|e| e.to_string());
+    let reached = if login { provider.connect() } else { provider.probe() }.map_err(|e| e.to_string());
     provider.disconnect();
-    reached.map(|()| format!("{} token(s) reachable, no login made", hsm.tokens.len()))
+    let how = if login { "each logged in with the configured PIN" } else { "no login made" };
+    reached.map(|()| format!("{} token(s) reachable, {how}", hsm.tokens.len()))
 }
 
 /// The installed kit opens whole, and its anchors have not expired.
 fn kit(config: &Config) -> Result<String, String> {
     let kit = crate::load::installed_kit(config).map_err(|e| e.to_string())?.ok_or("no kit configured")?;
-    let registry = crate::trust_root::registry();
+    let registry = crate::trust_root::registry().with_policy(config.policy.clone());
     let now = time::OffsetDateTime::now_utc();
     kit.anchors(&registry, now, None).map_err(|e| e.to_string())?;
     Ok(format!("{} (createdAt {}, {} component(s))", kit.dir.display(), kit.created_at(), kit.components.len()))

@@ -63,6 +63,9 @@ pub enum RegistryError {
     /// An input file that cannot be used (not a regular file, too large), in words.
     #[error("{0}")]
     Input(String),
+    /// The deployment policy refuses the algorithm or the key.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyRefusal),
 }
 
 fn namespace_note(prefix: &str) -> String {

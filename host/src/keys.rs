@@ -34,6 +34,19 @@ pub enum KeyError {
     Input(String),
     #[error("{provider}: the key was made but could not be stored: {message}")]
     Output { provider: String, message: String },
+    /// The deployment policy refuses the algorithm or the key (audited as `refused by policy`).
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyRefusal),
+}
+
+impl KeyError {
+    /// The policy's refusal, when that is what this is.
+    pub fn policy(&self) -> Option<&crate::policy::PolicyRefusal> {
+        match self {
+            KeyError::Policy(r) | KeyError::Registry(RegistryError::Policy(r)) => Some(r),
+            _ => None,
+        }
+    }
 }
 
 /// A signature and who made it.
@@ -167,7 +180,12 @@ impl<'r> KeyService<'r> {
                     KeyError::Provider { provider, .. } | KeyError::Output { provider, .. } => provider.clone(),
                     _ => String::new(),
                 };
-                self.audit.append(&line(&provider, KeyOrigin::None, format!("error: {e}")))?;
+                // A policy refusal is its own outcome, not an error of the key or provider.
+                let outcome = match e.policy() {
+                    Some(r) => r.to_string(),
+                    None => format!("error: {e}"),
+                };
+                self.audit.append(&line(&provider, KeyOrigin::None, outcome))?;
                 Err(e)
             }
         }
@@ -186,21 +204,50 @@ impl<'r> KeyService<'r> {
         audit: &AuditInput,
         format: SigFormat,
     ) -> Result<Signed, KeyError> {
-        let result = (|| match self.resolve(reference, algorithm, 0, false)? {
-            Resolved::Held(p, id) => {
-                let failed = |error| KeyError::Provider { provider: p.descriptor().name.clone(), error };
-                let signing = p.signing().ok_or_else(|| failed(lacks(p.as_ref(), Capability::Signing)))?;
-                let signed = signing.sign(&id, algorithm, input, format).map_err(failed)?;
-                Ok((signed.value, p.descriptor().name.clone(), origin_of(p.as_ref(), signed.device)))
-            }
-            Resolved::Pkcs8(der) => {
-                let served = self.registry.sign_with_pkcs8(algorithm, &der, input, format)?;
-                let origin = origin_of(served.provider.as_ref(), None);
-                Ok((served.value, served.provider.descriptor().name.clone(), origin))
+        let result = (|| {
+            self.registry.policy().allows(Capability::Signing, algorithm)?;
+            match self.resolve(reference, algorithm, 0, false)? {
+                Resolved::Held(p, id) => {
+                    let failed = |error| KeyError::Provider { provider: p.descriptor().name.clone(), error };
+                    let signing = p.signing().ok_or_else(|| failed(lacks(p.as_ref(), Capability::Signing)))?;
+                    let signed = signing.sign(&id, algorithm, input, format).map_err(failed)?;
+                    Ok((signed.value, p.descriptor().name.clone(), origin_of(p.as_ref(), signed.device)))
+                }
+                Resolved::Pkcs8(der) => {
+                    let served = self.registry.sign_with_pkcs8(algorithm, &der, input, format)?;
+                    let origin = origin_of(served.provider.as_ref(), None);
+                    Ok((served.value, served.provider.descriptor().name.clone(), origin))
+                }
             }
         })();
         let (signature, provider, origin) = self.audited("sign", reference, algorithm, audit, result)?;
         Ok(Signed { signature, provider, origin })
+    }
+
+    /// Whether the deployment policy lets `reference` sign with `algorithm`: the algorithm, and
+    /// an RSA key's size (asked of the key's provider, only when the policy sets a minimum).
+    /// Asked before any input is read; a refusal is audited as `refused by policy`.
+    ///
+    /// # Errors
+    /// The policy refuses (and the line is written), or the key's public half cannot be read.
+    pub fn check_sign(&self, reference: &KeyRef, algorithm: &str) -> Result<(), KeyError> {
+        let policy = self.registry.policy();
+        let result = (|| -> Result<(), KeyError> {
+            policy.allows(Capability::Signing, algorithm)?;
+            let rsa = crate::alg::signature(algorithm)
+                .is_some_and(|a| matches!(a.family, crate::alg::Family::RsaPkcs1 | crate::alg::Family::RsaPss));
+            if rsa && policy.min_rsa_bits().is_some() {
+                let (spki, _) = self.public_key(reference, algorithm, 0)?;
+                policy.public_key(&spki)?;
+            }
+            Ok(())
+        })();
+        match result {
+            Err(e) if e.policy().is_some() => {
+                self.audited("sign", reference, algorithm, &AuditInput::none(), Err(e)).map(|_: ((), _, _)| ())
+            }
+            other => other,
+        }
     }
 
     /// The public key (SPKI DER) of a key reference, and the provider that holds it.
@@ -290,6 +337,7 @@ impl<'r> KeyService<'r> {
     }
 
     fn secret(&self, reference: &KeyRef, algorithm: &str) -> Result<(Arc<dyn CryptoProvider>, KeyId), KeyError> {
+        self.registry.policy().allows(Capability::Encryption, algorithm)?;
         let (prefix, name) = Self::namespace(reference)?;
         let key = Self::held(self.registry.named_secret(prefix, &name, algorithm, false), reference)?;
         Ok((key.provider, key.id))

@@ -21,6 +21,7 @@ pub mod keyref;
 pub mod keys;
 pub mod load;
 pub mod pkcs11;
+pub mod policy;
 pub mod registry;
 pub mod request;
 pub mod service;

@@ -113,7 +113,38 @@ pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host
         loaded.providers.push(h.clone());
         loaded.prefixes.insert(0, (PKCS11_PREFIX.to_string(), h.clone() as Arc<dyn CryptoProvider>));
     }
-    Ok(Host { registry: Registry::with_namespaces(loaded.providers, loaded.prefixes), hsm, _runtime: runtime })
+    let registry = Registry::with_namespaces(loaded.providers, loaded.prefixes).with_policy(config.policy.clone());
+    admitted_by_policy(config, &registry)?;
+    Ok(Host { registry, hsm, _runtime: runtime })
+}
+
+/// The policy against what was loaded: `components_only` admits no native provider but the
+/// HSM, and every algorithm the policy names must be offered by some provider (a policy that
+/// allows only what nothing offers is a mistake, found at start and not at the first use).
+fn admitted_by_policy(config: &Config, registry: &Registry) -> Result<(), LoadError> {
+    let policy = registry.policy();
+    let refuse = |message: String| LoadError::Config { path: config.path.clone(), message };
+    if policy.components_only() {
+        for p in registry.providers() {
+            let d = p.descriptor();
+            let hsm = registry.by_prefix(PKCS11_PREFIX).is_some_and(|h| Arc::ptr_eq(h, p));
+            if matches!(d.origin, crate::provider::Origin::Native { .. }) && !hsm {
+                return Err(refuse(format!(
+                    "[policy] components_only = true, and provider {:?} is native code, not a pinned component",
+                    d.name
+                )));
+            }
+        }
+    }
+    for (capability, name) in policy.named() {
+        if !registry.providers().iter().any(|p| p.descriptor().supports(*capability, name)) {
+            return Err(refuse(format!(
+                "[policy] names {name} for {capability}, which no loaded provider offers (a policy only narrows \
+                 what the providers offer)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The namespace of the HSM's keys (`pkcs11:` URIs).
@@ -335,7 +366,7 @@ fn kit_instances(config: &Config, a: &crate::bundle::kit::Admitted) -> usize {
 /// The kit fails any check (its message names the file or the signature).
 pub fn installed_kit(config: &Config) -> Result<Option<crate::bundle::kit::InstalledKit>, LoadError> {
     let (Some(k), Some(fp)) = (&config.kit, &config.bootstrap_fingerprint) else { return Ok(None) };
-    crate::bundle::kit::open(&k.dir, fp, &k.state, time::OffsetDateTime::now_utc())
+    crate::bundle::kit::open(&k.dir, fp, &k.state, time::OffsetDateTime::now_utc(), &config.policy)
         .map(Some)
         .map_err(|e| LoadError::Config { path: config.path.clone(), message: e.to_string() })
 }

@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::alg;
 use crate::error::{ProviderError, RegistryError};
 use crate::fsio;
+use crate::policy::Policy;
 use crate::provider::{Capability, CryptoProvider, KeyId, SigFormat, SignInput};
 
 /// A result and the provider that produced it.
@@ -49,6 +50,8 @@ pub struct Registry {
     prefixes: Vec<(String, Arc<dyn CryptoProvider>)>,
     /// Calls it routed, by (provider, capability, algorithm, outcome).
     calls: std::sync::Mutex<std::collections::BTreeMap<CallKey, u64>>,
+    /// The deployment policy every routed signing, verification and encryption obeys.
+    policy: Arc<Policy>,
 }
 
 /// (provider, capability, algorithm, outcome): what [`Registry::calls`] counts.
@@ -77,7 +80,17 @@ impl Registry {
         prefixes: Vec<(String, Arc<dyn CryptoProvider>)>,
     ) -> Registry {
         providers.sort_by_key(|p| std::cmp::Reverse(p.descriptor().priority));
-        Registry { providers, prefixes, calls: std::sync::Mutex::default() }
+        Registry { providers, prefixes, calls: std::sync::Mutex::default(), policy: Arc::default() }
+    }
+
+    /// The same registry under a deployment policy.
+    pub fn with_policy(self, policy: Arc<Policy>) -> Registry {
+        Registry { policy, ..self }
+    }
+
+    /// The deployment policy it routes under.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
     }
 
     /// How many calls it routed to each provider, by capability, algorithm and outcome (`ok`,
@@ -115,6 +128,9 @@ impl Registry {
         rsa_bits: u32,
         create: bool,
     ) -> Result<HeldKey, RegistryError> {
+        if create {
+            self.policy.generate(algorithm, rsa_bits)?;
+        }
         let provider = self.holder(prefix)?;
         let id = provider
             .named_key(name, algorithm, rsa_bits, create)
@@ -133,6 +149,9 @@ impl Registry {
         algorithm: &str,
         create: bool,
     ) -> Result<HeldKey, RegistryError> {
+        if create {
+            self.policy.generate(algorithm, 0)?;
+        }
         let provider = self.holder(prefix)?;
         let id = provider
             .named_secret(name, algorithm, create)
@@ -192,6 +211,12 @@ impl Registry {
         mut f: impl FnMut(&dyn CryptoProvider, &str) -> Result<T, ProviderError>,
     ) -> Result<Served<T>, RegistryError> {
         let algorithm = alg::canonical(capability, algorithm);
+        // Hashing is exempt here: fingerprints and file digests are SHA-256 by their format.
+        // A hash a caller names is checked by the request layer, and the hash a signature
+        // algorithm uses by the policy's rule for that algorithm.
+        if capability != Capability::Hashing {
+            self.policy.allows(capability, &algorithm)?;
+        }
         let mut skipped = Vec::new();
         for p in &self.providers {
             if !p.descriptor().supports(capability, &algorithm) {
@@ -261,6 +286,8 @@ impl Registry {
         signature: &[u8],
         format: SigFormat,
     ) -> Result<Served<bool>, RegistryError> {
+        self.policy.allows(Capability::Verification, algorithm)?;
+        self.policy.public_key(spki_der)?;
         self.serve(Capability::Verification, algorithm, |p, a| p.verify_once(a, spki_der, input, signature, format))
     }
 
@@ -289,6 +316,7 @@ impl Registry {
     /// # Errors
     /// As [`Registry::serve`].
     pub fn generate_exportable(&self, algorithm: &str, rsa_bits: u32) -> Result<Served<GeneratedKey>, RegistryError> {
+        self.policy.generate(algorithm, rsa_bits)?;
         self.serve_keyed(Capability::Signing, algorithm, |p, a| {
             let key = p.generate(a, rsa_bits, true)?;
             let pair = (|| Ok(GeneratedKey { pkcs8_der: p.export_pkcs8(&key)?, spki_der: p.public_key(&key)? }))();

@@ -37,7 +37,7 @@ fn site() -> Site {
     fs::copy(common::components_dir().join(OFFLINE.file), components.join(OFFLINE.file)).unwrap();
     let config = common::write_config(dir.path(), &components, &[OFFLINE], "");
     let text = fs::read_to_string(&config).unwrap();
-    let text = format!("{text}\n[service]\nlisten = \"unix:s.sock\"\n");
+    let text = format!("{text}\n[state]\ndir = \"state\"\n\n[service]\nlisten = \"unix:s.sock\"\n");
     fs::write(&config, text).unwrap();
     Site { dir, config }
 }
@@ -48,7 +48,7 @@ fn every_check_passes_on_a_working_config_and_each_fails_alone_by_name() {
     let (code, checks) = doctor(&s.config);
     assert_eq!((code, failed(&checks)), (Some(0), vec![]), "{checks:?}");
     let names: Vec<&str> = checks.iter().map(|c| c["check"].as_str().unwrap()).collect();
-    assert_eq!(names, ["config", "components", "cache", "audit log", "socket"]);
+    assert_eq!(names, ["config", "components", "cache", "audit log", "state dir", "policy", "socket"]);
 
     // components: a flipped byte.
     let wasm = s.dir.path().join("components").join(OFFLINE.file);
@@ -68,6 +68,21 @@ fn every_check_passes_on_a_working_config_and_each_fails_alone_by_name() {
     let (code, checks) = doctor(&s.config);
     assert_eq!((code, failed(&checks)), (Some(1), vec!["audit log".to_string()]), "{checks:?}");
     fs::remove_dir(&audit).unwrap();
+
+    // state dir: one others can write (it decides which kit and key versions are trusted).
+    let state = s.dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, checks) = doctor(&s.config);
+    assert_eq!((code, failed(&checks)), (Some(1), vec!["state dir".to_string()]), "{checks:?}");
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
+
+    // policy: one that names what the one component does not offer (ML-DSA is pqc's).
+    let text = fs::read_to_string(&s.config).unwrap();
+    fs::write(&s.config, format!("{text}\n[policy]\nalgorithms = [\"ML-DSA-44\"]\n")).unwrap();
+    let (code, checks) = doctor(&s.config);
+    assert_eq!((code, failed(&checks)), (Some(1), vec!["policy".to_string()]), "{checks:?}");
+    fs::write(&s.config, text).unwrap();
 
     // socket: a socket file nobody listens on.
     let socket = s.dir.path().join("s.sock");
@@ -89,13 +104,9 @@ fn every_check_passes_on_a_working_config_and_each_fails_alone_by_name() {
     fs::create_dir(&cache).unwrap();
     fs::set_permissions(&cache, fs::Permissions::from_mode(0o777)).unwrap();
     let text = fs::read_to_string(&s.config).unwrap();
-    let moved: String =
-        text.lines()
-            .map(|l| {
-                if l.starts_with("dir = ") { format!("dir = {:?}", cache.display().to_string()) } else { l.to_string() }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
+    // The first `dir = ` line is [cache]'s (the site's [state] dir comes later).
+    let old = text.lines().find(|l| l.starts_with("dir = ")).unwrap();
+    let moved = text.replacen(old, &format!("dir = {:?}", cache.display().to_string()), 1);
     fs::write(&s.config, moved).unwrap();
     let (code, checks) = doctor(&s.config);
     assert_eq!((code, failed(&checks)), (Some(1), vec!["cache".to_string()]), "{checks:?}");

@@ -12,6 +12,7 @@ mod dsse;
 mod fuzz_replay;
 mod hostile;
 mod kit;
+mod policy;
 mod pqc;
 mod pqc_cli;
 mod registry;

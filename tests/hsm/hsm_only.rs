@@ -486,6 +486,25 @@ fn doctor_reaches_the_tokens_without_a_login_and_names_each_hsm_failure() {
     assert_eq!((code, failed), (Some(0), vec![]), "{checks:?}");
     assert!(checks.iter().any(|c| c["check"] == "hsm tokens"), "{checks:?}");
     assert_eq!(softhsm::logins_in(&log), 0, "doctor never logs in");
+    // Unless asked: --login logs in with the configured PIN, and a wrong PIN fails that check.
+    let login = |pin: Option<&str>| {
+        let mut c = Command::new(crate::common::binary());
+        c.args(["--config", spied.to_str().unwrap(), "doctor", "--login"]).env_remove("CRYPTOHOST_SOCKET");
+        c.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        if let Some(p) = pin {
+            c.env(softhsm::PIN_VAR, p);
+        }
+        c.output().unwrap()
+    };
+    let out = login(None);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::common::stdout(&out));
+    assert!(crate::common::stdout(&out).contains("logged in with the configured PIN"));
+    assert!(softhsm::logins_in(&log) > 0, "--login logs in");
+    let out = login(Some("999999"));
+    assert_eq!(out.status.code(), Some(1), "{}", crate::common::stdout(&out));
+    let text = crate::common::stdout(&out);
+    assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains("hsm tokens")), "{text}");
+    assert!(!text.contains("999999"), "the PIN is never shown: {text}");
     // The PIN's source missing: only that check fails (the PIN itself is never read).
     let (code, failed, checks) = doctor(&spied, true);
     assert_eq!((code, failed), (Some(1), vec!["hsm pin source".to_string()]), "{checks:?}");

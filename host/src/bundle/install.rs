@@ -122,7 +122,7 @@ pub fn install(
              (put the bundle signing key's public key in the kit's public-keys/)"
         ));
     }
-    if let Err(e) = loads(&parent.join(&staging), &fingerprint, &next, state) {
+    if let Err(e) = loads(registry, &parent.join(&staging), &fingerprint, &next, state) {
         let _ = remove_tree(&parent_fd, &staging);
         return fail(format!("the kit would not load once installed, so nothing was installed: {e}"));
     }
@@ -175,8 +175,9 @@ pub fn install(
 
 /// Opens the staged kit as every later load will, against the state about to be recorded,
 /// and compiles each component it admits.
-fn loads(dir: &Path, fingerprint: &str, next: &KitState, state: &Path) -> Result<(), BundleError> {
-    let kit = super::kit::open_with_state(dir, fingerprint, next, state, time::OffsetDateTime::now_utc())?;
+fn loads(registry: &Registry, dir: &Path, fingerprint: &str, next: &KitState, state: &Path) -> Result<(), BundleError> {
+    let now = time::OffsetDateTime::now_utc();
+    let kit = super::kit::open_with_state(dir, fingerprint, next, state, now, registry.policy())?;
     for c in &kit.components {
         if let Some(r) = kit.revocation(&c.entry.sha256) {
             return fail(format!("{} (sha256 {}) is revoked ({})", c.entry.file, c.entry.sha256, r.reason));

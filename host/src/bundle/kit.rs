@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ use super::{
     verify_files,
 };
 use crate::dsse::{self, Envelope};
+use crate::policy::Policy;
 use crate::provider::{SigFormat, World};
 use crate::trust::AnchorSet;
 
@@ -170,6 +172,7 @@ pub fn open(
     bootstrap_fingerprint: &str,
     state: &Path,
     at: OffsetDateTime,
+    policy: &Arc<Policy>,
 ) -> Result<InstalledKit, BundleError> {
     let Some(recorded) = super::state::read(state)? else {
         return fail(format!(
@@ -180,7 +183,7 @@ pub fn open(
             state.display()
         ));
     };
-    open_with_state(dir, bootstrap_fingerprint, &recorded, state, at)
+    open_with_state(dir, bootstrap_fingerprint, &recorded, state, at, policy)
 }
 
 /// As [`open`], with the state already read (`bundle install` checks a staged kit against the
@@ -194,9 +197,11 @@ pub(super) fn open_with_state(
     recorded: &KitState,
     state: &Path,
     at: OffsetDateTime,
+    policy: &Arc<Policy>,
 ) -> Result<InstalledKit, BundleError> {
     let limits = Limits::default();
-    let registry = crate::trust_root::registry();
+    // The deployment policy holds for the kit's own signatures too: a kit never widens it.
+    let registry = crate::trust_root::registry().with_policy(policy.clone());
     crate::fsio::trusted(dir, "the installed kit directory").map_err(|e| BundleError::Refused(e.to_string()))?;
     let files = read_tree(dir, limits)?;
     let whose = format!("installed kit {}", dir.display());

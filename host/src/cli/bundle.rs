@@ -29,7 +29,14 @@ pub(super) fn bundle(cli: &Cli, b: &BundleCommand) -> Outcome {
     use cryptohost::bundle::{self, Limits};
     // A kit is verified (and installed) by the trust root's own verifier, never by providers
     // from a kit: the installed kit may be missing, broken, or the one being replaced.
-    let root = cryptohost::trust_root::registry();
+    // The config, when there is one: its deployment policy holds for kits too, and it says
+    // where the kit's state lives.
+    let config = match cli.config_path() {
+        Ok(path) => Some(cryptohost::config::Config::load(&path)?),
+        Err(_) => None,
+    };
+    let policy = config.as_ref().map(|c| c.policy.clone()).unwrap_or_default();
+    let root = cryptohost::trust_root::registry().with_policy(policy);
     match b {
         BundleCommand::Create { from, key, alg, out } => {
             let (config, registry) = open(cli)?;
@@ -48,7 +55,13 @@ pub(super) fn bundle(cli: &Cli, b: &BundleCommand) -> Outcome {
             outln!("valid: {} files, signed manifest of {}", manifest.files.len(), manifest.created_at);
         }
         BundleCommand::Install { archive, bootstrap: bs, into, state, allow_downgrade } => {
-            let state = state.clone().unwrap_or_else(|| bundle::state::default_path(into));
+            // Where the config will look for it when the kit goes where the config's [kit] is.
+            let configured = config
+                .as_ref()
+                .and_then(|c| c.kit.as_ref())
+                .filter(|k| same_place(&k.dir, into))
+                .map(|k| k.state.clone());
+            let state = state.clone().or(configured).unwrap_or_else(|| bundle::state::default_path(into));
             let bs = bootstrap(bs)?;
             let manifest = bundle::install(&root, archive, &bs, into, &state, Limits::default(), *allow_downgrade)?;
             outln!(
@@ -60,4 +73,13 @@ pub(super) fn bundle(cli: &Cli, b: &BundleCommand) -> Outcome {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether two paths name the same place (the last part may not exist yet).
+fn same_place(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let resolve = |p: &std::path::Path| {
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        std::fs::canonicalize(parent).ok().map(|d| d.join(p.file_name().unwrap_or_default()))
+    };
+    matches!((resolve(a), resolve(b)), (Some(x), Some(y)) if x == y)
 }

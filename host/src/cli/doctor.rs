@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use super::{Cli, Outcome};
 
 /// `doctor`: every check, one line each (or one JSON array); exit 1 if any fails.
-pub(super) fn doctor(cli: &Cli, json: bool) -> Outcome {
+pub(super) fn doctor(cli: &Cli, json: bool, login: bool) -> Outcome {
     let env = cryptohost::config::locate::Environment::current(cli.config.clone());
     let checks = match env.locate_with_reason() {
-        Ok((path, how)) => cryptohost::doctor::run(&path, how, cli.components.as_deref()),
+        Ok((path, how)) => cryptohost::doctor::run(&path, how, cli.components.as_deref(), login),
         Err(e) => vec![cryptohost::doctor::Check { check: "config", ok: false, detail: e.to_string() }],
     };
     if json {

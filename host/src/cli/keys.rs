@@ -12,11 +12,15 @@ use super::{Cli, CryptArgs, HsmCommand, KeysCommand, Outcome, PinArgs, open_regi
 
 pub(super) fn providers(cli: &Cli, as_json: bool) -> Outcome {
     let registry = open_registry(cli)?;
+    let policy = registry.policy();
     let list: Vec<_> =
-        registry.providers().iter().map(|p| cryptohost::request::provider_info(p.descriptor())).collect();
+        registry.providers().iter().map(|p| cryptohost::request::provider_info(p.descriptor(), policy)).collect();
     if as_json {
         outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
+    }
+    if !policy.is_open() {
+        outln!("policy: {policy}");
     }
     for d in list {
         outln!("{}  priority {}  ({} {})", d.name, d.priority, d.reported_name, d.version);
@@ -33,7 +37,12 @@ pub(super) fn providers(cli: &Cli, as_json: bool) -> Outcome {
             Origin::Native { module } => outln!("  native    {module}"),
         }
         for c in &d.capabilities {
-            outln!("  {:<13}{}", c.capability, c.algorithms.join(", "));
+            let allowed = if c.algorithms.is_empty() { "(none)".to_string() } else { c.algorithms.join(", ") };
+            if c.refused_by_policy.is_empty() {
+                outln!("  {:<13}{allowed}", c.capability);
+            } else {
+                outln!("  {:<13}{allowed}  [refused by policy: {}]", c.capability, c.refused_by_policy.join(", "));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

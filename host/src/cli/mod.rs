@@ -46,6 +46,7 @@ mod components;
 mod doctor;
 mod dsse;
 mod files;
+mod generate;
 mod keys;
 mod render;
 mod serve;
@@ -104,9 +105,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Whether this host could serve: the config found, pins against files, the cache, the
-    /// audit log, the HSM module, tokens and PIN source (never a login), the installed kit,
-    /// the socket. One line per check; exit 1 if any fails.
-    Doctor(JsonFlag),
+    /// audit log, the HSM module, tokens and PIN source (no login unless --login), the
+    /// installed kit, the deployment policy, the socket. One line per check; exit 1 if any fails.
+    Doctor(DoctorArgs),
     /// List loaded providers: name, component, sha256, priority, capabilities.
     Providers(JsonFlag),
     /// Hash a file (streamed) and print the lowercase hex digest.
@@ -144,6 +145,9 @@ enum Command {
     Bundle(BundleCommand),
     /// Run the long-running host on a Unix socket (HTTP/1.1 + JSON under /v1/) until SIGTERM.
     Serve(ServeArgs),
+    /// Shell completions and man pages, for packaging.
+    #[command(hide = true, subcommand)]
+    Generate(generate::GenerateCommand),
 }
 
 #[derive(Args)]
@@ -390,6 +394,16 @@ struct CryptArgs {
 }
 
 #[derive(Args)]
+struct DoctorArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// Also log in to every HSM token with the configured PIN (a wrong PIN costs a try).
+    #[arg(long)]
+    login: bool,
+}
+
+#[derive(Args)]
 struct JsonFlag {
     /// Machine-readable output.
     #[arg(long)]
@@ -594,6 +608,7 @@ fn run(cli: &Cli) -> Outcome {
         cli.command,
         Command::Providers(_)
             | Command::Doctor(_)
+            | Command::Generate(_)
             | Command::Keygen(_)
             | Command::Pin(_)
             | Command::Trust(_)
@@ -609,7 +624,8 @@ fn run(cli: &Cli) -> Outcome {
         .into());
     }
     match &cli.command {
-        Command::Doctor(a) => doctor::doctor(cli, a.json),
+        Command::Doctor(a) => doctor::doctor(cli, a.json, a.login),
+        Command::Generate(g) => generate::generate(g),
         Command::Providers(a) => keys::providers(cli, a.json),
         Command::Hash(a) => files::hash(&backend(cli)?, a),
         Command::Sign(a) => files::sign(&backend(cli)?, a),

@@ -49,6 +49,10 @@ struct RawConfig {
     trust: Option<RawTrust>,
     #[serde(default)]
     kit: Option<RawKit>,
+    #[serde(default)]
+    policy: Option<Spanned<RawPolicy>>,
+    #[serde(default)]
+    state: Option<RawState>,
     /// Refuse what would otherwise be a warning about unchecked code: an `[hsm] module`
     /// without `module_sha256`.
     #[serde(default)]
@@ -71,6 +75,35 @@ struct RawKit {
     disable: Vec<String>,
     #[serde(default)]
     priority: BTreeMap<String, i32>,
+}
+
+/// `[state]`: where what must outlive a kit or a config is kept.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    dir: PathBuf,
+}
+
+/// The state directory of the system config (`/etc/cryptohost/cryptohost.toml`) when it names
+/// none.
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/cryptohost";
+
+/// `[policy]`: the deployment policy (see `crate::policy`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    preset: Option<String>,
+    algorithms: Option<Vec<String>>,
+    sign_algorithms: Option<Vec<String>>,
+    verify_algorithms: Option<Vec<String>>,
+    hashes: Option<Vec<String>>,
+    curves: Option<Vec<String>>,
+    aead: Option<Vec<String>>,
+    min_rsa_bits: Option<u32>,
+    #[serde(default)]
+    components_only: bool,
+    #[serde(default)]
+    require_anchors_for_verify: bool,
 }
 
 /// `[kit]`: an installed offline kit whose signed providers are admitted.
@@ -252,6 +285,12 @@ pub struct Config {
     pub bootstrap_fingerprint: Option<String>,
     /// `[kit]`.
     pub kit: Option<KitConfig>,
+    /// `[state] dir`: what must outlive a kit or a config (the kit's high-water mark by
+    /// default, the key-state file). Default: [`SYSTEM_STATE_DIR`] for a config in a
+    /// `.../etc/cryptohost/` directory, else `$XDG_STATE_HOME/cryptohost` (`~/.local/state`).
+    pub state_dir: PathBuf,
+    /// `[policy]` (the default allows everything the providers offer).
+    pub policy: std::sync::Arc<crate::policy::Policy>,
 }
 
 /// A signing profile (the seed's MultiProfileSigner entries, and anchor keyId resolution).
@@ -299,9 +338,11 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, LoadError> {
         let src = sections::Src::new(path, text);
         let raw: RawConfig = toml::from_str(text).map_err(|e| src.toml(&e))?;
+        let raw_state_given = raw.state.is_some();
         let hsm = raw.hsm.map(|h| sections::hsm(&src, h, raw.strict)).transpose()?;
         let (max_payload, max_signatures) = sections::dsse(&src, raw.dsse)?;
-        let trust = sections::trust(&src, raw.trust, raw.kit)?;
+        let state_dir = sections::state_dir(&src, raw.state);
+        let trust = sections::trust(&src, raw.trust, raw.kit, raw_state_given.then_some(&state_dir))?;
         Ok(Config {
             limits: sections::limits(&src, &raw.limits)?,
             cache: sections::cache(&src, raw.cache),
@@ -312,6 +353,8 @@ impl Config {
             trust_anchors: trust.anchors,
             bootstrap_fingerprint: trust.bootstrap_fingerprint,
             kit: trust.kit,
+            state_dir,
+            policy: std::sync::Arc::new(sections::policy(&src, raw.policy)?),
             max_payload,
             max_signatures,
             hsm,

@@ -10,7 +10,8 @@ use toml::Spanned;
 
 use super::{
     DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_SIGNATURES, KitConfig, Profile, ProviderConfig, RawCache, RawDsse, RawHsm, RawKit,
-    RawLimits, RawProfile, RawProvider, RawTrust, default_cache_dir, is_sha256_hex, line_of, payload_limit,
+    RawLimits, RawPolicy, RawProfile, RawProvider, RawState, RawTrust, default_cache_dir, is_sha256_hex, line_of,
+    payload_limit,
 };
 use crate::error::LoadError;
 use crate::keyref::KeyRef;
@@ -268,7 +269,27 @@ pub(super) struct Trust {
     pub kit: Option<KitConfig>,
 }
 
-pub(super) fn trust(src: &Src<'_>, raw: Option<RawTrust>, kit: Option<RawKit>) -> Result<Trust, LoadError> {
+/// `[state] dir`, relative to the config; or the default (see `Config::state_dir`).
+pub(super) fn state_dir(src: &Src<'_>, raw: Option<RawState>) -> PathBuf {
+    if let Some(s) = raw {
+        return src.base.join(s.dir);
+    }
+    if src.base.ends_with("etc/cryptohost") {
+        return PathBuf::from(super::SYSTEM_STATE_DIR);
+    }
+    let xdg = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()).map(PathBuf::from);
+    let home = || std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".local/state"));
+    xdg.or_else(home).map_or_else(|| src.base.join("state"), |d| d.join("cryptohost"))
+}
+
+/// `[trust]` and `[kit]`. The kit's state defaults to `kit.state.json` in an explicit
+/// `[state] dir`, else to `<kit dir>.state.json` (where `bundle install` puts it by default).
+pub(super) fn trust(
+    src: &Src<'_>,
+    raw: Option<RawTrust>,
+    kit: Option<RawKit>,
+    state_dir: Option<&PathBuf>,
+) -> Result<Trust, LoadError> {
     let (anchors, fingerprint) = match raw {
         None => (None, None),
         Some(t) => {
@@ -288,7 +309,11 @@ pub(super) fn trust(src: &Src<'_>, raw: Option<RawTrust>, kit: Option<RawKit>) -
     };
     let kit = kit.map(|k| {
         let dir = src.base.join(k.dir);
-        let state = k.state.map_or_else(|| crate::bundle::state::default_path(&dir), |s| src.base.join(s));
+        let state = match (k.state, state_dir) {
+            (Some(s), _) => src.base.join(s),
+            (None, Some(d)) => d.join("kit.state.json"),
+            (None, None) => crate::bundle::state::default_path(&dir),
+        };
         KitConfig { dir, state, disable: k.disable, priority: k.priority }
     });
     if kit.is_some() && fingerprint.is_none() {
@@ -300,4 +325,24 @@ pub(super) fn trust(src: &Src<'_>, raw: Option<RawTrust>, kit: Option<RawKit>) -
         return Err(src.err("give [kit] dir or [trust] anchors, not both: a kit's anchors are its own".into()));
     }
     Ok(Trust { anchors, bootstrap_fingerprint: fingerprint, kit })
+}
+
+/// `[policy]`: every name known, `min_rsa_bits` not below the floor.
+pub(super) fn policy(src: &Src<'_>, raw: Option<Spanned<RawPolicy>>) -> Result<crate::policy::Policy, LoadError> {
+    let Some(raw) = raw else { return Ok(crate::policy::Policy::default()) };
+    let span = raw.span();
+    let r = raw.into_inner();
+    let spec = crate::policy::PolicySpec {
+        preset: r.preset,
+        algorithms: r.algorithms,
+        sign_algorithms: r.sign_algorithms,
+        verify_algorithms: r.verify_algorithms,
+        hashes: r.hashes,
+        curves: r.curves,
+        aead: r.aead,
+        min_rsa_bits: r.min_rsa_bits,
+        components_only: r.components_only,
+        require_anchors_for_verify: r.require_anchors_for_verify,
+    };
+    crate::policy::Policy::new(&spec).map_err(|e| src.at(span, &format!("policy.{}", e.field), e.message))
 }

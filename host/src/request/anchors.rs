@@ -67,8 +67,8 @@ pub(super) fn configured(
 ) -> Result<AnchorSet, AnchorsError> {
     let config = ctx.config;
     if let (Some(k), Some(fp)) = (&config.kit, &config.bootstrap_fingerprint) {
-        let kit =
-            crate::bundle::kit::open(&k.dir, fp, &k.state, OffsetDateTime::now_utc()).map_err(AnchorsError::Kit)?;
+        let kit = crate::bundle::kit::open(&k.dir, fp, &k.state, OffsetDateTime::now_utc(), ctx.host.registry.policy())
+            .map_err(AnchorsError::Kit)?;
         return kit.anchors(&ctx.host.registry, at, purpose).map_err(AnchorsError::File);
     }
     let dir = config.trust_anchors.as_ref().ok_or(AnchorsError::NoneConfigured)?;
@@ -96,7 +96,8 @@ pub(super) fn in_dir(
             Some(k) if k.dir == dir => k.state.clone(),
             _ => crate::bundle::state::default_path(dir),
         };
-        let kit = crate::bundle::kit::open(dir, fp, &state, OffsetDateTime::now_utc()).map_err(AnchorsError::Kit)?;
+        let kit = crate::bundle::kit::open(dir, fp, &state, OffsetDateTime::now_utc(), ctx.host.registry.policy())
+            .map_err(AnchorsError::Kit)?;
         return kit.anchors(registry, at, purpose).map_err(AnchorsError::File);
     }
     crate::trust::load_anchors(registry, dir, at, purpose).map_err(AnchorsError::File)

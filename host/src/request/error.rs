@@ -48,6 +48,9 @@ pub enum RequestError {
     File(#[from] FileError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The deployment policy refuses what the request asks (naming the policy line).
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyRefusal),
     /// The HSM refused an admin action, or there is none.
     #[error("{0}")]
     Hsm(ProviderError),
@@ -75,6 +78,7 @@ fn registry_kind(error: &RegistryError) -> ErrorKind {
     match error {
         RegistryError::Provider { error, .. } => provider_kind(error),
         RegistryError::NoNamespace { .. } => ErrorKind::Denied,
+        RegistryError::Policy(_) => ErrorKind::RefusedByPolicy,
         RegistryError::NoProvider { .. } | RegistryError::Input(_) | RegistryError::Io(_) => ErrorKind::BadRequest,
     }
 }
@@ -84,6 +88,7 @@ fn key_kind(error: &KeyError) -> ErrorKind {
         KeyError::Provider { error, .. } => provider_kind(error),
         KeyError::Registry(r) => registry_kind(r),
         KeyError::Reference { .. } => ErrorKind::Denied,
+        KeyError::Policy(_) => ErrorKind::RefusedByPolicy,
         KeyError::Audit(_) | KeyError::Output { .. } => ErrorKind::Internal,
         KeyError::File(_) | KeyError::Input(_) => ErrorKind::BadRequest,
     }
@@ -107,6 +112,7 @@ impl RequestError {
                 (None, _) => ErrorKind::BadRequest,
             },
             RequestError::Audit(_) => ErrorKind::Internal,
+            RequestError::Policy(_) => ErrorKind::RefusedByPolicy,
             RequestError::Hsm(e) => provider_kind(e),
         }
     }

@@ -158,8 +158,9 @@ pub fn served_by_provider(p: &dyn crate::CryptoProvider) -> ServedBy {
     ServedBy { name: d.name.clone(), origin: d.origin.clone(), skipped: Vec::new() }
 }
 
-/// A loaded provider as the wire schema describes it.
-pub fn provider_info(d: &Descriptor) -> ProviderInfo {
+/// A loaded provider as the wire schema describes it, under `policy`: what it offers and the
+/// policy allows, and apart from it what the policy refuses.
+pub fn provider_info(d: &Descriptor, policy: &crate::policy::Policy) -> ProviderInfo {
     ProviderInfo {
         name: d.name.clone(),
         reported_name: d.reported_name.clone(),
@@ -169,7 +170,11 @@ pub fn provider_info(d: &Descriptor) -> ProviderInfo {
         capabilities: d
             .capabilities
             .iter()
-            .map(|c| CapabilityInfo { capability: c.capability.name().to_string(), algorithms: c.algorithms.clone() })
+            .map(|c| {
+                let (algorithms, refused_by_policy) =
+                    c.algorithms.iter().cloned().partition(|a| policy.allows(c.capability, a).is_ok());
+                CapabilityInfo { capability: c.capability.name().to_string(), algorithms, refused_by_policy }
+            })
             .collect(),
         world: d.world.map(|w| w.name().to_string()),
     }
@@ -177,7 +182,8 @@ pub fn provider_info(d: &Descriptor) -> ProviderInfo {
 
 /// Every loaded provider, highest priority first.
 pub fn providers(ctx: &Context<'_>) -> Vec<ProviderInfo> {
-    ctx.host.providers().iter().map(|p| provider_info(p.descriptor())).collect()
+    let policy = ctx.host.registry.policy();
+    ctx.host.providers().iter().map(|p| provider_info(p.descriptor(), policy)).collect()
 }
 
 /// A name a request gives (a key reference, profile or key id), refused when over [`MAX_NAME`].

@@ -222,6 +222,8 @@ pub fn sign(ctx: &Context<'_>, req: Sign<'_>) -> Result<SignResponse, RequestErr
         crate::keyfile::read_private_key(path)?;
     }
     let service = ctx.keys()?;
+    // The policy before the anchors and before any input is read (a refusal is audited).
+    service.check_sign(&signer.key, alg.name)?;
     anchors::check_signers(ctx, &service, std::slice::from_ref(&signer))?;
     let prepared = input::prepare(ctx, alg, req.input, true)?;
     let signed = service.sign(&signer.key, alg.name, prepared.sign_input(), &prepared.audit, req.format)?;
@@ -305,8 +307,11 @@ pub fn dsse_sign(ctx: &Context<'_>, req: DsseSign<'_>) -> Result<DsseSignRespons
             "nothing to sign with: give a key (with its algorithm), a profile or a key id".into(),
         ));
     }
-    let payload = payload(ctx, req.payload)?;
     let service = ctx.keys()?;
+    for s in &signers {
+        service.check_sign(&s.key, &s.algorithm)?;
+    }
+    let payload = payload(ctx, req.payload)?;
     anchors::check_signers(ctx, &service, &signers)?;
     let (envelope, failures) =
         dsse::sign(&service, &req.payload_type, &payload, &signers, req.format, req.allow_partial)?;

@@ -19,6 +19,7 @@ use crate::trust::TrustedKey;
 /// An unknown hash, an unusable file, or a read or provider failure.
 pub fn hash(ctx: &Context<'_>, algorithm: &str, input: Input<'_>) -> Result<HashResponse, RequestError> {
     let registry = &ctx.host.registry;
+    registry.policy().allows(crate::provider::Capability::Hashing, algorithm)?;
     let served = match input {
         Input::File(path) => registry.digest_file(algorithm, path)?,
         Input::Stream(reader) => registry.digest_stream(algorithm, reader)?,
@@ -102,7 +103,10 @@ impl<'a> Verify<'a> {
 pub fn verify(ctx: &Context<'_>, req: Verify<'_>) -> Result<VerifyResponse, RequestError> {
     let alg = signature_alg(&req.algorithm)?;
     let keys = match req.key {
-        PublicKeySpec::Spki(spki) => vec![spki],
+        PublicKeySpec::Spki(spki) => {
+            ctx.host.registry.policy().caller_key("verifying with a public key the caller gives")?;
+            vec![spki]
+        }
         PublicKeySpec::AnchorKeyId(id) => {
             anchors::keys_for_id(ctx, &id, alg.name)?.into_iter().map(|k| k.spki).collect()
         }
@@ -195,8 +199,10 @@ impl DsseVerify {
 
 /// The trusted keys of a request, and the anchors refused (with the rule each one failed).
 fn trusted(ctx: &Context<'_>, trust: TrustSpec) -> Result<(Vec<TrustedKey>, Vec<String>), RequestError> {
+    let policy = ctx.host.registry.policy();
     match trust {
         TrustSpec::Keys { keys, rsa_default } => {
+            policy.caller_key("verifying with public keys the caller gives")?;
             let mut trusted = Vec::new();
             for k in keys {
                 let key = crate::trust::trusted_key(
@@ -220,7 +226,10 @@ fn trusted(ctx: &Context<'_>, trust: TrustSpec) -> Result<(Vec<TrustedKey>, Vec<
                 Some(_) if !ctx.gate.local_files() => {
                     return Err(RequestError::Invalid("the server never opens a directory a client names".into()));
                 }
-                Some(dir) => anchors::in_dir(ctx, &dir, at, purpose.as_deref())?,
+                Some(dir) => {
+                    policy.caller_key("verifying with anchors from a directory the caller names")?;
+                    anchors::in_dir(ctx, &dir, at, purpose.as_deref())?
+                }
                 None => anchors::configured(ctx, at, purpose.as_deref())?,
             };
             Ok((set.keys, set.refused))
