@@ -194,6 +194,12 @@ fuzz seconds="60" *targets="": build-guests
             -max_total_time={{seconds}} -rss_limit_mb=4096 -timeout=30 -print_final_stats=1
     done
 
+# Regenerate docs/cli-json/ (the JSON Schema of every command's --json output) from the binary's
+# own output types (a test checks they agree, and validates each command's output against them).
+cli-json: build
+    mkdir -p docs/cli-json
+    target/release/cryptohost generate json-schemas docs/cli-json > /dev/null
+
 # Regenerate docs/openapi.json from the server's routes (a test checks they agree).
 openapi: build
     mkdir -p docs
@@ -211,3 +217,61 @@ bench: setup build-guests
 # The server beside the same operations in-process: 1, 2 and 8 clients, p50/p99, ratios.
 bench-service: setup build-guests
     cargo bench -p cryptohost --bench service
+
+# --- Installing and packaging: scripts/install.sh, scripts/package.sh, scripts/package-test.sh ---
+
+# Where `just install` and `just uninstall` put things: `just PREFIX=/usr install`, or from the
+# environment (`PREFIX=/usr just install`). DESTDIR stages the tree into a directory, with the
+# paths inside the config and units still the real ones (the package is made that way).
+# LOCALSTATEDIR (/var) and RUNSTATEDIR (/run) are read from the environment by the script.
+PREFIX := env("PREFIX", "/usr/local")
+SYSCONFDIR := env("SYSCONFDIR", "/etc")
+DESTDIR := env("DESTDIR", "")
+# What only the package recipes need, installed by them rather than by `just setup`:
+# dpkg-shlibdeps (dpkg-dev) for Depends, lintian to check the .deb, debootstrap for the chroot.
+package_apt_packages := "dpkg-dev lintian"
+package_test_apt_packages := "debootstrap"
+
+# The binary, the components and their manifest, a config pinned to exactly those components,
+# the systemd units, completions and man pages (made by the binary itself), and a record of
+# every file. It builds nothing: run `just build-guests build` first as yourself, then this as
+# root if PREFIX needs it (a build run as root leaves root-owned files in target/).
+# Install the built cryptohost under PREFIX (config in SYSCONFDIR; see scripts/install.sh).
+install:
+    PREFIX={{quote(PREFIX)}} SYSCONFDIR={{quote(SYSCONFDIR)}} DESTDIR={{quote(DESTDIR)}} bash scripts/install.sh install
+
+# A file changed since (an edited config) is kept, and said so; the state in /var/lib/cryptohost
+# is not touched.
+# Remove exactly what `just install` recorded (same PREFIX and DESTDIR), nothing else.
+uninstall:
+    PREFIX={{quote(PREFIX)}} SYSCONFDIR={{quote(SYSCONFDIR)}} DESTDIR={{quote(DESTDIR)}} bash scripts/install.sh uninstall
+
+# /usr and /etc as `just install PREFIX=/usr` lays them out, the config a conffile, the service's
+# account made by postinst, units not enabled; lintian checks the result.
+# Build target/debian/cryptohost_VERSION_ARCH.deb with dpkg-deb.
+package: build-guests (_apt_install package_apt_packages)
+    # The same build as `just test`'s (features unified with the tests): after it this is a
+    # no-op, and wasmtime is not compiled a second time for a differently-featured binary.
+    cargo build --release --workspace --all-targets
+    bash scripts/package.sh
+
+# The chroot is debootstrap's (kept as a tar in target/debian for the next run); the package is
+# used from another directory as the service user, then purged, and what is left is listed.
+# Install the .deb in a fresh Debian chroot, use it, purge it (root).
+package-test: package (_apt_install package_test_apt_packages)
+    bash scripts/package-test.sh
+
+# apt-get install what is missing of PACKAGES (as `just setup` does for its own list).
+_apt_install packages:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    missing=()
+    for p in {{packages}}; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "ok installed" >/dev/null || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]}"
+        sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+        $sudo_cmd apt-get update -q
+        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q "${missing[@]}"
+    fi

@@ -345,6 +345,29 @@ pub struct VerifyResponse {
     /// The provider that hashed the data (absent when a digest was sent, and for EdDSA and
     /// ML-DSA, which verify whole messages).
     pub hashed_by: Option<ServedBy>,
+    /// The type of the key the answer is about: `P-256`, `RSA-3072`, `Ed25519`, `ML-DSA-65`.
+    #[serde(default)]
+    pub key_type: Option<String>,
+    /// Its SPKI fingerprint (`sha256:` + hex), which tells apart several keys under one key id.
+    #[serde(default)]
+    pub key_fingerprint: Option<String>,
+    /// The ECDSA signature encoding read (`der` or `p1363`); absent for other algorithms.
+    #[serde(default)]
+    pub signature_format: Option<String>,
+    /// The digest verified, when the input was hashed first or sent as a digest (absent for
+    /// EdDSA and ML-DSA, which verify whole messages).
+    #[serde(default)]
+    pub digest: Option<Digest>,
+}
+
+/// A digest and the hash that made it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Digest {
+    /// `SHA-256`, `SHA-384`, `SHA-512`.
+    pub hash: String,
+    /// Lowercase hex.
+    pub hex: String,
 }
 
 /// Signs with a key the server holds: a key reference, a profile, or the profile of a trust

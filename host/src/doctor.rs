@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::fsio;
 
 /// One check: its name, whether it passed, and what was found, in words.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Check {
     pub check: &'static str,
     pub ok: bool,

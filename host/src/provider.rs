@@ -51,6 +51,15 @@ pub enum SigFormat {
     Der,
 }
 
+impl fmt::Display for SigFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SigFormat::P1363 => "p1363",
+            SigFormat::Der => "der",
+        })
+    }
+}
+
 impl std::str::FromStr for SigFormat {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

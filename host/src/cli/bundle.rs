@@ -38,7 +38,7 @@ pub(super) fn bundle(cli: &Cli, b: &BundleCommand) -> Outcome {
     let policy = config.as_ref().map(|c| c.policy.clone()).unwrap_or_default();
     let root = cryptohost::trust_root::registry().with_policy(policy);
     match b {
-        BundleCommand::Create { from, key, alg, out } => {
+        BundleCommand::Create { from, key, alg, out, json } => {
             let (config, registry) = open(cli)?;
             let service = KeyService::new(&registry, &config.audit_path)?;
             let signer = cryptohost::dsse::Signer {
@@ -48,13 +48,32 @@ pub(super) fn bundle(cli: &Cli, b: &BundleCommand) -> Outcome {
                 key_id: None,
             };
             let manifest = bundle::create(&registry, &service, from, &signer, out, Limits::default())?;
-            outln!("wrote {} ({} files)", out.display(), manifest.files.len());
+            if *json {
+                let report = super::reports::BundleCreated {
+                    archive: out.clone(),
+                    files: manifest.files.len(),
+                    created_at: manifest.created_at.clone(),
+                };
+                outln!("{}", serde_json::to_string(&report)?);
+            } else {
+                outln!("wrote {} ({} files)", out.display(), manifest.files.len());
+            }
         }
-        BundleCommand::Verify { archive, bootstrap: bs } => {
+        BundleCommand::Verify { archive, bootstrap: bs, json } => {
             let (manifest, _) = bundle::verify(&root, archive, &bootstrap(bs)?, Limits::default())?;
-            outln!("valid: {} files, signed manifest of {}", manifest.files.len(), manifest.created_at);
+            if *json {
+                let report = super::reports::BundleVerified {
+                    archive: archive.clone(),
+                    valid: true,
+                    files: manifest.files.len(),
+                    created_at: manifest.created_at.clone(),
+                };
+                outln!("{}", serde_json::to_string(&report)?);
+            } else {
+                outln!("valid: {} files, signed manifest of {}", manifest.files.len(), manifest.created_at);
+            }
         }
-        BundleCommand::Install { archive, bootstrap: bs, into, state, allow_downgrade } => {
+        BundleCommand::Install { archive, bootstrap: bs, into, state, allow_downgrade, json } => {
             // Where the config will look for it when the kit goes where the config's [kit] is.
             let configured = config
                 .as_ref()
@@ -64,6 +83,17 @@ pub(super) fn bundle(cli: &Cli, b: &BundleCommand) -> Outcome {
             let state = state.clone().or(configured).unwrap_or_else(|| bundle::state::default_path(into));
             let bs = bootstrap(bs)?;
             let manifest = bundle::install(&root, archive, &bs, into, &state, Limits::default(), *allow_downgrade)?;
+            if *json {
+                let report = super::reports::BundleInstalled {
+                    archive: archive.clone(),
+                    into: into.clone(),
+                    state: state.clone(),
+                    files: manifest.files.len(),
+                    created_at: manifest.created_at.clone(),
+                };
+                outln!("{}", serde_json::to_string(&report)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             outln!(
                 "installed {} files into {} (kit createdAt {})",
                 manifest.files.len(),

@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use cryptohost::config::Manifest;
-use serde_json::json;
 
 use super::Outcome;
 
@@ -30,23 +29,23 @@ pub(super) fn inspect(file: &Path, as_json: bool) -> Outcome {
         })
         .map(|e| e.signatures.iter().map(|s| s.keyid.clone()).collect::<Vec<_>>().join(", "));
     if as_json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "file": file.display().to_string(),
-                "sha256": i.sha256,
-                "size": i.size,
-                "world": world.as_ref().ok(),
-                "world_error": world.as_ref().err(),
-                "imports": i.imports,
-                "exports": i.exports,
-                "refused": i.refused_imports,
-                "publisher_claimed": publisher,
-                "manifest": entry.map(|(m, _)| json!({
-                    "wit_package": m.wit_package, "toolchain": m.toolchain, "build_mode": m.build_mode,
-                })),
-            }))?
-        );
+        let report = super::reports::ComponentInspected {
+            file: file.display().to_string(),
+            sha256: i.sha256.clone(),
+            size: i.size,
+            world: world.as_ref().ok().cloned(),
+            world_error: world.as_ref().err().map(ToString::to_string),
+            imports: i.imports.clone(),
+            exports: i.exports.clone(),
+            refused: i.refused_imports.clone(),
+            publisher_claimed: publisher.clone(),
+            manifest: entry.map(|(m, _)| super::reports::ManifestSeen {
+                wit_package: m.wit_package.clone(),
+                toolchain: m.toolchain.clone(),
+                build_mode: m.build_mode.clone(),
+            }),
+        };
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         outln!("{}", file.display());
         outln!("  sha256     {}", i.sha256);
@@ -104,16 +103,25 @@ pub(super) fn check(file: &Path, as_json: bool) -> Outcome {
     let passed = checks.iter().filter(|c| c.outcome == "pass").count();
     let skipped = checks.iter().filter(|c| c.outcome == "skip").count();
     if as_json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "file": file.display().to_string(),
-                "provider": descriptor.reported_name,
-                "world": descriptor.world.map(|w| w.name()),
-                "checks": checks,
-                "passed": passed, "failed": failed, "skipped": skipped,
-            }))?
-        );
+        let report = super::reports::ComponentChecked {
+            file: file.display().to_string(),
+            provider: descriptor.reported_name.clone(),
+            world: descriptor.world.map(|w| w.name().to_string()),
+            checks: checks
+                .iter()
+                .map(|c| super::reports::ConformanceCheck {
+                    capability: c.capability.clone(),
+                    algorithm: c.algorithm.clone(),
+                    name: c.name.clone(),
+                    outcome: c.outcome.to_string(),
+                    detail: c.detail.clone(),
+                })
+                .collect(),
+            passed,
+            failed,
+            skipped,
+        };
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         outln!(
             "{} ({} {}, world {})",

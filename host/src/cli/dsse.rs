@@ -12,7 +12,7 @@ use super::{Cli, DsseSignArgs, DsseVerifyArgs, Outcome, open_registry, render};
 pub(super) fn sign(b: &Backend, a: &DsseSignArgs) -> Outcome {
     let who = Signers { keys: &a.key, alg: a.alg.as_deref(), profiles: &a.profile, key_ids: &a.key_id };
     let signed = b.dsse_sign(&who, &a.payload_type, &a.file, a.sig_format, a.allow_partial)?;
-    render::dsse_sign(&signed, a.out.as_deref(), b.via())
+    render::dsse_sign(&signed, a.out.as_deref(), a.json, b.via())
 }
 
 pub(super) fn verify(b: &Backend, a: &DsseVerifyArgs) -> Outcome {
@@ -31,9 +31,19 @@ pub(super) fn verify(b: &Backend, a: &DsseVerifyArgs) -> Outcome {
     render::dsse_verify(&verified, a.json, a.payload_out.as_deref())
 }
 
-pub(super) fn fingerprint(cli: &Cli, public: &Path) -> Outcome {
+pub(super) fn fingerprint(cli: &Cli, public: &Path, json: bool) -> Outcome {
     let spki = keyfile::read_public_key(public)?;
     let registry = open_registry(cli)?;
-    outln!("{}", cryptohost::trust::fingerprint(&registry, &spki)?);
+    let fingerprint = cryptohost::trust::fingerprint(&registry, &spki)?;
+    if json {
+        let report = super::reports::Fingerprint {
+            public_key: public.to_path_buf(),
+            fingerprint,
+            key_type: cryptohost::request::key_type(&spki),
+        };
+        outln!("{}", serde_json::to_string(&report)?);
+    } else {
+        outln!("{fingerprint}");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -23,7 +23,7 @@ pub(super) fn sign(b: &Backend, a: &SignArgs) -> Outcome {
     render::sign(&b.sign(&who, &a.file, a.sig_format)?, a.json, a.out.as_deref(), b.via())
 }
 
-pub(super) fn verify(b: &Backend, a: &VerifyArgs) -> Outcome {
+pub(super) fn verify(b: &Backend, a: &VerifyArgs, verbose: bool) -> Outcome {
     let key = match (&a.public, &a.key_id) {
         (Some(path), _) => VerifyKey::Pub(path),
         (None, Some(id)) => VerifyKey::KeyId(id),
@@ -38,7 +38,7 @@ pub(super) fn verify(b: &Backend, a: &VerifyArgs) -> Outcome {
         (None, None) => return Err(anyhow::anyhow!("--key-id needs --alg").into()),
     };
     let signature = keyfile::read_signature(&a.sig)?;
-    render::verify(&b.verify(&alg, key, signature, &a.file, a.sig_format)?, a.json, b.via())
+    render::verify(&b.verify(&alg, key, signature, &a.file, a.sig_format)?, a.json, verbose, b.via())
 }
 
 pub(super) fn keygen(cli: &Cli, a: &KeygenArgs) -> Outcome {
@@ -76,7 +76,12 @@ pub(super) fn keygen(cli: &Cli, a: &KeygenArgs) -> Outcome {
     if a.json {
         outln!(
             "{}",
-            serde_json::json!({"algorithm": a.alg, "private_key": a.out, "public_key": a.public, "provider": served})
+            serde_json::to_value(super::reports::KeygenReport {
+                algorithm: a.alg.clone(),
+                private_key: a.out.clone(),
+                public_key: a.public.clone(),
+                provider: served,
+            })?
         );
     } else {
         served!("cryptohost: keygen: served by {served}");

@@ -24,6 +24,8 @@ pub(super) enum GenerateCommand {
     /// Write cryptohost.1 and one page per subcommand (cryptohost-sign.1, cryptohost-keys-list.1,
     /// ...) into DIR (created if missing; refused if it is a symlink).
     Man { dir: PathBuf },
+    /// Write the JSON Schema of every command's `--json` output into DIR (docs/cli-json).
+    JsonSchemas { dir: PathBuf },
 }
 
 /// The shells whose completions are installed.
@@ -59,6 +61,15 @@ pub(super) fn generate(what: &GenerateCommand) -> Outcome {
         GenerateCommand::Man { dir } => {
             for page in man_pages(dir)? {
                 outln!("{}", page.display());
+            }
+        }
+        GenerateCommand::JsonSchemas { dir } => {
+            for (name, schema) in super::reports::json_schemas() {
+                let path = dir.join(format!("{name}.json"));
+                let text = serde_json::to_string_pretty(&schema)? + "\n";
+                // A fresh file renamed into place: never written through a symlink.
+                cryptohost::fsio::replace_atomic(&path, text.as_bytes(), 0o644)?;
+                outln!("{}", path.display());
             }
         }
     }

@@ -54,6 +54,16 @@ pub(super) fn pin(cli: &Cli, a: &PinArgs) -> Outcome {
     let manifest_path = config_path.parent().unwrap_or(Path::new(".")).join(&a.manifest);
     let manifest = Manifest::load(&manifest_path)?;
     let changes = write_pins(&config_path, &manifest, cli.components.as_deref())?;
+    if a.json {
+        let report = super::reports::PinReport {
+            config: config_path.clone(),
+            manifest: manifest_path.clone(),
+            toolchain: manifest.toolchain.clone(),
+            changes: changes.iter().map(ToString::to_string).collect(),
+        };
+        outln!("{}", serde_json::to_string(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     outln!("pinned {} to the build in {} ({})", config_path.display(), manifest_path.display(), manifest.toolchain);
     if changes.is_empty() {
         outln!("no digest changed");
@@ -67,30 +77,39 @@ pub(super) fn pin(cli: &Cli, a: &PinArgs) -> Outcome {
 pub(super) fn keys(b: &Backend, k: &KeysCommand) -> Outcome {
     match k {
         KeysCommand::List(f) => render::keys_list(&b.keys_list()?, f.json),
-        KeysCommand::Generate { reference, alg, rsa_bits, public } => {
+        KeysCommand::Generate { reference, alg, rsa_bits, public, json } => {
             let generated = b.key_generate(reference, alg, *rsa_bits)?;
-            render::key_generated(reference, alg, &generated, public.as_deref())
+            render::key_generated(reference, alg, &generated, public.as_deref(), *json)
         }
         // A simulation key's type follows the algorithm (and RSA size).
-        KeysCommand::Public { reference, alg, rsa_bits } => {
-            render::key_public(&b.key_public(reference, alg, *rsa_bits)?, b.via())
+        KeysCommand::Public { reference, alg, rsa_bits, json } => {
+            render::key_public(&b.key_public(reference, alg, *rsa_bits)?, *json, b.via())
         }
     }
 }
 
 pub(super) fn crypt(b: &Backend, a: &CryptArgs, encrypt: bool) -> Outcome {
-    if encrypt {
+    if a.json && super::stdio::is_std(&a.out) {
+        return Err(anyhow::anyhow!("--out - and --json would both write to standard output: give one").into());
+    }
+    let (operation, bytes, provider) = if encrypt {
         let sealed = b.encrypt(&a.key, &a.alg, &a.file, a.aad.as_bytes())?;
         let mut out = sealed.nonce.clone();
         out.extend_from_slice(&sealed.ciphertext);
         super::stdio::write(&a.out, &out, |p, b| cryptohost::fsio::write_new(p, b, 0o644))?;
         served!("cryptohost: encrypt: served by {}{}", sealed.provider, b.via());
+        ("encrypt", out.len(), sealed.provider)
     } else {
         let plain = b.decrypt(&a.key, &a.alg, &a.file, a.aad.as_bytes())?;
         super::stdio::write(&a.out, &plain.plaintext, |p, b| cryptohost::fsio::write_new(p, b, 0o600))?;
         served!("cryptohost: decrypt: served by {}{}", plain.provider, b.via());
-    }
-    if !super::stdio::is_std(&a.out) {
+        ("decrypt", plain.plaintext.len(), plain.provider)
+    };
+    if a.json {
+        let report =
+            super::reports::Crypted { operation: operation.into(), out: a.out.clone(), bytes: bytes as u64, provider };
+        outln!("{}", serde_json::to_string(&report)?);
+    } else if !super::stdio::is_std(&a.out) {
         outln!("wrote {}", a.out.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -100,7 +119,7 @@ pub(super) fn hsm(b: &Backend, h: &HsmCommand) -> Outcome {
     let (action, json) = match h {
         HsmCommand::Connect(f) => (HsmAction::Connect, f.json),
         HsmCommand::Status(f) => (HsmAction::Status, f.json),
-        HsmCommand::Disconnect => (HsmAction::Disconnect, false),
+        HsmCommand::Disconnect(f) => (HsmAction::Disconnect, f.json),
     };
     render::hsm(&b.hsm(action)?, json)
 }

@@ -49,6 +49,7 @@ mod files;
 mod generate;
 mod keys;
 mod render;
+pub mod reports;
 mod serve;
 mod stdio;
 
@@ -92,7 +93,8 @@ struct Cli {
     /// With --socket: how long the server's answer may take, in milliseconds (default 300000).
     #[arg(long, global = true, env = "CRYPTOHOST_SOCKET_TIMEOUT_MS", value_name = "MS")]
     socket_timeout_ms: Option<u64>,
-    /// Log more (repeat for debug).
+    /// Log more (repeat for debug); `verify -v` also says which provider, key type, algorithm,
+    /// signature encoding and digest were used.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     /// Quiet: no "served by" lines on stderr (errors and warnings stay).
@@ -155,6 +157,9 @@ struct ServeArgs {
     /// Where to listen: unix:PATH (default: [service] listen in the config).
     #[arg(long, value_name = "unix:PATH")]
     listen: Option<String>,
+    /// Once serving, print one JSON line on stdout saying where (the start-up line).
+    #[arg(long)]
+    json: bool,
     /// Print the OpenAPI document of the routes and exit (docs/openapi.json is this output).
     #[arg(long)]
     openapi: bool,
@@ -177,12 +182,18 @@ enum BundleCommand {
         alg: String,
         #[arg(long)]
         out: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Verify a bundle against a bootstrap key given out of band.
     Verify {
         archive: PathBuf,
         #[command(flatten)]
         bootstrap: BootstrapArgs,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Verify, then install the kit (anchors, keys, components) into its own directory, all or
     /// nothing: a new or empty directory, or an installed kit, upgraded in place (the new tree
@@ -202,6 +213,9 @@ enum BundleCommand {
         /// Install a kit older (createdAt) than the newest installed.
         #[arg(long)]
         allow_downgrade: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -260,7 +274,12 @@ enum ComponentsCommand {
 #[derive(Subcommand)]
 enum TrustCommand {
     /// Print `sha256:` + hex of a public key's SPKI DER (the trust-anchor fingerprint).
-    Fingerprint { public: PathBuf },
+    Fingerprint {
+        public: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -299,6 +318,9 @@ struct DsseSignArgs {
     out: Option<PathBuf>,
     /// The input file, or - for standard input (read in one pass, bounded like a file).
     file: PathBuf,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -352,6 +374,9 @@ enum KeysCommand {
         /// Also write the SPKI PEM public key here.
         #[arg(long = "pub")]
         public: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the SPKI PEM public key of a key reference.
     Public {
@@ -361,6 +386,9 @@ enum KeysCommand {
         alg: String,
         #[arg(long, default_value_t = 3072)]
         rsa_bits: u32,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -369,7 +397,7 @@ enum HsmCommand {
     /// Load the module, find the tokens, log in; report each token.
     Connect(JsonFlag),
     /// Log out, close every session, finalize the module.
-    Disconnect,
+    Disconnect(JsonFlag),
     /// Report each configured token: present, healthy, logged in, sessions. Never logs in (it
     /// loads the module and finds the tokens if needed).
     Status(JsonFlag),
@@ -391,6 +419,9 @@ struct CryptArgs {
     out: PathBuf,
     /// The input file, or - for standard input (read in one pass, bounded like a file).
     file: PathBuf,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -496,6 +527,9 @@ struct PinArgs {
     /// component file is hashed and must match it.
     #[arg(long, default_value = "components/manifest.json")]
     manifest: PathBuf,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Exit code 2 with a message: bad input or a failure.
@@ -629,7 +663,7 @@ fn run(cli: &Cli) -> Outcome {
         Command::Providers(a) => keys::providers(cli, a.json),
         Command::Hash(a) => files::hash(&backend(cli)?, a),
         Command::Sign(a) => files::sign(&backend(cli)?, a),
-        Command::Verify(a) => files::verify(&backend(cli)?, a),
+        Command::Verify(a) => files::verify(&backend(cli)?, a, cli.verbose > 0),
         Command::Keygen(a) => files::keygen(cli, a),
         Command::Pin(a) => keys::pin(cli, a),
         Command::Keys(k) => keys::keys(&backend(cli)?, k),
@@ -639,7 +673,7 @@ fn run(cli: &Cli) -> Outcome {
         Command::Dsse(DsseCommand::Sign(a)) => dsse::sign(&backend(cli)?, a),
         Command::Dsse(DsseCommand::Verify(a)) => dsse::verify(&backend(cli)?, a),
         Command::Bundle(b) => bundle::bundle(cli, b),
-        Command::Trust(TrustCommand::Fingerprint { public }) => dsse::fingerprint(cli, public),
+        Command::Trust(TrustCommand::Fingerprint { public, json }) => dsse::fingerprint(cli, public, *json),
         Command::Components(ComponentsCommand::Inspect { file, json }) => components::inspect(file, *json),
         Command::Components(ComponentsCommand::Check { file, json }) => components::check(file, *json),
         Command::Components(ComponentsCommand::Sign { key, alg, key_id, out }) => {

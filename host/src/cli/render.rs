@@ -73,7 +73,7 @@ pub(super) fn sign(s: &SignResponse, json: bool, out: Option<&Path>, via: &str) 
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn verify(v: &VerifyResponse, json: bool, via: &str) -> Outcome {
+pub(super) fn verify(v: &VerifyResponse, json: bool, verbose: bool, via: &str) -> Outcome {
     if json {
         json_line(v)?;
         return Ok(verdict(v.valid));
@@ -82,11 +82,37 @@ pub(super) fn verify(v: &VerifyResponse, json: bool, via: &str) -> Outcome {
         report("hash", h, via);
     }
     report("verify", &v.provider, via);
+    if verbose {
+        // What was used, never a secret: nothing here is one.
+        let unknown = || "?".to_string();
+        eprintln!(
+            "cryptohost: verify: key {} {}, algorithm {}, signature encoding {}",
+            v.key_type.clone().unwrap_or_else(unknown),
+            v.key_fingerprint.clone().unwrap_or_else(unknown),
+            v.algorithm,
+            v.signature_format.as_deref().unwrap_or("raw (not ECDSA)")
+        );
+        match &v.digest {
+            Some(d) => eprintln!("cryptohost: verify: digest {} {}", d.hash, d.hex),
+            None => eprintln!("cryptohost: verify: the whole message was verified (no prehash)"),
+        }
+    }
     outln!("{}", if v.valid { "valid" } else { "invalid" });
     Ok(verdict(v.valid))
 }
 
-pub(super) fn dsse_sign(s: &DsseSignResponse, out: Option<&Path>, via: &str) -> Outcome {
+pub(super) fn dsse_sign(s: &DsseSignResponse, out: Option<&Path>, json: bool, via: &str) -> Outcome {
+    if json {
+        if out.is_some_and(super::stdio::is_std) {
+            return Err(anyhow::anyhow!("--out - and --json would both write to standard output: give one").into());
+        }
+        if let Some(out) = out {
+            let envelope = serde_json::to_string_pretty(&s.envelope)? + "\n";
+            super::stdio::write(out, envelope.as_bytes(), |p, b| fsio::replace_atomic(p, b, 0o644))?;
+        }
+        // The answer: the envelope and the signers that failed (with --allow-partial).
+        return json_line(s);
+    }
     for f in &s.failures {
         let (label, why) = f.split_once(": ").unwrap_or((f.as_str(), ""));
         eprintln!("cryptohost: dsse sign: {label} FAILED (kept the others, --allow-partial): {why}");
@@ -124,19 +150,37 @@ pub(super) fn dsse_verify(v: &DsseVerifyResponse, json: bool, payload_out: Optio
     Ok(verdict(v.valid))
 }
 
-pub(super) fn key_public(k: &PublicKeyResponse, via: &str) -> Outcome {
+pub(super) fn key_public(k: &PublicKeyResponse, json: bool, via: &str) -> Outcome {
+    if json {
+        return json_line(k);
+    }
     served!("cryptohost: keys public: served by {}{via}", k.provider);
     out!("{}", k.public_key);
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn key_generated(reference: &str, alg: &str, k: &PublicKeyResponse, public: Option<&Path>) -> Outcome {
+pub(super) fn key_generated(
+    reference: &str,
+    alg: &str,
+    k: &PublicKeyResponse,
+    public: Option<&Path>,
+    json: bool,
+) -> Outcome {
+    if let Some(p) = public.filter(|_| !k.public_key.is_empty()) {
+        fsio::write_new(p, k.public_key.as_bytes(), 0o644)?;
+    }
+    if json {
+        return json_line(&super::reports::KeyGenerated {
+            key: reference.to_string(),
+            algorithm: alg.to_string(),
+            public_key: k.public_key.clone(),
+            public_key_file: public.filter(|_| !k.public_key.is_empty()).map(Path::to_path_buf),
+            provider: k.provider.clone(),
+        });
+    }
     outln!("generated {reference} ({alg})");
-    if !k.public_key.is_empty() {
-        match public {
-            Some(p) => fsio::write_new(p, k.public_key.as_bytes(), 0o644)?,
-            None => out!("{}", k.public_key),
-        }
+    if !k.public_key.is_empty() && public.is_none() {
+        out!("{}", k.public_key);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -175,6 +219,10 @@ fn token_line(t: &TokenStatus) -> String {
 }
 
 pub(super) fn hsm(r: &HsmReport, json: bool) -> Outcome {
+    if r.action == "disconnect" && json {
+        // The whole report: whether there was a connection to end is its point.
+        return json_line(r);
+    }
     if r.action == "disconnect" {
         if r.was_connected {
             outln!("disconnected from {}", r.hsm);

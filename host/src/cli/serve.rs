@@ -55,6 +55,20 @@ pub(super) fn serve(cli: &Cli, a: &ServeArgs) -> Outcome {
         components: cli.components.clone(),
         trust: trust_mode(cli, &config),
     };
-    cryptohost::service::run(source, socket)?;
+    let json = a.json;
+    cryptohost::service::run(source, socket, |s| {
+        if json {
+            let line = super::reports::Serving {
+                socket: s.socket.to_path_buf(),
+                metrics: s.metrics.map(|m| m.to_string()),
+                providers: s.providers,
+                pid: std::process::id(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            if let Ok(text) = serde_json::to_string(&line) {
+                outln!("{text}");
+            }
+        }
+    })?;
     Ok(ExitCode::SUCCESS)
 }

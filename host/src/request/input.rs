@@ -62,6 +62,16 @@ pub(super) struct Prepared {
 }
 
 impl Prepared {
+    /// The digest signed or verified, when there is one (a prehashing algorithm).
+    pub fn digest(&self, alg: &crate::alg::SignatureAlgorithm) -> Option<cryptohost_client::api::Digest> {
+        match (self.is_digest, alg.hash) {
+            (true, Some(h)) => {
+                Some(cryptohost_client::api::Digest { hash: h.to_string(), hex: hex::encode(&self.bytes) })
+            }
+            _ => None,
+        }
+    }
+
     pub fn sign_input(&self) -> SignInput<'_> {
         if self.is_digest { SignInput::Digest(&self.bytes) } else { SignInput::Message(&self.bytes) }
     }

@@ -33,7 +33,7 @@ pub use keys::{
     HsmAction, decrypt, encrypt, hsm, key_generate, key_public, keys_list, parse_held_reference, permit_admin,
 };
 pub use sign::{DsseSign, KeySpec, Sign, dsse_sign, record_event, sign};
-pub use verify::{DsseVerify, GivenKey, PublicKeySpec, TrustSpec, Verify, dsse_verify, hash, verify};
+pub use verify::{DsseVerify, GivenKey, PublicKeySpec, TrustSpec, Verify, dsse_verify, hash, key_type, verify};
 
 use crate::audit::{AuditError, AuditLog};
 use crate::config::Config;

@@ -121,12 +121,24 @@ pub fn verify(ctx: &Context<'_>, req: Verify<'_>) -> Result<VerifyResponse, Requ
             valid,
             provider: served_by(&verified),
             hashed_by: prepared.hashed_by.clone(),
+            key_type: key_type(spki),
+            key_fingerprint: crate::trust::fingerprint(&ctx.host.registry, spki).ok(),
+            signature_format: (alg.family == crate::alg::Family::Ecdsa).then(|| req.format.to_string()),
+            digest: prepared.digest(alg),
         });
         if valid {
             break;
         }
     }
     answer.ok_or_else(|| RequestError::Invalid("no key to verify with".into()))
+}
+
+/// `P-256`, `RSA-3072`, `Ed25519`, `ML-DSA-65`: what a verbose answer says of a key.
+pub fn key_type(spki: &[u8]) -> Option<String> {
+    match crate::alg::key_kind(spki).ok()? {
+        crate::alg::KeyKind::Fixed(a) => a.key_type.map(str::to_string),
+        crate::alg::KeyKind::Rsa => crate::policy::rsa_modulus_bits(spki).map(|b| format!("RSA-{b}")),
+    }
 }
 
 /// A public key given to verify an envelope with.

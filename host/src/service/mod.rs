@@ -399,7 +399,14 @@ fn bind(path: &Path, group: Option<&str>) -> Result<std::os::unix::net::UnixList
 /// # Errors
 /// The config or a component does not load, the audit log cannot be opened, the socket cannot
 /// be bound (or another server owns it).
-pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> {
+/// What `run` says once it serves: the socket, the metrics address, how many providers.
+pub struct Started<'a> {
+    pub socket: &'a Path,
+    pub metrics: Option<std::net::SocketAddr>,
+    pub providers: usize,
+}
+
+pub fn run(source: Source, socket: Option<PathBuf>, ready: impl FnOnce(&Started<'_>)) -> Result<(), ServiceError> {
     raise_descriptor_limit();
     let shared = Shared::new(source)?;
     let inner = shared.current();
@@ -430,11 +437,13 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
             tokio::net::UnixListener::from_std(std_listener).map_err(|e| socket_err(&path, e.to_string()))?;
         let header_timeout = shared.current().config.service.header_timeout;
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let mut metrics_bound = None;
         if let Some(addr) = metrics_listen {
             let tcp = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| ServiceError::Runtime(format!("[service] metrics_listen {addr}: cannot bind: {e}")))?;
             let bound = tcp.local_addr().unwrap_or(addr);
+            metrics_bound = Some(bound);
             log::warn!("metrics on http://{bound}/metrics");
             tokio::spawn(conn::accept_loop(
                 conn::Tcp(tcp),
@@ -451,9 +460,11 @@ pub fn run(source: Source, socket: Option<PathBuf>) -> Result<(), ServiceError> 
             let _ = stop_tx.send(true);
         });
         let per_uid = conn::Holds::new(shared.current().config.service.max_connections_per_uid);
+        let providers = shared.current().host.providers().len();
         let workers = conn::Threads::start(threads, &router(shared), header_timeout)
             .map_err(|e| ServiceError::Runtime(format!("connection threads: {e}")))?;
         systemd::notify("READY=1");
+        ready(&Started { socket: &path, metrics: metrics_bound, providers });
         workers.accept(conn::Unix(listener), per_uid, stop).await;
         Ok::<(), ServiceError>(())
     });
