@@ -225,3 +225,31 @@ fn verify_v_says_what_was_used_and_never_more() {
     let quiet = common::run(&k.config, &["verify", "--pub", s(&public), "--sig", s(&sig), s(&msg)]);
     assert!(!common::stderr(&quiet).contains("signature encoding"), "{}", common::stderr(&quiet));
 }
+
+/// The progress bar: on stderr, for a file over 64 MiB, only when stderr is a terminal (run
+/// under a pseudo-terminal with `script`); never in a pipe, and never for a small file.
+#[test]
+fn a_progress_bar_only_for_large_inputs_and_only_on_a_terminal() {
+    let k = kit();
+    let dir = k.dir.path();
+    let big = dir.join("big");
+    fs::File::create(&big).unwrap().set_len((64 << 20) + 4096).unwrap();
+    let small = dir.join("small");
+    fs::write(&small, b"small").unwrap();
+    let under_pty = |file: &Path| {
+        let command = format!("{} --config {} hash --alg SHA-256 {}", s(&common::binary()), s(&k.config), s(file));
+        let out = Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("script (bsdutils)");
+        assert!(out.status.success(), "{}", common::stdout(&out));
+        common::stdout(&out)
+    };
+    let shown = under_pty(&big);
+    assert!(shown.contains("of 64.00 MiB ["), "a bar on the terminal: {shown:?}");
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(vec![0u8; (64 << 20) + 4096]));
+    assert!(shown.contains(&digest), "and the right digest: {shown:?}");
+    assert!(!under_pty(&small).contains(" of "), "no bar for a small file");
+    // Not a terminal: nothing but the usual line.
+    let piped = common::run_local(&k.config, &["hash", "--alg", "SHA-256", s(&big)]);
+    assert!(piped.status.success());
+    assert!(!common::stderr(&piped).contains(" of "), "{}", common::stderr(&piped));
+    assert_eq!(common::stdout(&piped).trim(), digest);
+}

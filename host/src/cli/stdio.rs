@@ -15,13 +15,46 @@ pub(super) fn is_std(path: &Path) -> bool {
 
 /// Calls `f` with the input `path` names: a file the request layer opens, or standard input
 /// as a stream that cannot be rewound (hashed as it is read, or read whole within the limit).
+/// A file over [`PROGRESS_OVER`] read while stderr is a terminal is streamed through a
+/// progress bar instead (the one difference: a provider that faults halfway is not retried
+/// from the start on the next, as it is for a file the request layer opens itself).
 pub(super) fn with_input<T>(path: &Path, f: impl FnOnce(Input<'_>) -> T) -> T {
     if is_std(path) {
         let mut stdin = std::io::stdin().lock();
-        f(Input::Stream(&mut stdin))
-    } else {
-        f(Input::File(path))
+        return f(Input::Stream(&mut stdin));
     }
+    if let Some(len) = wants_progress(path)
+        && let Ok(file) = fsio::open_regular(path, "input")
+    {
+        let mut reader = progress(file, len);
+        return f(Input::Stream(&mut reader));
+    }
+    f(Input::File(path))
+}
+
+/// Inputs larger than this get a progress bar (on a terminal).
+pub(super) const PROGRESS_OVER: u64 = 64 << 20;
+
+/// The length of `path` when a progress bar is wanted for it: a regular file over
+/// [`PROGRESS_OVER`] and stderr a terminal (never in a pipe, a log or a test's capture).
+fn wants_progress(path: &Path) -> Option<u64> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let m = std::fs::metadata(path).ok().filter(std::fs::Metadata::is_file)?;
+    (m.len() > PROGRESS_OVER).then_some(m.len())
+}
+
+/// `reader` with a progress bar of `len` bytes on stderr, cleared when the read is done.
+fn progress<R: Read>(reader: R, len: u64) -> impl Read {
+    let bar = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("cryptohost: {bytes} of {total_bytes} [{bar:20}] {bytes_per_sec}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.with_finish(indicatif::ProgressFinish::AndClear).wrap_read(reader)
 }
 
 /// An input to stream: standard input, or a regular file (never a fifo or a device).
@@ -29,7 +62,14 @@ pub(super) fn with_input<T>(path: &Path, f: impl FnOnce(Input<'_>) -> T) -> T {
 /// # Errors
 /// The file cannot be opened or is not a regular file.
 pub(super) fn open(path: &Path) -> Result<Box<dyn Read>> {
-    if is_std(path) { Ok(Box::new(std::io::stdin().lock())) } else { Ok(Box::new(fsio::open_regular(path, "input")?)) }
+    if is_std(path) {
+        return Ok(Box::new(std::io::stdin().lock()));
+    }
+    let file = fsio::open_regular(path, "input")?;
+    match wants_progress(path) {
+        Some(len) => Ok(Box::new(progress(file, len))),
+        None => Ok(Box::new(file)),
+    }
 }
 
 /// An input read whole, at most `limit` bytes: from standard input the read stops one byte
