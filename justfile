@@ -66,12 +66,40 @@ build-guests out="components" target_dir=guest_target_dir:
         name="$(sed -n '/^name = "/{s/^name = "\(.*\)"/\1/p;q}' "$manifest")"
         modules+=("{{target_dir}}/{{guest_target}}/release/${name//-/_}.wasm")
     done
-    cargo run --quiet --release -p guest-pack -- --wit wit --out "{{out}}" \
+    # --merge: a provider built out of tree (just build-provider) into the same directory keeps
+    # its entry, as long as it was built with this toolchain.
+    cargo run --quiet --release -p guest-pack -- --wit wit --out "{{out}}" --merge \
         --toolchain "$($rustc_bin --version)" --build-mode "$mode" "${modules[@]}"
 
-# Create guests/NAME from the provider template (world: verifier, signer or keystore).
+# Create a provider from the template (--world verifier|signer|keystore): guests/NAME, or with
+# --out DIR a standalone crate DIR/NAME of its own (build it with `just build-provider`).
 new-provider name *args:
     bash scripts/new-provider.sh {{name}} {{args}}
+
+# Build a standalone provider crate exactly as build-guests builds ours (same compiler, flags
+# and profile), pack it into OUT and merge its entry into OUT/manifest.json (the others kept).
+build-provider crate out="components" target_dir=guest_target_dir:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # The same flags as build-guests, so the shared target directory's dependencies are reused
+    # (a different remap would rebuild them all).
+    remap="--remap-path-prefix={{justfile_directory()}}/guests=/guests --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+    flags="-C target-feature=+wide-arithmetic $remap"
+    name="$(sed -n '/^name = "/{s/^name = "\(.*\)"/\1/p;q}' "{{crate}}/Cargo.toml")"
+    [ -n "$name" ] || { echo "build-provider: {{crate}}/Cargo.toml names no package" >&2; exit 2; }
+    cd "{{crate}}"
+    if rustup target list --installed 2>/dev/null | grep -x {{guest_target}} >/dev/null; then
+        mode="rustup target {{guest_target}}"; rustc_bin="$(rustup which rustc)"
+        RUSTFLAGS="$flags" cargo build --release --target {{guest_target}} --target-dir "{{target_dir}}"
+    else
+        mode="Debian rustc-web with -Zbuild-std"; rustc_bin=/usr/bin/rustc
+        RUSTC="$rustc_bin" RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" /usr/bin/cargo build --release \
+            --target {{guest_target}} --target-dir "{{target_dir}}" -Zbuild-std=std,panic_abort
+    fi
+    cd "{{justfile_directory()}}"
+    cargo run --quiet --release -p guest-pack -- --wit "{{crate}}/wit" --out "{{out}}" --merge \
+        --toolchain "$($rustc_bin --version)" --build-mode "$mode" \
+        "{{target_dir}}/{{guest_target}}/release/${name//-/_}.wasm"
 
 # The provider template, for each world, builds (in the guests' shared target directory),
 # packs, and passes `components inspect` and `components check` unchanged.
@@ -110,7 +138,20 @@ check-template: build
         target/release/cryptohost components inspect "$tmp/out/template-$world.wasm" | grep "world      $world" >/dev/null
         target/release/cryptohost components check "$tmp/out/template-$world.wasm"
     done
-    echo "check-template: the template builds and passes components check for every world"
+    # Out of tree: a standalone crate, built by build-provider into a copy of our components,
+    # whose manifest then lists ours and it (nothing merged by hand), so `pin` takes it.
+    bash scripts/new-provider.sh thirdparty --world signer --out "$tmp/ext"
+    mkdir "$tmp/merged" && cp components/*.wasm components/manifest.json "$tmp/merged/"
+    just build-provider "$tmp/ext/thirdparty" "$tmp/merged"
+    jq -e '.components | has("thirdparty") and has("offline-verification") and has("simulation")' \
+        "$tmp/merged/manifest.json" >/dev/null
+    target/release/cryptohost components check "$tmp/merged/thirdparty.wasm"
+    sha="$(jq -r '.components.thirdparty.sha256' "$tmp/merged/manifest.json")"
+    printf 'component_dir = "merged"\n[[provider]]\nname = "thirdparty"\ncomponent = "thirdparty.wasm"\npriority = 10\nrole = "signer"\n' > "$tmp/cryptohost.toml"
+    target/release/cryptohost --config "$tmp/cryptohost.toml" pin --manifest merged/manifest.json >/dev/null
+    grep "$sha" "$tmp/cryptohost.toml" >/dev/null
+    target/release/cryptohost --config "$tmp/cryptohost.toml" providers >/dev/null
+    echo "check-template: the template builds and passes components check for every world, in tree and out of tree"
 
 # Build the guests a second time in a fresh target directory and require identical bytes.
 check-reproducible:

@@ -1,6 +1,11 @@
 //! Turns the guests' core wasm modules into components and writes `components/manifest.json`.
 //!
-//! Usage: `guest-pack --wit DIR --out DIR --toolchain TEXT --build-mode TEXT CORE.wasm...`
+//! Usage: `guest-pack --wit DIR --out DIR --toolchain TEXT --build-mode TEXT [--merge] CORE.wasm...`
+//!
+//! With `--merge`, the entries of an existing `OUT/manifest.json` for other components are kept
+//! (a provider built out of tree and packed into the same directory survives a rebuild of the
+//! others), provided their file is still there with the recorded digest and they were built
+//! with the same WIT package, toolchain and build mode (one manifest, one toolchain).
 //!
 //! Each core module already carries wit-bindgen's component-type section; this tool encodes it
 //! as a component with `wit-component`, writes `OUT/NAME.wasm` (NAME from the module file name,
@@ -14,10 +19,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct Manifest {
     /// The WIT package every component was built against.
     wit_package: String,
@@ -28,7 +33,7 @@ struct Manifest {
     components: BTreeMap<String, Entry>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct Entry {
     file: String,
     sha256: String,
@@ -86,6 +91,7 @@ fn wit_package(wit_dir: &Path) -> Result<String> {
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1).collect::<Vec<_>>().into_iter();
     let (mut wit, mut out, mut toolchain, mut mode) = (None, None, None, None);
+    let mut merge = false;
     let mut inputs: Vec<PathBuf> = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -93,6 +99,7 @@ fn main() -> Result<()> {
             "--out" => out = Some(PathBuf::from(arg_value(&mut args, "--out")?)),
             "--toolchain" => toolchain = Some(arg_value(&mut args, "--toolchain")?),
             "--build-mode" => mode = Some(arg_value(&mut args, "--build-mode")?),
+            "--merge" => merge = true,
             other if other.starts_with("--") => bail!("unknown flag {other}"),
             path => inputs.push(PathBuf::from(path)),
         }
@@ -128,13 +135,58 @@ fn main() -> Result<()> {
         components.insert(name, Entry { file, sha256, size: component.len() as u64, world });
     }
 
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         wit_package: wit_package(&wit)?,
         toolchain: toolchain.context("--toolchain TEXT is required")?,
         build_mode: mode.context("--build-mode TEXT is required")?,
         components,
     };
+    if merge {
+        merge_existing(&out, &mut manifest)?;
+    }
     let json = serde_json::to_string_pretty(&manifest)? + "\n";
     fs::write(out.join("manifest.json"), json).context("writing manifest.json")?;
+    Ok(())
+}
+
+/// Keeps the entries of `OUT/manifest.json` for components not packed now, when their file is
+/// still there with the recorded digest; refuses a manifest of another toolchain, build mode or
+/// WIT package (one manifest vouches for one build).
+fn merge_existing(out: &Path, manifest: &mut Manifest) -> Result<()> {
+    let path = out.join("manifest.json");
+    let old: Manifest = match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("{}: not a manifest", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    for (name, entry) in old.components {
+        if manifest.components.contains_key(&name) {
+            continue;
+        }
+        let Ok(bytes) = fs::read(out.join(&entry.file)) else {
+            writeln!(std::io::stdout(), "{}: gone, dropped from the manifest", entry.file).context("writing to stdout")?;
+            continue;
+        };
+        if hex::encode(Sha256::digest(&bytes)) != entry.sha256 {
+            bail!("{}: its bytes no longer match the manifest's sha256; rebuild it or remove it", entry.file);
+        }
+        if (&old.wit_package, &old.toolchain, &old.build_mode)
+            != (&manifest.wit_package, &manifest.toolchain, &manifest.build_mode)
+        {
+            bail!(
+                "{}: built against {} with {} ({}), not {} with {} ({}): one manifest records one build; \
+                 rebuild it with this toolchain (just build-provider) or pack into another directory",
+                entry.file,
+                old.wit_package,
+                old.toolchain,
+                old.build_mode,
+                manifest.wit_package,
+                manifest.toolchain,
+                manifest.build_mode
+            );
+        }
+        writeln!(std::io::stdout(), "{}: kept (sha256 {})", entry.file, entry.sha256).context("writing to stdout")?;
+        manifest.components.insert(name, entry);
+    }
     Ok(())
 }
