@@ -267,3 +267,27 @@ fn bad_policy_lines_are_config_errors_naming_the_field() {
         assert!(err.contains(field) && err.contains(says), "{policy}: {err}");
     }
 }
+
+#[test]
+fn a_reload_applies_a_new_policy_whole_and_a_bad_one_changes_nothing() {
+    let rules = allow_me("\"sign\", \"admin\"", "\"sim:*\"", "\"*\"");
+    let server = Server::start(Some("policy-reload"), &rules);
+    let sign = |alg: &str| {
+        server.json("POST", "/v1/sign", serde_json::json!({"key": "sim:k", "algorithm": alg, "data": "AA"}))
+    };
+    assert_eq!(sign("ES256").0, 200, "no policy yet");
+    let open = fs::read_to_string(&server.config).unwrap();
+    fs::write(&server.config, format!("{open}\n[policy]\npreset = \"cnsa1\"\n")).unwrap();
+    let (status, v) = server.json("POST", "/v1/reload", serde_json::json!({}));
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = sign("ES256");
+    assert_eq!((status, v["error"]["kind"].as_str()), (403, Some("refused-by-policy")), "{v}");
+    assert_eq!(sign("ES384").0, 200);
+    // A policy that does not load leaves the one in force, whole.
+    fs::write(&server.config, format!("{open}\n[policy]\npreset = \"fips-140-9\"\n")).unwrap();
+    let (status, v) = server.json("POST", "/v1/reload", serde_json::json!({}));
+    assert_ne!(status, 200, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("policy.preset"), "{v}");
+    assert_eq!(sign("ES256").0, 403, "cnsa1 still holds");
+    assert_eq!(sign("ES384").0, 200);
+}

@@ -523,3 +523,32 @@ fn doctor_reaches_the_tokens_without_a_login_and_names_each_hsm_failure() {
     let module = checks.iter().find(|c| c["check"] == "hsm module").unwrap();
     assert!(module["detail"].as_str().unwrap().contains("pinned 0000"), "{module}");
 }
+
+/// The HSM commands' `--json` against their committed schemas (`docs/cli-json/`), against
+/// SoftHSM2: keys generate, keys list, hsm status, connect and disconnect.
+#[test]
+fn hsm_json_outputs_validate_against_their_schemas() {
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["schema"]);
+    let config = hsm.config(&["schema"], 1, "");
+    let valid = |name: &str, args: &[&str]| -> serde_json::Value {
+        let out = crate::common::run_local(&config, args);
+        assert!(out.status.success(), "{args:?}: {}", crate::common::stderr(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+        let path = crate::common::repo_root().join(format!("docs/cli-json/{name}.json"));
+        let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}\n{doc:#}");
+        doc
+    };
+    let key = "pkcs11:token=schema;object=json-key";
+    let made = valid("keys-generate", &["keys", "generate", key, "--alg", "ES256", "--json"]);
+    assert!(made["public_key"].as_str().unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+    let listed = valid("keys-list", &["keys", "list", "--json"]);
+    assert!(listed.as_array().unwrap().iter().any(|k| k["uri"].as_str().unwrap().contains("json-key")), "{listed}");
+    valid("hsm-status", &["hsm", "status", "--json"]);
+    valid("hsm-connect", &["hsm", "connect", "--json"]);
+    let gone = valid("hsm-disconnect", &["hsm", "disconnect", "--json"]);
+    assert_eq!(gone["action"], "disconnect");
+}

@@ -342,7 +342,10 @@ impl Config {
         let hsm = raw.hsm.map(|h| sections::hsm(&src, h, raw.strict)).transpose()?;
         let (max_payload, max_signatures) = sections::dsse(&src, raw.dsse)?;
         let state_dir = sections::state_dir(&src, raw.state);
-        let trust = sections::trust(&src, raw.trust, raw.kit, raw_state_given.then_some(&state_dir))?;
+        // The kit's state goes in the state directory when one is named, and under the system
+        // config (whose state directory is /var/lib/cryptohost).
+        let kit_state_in_state_dir = raw_state_given || src.base.ends_with("etc/cryptohost");
+        let trust = sections::trust(&src, raw.trust, raw.kit, kit_state_in_state_dir.then_some(&state_dir))?;
         Ok(Config {
             limits: sections::limits(&src, &raw.limits)?,
             cache: sections::cache(&src, raw.cache),

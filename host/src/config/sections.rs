@@ -282,8 +282,9 @@ pub(super) fn state_dir(src: &Src<'_>, raw: Option<RawState>) -> PathBuf {
     xdg.or_else(home).map_or_else(|| src.base.join("state"), |d| d.join("cryptohost"))
 }
 
-/// `[trust]` and `[kit]`. The kit's state defaults to `kit.state.json` in an explicit
-/// `[state] dir`, else to `<kit dir>.state.json` (where `bundle install` puts it by default).
+/// `[trust]` and `[kit]`. The kit's state defaults to `kit.state.json` in the state directory
+/// when it is given (an explicit `[state] dir`, or the system config's), else to
+/// `<kit dir>.state.json` (where `bundle install` puts it by default).
 pub(super) fn trust(
     src: &Src<'_>,
     raw: Option<RawTrust>,
