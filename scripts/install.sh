@@ -236,6 +236,11 @@ digest_dir = "$statedir/cache-digests"
 # the line cannot be written. The file must be the running user's: the service's.
 path = "$statedir/audit/audit.jsonl"
 
+[state]
+# What must outlive a kit or this file (an offline kit's state, kit.state.json): root's, like
+# the directory itself, where the service cannot write and so cannot roll a kit back.
+dir = "$statedir"
+
 [service]
 # Under systemd the socket is cryptohost.socket's (mode 0660, group cryptohost-clients); this
 # path is the same one, for \`cryptohost doctor\` and for \`serve\` started by hand.

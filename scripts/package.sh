@@ -36,10 +36,17 @@ done
 version="$(cargo metadata --quiet --no-deps --format-version 1 --manifest-path "$repo/Cargo.toml" |
     jq -r '.packages[] | select(.name == "cryptohost") | .version')"
 [ -n "$version" ] || die "no version for cryptohost in host/Cargo.toml"
+binary_version="$("$bin" --version | awk '{print $2}')"
+[ "$binary_version" = "$version" ] || die "$bin is version $binary_version, host/Cargo.toml says $version: rebuild it"
 arch="$(dpkg --print-architecture)"
 maintainer="${DEB_MAINTAINER:-$(git -C "$repo" log -1 --format='%an <%ae>' 2>/dev/null || true)}"
 [ -n "$maintainer" ] || die "set DEB_MAINTAINER=\"Name <address>\""
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)}"
+
+# The crates linked into the binary (normal dependencies; proc-macros run only at build time).
+crates="$(cd "$repo" && cargo tree --quiet --locked -p cryptohost -e normal,no-proc-macro --prefix none --format '  {p} {l}')" ||
+    die "cargo tree failed (is Cargo.lock up to date? build first)"
+crates="$(printf '%s\n' "$crates" | sed -E 's# \(/[^)]*\)##; s# \(\*\)$##' | sort -u)"
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
@@ -71,8 +78,7 @@ license as listed; the provider components in /usr/lib/cryptohost/components are
 the repository's guests/ with the dependencies its Cargo.lock names.
 
 EOF
-    (cd "$repo" && cargo tree --quiet --locked -p cryptohost -e normal --prefix none --format '  {p} {l}' 2>/dev/null |
-        sed -E 's# \(/[^)]*\)##; s# \(\*\)$##' | sort -u)
+    printf '%s\n' "$crates"
 } | sed "s/@YEAR@/$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y)/" >"$doc/copyright"
 changelog_date="$(date -u -R -d "@$SOURCE_DATE_EPOCH")"
 cat <<EOF | gzip -9 -n >"$doc/changelog.gz"

@@ -149,6 +149,14 @@ pub fn public_key_from_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, FileE
     if bytes.is_empty() {
         return Err(fail(path, "public key file is empty"));
     }
+    // A JWK (RFC 7517), or a JWK Set holding exactly one key.
+    if bytes.trim_ascii_start().first() == Some(&b'{') {
+        let mut keys = crate::jose::jwk::read_keys(bytes).map_err(|e| fail(path, format!("JWK: {e}")))?;
+        if keys.len() != 1 {
+            return Err(fail(path, format!("a JWK Set of {} keys: give one key here", keys.len())));
+        }
+        return Ok(keys.remove(0).spki);
+    }
     let (label, der) = pem_or_der(path, bytes, "public key")?;
     match label.as_deref() {
         None | Some("PUBLIC KEY") => Ok(der.to_vec()),

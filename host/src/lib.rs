@@ -16,6 +16,7 @@ pub mod config;
 pub mod conformance;
 pub mod doctor;
 pub mod dsse;
+pub mod jose;
 pub mod keyfile;
 pub mod keyref;
 pub mod keys;

@@ -253,3 +253,45 @@ fn a_progress_bar_only_for_large_inputs_and_only_on_a_terminal() {
     assert!(!common::stderr(&piped).contains(" of "), "{}", common::stderr(&piped));
     assert_eq!(common::stdout(&piped).trim(), digest);
 }
+
+/// A JWK (RFC 7517) is a public key like a PEM one: `keys public --format jwk` writes it (kid:
+/// the RFC 7638 thumbprint), `verify --pub` reads it, `trust fingerprint --json` gives the
+/// thumbprint; a set of two keys is refused where one key is expected.
+#[test]
+fn a_jwk_is_a_public_key_like_any_other() {
+    let k = kit();
+    let dir = k.dir.path();
+    let msg = dir.join("msg");
+    fs::write(&msg, b"jwk").unwrap();
+    for (key, alg) in [("sim:jwk-ec", "ES384"), ("sim:jwk-ed", "EdDSA"), ("sim:jwk-rsa", "PS256")] {
+        let out = common::run_local(&k.config, &["keys", "public", key, "--alg", alg, "--format", "jwk"]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        let jwk: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(jwk["use"], "sig");
+        let file = dir.join(format!("{}.jwk", &key[4..]));
+        fs::write(&file, &out.stdout).unwrap();
+        let fp =
+            valid("trust-fingerprint", &common::run_local(&k.config, &["trust", "fingerprint", "--json", s(&file)]));
+        assert_eq!(fp["jwk_thumbprint"], jwk["kid"], "kid is the RFC 7638 thumbprint");
+        let sig = dir.join("sig");
+        let signed = common::run(&k.config, &["sign", "--alg", alg, "--key", key, "--out", s(&sig), s(&msg)]);
+        assert!(signed.status.success(), "{}", common::stderr(&signed));
+        let verified = common::run(&k.config, &["verify", "--alg", alg, "--pub", s(&file), "--sig", s(&sig), s(&msg)]);
+        assert_eq!(verified.status.code(), Some(0), "{alg}: {}", common::stderr(&verified));
+    }
+    let set = dir.join("set.jwks");
+    let a: serde_json::Value = serde_json::from_slice(&fs::read(dir.join("jwk-ec.jwk")).unwrap()).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&fs::read(dir.join("jwk-ed.jwk")).unwrap()).unwrap();
+    fs::write(&set, serde_json::to_vec(&serde_json::json!({"keys": [a, b]})).unwrap()).unwrap();
+    let out = common::run_local(&k.config, &["trust", "fingerprint", s(&set)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::stderr(&out).contains("a JWK Set of 2 keys: give one key here"), "{}", common::stderr(&out));
+    // A JWK with a private member is refused, naming it.
+    let private = dir.join("private.jwk");
+    let mut with_d = a.clone();
+    with_d["d"] = serde_json::json!("AAAA");
+    fs::write(&private, serde_json::to_vec(&with_d).unwrap()).unwrap();
+    let out = common::run_local(&k.config, &["trust", "fingerprint", s(&private)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::stderr(&out).contains("\"d\" is private key material"), "{}", common::stderr(&out));
+}

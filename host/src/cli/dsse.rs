@@ -40,6 +40,7 @@ pub(super) fn fingerprint(cli: &Cli, public: &Path, json: bool) -> Outcome {
             public_key: public.to_path_buf(),
             fingerprint,
             key_type: cryptohost::request::key_type(&spki),
+            jwk_thumbprint: cryptohost::jose::jwk::thumbprint(&spki).ok(),
         };
         outln!("{}", serde_json::to_string(&report)?);
     } else {

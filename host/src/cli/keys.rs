@@ -82,8 +82,8 @@ pub(super) fn keys(b: &Backend, k: &KeysCommand) -> Outcome {
             render::key_generated(reference, alg, &generated, public.as_deref(), *json)
         }
         // A simulation key's type follows the algorithm (and RSA size).
-        KeysCommand::Public { reference, alg, rsa_bits, json } => {
-            render::key_public(&b.key_public(reference, alg, *rsa_bits)?, *json, b.via())
+        KeysCommand::Public { reference, alg, rsa_bits, format, json } => {
+            render::key_public(&b.key_public(reference, alg, *rsa_bits)?, format == "jwk", *json, b.via())
         }
     }
 }

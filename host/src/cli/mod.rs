@@ -378,7 +378,7 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print the SPKI PEM public key of a key reference.
+    /// Print the public key of a key reference: SPKI PEM, or a JWK (RFC 7517) with --format jwk.
     Public {
         reference: String,
         /// The algorithm the key is for (selects the key type of simulation keys).
@@ -386,6 +386,9 @@ enum KeysCommand {
         alg: String,
         #[arg(long, default_value_t = 3072)]
         rsa_bits: u32,
+        /// pem or jwk (kid: the RFC 7638 thumbprint; use: sig; alg when the key decides it).
+        #[arg(long, default_value = "pem", value_parser = ["pem", "jwk"])]
+        format: String,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,

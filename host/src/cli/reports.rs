@@ -73,6 +73,9 @@ pub struct Fingerprint {
     pub fingerprint: String,
     /// `P-256`, `RSA-3072`, `Ed25519`, `ML-DSA-65`.
     pub key_type: Option<String>,
+    /// The RFC 7638 JWK thumbprint (SHA-256, base64url); absent for ML-DSA keys, which have
+    /// no JWK here.
+    pub jwk_thumbprint: Option<String>,
 }
 
 /// `bundle create --json`.

@@ -57,7 +57,8 @@ pub struct Verify<'a> {
 /// # Errors
 /// Neither, or not a public key.
 pub fn public_key_text(field: &str, text: &str) -> Result<Vec<u8>, RequestError> {
-    let bytes = if text.trim_start().starts_with("-----BEGIN") {
+    let trimmed = text.trim_start();
+    let bytes = if trimmed.starts_with("-----BEGIN") || trimmed.starts_with('{') {
         text.as_bytes().to_vec()
     } else {
         api::b64::decode(text)

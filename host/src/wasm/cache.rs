@@ -5,7 +5,7 @@
 
 use std::fs::{self, DirBuilder};
 use std::hash::Hasher;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -60,6 +60,22 @@ fn private_dir(path: &Path, what: &str) -> Result<Option<PathBuf>, LoadError> {
         log::warn!(
             "precompiled cache off: cannot create the {what} {} ({e}); set [cache] dir/digest_dir, or enabled = false",
             path.display()
+        );
+        return Ok(None);
+    }
+    // Another user's directory (the service's, when root or an operator runs a local command
+    // under the system config) is not ours to trust or to write: run uncached. Group- or
+    // world-writable stays an error below (someone could plant code in it).
+    let me = rustix::process::geteuid().as_raw();
+    if let Ok(m) = std::fs::symlink_metadata(path)
+        && m.is_dir()
+        && m.uid() != me
+        && m.mode() & 0o022 == 0
+    {
+        log::warn!(
+            "precompiled cache off: the {what} {} belongs to uid {}, not to this user ({me}); compiling afresh",
+            path.display(),
+            m.uid()
         );
         return Ok(None);
     }

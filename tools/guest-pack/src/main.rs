@@ -164,7 +164,8 @@ fn merge_existing(out: &Path, manifest: &mut Manifest) -> Result<()> {
             continue;
         }
         let Ok(bytes) = fs::read(out.join(&entry.file)) else {
-            writeln!(std::io::stdout(), "{}: gone, dropped from the manifest", entry.file).context("writing to stdout")?;
+            writeln!(std::io::stdout(), "{}: gone, dropped from the manifest", entry.file)
+                .context("writing to stdout")?;
             continue;
         };
         if hex::encode(Sha256::digest(&bytes)) != entry.sha256 {
