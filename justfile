@@ -6,8 +6,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # Apt packages: Debian's rustc-web + library source + rust-lld build the wasm guests (the rustup
 # toolchain here has no wasm target); softhsm2/opensc give a real PKCS#11 module; openssl is
 # the interop peer in tests; rust-web-clippy lints the guests; systemd brings
-# systemd-socket-activate for the socket-activation test.
-apt_packages := "rustc-web rust-web-src rust-web-clippy lld-22 softhsm2 opensc openssl jq systemd"
+# systemd-socket-activate for the socket-activation test and systemd-analyze for the installed
+# units; dpkg-dev (dpkg-shlibdeps) builds the .deb the tests check.
+apt_packages := "rustc-web rust-web-src rust-web-clippy lld-22 softhsm2 opensc openssl jq systemd dpkg-dev"
 guest_target := "wasm32-unknown-unknown"
 guest_target_dir := justfile_directory() / "guests/target"
 
