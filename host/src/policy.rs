@@ -35,23 +35,6 @@ pub enum Preset {
     Cnsa2,
 }
 
-const CLASSICAL: [&str; 10] =
-    ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"];
-const WITH_PQC: [&str; 13] = [
-    "ES256",
-    "ES384",
-    "ES512",
-    "RS256",
-    "RS384",
-    "RS512",
-    "PS256",
-    "PS384",
-    "PS512",
-    "EdDSA",
-    "ML-DSA-44",
-    "ML-DSA-65",
-    "ML-DSA-87",
-];
 const SHA2: [&str; 3] = ["SHA-256", "SHA-384", "SHA-512"];
 const SHA384_UP: [&str; 2] = ["SHA-384", "SHA-512"];
 
@@ -71,12 +54,15 @@ impl Preset {
         Preset::ALL.into_iter().find(|p| p.name() == name)
     }
 
-    fn algorithms(self) -> &'static [&'static str] {
+    /// The signature algorithms: `nist` every classical one of the host's table, `nist-pqc`
+    /// all of it (the table is the one list of names).
+    fn algorithms(self) -> Vec<&'static str> {
+        let table = alg::SIGNATURE_ALGORITHMS.iter();
         match self {
-            Preset::Nist => &CLASSICAL,
-            Preset::NistPqc => &WITH_PQC,
-            Preset::Cnsa1 => &["ES384", "RS384", "RS512", "PS384", "PS512"],
-            Preset::Cnsa2 => &["ML-DSA-87"],
+            Preset::Nist => table.filter(|a| a.family != Family::MlDsa).map(|a| a.name).collect(),
+            Preset::NistPqc => table.map(|a| a.name).collect(),
+            Preset::Cnsa1 => vec!["ES384", "RS384", "RS512", "PS384", "PS512"],
+            Preset::Cnsa2 => vec!["ML-DSA-87"],
         }
     }
 
@@ -218,7 +204,7 @@ impl Policy {
             })?;
             let line = format!("preset = {:?}", preset.name());
             let set = |l: &[&'static str]| Rule { line: line.clone(), allowed: l.iter().copied().collect() };
-            p.algorithms.push(set(preset.algorithms()));
+            p.algorithms.push(set(&preset.algorithms()));
             p.hashes.push(set(preset.hashes()));
             p.aead.push(set(preset.aead()));
             if preset.min_rsa_bits() > RSA_FLOOR {
@@ -485,6 +471,21 @@ mod tests {
         assert!(p.is_open());
         assert_eq!(p.sign_set().len(), alg::SIGNATURE_ALGORITHMS.len());
         assert!(p.rsa_bits(2048).is_ok() && p.generate("RS256", 2048).is_ok());
+    }
+
+    #[test]
+    fn the_nist_presets_follow_the_host_table_and_cnsa2_is_ml_dsa_87() {
+        let preset = |name: &str| Policy::new(&PolicySpec { preset: Some(name.into()), ..spec() }).unwrap();
+        let nist = preset("nist");
+        assert_eq!(
+            nist.sign_set(),
+            ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"]
+        );
+        assert_eq!(nist.allows(Capability::Signing, "ML-DSA-65").unwrap_err().line, "preset = \"nist\"");
+        assert_eq!(preset("nist-pqc").sign_set().len(), alg::SIGNATURE_ALGORITHMS.len());
+        let cnsa2 = preset("cnsa2");
+        assert_eq!((cnsa2.sign_set(), cnsa2.verify_set()), (vec!["ML-DSA-87"], vec!["ML-DSA-87"]));
+        assert!(cnsa2.allows(Capability::Encryption, "A128GCM").is_err());
     }
 
     #[test]
