@@ -89,9 +89,7 @@ pub(super) fn keys(b: &Backend, k: &KeysCommand) -> Outcome {
 }
 
 pub(super) fn crypt(b: &Backend, a: &CryptArgs, encrypt: bool) -> Outcome {
-    if a.json && super::stdio::is_std(&a.out) {
-        return Err(anyhow::anyhow!("--out - and --json would both write to standard output: give one").into());
-    }
+    super::stdio::one_stdout_writer(Some(&a.out), a.json)?;
     let (operation, bytes, provider) = if encrypt {
         let sealed = b.encrypt(&a.key, &a.alg, &a.file, a.aad.as_bytes())?;
         let mut out = sealed.nonce.clone();

@@ -53,10 +53,8 @@ pub(super) fn hash(h: &HashResponse, json: bool, via: &str) -> Outcome {
 }
 
 pub(super) fn sign(s: &SignResponse, json: bool, out: Option<&Path>, via: &str) -> Outcome {
+    super::stdio::one_stdout_writer(out, json)?;
     if let Some(path) = out {
-        if json && super::stdio::is_std(path) {
-            return Err(anyhow::anyhow!("--out - and --json would both write to standard output: give one").into());
-        }
         // A fresh file renamed into place: a symlink planted at --out is replaced, not followed.
         super::stdio::write(path, &s.signature, |p, b| fsio::replace_atomic(p, b, 0o644))?;
     }
@@ -102,10 +100,8 @@ pub(super) fn verify(v: &VerifyResponse, json: bool, verbose: bool, via: &str) -
 }
 
 pub(super) fn dsse_sign(s: &DsseSignResponse, out: Option<&Path>, json: bool, via: &str) -> Outcome {
+    super::stdio::one_stdout_writer(out, json)?;
     if json {
-        if out.is_some_and(super::stdio::is_std) {
-            return Err(anyhow::anyhow!("--out - and --json would both write to standard output: give one").into());
-        }
         if let Some(out) = out {
             let envelope = serde_json::to_string_pretty(&s.envelope)? + "\n";
             super::stdio::write(out, envelope.as_bytes(), |p, b| fsio::replace_atomic(p, b, 0o644))?;

@@ -89,6 +89,17 @@ pub(super) fn read_whole(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>>
     Ok(bytes)
 }
 
+/// `--out -` and `--json` together would write two documents to standard output: refused.
+///
+/// # Errors
+/// Both were given.
+pub(super) fn one_stdout_writer(out: Option<&Path>, json: bool) -> Result<()> {
+    if json && out.is_some_and(is_std) {
+        anyhow::bail!("--out - and --json would both write to standard output: give one");
+    }
+    Ok(())
+}
+
 /// Writes an output: to standard output for `-`, else as `write` does it (a fresh file renamed
 /// into place, or one created new).
 ///
