@@ -9,6 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod jose;
+pub use jose::*;
+
 #[cfg(feature = "openapi")]
 use utoipa::{IntoParams, ToSchema};
 

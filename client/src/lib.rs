@@ -42,8 +42,10 @@ use http::{Body, Conn, ReadError, Response, exchange, peer_uid, percent};
 
 pub use api::{
     DecryptRequest, DsseSignRequest, DsseSignResponse, DsseVerifyRequest, DsseVerifyResponse, EncryptRequest,
-    ErrorBody, ErrorKind, HashResponse, Health, HsmReport, KeyListing, KeyRequest, Plaintext, ProviderInfo,
-    PublicKeyResponse, Ready, Reloaded, Sealed, SignQuery, SignRequest, SignResponse, VerifyRequest, VerifyResponse,
+    ErrorBody, ErrorKind, HashResponse, Health, HsmReport, JwsSignRequest, JwsSignResponse, JwsVerifyRequest,
+    JwsVerifyResponse, JwtSignRequest, JwtVerifyRequest, JwtVerifyResponse, KeyListing, KeyRequest, Plaintext,
+    ProviderInfo, PublicKeyResponse, Ready, Reloaded, Sealed, SignQuery, SignRequest, SignResponse, VerifyRequest,
+    VerifyResponse,
 };
 
 /// What went wrong talking to the server.
@@ -288,6 +290,38 @@ impl Client {
     /// As [`Client::sign`].
     pub fn dsse_sign(&self, request: &DsseSignRequest) -> Result<DsseSignResponse, Error> {
         self.post("/v1/dsse/sign", request)
+    }
+
+    /// Signs a payload as a JWS (compact, flattened, or general with several signers).
+    ///
+    /// # Errors
+    /// As [`Client::sign`].
+    pub fn jws_sign(&self, request: &JwsSignRequest) -> Result<JwsSignResponse, Error> {
+        self.post("/v1/jws/sign", request)
+    }
+
+    /// Verifies a JWS against the keys sent, or the server's trust anchors.
+    ///
+    /// # Errors
+    /// Bad input; a JWS that does not verify is `valid: false`, not an error.
+    pub fn jws_verify(&self, request: &JwsVerifyRequest) -> Result<JwsVerifyResponse, Error> {
+        self.post("/v1/jws/verify", request)
+    }
+
+    /// Verifies a JWT: its signature, then its claims (RFC 8725).
+    ///
+    /// # Errors
+    /// Bad input; a JWT that does not verify is `valid: false`, not an error.
+    pub fn jwt_verify(&self, request: &JwtVerifyRequest) -> Result<JwtVerifyResponse, Error> {
+        self.post("/v1/jwt/verify", request)
+    }
+
+    /// Issues a JWT (a compact JWS of the claims, `typ: JWT`).
+    ///
+    /// # Errors
+    /// As [`Client::sign`].
+    pub fn jwt_sign(&self, request: &JwtSignRequest) -> Result<JwsSignResponse, Error> {
+        self.post("/v1/jwt/sign", request)
     }
 
     /// Verifies a DSSE envelope against the keys sent, or the server's trust anchors.

@@ -9,6 +9,9 @@ use std::path::Path;
 
 use super::stdio;
 
+mod jose;
+pub(super) use jose::{JoseKeyArgs, JwsSignOptions};
+
 use anyhow::{Context as _, Result};
 use cryptohost::fsio;
 use cryptohost::keyfile;
@@ -47,7 +50,7 @@ pub(super) enum Backend {
 
 /// The most a client reads to send whole (a DSSE payload, EdDSA and ML-DSA messages, AES-GCM
 /// input): the server's own default payload limit; the server applies its configured one.
-const MAX_WHOLE: u64 = 64 << 20;
+pub(super) const MAX_WHOLE: u64 = 64 << 20;
 
 /// Who signs, as the command line names it.
 pub(super) struct Signers<'a> {
@@ -55,6 +58,29 @@ pub(super) struct Signers<'a> {
     pub alg: Option<&'a str>,
     pub profiles: &'a [String],
     pub key_ids: &'a [String],
+}
+
+impl Signers<'_> {
+    /// Each signer as the request layer names it (key references with the one --alg).
+    pub fn specs(&self) -> Result<Vec<(KeySpec, Option<String>)>> {
+        let mut signers = Vec::new();
+        for k in self.keys {
+            signers.push((KeySpec::Reference(reference(k, false)?), self.alg.map(str::to_string)));
+        }
+        signers.extend(self.profiles.iter().map(|p| (KeySpec::Profile(p.clone()), None)));
+        signers.extend(self.key_ids.iter().map(|id| (KeySpec::KeyId(id.clone()), None)));
+        Ok(signers)
+    }
+
+    /// The server's form: key references (checked to be the server's) with their algorithm.
+    pub fn wire_keys(&self) -> Result<Vec<api::DsseKey>> {
+        let mut keys = Vec::new();
+        for k in self.keys {
+            reference(k, true)?;
+            keys.push(api::DsseKey { key: k.clone(), algorithm: self.alg.unwrap_or_default().to_string() });
+        }
+        Ok(keys)
+    }
 }
 
 /// The key a signature is verified with, as the command line names it.
@@ -226,12 +252,7 @@ impl Backend {
         }
         match self {
             Backend::Local(l) => {
-                let mut signers = Vec::new();
-                for k in who.keys {
-                    signers.push((KeySpec::Reference(reference(k, false)?), who.alg.map(str::to_string)));
-                }
-                signers.extend(who.profiles.iter().map(|p| (KeySpec::Profile(p.clone()), None)));
-                signers.extend(who.key_ids.iter().map(|id| (KeySpec::KeyId(id.clone()), None)));
+                let signers = who.specs()?;
                 let payload_type = payload_type.to_string();
                 // A DSSE payload is signed whole: from standard input it is read within the limit.
                 let piped = if stdio::is_std(file) {
@@ -243,11 +264,7 @@ impl Backend {
                 Ok(request::dsse_sign(&l.ctx(), DsseSign { signers, payload_type, payload, format, allow_partial })?)
             }
             Backend::Remote(c) => {
-                let mut keys = Vec::new();
-                for k in who.keys {
-                    reference(k, true)?;
-                    keys.push(api::DsseKey { key: k.clone(), algorithm: who.alg.unwrap_or_default().to_string() });
-                }
+                let keys = who.wire_keys()?;
                 let req = api::DsseSignRequest {
                     payload_type: payload_type.to_string(),
                     payload: stdio::read_whole(file, MAX_WHOLE, "DSSE payload")?,

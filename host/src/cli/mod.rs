@@ -47,6 +47,7 @@ mod doctor;
 mod dsse;
 mod files;
 mod generate;
+mod jose;
 mod keys;
 mod render;
 pub mod reports;
@@ -136,6 +137,12 @@ enum Command {
     /// DSSE envelopes: sign (one or more keys/profiles), verify (keys or trust anchors).
     #[command(subcommand)]
     Dsse(DsseCommand),
+    /// JWS (RFC 7515, RFC 7797): sign (one or more signers, three serializations), verify.
+    #[command(subcommand)]
+    Jws(jose::JwsCommand),
+    /// JWT (RFC 7519): verify with the RFC 8725 rules, sign (issue).
+    #[command(subcommand)]
+    Jwt(jose::JwtCommand),
     /// Provider component files: inspect.
     #[command(subcommand)]
     Components(ComponentsCommand),
@@ -675,6 +682,8 @@ fn run(cli: &Cli) -> Outcome {
         Command::Hsm(h) => keys::hsm(&backend(cli)?, h),
         Command::Dsse(DsseCommand::Sign(a)) => dsse::sign(&backend(cli)?, a),
         Command::Dsse(DsseCommand::Verify(a)) => dsse::verify(&backend(cli)?, a),
+        Command::Jws(c) => jose::jws(&backend(cli)?, c),
+        Command::Jwt(c) => jose::jwt(&backend(cli)?, c),
         Command::Bundle(b) => bundle::bundle(cli, b),
         Command::Trust(TrustCommand::Fingerprint { public, json }) => dsse::fingerprint(cli, public, *json),
         Command::Components(ComponentsCommand::Inspect { file, json }) => components::inspect(file, *json),

@@ -34,12 +34,12 @@ pub(super) fn report(what: &str, s: &ServedBy, via: &str) {
 }
 
 /// One JSON document on one line.
-fn json_line(v: &impl serde::Serialize) -> Outcome {
+pub(super) fn json_line(v: &impl serde::Serialize) -> Outcome {
     outln!("{}", serde_json::to_string(v)?);
     Ok(ExitCode::SUCCESS)
 }
 
-fn verdict(valid: bool) -> ExitCode {
+pub(super) fn verdict(valid: bool) -> ExitCode {
     if valid { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 

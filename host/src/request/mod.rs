@@ -17,6 +17,7 @@ mod anchors;
 mod error;
 mod gate;
 mod input;
+mod jose;
 mod keys;
 mod sign;
 mod verify;
@@ -29,6 +30,9 @@ use cryptohost_client::api::{CapabilityInfo, ProviderInfo, ServedBy, Skipped};
 pub use error::RequestError;
 pub use gate::{Allow, Gate, Target};
 pub use input::Input;
+pub use jose::{
+    GivenJoseKey, JoseTrust, JwsSign, JwsVerify, JwtSign, JwtVerify, jws_sign, jws_verify, jwt_sign, jwt_verify,
+};
 pub use keys::{
     HsmAction, decrypt, encrypt, hsm, key_generate, key_public, keys_list, parse_held_reference, permit_admin,
 };

@@ -211,7 +211,7 @@ impl DsseVerify {
 }
 
 /// The trusted keys of a request, and the anchors refused (with the rule each one failed).
-fn trusted(ctx: &Context<'_>, trust: TrustSpec) -> Result<(Vec<TrustedKey>, Vec<String>), RequestError> {
+pub(super) fn trusted(ctx: &Context<'_>, trust: TrustSpec) -> Result<(Vec<TrustedKey>, Vec<String>), RequestError> {
     let policy = ctx.host.registry.policy();
     match trust {
         TrustSpec::Keys { keys, rsa_default } => {

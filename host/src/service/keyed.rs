@@ -8,14 +8,17 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use cryptohost_client::api::{
-    DecryptRequest, DsseSignRequest, DsseSignResponse, EncryptRequest, HsmReport, KeyListing, KeyRequest, Plaintext,
-    PublicKeyResponse, Reloaded, Sealed, SignQuery, SignRequest, SignResponse,
+    DecryptRequest, DsseSignRequest, DsseSignResponse, EncryptRequest, HsmReport, JwsSignRequest, JwsSignResponse,
+    JwtSignRequest, KeyListing, KeyRequest, Plaintext, PublicKeyResponse, Reloaded, Sealed, SignQuery, SignRequest,
+    SignResponse,
 };
 
 use super::blocking;
 use super::extract::{ApiError, ApiJson, ApiQuery, Current, KeyedErrors, RuleGate, Who};
 use super::{Inner, access::Peer};
-use crate::request::{self, Context, DsseSign, HsmAction, Input, RequestError, Sign, parse_held_reference};
+use crate::request::{
+    self, Context, DsseSign, HsmAction, Input, JwsSign, JwtSign, RequestError, Sign, parse_held_reference,
+};
 
 /// Runs `op` through the request layer on the blocking pool, behind the peer's gate.
 async fn gated<T: Send + 'static>(
@@ -79,6 +82,19 @@ keyed_json!(
     /// Signs a payload as a DSSE envelope with every key, profile and key id at once.
     dsse_sign, "/v1/dsse/sign", DsseSignRequest => DsseSignResponse,
     |ctx, req| request::dsse_sign(ctx, DsseSign::from_wire(&req)?)
+);
+
+keyed_json!(
+    /// Signs a payload as a JWS with every key, profile and key id at once (several signers:
+    /// the general JSON serialization).
+    jws_sign, "/v1/jws/sign", JwsSignRequest => JwsSignResponse,
+    |ctx, req| request::jws_sign(ctx, JwsSign::from_wire(&req)?)
+);
+
+keyed_json!(
+    /// Issues a JWT: the claims signed as a compact JWS with `typ: JWT`.
+    jwt_sign, "/v1/jwt/sign", JwtSignRequest => JwsSignResponse,
+    |ctx, req| request::jwt_sign(ctx, JwtSign::from_wire(&req)?)
 );
 
 keyed_json!(

@@ -5,12 +5,12 @@
 use axum::Json;
 use axum::body::Body;
 use cryptohost_client::api::{
-    DsseVerifyRequest, DsseVerifyResponse, ErrorBody, HashQuery, HashResponse, Health, ProviderInfo, Ready,
-    VerifyRequest, VerifyResponse,
+    DsseVerifyRequest, DsseVerifyResponse, ErrorBody, HashQuery, HashResponse, Health, JwsVerifyRequest,
+    JwsVerifyResponse, JwtVerifyRequest, JwtVerifyResponse, ProviderInfo, Ready, VerifyRequest, VerifyResponse,
 };
 
 use super::extract::{ApiError, ApiJson, ApiQuery, Current, Keyless, KeylessErrors, streamed};
-use crate::request::{self, DsseVerify, Input, Verify};
+use crate::request::{self, DsseVerify, Input, JwsVerify, JwtVerify, Verify};
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health)))]
@@ -91,4 +91,34 @@ pub async fn dsse_verify(
 ) -> Result<Json<DsseVerifyResponse>, ApiError> {
     super::blocking(move || Ok(Json(request::dsse_verify(&state.context(&Keyless), DsseVerify::from_wire(&req)?)?)))
         .await
+}
+
+/// Verifies a JWS (compact, flattened or general JSON) against public keys or a JWK Set sent in
+/// the request, or the server's trust anchors.
+#[utoipa::path(
+    post,
+    path = "/v1/jws/verify",
+    request_body = JwsVerifyRequest,
+    responses((status = 200, body = JwsVerifyResponse), KeylessErrors)
+)]
+pub async fn jws_verify(
+    Current(state): Current,
+    ApiJson(req): ApiJson<JwsVerifyRequest>,
+) -> Result<Json<JwsVerifyResponse>, ApiError> {
+    super::blocking(move || Ok(Json(request::jws_verify(&state.context(&Keyless), JwsVerify::from_wire(&req)?)?))).await
+}
+
+/// Verifies a JWT: its signature under the keys sent or the server's anchors, then its claims
+/// (issuer and audience required unless waived, times with a leeway; RFC 8725).
+#[utoipa::path(
+    post,
+    path = "/v1/jwt/verify",
+    request_body = JwtVerifyRequest,
+    responses((status = 200, body = JwtVerifyResponse), KeylessErrors)
+)]
+pub async fn jwt_verify(
+    Current(state): Current,
+    ApiJson(req): ApiJson<JwtVerifyRequest>,
+) -> Result<Json<JwtVerifyResponse>, ApiError> {
+    super::blocking(move || Ok(Json(request::jwt_verify(&state.context(&Keyless), JwtVerify::from_wire(&req)?)?))).await
 }
