@@ -13,6 +13,7 @@ mod dsse;
 mod fuzz_replay;
 mod hostile;
 mod install;
+mod jose;
 mod kit;
 mod policy;
 mod pqc;

@@ -625,6 +625,10 @@ pub fn jws_verify(ctx: &Context<'_>, req: JwsVerify<'_>) -> Result<JwsVerifyResp
             checked.counted.len(),
             req.threshold
         ));
+        if matches!(&jws.payload, Payload::Embedded { encoded, .. } if encoded.is_empty()) {
+            notes
+                .push("the JWS carries an empty payload: if its payload is detached, give it (--detached FILE)".into());
+        }
     }
     let payload = match (&jws.payload, valid) {
         (Payload::Embedded { bytes, .. }, true) => Some(bytes.clone()),

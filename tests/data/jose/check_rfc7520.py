@@ -137,6 +137,11 @@ def tamper(signing_input):
     return signing_input[:i] + bytes([signing_input[i] ^ 0x07]) + signing_input[i + 1:]
 
 
+def b64int(text):
+    import base64 as _b
+    return int.from_bytes(_b.urlsafe_b64decode(text + "=" * (-len(text) % 4)), "big")
+
+
 def main():
     with open(DATA, encoding="utf-8") as fh:
         data = json.load(fh)
@@ -258,6 +263,17 @@ def main():
                   what + " rejects a tampered payload")
             if ok:
                 verified.append(what)
+
+    # The PKCS#8 copy of the RSA private key is that key.
+    from cryptography.hazmat.primitives import serialization as _ser
+    import os as _os
+    pem_path = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "rfc7520-rsa.pkcs8.pem")
+    with open(pem_path, "rb") as f:
+        pem_key = _ser.load_pem_private_key(f.read(), password=None)
+    jwk = data["keys"]["rsa_private"]
+    nums = pem_key.private_numbers()
+    check(nums.d == b64int(jwk["d"]) and nums.public_numbers.n == b64int(jwk["n"]),
+          "rfc7520-rsa.pkcs8.pem is the section 3.4 RSA key")
 
     print("verified:")
     for v in verified:
