@@ -576,6 +576,21 @@ pub struct PublicKeyResponse {
     pub public_key: String,
     /// The provider that holds the key.
     pub provider: String,
+    /// With `format=jwk`: the key as a JWK (RFC 7517; kid its RFC 7638 thumbprint, use sig,
+    /// alg when the key's type decides it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub jwk: Option<serde_json::Value>,
+}
+
+/// How `/v1/keys/public` answers: `pem` (default) or `jwk` (the PEM and a JWK).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema, IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct KeyFormatQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
 }
 
 /// One key on an HSM token.

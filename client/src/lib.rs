@@ -348,6 +348,22 @@ impl Client {
         self.post("/v1/keys/public", request)
     }
 
+    /// The public key of a held key, also as a JWK.
+    ///
+    /// # Errors
+    /// As [`Client::key_public`].
+    pub fn key_public_jwk(&self, request: &KeyRequest) -> Result<PublicKeyResponse, Error> {
+        self.post("/v1/keys/public?format=jwk", request)
+    }
+
+    /// The JWK Set of the profiles the server publishes (`[jose] publish`).
+    ///
+    /// # Errors
+    /// The server cannot read a published key.
+    pub fn jwks(&self) -> Result<api::Jwks, Error> {
+        self.call("GET", "/v1/jwks", Body::None)
+    }
+
     /// Generates a key under a reference (refused if the HSM already holds the label).
     ///
     /// # Errors

@@ -522,3 +522,58 @@ fn the_deployment_policy_and_the_audit_log_cover_jose() {
     let t = setup.file("t", token.as_bytes());
     assert_eq!(setup.ok(&["jws", "verify", "--pub", s(&key), s(&t)]).trim(), "valid");
 }
+
+#[test]
+fn published_jwks_keygen_jwk_and_keys_public_jwk() {
+    let setup = Setup::new("[jose]\npublish = [\"release\"]\n");
+    // `keys jwks` (and, in server mode, GET /v1/jwks): the published profile only.
+    let set: Value = serde_json::from_str(&setup.ok(&["keys", "jwks"])).unwrap();
+    let keys = set["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{set}");
+    assert_eq!((keys[0]["kid"].as_str(), keys[0]["alg"].as_str()), (Some("release-key-001"), Some("ES256")));
+    assert!(keys[0].get("d").is_none());
+    let jwks = setup.file("published.json", set.to_string().as_bytes());
+    let payload = setup.file("p", b"published");
+    let token = setup.ok(&["jws", "sign", "--profile", "release", s(&payload)]);
+    let t = setup.file("t", token.as_bytes());
+    assert_eq!(setup.ok(&["jws", "verify", "--jwks", s(&jwks), s(&t)]).trim(), "valid");
+    // The route itself: what the set says, and nothing about other profiles.
+    let server = Server::start(Some("jose-tests"), "[jose]\npublish = [\"release\"]\n");
+    let (status, body) = server.request("GET", "/v1/jwks", None, b"");
+    assert_eq!(status, 200);
+    let served: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(served, set);
+    // keys public --format jwk through the request layer (and the server's ?format=jwk).
+    let jwk: Value =
+        serde_json::from_str(&setup.ok(&["keys", "public", "sim:release", "--alg", "ES256", "--format", "jwk"]))
+            .unwrap();
+    assert_eq!(jwk["x"], keys[0]["x"]);
+    let (status, body) = server.request(
+        "POST",
+        "/v1/keys/public?format=jwk",
+        Some("application/json"),
+        br#"{"key":"sim:release","algorithm":"ES256"}"#,
+    );
+    // The caller has no rule for the key: denied, as for the PEM.
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    // A profile that does not exist cannot be published: a config error naming the line.
+    let bad = tempfile::tempdir().unwrap();
+    let config = crate::server::config(bad.path(), None, "[jose]\npublish = [\"nope\"]\n");
+    let out = common::run_local(&config, &["keys", "jwks"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("jose.publish") && stderr(&out).contains("\"nope\" is not a profile"),
+        "{}",
+        stderr(&out)
+    );
+
+    // keygen --pub-format jwk: a JWK another verifier imports, here cryptohost itself.
+    let private = setup.dir.path().join("k.pem");
+    let public = setup.dir.path().join("k.jwk");
+    setup.ok(&["keygen", "--alg", "EdDSA", "--out", s(&private), "--pub", s(&public), "--pub-format", "jwk"]);
+    let jwk: Value = serde_json::from_slice(&fs::read(&public).unwrap()).unwrap();
+    assert_eq!((jwk["kty"].as_str(), jwk["crv"].as_str()), (Some("OKP"), Some("Ed25519")));
+    let token = setup.ok(&["jws", "sign", "--key", s(&private), "--alg", "EdDSA", s(&payload)]);
+    let t = setup.file("ed", token.as_bytes());
+    assert_eq!(setup.ok(&["jws", "verify", "--pub", s(&public), s(&t)]).trim(), "valid");
+}

@@ -195,6 +195,14 @@ pub struct JwtVerifyResponse {
     pub refused_anchors: Vec<String>,
 }
 
+/// The public keys a server publishes (`[jose] publish`): a JWK Set (RFC 7517 section 5).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Jwks {
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub keys: Vec<serde_json::Value>,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -349,14 +349,16 @@ impl Backend {
         }
     }
 
-    pub fn key_public(&self, reference_text: &str, alg: &str, rsa_bits: u32) -> Result<PublicKeyResponse> {
+    pub fn key_public(&self, reference_text: &str, alg: &str, rsa_bits: u32, jwk: bool) -> Result<PublicKeyResponse> {
         match self {
-            Backend::Local(l) => Ok(request::key_public(&l.ctx(), &reference(reference_text, false)?, alg, rsa_bits)?),
+            Backend::Local(l) => {
+                Ok(request::key_public(&l.ctx(), &reference(reference_text, false)?, alg, rsa_bits, jwk)?)
+            }
             Backend::Remote(c) => {
                 reference(reference_text, true)?;
                 let req =
                     api::KeyRequest { key: reference_text.into(), algorithm: alg.into(), rsa_bits: Some(rsa_bits) };
-                Ok(c.key_public(&req)?)
+                Ok(if jwk { c.key_public_jwk(&req)? } else { c.key_public(&req)? })
             }
         }
     }

@@ -58,10 +58,15 @@ pub(super) fn keygen(cli: &Cli, a: &KeygenArgs) -> Outcome {
     // is audited as an error, not as `ok`. Both are created O_EXCL, never through a symlink.
     let provider = service.generate_file_key(&a.out, &a.alg, a.rsa_bits, |key| {
         let private_pem = keyfile::to_pem("PRIVATE KEY", &key.pkcs8_der).map_err(|e| e.to_string())?;
-        let public_pem = keyfile::to_pem("PUBLIC KEY", &key.spki_der).map_err(|e| e.to_string())?;
+        let public = if a.pub_format == "jwk" {
+            let jwk = cryptohost::jose::jwk::publish(&key.spki_der, None)?;
+            serde_json::to_string_pretty(&jwk).map_err(|e| e.to_string())? + "\n"
+        } else {
+            keyfile::to_pem("PUBLIC KEY", &key.spki_der).map_err(|e| e.to_string())?.to_string()
+        };
         fsio::write_new(&a.out, private_pem.as_bytes(), 0o600).map_err(|e| e.to_string())?;
         if let Some(p) = &a.public
-            && let Err(e) = fsio::write_new(p, public_pem.as_bytes(), 0o644)
+            && let Err(e) = fsio::write_new(p, public.as_bytes(), 0o644)
         {
             // The pair is incomplete: do not leave half of it behind.
             let _ = std::fs::remove_file(&a.out);

@@ -82,8 +82,12 @@ pub(super) fn keys(b: &Backend, k: &KeysCommand) -> Outcome {
             render::key_generated(reference, alg, &generated, public.as_deref(), *json)
         }
         // A simulation key's type follows the algorithm (and RSA size).
+        KeysCommand::Jwks => {
+            outln!("{}", serde_json::to_string_pretty(&b.jwks()?)?);
+            Ok(ExitCode::SUCCESS)
+        }
         KeysCommand::Public { reference, alg, rsa_bits, format, json } => {
-            render::key_public(&b.key_public(reference, alg, *rsa_bits)?, format == "jwk", *json, b.via())
+            render::key_public(&b.key_public(reference, alg, *rsa_bits, format == "jwk")?, *json, b.via())
         }
     }
 }

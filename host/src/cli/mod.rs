@@ -385,6 +385,8 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The JWK Set of the profiles `[jose] publish` lists (what `GET /v1/jwks` serves).
+    Jwks,
     /// Print the public key of a key reference: SPKI PEM, or a JWK (RFC 7517) with --format jwk.
     Public {
         reference: String,
@@ -521,9 +523,12 @@ struct KeygenArgs {
     /// Where to write the PKCS#8 PEM private key (created with mode 0600; never overwritten).
     #[arg(long)]
     out: PathBuf,
-    /// Also write the SPKI PEM public key here.
+    /// Also write the public key here.
     #[arg(long = "pub")]
     public: Option<PathBuf>,
+    /// The --pub file's format: pem (SPKI) or jwk (RFC 7517; kid its RFC 7638 thumbprint).
+    #[arg(long, default_value = "pem", value_parser = ["pem", "jwk"])]
+    pub_format: String,
     /// RSA modulus size for RS*/PS*.
     #[arg(long, default_value_t = 3072)]
     rsa_bits: u32,

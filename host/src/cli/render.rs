@@ -146,15 +146,13 @@ pub(super) fn dsse_verify(v: &DsseVerifyResponse, json: bool, payload_out: Optio
     Ok(verdict(v.valid))
 }
 
-pub(super) fn key_public(k: &PublicKeyResponse, jwk: bool, json: bool, via: &str) -> Outcome {
+pub(super) fn key_public(k: &PublicKeyResponse, json: bool, via: &str) -> Outcome {
     if json {
         return json_line(k);
     }
     served!("cryptohost: keys public: served by {}{via}", k.provider);
-    if jwk {
-        let spki = cryptohost::keyfile::public_key_from_bytes(Path::new("public key"), k.public_key.as_bytes())?;
-        let jwk = cryptohost::jose::jwk::publish(&spki, None).map_err(anyhow::Error::msg)?;
-        outln!("{}", serde_json::to_string_pretty(&jwk)?);
+    if let Some(jwk) = &k.jwk {
+        outln!("{}", serde_json::to_string_pretty(jwk)?);
         return Ok(ExitCode::SUCCESS);
     }
     out!("{}", k.public_key);

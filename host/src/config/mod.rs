@@ -44,6 +44,8 @@ struct RawConfig {
     #[serde(default)]
     dsse: Option<RawDsse>,
     #[serde(default)]
+    jose: Option<RawJose>,
+    #[serde(default)]
     service: Option<RawService>,
     #[serde(default)]
     trust: Option<RawTrust>,
@@ -131,6 +133,14 @@ struct RawProfile {
 struct RawDsse {
     max_payload_mib: Option<Spanned<u64>>,
     max_signatures: Option<Spanned<u64>>,
+}
+
+/// `[jose]`: the profiles whose public keys `GET /v1/jwks` publishes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJose {
+    #[serde(default)]
+    publish: Vec<Spanned<String>>,
 }
 
 /// Default cap on a DSSE payload (decoded), in bytes.
@@ -291,6 +301,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// `[policy]` (the default allows everything the providers offer).
     pub policy: std::sync::Arc<crate::policy::Policy>,
+    /// `[jose] publish`: the profiles whose public keys `GET /v1/jwks` and `keys jwks`
+    /// publish (nothing else is published: a peer does not learn which profiles exist).
+    pub jose_publish: Vec<String>,
 }
 
 /// A signing profile (the seed's MultiProfileSigner entries, and anchor keyId resolution).
@@ -346,11 +359,14 @@ impl Config {
         // config (whose state directory is /var/lib/cryptohost).
         let kit_state_in_state_dir = raw_state_given || src.base.ends_with("etc/cryptohost");
         let trust = sections::trust(&src, raw.trust, raw.kit, kit_state_in_state_dir.then_some(&state_dir))?;
+        let profiles = sections::profiles(&src, raw.profiles)?;
+        let jose_publish = sections::jose_publish(&src, raw.jose.map(|j| j.publish).unwrap_or_default(), &profiles)?;
         Ok(Config {
             limits: sections::limits(&src, &raw.limits)?,
             cache: sections::cache(&src, raw.cache),
             providers: sections::providers(&src, raw.providers)?,
-            profiles: sections::profiles(&src, raw.profiles)?,
+            profiles,
+            jose_publish,
             service: parse_service(raw.service, &src.base, &|span, field, msg| src.at(span, field, msg))?,
             audit_path: src.base.join(raw.audit.map_or_else(|| PathBuf::from("audit.jsonl"), |a| a.path)),
             trust_anchors: trust.anchors,

@@ -241,6 +241,26 @@ pub(super) fn profiles(
     Ok(profiles)
 }
 
+/// `[jose] publish`: profile names, each configured and given once.
+pub(super) fn jose_publish(
+    src: &Src<'_>,
+    raw: Vec<Spanned<String>>,
+    profiles: &BTreeMap<String, Profile>,
+) -> Result<Vec<String>, LoadError> {
+    let mut out: Vec<String> = Vec::new();
+    for name in raw {
+        let n = name.get_ref();
+        if !profiles.contains_key(n) {
+            return Err(src.at(name.span(), "jose.publish", format!("{n:?} is not a profile in [profiles]")));
+        }
+        if out.contains(n) {
+            return Err(src.at(name.span(), "jose.publish", format!("{n:?} is listed twice")));
+        }
+        out.push(n.clone());
+    }
+    Ok(out)
+}
+
 /// `[dsse]`: the payload limit (bytes) and the most signatures an envelope may carry.
 pub(super) fn dsse(src: &Src<'_>, raw: Option<RawDsse>) -> Result<(usize, usize), LoadError> {
     let dsse = raw.unwrap_or(RawDsse { max_payload_mib: None, max_signatures: None });

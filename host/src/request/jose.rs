@@ -732,6 +732,26 @@ pub fn jwt_verify(ctx: &Context<'_>, req: JwtVerify) -> Result<JwtVerifyResponse
     })
 }
 
+/// The JWK Set of the profiles `[jose] publish` lists: each key's public members, `kid` (the
+/// profile's key id, else the RFC 7638 thumbprint), `use: sig` and the profile's `alg`. No gate
+/// is asked: these keys are public by the operator's choice, and no other profile is named.
+///
+/// # Errors
+/// A published key's public half cannot be read (its provider refuses, or no HSM).
+pub fn jwks(ctx: &Context<'_>) -> Result<api::Jwks, RequestError> {
+    let service = ctx.keys()?;
+    let mut keys = Vec::new();
+    for name in &ctx.config.jose_publish {
+        let Some(p) = ctx.config.profiles.get(name) else { continue };
+        let (spki, _) = service.public_key(&p.key, &p.algorithm, 0)?;
+        let mut jwk =
+            jwk::publish(&spki, p.key_id.as_deref()).map_err(|e| RequestError::Invalid(format!("{name}: {e}")))?;
+        jwk.insert("alg".into(), Value::String(p.algorithm.clone()));
+        keys.push(Value::Object(jwk));
+    }
+    Ok(api::Jwks { keys })
+}
+
 /// A JWT to issue.
 #[derive(Debug)]
 pub struct JwtSign {

@@ -38,11 +38,18 @@ pub fn key_public(
     key: &KeyRef,
     algorithm: &str,
     rsa_bits: u32,
+    jwk: bool,
 ) -> Result<PublicKeyResponse, RequestError> {
     let any = [Operation::Sign, Operation::Encrypt, Operation::Decrypt, Operation::Generate];
     permitted_reference(ctx, key, &any, "public key")?;
     let (spki, provider) = ctx.keys()?.public_key(key, algorithm, rsa_bits)?;
-    Ok(PublicKeyResponse { public_key: pem(&spki)?, provider })
+    let jwk = match jwk {
+        true => {
+            Some(crate::jose::jwk::publish(&spki, None).map(serde_json::Value::Object).map_err(RequestError::Invalid)?)
+        }
+        false => None,
+    };
+    Ok(PublicKeyResponse { public_key: pem(&spki)?, provider, jwk })
 }
 
 /// Generates a key under a reference (refused if the HSM already holds the label); an AES key
@@ -58,7 +65,7 @@ pub fn key_generate(
 ) -> Result<PublicKeyResponse, RequestError> {
     permitted_reference(ctx, key, &[Operation::Generate], "generate")?;
     let (spki, provider) = ctx.keys()?.generate(key, algorithm, rsa_bits)?;
-    Ok(PublicKeyResponse { public_key: pem(&spki)?, provider })
+    Ok(PublicKeyResponse { public_key: pem(&spki)?, provider, jwk: None })
 }
 
 fn no_hsm(what: &str) -> RequestError {

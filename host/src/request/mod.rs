@@ -31,7 +31,7 @@ pub use error::RequestError;
 pub use gate::{Allow, Gate, Target};
 pub use input::Input;
 pub use jose::{
-    GivenJoseKey, JoseTrust, JwsSign, JwsVerify, JwtSign, JwtVerify, jws_sign, jws_verify, jwt_sign, jwt_verify,
+    GivenJoseKey, JoseTrust, JwsSign, JwsVerify, JwtSign, JwtVerify, jwks, jws_sign, jws_verify, jwt_sign, jwt_verify,
 };
 pub use keys::{
     HsmAction, decrypt, encrypt, hsm, key_generate, key_public, keys_list, parse_held_reference, permit_admin,

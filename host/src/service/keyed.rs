@@ -9,8 +9,8 @@ use axum::body::Body;
 use axum::extract::State;
 use cryptohost_client::api::{
     DecryptRequest, DsseSignRequest, DsseSignResponse, EncryptRequest, HsmReport, JwsSignRequest, JwsSignResponse,
-    JwtSignRequest, KeyListing, KeyRequest, Plaintext, PublicKeyResponse, Reloaded, Sealed, SignQuery, SignRequest,
-    SignResponse,
+    JwtSignRequest, KeyFormatQuery, KeyListing, KeyRequest, Plaintext, PublicKeyResponse, Reloaded, Sealed, SignQuery,
+    SignRequest, SignResponse,
 };
 
 use super::blocking;
@@ -97,12 +97,34 @@ keyed_json!(
     |ctx, req| request::jwt_sign(ctx, JwtSign::from_wire(&req)?)
 );
 
-keyed_json!(
-    /// The public key of a held key (the caller needs a rule for that key, any operation: the
-    /// answer says the key exists).
-    key_public, "/v1/keys/public", KeyRequest => PublicKeyResponse,
-    |ctx, req| request::key_public(ctx, &parse_held_reference(&req.key)?, &req.algorithm, req.rsa_bits.unwrap_or(3072))
-);
+/// The public key of a held key (the caller needs a rule for that key, any operation: the
+/// answer says the key exists); with `format=jwk` also as a JWK.
+#[utoipa::path(
+    post,
+    path = "/v1/keys/public",
+    params(KeyFormatQuery),
+    request_body = KeyRequest,
+    responses((status = 200, body = PublicKeyResponse), KeyedErrors)
+)]
+pub async fn key_public(
+    Current(state): Current,
+    Who(peer): Who,
+    ApiQuery(q): ApiQuery<KeyFormatQuery>,
+    ApiJson(req): ApiJson<KeyRequest>,
+) -> Result<Json<PublicKeyResponse>, ApiError> {
+    let jwk = match q.format.as_deref() {
+        None | Some("pem") => false,
+        Some("jwk") => true,
+        Some(other) => {
+            return Err(RequestError::Invalid(format!("format {other:?} is not pem or jwk")).into());
+        }
+    };
+    gated(state, peer, move |ctx| {
+        let key = parse_held_reference(&req.key)?;
+        request::key_public(ctx, &key, &req.algorithm, req.rsa_bits.unwrap_or(3072), jwk)
+    })
+    .await
+}
 
 keyed_json!(
     /// Generates a key under a reference (refused if the HSM already holds the label).

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::body::Body;
 use cryptohost_client::api::{
-    DsseVerifyRequest, DsseVerifyResponse, ErrorBody, HashQuery, HashResponse, Health, JwsVerifyRequest,
+    DsseVerifyRequest, DsseVerifyResponse, ErrorBody, HashQuery, HashResponse, Health, Jwks, JwsVerifyRequest,
     JwsVerifyResponse, JwtVerifyRequest, JwtVerifyResponse, ProviderInfo, Ready, VerifyRequest, VerifyResponse,
 };
 
@@ -91,6 +91,12 @@ pub async fn dsse_verify(
 ) -> Result<Json<DsseVerifyResponse>, ApiError> {
     super::blocking(move || Ok(Json(request::dsse_verify(&state.context(&Keyless), DsseVerify::from_wire(&req)?)?)))
         .await
+}
+
+/// The JWK Set of the profiles the config publishes (`[jose] publish`; empty when none is).
+#[utoipa::path(get, path = "/v1/jwks", responses((status = 200, body = Jwks), KeylessErrors))]
+pub async fn jwks(Current(state): Current) -> Result<Json<Jwks>, ApiError> {
+    super::blocking(move || Ok(Json(request::jwks(&state.context(&Keyless))?))).await
 }
 
 /// Verifies a JWS (compact, flattened or general JSON) against public keys or a JWK Set sent in

@@ -202,6 +202,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/verify", post(keyless::verify))
         .route("/v1/dsse/verify", post(keyless::dsse_verify))
         .route("/v1/jws/verify", post(keyless::jws_verify))
+        .route("/v1/jwks", get(keyless::jwks))
         .route("/v1/jwt/verify", post(keyless::jwt_verify))
         .route("/v1/openapi.json", get(openapi::openapi))
         .route("/v1/sign", post(keyed::sign))

@@ -214,6 +214,14 @@ impl Backend {
         }
     }
 
+    /// The published JWK Set.
+    pub fn jwks(&self) -> Result<api::Jwks> {
+        match self {
+            Backend::Local(l) => Ok(request::jwks(&l.ctx())?),
+            Backend::Remote(c) => Ok(c.jwks()?),
+        }
+    }
+
     /// Verifies a JWT (its expectations in `req`, whose token and keys are filled in here).
     pub fn jwt_verify(
         &self,
