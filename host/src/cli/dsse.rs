@@ -44,7 +44,11 @@ pub(super) fn fingerprint(cli: &Cli, public: &Path, json: bool) -> Outcome {
         };
         outln!("{}", serde_json::to_string(&report)?);
     } else {
+        // stdout stays the fingerprint alone (scripts read it); the thumbprint is information.
         outln!("{fingerprint}");
+        if let Ok(t) = cryptohost::jose::jwk::thumbprint(&spki) {
+            served!("cryptohost: trust fingerprint: RFC 7638 JWK thumbprint {t}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -81,7 +81,7 @@ struct Cli {
     /// (pins still apply).
     #[arg(long, global = true, value_name = "DIR")]
     components: Option<PathBuf>,
-    /// Send hash, sign, verify, dsse, keys, encrypt, decrypt and hsm to a running
+    /// Send hash, sign, verify, dsse, jws, jwt, keys, encrypt, decrypt and hsm to a running
     /// `cryptohost serve` on this socket (no config, components or PIN needed here). Without
     /// it, CRYPTOHOST_SOCKET does the same for those commands; the commands that run locally
     /// ignore the variable.
