@@ -262,6 +262,7 @@ bench: setup build-guests
     cargo bench -p cryptohost --bench hsm
     cargo bench -p cryptohost --bench dsse
     cargo bench -p cryptohost --bench pqc
+    cargo bench -p cryptohost --bench jose
 
 # The server beside the same operations in-process: 1, 2 and 8 clients, p50/p99, ratios.
 bench-service: setup build-guests
