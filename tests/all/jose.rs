@@ -577,3 +577,34 @@ fn published_jwks_keygen_jwk_and_keys_public_jwk() {
     let t = setup.file("ed", token.as_bytes());
     assert_eq!(setup.ok(&["jws", "verify", "--pub", s(&public), s(&t)]).trim(), "valid");
 }
+
+#[test]
+fn trust_anchors_are_a_key_source_with_their_algorithm_and_window() {
+    let setup = Setup::new("");
+    let release = setup.public("sim:release", "ES256");
+    let anchors = crate::anchors::anchors_dir(
+        setup.dir.path(),
+        &[("release-key-001", "ES256", &release, "jws", "2026-01-01T00:00:00Z", "2036-01-01T00:00:00Z")],
+        "2036-01-01T00:00:00Z",
+    );
+    let payload = setup.file("p", b"anchored");
+    let token = setup.ok(&["jws", "sign", "--key-id", "release-key-001", s(&payload)]);
+    let t = setup.file("t", token.as_bytes());
+    // A directory the caller names (local only), and the configured anchors (also the server's).
+    let report: Value =
+        serde_json::from_str(&setup.ok(&["jws", "verify", "--anchors", s(&anchors), "--json", s(&t)])).unwrap();
+    assert_eq!(report["valid"], true, "{report}");
+    assert_eq!(report["verified_by"], json!(["release-key-001"]));
+    let mut text = fs::read_to_string(&setup.config).unwrap();
+    text += &format!("\n[trust]\nanchors = {:?}\n", s(&anchors));
+    fs::write(&setup.config, text).unwrap();
+    assert_eq!(setup.ok(&["jws", "verify", s(&t)]).trim(), "valid");
+    assert_eq!(setup.ok(&["jws", "verify", "--purpose", "jws", s(&t)]).trim(), "valid");
+    // The anchor's algorithm is the key's: an ES384 token from another key is confusion.
+    let other = setup.token(r#"{"alg":"ES384","kid":"release-key-001"}"#, b"x", "sim:other", "ES384");
+    let o = setup.file("o", other.as_bytes());
+    assert!(setup.fails(1, &["jws", "verify", s(&o)]).contains("algorithm confusion"));
+    // Past the anchors' window nothing is trusted: refused, naming the rule.
+    let err = setup.fails(2, &["jws", "verify", "--at", "2040-01-01T00:00:00Z", s(&t)]);
+    assert!(err.contains("the trust anchors expired at 2036-01-01T00:00:00Z"), "{err}");
+}
