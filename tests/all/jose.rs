@@ -287,6 +287,11 @@ fn the_algorithm_comes_from_the_key_and_every_header_rule_names_itself() {
     assert!(verify("a.b.c.d.e").1.contains("JWE is out of scope"));
     let huge = format!("{}.e30.AAAA", "A".repeat(1 << 20));
     assert!(verify(&huge).1.contains("protected header is"));
+    // RFC 9864's fully specified name for Ed25519 is read as EdDSA.
+    let ed = setup.public("sim:jed", "EdDSA");
+    let token = setup.token(r#"{"alg":"Ed25519"}"#, payload, "sim:jed", "EdDSA");
+    let f = setup.file("ed25519", token.as_bytes());
+    assert_eq!(setup.ok(&["jws", "verify", "--pub", s(&ed), s(&f)]).trim(), "valid");
     // An alg only in the unprotected header is taken only by a key that fixes its own (an EC
     // key does; an RSA PEM would not): this one verifies.
     let input = format!(".{}", b64u(payload));
