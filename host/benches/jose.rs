@@ -132,7 +132,7 @@ fn bench_jose(c: &mut Criterion) {
     g.bench_function("in-process (request layer)", |b| {
         b.iter(|| {
             let req = JwsVerify {
-                jws: black_box(token.as_bytes()).to_vec(),
+                jws: std::borrow::Cow::Borrowed(black_box(token.as_bytes())),
                 trust: JoseTrust::Keys(vec![GivenJoseKey {
                     name: "k".into(),
                     bytes: pem.as_bytes().to_vec(),

@@ -337,6 +337,17 @@ pub fn openssl(args: &[&str]) -> Output {
 }
 
 /// Whether this run sends client commands through a server (`CRYPTOHOST_TEST_MODE=server`).
+/// For a test that never runs a command through [`run`] (it spawns the binary or a server
+/// itself, or calls the library): the suite's server-mode pass would repeat it unchanged, so it
+/// runs in the local pass only. True (after saying so) when this is the server-mode pass.
+pub fn server_pass_repeats_this() -> bool {
+    let repeat = through_server();
+    if repeat {
+        eprintln!("mode-independent: run in the local pass only");
+    }
+    repeat
+}
+
 pub fn through_server() -> bool {
     std::env::var("CRYPTOHOST_TEST_MODE").is_ok_and(|m| m == "server")
 }

@@ -14,6 +14,8 @@ mod fuzz_replay;
 mod hostile;
 mod install;
 mod jose;
+mod jose_hostile;
+mod jose_interop;
 mod kit;
 mod policy;
 mod pqc;

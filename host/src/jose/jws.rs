@@ -17,6 +17,8 @@
 //!   bounded before it is decoded;
 //! - JWE (five parts, `enc`, `zip`, `recipients`) is out of scope and refused by name.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
@@ -124,19 +126,19 @@ pub struct Signature {
 
 /// The payload of a JWS.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Payload {
+pub enum Payload<'a> {
     /// In the JWS: `encoded` as it appears in the signing input (base64url, or the payload
-    /// itself when b64 is false), and the payload's bytes.
-    Embedded { encoded: Vec<u8>, bytes: Vec<u8> },
+    /// itself when b64 is false; borrowed from a compact JWS, never copied), checked to decode.
+    Embedded { encoded: Cow<'a, [u8]>, b64: bool },
     /// Detached (RFC 7515 appendix F): the verifier supplies it.
     Detached,
 }
 
 /// A parsed JWS.
 #[derive(Clone, Debug)]
-pub struct Jws {
+pub struct Jws<'a> {
     pub serialization: Serialization,
-    pub payload: Payload,
+    pub payload: Payload<'a>,
     pub signatures: Vec<Signature>,
 }
 
@@ -281,27 +283,40 @@ impl Header {
     }
 }
 
-fn decode_payload(encoded: &[u8], b64: bool, limits: &Limits) -> Result<Vec<u8>, JwsError> {
+/// Checks that a payload is within the limit and, when encoded, decodes: in chunks, so that a
+/// large one is never decoded whole just to be checked.
+fn check_payload(encoded: &[u8], b64: bool, limits: &Limits) -> Result<(), JwsError> {
+    let size = if b64 { encoded.len() / 4 * 3 } else { encoded.len() };
+    if size > limits.max_payload {
+        return Err(JwsError::TooLarge {
+            what: "the payload",
+            size,
+            limit: limits.max_payload,
+            hint: " ([dsse] max_payload_mib)",
+        });
+    }
     if b64 {
-        if encoded.len() / 4 * 3 > limits.max_payload {
-            return Err(JwsError::TooLarge {
-                what: "the payload",
-                size: encoded.len() / 4 * 3,
-                limit: limits.max_payload,
-                hint: " ([dsse] max_payload_mib)",
-            });
+        let mut out = [0u8; 3072];
+        for chunk in encoded.chunks(4096) {
+            URL_SAFE_NO_PAD
+                .decode_slice(chunk, &mut out)
+                .map_err(|e| malformed(format!("the payload is not base64url without padding: {e}")))?;
         }
-        unb64("the payload", encoded)
-    } else {
-        if encoded.len() > limits.max_payload {
-            return Err(JwsError::TooLarge {
-                what: "the payload",
-                size: encoded.len(),
-                limit: limits.max_payload,
-                hint: " ([dsse] max_payload_mib)",
-            });
+    }
+    Ok(())
+}
+
+impl Payload<'_> {
+    /// The payload's bytes (decoded when it is base64url); `None` when detached.
+    ///
+    /// # Errors
+    /// Never for a payload [`parse`] accepted.
+    pub fn bytes(&self) -> Result<Option<Vec<u8>>, JwsError> {
+        match self {
+            Payload::Embedded { encoded, b64: true } => unb64("the payload", encoded).map(Some),
+            Payload::Embedded { encoded, b64: false } => Ok(Some(encoded.to_vec())),
+            Payload::Detached => Ok(None),
         }
-        Ok(encoded.to_vec())
     }
 }
 
@@ -310,7 +325,7 @@ fn decode_payload(encoded: &[u8], b64: bool, limits: &Limits) -> Result<Vec<u8>,
 ///
 /// # Errors
 /// Over a limit, a rule broken (named), a JWE, or a payload present and detached given.
-pub fn parse(text: &[u8], limits: &Limits, detached: bool) -> Result<Jws, JwsError> {
+pub fn parse<'a>(text: &'a [u8], limits: &Limits, detached: bool) -> Result<Jws<'a>, JwsError> {
     if text.len() > limits.max_token() {
         return Err(JwsError::TooLarge { what: "the JWS", size: text.len(), limit: limits.max_token(), hint: "" });
     }
@@ -318,7 +333,7 @@ pub fn parse(text: &[u8], limits: &Limits, detached: bool) -> Result<Jws, JwsErr
     if text.first() == Some(&b'{') { parse_json(text, limits, detached) } else { parse_compact(text, limits, detached) }
 }
 
-fn parse_compact(text: &[u8], limits: &Limits, detached: bool) -> Result<Jws, JwsError> {
+fn parse_compact<'a>(text: &'a [u8], limits: &Limits, detached: bool) -> Result<Jws<'a>, JwsError> {
     if text.is_empty() {
         return Err(malformed("the JWS is empty"));
     }
@@ -343,7 +358,8 @@ fn parse_compact(text: &[u8], limits: &Limits, detached: bool) -> Result<Jws, Jw
             ));
         }
         (_, false) => {
-            Payload::Embedded { encoded: parts[1].to_vec(), bytes: decode_payload(parts[1], header.b64, limits)? }
+            check_payload(parts[1], header.b64, limits)?;
+            Payload::Embedded { encoded: Cow::Borrowed(parts[1]), b64: header.b64 }
         }
     };
     let signature = unb64("the signature", parts[2])?;
@@ -362,7 +378,13 @@ fn signature_object(obj: &Map<String, Value>, what: &str) -> Result<Signature, J
     let protected = string_member(obj, "protected", what)?.unwrap_or_default();
     let unprotected = match obj.get("header") {
         None => None,
-        Some(Value::Object(h)) => Some(h.clone()),
+        Some(Value::Object(h)) => {
+            let size = serde_json::to_vec(h).map_or(usize::MAX, |v| v.len());
+            if size > MAX_HEADER {
+                return Err(JwsError::TooLarge { what: "an unprotected header", size, limit: MAX_HEADER, hint: "" });
+            }
+            Some(h.clone())
+        }
         Some(_) => return Err(malformed(format!("{what}: \"header\" is not an object"))),
     };
     let header = header(protected.as_bytes(), unprotected)?;
@@ -371,9 +393,16 @@ fn signature_object(obj: &Map<String, Value>, what: &str) -> Result<Signature, J
     Ok(Signature { header, signature: unb64("a signature", sig.as_bytes())? })
 }
 
-fn parse_json(text: &[u8], limits: &Limits, detached: bool) -> Result<Jws, JwsError> {
-    let value = super::json::parse(text, limits.max_token(), "the JWS").map_err(malformed)?;
-    let obj = value.as_object().ok_or_else(|| malformed("the JWS is not a JSON object"))?;
+fn parse_json(text: &[u8], limits: &Limits, detached: bool) -> Result<Jws<'static>, JwsError> {
+    let mut value = super::json::parse(text, limits.max_token(), "the JWS").map_err(malformed)?;
+    let obj = value.as_object_mut().ok_or_else(|| malformed("the JWS is not a JSON object"))?;
+    // The payload is taken out of the document, not copied.
+    let payload = match obj.remove("payload") {
+        None => None,
+        Some(Value::String(p)) => Some(p),
+        Some(_) => return Err(malformed("the JWS: \"payload\" is not a string")),
+    };
+    let obj = &*obj;
     for jwe in ["recipients", "ciphertext", "encrypted_key", "iv", "tag"] {
         if obj.contains_key(jwe) {
             return Err(JwsError::OutOfScope(format!("{jwe:?}: this is a JWE, and JWE is out of scope here")));
@@ -412,14 +441,15 @@ fn parse_json(text: &[u8], limits: &Limits, detached: bool) -> Result<Jws, JwsEr
     if signatures.iter().any(|s| s.header.b64 != b64) {
         return Err(malformed("the signatures disagree on b64 (RFC 7797 section 3: one payload, one encoding)"));
     }
-    let payload = match (string_member(obj, "payload", "the JWS")?, detached) {
+    let payload = match (payload, detached) {
         (None, true) => Payload::Detached,
         (Some(_), true) => {
             return Err(malformed("the JWS carries a payload; a detached payload is for a JWS without one"));
         }
         (None, false) => return Err(malformed("the JWS has no payload, and no detached payload was given")),
         (Some(p), false) => {
-            Payload::Embedded { encoded: p.as_bytes().to_vec(), bytes: decode_payload(p.as_bytes(), b64, limits)? }
+            check_payload(p.as_bytes(), b64, limits)?;
+            Payload::Embedded { encoded: Cow::Owned(p.into_bytes()), b64 }
         }
     };
     Ok(Jws { serialization, payload, signatures })
@@ -674,7 +704,8 @@ mod tests {
         let general = serialize(Serialization::General, Some("$.02"), &two).unwrap();
         let jws = parse(general.as_bytes(), &limits(), false).unwrap();
         assert_eq!(jws.signatures.len(), 2);
-        assert_eq!(jws.payload, Payload::Embedded { encoded: b"$.02".to_vec(), bytes: b"$.02".to_vec() });
+        assert_eq!(jws.payload, Payload::Embedded { encoded: Cow::Borrowed(b"$.02"), b64: false });
+        assert_eq!(jws.payload.bytes().unwrap().unwrap(), b"$.02");
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl Backend {
             Backend::Local(l) => {
                 let trust = keys.trust()?;
                 let verify = |detached: Option<Input<'_>>| {
-                    let req = JwsVerify { jws: token, trust, threshold, detached, at: at.map(str::to_string) };
+                    let req = JwsVerify { jws: token.into(), trust, threshold, detached, at: at.map(str::to_string) };
                     request::jws_verify(&l.ctx(), req)
                 };
                 let answer = match detached {

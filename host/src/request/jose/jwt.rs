@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::super::input::Input;
 use super::keys::jose_trust;
 use super::{Context, JoseTrust, JwsSign, KeySpec, RequestError, check_signatures, jws_sign};
-use crate::jose::jws::{self, Limits, Payload, Serialization};
+use crate::jose::jws::{self, Limits, Serialization};
 use crate::jose::jwt;
 
 /// A JWT and what a relying party expects of it.
@@ -71,8 +71,8 @@ pub fn jwt_verify(ctx: &Context<'_>, req: JwtVerify) -> Result<JwtVerifyResponse
     let checked = check_signatures(ctx, &jws, &keys, None, &mut notes)?;
     let mut valid = !checked.counted.is_empty();
     let mut claims = None;
-    if valid && let Payload::Embedded { bytes, .. } = &jws.payload {
-        match jwt::claims(bytes) {
+    if valid && let Some(bytes) = jws.payload.bytes()? {
+        match jwt::claims(&bytes) {
             Ok(c) => {
                 let fails = jwt::check(&c, header, &expect, at);
                 valid = fails.is_empty();

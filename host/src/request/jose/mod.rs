@@ -165,7 +165,7 @@ pub fn jws_sign(ctx: &Context<'_>, req: JwsSign<'_>) -> Result<JwsSignResponse, 
 /// A JWS and what it is checked against.
 #[derive(Debug)]
 pub struct JwsVerify<'a> {
-    pub jws: Vec<u8>,
+    pub jws: std::borrow::Cow<'a, [u8]>,
     pub trust: JoseTrust,
     pub threshold: usize,
     /// The payload of a detached JWS.
@@ -181,7 +181,7 @@ impl<'a> JwsVerify<'a> {
     /// As [`JoseTrust::from_wire`].
     pub fn from_wire(req: &'a api::JwsVerifyRequest) -> Result<JwsVerify<'a>, RequestError> {
         Ok(JwsVerify {
-            jws: req.jws.as_bytes().to_vec(),
+            jws: std::borrow::Cow::Borrowed(req.jws.as_bytes()),
             trust: JoseTrust::from_wire(&req.keys)?,
             threshold: req.threshold.unwrap_or(1),
             detached: req.detached_payload.as_deref().map(Input::Bytes),
@@ -192,6 +192,14 @@ impl<'a> JwsVerify<'a> {
 
 fn limits(ctx: &Context<'_>) -> Limits {
     Limits { max_payload: ctx.config.max_payload, max_signatures: ctx.config.max_signatures }
+}
+
+/// At most 64 characters of a name a token chose, for a note (a header may be 16 KiB).
+fn short(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
+    }
 }
 
 /// What checking a JWS's signatures came to.
@@ -211,7 +219,7 @@ fn check_signatures(
     notes: &mut Vec<String>,
 ) -> Result<Checked, RequestError> {
     let mut source = match (&jws.payload, detached) {
-        (Payload::Embedded { encoded, .. }, _) => Some(Source::Held(encoded.clone())),
+        (Payload::Embedded { encoded, .. }, _) => Some(Source::Held(std::borrow::Cow::Borrowed(&encoded[..]))),
         (Payload::Detached, Some(input)) => Some(Source::new(ctx, input, true, jws.signatures.len())?),
         (Payload::Detached, None) => None,
     };
@@ -279,8 +287,8 @@ fn check_signatures(
             }
             Ok(None) => notes.push(format!(
                 "signature {i} (alg {}, kid {}) is not valid under any trusted key",
-                h.alg,
-                h.kid.as_deref().map_or("none".to_string(), |k| format!("{k:?}"))
+                short(&h.alg),
+                h.kid.as_deref().map_or("none".to_string(), |k| format!("{:?}", short(k)))
             )),
             Err(reason) => notes.push(format!("signature {i}: {reason}")),
         }
@@ -315,7 +323,7 @@ pub fn jws_verify(ctx: &Context<'_>, req: JwsVerify<'_>) -> Result<JwsVerifyResp
         }
     }
     let payload = match (&jws.payload, valid) {
-        (Payload::Embedded { bytes, .. }, true) => Some(bytes.clone()),
+        (Payload::Embedded { .. }, true) => jws.payload.bytes()?,
         _ => None,
     };
     Ok(JwsVerifyResponse {

@@ -1,6 +1,7 @@
 //! The payload as a JWS signing input needs it: held (bounded by the payload limit) or
 //! streamed (a detached file of any size), base64url-encoded on the fly when `b64` is true.
 
+use std::borrow::Cow;
 use std::io::{Cursor, Read};
 
 use super::super::input::{self, Input};
@@ -90,25 +91,21 @@ pub(super) fn whole(ctx: &Context<'_>, input: Input<'_>) -> Result<Vec<u8>, Requ
 }
 
 /// The payload as the signing input needs it, held or streamed.
-pub(super) enum Source<'a> {
-    Held(Vec<u8>),
-    File(&'a std::path::Path),
-    Stream(&'a mut dyn Read),
+pub(super) enum Source<'i, 'h> {
+    /// In memory: the payload (signing), or the JWS's own encoded payload part (verifying).
+    Held(Cow<'h, [u8]>),
+    File(&'i std::path::Path),
+    Stream(&'i mut dyn Read),
 }
 
-impl<'a> Source<'a> {
+impl<'i> Source<'i, '_> {
     /// A detached payload may stay streamed; anything else, or a stream read by several
     /// signatures, is read whole.
-    pub(super) fn new(
-        ctx: &Context<'_>,
-        input: Input<'a>,
-        streamed: bool,
-        uses: usize,
-    ) -> Result<Source<'a>, RequestError> {
+    pub(super) fn new(ctx: &Context<'_>, input: Input<'i>, streamed: bool, uses: usize) -> Result<Self, RequestError> {
         Ok(match input {
             Input::File(p) if streamed => Source::File(p),
             Input::Stream(r) if streamed && uses == 1 => Source::Stream(r),
-            other => Source::Held(whole(ctx, other)?),
+            other => Source::Held(Cow::Owned(whole(ctx, other)?)),
         })
     }
 
@@ -123,6 +120,11 @@ impl<'a> Source<'a> {
         audited: bool,
     ) -> Result<input::Prepared, RequestError> {
         match self {
+            // A prehashing algorithm reads the held payload through the hash, as a stream: no
+            // copy of it (or of its encoding) is made.
+            Source::Held(payload) if alg.hash.is_some() => {
+                streamed(ctx, alg, prefix, b64, Cursor::new(&payload[..]), audited)
+            }
             Source::Held(payload) => {
                 let mut signing = prefix.to_vec();
                 if b64 {
