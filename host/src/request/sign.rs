@@ -23,6 +23,29 @@ pub enum KeySpec {
 }
 
 impl KeySpec {
+    /// Every signer a multi-signer request names: key references with their algorithm,
+    /// profiles, key ids.
+    ///
+    /// # Errors
+    /// A reference that does not parse, or a name over the length bound.
+    pub fn several(
+        keys: &[api::DsseKey],
+        profiles: &[String],
+        key_ids: &[String],
+    ) -> Result<Vec<(KeySpec, Option<String>)>, RequestError> {
+        let mut signers = Vec::new();
+        for k in keys {
+            signers.push((KeySpec::one_of(Some(&k.key), None, None)?, Some(k.algorithm.clone())));
+        }
+        for p in profiles {
+            signers.push((KeySpec::one_of(None, Some(p), None)?, None));
+        }
+        for id in key_ids {
+            signers.push((KeySpec::one_of(None, None, Some(id))?, None));
+        }
+        Ok(signers)
+    }
+
     /// Exactly one of a reference, a profile or a key id, as a request names them.
     ///
     /// # Errors
@@ -208,6 +231,23 @@ pub(super) fn signer(ctx: &Context<'_>, spec: &KeySpec, algorithm: Option<&str>)
     }
 }
 
+/// Who signs for each spec (each through the gate), at least one.
+///
+/// # Errors
+/// None given, or as [`signer`] for any.
+pub(super) fn signers(ctx: &Context<'_>, specs: &[(KeySpec, Option<String>)]) -> Result<Vec<Signer>, RequestError> {
+    let mut signers = Vec::new();
+    for (spec, algorithm) in specs {
+        signers.push(signer(ctx, spec, algorithm.as_deref())?);
+    }
+    if signers.is_empty() {
+        return Err(RequestError::Invalid(
+            "nothing to sign with: give a key (with its algorithm), a profile or a key id".into(),
+        ));
+    }
+    Ok(signers)
+}
+
 /// Signs one input with one key: the input hashed (streamed) or read whole as the algorithm
 /// needs, the key used through the registry, the use audited with exactly what was signed.
 ///
@@ -254,18 +294,8 @@ impl<'a> DsseSign<'a> {
     /// # Errors
     /// A key reference that does not parse, or a bad format.
     pub fn from_wire(req: &'a api::DsseSignRequest) -> Result<DsseSign<'a>, RequestError> {
-        let mut signers = Vec::new();
-        for k in &req.keys {
-            signers.push((KeySpec::one_of(Some(&k.key), None, None)?, Some(k.algorithm.clone())));
-        }
-        for p in &req.profiles {
-            signers.push((KeySpec::one_of(None, Some(p), None)?, None));
-        }
-        for id in &req.key_ids {
-            signers.push((KeySpec::one_of(None, None, Some(id))?, None));
-        }
         Ok(DsseSign {
-            signers,
+            signers: KeySpec::several(&req.keys, &req.profiles, &req.key_ids)?,
             payload_type: req.payload_type.clone(),
             payload: Input::Bytes(&req.payload),
             format: super::sig_format(req.signature_format.as_deref())?,
@@ -298,15 +328,7 @@ fn payload(ctx: &Context<'_>, input: Input<'_>) -> Result<Vec<u8>, RequestError>
 /// Nothing to sign with, denied, an unknown algorithm, the anchors refuse a key, or a signer
 /// failed (its class is the answer's).
 pub fn dsse_sign(ctx: &Context<'_>, req: DsseSign<'_>) -> Result<DsseSignResponse, RequestError> {
-    let mut signers = Vec::new();
-    for (spec, algorithm) in &req.signers {
-        signers.push(signer(ctx, spec, algorithm.as_deref())?);
-    }
-    if signers.is_empty() {
-        return Err(RequestError::Invalid(
-            "nothing to sign with: give a key (with its algorithm), a profile or a key id".into(),
-        ));
-    }
+    let signers = signers(ctx, &req.signers)?;
     let service = ctx.keys()?;
     for s in &signers {
         service.check_sign(&s.key, &s.algorithm)?;

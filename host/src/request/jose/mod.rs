@@ -20,7 +20,7 @@ pub use keys::{GivenJoseKey, JoseTrust, jwks};
 use payload::Source;
 
 use super::input::Input;
-use super::sign::signer;
+use super::sign::signers;
 use super::{Context, KeySpec, RequestError};
 use crate::jose::jwk;
 use crate::jose::jws::{self, JoseKey, Jws, JwsError, Limits, Payload, Serialization, Written};
@@ -53,18 +53,8 @@ impl<'a> JwsSign<'a> {
     /// # Errors
     /// A reference that does not parse, or an unknown serialization.
     pub fn from_wire(req: &'a api::JwsSignRequest) -> Result<JwsSign<'a>, RequestError> {
-        let mut signers = Vec::new();
-        for k in &req.keys {
-            signers.push((KeySpec::one_of(Some(&k.key), None, None)?, Some(k.algorithm.clone())));
-        }
-        for p in &req.profiles {
-            signers.push((KeySpec::one_of(None, Some(p), None)?, None));
-        }
-        for id in &req.key_ids {
-            signers.push((KeySpec::one_of(None, None, Some(id))?, None));
-        }
         Ok(JwsSign {
-            signers,
+            signers: KeySpec::several(&req.keys, &req.profiles, &req.key_ids)?,
             kid: req.kid.clone(),
             header: req.header.as_ref().map(|h| h.as_bytes().to_vec()),
             serialization: Serialization::parse(req.serialization.as_deref().unwrap_or("compact"))
@@ -94,15 +84,7 @@ fn header_members(text: Option<&[u8]>) -> Result<Map<String, Value>, RequestErro
 /// Nothing to sign with, denied, an algorithm JOSE does not register, the policy or the
 /// anchors refuse, a payload the serialization cannot carry, or a signer failed.
 pub fn jws_sign(ctx: &Context<'_>, req: JwsSign<'_>) -> Result<JwsSignResponse, RequestError> {
-    let mut signers = Vec::new();
-    for (spec, algorithm) in &req.signers {
-        signers.push(signer(ctx, spec, algorithm.as_deref())?);
-    }
-    if signers.is_empty() {
-        return Err(RequestError::Invalid(
-            "nothing to sign with: give a key (with its algorithm), a profile or a key id".into(),
-        ));
-    }
+    let signers = signers(ctx, &req.signers)?;
     if signers.len() > 1 && req.serialization != Serialization::General {
         return Err(RequestError::Invalid(format!(
             "{} signers make one JWS only in the general JSON serialization (--serialization general)",
