@@ -10,6 +10,7 @@ mod common;
 mod backends;
 mod hardening;
 mod hsm_only;
+mod jose;
 mod serve;
 #[path = "../all/server.rs"]
 mod server;
