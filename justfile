@@ -210,8 +210,14 @@ lint: setup
     fi
     echo "lint: formatted, and clippy is clean for the host and the guests"
 
+# The peers of tests/all/jose_interop.rs under target/interop, each at a pinned version
+# (tests/interop/jose/setup.sh): Python's jwcrypto from the PyPI registry into a venv, Node's
+# jose from the npm registry. A no-op when they are there.
+jose-peers:
+    bash tests/interop/jose/setup.sh
+
 # Every test: lint, unit, integration (real components, SoftHSM2, openssl), reproducible guests.
-test: setup build-guests lint
+test: setup build-guests lint jose-peers
     # --all-targets builds the binary with the same dependency features as the tests, so
     # wasmtime is compiled once for both (building -p cryptohost alone would compile it again).
     cargo build --release --workspace --all-targets

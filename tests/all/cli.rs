@@ -194,6 +194,18 @@ fn keygen_writes_keys_openssl_can_use() {
         assert_eq!(again.status.code(), Some(2));
         assert!(stderr(&again).contains("must not exist"), "{}", stderr(&again));
     }
+    // Ed25519 is written as PKCS#8 v1 (RFC 8410 section 7): OpenSSL 3.0 signs with it (it
+    // refuses the v2 form with the public key appended, as pyca/cryptography and WebCrypto do).
+    let (key, public) = (setup.path("ed.gen.pem"), setup.path("ed.gen.pub"));
+    let out = run(&setup.config, &["keygen", "--alg", "EdDSA", "--out", Setup::s(&key), "--pub", Setup::s(&public)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sig = setup.path("ed.gen.sig");
+    openssl(&["pkeyutl", "-sign", "-rawin", "-inkey", Setup::s(&key), "-in", Setup::s(&msg), "-out", Setup::s(&sig)]);
+    let out = run(
+        &setup.config,
+        &["verify", "--alg", "EdDSA", "--pub", Setup::s(&public), "--sig", Setup::s(&sig), Setup::s(&msg)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
 #[test]

@@ -303,7 +303,11 @@ impl PrivateKey {
             PrivateKey::P384(k) => k.to_pkcs8_der(),
             PrivateKey::P521(k) => k.to_pkcs8_der(),
             PrivateKey::Rsa(k) => k.to_pkcs8_der(),
-            PrivateKey::Ed25519(k) => k.to_pkcs8_der(),
+            // PKCS#8 v1 (RFC 8410 section 7, no public key): the v2 form with the public key
+            // appended is refused by OpenSSL 3.0, pyca/cryptography and WebCrypto alike.
+            PrivateKey::Ed25519(k) => {
+                ed25519_dalek::pkcs8::KeypairBytes { secret_key: k.to_bytes(), public_key: None }.to_pkcs8_der()
+            }
         };
         doc.map(|d| d.as_bytes().to_vec()).map_err(|e| CryptoError::Failed(format!("encoding private key: {e}")))
     }

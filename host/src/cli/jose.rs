@@ -209,6 +209,13 @@ pub(super) fn jws(b: &Backend, c: &JwsCommand) -> Outcome {
             signed_out(&signed, a.out.as_deref(), a.json, "jws sign", b.via())
         }
         JwsCommand::Verify(a) => {
+            if a.detached.is_some() && a.payload_out.is_some() {
+                return Err(anyhow::anyhow!(
+                    "--payload-out writes a payload the JWS carries; a detached payload is the file given with \
+                     --detached"
+                )
+                .into());
+            }
             let v = b.jws_verify(&a.jws, &a.keys.args(), a.threshold, a.detached.as_deref(), a.at.as_deref())?;
             jws_verified(&v, a.json, a.payload_out.as_deref())
         }
