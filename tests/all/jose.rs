@@ -616,3 +616,54 @@ fn trust_anchors_are_a_key_source_with_their_algorithm_and_window() {
     let err = setup.fails(2, &["jws", "verify", "--at", "2040-01-01T00:00:00Z", s(&t)]);
     assert!(err.contains("the trust anchors expired at 2036-01-01T00:00:00Z"), "{err}");
 }
+
+/// RFC 7797's own examples are HMAC-only: these unencoded-payload JWSs were made by the peers
+/// (jwcrypto and Node's jose, `tests/data/jose/rfc7797-peers.json`) and verify here without them;
+/// one changed payload byte makes each invalid.
+#[test]
+fn unencoded_payload_fixtures_made_by_the_peers_verify() {
+    let setup = Setup::new("");
+    let data: Value = serde_json::from_slice(&fs::read(common::data("jose/rfc7797-peers.json")).unwrap()).unwrap();
+    let detached = STANDARD.decode(data["detached_payload_b64"].as_str().unwrap()).unwrap();
+    let detached_file = setup.file("detached", &detached);
+    let mut tampered = detached.clone();
+    tampered[0] ^= 1;
+    let tampered_file = setup.file("tampered", &tampered);
+    let mut checked = 0;
+    for (i, case) in data["cases"].as_array().unwrap().iter().enumerate() {
+        let key = setup
+            .file(&format!("key{i}.pub"), data["keys"][case["key"].as_str().unwrap()].as_str().unwrap().as_bytes());
+        let what = format!("{} {} {}", case["peer"], case["alg"], case["serialization"]);
+        let text = match &case["jws"] {
+            Value::String(t) => t.clone(),
+            v => v.to_string(),
+        };
+        let header: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(match &case["jws"] {
+                    Value::String(t) => t.split('.').next().unwrap().to_string(),
+                    v => v["protected"].as_str().unwrap().to_string(),
+                })
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!((header["b64"].clone(), header["crit"].clone()), (json!(false), json!(["b64"])), "{what}");
+        let token = setup.file(&format!("case{i}"), text.as_bytes());
+        if case["detached"] == true {
+            let ok = ["jws", "verify", "--pub", s(&key), "--detached", s(&detached_file), s(&token)];
+            assert_eq!(setup.ok(&ok).trim(), "valid", "{what}");
+            setup.fails(1, &["jws", "verify", "--pub", s(&key), "--detached", s(&tampered_file), s(&token)]);
+        } else {
+            let out = setup.dir.path().join(format!("out{i}"));
+            assert_eq!(
+                setup.ok(&["jws", "verify", "--pub", s(&key), "--payload-out", s(&out), s(&token)]).trim(),
+                "valid"
+            );
+            assert_eq!(fs::read(&out).unwrap(), data["attached_payload"].as_str().unwrap().as_bytes(), "{what}");
+            let bad = setup.file(&format!("bad{i}"), text.replace("$.02", "$.03").as_bytes());
+            setup.fails(1, &["jws", "verify", "--pub", s(&key), s(&bad)]);
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 8, "two peers x ES256, RS256 x compact detached, flattened");
+}
