@@ -57,14 +57,22 @@ pub struct Verify<'a> {
 /// # Errors
 /// Neither, or not a public key.
 pub fn public_key_text(field: &str, text: &str) -> Result<Vec<u8>, RequestError> {
-    let trimmed = text.trim_start();
-    let bytes = if trimmed.starts_with("-----BEGIN") || trimmed.starts_with('{') {
-        text.as_bytes().to_vec()
-    } else {
-        api::b64::decode(text)
-            .ok_or_else(|| RequestError::Invalid(format!("{field} is neither PEM nor base64 (standard or URL-safe)")))?
-    };
+    let bytes = public_key_bytes(field, text)?;
     Ok(crate::keyfile::public_key_from_bytes(std::path::Path::new(field), &bytes)?)
+}
+
+/// The bytes of a public key sent as text: PEM or a JWK as they are, else base64 of the DER.
+///
+/// # Errors
+/// None of these.
+pub(super) fn public_key_bytes(field: &str, text: &str) -> Result<Vec<u8>, RequestError> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with("-----BEGIN") || trimmed.starts_with('{') {
+        return Ok(text.as_bytes().to_vec());
+    }
+    api::b64::decode(text).ok_or_else(|| {
+        RequestError::Invalid(format!("{field} is neither PEM, a JWK nor base64 (standard or URL-safe) of the DER"))
+    })
 }
 
 impl<'a> Verify<'a> {

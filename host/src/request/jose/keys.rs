@@ -41,14 +41,7 @@ impl JoseTrust {
     pub fn from_wire(keys: &api::JoseKeys) -> Result<JoseTrust, RequestError> {
         let mut given = Vec::new();
         for (i, k) in keys.public_keys.iter().enumerate() {
-            let text = k.public_key.trim_start();
-            let bytes = if text.starts_with('{') || text.starts_with("-----BEGIN") {
-                k.public_key.as_bytes().to_vec()
-            } else {
-                api::b64::decode(text).ok_or_else(|| {
-                    RequestError::Invalid(format!("public_keys[{i}] is neither PEM, a JWK nor base64 of the DER"))
-                })?
-            };
+            let bytes = super::super::verify::public_key_bytes(&format!("public_keys[{i}]"), &k.public_key)?;
             let name = k.name.clone().unwrap_or_else(|| format!("public_keys[{i}]"));
             given.push(GivenJoseKey { name, bytes, algorithm: k.algorithm.clone() });
         }
