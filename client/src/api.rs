@@ -10,7 +10,9 @@
 use serde::{Deserialize, Serialize};
 
 mod jose;
+mod lifecycle;
 pub use jose::*;
+pub use lifecycle::*;
 
 #[cfg(feature = "openapi")]
 use utoipa::{IntoParams, ToSchema};
@@ -84,6 +86,9 @@ pub enum ErrorKind {
     /// The deployment policy (`[policy]`) does not allow this algorithm, key or use; the
     /// message names the policy line (403).
     RefusedByPolicy,
+    /// The key version's state does not allow this: a staged or retired version asked to sign
+    /// or encrypt, a promotion no anchor vouches for, destroying the current version (409).
+    Conflict,
     /// The provider that holds the key failed or faulted (502).
     Provider,
     /// At the concurrency limit; retry (503, with `Retry-After`).
@@ -101,10 +106,11 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::BadRequest,
         ErrorKind::Denied,
         ErrorKind::RefusedByPolicy,
+        ErrorKind::Conflict,
         ErrorKind::NotFound,
         ErrorKind::MethodNotAllowed,
         ErrorKind::TooLarge,
@@ -125,6 +131,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::TooLarge => 413,
             ErrorKind::UnsupportedMediaType => 415,
+            ErrorKind::Conflict => 409,
             ErrorKind::Provider => 502,
             ErrorKind::Overloaded | ErrorKind::NotReady => 503,
             ErrorKind::Timeout => 504,
@@ -142,6 +149,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => "method-not-allowed",
             ErrorKind::TooLarge => "too-large",
             ErrorKind::UnsupportedMediaType => "unsupported-media-type",
+            ErrorKind::Conflict => "conflict",
             ErrorKind::Provider => "provider",
             ErrorKind::Overloaded => "overloaded",
             ErrorKind::NotReady => "not-ready",

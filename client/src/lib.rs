@@ -372,6 +372,47 @@ impl Client {
         self.post("/v1/keys/generate", request)
     }
 
+    /// Makes the next version of a held key, staged.
+    ///
+    /// # Errors
+    /// Denied, or the provider or key-state file refuses.
+    pub fn key_rotate(&self, request: &api::KeyRotateRequest) -> Result<api::KeyVersions, Error> {
+        self.post("/v1/keys/rotate", request)
+    }
+
+    /// Makes a version current (refused, as `conflict`, while no anchor lists it, unless
+    /// `force`).
+    ///
+    /// # Errors
+    /// Denied, no such version, or not anchored.
+    pub fn key_promote(&self, request: &api::KeyVersionRequest) -> Result<api::KeyVersions, Error> {
+        self.post("/v1/keys/promote", request)
+    }
+
+    /// Retires a staged version.
+    ///
+    /// # Errors
+    /// Denied, or the version's state does not allow it.
+    pub fn key_retire(&self, request: &api::KeyVersionRequest) -> Result<api::KeyVersions, Error> {
+        self.post("/v1/keys/retire", request)
+    }
+
+    /// Destroys a version that is not current (`confirm` must be true).
+    ///
+    /// # Errors
+    /// Denied, not confirmed, or the version's state does not allow it.
+    pub fn key_destroy(&self, request: &api::KeyVersionRequest) -> Result<api::KeyVersions, Error> {
+        self.post("/v1/keys/destroy", request)
+    }
+
+    /// A key's versions and their states.
+    ///
+    /// # Errors
+    /// Denied, or the key-state file cannot be read.
+    pub fn key_versions(&self, request: &api::KeyVersionsRequest) -> Result<api::KeyVersions, Error> {
+        self.post("/v1/keys/versions", request)
+    }
+
     /// AES-GCM encryption with a held secret key.
     ///
     /// # Errors

@@ -14,6 +14,8 @@ use crate::error::{ProviderError, RegistryError};
 
 use crate::keyfile;
 pub use crate::keyref::KeyRef;
+use crate::keyref::{names_a_version, versioned_name};
+use crate::lifecycle::{KeyStates, Use, VersionEntry, VersionState};
 use crate::provider::{Capability, CryptoProvider, KeyId, Origin, Sealed, SigFormat, SignInput, lacks};
 use crate::registry::{GeneratedKey, HeldKey, Registry};
 
@@ -37,6 +39,15 @@ pub enum KeyError {
     /// The deployment policy refuses the algorithm or the key (audited as `refused by policy`).
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyRefusal),
+    /// The version's state forbids the use (staged or retired asked to sign, destroyed), or the
+    /// lifecycle step does not fit the key's versions.
+    #[error("{key}: {message}")]
+    Version { key: String, message: String },
+    /// The key-state file cannot be used, or a version no longer matches its binding.
+    #[error(transparent)]
+    State(#[from] crate::lifecycle::StateError),
+    #[error("{key} version {version}: {message}; nothing was done with it")]
+    Binding { key: String, version: u32, message: String },
 }
 
 impl KeyError {
@@ -63,6 +74,20 @@ pub struct KeyService<'r> {
     audit: Arc<AuditLog>,
     /// Who asked, when the request came over the server's socket.
     caller: Option<Caller>,
+    /// The key-state file (versions of rotated keys); without it every key is version 1.
+    states: Option<Arc<KeyStates>>,
+}
+
+/// Which version of a held key a use means.
+pub(crate) struct Versioned {
+    /// The reference as the audit line and answers name it: with `x-version` when the key has
+    /// recorded versions.
+    pub shown: KeyRef,
+    /// The reference its provider knows (the version's own name, no `x-version`).
+    pub provider_ref: KeyRef,
+    /// The version's entry, when the key has recorded versions.
+    pub entry: Option<VersionEntry>,
+    pub version: u32,
 }
 
 /// What the audit log says about where a provider's code came from.
@@ -74,6 +99,58 @@ fn origin_of(p: &dyn CryptoProvider, device: Option<String>) -> KeyOrigin {
             KeyOrigin::Component { component: file.clone(), sha256: sha256.clone(), publisher: publisher.clone() }
         }
         Origin::Native { module } => KeyOrigin::Pkcs11 { pkcs11_module: module.clone(), token_serial: device },
+    }
+}
+
+/// A version just made, and what the key-state file records about it.
+struct Made {
+    spki: Vec<u8>,
+    provider: String,
+    origin: KeyOrigin,
+    entry: VersionEntry,
+}
+
+/// A rotation's result: the new (staged) version.
+#[derive(Debug)]
+pub struct Rotated {
+    pub key: String,
+    pub version: u32,
+    /// Its public key (empty for a secret key).
+    pub spki: Vec<u8>,
+    pub entry: VersionEntry,
+}
+
+/// A change of one version's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Promote,
+    Retire,
+    Destroy,
+}
+
+impl Step {
+    pub fn operation(self) -> &'static str {
+        match self {
+            Step::Promote => "promote",
+            Step::Retire => "retire",
+            Step::Destroy => "destroy",
+        }
+    }
+
+    fn past(self) -> &'static str {
+        match self {
+            Step::Promote => "promoted",
+            Step::Retire => "retired",
+            Step::Destroy => "destroyed",
+        }
+    }
+
+    fn to(self) -> VersionState {
+        match self {
+            Step::Promote => VersionState::Current,
+            Step::Retire => VersionState::Retired,
+            Step::Destroy => VersionState::Destroyed,
+        }
     }
 }
 
@@ -90,14 +167,136 @@ impl<'r> KeyService<'r> {
     /// # Errors
     /// The audit log cannot be opened.
     pub fn new(registry: &'r Registry, audit_path: &Path) -> Result<KeyService<'r>, KeyError> {
-        Ok(KeyService { registry, audit: Arc::new(AuditLog::open(audit_path)?), caller: None })
+        Ok(KeyService { registry, audit: Arc::new(AuditLog::open(audit_path)?), caller: None, states: None })
     }
 
     /// Key operations over an audit log already open (the server's, shared by all requests),
     /// on behalf of `caller` (absent for the one-shot CLI), whose identity every audit line
     /// records.
     pub fn with_log(registry: &'r Registry, audit: Arc<AuditLog>, caller: Option<Caller>) -> KeyService<'r> {
-        KeyService { registry, audit, caller }
+        KeyService { registry, audit, caller, states: None }
+    }
+
+    /// Key versions as the key-state file records them.
+    #[must_use]
+    pub fn with_states(mut self, states: Arc<KeyStates>) -> KeyService<'r> {
+        self.states = Some(states);
+        self
+    }
+
+    /// The key-state file, when configured.
+    pub fn states(&self) -> Option<&Arc<KeyStates>> {
+        self.states.as_ref()
+    }
+
+    /// Which version of `reference` a use means: the one it names (`x-version`), else the
+    /// current one; refused when the version's state does not allow `use_`. A key with no
+    /// recorded versions is version 1.
+    ///
+    /// # Errors
+    /// A reference to a version's own name, an unknown version, a state that forbids the use,
+    /// or a key-state file that cannot be read.
+    pub(crate) fn version_of(&self, reference: &KeyRef, use_: Use) -> Result<Versioned, KeyError> {
+        let (base_name, wanted) = match reference {
+            KeyRef::File(_) => {
+                return Ok(Versioned {
+                    shown: reference.clone(),
+                    provider_ref: reference.clone(),
+                    entry: None,
+                    version: 1,
+                });
+            }
+            KeyRef::Named { name, version, .. } => (Some(name.as_str()), *version),
+            KeyRef::Pkcs11(u) => (u.object.as_deref(), u.version),
+        };
+        let base = reference.at_version(None);
+        let key = base.to_string();
+        let refused = |message: String| KeyError::Version { key: key.clone(), message };
+        if base_name.is_some_and(names_a_version) {
+            return Err(KeyError::Reference {
+                reference: reference.to_string(),
+                message: "names a key version by its own name: name it with x-version=N (its state is checked \
+                          there)"
+                    .into(),
+            });
+        }
+        let snapshot = match &self.states {
+            Some(s) => Some(s.snapshot()?),
+            None => None,
+        };
+        let entry = snapshot.as_ref().and_then(|s| s.entry(&key)).cloned();
+        let Some(entry) = entry else {
+            return match wanted {
+                None | Some(1) => {
+                    Ok(Versioned { shown: reference.clone(), provider_ref: base, entry: None, version: 1 })
+                }
+                Some(n) => Err(refused(format!("has no version {n}: it was never rotated (it has version 1 only)"))),
+            };
+        };
+        let v = match wanted {
+            Some(n) => entry.version(n).cloned().ok_or_else(|| {
+                let have: Vec<String> = entry.versions.iter().map(|v| v.version.to_string()).collect();
+                refused(format!("has no version {n} (its versions: {})", have.join(", ")))
+            })?,
+            None => entry.current().cloned().ok_or_else(|| {
+                refused("has no current version (every version is staged, retired or destroyed)".into())
+            })?,
+        };
+        let allowed = match use_ {
+            Use::Make => v.state == VersionState::Current,
+            Use::Read => matches!(v.state, VersionState::Current | VersionState::Retired),
+            Use::Public => v.state != VersionState::Destroyed,
+        };
+        if !allowed {
+            let why = match (v.state, use_) {
+                (VersionState::Staged, _) => "is staged: it is used for nothing until `keys promote` makes it current",
+                (VersionState::Retired, _) => "is retired: it still verifies and decrypts, but never signs or encrypts",
+                (VersionState::Destroyed, _) => "was destroyed",
+                (VersionState::Current, _) => "cannot be used so",
+            };
+            return Err(refused(format!("version {} {why}", v.version)));
+        }
+        let provider_ref = provider_reference(&base, v.version).map_err(refused)?;
+        Ok(Versioned { shown: base.at_version(Some(v.version)), provider_ref, version: v.version, entry: Some(v) })
+    }
+
+    /// Checks that the key a version resolved to is the one its entry was bound to: the same
+    /// SPKI fingerprint, and on a token the same `CKA_ID`. An entry whose key is gone or
+    /// changed is an error naming both.
+    fn check_binding(&self, v: &Versioned, p: &dyn CryptoProvider, id: &KeyId, secret: bool) -> Result<(), KeyError> {
+        let Some(entry) = &v.entry else { return Ok(()) };
+        let failed = |message: String| KeyError::Binding {
+            key: v.shown.at_version(None).to_string(),
+            version: v.version,
+            message,
+        };
+        if let Some(want) = &entry.spki_sha256 {
+            let spki = p.signing().map_or_else(|| Err(lacks(p, Capability::Signing)), |s| s.public_key(id));
+            let spki = spki.map_err(|e| {
+                failed(format!("its key cannot be read ({e}); the key-state file binds it to SPKI sha256 {want}"))
+            })?;
+            let have = crate::lifecycle::fingerprint(&spki);
+            if &have != want {
+                return Err(failed(format!(
+                    "the key under its name has SPKI sha256 {have}, but the key-state file binds it to {want}"
+                )));
+            }
+        }
+        if let Some(want) = &entry.cka_id {
+            let at = p
+                .key_location(id, secret)
+                .map_err(|e| failed(format!("its key cannot be found on the token ({e})")))?;
+            if let Some(at) = at
+                && &hex::encode(&at.cka_id) != want
+            {
+                return Err(failed(format!(
+                    "the key under its name has CKA_ID {} on token {}, but the key-state file binds it to CKA_ID {want}",
+                    hex::encode(&at.cka_id),
+                    at.token_serial
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The registry it routes through.
@@ -120,7 +319,7 @@ impl<'r> KeyService<'r> {
     fn namespace(reference: &KeyRef) -> Result<(&str, String), KeyError> {
         match reference {
             KeyRef::Pkcs11(u) => Ok(("pkcs11", u.to_uri())),
-            KeyRef::Named { prefix, name } => Ok((prefix.as_str(), name.clone())),
+            KeyRef::Named { prefix, name, .. } => Ok((prefix.as_str(), name.clone())),
             KeyRef::File(_) => Err(KeyError::Reference {
                 reference: reference.to_string(),
                 message: "a key file has no provider of its own".into(),
@@ -140,12 +339,25 @@ impl<'r> KeyService<'r> {
         })
     }
 
-    fn resolve(&self, reference: &KeyRef, algorithm: &str, rsa_bits: u32, create: bool) -> Result<Resolved, KeyError> {
+    /// The key a use of `reference` means, through the registry: its version resolved and its
+    /// state and binding checked ([`KeyService::version_of`]). `shown` becomes the reference the
+    /// audit line names (with the version, once the key has versions).
+    fn resolve(
+        &self,
+        reference: &KeyRef,
+        algorithm: &str,
+        rsa_bits: u32,
+        use_: Use,
+        shown: &mut KeyRef,
+    ) -> Result<Resolved, KeyError> {
         if let KeyRef::File(path) = reference {
             return Ok(Resolved::Pkcs8(keyfile::read_private_key(path)?));
         }
-        let (prefix, name) = Self::namespace(reference)?;
-        let key = Self::held(self.registry.named_key(prefix, &name, algorithm, rsa_bits, create), reference)?;
+        let v = self.version_of(reference, use_)?;
+        *shown = v.shown.clone();
+        let (prefix, name) = Self::namespace(&v.provider_ref)?;
+        let key = Self::held(self.registry.named_key(prefix, &name, algorithm, rsa_bits, false), reference)?;
+        self.check_binding(&v, key.provider.as_ref(), &key.id, false)?;
         Ok(Resolved::Held(key.provider, key.id))
     }
 
@@ -204,9 +416,10 @@ impl<'r> KeyService<'r> {
         audit: &AuditInput,
         format: SigFormat,
     ) -> Result<Signed, KeyError> {
+        let mut shown = reference.clone();
         let result = (|| {
             self.registry.policy().allows(Capability::Signing, algorithm)?;
-            match self.resolve(reference, algorithm, 0, false)? {
+            match self.resolve(reference, algorithm, 0, Use::Make, &mut shown)? {
                 Resolved::Held(p, id) => {
                     let failed = |error| KeyError::Provider { provider: p.descriptor().name.clone(), error };
                     let signing = p.signing().ok_or_else(|| failed(lacks(p.as_ref(), Capability::Signing)))?;
@@ -220,7 +433,7 @@ impl<'r> KeyService<'r> {
                 }
             }
         })();
-        let (signature, provider, origin) = self.audited("sign", reference, algorithm, audit, result)?;
+        let (signature, provider, origin) = self.audited("sign", &shown, algorithm, audit, result)?;
         Ok(Signed { signature, provider, origin })
     }
 
@@ -260,7 +473,8 @@ impl<'r> KeyService<'r> {
         algorithm: &str,
         rsa_bits: u32,
     ) -> Result<(Vec<u8>, String), KeyError> {
-        match self.resolve(reference, algorithm, rsa_bits, false)? {
+        let mut shown = reference.clone();
+        match self.resolve(reference, algorithm, rsa_bits, Use::Public, &mut shown)? {
             Resolved::Held(p, id) => {
                 let spki = p
                     .public_key(&id)
@@ -279,11 +493,14 @@ impl<'r> KeyService<'r> {
         }
     }
 
-    /// Generates a named key (HSM or simulation) and returns its public key (empty for a
-    /// secret key) and the provider that holds it.
+    /// Generates a named key (HSM or simulation) as version 1 and returns its public key
+    /// (empty for a secret key) and the provider that holds it. The key-state file records it
+    /// (created now, bound to its fingerprint) when one is configured. A key that already has
+    /// later versions is refused: `rotate` makes the next one.
     ///
     /// # Errors
-    /// A file reference (use `keygen`), the provider refuses, or the audit log fails.
+    /// A file reference (use `keygen`), a versioned reference, the provider refuses, or the
+    /// audit log or key-state file fails.
     pub fn generate(&self, reference: &KeyRef, algorithm: &str, rsa_bits: u32) -> Result<(Vec<u8>, String), KeyError> {
         if let KeyRef::File(_) = reference {
             return Err(KeyError::Reference {
@@ -291,23 +508,269 @@ impl<'r> KeyService<'r> {
                 message: "key files are made with `cryptohost keygen --out FILE`".into(),
             });
         }
-        let secret = crate::alg::aead(algorithm).is_some();
         let result = (|| {
-            let (prefix, name) = Self::namespace(reference)?;
-            if secret {
-                let key = Self::held(self.registry.named_secret(prefix, &name, algorithm, true), reference)?;
-                let p = key.provider;
-                return Ok((Vec::new(), p.descriptor().name.clone(), origin_of(p.as_ref(), None)));
+            if reference.version().is_some() {
+                return Err(KeyError::Version {
+                    key: reference.at_version(None).to_string(),
+                    message: "`keys generate` makes version 1; `keys rotate` makes the next version".into(),
+                });
             }
-            let key = Self::held(self.registry.named_key(prefix, &name, algorithm, rsa_bits, true), reference)?;
-            let p = key.provider;
-            let spki = p
-                .public_key(&key.id)
-                .map_err(|error| KeyError::Provider { provider: p.descriptor().name.clone(), error })?;
-            Ok((spki, p.descriptor().name.clone(), origin_of(p.as_ref(), None)))
+            // Refuses a name that is itself a version's, and a key that has later versions.
+            let v = self.version_of(reference, Use::Public)?;
+            if v.version > 1 {
+                return Err(KeyError::Version {
+                    key: reference.to_string(),
+                    message: format!(
+                        "already has versions (version {} is current): `keys rotate` makes the next",
+                        v.version
+                    ),
+                });
+            }
+            let made = self.make_version(reference, 1, algorithm, rsa_bits)?;
+            if let Some(states) = &self.states
+                && v.entry.is_none()
+            {
+                let key = reference.to_string();
+                let entry = made.entry.clone();
+                states.update(|f| {
+                    if f.entry(&key).is_none() {
+                        f.keys.push(crate::lifecycle::KeyEntry { key: key.clone(), versions: vec![entry] });
+                    }
+                    Ok::<_, KeyError>(())
+                })?;
+            }
+            Ok((made.spki, made.provider, made.origin))
         })();
         let (spki, provider, _) = self.audited("generate", reference, algorithm, &AuditInput::none(), result)?;
         Ok((spki, provider))
+    }
+
+    /// Makes version `version` of the key `base` on its provider (non-extractable; on a token,
+    /// under the version's label) and describes it for the key-state file, as `current`.
+    fn make_version(&self, base: &KeyRef, version: u32, algorithm: &str, rsa_bits: u32) -> Result<Made, KeyError> {
+        let secret = crate::alg::aead(algorithm).is_some();
+        let at = provider_reference(base, version)
+            .map_err(|message| KeyError::Version { key: base.to_string(), message })?;
+        let (prefix, name) = Self::namespace(&at)?;
+        let key = if secret {
+            Self::held(self.registry.named_secret(prefix, &name, algorithm, true), base)?
+        } else {
+            Self::held(self.registry.named_key(prefix, &name, algorithm, rsa_bits, true), base)?
+        };
+        self.describe(key.provider.as_ref(), &key.id, version, algorithm, secret, crate::audit::now_rfc3339())
+    }
+
+    /// What the key-state file records about a version held as `id`.
+    fn describe(
+        &self,
+        p: &dyn CryptoProvider,
+        id: &KeyId,
+        version: u32,
+        algorithm: &str,
+        secret: bool,
+        created: String,
+    ) -> Result<Made, KeyError> {
+        let provider = p.descriptor().name.clone();
+        let failed = |error| KeyError::Provider { provider: provider.clone(), error };
+        let spki = if secret {
+            Vec::new()
+        } else {
+            p.signing().ok_or_else(|| failed(lacks(p, Capability::Signing)))?.public_key(id).map_err(failed)?
+        };
+        let location = p.key_location(id, secret).map_err(failed)?;
+        let entry = VersionEntry {
+            version,
+            state: VersionState::Current,
+            algorithm: algorithm.to_string(),
+            changed: created.clone(),
+            created,
+            adopted: false,
+            provider: provider.clone(),
+            spki_sha256: (!secret).then(|| crate::lifecycle::fingerprint(&spki)),
+            token_serial: location.as_ref().map(|l| l.token_serial.clone()),
+            cka_id: location.as_ref().map(|l| hex::encode(&l.cka_id)),
+        };
+        Ok(Made { spki, provider, origin: origin_of(p, None), entry })
+    }
+
+    fn states_required(&self) -> Result<&Arc<KeyStates>, KeyError> {
+        self.states
+            .as_ref()
+            .ok_or_else(|| KeyError::Input("key versions need the key-state file (a [state] dir)".into()))
+    }
+
+    /// Makes the next version of a held key, **staged**: it is used for nothing until
+    /// promoted. A key with no recorded versions is first recorded as version 1 (adopted: its
+    /// creation time unknown). `algorithm` defaults to the current version's.
+    ///
+    /// # Errors
+    /// A file or versioned reference, no algorithm known, the provider refuses, or the audit
+    /// log or key-state file fails.
+    pub fn rotate(&self, reference: &KeyRef, algorithm: Option<&str>, rsa_bits: u32) -> Result<Rotated, KeyError> {
+        let base = reference.at_version(None);
+        let key = base.to_string();
+        let mut shown = base.clone();
+        let mut alg_used = algorithm.unwrap_or_default().to_string();
+        let result = (|| {
+            if !reference.is_held() {
+                return Err(KeyError::Reference {
+                    reference: key.clone(),
+                    message: "a key file has no versions".into(),
+                });
+            }
+            if reference.version().is_some() {
+                return Err(KeyError::Version {
+                    key: key.clone(),
+                    message: "rotate the key, not one of its versions (drop x-version)".into(),
+                });
+            }
+            let states = self.states_required()?;
+            states.update(|f| {
+                let now = crate::audit::now_rfc3339();
+                if f.entry(&key).is_none() {
+                    // Version 1, from before versions were recorded: bound now.
+                    let alg = algorithm.ok_or_else(|| KeyError::Version {
+                        key: key.clone(),
+                        message: "has no recorded versions yet: give its algorithm (--alg) for the first rotation"
+                            .into(),
+                    })?;
+                    let secret = crate::alg::aead(alg).is_some();
+                    if let KeyRef::Named { name, .. }
+                    | KeyRef::Pkcs11(crate::keyref::Pkcs11Uri { object: Some(name), .. }) = &base
+                        && names_a_version(name)
+                    {
+                        return Err(KeyError::Reference {
+                            reference: key.clone(),
+                            message: "names a key version by its own name: rotate the key itself".into(),
+                        });
+                    }
+                    let (prefix, name) = Self::namespace(&base)?;
+                    let held = if secret {
+                        Self::held(self.registry.named_secret(prefix, &name, alg, false), &base)?
+                    } else {
+                        Self::held(self.registry.named_key(prefix, &name, alg, rsa_bits, false), &base)?
+                    };
+                    let mut made = self.describe(held.provider.as_ref(), &held.id, 1, alg, secret, now.clone())?;
+                    made.entry.adopted = true;
+                    f.keys.push(crate::lifecycle::KeyEntry { key: key.clone(), versions: vec![made.entry] });
+                }
+                let entry = f.entry(&key).cloned().ok_or_else(|| KeyError::Input("lost the entry".into()))?;
+                let alg = match algorithm {
+                    Some(a) => a.to_string(),
+                    None => entry.current().or(entry.versions.last()).map(|v| v.algorithm.clone()).unwrap_or_default(),
+                };
+                alg_used.clone_from(&alg);
+                let next = entry.next_version();
+                if next > crate::keyref::MAX_VERSION {
+                    return Err(KeyError::Version {
+                        key: key.clone(),
+                        message: format!("has reached version {}", crate::keyref::MAX_VERSION),
+                    });
+                }
+                if let Some(c) = entry.current()
+                    && (crate::alg::aead(&alg).is_some()) != (crate::alg::aead(&c.algorithm).is_some())
+                {
+                    return Err(KeyError::Version {
+                        key: key.clone(),
+                        message: format!("is a {} key; its next version cannot be {alg}", c.algorithm),
+                    });
+                }
+                self.registry.policy().generate(&alg, rsa_bits)?;
+                let mut made = self.make_version(&base, next, &alg, rsa_bits)?;
+                made.entry.state = VersionState::Staged;
+                shown = base.at_version(Some(next));
+                let e = f.entry_mut(&key).ok_or_else(|| KeyError::Input("lost the entry".into()))?;
+                e.versions.push(made.entry.clone());
+                Ok((
+                    Rotated { key: key.clone(), version: next, spki: made.spki, entry: made.entry },
+                    made.provider,
+                    made.origin,
+                ))
+            })
+        })();
+        let (rotated, _, _) = self.audited("rotate", &shown, &alg_used, &AuditInput::none(), result)?;
+        Ok(rotated)
+    }
+
+    /// Changes the state of one version under the key-state file's lock: `promote` (the version
+    /// becomes current, the current one retired), `retire` (a staged version; never the current
+    /// one), `destroy` (its objects destroyed on the device; never the current version). Every
+    /// step is audited.
+    ///
+    /// # Errors
+    /// The key has no such version, the step does not fit its state, the provider refuses to
+    /// destroy, or the audit log or key-state file fails.
+    pub fn change_state(&self, reference: &KeyRef, version: u32, step: Step) -> Result<VersionEntry, KeyError> {
+        let base = reference.at_version(None);
+        let key = base.to_string();
+        let shown = base.at_version(Some(version));
+        let mut algorithm = String::new();
+        let result = (|| {
+            let states = self.states_required()?;
+            let refused = |message: String| KeyError::Version { key: key.clone(), message };
+            states.update(|f| {
+                let entry = f
+                    .entry(&key)
+                    .cloned()
+                    .ok_or_else(|| refused("has no recorded versions (it was never rotated)".into()))?;
+                let v = entry.version(version).cloned().ok_or_else(|| refused(format!("has no version {version}")))?;
+                algorithm.clone_from(&v.algorithm);
+                let now = crate::audit::now_rfc3339();
+                let e = f.entry_mut(&key).ok_or_else(|| refused("lost its entry".into()))?;
+                match (step, v.state) {
+                    (Step::Promote, VersionState::Staged | VersionState::Retired) => {
+                        for other in &mut e.versions {
+                            if other.state == VersionState::Current {
+                                other.state = VersionState::Retired;
+                                other.changed.clone_from(&now);
+                            }
+                        }
+                    }
+                    (Step::Retire, VersionState::Staged) => {}
+                    (Step::Retire, VersionState::Current) => {
+                        return Err(refused(format!(
+                            "version {version} is current: promote another version first (it then retires this one)"
+                        )));
+                    }
+                    (Step::Destroy, VersionState::Current) => {
+                        return Err(refused(format!(
+                            "version {version} is current and is never destroyed: promote another version first"
+                        )));
+                    }
+                    (Step::Destroy, VersionState::Staged | VersionState::Retired) => {
+                        let at = provider_reference(&base, version).map_err(refused)?;
+                        let (prefix, name) = Self::namespace(&at)?;
+                        let secret = crate::alg::aead(&v.algorithm).is_some();
+                        let held = if secret {
+                            Self::held(self.registry.named_secret(prefix, &name, &v.algorithm, false), &base)
+                        } else {
+                            Self::held(self.registry.named_key(prefix, &name, &v.algorithm, 0, false), &base)
+                        };
+                        // A key already gone from the device is recorded as destroyed all the same.
+                        if let Ok(held) = held {
+                            held.provider.destroy_key(&held.id, secret).map_err(|error| KeyError::Provider {
+                                provider: held.provider.descriptor().name.clone(),
+                                error,
+                            })?;
+                        }
+                    }
+                    (_, state) => {
+                        return Err(refused(format!(
+                            "version {version} is {}: it cannot be {}",
+                            state.name(),
+                            step.past()
+                        )));
+                    }
+                }
+                let target = e.version_mut(version).ok_or_else(|| refused(format!("has no version {version}")))?;
+                target.state = step.to();
+                target.changed = now;
+                let provider = target.provider.clone();
+                Ok((target.clone(), provider, KeyOrigin::None))
+            })
+        })();
+        let (entry, _, _) = self.audited(step.operation(), &shown, &algorithm, &AuditInput::none(), result)?;
+        Ok(entry)
     }
 
     /// Generates an exportable key pair in the serving signing provider, to be written to
@@ -336,10 +799,21 @@ impl<'r> KeyService<'r> {
         Ok(provider)
     }
 
-    fn secret(&self, reference: &KeyRef, algorithm: &str) -> Result<(Arc<dyn CryptoProvider>, KeyId), KeyError> {
+    /// A secret key for `use_` (encrypting: the current version; decrypting: current or
+    /// retired), its version checked as [`KeyService::resolve`] does.
+    fn secret(
+        &self,
+        reference: &KeyRef,
+        algorithm: &str,
+        use_: Use,
+        shown: &mut KeyRef,
+    ) -> Result<(Arc<dyn CryptoProvider>, KeyId), KeyError> {
         self.registry.policy().allows(Capability::Encryption, algorithm)?;
-        let (prefix, name) = Self::namespace(reference)?;
+        let v = self.version_of(reference, use_)?;
+        *shown = v.shown.clone();
+        let (prefix, name) = Self::namespace(&v.provider_ref)?;
         let key = Self::held(self.registry.named_secret(prefix, &name, algorithm, false), reference)?;
+        self.check_binding(&v, key.provider.as_ref(), &key.id, true)?;
         Ok((key.provider, key.id))
     }
 
@@ -355,14 +829,15 @@ impl<'r> KeyService<'r> {
         aad: &[u8],
     ) -> Result<(Sealed, String), KeyError> {
         let audit = AuditInput::whole(&Sha256::digest(plaintext));
+        let mut shown = reference.clone();
         let result = (|| {
-            let (p, id) = self.secret(reference, algorithm)?;
+            let (p, id) = self.secret(reference, algorithm, Use::Make, &mut shown)?;
             let failed = |error| KeyError::Provider { provider: p.descriptor().name.clone(), error };
             let encryption = p.encryption().ok_or_else(|| failed(lacks(p.as_ref(), Capability::Encryption)))?;
             let sealed = encryption.encrypt(&id, plaintext, aad).map_err(failed)?;
             Ok((sealed.value, p.descriptor().name.clone(), origin_of(p.as_ref(), sealed.device)))
         })();
-        let (sealed, provider, _) = self.audited("encrypt", reference, algorithm, &audit, result)?;
+        let (sealed, provider, _) = self.audited("encrypt", &shown, algorithm, &audit, result)?;
         Ok((sealed, provider))
     }
 
@@ -379,15 +854,43 @@ impl<'r> KeyService<'r> {
         aad: &[u8],
     ) -> Result<(Zeroizing<Vec<u8>>, String), KeyError> {
         let audit = AuditInput::whole(&Sha256::digest(ciphertext));
+        let mut shown = reference.clone();
         let result = (|| {
-            let (p, id) = self.secret(reference, algorithm)?;
+            let (p, id) = self.secret(reference, algorithm, Use::Read, &mut shown)?;
             let failed = |error| KeyError::Provider { provider: p.descriptor().name.clone(), error };
             let encryption = p.encryption().ok_or_else(|| failed(lacks(p.as_ref(), Capability::Encryption)))?;
             let plain = encryption.decrypt(&id, nonce, ciphertext, aad).map_err(failed)?;
             Ok((plain.value, p.descriptor().name.clone(), origin_of(p.as_ref(), plain.device)))
         })();
-        let (plain, provider, _) = self.audited("decrypt", reference, algorithm, &audit, result)?;
+        let (plain, provider, _) = self.audited("decrypt", &shown, algorithm, &audit, result)?;
         Ok((plain, provider))
+    }
+}
+
+/// The reference a provider knows version `version` of `base` by: the key's own name for
+/// version 1, else its versioned name ([`versioned_name`]). A token key's later versions are
+/// found by label alone (their `CKA_ID` is derived from that label when they are made).
+fn provider_reference(base: &KeyRef, version: u32) -> Result<KeyRef, String> {
+    if version <= 1 {
+        return Ok(base.clone());
+    }
+    match base {
+        KeyRef::Named { prefix, name, .. } => {
+            Ok(KeyRef::Named { prefix: prefix.clone(), name: versioned_name(name, version), version: None })
+        }
+        KeyRef::Pkcs11(u) => {
+            let label = u.object.as_ref().ok_or_else(|| {
+                "names its key by id= alone: versions are named by label, so give object= (the label) as well"
+                    .to_string()
+            })?;
+            Ok(KeyRef::Pkcs11(crate::keyref::Pkcs11Uri {
+                object: Some(versioned_name(label, version)),
+                id: None,
+                version: None,
+                ..u.clone()
+            }))
+        }
+        KeyRef::File(_) => Err("a key file has no versions".into()),
     }
 }
 

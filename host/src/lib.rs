@@ -20,6 +20,7 @@ pub mod jose;
 pub mod keyfile;
 pub mod keyref;
 pub mod keys;
+pub mod lifecycle;
 pub mod load;
 pub mod pkcs11;
 pub mod policy;

@@ -27,6 +27,8 @@ pub enum TrustMode {
 pub struct Host {
     pub registry: Registry,
     pub hsm: Option<Arc<Pkcs11Provider>>,
+    /// The key-state file (versions of rotated keys), re-read when it changes.
+    pub key_states: Arc<crate::lifecycle::KeyStates>,
     // Providers share the engine through their own handles; the runtime (linker, cache) is
     // kept for as long as the host, for loads to come.
     _runtime: Runtime,
@@ -115,7 +117,8 @@ pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host
     }
     let registry = Registry::with_namespaces(loaded.providers, loaded.prefixes).with_policy(config.policy.clone());
     admitted_by_policy(config, &registry)?;
-    Ok(Host { registry, hsm, _runtime: runtime })
+    let key_states = Arc::new(crate::lifecycle::KeyStates::in_dir(&config.key_state_dir));
+    Ok(Host { registry, hsm, key_states, _runtime: runtime })
 }
 
 /// The policy against what was loaded: `components_only` admits no native provider but the

@@ -230,6 +230,30 @@ pub trait CryptoProvider: Send + Sync {
     fn encryption(&self) -> Option<&dyn Encryption> {
         None
     }
+
+    /// Where a named key (a key pair, or with `secret` an AES key) lives on its device, so that
+    /// a key version can be bound to it: the token's serial and the object's `CKA_ID`. A
+    /// provider whose keys live in no device (a component) has nothing to say.
+    fn key_location(&self, _key: &KeyId, _secret: bool) -> Result<Option<KeyLocation>, ProviderError> {
+        Ok(None)
+    }
+
+    /// Destroys a named key for good: on a token, its objects. A component forgets it (a seeded
+    /// simulation would derive it again from its name: the key-state file's `destroyed` is what
+    /// keeps it from being used).
+    fn destroy_key(&self, key: &KeyId, _secret: bool) -> Result<(), ProviderError> {
+        if let Some(s) = self.signing() {
+            s.delete_key(key);
+        }
+        Ok(())
+    }
+}
+
+/// Where a key lives on a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyLocation {
+    pub token_serial: String,
+    pub cka_id: Vec<u8>,
 }
 
 /// SHA-2, one-shot and streamed.

@@ -10,7 +10,9 @@ use std::path::Path;
 use super::stdio;
 
 mod jose;
+mod lifecycle;
 pub(super) use jose::{JoseKeyArgs, JwsSignOptions};
+pub(super) use lifecycle::VersionStep;
 
 use anyhow::{Context as _, Result};
 use cryptohost::fsio;

@@ -7,7 +7,7 @@ use cryptohost::config::{Manifest, write_pins};
 use cryptohost::provider::Origin;
 use cryptohost_client::HsmAction;
 
-use super::backend::Backend;
+use super::backend::{Backend, VersionStep};
 use super::{Cli, CryptArgs, HsmCommand, KeysCommand, Outcome, PinArgs, open_registry, render};
 
 pub(super) fn providers(cli: &Cli, as_json: bool) -> Outcome {
@@ -88,6 +88,23 @@ pub(super) fn keys(b: &Backend, k: &KeysCommand) -> Outcome {
         }
         KeysCommand::Public { reference, alg, rsa_bits, format, json } => {
             render::key_public(&b.key_public(reference, alg, *rsa_bits, format == "jwk")?, *json, b.via())
+        }
+        KeysCommand::Versions { reference, json } => render::key_versions(&b.key_versions(reference)?, *json),
+        KeysCommand::Rotate { reference, alg, rsa_bits, public, json } => {
+            let rotated = b.key_rotate(reference, alg.as_deref(), *rsa_bits)?;
+            if let (Some(path), Some(pem)) = (public, &rotated.public_key) {
+                super::stdio::write(path, pem.as_bytes(), |p, b| cryptohost::fsio::write_new(p, b, 0o644))?;
+            }
+            render::key_versions(&rotated, *json)
+        }
+        KeysCommand::Promote { reference, version, force, json } => {
+            render::key_versions(&b.key_step(reference, *version, VersionStep::Promote { force: *force })?, *json)
+        }
+        KeysCommand::Retire { reference, version, json } => {
+            render::key_versions(&b.key_step(reference, *version, VersionStep::Retire)?, *json)
+        }
+        KeysCommand::Destroy { reference, version, yes, json } => {
+            render::key_versions(&b.key_step(reference, *version, VersionStep::Destroy { confirm: *yes })?, *json)
         }
     }
 }

@@ -387,6 +387,60 @@ enum KeysCommand {
     },
     /// The JWK Set of the profiles `[jose] publish` lists (what `GET /v1/jwks` serves).
     Jwks,
+    /// A key's versions: state (staged, current, retired, destroyed), age, fingerprint.
+    Versions {
+        /// The key, without x-version.
+        reference: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the key's next version, staged: it is used for nothing until promoted. Publish
+    /// its fingerprint (anchors listing both versions under one key id) before promoting it.
+    Rotate {
+        reference: String,
+        /// The new version's algorithm (default: the current version's; required the first time).
+        #[arg(long)]
+        alg: Option<String>,
+        #[arg(long, default_value_t = 3072)]
+        rsa_bits: u32,
+        /// Also write the new version's SPKI PEM public key here.
+        #[arg(long = "pub")]
+        public: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a version current; the current one is retired (it still verifies and decrypts).
+    /// Refused while no configured trust anchor lists the version's fingerprint.
+    Promote {
+        reference: String,
+        #[arg(long)]
+        version: u32,
+        /// Promote although no anchor lists it (audited).
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retire a staged version (the current one retires when another is promoted).
+    Retire {
+        reference: String,
+        #[arg(long)]
+        version: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Destroy a version that is not current: its objects on the token are destroyed. Cannot
+    /// be undone.
+    Destroy {
+        reference: String,
+        #[arg(long)]
+        version: u32,
+        /// Confirm: without it nothing is destroyed.
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the public key of a key reference: SPKI PEM, or a JWK (RFC 7517) with --format jwk.
     Public {
         reference: String,

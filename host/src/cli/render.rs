@@ -159,6 +159,40 @@ pub(super) fn key_public(k: &PublicKeyResponse, json: bool, via: &str) -> Outcom
     Ok(ExitCode::SUCCESS)
 }
 
+/// A key's versions, after a lifecycle step or as a listing.
+pub(super) fn key_versions(k: &cryptohost_client::api::KeyVersions, json: bool) -> Outcome {
+    if json {
+        return json_line(k);
+    }
+    if let Some(w) = &k.warning {
+        eprintln!("cryptohost: warning: {w}");
+    }
+    match (&k.step, k.version) {
+        (Some(step), Some(v)) => outln!("{step}: {} version {v}", k.key),
+        _ => outln!("{}", k.key),
+    }
+    if k.versions.is_empty() {
+        outln!("  no recorded versions: version 1 (current)");
+    }
+    for v in &k.versions {
+        let fp = v.spki_sha256.as_deref().map_or(String::new(), |f| format!("  sha256:{f}"));
+        let adopted = if v.adopted { " (recorded then; made earlier)" } else { "" };
+        outln!(
+            "  version {:<4} {:<9} {:<9} created {}{adopted}  age {} d  {}{fp}",
+            v.version,
+            v.state,
+            v.algorithm,
+            v.created,
+            v.age_days,
+            v.provider
+        );
+    }
+    if let Some(pem) = &k.public_key {
+        out!("{pem}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) fn key_generated(
     reference: &str,
     alg: &str,

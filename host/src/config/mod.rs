@@ -1,5 +1,6 @@
 //! The TOML configuration (`cryptohost.toml`) and the build manifest (`components/manifest.json`).
 
+use sha2::Digest as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -299,6 +300,11 @@ pub struct Config {
     /// default, the key-state file). Default: [`SYSTEM_STATE_DIR`] for a config in a
     /// `.../etc/cryptohost/` directory, else `$XDG_STATE_HOME/cryptohost` (`~/.local/state`).
     pub state_dir: PathBuf,
+    /// Where the key-state file (`keys.state.json`, the versions of rotated keys) is kept: the
+    /// state directory when `[state] dir` is given or the config is the system's; otherwise a
+    /// directory of this config's own under it (`by-config/<sha256 of the config's path>`), so
+    /// that two configs whose simulations both hold a `sim:demo` never share its versions.
+    pub key_state_dir: PathBuf,
     /// `[policy]` (the default allows everything the providers offer).
     pub policy: std::sync::Arc<crate::policy::Policy>,
     /// `[jose] publish`: the profiles whose public keys `GET /v1/jwks` and `keys jwks`
@@ -372,6 +378,13 @@ impl Config {
             trust_anchors: trust.anchors,
             bootstrap_fingerprint: trust.bootstrap_fingerprint,
             kit: trust.kit,
+            key_state_dir: if kit_state_in_state_dir {
+                state_dir.clone()
+            } else {
+                let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| src.base.join(path));
+                let digest = sha2::Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+                state_dir.join("by-config").join(hex::encode(&digest[..8]))
+            },
             state_dir,
             policy: std::sync::Arc::new(sections::policy(&src, raw.policy)?),
             max_payload,

@@ -91,6 +91,11 @@ pub enum Operation {
     Encrypt,
     Generate,
     Admin,
+    /// Key lifecycle: make the next version (staged), promote one, retire one, destroy one.
+    Rotate,
+    Promote,
+    Retire,
+    Destroy,
 }
 
 impl Operation {
@@ -101,6 +106,10 @@ impl Operation {
             Operation::Encrypt => "encrypt",
             Operation::Generate => "generate",
             Operation::Admin => "admin",
+            Operation::Rotate => "rotate",
+            Operation::Promote => "promote",
+            Operation::Retire => "retire",
+            Operation::Destroy => "destroy",
         }
     }
 }
@@ -169,11 +178,17 @@ fn allow_rule(r: RawAllow, at: At<'_>) -> Result<AllowRule, LoadError> {
             "encrypt" => Operation::Encrypt,
             "generate" => Operation::Generate,
             "admin" => Operation::Admin,
+            "rotate" => Operation::Rotate,
+            "promote" => Operation::Promote,
+            "retire" => Operation::Retire,
+            "destroy" => Operation::Destroy,
             other => {
                 return Err(at(
                     r.operations.span(),
                     "service.allow.operations",
-                    format!("unknown operation {other:?} (sign, decrypt, encrypt, generate, admin)"),
+                    format!(
+                        "unknown operation {other:?} (sign, decrypt, encrypt, generate, admin, rotate, promote, retire, destroy)"
+                    ),
                 ));
             }
         });

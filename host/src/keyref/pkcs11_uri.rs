@@ -12,6 +12,9 @@ pub struct Pkcs11Uri {
     pub id: Option<Vec<u8>>,
     /// `private`, `public` or `secret-key`.
     pub kind: Option<String>,
+    /// `x-version=N` (a vendor attribute, RFC 7512 section 2.3): which version of a rotated
+    /// key. Resolved by the key service before the HSM backend sees the URI.
+    pub version: Option<u32>,
 }
 
 fn pct_decode(s: &str) -> Result<Vec<u8>, String> {
@@ -87,6 +90,7 @@ impl Pkcs11Uri {
                 "object" => u.object.replace(text()?).is_some(),
                 "id" => u.id.replace(pct_decode(v)?).is_some(),
                 "type" => u.kind.replace(text()?).is_some(),
+                "x-version" => u.version.replace(super::parse_version(&text()?)?).is_some(),
                 "manufacturer" | "model" | "library-manufacturer" | "library-description" | "library-version" => false,
                 other => return Err(format!("unknown PKCS#11 URI attribute {other:?}")),
             };
@@ -164,6 +168,9 @@ impl Pkcs11Uri {
         }
         if let Some(k) = &self.kind {
             parts.push(format!("type={k}"));
+        }
+        if let Some(v) = self.version {
+            parts.push(format!("x-version={v}"));
         }
         format!("pkcs11:{}", parts.join(";"))
     }

@@ -103,6 +103,16 @@ impl CryptoProvider for Pkcs11Provider {
     fn encryption(&self) -> Option<&dyn Encryption> {
         Some(self)
     }
+
+    fn key_location(&self, key: &KeyId, secret: bool) -> Result<Option<crate::provider::KeyLocation>, ProviderError> {
+        let uri = parse_key(key)?;
+        self.locate(&uri, secret).map(Some)
+    }
+
+    fn destroy_key(&self, key: &KeyId, secret: bool) -> Result<(), ProviderError> {
+        let uri = parse_key(key)?;
+        self.destroy(&uri, secret)
+    }
 }
 
 impl Signing for Pkcs11Provider {

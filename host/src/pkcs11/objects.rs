@@ -83,6 +83,38 @@ impl Pkcs11Provider {
         Ok(out)
     }
 
+    /// The serial of the token that holds the key `uri` names (a private key, or with `secret`
+    /// an AES key) and the key's `CKA_ID`.
+    pub(super) fn locate(&self, uri: &Pkcs11Uri, secret: bool) -> Result<crate::provider::KeyLocation, ProviderError> {
+        let class = if secret { ObjectClass::SECRET_KEY } else { ObjectClass::PRIVATE_KEY };
+        let (id, serial) = self.run_served(&format!("location of {uri}"), Some(uri), |s, t| {
+            let h = self.find(s, t, uri, class)?;
+            Ok(label_id_type(s, h)?.id)
+        })?;
+        Ok(crate::provider::KeyLocation { token_serial: serial, cka_id: id })
+    }
+
+    /// Destroys the key `uri` names: its private and public objects (or with `secret` the AES
+    /// key). A public object that is already gone is not an error; a missing private key is.
+    pub(super) fn destroy(&self, uri: &Pkcs11Uri, secret: bool) -> Result<(), ProviderError> {
+        let classes: &[ObjectClass] =
+            if secret { &[ObjectClass::SECRET_KEY] } else { &[ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] };
+        self.run(&format!("destroy {uri}"), Some(uri), |s, t| {
+            for (i, class) in classes.iter().enumerate() {
+                let handle = match self.find(s, t, uri, *class) {
+                    Ok(h) => h,
+                    Err(OpError::Missing(_)) if i > 0 => continue,
+                    Err(e) => return Err(e),
+                };
+                s.destroy_object(handle)?;
+                // The handle is gone with the object: forget every cached handle of this token
+                // for it (a handle number may be reused by the next object made).
+                lock(&t.handles).retain(|_, h| *h != handle);
+            }
+            Ok(())
+        })
+    }
+
     /// Finds (and caches) the object a URI names, of `class`, on `token`.
     pub(super) fn find(
         &self,

@@ -89,6 +89,8 @@ fn key_kind(error: &KeyError) -> ErrorKind {
         KeyError::Registry(r) => registry_kind(r),
         KeyError::Reference { .. } => ErrorKind::Denied,
         KeyError::Policy(_) => ErrorKind::RefusedByPolicy,
+        KeyError::Version { .. } => ErrorKind::Conflict,
+        KeyError::State(_) | KeyError::Binding { .. } => ErrorKind::Internal,
         KeyError::Audit(_) | KeyError::Output { .. } => ErrorKind::Internal,
         KeyError::File(_) | KeyError::Input(_) => ErrorKind::BadRequest,
     }

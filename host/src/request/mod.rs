@@ -19,6 +19,7 @@ mod gate;
 mod input;
 mod jose;
 mod keys;
+mod lifecycle;
 mod sign;
 mod verify;
 
@@ -36,6 +37,7 @@ pub use jose::{
 pub use keys::{
     HsmAction, decrypt, encrypt, hsm, key_generate, key_public, keys_list, parse_held_reference, permit_admin,
 };
+pub use lifecycle::{key_destroy, key_promote, key_retire, key_rotate, key_versions};
 pub use sign::{DsseSign, KeySpec, Sign, dsse_sign, record_event, sign};
 pub use verify::{DsseVerify, GivenKey, PublicKeySpec, TrustSpec, Verify, dsse_verify, hash, key_type, verify};
 
@@ -142,7 +144,8 @@ impl<'a> Context<'a> {
 
     /// Key use through the registry, audited on behalf of the gate's caller.
     fn keys(&self) -> Result<KeyService<'a>, RequestError> {
-        Ok(KeyService::with_log(&self.host.registry, self.audit.log()?, self.gate.caller()))
+        Ok(KeyService::with_log(&self.host.registry, self.audit.log()?, self.gate.caller())
+            .with_states(self.host.key_states.clone()))
     }
 }
 

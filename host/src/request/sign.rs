@@ -181,6 +181,11 @@ pub(super) fn permitted_reference(
         ));
     }
     let canonical = reference.to_string();
+    // A rule for a key covers each of its versions; a rule may also name one version.
+    let base = reference.at_version(None).to_string();
+    if base != canonical && ctx.gate.allows(operations, &Target::Key(&base)) {
+        return Ok(());
+    }
     permit(ctx, operations, Target::Key(&canonical), || format!("{what} with {canonical}"))
 }
 

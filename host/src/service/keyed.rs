@@ -9,8 +9,8 @@ use axum::body::Body;
 use axum::extract::State;
 use cryptohost_client::api::{
     DecryptRequest, DsseSignRequest, DsseSignResponse, EncryptRequest, HsmReport, JwsSignRequest, JwsSignResponse,
-    JwtSignRequest, KeyFormatQuery, KeyListing, KeyRequest, Plaintext, PublicKeyResponse, Reloaded, Sealed, SignQuery,
-    SignRequest, SignResponse,
+    JwtSignRequest, KeyFormatQuery, KeyListing, KeyRequest, KeyRotateRequest, KeyVersionRequest, KeyVersions,
+    KeyVersionsRequest, Plaintext, PublicKeyResponse, Reloaded, Sealed, SignQuery, SignRequest, SignResponse,
 };
 
 use super::blocking;
@@ -130,6 +130,37 @@ keyed_json!(
     /// Generates a key under a reference (refused if the HSM already holds the label).
     key_generate, "/v1/keys/generate", KeyRequest => PublicKeyResponse,
     |ctx, req| request::key_generate(ctx, &parse_held_reference(&req.key)?, &req.algorithm, req.rsa_bits.unwrap_or(3072))
+);
+
+keyed_json!(
+    /// Makes the next version of a held key, staged: used for nothing until promoted.
+    key_rotate, "/v1/keys/rotate", KeyRotateRequest => KeyVersions,
+    |ctx, req| request::key_rotate(ctx, &parse_held_reference(&req.key)?, req.algorithm.as_deref(), req.rsa_bits.unwrap_or(3072))
+);
+
+keyed_json!(
+    /// Makes a version current (the current one retired); refused while no configured anchor
+    /// lists its fingerprint, unless `force`.
+    key_promote, "/v1/keys/promote", KeyVersionRequest => KeyVersions,
+    |ctx, req| request::key_promote(ctx, &parse_held_reference(&req.key)?, req.version, req.force)
+);
+
+keyed_json!(
+    /// Retires a staged version.
+    key_retire, "/v1/keys/retire", KeyVersionRequest => KeyVersions,
+    |ctx, req| request::key_retire(ctx, &parse_held_reference(&req.key)?, req.version)
+);
+
+keyed_json!(
+    /// Destroys a version that is not current (`confirm` must be true).
+    key_destroy, "/v1/keys/destroy", KeyVersionRequest => KeyVersions,
+    |ctx, req| request::key_destroy(ctx, &parse_held_reference(&req.key)?, req.version, req.confirm)
+);
+
+keyed_json!(
+    /// A key's versions and their states.
+    key_versions, "/v1/keys/versions", KeyVersionsRequest => KeyVersions,
+    |ctx, req| request::key_versions(ctx, &parse_held_reference(&req.key)?)
 );
 
 keyed_json!(
