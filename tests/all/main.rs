@@ -17,6 +17,7 @@ mod jose;
 mod jose_hostile;
 mod jose_interop;
 mod kit;
+mod lifecycle;
 mod policy;
 mod pqc;
 mod pqc_cli;

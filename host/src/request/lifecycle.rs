@@ -122,16 +122,17 @@ pub fn key_promote(ctx: &Context<'_>, key: &KeyRef, version: u32, force: bool) -
     let mut warning = None;
     if let Some(fp) = &v.spki_sha256 {
         let fingerprint = format!("sha256:{fp}");
-        let anchored = match super::anchors::configured(ctx, OffsetDateTime::now_utc(), None) {
-            Ok(set) => set.keys.iter().any(|k| k.fingerprint == fingerprint),
-            Err(super::AnchorsError::NoneConfigured) => false,
+        let (anchored, unusable) = match super::anchors::configured(ctx, OffsetDateTime::now_utc(), None) {
+            Ok(set) => (set.keys.iter().any(|k| k.fingerprint == fingerprint), String::new()),
+            Err(super::AnchorsError::NoneConfigured) => (false, String::new()),
+            Err(e) if force => (false, format!(" (the configured anchors cannot be used: {e})")),
             Err(e) => return Err(e.into()),
         };
         if !anchored {
             let why = format!(
-                "version {version}'s fingerprint {fingerprint} is listed by no configured trust anchor: publish it first \
-                 (a kit or anchors file that lists both versions under the key's key id), so that verifiers accept \
-                 what it signs"
+                "version {version}'s fingerprint {fingerprint} is listed by no configured trust anchor{unusable}: \
+                 publish it first (a kit or anchors file that lists both versions under the key's key id), so that \
+                 verifiers accept what it signs"
             );
             if !force {
                 return Err(conflict(format!("{why}; or promote with --force")));
