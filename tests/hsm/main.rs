@@ -11,6 +11,7 @@ mod backends;
 mod hardening;
 mod hsm_only;
 mod jose;
+mod lifecycle;
 mod serve;
 #[path = "../all/server.rs"]
 mod server;

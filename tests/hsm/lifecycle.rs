@@ -1,0 +1,131 @@
+//! Key versions on a real token (SoftHSM2): the whole rotate -> publish -> promote -> retire ->
+//! destroy sequence of an ES256 key, each version a non-extractable key pair under its own
+//! label, bound in the key-state file to the token serial and CKA_ID; an AES key rotated with
+//! old ciphertext still decrypting under the retired version; a binding that no longer holds.
+
+use std::fs;
+use std::path::Path;
+
+use crate::softhsm::{self, SoftHsm};
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn an_hsm_key_rotates_and_each_version_is_bound_to_its_token_object() {
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["life"]);
+    let config = hsm.config(&["life"], 1, "");
+    let dir = hsm.dir.path();
+    let mut text = fs::read_to_string(&config).unwrap();
+    text += &format!(
+        "\n[state]\ndir = \"state\"\n\n[trust]\nanchors = {:?}\n\n[profiles.org]\nkey = \"pkcs11:token=life;object=org-es256\"\n\
+         algorithm = \"ES256\"\nkey_id = \"org-key-001\"\n",
+        s(&dir.join("anchors"))
+    );
+    fs::write(&config, text).unwrap();
+    let run = |args: &[&str]| crate::common::run(&config, args);
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let refused = |args: &[&str], why: &str| {
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(matches!(out.status.code(), Some(1 | 2)), "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err}");
+    };
+    let anchor = |keys: &[&Path]| {
+        let root = dir.join("anchors");
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("public-keys")).unwrap();
+        let mut list = Vec::new();
+        for (i, public) in keys.iter().enumerate() {
+            fs::copy(public, root.join(format!("public-keys/v{i}.pub"))).unwrap();
+            let fp = ok(&["trust", "fingerprint", &s(public)]).trim().to_string();
+            list.push(serde_json::json!({"keyId": "org-key-001", "algorithmId": "ES256", "fingerprint": fp,
+                "purpose": "release-signing", "notBefore": "2026-01-01T00:00:00Z", "notAfter": "2099-01-01T00:00:00Z"}));
+        }
+        let file = serde_json::json!({"version": "1.0", "createdAt": "2026-01-01T00:00:00Z",
+            "expiresAt": "2099-01-01T00:00:00Z", "trustAnchors": list});
+        fs::write(root.join("trust-anchors.json"), serde_json::to_vec_pretty(&file).unwrap()).unwrap();
+    };
+    let key = "pkcs11:token=life;object=org-es256";
+    let (v1_pub, v2_pub) = (dir.join("v1.pub"), dir.join("v2.pub"));
+
+    // Generated: version 1, recorded now with its token serial and CKA_ID.
+    ok(&["keys", "generate", key, "--alg", "ES256", "--pub", &s(&v1_pub)]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&["keys", "versions", key, "--json"])).unwrap();
+    assert_eq!(v["current"], 1, "{v}");
+    assert_eq!(v["versions"][0]["adopted"], false);
+    assert!(v["versions"][0]["cka_id"].as_str().is_some_and(|id| id.len() == 16), "{v}");
+    assert!(v["versions"][0]["token_serial"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
+    refused(&["keys", "generate", key, "--alg", "ES256"], "already exists");
+    anchor(&[&v1_pub]);
+    let doc = dir.join("doc.json");
+    fs::write(&doc, b"{}").unwrap();
+    let dsse = |out: &Path| {
+        ok(&["dsse", "sign", "--profile", "org", "--payload-type", "application/json", &s(&doc), "--out", &s(out)]);
+    };
+    let before = dir.join("before.dsse.json");
+    dsse(&before);
+
+    // Rotated: version 2 on the token under its own label, staged.
+    let r: serde_json::Value =
+        serde_json::from_str(&ok(&["keys", "rotate", key, "--pub", &s(&v2_pub), "--json"])).unwrap();
+    assert_eq!((r["version"].as_u64(), r["current"].as_u64()), (Some(2), Some(1)), "{r}");
+    assert_eq!(r["versions"][1]["state"], "staged");
+    assert_ne!(r["versions"][1]["cka_id"], r["versions"][0]["cka_id"]);
+    let list = ok(&["keys", "list"]);
+    assert!(list.contains("object=org-es256%23v2"), "the new version's label: {list}");
+    refused(&["sign", &s(&doc), "--key", &format!("{key};x-version=2"), "--alg", "ES256"], "staged");
+    refused(&["sign", &s(&doc), "--key", "pkcs11:token=life;object=org-es256%23v2", "--alg", "ES256"], "x-version");
+    refused(&["keys", "promote", key, "--version", "2"], "listed by no configured trust anchor");
+    anchor(&[&v1_pub, &v2_pub]);
+    ok(&["keys", "promote", key, "--version", "2"]);
+    let after = dir.join("after.dsse.json");
+    dsse(&after);
+    for env in [&before, &after] {
+        ok(&["dsse", "verify", &s(env)]);
+    }
+    ok(&["dsse", "verify", &s(&after), "--pub", &s(&v2_pub)]);
+    refused(&["sign", &s(&doc), "--key", &format!("{key};x-version=1"), "--alg", "ES256"], "retired");
+
+    // An AES key: old ciphertext decrypts under the retired version; new encryption uses the
+    // promoted one (a secret key has no fingerprint to anchor: no anchor check).
+    let aes = "pkcs11:token=life;object=data-key";
+    ok(&["keys", "generate", aes, "--alg", "A256GCM"]);
+    let (plain, old, new) = (dir.join("plain"), dir.join("old.bin"), dir.join("new.bin"));
+    fs::write(&plain, b"rotate me").unwrap();
+    ok(&["encrypt", "--key", aes, &s(&plain), "--out", &s(&old)]);
+    ok(&["keys", "rotate", aes]);
+    ok(&["keys", "promote", aes, "--version", "2"]);
+    ok(&["encrypt", "--key", aes, &s(&plain), "--out", &s(&new)]);
+    refused(&["decrypt", "--key", aes, &s(&old), "--out", &s(&dir.join("x"))], "");
+    let back = dir.join("back");
+    ok(&["decrypt", "--key", &format!("{aes};x-version=1"), &s(&old), "--out", &s(&back)]);
+    assert_eq!(fs::read(&back).unwrap(), b"rotate me");
+    refused(&["encrypt", "--key", &format!("{aes};x-version=1"), &s(&plain), "--out", &s(&dir.join("y"))], "retired");
+
+    // A binding that no longer holds: version 2's CKA_ID edited in the key-state file.
+    let state = dir.join("state/keys.state.json");
+    let good = fs::read_to_string(&state).unwrap();
+    let id = r["versions"][1]["cka_id"].as_str().unwrap().to_string();
+    fs::write(&state, good.replace(&id, "00112233aabbccdd")).unwrap();
+    refused(&["sign", &s(&doc), "--key", key, "--alg", "ES256"], "00112233aabbccdd");
+    fs::write(&state, &good).unwrap();
+
+    // Destroyed: the token no longer holds version 1, and it is refused from then on.
+    ok(&["keys", "destroy", key, "--version", "1", "--yes"]);
+    let list = ok(&["keys", "list"]);
+    assert!(!list.contains("object=org-es256;") && !list.contains("object=org-es256\n"), "{list}");
+    assert!(list.contains("object=org-es256%23v2"), "{list}");
+    refused(&["keys", "public", &format!("{key};x-version=1"), "--alg", "ES256"], "destroyed");
+    ok(&["sign", &s(&doc), "--key", key, "--alg", "ES256"]);
+    let audit = fs::read_to_string(hsm.audit_path()).unwrap();
+    for op in ["\"rotate\"", "\"promote\"", "\"destroy\""] {
+        assert!(audit.contains(op), "{op} audited");
+    }
+}
