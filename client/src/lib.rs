@@ -405,6 +405,14 @@ impl Client {
         self.post("/v1/keys/destroy", request)
     }
 
+    /// A PKCS#10 certificate request signed by a held key.
+    ///
+    /// # Errors
+    /// Denied, a bad subject or SAN, or the key refuses.
+    pub fn key_csr(&self, request: &api::KeyCsrRequest) -> Result<api::KeyCsrResponse, Error> {
+        self.post("/v1/keys/csr", request)
+    }
+
     /// A key's versions and their states.
     ///
     /// # Errors

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod bundle;
 pub mod config;
 pub mod conformance;
+pub mod csr;
 pub mod doctor;
 pub mod dsse;
 pub mod jose;

@@ -8,6 +8,7 @@ mod bundle_hostile;
 mod cli;
 mod cli_json;
 mod config;
+mod csr;
 mod doctor;
 mod dsse;
 mod fuzz_replay;

@@ -117,6 +117,37 @@ fn an_hsm_key_rotates_and_each_version_is_bound_to_its_token_object() {
     refused(&["sign", &s(&doc), "--key", key, "--alg", "ES256"], "00112233aabbccdd");
     fs::write(&state, &good).unwrap();
 
+    // Certificate requests signed on the token (the current version), checked by OpenSSL.
+    let rsa = "pkcs11:token=life;object=org-rsa";
+    ok(&["keys", "generate", rsa, "--alg", "PS256", "--rsa-bits", "2048"]);
+    for (k, alg) in [(key, "ES256"), (rsa, "PS256"), (rsa, "RS256")] {
+        let csr = dir.join(format!("{alg}.csr"));
+        ok(&[
+            "keys",
+            "csr",
+            k,
+            "--alg",
+            alg,
+            "--subject",
+            "CN=org.example,O=Example",
+            "--san",
+            "org.example",
+            "--out",
+            &s(&csr),
+        ]);
+        let v =
+            std::process::Command::new("openssl").args(["req", "-in", &s(&csr), "-noout", "-verify"]).output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
+        assert!(said.contains("verify OK"), "{alg}: {said}");
+        if k == key {
+            let pubkey = std::process::Command::new("openssl")
+                .args(["req", "-in", &s(&csr), "-noout", "-pubkey"])
+                .output()
+                .unwrap();
+            assert_eq!(pubkey.stdout, fs::read(&v2_pub).unwrap(), "the request carries version 2's key");
+        }
+    }
+
     // Destroyed: the token no longer holds version 1, and it is refused from then on.
     ok(&["keys", "destroy", key, "--version", "1", "--yes"]);
     let list = ok(&["keys", "list"]);

@@ -98,3 +98,33 @@ pub struct KeyVersions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
 }
+
+/// `POST /v1/keys/csr`: a PKCS#10 certificate request signed by a held key.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct KeyCsrRequest {
+    /// The key (its current version, or the one `x-version` names).
+    pub key: String,
+    /// ES256/384/512, RS256/384/512, PS256/384/512, EdDSA, ML-DSA-44/65/87.
+    pub algorithm: String,
+    /// The subject as an RFC 4514 string, most specific first: `CN=signer,O=Example,C=DE`.
+    pub subject: String,
+    /// subjectAltNames: `dns:NAME` (or a bare name), `ip:ADDR`, `email:ADDR`, `uri:URI`.
+    #[serde(default)]
+    pub sans: Vec<String>,
+}
+
+/// A certificate request, and the key that signed it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct KeyCsrResponse {
+    /// PEM (`CERTIFICATE REQUEST`).
+    pub csr: String,
+    /// The key, with the version that signed (once the key has versions).
+    pub key: String,
+    pub algorithm: String,
+    /// SHA-256 of the SubjectPublicKeyInfo in the request, hex.
+    pub spki_sha256: String,
+    pub provider: String,
+}

@@ -89,6 +89,18 @@ pub(super) fn keys(b: &Backend, k: &KeysCommand) -> Outcome {
         KeysCommand::Public { reference, alg, rsa_bits, format, json } => {
             render::key_public(&b.key_public(reference, alg, *rsa_bits, format == "jwk")?, *json, b.via())
         }
+        KeysCommand::Csr { reference, alg, subject, sans, out, json } => {
+            let csr = b.key_csr(reference, alg, subject, sans)?;
+            super::stdio::one_stdout_writer(Some(out), *json)?;
+            super::stdio::write(out, csr.csr.as_bytes(), |p, b| cryptohost::fsio::write_new(p, b, 0o644))?;
+            served!("cryptohost: keys csr: signed by {} ({}){}", csr.key, csr.provider, b.via());
+            if *json {
+                outln!("{}", serde_json::to_string(&csr)?);
+            } else if !super::stdio::is_std(out) {
+                outln!("wrote {}", out.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         KeysCommand::Versions { reference, json } => render::key_versions(&b.key_versions(reference)?, *json),
         KeysCommand::Rotate { reference, alg, rsa_bits, public, json } => {
             let rotated = b.key_rotate(reference, alg.as_deref(), *rsa_bits)?;

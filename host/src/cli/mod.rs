@@ -394,6 +394,23 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A PKCS#10 certificate request (PEM) signed by the key, for the site's CA: HSM keys too.
+    Csr {
+        reference: String,
+        #[arg(long)]
+        alg: String,
+        /// RFC 4514, most specific first: "CN=signer.example,O=Example Org,C=DE".
+        #[arg(long)]
+        subject: String,
+        /// A subjectAltName: dns:NAME (or a bare name), ip:ADDR, email:ADDR, uri:URI. Repeatable.
+        #[arg(long = "san")]
+        sans: Vec<String>,
+        /// Where to write it (created new), or - for stdout (the default).
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Make the key's next version, staged: it is used for nothing until promoted. Publish
     /// its fingerprint (anchors listing both versions under one key id) before promoting it.
     Rotate {

@@ -229,6 +229,7 @@ pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {
         one!("keys-generate", KeyGenerated),
         one!("keys-public", api::PublicKeyResponse),
         one!("keys-versions", api::KeyVersions),
+        one!("keys-csr", api::KeyCsrResponse),
         one!("keys-rotate", api::KeyVersions),
         one!("keys-promote", api::KeyVersions),
         one!("keys-retire", api::KeyVersions),

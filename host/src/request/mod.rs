@@ -14,6 +14,7 @@
 //! trust anchors and the anchored-signer check), `input` (files, streams, bytes, digests).
 
 mod anchors;
+mod csr;
 mod error;
 mod gate;
 mod input;
@@ -28,6 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 pub use anchors::AnchorsError;
 use cryptohost_client::api::{CapabilityInfo, ProviderInfo, ServedBy, Skipped};
+pub use csr::key_csr;
 pub use error::RequestError;
 pub use gate::{Allow, Gate, Target};
 pub use input::Input;

@@ -9,8 +9,9 @@ use axum::body::Body;
 use axum::extract::State;
 use cryptohost_client::api::{
     DecryptRequest, DsseSignRequest, DsseSignResponse, EncryptRequest, HsmReport, JwsSignRequest, JwsSignResponse,
-    JwtSignRequest, KeyFormatQuery, KeyListing, KeyRequest, KeyRotateRequest, KeyVersionRequest, KeyVersions,
-    KeyVersionsRequest, Plaintext, PublicKeyResponse, Reloaded, Sealed, SignQuery, SignRequest, SignResponse,
+    JwtSignRequest, KeyCsrRequest, KeyCsrResponse, KeyFormatQuery, KeyListing, KeyRequest, KeyRotateRequest,
+    KeyVersionRequest, KeyVersions, KeyVersionsRequest, Plaintext, PublicKeyResponse, Reloaded, Sealed, SignQuery,
+    SignRequest, SignResponse,
 };
 
 use super::blocking;
@@ -155,6 +156,12 @@ keyed_json!(
     /// Destroys a version that is not current (`confirm` must be true).
     key_destroy, "/v1/keys/destroy", KeyVersionRequest => KeyVersions,
     |ctx, req| request::key_destroy(ctx, &parse_held_reference(&req.key)?, req.version, req.confirm)
+);
+
+keyed_json!(
+    /// A PKCS#10 certificate request signed by a held key (gated and audited as a sign).
+    key_csr, "/v1/keys/csr", KeyCsrRequest => KeyCsrResponse,
+    |ctx, req| request::key_csr(ctx, &parse_held_reference(&req.key)?, &req.algorithm, &req.subject, &req.sans)
 );
 
 keyed_json!(

@@ -218,6 +218,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/keys/retire", post(keyed::key_retire))
         .route("/v1/keys/destroy", post(keyed::key_destroy))
         .route("/v1/keys/versions", post(keyed::key_versions))
+        .route("/v1/keys/csr", post(keyed::key_csr))
         .route("/v1/encrypt", post(keyed::encrypt))
         .route("/v1/decrypt", post(keyed::decrypt))
         .route("/v1/hsm/{action}", post(keyed::hsm_admin))

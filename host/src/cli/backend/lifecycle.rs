@@ -15,6 +15,22 @@ pub(in crate::cli) enum VersionStep {
 }
 
 impl Backend {
+    pub fn key_csr(&self, key: &str, alg: &str, subject: &str, sans: &[String]) -> Result<api::KeyCsrResponse> {
+        match self {
+            Backend::Local(l) => Ok(request::key_csr(&l.ctx(), &reference(key, false)?, alg, subject, sans)?),
+            Backend::Remote(c) => {
+                reference(key, true)?;
+                let req = api::KeyCsrRequest {
+                    key: key.into(),
+                    algorithm: alg.into(),
+                    subject: subject.into(),
+                    sans: sans.to_vec(),
+                };
+                Ok(c.key_csr(&req)?)
+            }
+        }
+    }
+
     pub fn key_versions(&self, key: &str) -> Result<KeyVersions> {
         match self {
             Backend::Local(l) => Ok(request::key_versions(&l.ctx(), &reference(key, false)?)?),
