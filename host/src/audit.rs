@@ -2,6 +2,7 @@
 //! before the result is returned. If the line cannot be written, the operation fails.
 
 mod journal;
+pub mod tlog;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
