@@ -3,6 +3,7 @@
 
 mod journal;
 pub mod tlog;
+pub mod verify;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -106,6 +107,26 @@ pub struct EventRecord {
     pub detail: String,
 }
 
+/// A signed tree head as a line of the log: the checkpoint covers the log's first `size` lines.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointRecord {
+    pub time: String,
+    /// `checkpoint`.
+    pub event: &'static str,
+    pub size: u64,
+    /// The tree's root over the first `size` lines, base64.
+    pub root: String,
+    /// The C2SP signed note (origin, size, root; the audit key's signature).
+    pub checkpoint: String,
+}
+
+/// The checkpoint file of the log at `log`: `<log>.checkpoint`.
+pub fn checkpoint_path(log: &Path) -> PathBuf {
+    let mut name = log.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    name.push(".checkpoint");
+    log.with_file_name(name)
+}
+
 /// Where the code that used a key came from, as the audit log records it (the wire schema's
 /// type, so that an answer and the audit line name a provider alike).
 pub use cryptohost_client::api::KeyOrigin;
@@ -128,15 +149,17 @@ struct Counts {
 }
 
 impl AuditLog {
-    /// Opens (creating with mode 0600) the log for appending.
+    /// Opens (creating with mode 0600) the log for appending, and reads it into its Merkle tree
+    /// (see `tlog`). A checkpoint falls due every `checkpoint_every` lines (0: never).
     ///
     /// # Errors
-    /// The file cannot be opened for appending.
-    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+    /// The file cannot be opened for appending or read.
+    pub fn open(path: &Path, checkpoint_every: u64) -> Result<AuditLog, AuditError> {
         let fail = |message: String| AuditError { path: path.to_path_buf(), message };
         // Never through a symlink planted at the log's path (O_NOFOLLOW), and only a regular
         // file of this user's that nobody else can write (checked on the open descriptor).
         let file = OpenOptions::new()
+            .read(true)
             .append(true)
             .create(true)
             .mode(0o600)
@@ -163,7 +186,48 @@ impl AuditLog {
                 meta.mode() & 0o7777
             )));
         }
-        Ok(AuditLog { path: path.to_path_buf(), journal: journal::Journal::new(file), counts: Mutex::default() })
+        let log = journal::Log::open(file, checkpoint_every).map_err(|e| fail(format!("cannot read: {e}")))?;
+        Ok(AuditLog { path: path.to_path_buf(), journal: journal::Journal::new(log), counts: Mutex::default() })
+    }
+
+    /// The tree's size (lines) and root now.
+    pub fn head(&self) -> (u64, tlog::merkle::Hash) {
+        self.journal.log().head()
+    }
+
+    /// The checkpoint that is due (its size and root), if one is.
+    pub fn due_checkpoint(&self) -> Option<(u64, tlog::merkle::Hash)> {
+        self.journal.log().due()
+    }
+
+    /// Asks for a checkpoint of the log as it is now (reload, key rotation, a clean stop).
+    pub fn want_checkpoint(&self) {
+        self.journal.log().want_checkpoint();
+    }
+
+    /// Where the latest checkpoint is kept beside the log (`<log>.checkpoint`).
+    pub fn checkpoint_path(&self) -> PathBuf {
+        checkpoint_path(&self.path)
+    }
+
+    /// Appends a signed checkpoint of the first `size` lines (a C2SP signed note) as a line of
+    /// the log, then writes it to the checkpoint file beside the log.
+    ///
+    /// # Errors
+    /// The line or the file cannot be written.
+    pub fn append_checkpoint(&self, size: u64, root: &tlog::merkle::Hash, note: &str) -> Result<(), AuditError> {
+        use base64::Engine as _;
+        let record = CheckpointRecord {
+            time: now_rfc3339(),
+            event: "checkpoint",
+            size,
+            root: base64::engine::general_purpose::STANDARD.encode(root),
+            checkpoint: note.to_string(),
+        };
+        self.append_json(&record)?;
+        self.journal.log().checkpointed(size);
+        crate::fsio::replace_atomic(&self.checkpoint_path(), note.as_bytes(), 0o644)
+            .map_err(|e| AuditError { path: self.checkpoint_path(), message: e.message })
     }
 
     pub fn path(&self) -> &Path {

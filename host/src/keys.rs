@@ -76,6 +76,18 @@ pub struct KeyService<'r> {
     caller: Option<Caller>,
     /// The key-state file (versions of rotated keys); without it every key is version 1.
     states: Option<Arc<KeyStates>>,
+    /// The audit key (`[audit] key`): it signs checkpoints, nothing else.
+    audit_key: Option<AuditKey>,
+}
+
+/// The key that signs the audit log's checkpoints, and how.
+#[derive(Clone, Debug)]
+pub struct AuditKey {
+    pub key: KeyRef,
+    /// `EdDSA` or `ES256`.
+    pub algorithm: String,
+    /// The checkpoints' origin line, and the note key name.
+    pub origin: String,
 }
 
 /// Which version of a held key a use means.
@@ -166,15 +178,95 @@ impl<'r> KeyService<'r> {
     ///
     /// # Errors
     /// The audit log cannot be opened.
-    pub fn new(registry: &'r Registry, audit_path: &Path) -> Result<KeyService<'r>, KeyError> {
-        Ok(KeyService { registry, audit: Arc::new(AuditLog::open(audit_path)?), caller: None, states: None })
+    pub fn new(registry: &'r Registry, audit_path: &Path, checkpoint_every: u64) -> Result<KeyService<'r>, KeyError> {
+        let audit = Arc::new(AuditLog::open(audit_path, checkpoint_every)?);
+        Ok(KeyService { registry, audit, caller: None, states: None, audit_key: None })
     }
 
     /// Key operations over an audit log already open (the server's, shared by all requests),
     /// on behalf of `caller` (absent for the one-shot CLI), whose identity every audit line
     /// records.
     pub fn with_log(registry: &'r Registry, audit: Arc<AuditLog>, caller: Option<Caller>) -> KeyService<'r> {
-        KeyService { registry, audit, caller, states: None }
+        KeyService { registry, audit, caller, states: None, audit_key: None }
+    }
+
+    /// Signs the audit log's due checkpoints with `key` (which then signs nothing else).
+    #[must_use]
+    pub fn with_audit_key(mut self, key: Option<AuditKey>) -> KeyService<'r> {
+        self.audit_key = key;
+        self
+    }
+
+    /// Signs and appends the checkpoint that is due, if one is and an audit key is configured.
+    /// Called after every key-use line: if the audit key cannot sign, the key use fails (its line
+    /// is written, its result withheld) until it can: fail closed, so that no stretch of the log
+    /// goes unsigned while keys are used.
+    ///
+    /// # Errors
+    /// The audit key cannot sign, or the checkpoint cannot be written.
+    pub fn checkpoint_if_due(&self) -> Result<(), KeyError> {
+        let Some(audit_key) = &self.audit_key else { return Ok(()) };
+        let Some((size, root)) = self.audit.due_checkpoint() else { return Ok(()) };
+        let note = self.sign_checkpoint(audit_key, size, &root).map_err(|e| {
+            KeyError::Input(format!(
+                "the audit log's checkpoint (size {size}) could not be signed with {}: {e}",
+                audit_key.key
+            ))
+        })?;
+        self.audit.append_checkpoint(size, &root, &note)?;
+        Ok(())
+    }
+
+    /// The audit key's note verifier: its name (the origin), signature type and public key.
+    ///
+    /// # Errors
+    /// The key cannot be read, or is not an Ed25519 / ECDSA P-256 key.
+    pub fn audit_verifier(&self, audit_key: &AuditKey) -> Result<crate::audit::tlog::note::Verifier, KeyError> {
+        let (spki, _) = self.public_key(&audit_key.key, &audit_key.algorithm, 0)?;
+        crate::audit::tlog::verifier(&audit_key.origin, &spki).map_err(KeyError::Input)
+    }
+
+    /// A signed note of the checkpoint (origin, size, root), signed by the audit key without a
+    /// line of its own (the checkpoint line is the record).
+    fn sign_checkpoint(&self, audit_key: &AuditKey, size: u64, root: &[u8; 32]) -> Result<String, KeyError> {
+        use crate::audit::tlog::note;
+        let verifier = self.audit_verifier(audit_key)?;
+        let body =
+            note::Checkpoint::new(&audit_key.origin, size, *root).body().map_err(|e| KeyError::Input(e.to_string()))?;
+        let mut failure = None;
+        let signed = note::sign_note_as(&body, &verifier, |text: &[u8]| {
+            let result = self.sign_unaudited(&audit_key.key, &audit_key.algorithm, text);
+            result.map_err(|e| {
+                let m = e.to_string();
+                failure = Some(e);
+                m
+            })
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        signed.map_err(|e| KeyError::Input(e.to_string()))
+    }
+
+    /// Signs `text` (hashed here for ES256) with `reference`, writing no line: for checkpoints.
+    fn sign_unaudited(&self, reference: &KeyRef, algorithm: &str, text: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let digest;
+        let input = match crate::alg::signature_hash(algorithm) {
+            Some(h) => {
+                digest = self.registry.digest(h, text)?.value;
+                SignInput::Digest(&digest)
+            }
+            None => SignInput::Message(text),
+        };
+        let mut shown = reference.clone();
+        match self.resolve(reference, algorithm, 0, Use::Make, &mut shown)? {
+            Resolved::Held(p, id) => {
+                let failed = |error| KeyError::Provider { provider: p.descriptor().name.clone(), error };
+                let signing = p.signing().ok_or_else(|| failed(lacks(p.as_ref(), Capability::Signing)))?;
+                Ok(signing.sign(&id, algorithm, input, SigFormat::Der).map_err(failed)?.value)
+            }
+            Resolved::Pkcs8(der) => Ok(self.registry.sign_with_pkcs8(algorithm, &der, input, SigFormat::Der)?.value),
+        }
     }
 
     /// Key versions as the key-state file records them.
@@ -385,6 +477,7 @@ impl<'r> KeyService<'r> {
         match result {
             Ok((value, provider, origin)) => {
                 self.audit.append(&line(&provider, origin.clone(), "ok".into()))?;
+                self.checkpoint_if_due()?;
                 Ok((value, provider, origin))
             }
             Err(e) => {
@@ -398,6 +491,7 @@ impl<'r> KeyService<'r> {
                     None => format!("error: {e}"),
                 };
                 self.audit.append(&line(&provider, KeyOrigin::None, outcome))?;
+                self.checkpoint_if_due()?;
                 Err(e)
             }
         }
@@ -418,6 +512,15 @@ impl<'r> KeyService<'r> {
     ) -> Result<Signed, KeyError> {
         let mut shown = reference.clone();
         let result = (|| {
+            if let Some(a) = &self.audit_key
+                && a.key.at_version(None) == reference.at_version(None)
+            {
+                return Err(KeyError::Reference {
+                    reference: reference.to_string(),
+                    message: "is the audit key ([audit] key): it signs the audit log's checkpoints and nothing else"
+                        .into(),
+                });
+            }
             self.registry.policy().allows(Capability::Signing, algorithm)?;
             match self.resolve(reference, algorithm, 0, Use::Make, &mut shown)? {
                 Resolved::Held(p, id) => {
@@ -689,6 +792,9 @@ impl<'r> KeyService<'r> {
             })
         })();
         let (rotated, _, _) = self.audited("rotate", &shown, &alg_used, &AuditInput::none(), result)?;
+        // A rotation is a moment to pin the log: a checkpoint now.
+        self.audit.want_checkpoint();
+        self.checkpoint_if_due()?;
         Ok(rotated)
     }
 
@@ -905,7 +1011,7 @@ mod tests {
         let held = fake("vault", 1, Err(ProviderError::Failed("the device is gone".into())));
         let registry = Registry::with_namespaces(vec![held.clone()], vec![("fk".into(), held.clone())]);
         let log = dir.path().join("audit.jsonl");
-        let service = KeyService::new(&registry, &log).expect("log opens");
+        let service = KeyService::new(&registry, &log, 0).expect("log opens");
         let key = KeyRef::parse("fk:signer").expect("reference");
         let input = AuditInput::whole(&[1; 32]).with_digest("SHA-256", &[2; 32]);
         let err = service.sign(&key, "ES256", SignInput::Digest(&[2; 32]), &input, SigFormat::Der).expect_err("fails");

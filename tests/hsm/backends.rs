@@ -40,7 +40,7 @@ fn openssl_verify(dir: &std::path::Path, alg: &str, spki: &[u8], msg: &[u8], sig
 
 /// Signs with every algorithm on one backend; returns (alg, signature-verified) facts.
 fn sign_suite(registry: &Registry, audit: &std::path::Path, backend: &str, dir: &std::path::Path) -> Vec<String> {
-    let service = KeyService::new(registry, audit).unwrap();
+    let service = KeyService::new(registry, audit, 0).unwrap();
     let msg = b"in-toto statement: build 42 passed";
     let mut facts = Vec::new();
     let mut generated = Vec::new();
@@ -98,7 +98,7 @@ fn aes_gcm_round_trip_on_both() {
     let hsm = SoftHsm::new(&["aes"]);
     let config = hsm.config(&["aes"], 1, "");
     let (_c, registry) = softhsm::registry(&config);
-    let service = KeyService::new(&registry, &hsm.audit_path()).unwrap();
+    let service = KeyService::new(&registry, &hsm.audit_path(), 0).unwrap();
     for r in ["sim:vault", "pkcs11:token=aes;object=vault"] {
         for alg in ["A128GCM", "A256GCM"] {
             let r = KeyRef::parse(&format!("{r}-{alg}")).unwrap();

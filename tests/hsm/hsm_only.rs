@@ -198,7 +198,7 @@ fn audit_log_has_one_line_per_key_use_and_fails_closed() {
     let config = hsm.config(&["audit"], 1, "");
     let (_c, registry) = softhsm::registry(&config);
     let audit = hsm.audit_path();
-    let service = KeyService::new(&registry, &audit).unwrap();
+    let service = KeyService::new(&registry, &audit, 0).unwrap();
     let hsm_key = KeyRef::parse("pkcs11:token=audit;object=k").unwrap();
     let sim_key = KeyRef::parse("sim:k").unwrap();
     service.generate(&hsm_key, "ES256", 0).unwrap();
@@ -229,11 +229,11 @@ fn audit_log_has_one_line_per_key_use_and_fails_closed() {
     assert!(!text.contains(softhsm::PIN), "no PIN in the audit log");
 
     // Unwritable audit log: the key is not used.
-    let err = KeyService::new(&registry, hsm.dir.path()).err().expect("a directory is not a log");
+    let err = KeyService::new(&registry, hsm.dir.path(), 0).err().expect("a directory is not a log");
     assert!(matches!(err, KeyError::Audit(_)), "{err}");
     // A device (here /dev/full, where every write fails) is not a log: refused at open, so
     // no key is used.
-    let err = KeyService::new(&registry, std::path::Path::new("/dev/full")).err().expect("not a regular file");
+    let err = KeyService::new(&registry, std::path::Path::new("/dev/full"), 0).err().expect("not a regular file");
     assert!(err.to_string().contains("audit log") && err.to_string().contains("not a regular file"), "{err}");
     softhsm::hsm(&registry).disconnect();
 }

@@ -12,14 +12,123 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use super::tlog::merkle::{self, Hash, Tree};
 
 /// Appends and syncs lines in batches (see the module).
 pub(super) struct Journal {
-    file: Mutex<File>,
+    file: Mutex<Log>,
     state: Mutex<State>,
     settled: Condvar,
+}
+
+/// The open log and its Merkle tree: every line of the file (this process's and every other
+/// writer's) is a leaf, in file order. Each batch is written under an exclusive `flock` on the
+/// file, after reading the lines other processes appended since (the tree never misses one).
+pub(super) struct Log {
+    file: File,
+    /// The tree of the file's first `offset` bytes.
+    tree: Tree,
+    offset: u64,
+    /// Checkpoints every this many lines (0: none).
+    every: u64,
+    /// The size at which the next checkpoint is due.
+    next_mark: u64,
+    /// A checkpoint is due at this (size, root), for the key service to sign.
+    due: Option<(u64, Hash)>,
+}
+
+impl Log {
+    /// Reads the whole file into its tree (under the lock: no writer is mid-batch), cutting off
+    /// a torn last line (a writer killed before its sync: its caller never had a result).
+    pub(super) fn open(file: File, every: u64) -> std::io::Result<Log> {
+        let mut log = Log { file, tree: Tree::new(), offset: 0, every, next_mark: 0, due: None };
+        lock(&log.file)?;
+        let caught = log.catch_up();
+        unlock(&log.file);
+        caught?;
+        log.next_mark = next_mark(log.tree.size(), every);
+        Ok(log)
+    }
+
+    /// Pushes the lines written since `offset` (by any process) into the tree. Must hold the
+    /// lock.
+    fn catch_up(&mut self) -> std::io::Result<()> {
+        let len = self.file.metadata()?.len();
+        if len < self.offset {
+            return Err(std::io::Error::other(format!(
+                "the log is {len} bytes, shorter than the {} this process has seen: it was truncated or replaced \
+                 (its tree would no longer match): reload or restart, and run `cryptohost audit verify`",
+                self.offset
+            )));
+        }
+        let mut at = self.offset;
+        let mut partial: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        while at < len {
+            let want = usize::try_from((len - at).min(buf.len() as u64)).unwrap_or(buf.len());
+            let n = self.file.read_at(&mut buf[..want], at)?;
+            if n == 0 {
+                break;
+            }
+            at += n as u64;
+            partial.extend_from_slice(&buf[..n]);
+            let mut start = 0;
+            while let Some(i) = partial[start..].iter().position(|&b| b == b'\n') {
+                self.tree.push(merkle::leaf_hash(&partial[start..start + i])).map_err(std::io::Error::other)?;
+                self.offset += (i + 1) as u64;
+                start += i + 1;
+            }
+            partial.drain(..start);
+        }
+        if !partial.is_empty() {
+            log::warn!(
+                "audit log: cutting off a torn last line of {} bytes (a writer stopped before its line was whole)",
+                partial.len()
+            );
+            self.file.set_len(self.offset)?;
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// The tree's size and root now.
+    pub(super) fn head(&self) -> (u64, Hash) {
+        (self.tree.size(), self.tree.root())
+    }
+
+    /// Takes the due checkpoint, if any.
+    pub(super) fn due(&self) -> Option<(u64, Hash)> {
+        self.due
+    }
+
+    /// The checkpoint at `size` was written: nothing is due until the next mark.
+    pub(super) fn checkpointed(&mut self, size: u64) {
+        if self.due.is_some_and(|(s, _)| s <= size) {
+            self.due = None;
+        }
+    }
+
+    /// Asks for a checkpoint of the tree as it is now (reload, rotation, a clean stop).
+    pub(super) fn want_checkpoint(&mut self) {
+        if self.tree.size() > 0 {
+            self.due = Some(self.head());
+        }
+    }
+}
+
+fn next_mark(size: u64, every: u64) -> u64 {
+    size.checked_div(every).map_or(u64::MAX, |n| (n + 1).saturating_mul(every))
+}
+
+fn lock(f: &File) -> std::io::Result<()> {
+    rustix::fs::flock(f, rustix::fs::FlockOperation::LockExclusive).map_err(std::io::Error::from)
+}
+
+fn unlock(f: &File) {
+    let _ = rustix::fs::flock(f, rustix::fs::FlockOperation::Unlock);
 }
 
 #[derive(Default)]
@@ -38,9 +147,9 @@ struct State {
 }
 
 impl Journal {
-    pub(super) fn new(file: File) -> Journal {
+    pub(super) fn new(log: Log) -> Journal {
         Journal {
-            file: Mutex::new(file),
+            file: Mutex::new(log),
             state: Mutex::new(State { batch: 1, ..State::default() }),
             settled: Condvar::new(),
         }
@@ -48,6 +157,11 @@ impl Journal {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The log and its tree (to read the head, take a due checkpoint).
+    pub(super) fn log(&self) -> MutexGuard<'_, Log> {
+        self.file.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Appends `line` (a whole line, newline included) and returns once a sync covering it
@@ -94,11 +208,35 @@ impl Journal {
     }
 }
 
-/// Writes and syncs a batch, or leaves the file as it was: after a failed write (a full disk
-/// writes half a batch) the file is cut back to its length before the batch, so the next batch
-/// never continues a torn line. If even that fails, the error says the log may end in a torn
-/// line.
-fn write_whole(f: &mut File, lines: &[u8]) -> std::io::Result<()> {
+/// Writes and syncs a batch under the file's lock, after catching the tree up with other
+/// writers' lines, and pushes the batch's lines into the tree; or leaves the file as it was:
+/// after a failed write (a full disk writes half a batch) the file is cut back to its length
+/// before the batch, so the next batch never continues a torn line, and no line of a failed
+/// batch ever becomes a leaf (or reaches a checkpoint). If even the cut fails, the error says
+/// the log may end in a torn line.
+fn write_whole(log: &mut Log, lines: &[u8]) -> std::io::Result<()> {
+    lock(&log.file)?;
+    let written = write_locked(log, lines);
+    unlock(&log.file);
+    written
+}
+
+fn write_locked(log: &mut Log, lines: &[u8]) -> std::io::Result<()> {
+    log.catch_up()?;
+    write_batch(&mut log.file, lines)?;
+    let body = lines.strip_suffix(b"\n").unwrap_or(lines);
+    for line in body.split(|&b| b == b'\n').filter(|_| !lines.is_empty()) {
+        log.tree.push(merkle::leaf_hash(line)).map_err(std::io::Error::other)?;
+    }
+    log.offset += lines.len() as u64;
+    if log.tree.size() >= log.next_mark {
+        log.due = Some(log.head());
+        log.next_mark = next_mark(log.tree.size(), log.every);
+    }
+    Ok(())
+}
+
+fn write_batch(f: &mut File, lines: &[u8]) -> std::io::Result<()> {
     let meta = f.metadata()?;
     // The open log is checked before every batch: lines written to a deleted file, or to one
     // anybody may now edit, would be a record nobody can rely on (fail closed, and say why).
@@ -136,7 +274,8 @@ mod tests {
     fn concurrent_lines_are_all_written_whole_each_caller_after_its_sync() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("audit.jsonl");
-        let journal = Arc::new(Journal::new(File::create(&path).expect("create")));
+        let file = std::fs::OpenOptions::new().read(true).append(true).create(true).open(&path).expect("create");
+        let journal = Arc::new(Journal::new(Log::open(file, 0).expect("open")));
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let j = journal.clone();
@@ -176,7 +315,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("audit.jsonl");
         std::fs::write(&path, b"").expect("create");
-        let journal = Arc::new(Journal::new(File::open(&path).expect("open read-only")));
+        let journal = Arc::new(Journal::new(Log::open(File::open(&path).expect("open read-only"), 0).expect("log")));
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let j = journal.clone();

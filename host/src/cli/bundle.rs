@@ -40,7 +40,7 @@ pub(super) fn bundle(cli: &Cli, b: &BundleCommand) -> Outcome {
     match b {
         BundleCommand::Create { from, key, alg, out, json } => {
             let (config, registry) = open(cli)?;
-            let service = KeyService::new(&registry, &config.audit_path)?;
+            let service = KeyService::new(&registry, &config.audit_path, config.checkpoint_every)?;
             let signer = cryptohost::dsse::Signer {
                 label: key.clone(),
                 key: parse_ref(key)?,

@@ -82,7 +82,7 @@ pub(super) fn inspect(file: &Path, as_json: bool) -> Outcome {
 
 pub(super) fn sign(cli: &super::Cli, key: &str, alg: &str, key_id: &str, out: &Path) -> Outcome {
     let (config, registry) = super::open(cli)?;
-    let service = cryptohost::keys::KeyService::new(&registry, &config.audit_path)?;
+    let service = cryptohost::keys::KeyService::new(&registry, &config.audit_path, config.checkpoint_every)?;
     let signer = cryptohost::dsse::Signer {
         label: key.to_string(),
         key: super::parse_ref(key)?,

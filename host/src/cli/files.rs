@@ -53,7 +53,7 @@ pub(super) fn keygen(cli: &Cli, a: &KeygenArgs) -> Outcome {
         }
     }
     let (config, registry) = open(cli)?;
-    let service = KeyService::new(&registry, &config.audit_path)?;
+    let service = KeyService::new(&registry, &config.audit_path, config.checkpoint_every)?;
     // The files are written inside the audited operation: a key that did not reach its file
     // is audited as an error, not as `ok`. Both are created O_EXCL, never through a symlink.
     let provider = service.generate_file_key(&a.out, &a.alg, a.rsa_bits, |key| {

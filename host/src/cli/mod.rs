@@ -40,6 +40,7 @@ macro_rules! out {
     }};
 }
 
+mod audit;
 mod backend;
 mod bundle;
 mod components;
@@ -146,6 +147,9 @@ enum Command {
     /// Provider component files: inspect.
     #[command(subcommand)]
     Components(ComponentsCommand),
+    /// The audit log as a transparency log: key, head, verify, prove, check-proof.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Trust anchors: SPKI fingerprints.
     #[command(subcommand)]
     Trust(TrustCommand),
@@ -768,6 +772,7 @@ fn run(cli: &Cli) -> Outcome {
             components::sign(cli, key, alg, key_id, out)
         }
         Command::Serve(a) => serve::serve(cli, a),
+        Command::Audit(c) => audit::audit(cli, c),
     }
 }
 

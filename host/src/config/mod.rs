@@ -187,7 +187,19 @@ fn hsm_priority() -> i32 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAudit {
-    path: PathBuf,
+    #[serde(default)]
+    path: Option<PathBuf>,
+    /// The audit key: signs the log's checkpoints and nothing else.
+    #[serde(default)]
+    key: Option<String>,
+    /// The checkpoints' origin line (the log's name).
+    #[serde(default)]
+    origin: Option<String>,
+    #[serde(default)]
+    checkpoint_every: Option<u64>,
+    /// EdDSA (default; a file or simulation key) or ES256 (default for an HSM key).
+    #[serde(default)]
+    key_algorithm: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -279,6 +291,18 @@ pub struct Config {
     pub hsm: Option<HsmConfig>,
     /// The audit log (default: `audit.jsonl` next to the config file).
     pub audit_path: PathBuf,
+    /// `[audit] key`: the key that signs the audit log's checkpoints (an Ed25519 or ECDSA P-256
+    /// key: a file, an HSM key, a simulation key), used for nothing else. Without it the log is
+    /// still a Merkle tree, but no checkpoint is signed.
+    pub audit_key: Option<KeyRef>,
+    /// `[audit] key_algorithm`: `EdDSA` (signed-note type 0x01) or `ES256` (type 0x02, ECDSA
+    /// P-256); default ES256 for a `pkcs11:` key, EdDSA otherwise.
+    pub audit_key_algorithm: String,
+    /// `[audit] origin`: the first line of every checkpoint, naming this log (default
+    /// `cryptohost/HOSTNAME/audit`).
+    pub audit_origin: String,
+    /// `[audit] checkpoint_every`: lines between checkpoints (default 1000).
+    pub checkpoint_every: u64,
     /// Signing profiles: name -> key reference, algorithm, optional keyId.
     pub profiles: BTreeMap<String, Profile>,
     /// Largest DSSE payload accepted, in bytes.
@@ -374,7 +398,40 @@ impl Config {
             profiles,
             jose_publish,
             service: parse_service(raw.service, &src.base, &|span, field, msg| src.at(span, field, msg))?,
-            audit_path: src.base.join(raw.audit.map_or_else(|| PathBuf::from("audit.jsonl"), |a| a.path)),
+            audit_path: src
+                .base
+                .join(raw.audit.as_ref().and_then(|a| a.path.clone()).unwrap_or_else(|| PathBuf::from("audit.jsonl"))),
+            audit_key: raw
+                .audit
+                .as_ref()
+                .and_then(|a| a.key.as_deref())
+                .map(|k| KeyRef::parse_relative_to(k, &src.base))
+                .transpose()
+                .map_err(|e| src.at(0..0, "audit.key", e.to_string()))?,
+            audit_key_algorithm: match raw.audit.as_ref().and_then(|a| a.key_algorithm.as_deref()) {
+                Some(a @ ("EdDSA" | "ES256")) => a.to_string(),
+                Some(other) => {
+                    return Err(src.at(
+                        0..0,
+                        "audit.key_algorithm",
+                        format!(
+                            "{other:?}: a checkpoint is signed with EdDSA or ES256 (the signed-note signature types)"
+                        ),
+                    ));
+                }
+                None if raw.audit.as_ref().and_then(|a| a.key.as_deref()).is_some_and(|k| k.starts_with("pkcs11:")) => {
+                    "ES256".to_string()
+                }
+                None => "EdDSA".to_string(),
+            },
+            audit_origin: sections::audit_origin(&src, raw.audit.as_ref().and_then(|a| a.origin.as_deref()))?,
+            checkpoint_every: match raw.audit.as_ref().and_then(|a| a.checkpoint_every) {
+                None => 1000,
+                Some(n @ 1..=1_000_000) => n,
+                Some(n) => {
+                    return Err(src.at(0..0, "audit.checkpoint_every", format!("{n} is not from 1 to 1000000")));
+                }
+            },
             trust_anchors: trust.anchors,
             bootstrap_fingerprint: trust.bootstrap_fingerprint,
             kit: trust.kit,

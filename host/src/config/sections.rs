@@ -367,3 +367,23 @@ pub(super) fn policy(src: &Src<'_>, raw: Option<Spanned<RawPolicy>>) -> Result<c
     };
     crate::policy::Policy::new(&spec).map_err(|e| src.at(span, &format!("policy.{}", e.field), e.message))
 }
+
+/// `[audit] origin`, or `cryptohost/HOSTNAME/audit`: a signed-note key name (no spaces, no `+`).
+pub(super) fn audit_origin(src: &Src<'_>, given: Option<&str>) -> Result<String, LoadError> {
+    let origin = match given {
+        Some(o) => o.to_string(),
+        None => {
+            let uname = rustix::system::uname();
+            let host: String = uname
+                .nodename()
+                .to_string_lossy()
+                .chars()
+                .map(|c| if c.is_whitespace() || c == '+' { '-' } else { c })
+                .collect();
+            format!("cryptohost/{}/audit", if host.is_empty() { "localhost" } else { &host })
+        }
+    };
+    crate::audit::tlog::note::check_key_name(&origin)
+        .map_err(|e| src.at(0..0, "audit.origin", format!("{origin:?} cannot name a log: {e}")))?;
+    Ok(origin)
+}

@@ -14,6 +14,7 @@
 //! trust anchors and the anchored-signer check), `input` (files, streams, bytes, digests).
 
 mod anchors;
+mod audit;
 mod csr;
 mod error;
 mod gate;
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use anchors::AnchorsError;
+pub use audit::{AuditTrust, audit_check_proof, audit_prove, audit_verify, audit_vkey};
 use cryptohost_client::api::{CapabilityInfo, ProviderInfo, ServedBy, Skipped};
 pub use csr::key_csr;
 pub use error::RequestError;
@@ -54,6 +56,8 @@ use crate::registry::Served;
 /// on the first key use (a `hash` or `verify` never creates or needs it).
 pub struct Audit {
     path: PathBuf,
+    /// `[audit] checkpoint_every`, for a log opened here.
+    checkpoint_every: u64,
     log: Mutex<Option<Arc<AuditLog>>>,
     /// Denial lines written per caller uid in the current minute (see [`DENIALS_PER_MINUTE`]).
     denials: Mutex<std::collections::HashMap<u32, DenialWindow>>,
@@ -87,12 +91,17 @@ enum Denial {
 impl Audit {
     /// A log already open (the server's, shared by every request).
     pub fn opened(log: Arc<AuditLog>) -> Audit {
-        Audit { path: log.path().to_path_buf(), log: Mutex::new(Some(log)), denials: Mutex::default() }
+        Audit {
+            path: log.path().to_path_buf(),
+            checkpoint_every: 0,
+            log: Mutex::new(Some(log)),
+            denials: Mutex::default(),
+        }
     }
 
     /// The log at `path`, opened when a request first needs it.
-    pub fn at(path: PathBuf) -> Audit {
-        Audit { path, log: Mutex::new(None), denials: Mutex::default() }
+    pub fn at(path: PathBuf, checkpoint_every: u64) -> Audit {
+        Audit { path, checkpoint_every, log: Mutex::new(None), denials: Mutex::default() }
     }
 
     /// Whether a denial line for `uid` is written now, within [`DENIALS_PER_MINUTE`].
@@ -124,7 +133,7 @@ impl Audit {
         if let Some(log) = slot.as_ref() {
             return Ok(log.clone());
         }
-        let log = Arc::new(AuditLog::open(&self.path)?);
+        let log = Arc::new(AuditLog::open(&self.path, self.checkpoint_every)?);
         *slot = Some(log.clone());
         Ok(log)
     }
@@ -147,7 +156,12 @@ impl<'a> Context<'a> {
     /// Key use through the registry, audited on behalf of the gate's caller.
     fn keys(&self) -> Result<KeyService<'a>, RequestError> {
         Ok(KeyService::with_log(&self.host.registry, self.audit.log()?, self.gate.caller())
-            .with_states(self.host.key_states.clone()))
+            .with_states(self.host.key_states.clone())
+            .with_audit_key(self.config.audit_key.clone().map(|key| crate::keys::AuditKey {
+                key,
+                algorithm: self.config.audit_key_algorithm.clone(),
+                origin: self.config.audit_origin.clone(),
+            })))
     }
 }
 
@@ -220,4 +234,20 @@ pub fn signature_alg(name: &str) -> Result<&'static crate::alg::SignatureAlgorit
 /// Not `der` or `p1363` (or their aliases).
 pub fn sig_format(name: Option<&str>) -> Result<crate::provider::SigFormat, RequestError> {
     name.unwrap_or("der").parse().map_err(RequestError::Invalid)
+}
+
+/// Signs a checkpoint of the audit log as it is now, if an audit key is configured: at a
+/// reload and at a clean stop of the server (the host's own acts: no caller, no gate).
+///
+/// # Errors
+/// The audit key cannot sign, or the log cannot be written.
+pub fn audit_checkpoint(host: &Host, config: &Config, audit: &Audit) -> Result<(), RequestError> {
+    if config.audit_key.is_none() {
+        return Ok(());
+    }
+    let ctx = Context::new(host, config, audit, &Allow);
+    let keys = ctx.keys()?;
+    keys.audit_log().want_checkpoint();
+    keys.checkpoint_if_due()?;
+    Ok(())
 }

@@ -62,7 +62,7 @@ impl Source {
             config.component_dir = dir.clone();
         }
         let host = load::open_with(&config, self.trust, true)?;
-        let audit = Arc::new(AuditLog::open(&config.audit_path)?);
+        let audit = Arc::new(AuditLog::open(&config.audit_path, config.checkpoint_every)?);
         let sink = crate::request::Audit::opened(audit.clone());
         Ok(Inner { host, config, audit, sink })
     }
@@ -132,9 +132,17 @@ impl Shared {
                 (format!("refused: {e}"), Err(e))
             }
         };
-        // Recorded in the log of the set that serves from now on.
-        if let Err(e) = crate::request::record_event(&self.current().sink, caller, "reload", outcome) {
+        // Recorded in the log of the set that serves from now on, and pinned by a checkpoint.
+        let now = self.current();
+        if let Err(e) = crate::request::record_event(&now.sink, caller, "reload", outcome) {
             log::error!("{e}");
+        }
+        let signed = tokio::task::spawn_blocking(move || {
+            crate::request::audit_checkpoint(&now.host, &now.config, &now.sink).map_err(|e| e.to_string())
+        })
+        .await;
+        if let Ok(Err(e)) = signed {
+            log::error!("audit checkpoint after the reload: {e}");
         }
         drop(old);
         result
@@ -472,11 +480,20 @@ pub fn run(source: Source, socket: Option<PathBuf>, ready: impl FnOnce(&Started<
         });
         let per_uid = conn::Holds::new(shared.current().config.service.max_connections_per_uid);
         let providers = shared.current().host.providers().len();
-        let workers = conn::Threads::start(threads, &router(shared), header_timeout)
+        let workers = conn::Threads::start(threads, &router(shared.clone()), header_timeout)
             .map_err(|e| ServiceError::Runtime(format!("connection threads: {e}")))?;
         systemd::notify("READY=1");
         ready(&Started { socket: &path, metrics: metrics_bound, providers });
         workers.accept(conn::Unix(listener), per_uid, stop).await;
+        // A clean stop: the log's last lines are pinned by a checkpoint.
+        let last = shared.current();
+        let signed = tokio::task::spawn_blocking(move || {
+            crate::request::audit_checkpoint(&last.host, &last.config, &last.sink).map_err(|e| e.to_string())
+        })
+        .await;
+        if let Ok(Err(e)) = signed {
+            log::error!("audit checkpoint at the stop: {e}");
+        }
         Ok::<(), ServiceError>(())
     });
     if owned {
