@@ -7,8 +7,10 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # toolchain here has no wasm target); softhsm2/opensc give a real PKCS#11 module; openssl is
 # the interop peer in tests; rust-web-clippy lints the guests; systemd brings
 # systemd-socket-activate for the socket-activation test and systemd-analyze for the installed
-# units; dpkg-dev (dpkg-shlibdeps) builds the .deb the tests check.
-apt_packages := "rustc-web rust-web-src rust-web-clippy lld-22 softhsm2 opensc openssl jq systemd dpkg-dev"
+# units; dpkg-dev (dpkg-shlibdeps) builds the .deb the tests check; golang-go and
+# golang-golang-x-mod-dev are Go's sumdb/note and sumdb/tlog, the independent implementation
+# the audit log's checkpoints, trees and proofs are checked against (offline, GO111MODULE=off).
+apt_packages := "rustc-web rust-web-src rust-web-clippy lld-22 softhsm2 opensc openssl jq systemd dpkg-dev golang-go golang-golang-x-mod-dev"
 guest_target := "wasm32-unknown-unknown"
 guest_target_dir := justfile_directory() / "guests/target"
 

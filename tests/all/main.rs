@@ -3,6 +3,7 @@
 mod common;
 
 mod anchors;
+mod audit_tlog;
 mod bundle;
 mod bundle_hostile;
 mod cli;

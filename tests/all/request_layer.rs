@@ -180,8 +180,11 @@ fn limited_audit_server(over: i64) -> (Server, std::path::PathBuf) {
     let config = crate::server::config(&root, Some("full"), &allow_me("\"sign\"", "\"sim:*\"", "\"*\""));
     let audit = root.join("audit.jsonl");
     let limit_kib: u64 = 256 << 10;
+    // One long line (sparse: no disk is used), so that the log is whole up to where writes fail.
     let file = fs::File::create(&audit).unwrap();
-    file.set_len(((limit_kib << 10) as i64 + over) as u64).unwrap();
+    let len = ((limit_kib << 10) as i64 + over) as u64;
+    file.set_len(len - 1).unwrap();
+    std::os::unix::fs::FileExt::write_at(&file, b"\n", len - 1).unwrap();
     fs::set_permissions(&audit, fs::Permissions::from_mode(0o600)).unwrap();
     let mut command = Command::new("bash");
     command

@@ -53,9 +53,13 @@ impl Log {
         Ok(log)
     }
 
-    /// Pushes the lines written since `offset` (by any process) into the tree. Must hold the
-    /// lock.
+    /// Pushes the lines written since `offset` (by any process) into the tree, hashing as it
+    /// reads (no line is held whole). Must hold the lock. A last line without its newline is a
+    /// torn line (a writer stopped mid-write, before its sync: its caller never had a result):
+    /// it is cut off, but only if it could be one line; more bytes than that without a newline
+    /// are no log this host wrote, and are refused, never cut.
     fn catch_up(&mut self) -> std::io::Result<()> {
+        use sha2::Digest as _;
         let len = self.file.metadata()?.len();
         if len < self.offset {
             return Err(std::io::Error::other(format!(
@@ -65,7 +69,9 @@ impl Log {
             )));
         }
         let mut at = self.offset;
-        let mut partial: Vec<u8> = Vec::new();
+        let mut line = sha2::Sha256::new();
+        line.update([0u8]);
+        let mut line_len: u64 = 0;
         let mut buf = vec![0u8; 1 << 16];
         while at < len {
             let want = usize::try_from((len - at).min(buf.len() as u64)).unwrap_or(buf.len());
@@ -74,20 +80,27 @@ impl Log {
                 break;
             }
             at += n as u64;
-            partial.extend_from_slice(&buf[..n]);
-            let mut start = 0;
-            while let Some(i) = partial[start..].iter().position(|&b| b == b'\n') {
-                self.tree.push(merkle::leaf_hash(&partial[start..start + i])).map_err(std::io::Error::other)?;
-                self.offset += (i + 1) as u64;
-                start += i + 1;
+            let mut rest = &buf[..n];
+            while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+                line.update(&rest[..i]);
+                let leaf: Hash = std::mem::replace(&mut line, sha2::Sha256::new()).finalize().into();
+                line.update([0u8]);
+                self.tree.push(leaf).map_err(std::io::Error::other)?;
+                self.offset += line_len + i as u64 + 1;
+                line_len = 0;
+                rest = &rest[i + 1..];
             }
-            partial.drain(..start);
+            line.update(rest);
+            line_len += rest.len() as u64;
         }
-        if !partial.is_empty() {
-            log::warn!(
-                "audit log: cutting off a torn last line of {} bytes (a writer stopped before its line was whole)",
-                partial.len()
-            );
+        if line_len > 0 {
+            if line_len > super::verify::MAX_LINE as u64 {
+                return Err(std::io::Error::other(format!(
+                    "the log ends in {line_len} bytes without a newline, more than any audit line: it is not a log \
+                     this host wrote (refusing to append to it, or to cut it)"
+                )));
+            }
+            log::warn!("audit log: cutting off a torn last line of {line_len} bytes (a writer stopped mid-line)");
             self.file.set_len(self.offset)?;
             self.file.sync_data()?;
         }

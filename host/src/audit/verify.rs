@@ -111,8 +111,11 @@ pub fn check_file(
         match check_checkpoint(&value, number, &leaves, trusted, verify, last_good) {
             Ok((size, root)) => {
                 report.verified_checkpoints += 1;
-                report.covered = size;
-                last_good = Some((size, root));
+                // Writers sign their checkpoints concurrently: one may land after a larger one.
+                if last_good.is_none_or(|(s, _)| size >= s) {
+                    report.covered = size;
+                    last_good = Some((size, root));
+                }
             }
             Err(why) => bad(&mut report, number, why),
         }
@@ -178,12 +181,13 @@ fn check_checkpoint(
             cp.size, cp.size
         )));
     }
+    // Consistent with the largest checkpoint before it (RFC 9162 section 2.1.4), whichever of
+    // the two is older: concurrent writers may append a smaller one after a larger one.
     if let Some((p, proot)) = previous {
-        if p > cp.size {
-            return Err(at(format!("it covers {} lines, fewer than the checkpoint before it ({p})", cp.size)));
-        }
-        let proof = merkle::consistency_proof(leaves, p, cp.size).map_err(|e| at(e.to_string()))?;
-        merkle::verify_consistency(p, cp.size, &proot, &cp.root, &proof)
+        let ((old, old_root), (new, new_root)) =
+            if p <= cp.size { ((p, proot), (cp.size, cp.root)) } else { ((cp.size, cp.root), (p, proot)) };
+        let proof = merkle::consistency_proof(leaves, old, new).map_err(|e| at(e.to_string()))?;
+        merkle::verify_consistency(old, new, &old_root, &new_root, &proof)
             .map_err(|e| at(format!("not consistent with the checkpoint of size {p}: {e}")))?;
     }
     Ok((cp.size, cp.root))
