@@ -43,6 +43,7 @@ pub fn run(path: &Path, how: &str, components: Option<&Path>, login: bool) -> Ve
     checks.push(check("cache", cache(&config)));
     checks.push(check("audit log", audit_log(&config.audit_path)));
     checks.push(check("state dir", state_dir(&config.state_dir)));
+    checks.push(check("key versions", key_versions(&config)));
     if let Some(hsm) = &config.hsm {
         checks.push(check("hsm module", hsm_module(hsm)));
         checks.push(check("hsm pin source", pin_source(&hsm.pin)));
@@ -204,4 +205,31 @@ fn socket(path: &Path) -> Result<String, String> {
             .map(|_| format!("a server listens on {}", path.display()))
             .map_err(|e| format!("{} is a socket nobody listens on (stale?): {e}", path.display())),
     }
+}
+
+/// The key-state file reads, and each key's current version is within `[rotation]`
+/// max_age_days: its age shown either way.
+fn key_versions(config: &Config) -> Result<String, String> {
+    let states = crate::lifecycle::KeyStates::in_dir(&config.key_state_dir);
+    let file = states.snapshot().map_err(|e| e.to_string())?;
+    if file.keys.is_empty() {
+        return Ok(format!("no rotated keys recorded ({})", states.path().display()));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let mut shown = Vec::new();
+    let mut old = Vec::new();
+    for k in &file.keys {
+        let Some(v) = k.current() else {
+            old.push(format!("{}: no current version", k.key));
+            continue;
+        };
+        let age = crate::trust::parse_time(&v.created).map(|c| (now - c).whole_days()).unwrap_or(0);
+        shown.push(format!("{} v{} {age} d", k.key, v.version));
+        if let Some(r) = config.rotation
+            && age > i64::from(r.max_age_days)
+        {
+            old.push(format!("{} v{} is {age} days old (max_age_days = {})", k.key, v.version, r.max_age_days));
+        }
+    }
+    if old.is_empty() { Ok(shown.join("; ")) } else { Err(old.join("; ")) }
 }

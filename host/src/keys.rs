@@ -78,6 +78,8 @@ pub struct KeyService<'r> {
     states: Option<Arc<KeyStates>>,
     /// The audit key (`[audit] key`): it signs checkpoints, nothing else.
     audit_key: Option<AuditKey>,
+    /// `[rotation]`: the oldest a version may be when it signs.
+    rotation: Option<crate::config::Rotation>,
 }
 
 /// The key that signs the audit log's checkpoints, and how.
@@ -180,14 +182,45 @@ impl<'r> KeyService<'r> {
     /// The audit log cannot be opened.
     pub fn new(registry: &'r Registry, audit_path: &Path, checkpoint_every: u64) -> Result<KeyService<'r>, KeyError> {
         let audit = Arc::new(AuditLog::open(audit_path, checkpoint_every)?);
-        Ok(KeyService { registry, audit, caller: None, states: None, audit_key: None })
+        Ok(KeyService { registry, audit, caller: None, states: None, audit_key: None, rotation: None })
     }
 
     /// Key operations over an audit log already open (the server's, shared by all requests),
     /// on behalf of `caller` (absent for the one-shot CLI), whose identity every audit line
     /// records.
     pub fn with_log(registry: &'r Registry, audit: Arc<AuditLog>, caller: Option<Caller>) -> KeyService<'r> {
-        KeyService { registry, audit, caller, states: None, audit_key: None }
+        KeyService { registry, audit, caller, states: None, audit_key: None, rotation: None }
+    }
+
+    /// Warns (or with `enforce` refuses) when a version older than the limit signs.
+    #[must_use]
+    pub fn with_rotation(mut self, rotation: Option<crate::config::Rotation>) -> KeyService<'r> {
+        self.rotation = rotation;
+        self
+    }
+
+    /// The `[rotation]` check of a version about to sign: its age from the key-state file (a
+    /// key with no recorded versions has no known age and is not checked).
+    fn check_age(&self, v: &Versioned) -> Result<(), KeyError> {
+        let (Some(rotation), Some(entry)) = (&self.rotation, &v.entry) else { return Ok(()) };
+        let Ok(created) = crate::trust::parse_time(&entry.created) else { return Ok(()) };
+        let age = (time::OffsetDateTime::now_utc() - created).whole_days();
+        if age <= i64::from(rotation.max_age_days) {
+            return Ok(());
+        }
+        let base = v.shown.at_version(None);
+        let what = format!(
+            "version {} is {age} days old, past [rotation] max_age_days = {}: rotate it (`keys rotate {base}`)",
+            v.version, rotation.max_age_days
+        );
+        if rotation.enforce {
+            return Err(KeyError::Version {
+                key: base.to_string(),
+                message: format!("{what}; refused ([rotation] enforce)"),
+            });
+        }
+        log::warn!("{base}: {what}");
+        Ok(())
     }
 
     /// Signs the audit log's due checkpoints with `key` (which then signs nothing else).
@@ -447,6 +480,9 @@ impl<'r> KeyService<'r> {
         }
         let v = self.version_of(reference, use_)?;
         *shown = v.shown.clone();
+        if use_ == Use::Make {
+            self.check_age(&v)?;
+        }
         let (prefix, name) = Self::namespace(&v.provider_ref)?;
         let key = Self::held(self.registry.named_key(prefix, &name, algorithm, rsa_bits, false), reference)?;
         self.check_binding(&v, key.provider.as_ref(), &key.id, false)?;
@@ -917,6 +953,9 @@ impl<'r> KeyService<'r> {
         self.registry.policy().allows(Capability::Encryption, algorithm)?;
         let v = self.version_of(reference, use_)?;
         *shown = v.shown.clone();
+        if use_ == Use::Make {
+            self.check_age(&v)?;
+        }
         let (prefix, name) = Self::namespace(&v.provider_ref)?;
         let key = Self::held(self.registry.named_secret(prefix, &name, algorithm, false), reference)?;
         self.check_binding(&v, key.provider.as_ref(), &key.id, true)?;

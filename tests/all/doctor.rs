@@ -48,7 +48,7 @@ fn every_check_passes_on_a_working_config_and_each_fails_alone_by_name() {
     let (code, checks) = doctor(&s.config);
     assert_eq!((code, failed(&checks)), (Some(0), vec![]), "{checks:?}");
     let names: Vec<&str> = checks.iter().map(|c| c["check"].as_str().unwrap()).collect();
-    assert_eq!(names, ["config", "components", "cache", "audit log", "state dir", "policy", "socket"]);
+    assert_eq!(names, ["config", "components", "cache", "audit log", "state dir", "key versions", "policy", "socket"]);
 
     // components: a flipped byte.
     let wasm = s.dir.path().join("components").join(OFFLINE.file);

@@ -303,3 +303,51 @@ fn signs_during_a_promotion_all_succeed_with_one_version_or_the_other() {
     assert_eq!(by[0] + by[1], 161);
     assert!(verifies(&last, &v2), "after the promotion: version 2");
 }
+
+#[test]
+fn a_version_past_max_age_warns_and_with_enforce_is_refused_and_doctor_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let base = fs::read_to_string(&config).unwrap();
+    fs::write(&config, format!("{base}\n[rotation]\nmax_age_days = 90\n")).unwrap();
+    let doc = dir.path().join("doc");
+    fs::write(&doc, b"x").unwrap();
+    // Generated now: version 1 with its creation time recorded.
+    let out = run(&config, &["keys", "generate", "sim:aging", "--alg", "ES256"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sign = |local: bool| {
+        let args = ["sign", s(&doc), "--key", "sim:aging", "--alg", "ES256"];
+        if local { common::run_local(&config, &args) } else { run(&config, &args) }
+    };
+    let out = sign(true);
+    assert!(out.status.success() && !stderr(&out).contains("days old"), "{}", stderr(&out));
+    // Made long ago (the key-state file says so).
+    let state = dir.path().join("state/keys.state.json");
+    let text = fs::read_to_string(&state).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let created = v["keys"][0]["versions"][0]["created"].as_str().unwrap().to_string();
+    fs::write(&state, text.replace(&created, "2020-01-01T00:00:00Z")).unwrap();
+    let out = sign(true);
+    assert!(out.status.success(), "a warning only: {}", stderr(&out));
+    assert!(stderr(&out).contains("days old, past [rotation] max_age_days = 90"), "{}", stderr(&out));
+    let v = json(&run(&config, &["keys", "versions", "sim:aging", "--json"]));
+    assert!(v["versions"][0]["age_days"].as_u64().unwrap() > 2000, "{v}");
+    let doctor = common::run_local(&config, &["doctor", "--json"]);
+    let checks: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let ages = checks.as_array().unwrap().iter().find(|c| c["check"] == "key versions").expect("a key versions check");
+    assert_eq!(ages["ok"], false, "{ages}");
+    assert!(ages["detail"].as_str().unwrap().contains("sim:aging v1"), "{ages}");
+    // Enforced: refused, naming the key and its age.
+    fs::write(&config, format!("{base}\n[rotation]\nmax_age_days = 90\nenforce = true\n")).unwrap();
+    let out = sign(false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("sim:aging") && stderr(&out).contains("refused ([rotation] enforce)"),
+        "{}",
+        stderr(&out)
+    );
+    // A rotation and promotion make a young current version: signing again.
+    assert!(run(&config, &["keys", "rotate", "sim:aging"]).status.success());
+    assert!(run(&config, &["keys", "promote", "sim:aging", "--version", "2", "--force"]).status.success());
+    assert!(sign(false).status.success());
+}

@@ -160,3 +160,47 @@ fn an_hsm_key_rotates_and_each_version_is_bound_to_its_token_object() {
         assert!(audit.contains(op), "{op} audited");
     }
 }
+
+/// The audit log's checkpoints signed by an ECDSA P-256 key on the token (signed-note type
+/// 0x02): the log verifies under the key's note verifier key and under its public key.
+#[test]
+fn checkpoints_signed_by_an_hsm_audit_key_verify() {
+    let _g = softhsm::serial();
+    let hsm = SoftHsm::new(&["auditor"]);
+    let config = hsm.config(&["auditor"], 1, "");
+    let dir = hsm.dir.path();
+    let key = "pkcs11:token=auditor;object=audit-p256";
+    let public = dir.join("audit.pub");
+    let out = crate::common::run_local(&config, &["keys", "generate", key, "--alg", "ES256", "--pub", &s(&public)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = fs::read_to_string(&config).unwrap().replace(
+        "[audit]\npath = \"audit.jsonl\"\n",
+        &format!("[audit]\npath = \"audit.jsonl\"\nkey = \"{key}\"\ncheckpoint_every = 3\n"),
+    );
+    fs::write(&config, text).unwrap();
+    let msg = dir.join("msg");
+    fs::write(&msg, b"m").unwrap();
+    for i in 0..7 {
+        let k = format!("sim:a{i}");
+        let out = crate::common::run(&config, &["sign", &s(&msg), "--key", &k, "--alg", "ES256", "--out", "-"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let vkey = String::from_utf8(crate::common::run_local(&config, &["audit", "key"]).stdout).unwrap();
+    let (name, rest) = vkey.trim().split_once('+').unwrap();
+    assert!(name.starts_with("cryptohost/") && name.ends_with("/audit"), "{vkey}");
+    let b64 = rest.split_once('+').unwrap().1;
+    use base64::Engine as _;
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()[0], 0x02, "ECDSA: type 0x02");
+    let vkey_file = dir.join("audit.vkey");
+    fs::write(&vkey_file, &vkey).unwrap();
+    for trust in [&vkey_file, &public] {
+        let out = crate::common::run_local(&config, &["audit", "verify", "--pub", &s(trust)]);
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success() && said.contains("intact"), "{said}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!said.contains(" 0 of "), "checkpoints were made and verified: {said}");
+    }
+    // The token's key signs nothing but checkpoints.
+    let out = crate::common::run_local(&config, &["sign", &s(&msg), "--key", key, "--alg", "ES256"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is the audit key"));
+}

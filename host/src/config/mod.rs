@@ -56,6 +56,8 @@ struct RawConfig {
     policy: Option<Spanned<RawPolicy>>,
     #[serde(default)]
     state: Option<RawState>,
+    #[serde(default)]
+    rotation: Option<RawRotation>,
     /// Refuse what would otherwise be a warning about unchecked code: an `[hsm] module`
     /// without `module_sha256`.
     #[serde(default)]
@@ -186,6 +188,23 @@ fn hsm_priority() -> i32 {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawRotation {
+    max_age_days: u32,
+    #[serde(default)]
+    enforce: bool,
+}
+
+/// `[rotation]`: how old a key version may get before it must be rotated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    /// Past this many days since a version was made, every sign with it warns.
+    pub max_age_days: u32,
+    /// And is refused, naming the key and its age.
+    pub enforce: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawAudit {
     #[serde(default)]
     path: Option<PathBuf>,
@@ -298,6 +317,8 @@ pub struct Config {
     /// `[audit] key_algorithm`: `EdDSA` (signed-note type 0x01) or `ES256` (type 0x02, ECDSA
     /// P-256); default ES256 for a `pkcs11:` key, EdDSA otherwise.
     pub audit_key_algorithm: String,
+    /// `[rotation]` (default: off; the seeds' example is 90 days).
+    pub rotation: Option<Rotation>,
     /// `[audit] origin`: the first line of every checkpoint, naming this log (default
     /// `cryptohost/HOSTNAME/audit`).
     pub audit_origin: String,
@@ -408,6 +429,17 @@ impl Config {
                 .map(|k| KeyRef::parse_relative_to(k, &src.base))
                 .transpose()
                 .map_err(|e| src.at(0..0, "audit.key", e.to_string()))?,
+            rotation: match raw.rotation {
+                Some(RawRotation { max_age_days: 0, .. }) => {
+                    return Err(src.at(
+                        0..0,
+                        "rotation.max_age_days",
+                        "must be at least 1 (leave [rotation] out for no limit)".into(),
+                    ));
+                }
+                Some(r) => Some(Rotation { max_age_days: r.max_age_days, enforce: r.enforce }),
+                None => None,
+            },
             audit_key_algorithm: match raw.audit.as_ref().and_then(|a| a.key_algorithm.as_deref()) {
                 Some(a @ ("EdDSA" | "ES256")) => a.to_string(),
                 Some(other) => {

@@ -157,6 +157,7 @@ impl<'a> Context<'a> {
     fn keys(&self) -> Result<KeyService<'a>, RequestError> {
         Ok(KeyService::with_log(&self.host.registry, self.audit.log()?, self.gate.caller())
             .with_states(self.host.key_states.clone())
+            .with_rotation(self.config.rotation)
             .with_audit_key(self.config.audit_key.clone().map(|key| crate::keys::AuditKey {
                 key,
                 algorithm: self.config.audit_key_algorithm.clone(),
