@@ -352,9 +352,7 @@ impl<'r> KeyService<'r> {
         let entry = snapshot.as_ref().and_then(|s| s.entry(&key)).cloned();
         let Some(entry) = entry else {
             return match wanted {
-                None | Some(1) => {
-                    Ok(Versioned { shown: reference.clone(), provider_ref: base, entry: None, version: 1 })
-                }
+                None | Some(1) => Ok(Versioned { shown: base.clone(), provider_ref: base, entry: None, version: 1 }),
                 Some(n) => Err(refused(format!("has no version {n}: it was never rotated (it has version 1 only)"))),
             };
         };

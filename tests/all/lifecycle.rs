@@ -351,3 +351,41 @@ fn a_version_past_max_age_warns_and_with_enforce_is_refused_and_doctor_says_so()
     assert!(run(&config, &["keys", "promote", "sim:aging", "--version", "2", "--force"]).status.success());
     assert!(sign(false).status.success());
 }
+
+/// AES-GCM output made before key versions (nonce || ciphertext, no header) still decrypts,
+/// with version 1; new output carries the header naming its version.
+#[test]
+fn headerless_aes_gcm_output_from_before_versions_decrypts_with_version_1() {
+    if common::server_pass_repeats_this() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let loaded = cryptohost::Config::load(&config).unwrap();
+    let host = cryptohost::load::open(&loaded, cryptohost::TrustMode::Pins).unwrap();
+    let service = cryptohost::keys::KeyService::new(&host.registry, &loaded.audit_path, 0).unwrap();
+    let key = cryptohost::keys::KeyRef::parse("sim:vault").unwrap();
+    // What `encrypt` wrote before: the key service's output with the caller's AAD alone.
+    let (sealed, _) = service.encrypt(&key, "A256GCM", b"from before", b"").unwrap();
+    let legacy = dir.path().join("legacy.bin");
+    fs::write(&legacy, [sealed.nonce.as_slice(), sealed.ciphertext.as_slice()].concat()).unwrap();
+    drop(service);
+    let out = common::run_local(&config, &["decrypt", "--key", "sim:vault", s(&legacy), "--out", "-"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"from before");
+    // Rotated since: the old output still names no version, and still means version 1.
+    assert!(run(&config, &["keys", "rotate", "sim:vault", "--alg", "A256GCM"]).status.success());
+    assert!(
+        run(&config, &["keys", "promote", "sim:vault", "--version", "2"]).status.success(),
+        "no anchor for a secret key"
+    );
+    let out = common::run_local(&config, &["decrypt", "--key", "sim:vault", s(&legacy), "--out", "-"]);
+    assert_eq!(out.stdout, b"from before", "{}", stderr(&out));
+    let fresh = dir.path().join("fresh.bin");
+    let plain = dir.path().join("plain");
+    fs::write(&plain, b"after").unwrap();
+    assert!(run(&config, &["encrypt", "--key", "sim:vault", s(&plain), "--out", s(&fresh)]).status.success());
+    assert_eq!(&fs::read(&fresh).unwrap()[12..18], b"chv1\x00\x02");
+    let out = run(&config, &["decrypt", "--key", "sim:vault", s(&fresh), "--out", "-"]);
+    assert_eq!(out.stdout, b"after", "{}", stderr(&out));
+}

@@ -103,7 +103,20 @@ fn an_hsm_key_rotates_and_each_version_is_bound_to_its_token_object() {
     ok(&["keys", "rotate", aes]);
     ok(&["keys", "promote", aes, "--version", "2"]);
     ok(&["encrypt", "--key", aes, &s(&plain), "--out", &s(&new)]);
-    refused(&["decrypt", "--key", aes, &s(&old), "--out", &s(&dir.join("x"))], "");
+    // Each output's header names the version that sealed it: the key's name is enough.
+    for (sealed, version) in [(&old, 1u8), (&new, 2)] {
+        let bytes = fs::read(sealed).unwrap();
+        assert_eq!(&bytes[12..18], &[b'c', b'h', b'v', b'1', 0, version], "nonce, then the versioned header");
+        let back = dir.join(format!("back{version}"));
+        ok(&["decrypt", "--key", aes, &s(sealed), "--out", &s(&back)]);
+        assert_eq!(fs::read(&back).unwrap(), b"rotate me");
+    }
+    // The header is bound into the AAD: moved to another version, it no longer opens.
+    let mut moved = fs::read(&new).unwrap();
+    moved[17] = 1;
+    let moved_file = dir.join("moved.bin");
+    fs::write(&moved_file, &moved).unwrap();
+    refused(&["decrypt", "--key", aes, &s(&moved_file), "--out", &s(&dir.join("x"))], "");
     let back = dir.join("back");
     ok(&["decrypt", "--key", &format!("{aes};x-version=1"), &s(&old), "--out", &s(&back)]);
     assert_eq!(fs::read(&back).unwrap(), b"rotate me");

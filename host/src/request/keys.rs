@@ -82,7 +82,28 @@ pub fn keys_list(ctx: &Context<'_>) -> Result<Vec<KeyListing>, RequestError> {
     hsm.list_keys().map_err(RequestError::Hsm)
 }
 
-/// AES-GCM encryption with a secret key (a fresh nonce from the provider).
+/// The versioned header of AES-GCM output: [`SEALED_MAGIC`] and the key version (u16, big
+/// endian), in front of the ciphertext and bound into the AAD (`header || aad`), so that a
+/// ciphertext names the key version that sealed it and cannot be moved to another.
+///
+/// Detection: a ciphertext made before versions existed (no header) begins with the magic by
+/// chance once in 2^32; such a ciphertext fails to authenticate as headed output and is then
+/// decrypted as headerless output with version 1 (it was made before any rotation). Headed
+/// output never authenticates as headerless: its AAD differs.
+pub const SEALED_MAGIC: [u8; 4] = *b"chv1";
+const HEADER_LEN: usize = 6;
+
+fn sealed_header(version: u32) -> Result<[u8; HEADER_LEN], RequestError> {
+    let v =
+        u16::try_from(version).map_err(|_| RequestError::Invalid(format!("key version {version} is over 65535")))?;
+    let mut h = [0u8; HEADER_LEN];
+    h[..4].copy_from_slice(&SEALED_MAGIC);
+    h[4..].copy_from_slice(&v.to_be_bytes());
+    Ok(h)
+}
+
+/// AES-GCM encryption with a secret key (a fresh nonce from the provider). The ciphertext
+/// starts with the versioned header naming the key version that sealed it.
 ///
 /// # Errors
 /// Denied, or the provider refuses.
@@ -95,11 +116,19 @@ pub fn encrypt(
 ) -> Result<Sealed, RequestError> {
     permitted_reference(ctx, key, &[Operation::Encrypt], "encrypt")?;
     input_limit(ctx, "plaintext", plaintext.len())?;
-    let (sealed, provider) = ctx.keys()?.encrypt(key, algorithm, plaintext, aad)?;
-    Ok(Sealed { nonce: sealed.nonce, ciphertext: sealed.ciphertext, provider })
+    let service = ctx.keys()?;
+    // One version for the header and the key that seals, even if a promotion happens between.
+    let v = service.version_of(key, crate::lifecycle::Use::Make)?;
+    let header = sealed_header(v.version)?;
+    let bound = [&header[..], aad].concat();
+    let pinned = if v.entry.is_some() { v.shown } else { key.clone() };
+    let (sealed, provider) = service.encrypt(&pinned, algorithm, plaintext, &bound)?;
+    Ok(Sealed { nonce: sealed.nonce, ciphertext: [&header[..], &sealed.ciphertext].concat(), provider })
 }
 
-/// AES-GCM decryption; a wrong key, nonce, AAD or tag is a bad request.
+/// AES-GCM decryption; a wrong key, nonce, AAD or tag is a bad request. A ciphertext with the
+/// versioned header is decrypted with the version it names; one without (made before key
+/// versions) with version 1 (see [`SEALED_MAGIC`] for the detection rule).
 ///
 /// # Errors
 /// Denied, too short, or the ciphertext does not authenticate.
@@ -113,7 +142,25 @@ pub fn decrypt(
 ) -> Result<Plaintext, RequestError> {
     permitted_reference(ctx, key, &[Operation::Decrypt], "decrypt")?;
     input_limit(ctx, "ciphertext", ciphertext.len())?;
-    let (plain, provider) = ctx.keys()?.decrypt(key, algorithm, nonce, ciphertext, aad)?;
+    let service = ctx.keys()?;
+    let at = |version: u32| key.version().map_or_else(|| key.at_version(Some(version)), |_| key.clone());
+    let headed = ciphertext.len() >= HEADER_LEN + 16 && ciphertext[..4] == SEALED_MAGIC;
+    if headed {
+        let version = u32::from(u16::from_be_bytes([ciphertext[4], ciphertext[5]]));
+        let bound = [&ciphertext[..HEADER_LEN], aad].concat();
+        let first = service.decrypt(&at(version), algorithm, nonce, &ciphertext[HEADER_LEN..], &bound);
+        match first {
+            Ok((plain, provider)) => return Ok(Plaintext { plaintext: plain.to_vec(), provider }),
+            Err(e) => {
+                // Headerless output that begins with the magic by chance (once in 2^32).
+                return match service.decrypt(&at(1), algorithm, nonce, ciphertext, aad) {
+                    Ok((plain, provider)) => Ok(Plaintext { plaintext: plain.to_vec(), provider }),
+                    Err(_) => Err(e.into()),
+                };
+            }
+        }
+    }
+    let (plain, provider) = service.decrypt(&at(1), algorithm, nonce, ciphertext, aad)?;
     Ok(Plaintext { plaintext: plain.to_vec(), provider })
 }
 
