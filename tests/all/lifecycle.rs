@@ -101,6 +101,14 @@ fn a_key_rotates_staged_then_current_once_anchored_and_old_envelopes_still_verif
     let out = run(&config, &["sign", s(&doc), "--key", "sim:release;x-version=2", "--alg", "ES256"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("version 2 is staged"), "{}", stderr(&out));
+    // --version N is x-version=N.
+    let out = run(&config, &["sign", s(&doc), "--key", "sim:release", "--version", "2", "--alg", "ES256"]);
+    assert!(stderr(&out).contains("version 2 is staged"), "{}", stderr(&out));
+    let out = run(&config, &["keys", "public", "sim:release", "--version", "2", "--alg", "ES256"]);
+    assert_eq!(out.stdout, fs::read(&v2_pub).unwrap(), "a staged version's public key, to publish");
+    let out = run(&config, &["sign", s(&doc), "--key", "sim:release;x-version=1", "--version", "2", "--alg", "ES256"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("give one"), "{}", stderr(&out));
     // Its own name is not a way around the state.
     let out = run(&config, &["sign", s(&doc), "--key", "sim:release#v2", "--alg", "ES256"]);
     assert_eq!(out.status.code(), Some(2));

@@ -14,8 +14,9 @@ pub(super) fn hash(b: &Backend, a: &HashArgs) -> Outcome {
 }
 
 pub(super) fn sign(b: &Backend, a: &SignArgs) -> Outcome {
+    let key: Vec<String> = a.key.iter().map(|k| super::versioned(k, a.version)).collect::<Result<_, _>>()?;
     let who = Signers {
-        keys: a.key.as_slice(),
+        keys: key.as_slice(),
         alg: a.alg.as_deref(),
         profiles: a.profile.as_slice(),
         key_ids: a.key_id.as_slice(),

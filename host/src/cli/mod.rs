@@ -401,6 +401,9 @@ enum KeysCommand {
     /// A PKCS#10 certificate request (PEM) signed by the key, for the site's CA: HSM keys too.
     Csr {
         reference: String,
+        /// The version (x-version) to certify: only a current version signs.
+        #[arg(long)]
+        version: Option<u32>,
         #[arg(long)]
         alg: String,
         /// RFC 4514, most specific first: "CN=signer.example,O=Example Org,C=DE".
@@ -465,6 +468,9 @@ enum KeysCommand {
     /// Print the public key of a key reference: SPKI PEM, or a JWK (RFC 7517) with --format jwk.
     Public {
         reference: String,
+        /// The version (x-version): retired and staged versions have public keys too.
+        #[arg(long)]
+        version: Option<u32>,
         /// The algorithm the key is for (selects the key type of simulation keys).
         #[arg(long, default_value = "ES256")]
         alg: String,
@@ -495,6 +501,9 @@ struct CryptArgs {
     /// A secret key reference (pkcs11:...;object=LABEL or sim:NAME).
     #[arg(long)]
     key: String,
+    /// The version of --key (its x-version). Decrypt needs none: the output names it.
+    #[arg(long)]
+    version: Option<u32>,
     /// A128GCM or A256GCM.
     #[arg(long, default_value = "A256GCM")]
     alg: String,
@@ -548,6 +557,9 @@ struct SignArgs {
     /// Key reference: pkcs11:token=...;object=..., sim:NAME, file:PATH, or a PKCS#8 file path.
     #[arg(long, conflicts_with_all = ["profile", "key_id"])]
     key: Option<String>,
+    /// The version of --key to use (its x-version): only a current version signs.
+    #[arg(long, requires = "key")]
+    version: Option<u32>,
     /// Or a configured signing profile.
     #[arg(long, conflicts_with = "key_id")]
     profile: Option<String>,
@@ -787,5 +799,19 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         use clap::CommandFactory as _;
         super::Cli::command().debug_assert();
+    }
+}
+
+/// A key reference with `--version N` applied (as `x-version=N`); a reference that names
+/// another version already is refused.
+fn versioned(reference: &str, version: Option<u32>) -> Result<String> {
+    let Some(v) = version else { return Ok(reference.to_string()) };
+    let parsed = cryptohost::keys::KeyRef::parse(reference)?;
+    match parsed.version() {
+        Some(given) if given != v => {
+            anyhow::bail!("{reference} names version {given}, and --version {v} another: give one")
+        }
+        _ if !parsed.is_held() => anyhow::bail!("--version: a key file has no versions"),
+        _ => Ok(parsed.at_version(Some(v)).to_string()),
     }
 }
