@@ -436,3 +436,17 @@ impl Backend {
         }
     }
 }
+
+/// A key reference with `--version N` applied (as `x-version=N`); a reference that names
+/// another version already is refused.
+pub(super) fn versioned(reference: &str, version: Option<u32>) -> Result<String> {
+    let Some(v) = version else { return Ok(reference.to_string()) };
+    let parsed = cryptohost::keys::KeyRef::parse(reference)?;
+    match parsed.version() {
+        Some(given) if given != v => {
+            anyhow::bail!("{reference} names version {given}, and --version {v} another: give one")
+        }
+        _ if !parsed.is_held() => anyhow::bail!("--version: a key file has no versions"),
+        _ => Ok(parsed.at_version(Some(v)).to_string()),
+    }
+}

@@ -14,7 +14,7 @@ pub(super) fn hash(b: &Backend, a: &HashArgs) -> Outcome {
 }
 
 pub(super) fn sign(b: &Backend, a: &SignArgs) -> Outcome {
-    let key: Vec<String> = a.key.iter().map(|k| super::versioned(k, a.version)).collect::<Result<_, _>>()?;
+    let key: Vec<String> = a.key.iter().map(|k| super::backend::versioned(k, a.version)).collect::<Result<_, _>>()?;
     let who = Signers {
         keys: key.as_slice(),
         alg: a.alg.as_deref(),

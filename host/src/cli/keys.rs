@@ -87,11 +87,11 @@ pub(super) fn keys(b: &Backend, k: &KeysCommand) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::Public { reference, version, alg, rsa_bits, format, json } => {
-            let reference = super::versioned(reference, *version)?;
+            let reference = super::backend::versioned(reference, *version)?;
             render::key_public(&b.key_public(&reference, alg, *rsa_bits, format == "jwk")?, *json, b.via())
         }
         KeysCommand::Csr { reference, version, alg, subject, sans, out, json } => {
-            let csr = b.key_csr(&super::versioned(reference, *version)?, alg, subject, sans)?;
+            let csr = b.key_csr(&super::backend::versioned(reference, *version)?, alg, subject, sans)?;
             super::stdio::one_stdout_writer(Some(out), *json)?;
             super::stdio::write(out, csr.csr.as_bytes(), |p, b| cryptohost::fsio::write_new(p, b, 0o644))?;
             served!("cryptohost: keys csr: signed by {} ({}){}", csr.key, csr.provider, b.via());
@@ -125,14 +125,14 @@ pub(super) fn keys(b: &Backend, k: &KeysCommand) -> Outcome {
 pub(super) fn crypt(b: &Backend, a: &CryptArgs, encrypt: bool) -> Outcome {
     super::stdio::one_stdout_writer(Some(&a.out), a.json)?;
     let (operation, bytes, provider) = if encrypt {
-        let sealed = b.encrypt(&super::versioned(&a.key, a.version)?, &a.alg, &a.file, a.aad.as_bytes())?;
+        let sealed = b.encrypt(&super::backend::versioned(&a.key, a.version)?, &a.alg, &a.file, a.aad.as_bytes())?;
         let mut out = sealed.nonce.clone();
         out.extend_from_slice(&sealed.ciphertext);
         super::stdio::write(&a.out, &out, |p, b| cryptohost::fsio::write_new(p, b, 0o644))?;
         served!("cryptohost: encrypt: served by {}{}", sealed.provider, b.via());
         ("encrypt", out.len(), sealed.provider)
     } else {
-        let plain = b.decrypt(&super::versioned(&a.key, a.version)?, &a.alg, &a.file, a.aad.as_bytes())?;
+        let plain = b.decrypt(&super::backend::versioned(&a.key, a.version)?, &a.alg, &a.file, a.aad.as_bytes())?;
         super::stdio::write(&a.out, &plain.plaintext, |p, b| cryptohost::fsio::write_new(p, b, 0o600))?;
         served!("cryptohost: decrypt: served by {}{}", plain.provider, b.via());
         ("decrypt", plain.plaintext.len(), plain.provider)
