@@ -86,7 +86,7 @@ fn bench_jose(c: &mut Criterion) {
     std::fs::write(&path, text).unwrap();
     let config = Config::load(&path).unwrap();
     let host = cryptohost::load::open(&config, TrustMode::Pins).unwrap();
-    let audit = Audit::at(config.audit_path.clone(), config.checkpoint_every);
+    let audit = Audit::at(config.audit_path.clone(), config.audit_options());
     let ctx = Context::new(&host, &config, &audit, &Allow);
 
     // An ES256 key made in the component, and a compact JWS over 1 KiB signed with it.

@@ -137,6 +137,59 @@ pub struct AuditLog {
     path: PathBuf,
     journal: journal::Journal,
     counts: Mutex<Counts>,
+    /// `[audit] max_mib`, in bytes.
+    max_bytes: Option<u64>,
+}
+
+/// How a log is kept: checkpoints, rotation, what a new file's genesis line records.
+#[derive(Clone, Debug, Default)]
+pub struct AuditOptions {
+    /// Lines between checkpoints (0: none).
+    pub checkpoint_every: u64,
+    /// Rotate when the file reaches this size.
+    pub max_bytes: Option<u64>,
+    /// SHA-256 of the config, its provider settings redacted (a simulation's seed is one).
+    pub config_sha256: Option<String>,
+    /// The deployment policy in force.
+    pub policy: Option<String>,
+}
+
+/// Opens (creating with mode 0600) the log at `path` for reading and appending: never through
+/// a symlink planted at the path (O_NOFOLLOW), and only a regular file of this user's that
+/// nobody else can write (checked on the open descriptor).
+///
+/// # Errors
+/// Why not, in words.
+pub(crate) fn open_file(path: &Path) -> Result<std::fs::File, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                "is a symlink; refused (the audit log is never written through a link)".to_string()
+            } else {
+                format!("cannot open for appending: {e}")
+            }
+        })?;
+    let meta = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+    let me = rustix::process::geteuid().as_raw();
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    if meta.uid() != me {
+        return Err(format!("is owned by uid {}, not by this user ({me})", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "is writable by group or others (mode {:o}): anyone could add lines",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(file)
 }
 
 /// (operation, provider, algorithm, `ok`|`error`): what [`AuditLog::counts`] counts.
@@ -155,39 +208,48 @@ impl AuditLog {
     /// # Errors
     /// The file cannot be opened for appending or read.
     pub fn open(path: &Path, checkpoint_every: u64) -> Result<AuditLog, AuditError> {
+        AuditLog::open_with(path, &AuditOptions { checkpoint_every, ..AuditOptions::default() })
+    }
+
+    /// As [`AuditLog::open`], with every option: a new file's genesis line, rotation by size.
+    ///
+    /// # Errors
+    /// The file cannot be opened for appending or read.
+    pub fn open_with(path: &Path, options: &AuditOptions) -> Result<AuditLog, AuditError> {
         let fail = |message: String| AuditError { path: path.to_path_buf(), message };
-        // Never through a symlink planted at the log's path (O_NOFOLLOW), and only a regular
-        // file of this user's that nobody else can write (checked on the open descriptor).
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(path)
-            .map_err(|e| {
-                if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
-                    fail("is a symlink; refused (the audit log is never written through a link)".into())
-                } else {
-                    fail(format!("cannot open for appending: {e}"))
-                }
-            })?;
-        let meta = file.metadata().map_err(|e| fail(format!("cannot stat: {e}")))?;
-        let me = rustix::process::geteuid().as_raw();
-        if !meta.is_file() {
-            return Err(fail("is not a regular file".into()));
-        }
-        if meta.uid() != me {
-            return Err(fail(format!("is owned by uid {}, not by this user ({me})", meta.uid())));
-        }
-        if meta.mode() & 0o022 != 0 {
-            return Err(fail(format!(
-                "is writable by group or others (mode {:o}): anyone could add lines",
-                meta.mode() & 0o7777
-            )));
-        }
-        let log = journal::Log::open(file, checkpoint_every).map_err(|e| fail(format!("cannot read: {e}")))?;
-        Ok(AuditLog { path: path.to_path_buf(), journal: journal::Journal::new(log), counts: Mutex::default() })
+        let file = open_file(path).map_err(fail)?;
+        let genesis = serde_json::json!({
+            "host_version": env!("CARGO_PKG_VERSION"),
+            "config_sha256": options.config_sha256,
+            "policy": options.policy,
+        });
+        let log = journal::Log::open(path, file, options.checkpoint_every, genesis)
+            .map_err(|e| fail(format!("cannot read: {e}")))?;
+        Ok(AuditLog {
+            path: path.to_path_buf(),
+            journal: journal::Journal::new(log),
+            counts: Mutex::default(),
+            max_bytes: options.max_bytes,
+        })
+    }
+
+    /// Whether the log has reached `[audit] max_mib` and should be rotated.
+    pub fn over_size(&self) -> bool {
+        self.max_bytes.is_some_and(|max| self.journal.log().len() >= max)
+    }
+
+    /// Rotates the log (see `journal::Log::rotate`): the new file's genesis names the old
+    /// file, its root and its last checkpoint. Returns where the old file went (none when
+    /// another writer rotated it first).
+    ///
+    /// # Errors
+    /// The file cannot be renamed or the new one written.
+    pub fn rotate(&self) -> Result<Option<PathBuf>, AuditError> {
+        let last = std::fs::read_to_string(self.checkpoint_path()).ok();
+        self.journal
+            .log()
+            .rotate(last)
+            .map_err(|e| AuditError { path: self.path.clone(), message: format!("cannot rotate: {e}") })
     }
 
     /// The tree's size (lines) and root now.

@@ -238,6 +238,19 @@ impl<'r> KeyService<'r> {
     /// # Errors
     /// The audit key cannot sign, or the checkpoint cannot be written.
     pub fn checkpoint_if_due(&self) -> Result<(), KeyError> {
+        self.sign_due_checkpoint()?;
+        // At [audit] max_mib: a last checkpoint, then a new file whose genesis names this one.
+        if self.audit.over_size() {
+            self.audit.want_checkpoint();
+            self.sign_due_checkpoint()?;
+            if let Some(old) = self.audit.rotate()? {
+                log::warn!("audit log rotated: the full log is now {}", old.display());
+            }
+        }
+        Ok(())
+    }
+
+    fn sign_due_checkpoint(&self) -> Result<(), KeyError> {
         let Some(audit_key) = &self.audit_key else { return Ok(()) };
         let Some((size, root)) = self.audit.due_checkpoint() else { return Ok(()) };
         let note = self.sign_checkpoint(audit_key, size, &root).map_err(|e| {
@@ -1054,7 +1067,7 @@ mod tests {
         let err = service.sign(&key, "ES256", SignInput::Digest(&[2; 32]), &input, SigFormat::Der).expect_err("fails");
         assert!(matches!(err, KeyError::Provider { ref provider, .. } if provider == "vault"), "{err}");
         let text = std::fs::read_to_string(&log).expect("a line");
-        let line: serde_json::Value = serde_json::from_str(text.trim()).expect("JSON");
+        let line: serde_json::Value = serde_json::from_str(text.lines().last().expect("a line")).expect("JSON");
         assert_eq!(line["operation"], "sign");
         assert_eq!(line["key"], "fk:signer");
         assert_eq!(line["provider"], "vault");

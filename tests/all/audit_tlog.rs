@@ -372,3 +372,58 @@ fn go_checks_our_checkpoints_trees_and_proofs_and_we_check_a_note_go_signed() {
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     let _ = fs::remove_file(&go);
 }
+
+/// `[audit] max_mib`: the log is rotated when it reaches its size; the new file's genesis names
+/// the old file, its whole root and its last checkpoint, and both files verify.
+#[test]
+fn a_log_rotated_by_size_starts_with_a_genesis_naming_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), 4);
+    fs::write(&config, fs::read_to_string(&config).unwrap() + "max_mib = 1\n").unwrap();
+    // Grow the log near 1 MiB with one long line (an earlier history, whole lines).
+    let log = dir.path().join("audit.jsonl");
+    sign_n(&config, 1);
+    let filler = format!("{{\"event\":\"filler\",\"detail\":\"{}\"}}\n", "x".repeat(1 << 19));
+    let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, filler.as_bytes()).unwrap();
+    std::io::Write::write_all(&mut f, filler.as_bytes()).unwrap();
+    drop(f);
+    sign_n(&config, 2);
+    let rotated: Vec<PathBuf> = fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().unwrap().to_string_lossy().starts_with("audit.jsonl.")
+                && !p.to_string_lossy().ends_with(".checkpoint")
+        })
+        .collect();
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
+    let genesis: serde_json::Value = serde_json::from_str(&lines(&log)[0]).unwrap();
+    assert_eq!(genesis["event"], "genesis");
+    assert_eq!(genesis["host_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(genesis["config_sha256"].as_str().unwrap().len(), 64);
+    let previous = &genesis["previous"];
+    assert_eq!(previous["file"], rotated[0].file_name().unwrap().to_str().unwrap());
+    assert_eq!(previous["lines"].as_u64().unwrap() as usize, lines(&rotated[0]).len());
+    assert!(previous["checkpoint"].as_str().unwrap().contains("example.org/cryptohost/audit"), "{previous}");
+    let pubkey = dir.path().join("audit.pub");
+    let (code, said) = verify(&config, &[s(&rotated[0]), s(&log), "--pub", s(&pubkey)]);
+    assert_eq!(code, Some(0), "{said}");
+    // A file left out between them, or given out of order: the genesis does not match.
+    let (code, said) = verify(&config, &[s(&log), s(&rotated[0]), "--pub", s(&pubkey)]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("no genesis naming the file before"), "{said}");
+    // The seed in the config is not what the digest hashes.
+    let text = fs::read_to_string(&config).unwrap();
+    assert!(text.contains("seed = \"tlog\""));
+    let changed = text.replace("seed = \"tlog\"", "seed = \"other\"");
+    let again = dir.path().join("again");
+    fs::create_dir(&again).unwrap();
+    let moved = again.join("cryptohost.toml");
+    fs::write(&moved, changed).unwrap();
+    fs::copy(dir.path().join("audit.key"), again.join("audit.key")).unwrap();
+    sign_n(&moved, 1);
+    let other: serde_json::Value = serde_json::from_str(&lines(&again.join("audit.jsonl"))[0]).unwrap();
+    assert_eq!(other["config_sha256"], genesis["config_sha256"], "settings are redacted before hashing");
+}

@@ -29,6 +29,10 @@ pub(super) struct Journal {
 /// file, after reading the lines other processes appended since (the tree never misses one).
 pub(super) struct Log {
     file: File,
+    /// Where the log lives (a rotation renames the file away; writers then reopen this path).
+    path: std::path::PathBuf,
+    /// What every new file's genesis line says (host version, config digest, policy).
+    genesis: serde_json::Value,
     /// The tree of the file's first `offset` bytes.
     tree: Tree,
     offset: u64,
@@ -43,14 +47,121 @@ pub(super) struct Log {
 impl Log {
     /// Reads the whole file into its tree (under the lock: no writer is mid-batch), cutting off
     /// a torn last line (a writer killed before its sync: its caller never had a result).
-    pub(super) fn open(file: File, every: u64) -> std::io::Result<Log> {
-        let mut log = Log { file, tree: Tree::new(), offset: 0, every, next_mark: 0, due: None };
+    pub(super) fn open(
+        path: &std::path::Path,
+        file: File,
+        every: u64,
+        genesis: serde_json::Value,
+    ) -> std::io::Result<Log> {
+        let mut log = Log {
+            file,
+            path: path.to_path_buf(),
+            genesis,
+            tree: Tree::new(),
+            offset: 0,
+            every,
+            next_mark: 0,
+            due: None,
+        };
         lock(&log.file)?;
-        let caught = log.catch_up();
+        let opened = log.catch_up().and_then(|()| {
+            // A new log starts with its genesis line (under the lock: one writer makes it).
+            if log.tree.size() == 0 { log.write_genesis(None) } else { Ok(()) }
+        });
         unlock(&log.file);
-        caught?;
+        opened?;
         log.next_mark = next_mark(log.tree.size(), every);
         Ok(log)
+    }
+
+    /// Writes the genesis line of a new file: what wrote it, and the file before it.
+    fn write_genesis(&mut self, previous: Option<serde_json::Value>) -> std::io::Result<()> {
+        let mut line = serde_json::json!({"time": super::now_rfc3339(), "event": "genesis"});
+        if let (Some(l), Some(g)) = (line.as_object_mut(), self.genesis.as_object()) {
+            l.extend(g.clone());
+            if let Some(p) = previous {
+                l.insert("previous".into(), p);
+            }
+        }
+        let mut bytes = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        write_locked(self, &bytes)
+    }
+
+    /// Whether another writer renamed the file away (a rotation): the path is another file now.
+    fn rotated_away(&self) -> std::io::Result<bool> {
+        let here = self.file.metadata()?;
+        Ok(match std::fs::symlink_metadata(&self.path) {
+            Ok(there) => there.ino() != here.ino() || there.dev() != here.dev(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        })
+    }
+
+    /// The file at the log's path now (after another writer's rotation).
+    fn reopen(&mut self) -> std::io::Result<()> {
+        let file = super::open_file(&self.path).map_err(std::io::Error::other)?;
+        *self = Log::open(&self.path.clone(), file, self.every, self.genesis.clone())?;
+        Ok(())
+    }
+
+    /// Rotates the log: under its lock, renames the file to `<log>.<time>` and starts a new
+    /// one whose genesis names the old file, its line count, its whole tree's root and
+    /// `checkpoint` (its last signed checkpoint). Returns the old file's new path.
+    pub(super) fn rotate(&mut self, checkpoint: Option<String>) -> std::io::Result<Option<std::path::PathBuf>> {
+        use base64::Engine as _;
+        lock(&self.file)?;
+        let rotated = (|| {
+            if self.rotated_away()? {
+                return Ok(None);
+            }
+            self.catch_up()?;
+            let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+            let mut name = self.path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+            name.push(format!(".{stamp}"));
+            let old = self.path.with_file_name(name);
+            std::fs::rename(&self.path, &old)?;
+            let previous = serde_json::json!({
+                "file": old.file_name().map(|n| n.to_string_lossy().into_owned()),
+                "lines": self.tree.size(),
+                "root": base64::engine::general_purpose::STANDARD.encode(self.tree.root()),
+                "checkpoint": checkpoint,
+            });
+            let file = super::open_file(&self.path).map_err(std::io::Error::other)?;
+            let mut next = Log {
+                file,
+                path: self.path.clone(),
+                genesis: self.genesis.clone(),
+                tree: Tree::new(),
+                offset: 0,
+                every: self.every,
+                next_mark: 0,
+                due: None,
+            };
+            lock(&next.file)?;
+            let written = next.write_genesis(Some(previous));
+            unlock(&next.file);
+            written?;
+            next.next_mark = next_mark(next.tree.size(), next.every);
+            Ok(Some((next, old)))
+        })();
+        unlock(&self.file);
+        match rotated {
+            Ok(Some((next, old))) => {
+                *self = next;
+                Ok(Some(old))
+            }
+            Ok(None) => {
+                self.reopen()?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The file's length as this process last saw it.
+    pub(super) fn len(&self) -> u64 {
+        self.offset
     }
 
     /// Pushes the lines written since `offset` (by any process) into the tree, hashing as it
@@ -229,6 +340,19 @@ impl Journal {
 /// the log may end in a torn line.
 fn write_whole(log: &mut Log, lines: &[u8]) -> std::io::Result<()> {
     lock(&log.file)?;
+    // Another writer rotated the log: the lines go to the new file.
+    match log.rotated_away() {
+        Ok(false) => {}
+        Ok(true) => {
+            unlock(&log.file);
+            log.reopen()?;
+            lock(&log.file)?;
+        }
+        Err(e) => {
+            unlock(&log.file);
+            return Err(e);
+        }
+    }
     let written = write_locked(log, lines);
     unlock(&log.file);
     written
@@ -288,7 +412,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("audit.jsonl");
         let file = std::fs::OpenOptions::new().read(true).append(true).create(true).open(&path).expect("create");
-        let journal = Arc::new(Journal::new(Log::open(file, 0).expect("open")));
+        let journal = Arc::new(Journal::new(Log::open(&path, file, 0, serde_json::json!({})).expect("open")));
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let j = journal.clone();
@@ -308,8 +432,12 @@ mod tests {
             t.join().expect("no panic");
         }
         let text = std::fs::read_to_string(&path).expect("read");
-        let lines: Vec<_> = text.lines().collect();
+        let lines: Vec<_> = text.lines().filter(|l| !l.contains("\"genesis\"")).collect();
         assert_eq!(lines.len(), 1600);
+        assert!(
+            text.lines().next().is_some_and(|l| l.contains("\"event\":\"genesis\"")),
+            "a new log starts with its genesis"
+        );
         for t in 0..8 {
             // Each thread's lines whole and in its own order.
             let mine: Vec<_> = lines.iter().filter(|l| l.starts_with(&format!("{{\"thread\":{t},"))).collect();
@@ -328,7 +456,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("audit.jsonl");
         std::fs::write(&path, b"").expect("create");
-        let journal = Arc::new(Journal::new(Log::open(File::open(&path).expect("open read-only"), 0).expect("log")));
+        std::fs::write(&path, b"{}\n").expect("one line");
+        let file = File::open(&path).expect("open read-only");
+        let journal = Arc::new(Journal::new(Log::open(&path, file, 0, serde_json::json!({})).expect("log")));
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let j = journal.clone();

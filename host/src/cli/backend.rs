@@ -36,7 +36,7 @@ pub(super) struct Local {
 
 impl Local {
     pub fn new(config: Config, host: Host) -> Local {
-        let audit = Audit::at(config.audit_path.clone(), config.checkpoint_every);
+        let audit = Audit::at(config.audit_path.clone(), config.audit_options());
         Local { config, host, audit }
     }
 

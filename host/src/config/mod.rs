@@ -219,6 +219,9 @@ struct RawAudit {
     /// EdDSA (default; a file or simulation key) or ES256 (default for an HSM key).
     #[serde(default)]
     key_algorithm: Option<String>,
+    /// Rotate the log when it reaches this many MiB.
+    #[serde(default)]
+    max_mib: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,6 +327,11 @@ pub struct Config {
     pub audit_origin: String,
     /// `[audit] checkpoint_every`: lines between checkpoints (default 1000).
     pub checkpoint_every: u64,
+    /// `[audit] max_mib`: rotate the log at this size (default: never).
+    pub audit_max_mib: Option<u64>,
+    /// SHA-256 of this config's text with every provider's `settings` values redacted (a
+    /// simulation's seed is a secret), as a new audit log's genesis line records it.
+    pub config_sha256: String,
     /// Signing profiles: name -> key reference, algorithm, optional keyId.
     pub profiles: BTreeMap<String, Profile>,
     /// Largest DSSE payload accepted, in bytes.
@@ -429,6 +437,12 @@ impl Config {
                 .map(|k| KeyRef::parse_relative_to(k, &src.base))
                 .transpose()
                 .map_err(|e| src.at(0..0, "audit.key", e.to_string()))?,
+            audit_max_mib: match raw.audit.as_ref().and_then(|a| a.max_mib) {
+                None => None,
+                Some(n @ 1..=65536) => Some(n),
+                Some(n) => return Err(src.at(0..0, "audit.max_mib", format!("{n} is not from 1 to 65536"))),
+            },
+            config_sha256: redacted_digest(text),
             rotation: match raw.rotation {
                 Some(RawRotation { max_age_days: 0, .. }) => {
                     return Err(src.at(
@@ -495,4 +509,38 @@ pub fn payload_limit(mib: u64) -> Result<usize, String> {
         return Err(format!("must be between 1 and {MAX_PAYLOAD_MIB} (MiB), got {mib}"));
     }
     Ok((mib as usize) << 20)
+}
+
+/// SHA-256 (hex) of `text` with the values of every `[[provider]] settings` table replaced by
+/// `REDACTED`: a digest that names this config without a guessable hash of a secret.
+fn redacted_digest(text: &str) -> String {
+    let redacted = match text.parse::<toml_edit::DocumentMut>() {
+        Ok(mut doc) => {
+            if let Some(providers) = doc.get_mut("provider").and_then(toml_edit::Item::as_array_of_tables_mut) {
+                for p in providers.iter_mut() {
+                    if let Some(settings) = p.get_mut("settings").and_then(toml_edit::Item::as_table_like_mut) {
+                        let keys: Vec<String> = settings.iter().map(|(k, _)| k.to_string()).collect();
+                        for k in keys {
+                            settings.insert(&k, toml_edit::value("REDACTED"));
+                        }
+                    }
+                }
+            }
+            doc.to_string()
+        }
+        Err(_) => String::new(),
+    };
+    hex::encode(sha2::Sha256::digest(redacted.as_bytes()))
+}
+
+impl Config {
+    /// How the audit log is kept under this config.
+    pub fn audit_options(&self) -> crate::audit::AuditOptions {
+        crate::audit::AuditOptions {
+            checkpoint_every: self.checkpoint_every,
+            max_bytes: self.audit_max_mib.map(|m| m << 20),
+            config_sha256: Some(self.config_sha256.clone()),
+            policy: Some(self.policy.to_string()),
+        }
+    }
 }

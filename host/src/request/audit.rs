@@ -113,11 +113,19 @@ pub fn audit_verify(
         .map(|r| verify::recorded(r, &trusted, &check))
         .transpose()
         .map_err(|e| RequestError::Invalid(format!("the recorded checkpoint does not verify: {e}")))?;
-    let mut reports = Vec::new();
+    let mut reports: Vec<LogReport> = Vec::new();
     for (i, f) in files.iter().enumerate() {
         let last = i + 1 == files.len();
-        let (report, _) = verify::check_file(f, &trusted, &check, recorded.as_ref().filter(|_| last))
+        let (mut report, _) = verify::check_file(f, &trusted, &check, recorded.as_ref().filter(|_| last))
             .map_err(RequestError::Invalid)?;
+        // Files given in order: each one's genesis must name the one before, whole.
+        if let Some(before) = reports.last()
+            && let Err(why) = follows(f, before)
+        {
+            report.problems.insert(0, why);
+            report.first_bad_line = Some(1);
+            report.valid = false;
+        }
         reports.push(report);
     }
     Ok(reports)
@@ -138,4 +146,32 @@ pub fn audit_prove(log: &Path, line: u64) -> Result<InclusionProof, RequestError
 pub fn audit_check_proof(ctx: &Context<'_>, proof: &InclusionProof, given: &[AuditTrust]) -> Result<u64, RequestError> {
     let trusted = trusted(ctx, given)?;
     verify::check_proof(proof, &trusted, &signature_check(ctx)).map(|cp| cp.size).map_err(RequestError::Invalid)
+}
+
+/// The genesis line of `file` names the file `before` was checked as: its line count and root.
+fn follows(file: &Path, before: &LogReport) -> Result<(), String> {
+    use std::io::{BufRead as _, Read as _};
+    let opened = crate::fsio::open_regular(file, "audit log").map_err(|e| e.to_string())?;
+    let mut first = Vec::new();
+    std::io::BufReader::new(opened.take(verify::MAX_LINE as u64))
+        .read_until(b'\n', &mut first)
+        .map_err(|e| e.to_string())?;
+    let genesis: serde_json::Value = serde_json::from_slice(first.trim_ascii_end()).unwrap_or_default();
+    let previous = &genesis["previous"];
+    let (lines, root) = (previous["lines"].as_u64(), previous["root"].as_str());
+    if genesis["event"] != "genesis" || lines.is_none() {
+        return Err(format!("line 1: no genesis naming the file before ({})", before.file));
+    }
+    if lines != Some(before.lines) || root != Some(before.root.as_str()) {
+        return Err(format!(
+            "line 1: its genesis names a file of {} lines with root {}, but {} has {} lines with root {}: a file \
+             between them is missing, or the one before was changed",
+            lines.unwrap_or(0),
+            root.unwrap_or("?"),
+            before.file,
+            before.lines,
+            before.root
+        ));
+    }
+    Ok(())
 }

@@ -56,8 +56,8 @@ use crate::registry::Served;
 /// on the first key use (a `hash` or `verify` never creates or needs it).
 pub struct Audit {
     path: PathBuf,
-    /// `[audit] checkpoint_every`, for a log opened here.
-    checkpoint_every: u64,
+    /// How a log opened here is kept.
+    options: crate::audit::AuditOptions,
     log: Mutex<Option<Arc<AuditLog>>>,
     /// Denial lines written per caller uid in the current minute (see [`DENIALS_PER_MINUTE`]).
     denials: Mutex<std::collections::HashMap<u32, DenialWindow>>,
@@ -93,15 +93,15 @@ impl Audit {
     pub fn opened(log: Arc<AuditLog>) -> Audit {
         Audit {
             path: log.path().to_path_buf(),
-            checkpoint_every: 0,
+            options: crate::audit::AuditOptions::default(),
             log: Mutex::new(Some(log)),
             denials: Mutex::default(),
         }
     }
 
-    /// The log at `path`, opened when a request first needs it.
-    pub fn at(path: PathBuf, checkpoint_every: u64) -> Audit {
-        Audit { path, checkpoint_every, log: Mutex::new(None), denials: Mutex::default() }
+    /// The log at `path`, opened (kept as `options` say) when a request first needs it.
+    pub fn at(path: PathBuf, options: crate::audit::AuditOptions) -> Audit {
+        Audit { path, options, log: Mutex::new(None), denials: Mutex::default() }
     }
 
     /// Whether a denial line for `uid` is written now, within [`DENIALS_PER_MINUTE`].
@@ -133,7 +133,7 @@ impl Audit {
         if let Some(log) = slot.as_ref() {
             return Ok(log.clone());
         }
-        let log = Arc::new(AuditLog::open(&self.path, self.checkpoint_every)?);
+        let log = Arc::new(AuditLog::open_with(&self.path, &self.options)?);
         *slot = Some(log.clone());
         Ok(log)
     }

@@ -62,7 +62,7 @@ impl Source {
             config.component_dir = dir.clone();
         }
         let host = load::open_with(&config, self.trust, true)?;
-        let audit = Arc::new(AuditLog::open(&config.audit_path, config.checkpoint_every)?);
+        let audit = Arc::new(AuditLog::open_with(&config.audit_path, &config.audit_options())?);
         let sink = crate::request::Audit::opened(audit.clone());
         Ok(Inner { host, config, audit, sink })
     }
