@@ -120,6 +120,18 @@ pub struct CheckpointRecord {
     pub checkpoint: String,
 }
 
+/// Sends a checkpoint as one RFC 5424 syslog message (facility log audit, severity info) to a
+/// Unix datagram socket; the message is the checkpoint record as one JSON line.
+fn send_syslog(socket: &Path, record: &CheckpointRecord) -> std::io::Result<()> {
+    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    let host = if host.is_empty() { "-".to_string() } else { host.replace(' ', "-") };
+    let body = serde_json::to_string(record).map_err(std::io::Error::other)?;
+    let message = format!("<110>1 {} {host} cryptohost {} checkpoint - {body}", record.time, std::process::id());
+    let out = std::os::unix::net::UnixDatagram::unbound()?;
+    out.send_to(message.as_bytes(), socket)?;
+    Ok(())
+}
+
 /// The checkpoint file of the log at `log`: `<log>.checkpoint`.
 pub fn checkpoint_path(log: &Path) -> PathBuf {
     let mut name = log.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
@@ -139,6 +151,7 @@ pub struct AuditLog {
     counts: Mutex<Counts>,
     /// `[audit] max_mib`, in bytes.
     max_bytes: Option<u64>,
+    syslog_socket: Option<PathBuf>,
 }
 
 /// How a log is kept: checkpoints, rotation, what a new file's genesis line records.
@@ -152,6 +165,9 @@ pub struct AuditOptions {
     pub config_sha256: Option<String>,
     /// The deployment policy in force.
     pub policy: Option<String>,
+    /// `[audit] syslog_socket`: each checkpoint is also sent there (a Unix datagram socket,
+    /// such as /dev/log), to leave a copy outside the host's own files.
+    pub syslog_socket: Option<PathBuf>,
 }
 
 /// Opens (creating with mode 0600) the log at `path` for reading and appending: never through
@@ -230,6 +246,7 @@ impl AuditLog {
             journal: journal::Journal::new(log),
             counts: Mutex::default(),
             max_bytes: options.max_bytes,
+            syslog_socket: options.syslog_socket.clone(),
         })
     }
 
@@ -288,6 +305,13 @@ impl AuditLog {
         };
         self.append_json(&record)?;
         self.journal.log().checkpointed(size);
+        if let Some(socket) = &self.syslog_socket {
+            // A copy out of band; the log and its checkpoint file are the record, so a syslog
+            // that does not answer is warned about, and key use goes on.
+            if let Err(e) = send_syslog(socket, &record) {
+                log::warn!("audit checkpoint to syslog {}: {e}", socket.display());
+            }
+        }
         crate::fsio::replace_atomic(&self.checkpoint_path(), note.as_bytes(), 0o644)
             .map_err(|e| AuditError { path: self.checkpoint_path(), message: e.message })
     }

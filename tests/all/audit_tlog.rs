@@ -427,3 +427,31 @@ fn a_log_rotated_by_size_starts_with_a_genesis_naming_the_old_file() {
     let other: serde_json::Value = serde_json::from_str(&lines(&again.join("audit.jsonl"))[0]).unwrap();
     assert_eq!(other["config_sha256"], genesis["config_sha256"], "settings are redacted before hashing");
 }
+
+/// `[audit] syslog_socket`: each checkpoint also goes to syslog (here, a socket the test binds).
+#[test]
+fn checkpoints_also_go_to_a_syslog_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), 2);
+    let socket = dir.path().join("log.sock");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
+    syslog.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    fs::write(&config, fs::read_to_string(&config).unwrap() + &format!("syslog_socket = {:?}\n", s(&socket))).unwrap();
+    sign_n(&config, 2);
+    let mut buf = vec![0u8; 1 << 16];
+    let n = syslog.recv(&mut buf).expect("a checkpoint arrives");
+    let message = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(message.starts_with("<110>1 ") && message.contains(" cryptohost "), "{message}");
+    let json = &message[message.find('{').unwrap()..];
+    let record: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(record["event"], "checkpoint");
+    assert!(record["checkpoint"].as_str().unwrap().starts_with("example.org/cryptohost/audit\n"), "{record}");
+    let head = stdout(&run(&config, &["audit", "head"]));
+    syslog.set_nonblocking(true).unwrap();
+    let mut last = record;
+    while let Ok(n) = syslog.recv(&mut buf) {
+        let message = String::from_utf8_lossy(&buf[..n]).to_string();
+        last = serde_json::from_str(&message[message.find('{').unwrap()..]).unwrap();
+    }
+    assert_eq!(last["checkpoint"].as_str().unwrap(), head, "the last one sent is the head");
+}

@@ -222,6 +222,9 @@ struct RawAudit {
     /// Rotate the log when it reaches this many MiB.
     #[serde(default)]
     max_mib: Option<u64>,
+    /// Send each checkpoint to this syslog socket too.
+    #[serde(default)]
+    syslog_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -329,6 +332,8 @@ pub struct Config {
     pub checkpoint_every: u64,
     /// `[audit] max_mib`: rotate the log at this size (default: never).
     pub audit_max_mib: Option<u64>,
+    /// `[audit] syslog_socket`: a Unix datagram socket each checkpoint is sent to as well.
+    pub audit_syslog: Option<PathBuf>,
     /// SHA-256 of this config's text with every provider's `settings` values redacted (a
     /// simulation's seed is a secret), as a new audit log's genesis line records it.
     pub config_sha256: String,
@@ -443,6 +448,7 @@ impl Config {
                 Some(n) => return Err(src.at(0..0, "audit.max_mib", format!("{n} is not from 1 to 65536"))),
             },
             config_sha256: redacted_digest(text),
+            audit_syslog: raw.audit.as_ref().and_then(|a| a.syslog_socket.as_ref()).map(|p| src.base.join(p)),
             rotation: match raw.rotation {
                 Some(RawRotation { max_age_days: 0, .. }) => {
                     return Err(src.at(
@@ -541,6 +547,7 @@ impl Config {
             max_bytes: self.audit_max_mib.map(|m| m << 20),
             config_sha256: Some(self.config_sha256.clone()),
             policy: Some(self.policy.to_string()),
+            syslog_socket: self.audit_syslog.clone(),
         }
     }
 }
