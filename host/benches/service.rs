@@ -30,6 +30,10 @@ struct Fixture {
     _dir: tempfile::TempDir,
     server: Child,
     socket: PathBuf,
+    /// The same config, its audit log's checkpoints signed by an Ed25519 file key every 1000
+    /// lines (the other server's log is a Merkle tree too, with no checkpoints).
+    signed: Child,
+    signed_socket: PathBuf,
     host: Host,
     /// (algorithm, SPKI DER, PEM, signature over MESSAGE)
     keys: Vec<(String, Vec<u8>, String, Vec<u8>)>,
@@ -40,8 +44,10 @@ const HSM_KEY: &str = "pkcs11:token=bench;object=bench-ec";
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        for child in [&mut self.server, &mut self.signed] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -97,7 +103,7 @@ fn fixture() -> Fixture {
         uid()
     );
     let path = dir.path().join("cryptohost.toml");
-    std::fs::write(&path, text).expect("config");
+    std::fs::write(&path, &text).expect("config");
     let host = cryptohost::load::open(&Config::load(&path).expect("config"), TrustMode::Pins).expect("load");
     host.hsm().expect("hsm").named_key(HSM_KEY, "ES256", 0, true).expect("an ES256 key on the token");
     // The server gets the module to itself until the key exists.
@@ -112,6 +118,31 @@ fn fixture() -> Fixture {
         assert!(started.elapsed() < Duration::from_secs(60), "the server did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The twin with signed checkpoints: its own directory (log, socket), the same components.
+    let twin = dir.path().join("signed");
+    std::fs::create_dir(&twin).expect("twin dir");
+    let signed_socket = twin.join("bench.sock");
+    let made = Command::new(env!("CARGO_BIN_EXE_cryptohost"))
+        .args(["--config", path.to_str().expect("utf-8"), "keygen", "--alg", "EdDSA", "--out"])
+        .arg(twin.join("audit.key"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("keygen");
+    assert!(made.success());
+    let twin_text = text
+        .replace(&socket.display().to_string(), &signed_socket.display().to_string())
+        .replace("[hsm]\n", "[audit]\npath = \"audit.jsonl\"\nkey = \"file:audit.key\"\ncheckpoint_every = 1000\n[hsm]\n");
+    let twin_path = twin.join("cryptohost.toml");
+    std::fs::write(&twin_path, twin_text).expect("twin config");
+    let signed = Command::new(env!("CARGO_BIN_EXE_cryptohost"))
+        .args(["--config", twin_path.to_str().expect("utf-8"), "serve"])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the twin server");
+    while std::os::unix::net::UnixStream::connect(&signed_socket).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the twin server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let sim = host.by_prefix("sim").expect("simulation").clone();
     let keys = ["ES256", "RS256"]
         .iter()
@@ -123,7 +154,7 @@ fn fixture() -> Fixture {
             (alg.to_string(), spki, pem, sig)
         })
         .collect();
-    Fixture { _dir: dir, server, socket, host, keys }
+    Fixture { _dir: dir, server, socket, signed, signed_socket, host, keys }
 }
 
 /// One request of each kind through the client.
@@ -224,7 +255,41 @@ fn bench(c: &mut Criterion) {
         }
         g.finish();
     }
+    audit_checkpoints(c, &f, &big);
     latency(&f, &big);
+}
+
+/// What the signed checkpoints cost a sign through the server: the same sign against the two
+/// servers, one after the other at 1 and 8 clients (the Merkle tree itself is in both).
+fn audit_checkpoints(c: &mut Criterion, f: &Arc<Fixture>, big: &Arc<Vec<u8>>) {
+    let mut g = c.benchmark_group("service/sign ES256 (simulation), audit checkpoints");
+    g.sample_size(20).measurement_time(Duration::from_secs(3));
+    for clients in [1usize, 8] {
+        for (name, socket) in [("off", f.socket.clone()), ("every 1000 lines", f.signed_socket.clone())] {
+            g.bench_function(format!("checkpoints {name}, {clients} client(s)"), |b| {
+                b.iter_custom(|iters| {
+                    let per = iters.div_ceil(clients as u64);
+                    let started = Instant::now();
+                    let handles: Vec<_> = (0..clients)
+                        .map(|_| {
+                            let (f, big, socket) = (f.clone(), big.clone(), socket.clone());
+                            std::thread::spawn(move || {
+                                let client = Client::new(&socket);
+                                for _ in 0..per {
+                                    remote(&client, &f, "sign ES256 (simulation)", &big);
+                                }
+                            })
+                        })
+                        .collect();
+                    for h in handles {
+                        h.join().expect("no request error");
+                    }
+                    started.elapsed().mul_f64(iters as f64 / (per * clients as u64) as f64)
+                });
+            });
+        }
+    }
+    g.finish();
 }
 
 /// Rounds of interleaved blocks per series: the machine's speed drifts (other tenants), so
