@@ -129,9 +129,10 @@ fn fixture() -> Fixture {
         .status()
         .expect("keygen");
     assert!(made.success());
-    let twin_text = text
-        .replace(&socket.display().to_string(), &signed_socket.display().to_string())
-        .replace("[hsm]\n", "[audit]\npath = \"audit.jsonl\"\nkey = \"file:audit.key\"\ncheckpoint_every = 1000\n[hsm]\n");
+    let twin_text = text.replace(&socket.display().to_string(), &signed_socket.display().to_string()).replace(
+        "[hsm]\n",
+        "[audit]\npath = \"audit.jsonl\"\nkey = \"file:audit.key\"\ncheckpoint_every = 1000\n[hsm]\n",
+    );
     let twin_path = twin.join("cryptohost.toml");
     std::fs::write(&twin_path, twin_text).expect("twin config");
     let signed = Command::new(env!("CARGO_BIN_EXE_cryptohost"))

@@ -147,7 +147,9 @@ pub use cryptohost_client::api::KeyOrigin;
 /// together (group commit, see `journal`), each caller returning after its own line is synced.
 pub struct AuditLog {
     path: PathBuf,
-    journal: journal::Journal,
+    journal: std::sync::Arc<journal::Journal>,
+    /// Lines written after their caller has its answer (verifications), by one thread.
+    later: Mutex<Option<std::sync::mpsc::Sender<Vec<u8>>>>,
     counts: Mutex<Counts>,
     /// `[audit] max_mib`, in bytes.
     max_bytes: Option<u64>,
@@ -243,7 +245,8 @@ impl AuditLog {
             .map_err(|e| fail(format!("cannot read: {e}")))?;
         Ok(AuditLog {
             path: path.to_path_buf(),
-            journal: journal::Journal::new(log),
+            journal: std::sync::Arc::new(journal::Journal::new(log)),
+            later: Mutex::new(None),
             counts: Mutex::default(),
             max_bytes: options.max_bytes,
             syslog_socket: options.syslog_socket.clone(),
@@ -341,6 +344,39 @@ impl AuditLog {
     pub fn counts(&self) -> (Vec<(UseKey, u64)>, u64) {
         let c = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         (c.uses.iter().map(|(k, v)| (k.clone(), *v)).collect(), c.write_failures)
+    }
+
+    /// Appends an event line without waiting for it: a verification, whose answer does not
+    /// depend on its line. Such lines are written by one thread, as many at once as have
+    /// queued (one sync for all), among the other lines; a crash may lose those not yet
+    /// written. Key-use lines are never written this way.
+    pub fn event_later(&self, record: &EventRecord) {
+        let Ok(mut line) = serde_json::to_vec(record) else { return };
+        line.push(b'\n');
+        let mut later = self.later.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if later.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let journal = self.journal.clone();
+            let path = self.path.clone();
+            let started = std::thread::Builder::new().name("audit-later".into()).spawn(move || {
+                while let Ok(mut batch) = rx.recv() {
+                    while let Ok(more) = rx.try_recv() {
+                        batch.extend_from_slice(&more);
+                    }
+                    if let Err(e) = journal.append(&batch) {
+                        log::error!("audit log {}: verification lines not written: {e}", path.display());
+                    }
+                }
+            });
+            if started.is_err() {
+                log::error!("audit log {}: no thread for verification lines", self.path.display());
+                return;
+            }
+            *later = Some(tx);
+        }
+        if let Some(tx) = later.as_ref() {
+            let _ = tx.send(line);
+        }
     }
 
     /// Appends one event line (denials, reloads, HSM admin) and syncs it.

@@ -455,3 +455,64 @@ fn checkpoints_also_go_to_a_syslog_socket() {
     }
     assert_eq!(last["checkpoint"].as_str().unwrap(), head, "the last one sent is the head");
 }
+
+/// Verifications a server's peers ask for are recorded (after the answer), naming the key
+/// that verified, at most 20 a minute for one caller; `[audit] verifications = false` turns
+/// them off. The log stays one valid tree with them in it.
+#[test]
+fn a_peers_verifications_are_recorded_bounded_and_can_be_turned_off() {
+    if common::server_pass_repeats_this() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), 10);
+    let text = fs::read_to_string(&config).unwrap()
+        + &format!("\n[service]\nlisten = \"unix:{}\"\n", dir.path().join("s.sock").display());
+    fs::write(&config, &text).unwrap();
+    let server = Server::start_with(dir.path().to_path_buf(), config.clone(), None);
+    let public = stdout(&common::run_local(&config, &["keys", "public", "sim:v", "--alg", "ES256"]));
+    let msg = dir.path().join("msg");
+    fs::write(&msg, b"verify me").unwrap();
+    let sig = dir.path().join("sig");
+    assert!(
+        common::run_local(&config, &["sign", s(&msg), "--key", "sim:v", "--alg", "ES256", "--out", s(&sig)])
+            .status
+            .success()
+    );
+    let body = serde_json::json!({"algorithm": "ES256", "public_key": public, "data": base64_of(b"verify me"),
+        "signature": base64_of(&fs::read(&sig).unwrap())});
+    for _ in 0..25 {
+        let (status, r) = server.json("POST", "/v1/verify", body.clone());
+        assert_eq!((status, r["valid"].as_bool()), (200, Some(true)), "{r}");
+    }
+    // Written after the answers: wait for them (no timing assumed, only an upper bound).
+    let log = dir.path().join("audit.jsonl");
+    let started = std::time::Instant::now();
+    let verifies = loop {
+        let n = lines(&log).iter().filter(|l| l.contains("\"event\":\"verify\"")).count();
+        if n >= 20 || started.elapsed() > std::time::Duration::from_secs(60) {
+            break n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(verifies, 20, "at most 20 a minute for one caller");
+    let line: serde_json::Value =
+        serde_json::from_str(lines(&log).iter().find(|l| l.contains("\"event\":\"verify\"")).unwrap()).unwrap();
+    assert!(line["detail"].as_str().unwrap().starts_with("ES256 valid by key sha256:"), "{line}");
+    assert_eq!(line["caller"]["uid"], crate::server::me());
+    let (code, said) = verify(&config, &[s(&log), "--pub", s(&dir.path().join("audit.pub"))]);
+    assert_eq!(code, Some(0), "{said}");
+    drop(server);
+    // Off: none.
+    fs::write(&config, text.replace("checkpoint_every = 10\n", "checkpoint_every = 10\nverifications = false\n"))
+        .unwrap();
+    fs::remove_file(&log).unwrap();
+    let _ = fs::remove_file(dir.path().join("s.sock"));
+    let server = Server::start_with(dir.path().to_path_buf(), config.clone(), None);
+    let (status, _) = server.json("POST", "/v1/verify", body);
+    assert_eq!(status, 200);
+    let (status, _) =
+        server.json("POST", "/v1/sign", serde_json::json!({"key": "sim:v", "algorithm": "ES256", "data": "AA"}));
+    assert_eq!(status, 403, "a denial's line is written and synced before its answer");
+    assert!(lines(&log).iter().all(|l| !l.contains("\"event\":\"verify\"")));
+}

@@ -225,6 +225,9 @@ struct RawAudit {
     /// Send each checkpoint to this syslog socket too.
     #[serde(default)]
     syslog_socket: Option<PathBuf>,
+    /// Write a line for each verification a peer of the server asks for (default true).
+    #[serde(default)]
+    verifications: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -334,6 +337,8 @@ pub struct Config {
     pub audit_max_mib: Option<u64>,
     /// `[audit] syslog_socket`: a Unix datagram socket each checkpoint is sent to as well.
     pub audit_syslog: Option<PathBuf>,
+    /// `[audit] verifications`: a line for each verification a server peer asks for.
+    pub audit_verifications: bool,
     /// SHA-256 of this config's text with every provider's `settings` values redacted (a
     /// simulation's seed is a secret), as a new audit log's genesis line records it.
     pub config_sha256: String,
@@ -448,6 +453,7 @@ impl Config {
                 Some(n) => return Err(src.at(0..0, "audit.max_mib", format!("{n} is not from 1 to 65536"))),
             },
             config_sha256: redacted_digest(text),
+            audit_verifications: raw.audit.as_ref().and_then(|a| a.verifications).unwrap_or(true),
             audit_syslog: raw.audit.as_ref().and_then(|a| a.syslog_socket.as_ref()).map(|p| src.base.join(p)),
             rotation: match raw.rotation {
                 Some(RawRotation { max_age_days: 0, .. }) => {

@@ -60,7 +60,7 @@ pub struct Audit {
     options: crate::audit::AuditOptions,
     log: Mutex<Option<Arc<AuditLog>>>,
     /// Denial lines written per caller uid in the current minute (see [`DENIALS_PER_MINUTE`]).
-    denials: Mutex<std::collections::HashMap<u32, DenialWindow>>,
+    denials: Mutex<std::collections::HashMap<(&'static str, u32), DenialWindow>>,
 }
 
 /// At most this many denial lines a minute for one caller uid; the rest are counted, and the
@@ -106,9 +106,15 @@ impl Audit {
 
     /// Whether a denial line for `uid` is written now, within [`DENIALS_PER_MINUTE`].
     fn denial(&self, uid: u32) -> Denial {
+        self.window("denied", uid)
+    }
+
+    /// Whether a line of `kind` (a denial, a verification) for `uid` is written now, within
+    /// [`DENIALS_PER_MINUTE`] a minute for each kind.
+    fn window(&self, kind: &'static str, uid: u32) -> Denial {
         let now = std::time::Instant::now();
         let mut all = self.denials.lock().unwrap_or_else(PoisonError::into_inner);
-        let w = all.entry(uid).or_insert(DenialWindow { start: now, written: 0, suppressed: 0 });
+        let w = all.entry((kind, uid)).or_insert(DenialWindow { start: now, written: 0, suppressed: 0 });
         let mut suppressed = 0;
         if now.duration_since(w.start) >= std::time::Duration::from_secs(60) {
             suppressed = w.suppressed;
@@ -251,4 +257,42 @@ pub fn audit_checkpoint(host: &Host, config: &Config, audit: &Audit) -> Result<(
     keys.audit_log().want_checkpoint();
     keys.checkpoint_if_due()?;
     Ok(())
+}
+
+/// Records a verification a peer of the server asked for (`[audit] verifications`, default
+/// on): an `"event": "verify"` line naming what verified, written after the answer (never
+/// delaying it), at most [`DENIALS_PER_MINUTE`] a minute for one caller uid (the rest counted
+/// into a `verify-not-written` line), since a peer with no rights may ask for any number. The
+/// one-shot CLI's verifications are not recorded (a local verify needs no audit log).
+pub fn record_verification(ctx: &Context<'_>, detail: impl FnOnce() -> String) {
+    let Some(caller) = ctx.gate.caller() else { return };
+    if !ctx.config.audit_verifications {
+        return;
+    }
+    let Ok(log) = ctx.audit.log() else { return };
+    let mut detail = detail();
+    if detail.len() > 1024 {
+        let mut cut = 1024;
+        while !detail.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        detail.truncate(cut);
+        detail.push_str("...");
+    }
+    match ctx.audit.window("verify", caller.uid) {
+        Denial::Suppress => return,
+        Denial::Write { suppressed: 0 } => {}
+        Denial::Write { suppressed } => log.event_later(&crate::audit::EventRecord {
+            time: crate::audit::now_rfc3339(),
+            event: "verify-not-written".into(),
+            caller: Some(caller.clone()),
+            detail: format!("{suppressed} verification(s) of this caller in the last minute were not written"),
+        }),
+    }
+    log.event_later(&crate::audit::EventRecord {
+        time: crate::audit::now_rfc3339(),
+        event: "verify".into(),
+        caller: Some(caller),
+        detail,
+    });
 }

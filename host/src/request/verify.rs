@@ -110,6 +110,19 @@ impl<'a> Verify<'a> {
 /// An unknown algorithm, unusable input or key, no usable anchor; a signature that does not
 /// verify is `valid: false`, not an error.
 pub fn verify(ctx: &Context<'_>, req: Verify<'_>) -> Result<VerifyResponse, RequestError> {
+    let answer = verify_one(ctx, req)?;
+    super::record_verification(ctx, || {
+        format!(
+            "{} {} by key {}",
+            answer.algorithm,
+            if answer.valid { "valid" } else { "invalid" },
+            answer.key_fingerprint.as_deref().unwrap_or("?")
+        )
+    });
+    Ok(answer)
+}
+
+fn verify_one(ctx: &Context<'_>, req: Verify<'_>) -> Result<VerifyResponse, RequestError> {
     let alg = signature_alg(&req.algorithm)?;
     let keys = match req.key {
         PublicKeySpec::Spki(spki) => {
@@ -264,6 +277,21 @@ pub(super) fn trusted(ctx: &Context<'_>, trust: TrustSpec) -> Result<(Vec<Truste
 /// A threshold of 0, an envelope that does not parse or is over the limits, unusable keys or
 /// anchors; an envelope that does not verify is `valid: false`, not an error.
 pub fn dsse_verify(ctx: &Context<'_>, req: DsseVerify) -> Result<DsseVerifyResponse, RequestError> {
+    let answer = dsse_verify_one(ctx, req)?;
+    super::record_verification(ctx, || {
+        format!(
+            "DSSE {} ({} of threshold {}) payload type {:?} by {}",
+            if answer.valid { "valid" } else { "invalid" },
+            answer.verified_fingerprints.len(),
+            answer.threshold,
+            answer.payload_type,
+            answer.verified_fingerprints.join(", ")
+        )
+    });
+    Ok(answer)
+}
+
+fn dsse_verify_one(ctx: &Context<'_>, req: DsseVerify) -> Result<DsseVerifyResponse, RequestError> {
     if req.threshold == 0 {
         return Err(RequestError::Invalid("the threshold must be at least 1".into()));
     }

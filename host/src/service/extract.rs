@@ -217,7 +217,14 @@ impl Gate for RuleGate<'_> {
 
 /// The gate of the routes that hold no key: they never ask it (nothing they do is gated or
 /// audited), so no peer identity is looked up for them; and a server opens no client path.
-pub struct Keyless;
+pub struct Keyless(pub Option<Caller>);
+
+impl Keyless {
+    /// The gate of a keyless route asked by `peer` (its verifications are recorded with it).
+    pub fn of(peer: &Peer) -> Keyless {
+        Keyless(Some(Caller { uid: peer.uid, gid: peer.gid, pid: peer.pid, user: None }))
+    }
+}
 
 impl Gate for Keyless {
     fn allows(&self, _: &[Operation], _: &Target<'_>) -> bool {
@@ -225,7 +232,7 @@ impl Gate for Keyless {
     }
 
     fn caller(&self) -> Option<Caller> {
-        None
+        self.0.clone()
     }
 
     fn hides_absence(&self) -> bool {

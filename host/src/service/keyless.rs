@@ -9,7 +9,7 @@ use cryptohost_client::api::{
     JwsVerifyResponse, JwtVerifyRequest, JwtVerifyResponse, ProviderInfo, Ready, VerifyRequest, VerifyResponse,
 };
 
-use super::extract::{ApiError, ApiJson, ApiQuery, Current, Keyless, KeylessErrors, streamed};
+use super::extract::{ApiError, ApiJson, ApiQuery, Current, Keyless, KeylessErrors, Who, streamed};
 use crate::request::{self, DsseVerify, Input, JwsVerify, JwtVerify, Verify};
 
 /// Liveness: the process answers.
@@ -40,7 +40,7 @@ pub async fn ready(Current(state): Current) -> Result<Json<Ready>, ApiError> {
 /// capabilities.
 #[utoipa::path(get, path = "/v1/providers", responses((status = 200, body = Vec<ProviderInfo>)))]
 pub async fn providers(Current(state): Current) -> Json<Vec<ProviderInfo>> {
-    Json(request::providers(&state.context(&Keyless)))
+    Json(request::providers(&state.context(&Keyless(None))))
 }
 
 /// Hashes the request body, streamed through a hashing provider (any size; never buffered).
@@ -56,8 +56,10 @@ pub async fn hash(
     ApiQuery(q): ApiQuery<HashQuery>,
     body: Body,
 ) -> Result<Json<HashResponse>, ApiError> {
-    streamed(body, move |reader| Ok(Json(request::hash(&state.context(&Keyless), &q.alg, Input::Stream(reader))?)))
-        .await
+    streamed(body, move |reader| {
+        Ok(Json(request::hash(&state.context(&Keyless(None)), &q.alg, Input::Stream(reader))?))
+    })
+    .await
 }
 
 /// Verifies a signature with a public key sent in the request, or the server's trust anchors by
@@ -70,11 +72,15 @@ pub async fn hash(
 )]
 pub async fn verify(
     Current(state): Current,
+    Who(peer): Who,
     ApiJson(req): ApiJson<VerifyRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
     // Anchors are read and checked (a kit re-verified) from disk: never on a connection thread.
     let size = if req.key_id.is_some() { usize::MAX } else { req.data.as_ref().map_or(0, Vec::len) };
-    super::compute(size, move || Ok(Json(request::verify(&state.context(&Keyless), Verify::from_wire(&req)?)?))).await
+    super::compute(size, move || {
+        Ok(Json(request::verify(&state.context(&Keyless::of(&peer)), Verify::from_wire(&req)?)?))
+    })
+    .await
 }
 
 /// Verifies a DSSE envelope against public keys sent in the request, or the server's trust
@@ -87,16 +93,19 @@ pub async fn verify(
 )]
 pub async fn dsse_verify(
     Current(state): Current,
+    Who(peer): Who,
     ApiJson(req): ApiJson<DsseVerifyRequest>,
 ) -> Result<Json<DsseVerifyResponse>, ApiError> {
-    super::blocking(move || Ok(Json(request::dsse_verify(&state.context(&Keyless), DsseVerify::from_wire(&req)?)?)))
-        .await
+    super::blocking(move || {
+        Ok(Json(request::dsse_verify(&state.context(&Keyless::of(&peer)), DsseVerify::from_wire(&req)?)?))
+    })
+    .await
 }
 
 /// The JWK Set of the profiles the config publishes (`[jose] publish`; empty when none is).
 #[utoipa::path(get, path = "/v1/jwks", responses((status = 200, body = Jwks), KeylessErrors))]
 pub async fn jwks(Current(state): Current) -> Result<Json<Jwks>, ApiError> {
-    super::blocking(move || Ok(Json(request::jwks(&state.context(&Keyless))?))).await
+    super::blocking(move || Ok(Json(request::jwks(&state.context(&Keyless(None)))?))).await
 }
 
 /// Verifies a JWS (compact, flattened or general JSON) against public keys or a JWK Set sent in
@@ -109,9 +118,13 @@ pub async fn jwks(Current(state): Current) -> Result<Json<Jwks>, ApiError> {
 )]
 pub async fn jws_verify(
     Current(state): Current,
+    Who(peer): Who,
     ApiJson(req): ApiJson<JwsVerifyRequest>,
 ) -> Result<Json<JwsVerifyResponse>, ApiError> {
-    super::blocking(move || Ok(Json(request::jws_verify(&state.context(&Keyless), JwsVerify::from_wire(&req)?)?))).await
+    super::blocking(move || {
+        Ok(Json(request::jws_verify(&state.context(&Keyless::of(&peer)), JwsVerify::from_wire(&req)?)?))
+    })
+    .await
 }
 
 /// Verifies a JWT: its signature under the keys sent or the server's anchors, then its claims
@@ -124,7 +137,11 @@ pub async fn jws_verify(
 )]
 pub async fn jwt_verify(
     Current(state): Current,
+    Who(peer): Who,
     ApiJson(req): ApiJson<JwtVerifyRequest>,
 ) -> Result<Json<JwtVerifyResponse>, ApiError> {
-    super::blocking(move || Ok(Json(request::jwt_verify(&state.context(&Keyless), JwtVerify::from_wire(&req)?)?))).await
+    super::blocking(move || {
+        Ok(Json(request::jwt_verify(&state.context(&Keyless::of(&peer)), JwtVerify::from_wire(&req)?)?))
+    })
+    .await
 }

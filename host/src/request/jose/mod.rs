@@ -285,6 +285,20 @@ fn check_signatures(
 /// A threshold of 0, a JWS that breaks a rule or a limit, unusable keys or anchors; a JWS that
 /// does not verify is `valid: false` (with each signature's reason), not an error.
 pub fn jws_verify(ctx: &Context<'_>, req: JwsVerify<'_>) -> Result<JwsVerifyResponse, RequestError> {
+    let answer = jws_verify_one(ctx, req)?;
+    super::record_verification(ctx, || {
+        format!(
+            "JWS {} ({} of threshold {}) by {}",
+            if answer.valid { "valid" } else { "invalid" },
+            answer.verified_fingerprints.len(),
+            answer.threshold,
+            answer.verified_fingerprints.join(", ")
+        )
+    });
+    Ok(answer)
+}
+
+fn jws_verify_one(ctx: &Context<'_>, req: JwsVerify<'_>) -> Result<JwsVerifyResponse, RequestError> {
     if req.threshold == 0 {
         return Err(RequestError::Invalid("the threshold must be at least 1".into()));
     }
