@@ -504,8 +504,8 @@ fn a_peers_verifications_are_recorded_bounded_and_can_be_turned_off() {
     assert_eq!(code, Some(0), "{said}");
     drop(server);
     // Off: none.
-    fs::write(&config, text.replace("checkpoint_every = 10\n", "checkpoint_every = 10\nverifications = false\n"))
-        .unwrap();
+    let off = text.replace("checkpoint_every = 10\n", "checkpoint_every = 10\nverifications = false\n");
+    fs::write(&config, format!("{off}\n[policy]\nverify_algorithms = [\"ES256\"]\n")).unwrap();
     fs::remove_file(&log).unwrap();
     let _ = fs::remove_file(dir.path().join("s.sock"));
     let server = Server::start_with(dir.path().to_path_buf(), config.clone(), None);
@@ -515,4 +515,16 @@ fn a_peers_verifications_are_recorded_bounded_and_can_be_turned_off() {
         server.json("POST", "/v1/sign", serde_json::json!({"key": "sim:v", "algorithm": "ES256", "data": "AA"}));
     assert_eq!(status, 403, "a denial's line is written and synced before its answer");
     assert!(lines(&log).iter().all(|l| !l.contains("\"event\":\"verify\"")));
+    // A verification the policy refuses is recorded all the same.
+    let public =
+        stdout(&common::run_local(&config, &["keys", "public", "sim:rsa", "--alg", "RS256", "--rsa-bits", "2048"]));
+    let refused = serde_json::json!({"algorithm": "RS256", "public_key": public, "data": base64_of(b"x"),
+        "signature": base64_of(&[1u8; 256])});
+    let (status, r) = server.json("POST", "/v1/verify", refused);
+    assert_eq!(status, 403, "{r}");
+    let started = std::time::Instant::now();
+    while !lines(&log).iter().any(|l| l.contains("\"event\":\"refused-by-policy\"")) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "no refused-by-policy line");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -479,6 +479,10 @@ fn a_bundle_at_the_per_file_limit_still_creates_verifies_and_installs() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(fs::read(into.join("trust-anchors.json")).unwrap(), anchors);
+    // The installation is a line of the config's audit log.
+    let audit = fs::read_to_string(k.config.parent().unwrap().join("audit.jsonl")).unwrap();
+    let line = audit.lines().rev().find(|l| l.contains("\"event\":\"bundle-install\"")).expect("a bundle-install line");
+    assert!(line.contains("at-the-limit.tar.gz") && line.contains(": ok: "), "{line}");
 }
 
 #[test]

@@ -82,7 +82,18 @@ pub(super) fn bundle(cli: &Cli, b: &BundleCommand) -> Outcome {
                 .map(|k| k.state.clone());
             let state = state.clone().or(configured).unwrap_or_else(|| bundle::state::default_path(into));
             let bs = bootstrap(bs)?;
-            let manifest = bundle::install(&root, archive, &bs, into, &state, Limits::default(), *allow_downgrade)?;
+            let installed = bundle::install(&root, archive, &bs, into, &state, Limits::default(), *allow_downgrade);
+            // A kit brings trust and code: its installation is an audit line of the config's log.
+            if let Some(c) = config.as_ref() {
+                let outcome = match &installed {
+                    Ok(m) => format!("ok: {} files, kit createdAt {}", m.files.len(), m.created_at),
+                    Err(e) => format!("error: {e}"),
+                };
+                let audit = cryptohost::request::Audit::at(c.audit_path.clone(), c.audit_options());
+                let detail = format!("{} into {}: {outcome}", archive.display(), into.display());
+                cryptohost::request::record_event(&audit, None, "bundle-install", detail)?;
+            }
+            let manifest = installed?;
             if *json {
                 let report = super::reports::BundleInstalled {
                     archive: archive.clone(),

@@ -265,8 +265,25 @@ pub fn audit_checkpoint(host: &Host, config: &Config, audit: &Audit) -> Result<(
 /// into a `verify-not-written` line), since a peer with no rights may ask for any number. The
 /// one-shot CLI's verifications are not recorded (a local verify needs no audit log).
 pub fn record_verification(ctx: &Context<'_>, detail: impl FnOnce() -> String) {
+    record_unkeyed(ctx, "verify", detail);
+}
+
+/// A verification the deployment policy refused, recorded as [`record_verification`] records
+/// verifications (key uses refused by policy are key-use lines of their own).
+fn record_refusal<T>(ctx: &Context<'_>, result: Result<T, RequestError>) -> Result<T, RequestError> {
+    if let Err(e) = &result
+        && e.kind() == cryptohost_client::ErrorKind::RefusedByPolicy
+    {
+        record_unkeyed(ctx, "refused-by-policy", || e.to_string());
+    }
+    result
+}
+
+/// An `event` line of a server peer's keyless request, after its answer, within the per-uid
+/// window of its kind.
+fn record_unkeyed(ctx: &Context<'_>, event: &'static str, detail: impl FnOnce() -> String) {
     let Some(caller) = ctx.gate.caller() else { return };
-    if !ctx.config.audit_verifications {
+    if event == "verify" && !ctx.config.audit_verifications {
         return;
     }
     let Ok(log) = ctx.audit.log() else { return };
@@ -279,19 +296,19 @@ pub fn record_verification(ctx: &Context<'_>, detail: impl FnOnce() -> String) {
         detail.truncate(cut);
         detail.push_str("...");
     }
-    match ctx.audit.window("verify", caller.uid) {
+    match ctx.audit.window(event, caller.uid) {
         Denial::Suppress => return,
         Denial::Write { suppressed: 0 } => {}
         Denial::Write { suppressed } => log.event_later(&crate::audit::EventRecord {
             time: crate::audit::now_rfc3339(),
-            event: "verify-not-written".into(),
+            event: format!("{event}-not-written"),
             caller: Some(caller.clone()),
-            detail: format!("{suppressed} verification(s) of this caller in the last minute were not written"),
+            detail: format!("{suppressed} line(s) of this kind for this caller in the last minute were not written"),
         }),
     }
     log.event_later(&crate::audit::EventRecord {
         time: crate::audit::now_rfc3339(),
-        event: "verify".into(),
+        event: event.into(),
         caller: Some(caller),
         detail,
     });

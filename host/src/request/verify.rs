@@ -110,7 +110,7 @@ impl<'a> Verify<'a> {
 /// An unknown algorithm, unusable input or key, no usable anchor; a signature that does not
 /// verify is `valid: false`, not an error.
 pub fn verify(ctx: &Context<'_>, req: Verify<'_>) -> Result<VerifyResponse, RequestError> {
-    let answer = verify_one(ctx, req)?;
+    let answer = super::record_refusal(ctx, verify_one(ctx, req))?;
     super::record_verification(ctx, || {
         format!(
             "{} {} by key {}",
@@ -277,7 +277,7 @@ pub(super) fn trusted(ctx: &Context<'_>, trust: TrustSpec) -> Result<(Vec<Truste
 /// A threshold of 0, an envelope that does not parse or is over the limits, unusable keys or
 /// anchors; an envelope that does not verify is `valid: false`, not an error.
 pub fn dsse_verify(ctx: &Context<'_>, req: DsseVerify) -> Result<DsseVerifyResponse, RequestError> {
-    let answer = dsse_verify_one(ctx, req)?;
+    let answer = super::record_refusal(ctx, dsse_verify_one(ctx, req))?;
     super::record_verification(ctx, || {
         format!(
             "DSSE {} ({} of threshold {}) payload type {:?} by {}",

@@ -285,7 +285,7 @@ fn check_signatures(
 /// A threshold of 0, a JWS that breaks a rule or a limit, unusable keys or anchors; a JWS that
 /// does not verify is `valid: false` (with each signature's reason), not an error.
 pub fn jws_verify(ctx: &Context<'_>, req: JwsVerify<'_>) -> Result<JwsVerifyResponse, RequestError> {
-    let answer = jws_verify_one(ctx, req)?;
+    let answer = super::record_refusal(ctx, jws_verify_one(ctx, req))?;
     super::record_verification(ctx, || {
         format!(
             "JWS {} ({} of threshold {}) by {}",
