@@ -677,14 +677,19 @@ impl<'r> KeyService<'r> {
                 });
             }
             let made = self.make_version(reference, 1, algorithm, rsa_bits)?;
-            if let Some(states) = &self.states
-                && v.entry.is_none()
-            {
+            if let Some(states) = &self.states {
+                // Recorded: a new key, or one whose recorded key was gone (a token initialized
+                // again) and is made anew now, deliberately (the generate line says so).
                 let key = reference.to_string();
                 let entry = made.entry.clone();
                 states.update(|f| {
-                    if f.entry(&key).is_none() {
-                        f.keys.push(crate::lifecycle::KeyEntry { key: key.clone(), versions: vec![entry] });
+                    match f.entry_mut(&key) {
+                        None => f.keys.push(crate::lifecycle::KeyEntry { key: key.clone(), versions: vec![entry] }),
+                        Some(e) if e.versions.len() == 1 && e.versions[0].spki_sha256 != entry.spki_sha256 => {
+                            log::warn!("{key}: the key-state file's version 1 was another key, gone from its device: recorded anew");
+                            e.versions = vec![entry];
+                        }
+                        Some(_) => {}
                     }
                     Ok::<_, KeyError>(())
                 })?;

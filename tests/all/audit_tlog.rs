@@ -528,3 +528,73 @@ fn a_peers_verifications_are_recorded_bounded_and_can_be_turned_off() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// `audit verify --anchors DIR`: the audit key as a trust anchor for the purpose `audit-log`.
+#[test]
+fn checkpoints_verify_under_a_trust_anchor_for_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), 3);
+    sign_n(&config, 4);
+    let public = dir.path().join("audit.pub");
+    let window = ("2026-01-01T00:00:00Z", "2099-01-01T00:00:00Z");
+    let anchors = crate::anchors::anchors_dir(
+        dir.path(),
+        &[("audit-key-001", "EdDSA", &public, "audit-log", window.0, window.1)],
+        "2099-01-01T00:00:00Z",
+    );
+    let (code, said) = verify(&config, &["--anchors", s(&anchors)]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("intact"), "{said}");
+    let other = dir.path().join("other");
+    fs::create_dir(&other).unwrap();
+    fs::copy(&config, other.join("cryptohost.toml")).unwrap();
+    let anchors = crate::anchors::anchors_dir(
+        &other,
+        &[("audit-key-001", "EdDSA", &public, "release-signing", window.0, window.1)],
+        "2099-01-01T00:00:00Z",
+    );
+    let (code, said) = verify(&config, &["--anchors", s(&anchors)]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("valid now for the purpose audit-log"), "{said}");
+}
+
+/// A reload (SIGHUP) and a clean stop (SIGTERM) each sign a checkpoint of the log as it is.
+#[test]
+fn a_reload_and_a_clean_stop_each_sign_a_checkpoint() {
+    if common::server_pass_repeats_this() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), 1000);
+    let rules = format!(
+        "[[service.allow]]\nusers = [\"{}\"]\noperations = [\"sign\"]\nkeys = [\"sim:*\"]\n",
+        crate::server::me()
+    );
+    let text = fs::read_to_string(&config).unwrap()
+        + &format!("\n[service]\nlisten = \"unix:{}\"\n{rules}", dir.path().join("s.sock").display());
+    fs::write(&config, text).unwrap();
+    let server = Server::start_with(dir.path().to_path_buf(), config.clone(), None);
+    let (status, _) =
+        server.json("POST", "/v1/sign", serde_json::json!({"key": "sim:r", "algorithm": "ES256", "data": "AA"}));
+    assert_eq!(status, 200);
+    let log = dir.path().join("audit.jsonl");
+    let checkpoints = || lines(&log).iter().filter(|l| l.contains("\"event\":\"checkpoint\"")).count();
+    assert_eq!(checkpoints(), 0, "not due yet");
+    let _ = Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status();
+    let started = std::time::Instant::now();
+    while checkpoints() < 1 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "no checkpoint after the reload");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (status, _) =
+        server.json("POST", "/v1/sign", serde_json::json!({"key": "sim:r", "algorithm": "ES256", "data": "AA"}));
+    assert_eq!(status, 200);
+    let (exit, _, log_text) = server.stop();
+    assert!(exit.success(), "{log_text}");
+    assert_eq!(checkpoints(), 2, "one more at the stop");
+    let last: serde_json::Value = serde_json::from_str(lines(&log).last().unwrap()).unwrap();
+    assert_eq!(last["event"], "checkpoint", "the stop's checkpoint is the last line");
+    assert_eq!(last["size"].as_u64().unwrap() as usize, lines(&log).len() - 1, "and covers every line before it");
+    let (code, said) = verify(&config, &[s(&log), "--pub", s(&dir.path().join("audit.pub"))]);
+    assert_eq!(code, Some(0), "{said}");
+}

@@ -397,3 +397,34 @@ fn headerless_aes_gcm_output_from_before_versions_decrypts_with_version_1() {
     let out = run(&config, &["decrypt", "--key", "sim:vault", s(&fresh), "--out", "-"]);
     assert_eq!(out.stdout, b"after", "{}", stderr(&out));
 }
+
+/// The server's rules gate each lifecycle step by its own operation; a rule for a key covers
+/// its versions, and a denial is audited.
+#[test]
+fn lifecycle_steps_need_their_own_operations_in_the_rules() {
+    if common::server_pass_repeats_this() {
+        return;
+    }
+    let rules = format!(
+        "[[service.allow]]\nusers = [\"{}\"]\noperations = [\"sign\", \"rotate\"]\nkeys = [\"sim:release\"]\n\n[state]\ndir = \"state\"\n",
+        crate::server::me()
+    );
+    let server = Server::start(Some("rules"), &rules);
+    let (status, r) =
+        server.json("POST", "/v1/keys/rotate", serde_json::json!({"key": "sim:release", "algorithm": "ES256"}));
+    assert_eq!(status, 200, "{r}");
+    let (status, r) =
+        server.json("POST", "/v1/keys/promote", serde_json::json!({"key": "sim:release", "version": 2, "force": true}));
+    assert_eq!((status, r["error"]["kind"].as_str()), (403, Some("denied")), "{r}");
+    let (status, _) =
+        server.json("POST", "/v1/keys/rotate", serde_json::json!({"key": "sim:other", "algorithm": "ES256"}));
+    assert_eq!(status, 403);
+    // The rule for sim:release covers its versions.
+    let (status, r) = server.json(
+        "POST",
+        "/v1/keys/public",
+        serde_json::json!({"key": "sim:release;x-version=2", "algorithm": "ES256"}),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert!(server.audit().iter().any(|l| l["event"] == "denied" && l["detail"] == "promote with sim:release"));
+}

@@ -176,3 +176,11 @@ pub fn raw_keypair(token_label: &str, label: &str, kind: &str, private_extra: Ve
     drop(session);
     // Leave the module initialised: finalizing here would pull it from under the provider.
 }
+
+/// Whether an audit log's text shows the test PIN anywhere but inside a digest, a root or a
+/// signature (hex or base64 of 32 characters or more, where any 4 digits turn up by chance).
+pub fn log_shows_pin(text: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='))
+        .filter(|word| word.len() < 32)
+        .any(|word| word.contains(PIN))
+}

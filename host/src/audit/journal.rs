@@ -65,6 +65,7 @@ impl Log {
         };
         lock(&log.file)?;
         let opened = log.catch_up().and_then(|()| {
+            log.next_mark = next_mark(log.tree.size(), every);
             // A new log starts with its genesis line (under the lock: one writer makes it).
             if log.tree.size() == 0 { log.write_genesis(None) } else { Ok(()) }
         });
@@ -138,6 +139,7 @@ impl Log {
                 next_mark: 0,
                 due: None,
             };
+            next.next_mark = next_mark(0, next.every);
             lock(&next.file)?;
             let written = next.write_genesis(Some(previous));
             unlock(&next.file);

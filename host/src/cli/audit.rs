@@ -34,6 +34,10 @@ pub(super) enum AuditCommand {
         /// Default: the configured [audit] key.
         #[arg(long = "pub")]
         public: Vec<PathBuf>,
+        /// Trust anchors (a directory, or an installed kit): their keys valid now for the
+        /// purpose `audit-log` check the checkpoints. Instead of, or beside, --pub.
+        #[arg(long)]
+        anchors: Option<PathBuf>,
         /// A checkpoint recorded earlier (`audit head`): the log must hold its lines, unchanged.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -96,12 +100,16 @@ pub(super) fn audit(cli: &Cli, c: &AuditCommand) -> Outcome {
             out!("{}", text(&path, "checkpoint")?);
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify { files, public, checkpoint, json } => {
+        AuditCommand::Verify { files, public, anchors, checkpoint, json } => {
             let l = local(cli)?;
             let files: Vec<PathBuf> = if files.is_empty() { vec![l.config.audit_path.clone()] } else { files.clone() };
             let recorded = checkpoint.as_deref().map(|p| text(p, "checkpoint")).transpose()?;
             let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-            let reports = request::audit_verify(&l.ctx(), &refs, &trust(public)?, recorded.as_deref())?;
+            let mut given = trust(public)?;
+            if let Some(dir) = anchors {
+                given.extend(request::audit_anchors(&l.ctx(), dir)?);
+            }
+            let reports = request::audit_verify(&l.ctx(), &refs, &given, recorded.as_deref())?;
             let valid = reports.iter().all(|r| r.valid);
             if *json {
                 outln!("{}", serde_json::to_string(&reports)?);

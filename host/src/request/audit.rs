@@ -175,3 +175,20 @@ fn follows(file: &Path, before: &LogReport) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The keys of the trust anchors in `dir` valid now for the purpose `audit-log`, to check
+/// checkpoints with (an installed kit is checked first, as every use of anchors checks it).
+///
+/// # Errors
+/// The anchors do not load, or none is valid for the purpose.
+pub fn audit_anchors(ctx: &Context<'_>, dir: &Path) -> Result<Vec<AuditTrust>, RequestError> {
+    let set = super::anchors::in_dir(ctx, dir, time::OffsetDateTime::now_utc(), Some("audit-log"))?;
+    if set.keys.is_empty() {
+        return Err(RequestError::Invalid(format!(
+            "no anchor in {} is valid now for the purpose audit-log{}",
+            dir.display(),
+            if set.refused.is_empty() { String::new() } else { format!(" ({})", set.refused.join("; ")) }
+        )));
+    }
+    Ok(set.keys.into_iter().map(|k| AuditTrust::Spki(k.spki)).collect())
+}

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use anchors::AnchorsError;
-pub use audit::{AuditTrust, audit_check_proof, audit_prove, audit_verify, audit_vkey};
+pub use audit::{AuditTrust, audit_anchors, audit_check_proof, audit_prove, audit_verify, audit_vkey};
 use cryptohost_client::api::{CapabilityInfo, ProviderInfo, ServedBy, Skipped};
 pub use csr::key_csr;
 pub use error::RequestError;
