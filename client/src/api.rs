@@ -609,6 +609,15 @@ pub struct KeyListing {
     pub class: String,
     pub key_type: String,
     pub token_serial: String,
+    /// The key version this object is, when the key-state file records its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// That version's state (`staged`, `current`, `retired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Whole days since that version was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_days: Option<u64>,
 }
 
 /// One configured HSM token.

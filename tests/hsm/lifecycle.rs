@@ -80,6 +80,12 @@ fn an_hsm_key_rotates_and_each_version_is_bound_to_its_token_object() {
     assert_ne!(r["versions"][1]["cka_id"], r["versions"][0]["cka_id"]);
     let list = ok(&["keys", "list"]);
     assert!(list.contains("object=org-es256%23v2"), "the new version's label: {list}");
+    let listed: serde_json::Value = serde_json::from_str(&ok(&["keys", "list", "--json"])).unwrap();
+    let v2 = listed.as_array().unwrap().iter().find(|k| k["uri"].as_str().unwrap().contains("org-es256%23v2")).unwrap();
+    assert_eq!(
+        (v2["version"].as_u64(), v2["state"].as_str(), v2["age_days"].as_u64()),
+        (Some(2), Some("staged"), Some(0))
+    );
     refused(&["sign", &s(&doc), "--key", &format!("{key};x-version=2"), "--alg", "ES256"], "staged");
     refused(&["sign", &s(&doc), "--key", "pkcs11:token=life;object=org-es256%23v2", "--alg", "ES256"], "x-version");
     refused(&["keys", "promote", key, "--version", "2"], "listed by no configured trust anchor");

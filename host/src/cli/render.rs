@@ -225,7 +225,11 @@ pub(super) fn keys_list(keys: &[KeyListing], json: bool) -> Outcome {
         return Ok(ExitCode::SUCCESS);
     }
     for key in keys {
-        outln!("{}  {} {}  (token serial {})", key.uri, key.key_type, key.class, key.token_serial);
+        let version = match (key.version, &key.state, key.age_days) {
+            (Some(v), Some(state), Some(age)) => format!("  version {v} {state}, {age} d old"),
+            _ => String::new(),
+        };
+        outln!("{}  {} {}  (token serial {}){version}", key.uri, key.key_type, key.class, key.token_serial);
     }
     Ok(ExitCode::SUCCESS)
 }

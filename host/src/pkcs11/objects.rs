@@ -66,6 +66,9 @@ impl Pkcs11Provider {
                             class: class_name(class).into(),
                             key_type: kt.map(|k| format!("{k}")).unwrap_or_default(),
                             token_serial: t.serial.clone(),
+                            version: None,
+                            state: None,
+                            age_days: None,
                         });
                     }
                 }

@@ -79,7 +79,31 @@ fn no_hsm(what: &str) -> RequestError {
 pub fn keys_list(ctx: &Context<'_>) -> Result<Vec<KeyListing>, RequestError> {
     permit(ctx, &[Operation::Admin], Target::Any, || "admin: keys list".into())?;
     let hsm = ctx.host.hsm().ok_or_else(|| no_hsm("`keys list` lists HSM keys"))?;
-    hsm.list_keys().map_err(RequestError::Hsm)
+    let mut listed = hsm.list_keys().map_err(RequestError::Hsm)?;
+    // Each object that is a recorded key version: which, its state and its age.
+    let states = ctx.host.key_states.snapshot().map_err(crate::keys::KeyError::from)?;
+    let now = time::OffsetDateTime::now_utc();
+    for item in &mut listed {
+        let Ok(crate::keyref::KeyRef::Pkcs11(uri)) = KeyRef::parse(&item.uri) else { continue };
+        let Some(label) = uri.object.as_deref() else { continue };
+        let (base, version) = match label.rsplit_once("#v") {
+            Some((b, n)) if crate::keyref::names_a_version(label) => (b, n.parse().unwrap_or(1)),
+            _ => (label, 1),
+        };
+        let entry = states.keys.iter().find(|e| match KeyRef::parse(&e.key) {
+            Ok(KeyRef::Pkcs11(u)) => {
+                u.object.as_deref() == Some(base) && u.token.as_ref().is_none_or(|t| Some(t) == uri.token.as_ref())
+            }
+            _ => false,
+        });
+        if let Some(v) = entry.and_then(|e| e.version(version)) {
+            item.version = Some(v.version);
+            item.state = Some(v.state.name().to_string());
+            item.age_days =
+                crate::trust::parse_time(&v.created).ok().map(|c| u64::try_from((now - c).whole_days()).unwrap_or(0));
+        }
+    }
+    Ok(listed)
 }
 
 /// The versioned header of AES-GCM output: [`SEALED_MAGIC`] and the key version (u16, big
