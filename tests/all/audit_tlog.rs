@@ -44,6 +44,18 @@ fn config(dir: &Path, every: u64) -> PathBuf {
     path
 }
 
+/// A server for `config` (in `dir`) that lets this user sign with `sim:` keys.
+fn serve(dir: &Path, config: &Path) -> Server {
+    let rules = format!(
+        "[[service.allow]]\nusers = [\"{}\"]\noperations = [\"sign\"]\nkeys = [\"sim:*\"]\n",
+        crate::server::me()
+    );
+    let text = fs::read_to_string(config).unwrap()
+        + &format!("\n[service]\nlisten = \"unix:{}\"\n{rules}", dir.join("s.sock").display());
+    fs::write(config, text).unwrap();
+    Server::start_with(dir.to_path_buf(), config.to_path_buf(), None)
+}
+
 fn sign_n(config: &Path, n: usize) {
     let msg = config.parent().unwrap().join("msg");
     fs::write(&msg, b"audited").unwrap();
@@ -180,14 +192,7 @@ fn eight_writers_and_a_server_keep_one_valid_log_and_kill_9_leaves_whole_lines()
     }
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), 7);
-    let rules = format!(
-        "[[service.allow]]\nusers = [\"{}\"]\noperations = [\"sign\"]\nkeys = [\"sim:*\"]\n",
-        crate::server::me()
-    );
-    let text = fs::read_to_string(&config).unwrap()
-        + &format!("\n[service]\nlisten = \"unix:{}\"\n{rules}", dir.path().join("s.sock").display());
-    fs::write(&config, text).unwrap();
-    let server = Server::start_with(dir.path().to_path_buf(), config.clone(), None);
+    let server = serve(dir.path(), &config);
     let msg = dir.path().join("msg");
     fs::write(&msg, b"concurrent").unwrap();
     let writers: Vec<_> = (0..8)
@@ -566,14 +571,7 @@ fn a_reload_and_a_clean_stop_each_sign_a_checkpoint() {
     }
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), 1000);
-    let rules = format!(
-        "[[service.allow]]\nusers = [\"{}\"]\noperations = [\"sign\"]\nkeys = [\"sim:*\"]\n",
-        crate::server::me()
-    );
-    let text = fs::read_to_string(&config).unwrap()
-        + &format!("\n[service]\nlisten = \"unix:{}\"\n{rules}", dir.path().join("s.sock").display());
-    fs::write(&config, text).unwrap();
-    let server = Server::start_with(dir.path().to_path_buf(), config.clone(), None);
+    let server = serve(dir.path(), &config);
     let (status, _) =
         server.json("POST", "/v1/sign", serde_json::json!({"key": "sim:r", "algorithm": "ES256", "data": "AA"}));
     assert_eq!(status, 200);

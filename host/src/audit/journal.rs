@@ -20,6 +20,7 @@ use super::tlog::merkle::{self, Hash, Tree};
 /// Appends and syncs lines in batches (see the module).
 pub(super) struct Journal {
     file: Mutex<Log>,
+    hints: std::sync::Arc<Hints>,
     state: Mutex<State>,
     settled: Condvar,
 }
@@ -42,6 +43,17 @@ pub(super) struct Log {
     next_mark: u64,
     /// A checkpoint is due at this (size, root), for the key service to sign.
     due: Option<(u64, Hash)>,
+    /// What callers may read without waiting for the lock a sync holds.
+    hints: std::sync::Arc<Hints>,
+}
+
+/// Read without the log's lock (which a batch holds through its sync): whether a checkpoint
+/// is due, and the file's length. Every key use asks; waiting behind a sync to learn "no" would
+/// serialize concurrent requests.
+#[derive(Default)]
+pub(super) struct Hints {
+    pub due: std::sync::atomic::AtomicBool,
+    pub len: std::sync::atomic::AtomicU64,
 }
 
 impl Log {
@@ -52,6 +64,7 @@ impl Log {
         file: File,
         every: u64,
         genesis: serde_json::Value,
+        hints: std::sync::Arc<Hints>,
     ) -> std::io::Result<Log> {
         let mut log = Log {
             file,
@@ -62,6 +75,7 @@ impl Log {
             every,
             next_mark: 0,
             due: None,
+            hints,
         };
         lock(&log.file)?;
         let opened = log.catch_up().and_then(|()| {
@@ -72,6 +86,8 @@ impl Log {
         unlock(&log.file);
         opened?;
         log.next_mark = next_mark(log.tree.size(), every);
+        log.hints.len.store(log.offset, std::sync::atomic::Ordering::Relaxed);
+        log.hints.due.store(log.due.is_some(), std::sync::atomic::Ordering::Relaxed);
         Ok(log)
     }
 
@@ -102,7 +118,7 @@ impl Log {
     /// The file at the log's path now (after another writer's rotation).
     fn reopen(&mut self) -> std::io::Result<()> {
         let file = super::open_file(&self.path).map_err(std::io::Error::other)?;
-        *self = Log::open(&self.path.clone(), file, self.every, self.genesis.clone())?;
+        *self = Log::open(&self.path.clone(), file, self.every, self.genesis.clone(), self.hints.clone())?;
         Ok(())
     }
 
@@ -138,6 +154,7 @@ impl Log {
                 every: self.every,
                 next_mark: 0,
                 due: None,
+                hints: self.hints.clone(),
             };
             next.next_mark = next_mark(0, next.every);
             lock(&next.file)?;
@@ -159,11 +176,6 @@ impl Log {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// The file's length as this process last saw it.
-    pub(super) fn len(&self) -> u64 {
-        self.offset
     }
 
     /// Pushes the lines written since `offset` (by any process) into the tree, hashing as it
@@ -234,6 +246,7 @@ impl Log {
     pub(super) fn checkpointed(&mut self, size: u64) {
         if self.due.is_some_and(|(s, _)| s <= size) {
             self.due = None;
+            self.hints.due.store(false, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -241,6 +254,7 @@ impl Log {
     pub(super) fn want_checkpoint(&mut self) {
         if self.tree.size() > 0 {
             self.due = Some(self.head());
+            self.hints.due.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -275,6 +289,7 @@ struct State {
 impl Journal {
     pub(super) fn new(log: Log) -> Journal {
         Journal {
+            hints: log.hints.clone(),
             file: Mutex::new(log),
             state: Mutex::new(State { batch: 1, ..State::default() }),
             settled: Condvar::new(),
@@ -288,6 +303,11 @@ impl Journal {
     /// The log and its tree (to read the head, take a due checkpoint).
     pub(super) fn log(&self) -> MutexGuard<'_, Log> {
         self.file.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What can be read without the log's lock.
+    pub(super) fn hints(&self) -> &Hints {
+        &self.hints
     }
 
     /// Appends `line` (a whole line, newline included) and returns once a sync covering it
@@ -371,7 +391,9 @@ fn write_locked(log: &mut Log, lines: &[u8]) -> std::io::Result<()> {
     if log.tree.size() >= log.next_mark {
         log.due = Some(log.head());
         log.next_mark = next_mark(log.tree.size(), log.every);
+        log.hints.due.store(true, std::sync::atomic::Ordering::Relaxed);
     }
+    log.hints.len.store(log.offset, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 
@@ -414,7 +436,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("audit.jsonl");
         let file = std::fs::OpenOptions::new().read(true).append(true).create(true).open(&path).expect("create");
-        let journal = Arc::new(Journal::new(Log::open(&path, file, 0, serde_json::json!({})).expect("open")));
+        let journal = Arc::new(Journal::new(
+            Log::open(&path, file, 0, serde_json::json!({}), std::sync::Arc::default()).expect("open"),
+        ));
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let j = journal.clone();
@@ -460,7 +484,9 @@ mod tests {
         std::fs::write(&path, b"").expect("create");
         std::fs::write(&path, b"{}\n").expect("one line");
         let file = File::open(&path).expect("open read-only");
-        let journal = Arc::new(Journal::new(Log::open(&path, file, 0, serde_json::json!({})).expect("log")));
+        let journal = Arc::new(Journal::new(
+            Log::open(&path, file, 0, serde_json::json!({}), std::sync::Arc::default()).expect("log"),
+        ));
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let j = journal.clone();
