@@ -227,6 +227,11 @@ impl KeyStates {
     /// writer made it (no file yet is then no deletion).
     fn read(&self, first: bool) -> Result<Arc<StateFile>, StateError> {
         let path = self.path();
+        // Whoever can change the directory can delete the file and its lock file together
+        // (and so roll every key back to version 1 unnoticed): only this user or root may.
+        if self.dir.exists() {
+            fsio::guarded(&self.dir).map_err(|why| self.fail(format!("its directory: {why}")))?;
+        }
         let file = match OpenOptions::new()
             .read(true)
             .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
@@ -396,5 +401,10 @@ mod tests {
         assert!(states.snapshot().expect_err("bad format").message.contains("format"));
         std::fs::set_permissions(states.path(), std::os::unix::fs::PermissionsExt::from_mode(0o666)).expect("chmod");
         assert!(states.snapshot().expect_err("writable").message.contains("writable by group or others"));
+        std::fs::set_permissions(states.path(), std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+        // A directory others can change: they could delete the file and its lock together.
+        let dir = dir.path().join("state");
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
+        assert!(states.snapshot().expect_err("open dir").message.contains("its directory"));
     }
 }

@@ -596,3 +596,18 @@ fn a_reload_and_a_clean_stop_each_sign_a_checkpoint() {
     let (code, said) = verify(&config, &[s(&log), "--pub", s(&dir.path().join("audit.pub"))]);
     assert_eq!(code, Some(0), "{said}");
 }
+
+/// A "log" of millions of empty lines is checked up to a bound, not into all memory.
+#[test]
+fn a_log_of_empty_lines_is_checked_within_a_bound() {
+    if common::server_pass_repeats_this() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), 3);
+    let hostile = dir.path().join("hostile.jsonl");
+    fs::write(&hostile, vec![b'\n'; (1 << 23) + 10]).unwrap();
+    let (code, said) = verify(&config, &[s(&hostile), "--pub", s(&dir.path().join("audit.pub"))]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("more than 8388608 lines"), "{said}");
+}

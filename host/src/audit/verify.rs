@@ -22,6 +22,9 @@ use super::tlog::note::{self, Checkpoint, Verifier};
 pub const MAX_LINE: usize = 1 << 20;
 /// The largest log file checked (rotate with `[audit] max_mib`).
 pub const MAX_LOG_BYTES: u64 = 4 << 30;
+/// The most lines checked in one file: their hashes are kept (32 bytes each) to recompute any
+/// checkpoint's root and proof; a file of empty lines must not fill memory.
+pub const MAX_LINES: usize = 1 << 23;
 
 /// The verifiers trusted for a log named by its origin.
 pub type TrustedKeys<'a> = dyn Fn(&str) -> Vec<Verifier> + 'a;
@@ -85,6 +88,14 @@ pub fn check_file(
             break;
         }
         let number = leaves.len() as u64 + 1;
+        if leaves.len() >= MAX_LINES {
+            bad(
+                &mut report,
+                number,
+                format!("more than {MAX_LINES} lines: checked no further (rotate the log with [audit] max_mib)"),
+            );
+            break;
+        }
         if line.last() != Some(&b'\n') {
             if line.len() > MAX_LINE {
                 bad(&mut report, number, format!("line {number} is over {MAX_LINE} bytes: not an audit line"));
@@ -252,6 +263,9 @@ pub fn prove(path: &Path, line: u64) -> Result<InclusionProof, String> {
         let n = (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).map_err(|e| e.to_string())?;
         if n == 0 || buf.last() != Some(&b'\n') {
             break;
+        }
+        if leaves.len() >= MAX_LINES {
+            return Err(format!("the log has more than {MAX_LINES} lines: rotate it with [audit] max_mib"));
         }
         let text = &buf[..buf.len() - 1];
         leaves.push(merkle::leaf_hash(text));
