@@ -210,6 +210,13 @@ fn socket(path: &Path) -> Result<String, String> {
 /// The key-state file reads, and each key's current version is within `[rotation]`
 /// max_age_days: its age shown either way.
 fn key_versions(config: &Config) -> Result<String, String> {
+    // Its directory's own check is the state dir's when they are one (one failure, said once).
+    if config.key_state_dir == config.state_dir
+        && config.key_state_dir.exists()
+        && let Err(why) = fsio::guarded(&config.key_state_dir)
+    {
+        return Ok(format!("not read: {why} (see the state dir check)"));
+    }
     let states = crate::lifecycle::KeyStates::in_dir(&config.key_state_dir);
     let file = states.snapshot().map_err(|e| e.to_string())?;
     if file.keys.is_empty() {
