@@ -22,7 +22,6 @@
 //! was deleted, which is an error (key use would otherwise fall back to version 1 silently).
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -63,11 +62,9 @@ impl VersionState {
 /// What a use of a key version does, for the state check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Use {
-    /// Signing or encrypting: only the current version (or a version named explicitly that is
-    /// current).
+    /// Signing or encrypting: only the current version.
     Make,
-    /// Decrypting, or reading the public half: current and retired versions (and a staged
-    /// one's public half, so that it can be published before it is promoted).
+    /// Decrypting: current and retired versions.
     Read,
     /// Reading a public key: every version but a destroyed one.
     Public,
@@ -317,7 +314,7 @@ impl KeyStates {
 
     fn lock(&self) -> Result<File, StateError> {
         let path = self.dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
@@ -326,7 +323,6 @@ impl KeyStates {
             .map_err(|e| self.fail(format!("cannot open the lock file {}: {e}", path.display())))?;
         rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| self.fail(format!("cannot lock {}: {e}", path.display())))?;
-        let _ = file.flush();
         Ok(file)
     }
 }

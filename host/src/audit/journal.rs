@@ -66,17 +66,7 @@ impl Log {
         genesis: serde_json::Value,
         hints: std::sync::Arc<Hints>,
     ) -> std::io::Result<Log> {
-        let mut log = Log {
-            file,
-            path: path.to_path_buf(),
-            genesis,
-            tree: Tree::new(),
-            offset: 0,
-            every,
-            next_mark: 0,
-            due: None,
-            hints,
-        };
+        let mut log = Log::empty(path, file, every, genesis, hints);
         lock(&log.file)?;
         let opened = log.catch_up().and_then(|()| {
             log.next_mark = next_mark(log.tree.size(), every);
@@ -89,6 +79,27 @@ impl Log {
         log.hints.len.store(log.offset, std::sync::atomic::Ordering::Relaxed);
         log.hints.due.store(log.due.is_some(), std::sync::atomic::Ordering::Relaxed);
         Ok(log)
+    }
+
+    /// A log over `file` whose lines are not read yet.
+    fn empty(
+        path: &std::path::Path,
+        file: File,
+        every: u64,
+        genesis: serde_json::Value,
+        hints: std::sync::Arc<Hints>,
+    ) -> Log {
+        Log {
+            file,
+            path: path.to_path_buf(),
+            genesis,
+            tree: Tree::new(),
+            offset: 0,
+            every,
+            next_mark: 0,
+            due: None,
+            hints,
+        }
     }
 
     /// Writes the genesis line of a new file: what wrote it, and the file before it.
@@ -145,17 +156,7 @@ impl Log {
                 "checkpoint": checkpoint,
             });
             let file = super::open_file(&self.path).map_err(std::io::Error::other)?;
-            let mut next = Log {
-                file,
-                path: self.path.clone(),
-                genesis: self.genesis.clone(),
-                tree: Tree::new(),
-                offset: 0,
-                every: self.every,
-                next_mark: 0,
-                due: None,
-                hints: self.hints.clone(),
-            };
+            let mut next = Log::empty(&self.path, file, self.every, self.genesis.clone(), self.hints.clone());
             next.next_mark = next_mark(0, next.every);
             lock(&next.file)?;
             let written = next.write_genesis(Some(previous));
