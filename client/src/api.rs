@@ -247,6 +247,8 @@ pub enum KeyOrigin {
     },
     /// The PKCS#11 backend: module path and the serial of the token that served.
     Pkcs11 { pkcs11_module: String, token_serial: Option<String> },
+    /// Code built into the host (its native hashing): what it is, with the host's version.
+    Native { native: String },
     /// No provider was reached (the operation failed before one was chosen).
     None,
 }
@@ -261,6 +263,7 @@ impl std::fmt::Display for KeyOrigin {
             KeyOrigin::Pkcs11 { pkcs11_module, token_serial } => {
                 write!(f, "PKCS#11 {pkcs11_module} token serial {}", token_serial.as_deref().unwrap_or("?"))
             }
+            KeyOrigin::Native { native } => write!(f, "native: {native}"),
             KeyOrigin::None => f.write_str("no provider"),
         }
     }

@@ -56,6 +56,31 @@ pub struct SignedDigest {
     pub hash: String,
     /// Lowercase hex.
     pub hex: String,
+    /// The provider that computed it, when the host did (absent for a digest a client sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hashed_by: Option<HashedBy>,
+}
+
+/// The provider that computed a signed digest, and where its code came from (a component and
+/// its sha256, or the host's native hashing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HashedBy {
+    pub provider: String,
+    pub origin: KeyOrigin,
+}
+
+impl HashedBy {
+    /// The provider `p`, as an audit line names the code that hashed.
+    pub fn of(p: &dyn crate::provider::CryptoProvider) -> HashedBy {
+        let d = p.descriptor();
+        let origin = match &d.origin {
+            crate::provider::Origin::Component { file, sha256, publisher } => {
+                KeyOrigin::Component { component: file.clone(), sha256: sha256.clone(), publisher: publisher.clone() }
+            }
+            crate::provider::Origin::Native { module } => KeyOrigin::Native { native: module.clone() },
+        };
+        HashedBy { provider: d.name.clone(), origin }
+    }
 }
 
 /// What an audit line records about the input of one key use: never the input itself.
@@ -79,7 +104,16 @@ impl AuditInput {
     /// A digest under `hash` was signed.
     #[must_use]
     pub fn with_digest(mut self, hash: &str, digest: &[u8]) -> AuditInput {
-        self.signed_digest = Some(SignedDigest { hash: hash.to_string(), hex: hex::encode(digest) });
+        self.signed_digest = Some(SignedDigest { hash: hash.to_string(), hex: hex::encode(digest), hashed_by: None });
+        self
+    }
+
+    /// The host computed the signed digest, with provider `by`.
+    #[must_use]
+    pub fn hashed_by(mut self, by: Option<HashedBy>) -> AuditInput {
+        if let Some(d) = self.signed_digest.as_mut() {
+            d.hashed_by = by;
+        }
         self
     }
 }

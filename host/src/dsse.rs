@@ -7,7 +7,7 @@ use std::io::Cursor;
 use serde_json::Value;
 
 use crate::alg;
-use crate::audit::AuditInput;
+use crate::audit::{AuditInput, HashedBy};
 use crate::error::RegistryError;
 use crate::keys::{KeyError, KeyRef, KeyService};
 use crate::provider::{Capability, SigFormat, SignInput};
@@ -169,10 +169,10 @@ pub struct Verification {
 }
 
 /// Hashes `data` through a hashing provider, streamed (a 64 MiB PAE never enters a guest whole).
-fn digest_streamed(registry: &Registry, hash: &str, data: &[u8]) -> Result<Vec<u8>, DsseError> {
+fn digest_streamed(registry: &Registry, hash: &str, data: &[u8]) -> Result<(Vec<u8>, HashedBy), DsseError> {
     registry
         .serve(Capability::Hashing, hash, |p, a| p.digest_reader(a, &mut Cursor::new(data)))
-        .map(|s| s.value)
+        .map(|s| (s.value, HashedBy::of(s.provider.as_ref())))
         .map_err(DsseError::Hashing)
 }
 
@@ -181,7 +181,7 @@ fn digest_streamed(registry: &Registry, hash: &str, data: &[u8]) -> Result<Vec<u
 struct PaeInputs<'a> {
     registry: &'a Registry,
     pae: &'a [u8],
-    digests: HashMap<&'static str, Vec<u8>>,
+    digests: HashMap<&'static str, (Vec<u8>, HashedBy)>,
 }
 
 impl<'a> PaeInputs<'a> {
@@ -201,7 +201,7 @@ impl<'a> PaeInputs<'a> {
 
     fn input(&self, algorithm: &str) -> SignInput<'_> {
         match alg::signature_hash(algorithm).and_then(|h| self.digests.get(h)) {
-            Some(d) => SignInput::Digest(d),
+            Some((d, _)) => SignInput::Digest(d),
             None => SignInput::Message(self.pae),
         }
     }
@@ -211,7 +211,7 @@ impl<'a> PaeInputs<'a> {
     fn audit(&self, algorithm: &str, pae_sha256: &[u8]) -> AuditInput {
         let whole = AuditInput::whole(pae_sha256);
         match alg::signature_hash(algorithm).and_then(|h| self.digests.get(h).map(|d| (h, d))) {
-            Some((h, d)) => whole.with_digest(h, d),
+            Some((h, (d, by))) => whole.with_digest(h, d).hashed_by(Some(by.clone())),
             None => whole,
         }
     }

@@ -23,6 +23,7 @@ pub mod keyref;
 pub mod keys;
 pub mod lifecycle;
 pub mod load;
+pub mod native;
 pub mod pkcs11;
 pub mod policy;
 pub mod registry;

@@ -108,6 +108,11 @@ pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host
             h.module.display()
         );
     }
+    // The host's own SHA-2, a provider like the others, unless the config turned it off (or
+    // the policy wants every byte in components).
+    if let Some(priority) = config.native_hashing {
+        loaded.add(Arc::new(crate::native::NativeHashing::new(priority)), None);
+    }
     let hsm = config.hsm.clone().map(|h| Arc::new(Pkcs11Provider::new(h)));
     if let Some(h) = &hsm {
         // `pkcs11:` URIs are one more key namespace, routed like `sim:`, and registered first:
@@ -177,6 +182,11 @@ fn check_entries(config: &Config, kit: &[&crate::bundle::kit::Admitted]) -> Resu
         .iter()
         .map(|a| (a.entry.provider.name.as_str(), a.entry.provider.key_prefix.as_deref(), "the installed kit"));
     for (name, prefix, source) in configured.chain(from_kit) {
+        if name == crate::native::NAME {
+            return Err(refuse(format!(
+                "provider {name:?} ({source}): the name is the host's native hashing provider's (refused)"
+            )));
+        }
         if let Some((_, other)) = names.iter().find(|(n, _)| *n == name) {
             return Err(refuse(format!(
                 "provider {name:?} is named twice ({other} and {source}): name one, or disable the kit's"

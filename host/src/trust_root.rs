@@ -8,8 +8,6 @@
 
 use std::io::Read;
 
-use sha2::Digest;
-
 use crate::error::ProviderError;
 use crate::provider::{
     Capability, CapabilityInfo, CryptoProvider, Descriptor, Hashing, Origin, Priority, SigFormat, SignInput,
@@ -129,32 +127,11 @@ impl CryptoProvider for RootVerifier {
 
 impl Hashing for RootVerifier {
     fn digest(&self, algorithm: &str, data: &[u8]) -> Result<Vec<u8>, ProviderError> {
-        match algorithm {
-            "SHA-256" => Ok(sha2::Sha256::digest(data).to_vec()),
-            "SHA-384" => Ok(sha2::Sha384::digest(data).to_vec()),
-            "SHA-512" => Ok(sha2::Sha512::digest(data).to_vec()),
-            _ => unsupported(),
-        }
+        crate::native::digest(algorithm, data).map_or_else(unsupported, Ok)
     }
 
     fn digest_reader(&self, algorithm: &str, reader: &mut dyn Read) -> Result<Vec<u8>, ProviderError> {
-        fn run<D: Digest>(reader: &mut dyn Read) -> Result<Vec<u8>, ProviderError> {
-            let mut h = D::new();
-            let mut buf = vec![0u8; 64 << 10];
-            loop {
-                let n = reader.read(&mut buf).map_err(|e| ProviderError::InvalidInput(format!("reading: {e}")))?;
-                if n == 0 {
-                    return Ok(h.finalize().to_vec());
-                }
-                h.update(&buf[..n]);
-            }
-        }
-        match algorithm {
-            "SHA-256" => run::<sha2::Sha256>(reader),
-            "SHA-384" => run::<sha2::Sha384>(reader),
-            "SHA-512" => run::<sha2::Sha512>(reader),
-            _ => unsupported(),
-        }
+        crate::native::digest_reader(algorithm, reader)?.map_or_else(unsupported, Ok)
     }
 }
 

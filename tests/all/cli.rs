@@ -223,7 +223,8 @@ fn hash_streams_and_matches_openssl() {
     }
     let out = run(&setup.config, &["hash", "--alg", "SHA-256", "--json", Setup::s(&big)]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
-    assert_eq!(v["provider"]["name"], "offline-verification");
+    assert_eq!(v["provider"]["name"], "native-sha2", "the host's native hashing serves first");
+    assert_eq!(v["provider"]["origin"]["kind"], "native");
     assert_eq!(v["algorithm"], "SHA-256");
 }
 
@@ -233,7 +234,13 @@ fn providers_lists_name_file_digest_priority_and_algorithms() {
     let out = run(&setup.config, &["providers", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
-    let p = &v[0];
+    let native = &v[0];
+    assert_eq!(native["name"], "native-sha2");
+    assert_eq!(native["priority"], 400);
+    assert_eq!(native["origin"]["kind"], "native");
+    assert_eq!(native["version"], env!("CARGO_PKG_VERSION"));
+    assert!(native["origin"]["module"].as_str().is_some_and(|m| m.contains("RustCrypto sha2")), "{native}");
+    let p = &v[1];
     assert_eq!(p["name"], "offline-verification");
     assert_eq!(p["priority"], 100);
     assert_eq!(p["origin"]["file"], "offline-verification.wasm");

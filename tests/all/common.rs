@@ -84,10 +84,22 @@ pub const OFFLINE: P<'static> = P { name: "offline-verification", file: "offline
 pub const MISBEHAVING: P<'static> = P { name: "misbehaving", file: "misbehaving.wasm", priority: 200 };
 pub const PQC: P<'static> = P { name: "pqc", file: "pqc.wasm", priority: 90 };
 
-/// A registry over the real components, pinned to what was just built.
+/// A registry over the real components, pinned to what was just built (and the host's native
+/// hashing, which a config has by default).
 pub fn registry(providers: &[P<'_>]) -> (tempfile::TempDir, Host) {
+    registry_with(providers, "")
+}
+
+/// A registry over the real components alone: the host's native hashing turned off, for tests
+/// of how the registry routes between components.
+pub fn components_registry(providers: &[P<'_>]) -> (tempfile::TempDir, Host) {
+    registry_with(providers, "[native]\nhashing = false\n")
+}
+
+/// A registry over the real components with `extra` config text.
+pub fn registry_with(providers: &[P<'_>], extra: &str) -> (tempfile::TempDir, Host) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(dir.path(), &components_dir(), providers, "");
+    let path = write_config(dir.path(), &components_dir(), providers, extra);
     let config = Config::load(&path).expect("config loads");
     let registry = cryptohost::load::open(&config, TrustMode::Pins).expect("components load");
     (dir, registry)

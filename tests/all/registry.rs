@@ -7,7 +7,7 @@ use crate::common::{self, MISBEHAVING, OFFLINE, P};
 
 #[test]
 fn higher_priority_serves() {
-    let (_dir, registry) = common::registry(&[OFFLINE, MISBEHAVING]);
+    let (_dir, registry) = common::components_registry(&[OFFLINE, MISBEHAVING]);
     // Both offer SHA-512; misbehaving (200) outranks offline-verification (100).
     let served = registry.digest("SHA-512", b"abc").expect("served");
     assert_eq!(served.provider.descriptor().name, "misbehaving");
@@ -16,7 +16,7 @@ fn higher_priority_serves() {
 
 #[test]
 fn lower_priority_serves_when_the_higher_answers_unsupported() {
-    let (_dir, registry) = common::registry(&[OFFLINE, MISBEHAVING]);
+    let (_dir, registry) = common::components_registry(&[OFFLINE, MISBEHAVING]);
     let served = registry.digest("SHA256", b"abc").expect("served");
     assert_eq!(served.provider.descriptor().name, "offline-verification");
     assert_eq!(hex::encode(&served.value)[..8], *"ba7816bf");
@@ -41,11 +41,46 @@ fn lower_priority_serves_when_the_higher_traps() {
 #[test]
 fn priority_is_configuration_not_code() {
     let low = P { priority: 50, ..MISBEHAVING };
-    let (_dir, registry) = common::registry(&[OFFLINE, low]);
+    let (_dir, registry) = common::components_registry(&[OFFLINE, low]);
     let served = registry.digest("SHA-512", b"abc").expect("served");
     assert_eq!(served.provider.descriptor().name, "offline-verification");
     let order: Vec<_> = registry.providers().iter().map(|p| p.descriptor().priority.0).collect();
     assert_eq!(order, [100, 50]);
+}
+
+/// The host's native hashing is a provider with a priority like the components: first by
+/// default, below a component when configured so, absent when turned off or under
+/// `components_only` (and refused when asked for beside it).
+#[test]
+fn native_hashing_has_a_priority_and_can_be_turned_off() {
+    let (_dir, registry) = common::registry(&[OFFLINE]);
+    let served = registry.digest("SHA-256", b"abc").expect("served");
+    assert_eq!(served.provider.descriptor().name, "native-sha2");
+    assert!(matches!(&served.provider.descriptor().origin, cryptohost::provider::Origin::Native { module }
+        if module.contains(env!("CARGO_PKG_VERSION")) && module.contains("sha2")));
+    let (_dir, registry) = common::registry_with(&[OFFLINE], "[native]\npriority = 50\n");
+    let served = registry.digest("SHA-256", b"abc").expect("served");
+    assert_eq!(served.provider.descriptor().name, "offline-verification", "the component (100) outranks it (50)");
+    let order: Vec<_> = registry.providers().iter().map(|p| p.descriptor().priority.0).collect();
+    assert_eq!(order, [100, 50]);
+    let (_dir, registry) = common::components_registry(&[OFFLINE]);
+    assert!(registry.by_name("native-sha2").is_none());
+    let (_dir, registry) = common::registry_with(&[OFFLINE], "[policy]\ncomponents_only = true\n");
+    assert!(registry.by_name("native-sha2").is_none(), "components_only leaves it out");
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write_config(
+        dir.path(),
+        &common::components_dir(),
+        &[OFFLINE],
+        "[native]\nhashing = true\n[policy]\ncomponents_only = true\n",
+    );
+    let err = cryptohost::Config::load(&path).expect_err("a contradiction").to_string();
+    assert!(err.contains("native.hashing") && err.contains("components_only"), "{err}");
+    let named = common::P { name: "native-sha2", ..OFFLINE };
+    let path = common::write_config(dir.path(), &common::components_dir(), &[named], "");
+    let config = cryptohost::Config::load(&path).expect("parses");
+    let err = cryptohost::load::open(&config, cryptohost::TrustMode::Pins).err().expect("name reserved").to_string();
+    assert!(err.contains("native hashing provider"), "{err}");
 }
 
 #[test]
@@ -62,7 +97,7 @@ fn nothing_offers_it() {
 #[test]
 fn a_fault_while_holding_a_key_is_never_retried_on_another_provider() {
     use cryptohost::RegistryError;
-    let (_dir, registry) = common::registry(&[OFFLINE, MISBEHAVING]);
+    let (_dir, registry) = common::components_registry(&[OFFLINE, MISBEHAVING]);
     let key = cryptohost::keyfile::read_private_key(&common::data("dsse/spec-example/private-key.pem")).unwrap();
     // misbehaving (200) takes the key and traps; offline-verification (100) could sign, but
     // the key is not handed on after a fault.

@@ -97,7 +97,7 @@ fn unpinned_component_is_refused_unless_dev() {
     assert!(err.contains("no sha256 pin"), "{err}");
     // --dev trusts the manifest instead, and loads.
     let registry = cryptohost::load::open(&config, TrustMode::DevManifest).expect("dev mode loads from the manifest");
-    assert_eq!(registry.providers().len(), 1);
+    assert_eq!(registry.providers().len(), 2, "the component and the native hashing");
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn components_not_in_the_config_are_not_loaded() {
     // components/ holds misbehaving.wasm too; only the configured provider is loaded.
     let (_dir, registry) = common::registry(&[OFFLINE]);
     let names: Vec<_> = registry.providers().iter().map(|p| p.descriptor().name.clone()).collect();
-    assert_eq!(names, ["offline-verification"]);
+    assert_eq!(names, ["native-sha2", "offline-verification"], "the host's own hashing, and the one component");
 }
 
 #[test]

@@ -30,8 +30,9 @@ fn serve_answers_health_providers_hash_verify_and_sign() {
     assert_eq!(ready["ready"], true);
     let (status, providers) = server.json("GET", "/v1/providers", serde_json::Value::Null);
     assert_eq!(status, 200);
-    assert_eq!(providers.as_array().unwrap().len(), 2);
-    assert_eq!(providers[0]["origin"]["sha256"], common::digest_of("offline-verification.wasm"));
+    assert_eq!(providers.as_array().unwrap().len(), 3, "{providers}");
+    assert_eq!(providers[0]["name"], "native-sha2");
+    assert_eq!(providers[1]["origin"]["sha256"], common::digest_of("offline-verification.wasm"));
 
     // Hash: the body streamed through the provider (3 MiB, larger than one chunk).
     let data = vec![b'z'; 3 << 20];
@@ -40,6 +41,7 @@ fn serve_answers_health_providers_hash_verify_and_sign() {
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     use sha2::Digest;
     assert_eq!(v["digest"], hex::encode(sha2::Sha384::digest(&data)));
+    assert_eq!(v["provider"]["name"], "native-sha2");
 
     // Sign with a key a rule allows, then verify through the server and locally.
     let (status, signed) = server.json(
@@ -68,6 +70,10 @@ fn serve_answers_health_providers_hash_verify_and_sign() {
     let audit = server.audit();
     let line = audit.iter().find(|l| l["operation"] == "sign").expect("a sign line");
     assert_eq!(line["caller"]["uid"], me());
+    // And the code that computed the signed digest: the host's native SHA-2, with its version.
+    let by = &line["signed_digest"]["hashed_by"];
+    assert_eq!(by["provider"], "native-sha2", "{line}");
+    assert!(by["origin"]["native"].as_str().is_some_and(|n| n.contains(env!("CARGO_PKG_VERSION"))), "{line}");
     assert!(line["caller"]["pid"].as_i64().is_some());
     assert_eq!(line["input_sha256"], hex::encode(sha2::Sha256::digest(b"release 1.0")));
     let (status, socket, log) = server.stop();

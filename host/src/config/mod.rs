@@ -58,6 +58,8 @@ struct RawConfig {
     state: Option<RawState>,
     #[serde(default)]
     rotation: Option<RawRotation>,
+    #[serde(default)]
+    native: Option<RawNative>,
     /// Refuse what would otherwise be a warning about unchecked code: an `[hsm] module`
     /// without `module_sha256`.
     #[serde(default)]
@@ -192,6 +194,17 @@ struct RawRotation {
     max_age_days: u32,
     #[serde(default)]
     enforce: bool,
+}
+
+/// `[native]`: the host's own code registered as a provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNative {
+    /// SHA-2 in the host (RustCrypto `sha2` with the CPU's SHA instructions); default on,
+    /// except under `[policy] components_only`.
+    hashing: Option<bool>,
+    /// Its priority (default [`crate::native::DEFAULT_PRIORITY`]).
+    priority: Option<i32>,
 }
 
 /// `[rotation]`: how old a key version may get before it must be rotated.
@@ -370,6 +383,8 @@ pub struct Config {
     pub key_state_dir: PathBuf,
     /// `[policy]` (the default allows everything the providers offer).
     pub policy: std::sync::Arc<crate::policy::Policy>,
+    /// The native hashing provider's priority, when it is registered (`[native] hashing`).
+    pub native_hashing: Option<Priority>,
     /// `[jose] publish`: the profiles whose public keys `GET /v1/jwks` and `keys jwks`
     /// publish (nothing else is published: a peer does not learn which profiles exist).
     pub jose_publish: Vec<String>,
@@ -429,6 +444,7 @@ impl Config {
         let kit_state_in_state_dir = raw_state_given || src.base.ends_with("etc/cryptohost");
         let trust = sections::trust(&src, raw.trust, raw.kit, kit_state_in_state_dir.then_some(&state_dir))?;
         let profiles = sections::profiles(&src, raw.profiles)?;
+        let policy = std::sync::Arc::new(sections::policy(&src, raw.policy)?);
         let jose_publish = sections::jose_publish(&src, raw.jose.map(|j| j.publish).unwrap_or_default(), &profiles)?;
         Ok(Config {
             limits: sections::limits(&src, &raw.limits)?,
@@ -501,7 +517,8 @@ impl Config {
                 state_dir.join("by-config").join(hex::encode(&digest[..8]))
             },
             state_dir,
-            policy: std::sync::Arc::new(sections::policy(&src, raw.policy)?),
+            native_hashing: native_hashing(&src, raw.native, &policy)?,
+            policy,
             max_payload,
             max_signatures,
             hsm,
@@ -509,6 +526,28 @@ impl Config {
             component_dir: src.base.join(raw.component_dir.get_ref()),
             pinned_toolchain: raw.pinned_toolchain,
         })
+    }
+}
+
+/// `[native] hashing`: on by default at [`crate::native::DEFAULT_PRIORITY`], off under
+/// `[policy] components_only` (whose point is that every byte is handled by pinned components);
+/// asking for both is a contradiction, refused.
+fn native_hashing(
+    src: &sections::Src<'_>,
+    raw: Option<RawNative>,
+    policy: &crate::policy::Policy,
+) -> Result<Option<Priority>, LoadError> {
+    let raw = raw.unwrap_or(RawNative { hashing: None, priority: None });
+    let priority = Priority(raw.priority.unwrap_or(crate::native::DEFAULT_PRIORITY));
+    match raw.hashing {
+        Some(true) if policy.components_only() => Err(src.at(
+            0..0,
+            "native.hashing",
+            "is true, and [policy] components_only = true admits no native provider but the HSM: remove one".into(),
+        )),
+        Some(false) => Ok(None),
+        None if policy.components_only() => Ok(None),
+        Some(true) | None => Ok(Some(priority)),
     }
 }
 

@@ -178,22 +178,30 @@ fn digest_of(
 ) -> Result<Prepared, RequestError> {
     let registry = &ctx.host.registry;
     let mut sha = None;
+    let mut whole_is_digest = false;
     let falls_back = |e: &crate::ProviderError| {
         matches!(e, crate::ProviderError::Unsupported(_)) || (rewinds && matches!(e, crate::ProviderError::Fault(_)))
     };
     let served = registry.serve_with(Capability::Hashing, hash, falls_back, |p, a| {
         reader.rewind_if_possible().map_err(|e| crate::ProviderError::InvalidInput(format!("rewinding input: {e}")))?;
-        let mut tee = Tee { inner: reader.as_read(), sha: audited.then(Sha256::new) };
+        // The host's own SHA-256 is what the audit line's whole-input digest would compute
+        // again over the same bytes: then it is taken once. A component's digest is never
+        // taken for it (the line records what the host itself saw).
+        whole_is_digest = audited && a == "SHA-256" && crate::native::NativeHashing::is(p.descriptor());
+        let mut tee = Tee { inner: reader.as_read(), sha: (audited && !whole_is_digest).then(Sha256::new) };
         let digest = p.digest_reader(a, &mut tee);
         sha = tee.sha;
         digest
     })?;
     let mut audit = match sha {
         Some(h) => AuditInput::whole(&h.finalize()),
+        None if whole_is_digest => AuditInput::whole(&served.value),
         None => AuditInput::none(),
     };
     if audited {
-        audit = audit.with_digest(hash, &served.value);
+        audit = audit
+            .with_digest(hash, &served.value)
+            .hashed_by(Some(crate::audit::HashedBy::of(served.provider.as_ref())));
     }
     Ok(Prepared { hashed_by: Some(served_by(&served)), bytes: served.value, is_digest: true, audit })
 }
