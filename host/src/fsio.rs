@@ -137,6 +137,18 @@ pub fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError>
 /// The directory is not writable, `path` is something other than a regular file or a symlink,
 /// or the write fails.
 pub fn replace_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError> {
+    replace_atomic_with(path, mode, |f| f.write_all(contents))
+}
+
+/// As [`replace_atomic`], with the contents written by `write` (streamed: never held whole).
+///
+/// # Errors
+/// As [`replace_atomic`], or `write` fails (the temporary file is removed).
+pub fn replace_atomic_with(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), FsError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -155,8 +167,10 @@ pub fn replace_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsE
     getrandom::fill(&mut nonce).map_err(|e| fail(path, format!("no randomness for a temporary name: {e}")))?;
     let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), hex::encode(nonce)));
     let written = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(nofollow()).open(&tmp)?;
-        f.write_all(contents)?;
+        let f = OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(nofollow()).open(&tmp)?;
+        let mut w = std::io::BufWriter::with_capacity(256 << 10, f);
+        write(&mut w)?;
+        let f = w.into_inner().map_err(std::io::IntoInnerError::into_error)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
     })();

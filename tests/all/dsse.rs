@@ -50,8 +50,22 @@ fn spec_example_pae_signature_and_every_case() {
         let name = case["name"].as_str().unwrap();
         let expected = case["expected"].as_str().unwrap();
         let bytes = serde_json::to_vec(&case["envelope"]).unwrap();
+        // Through both paths: the envelope decoded, and its payload hashed as it is decoded.
         let outcome = |threshold| match Envelope::parse(&bytes, 1 << 20, 16) {
-            Ok(env) => verify(&registry, &env, std::slice::from_ref(&key), threshold, SigFormat::P1363).unwrap().valid,
+            Ok(env) => {
+                let whole = verify(&registry, &env, std::slice::from_ref(&key), threshold, SigFormat::P1363).unwrap();
+                let encoded = cryptohost::dsse::EncodedEnvelope::parse(&bytes, 1 << 20, 16).unwrap();
+                let streamed = cryptohost::dsse::verify_encoded(
+                    &registry,
+                    &encoded,
+                    std::slice::from_ref(&key),
+                    threshold,
+                    SigFormat::P1363,
+                )
+                .unwrap();
+                assert_eq!(whole.valid, streamed.valid, "{name}: both paths agree");
+                whole.valid
+            }
             Err(_) => false,
         };
         match expected {
@@ -497,6 +511,74 @@ fn signatures_per_envelope_are_capped() {
     fs::write(&config, text).unwrap();
     let out = run(&config, &["dsse", "verify", "--pub", s(&ec_pub), s(&path)]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// `dsse verify` of a 64 MiB payload holds the envelope's bytes and not much more: the PAE is
+/// hashed as the payload's base64 is decoded, and `--payload-out` is decoded straight into its
+/// file. Measured with `wait4` through the JOSE suite's helper, as its hostile cases are.
+#[test]
+fn a_64_mib_payload_verifies_within_the_envelope_and_32_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = common::write_config(d, &common::components_dir(), &[OFFLINE], "");
+    let (key, public) = (d.join("ec.pem"), d.join("ec.pub"));
+    common::openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", s(&key)]);
+    common::openssl(&["pkey", "-in", s(&key), "-pubout", "-out", s(&public)]);
+    let payload = d.join("payload.bin");
+    let bytes: Vec<u8> = (0..64usize << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    fs::write(&payload, &bytes).unwrap();
+    let envelope = d.join("envelope.json");
+    let out = common::run_local(
+        &config,
+        &[
+            "dsse",
+            "sign",
+            "--key",
+            s(&key),
+            "--alg",
+            "ES256",
+            "--payload-type",
+            "t",
+            s(&payload),
+            "--out",
+            s(&envelope),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let envelope_kib = (fs::metadata(&envelope).unwrap().len() >> 10) as i64;
+    let written = d.join("out.bin");
+    let args: Vec<String> = ["--config", s(&config), "dsse", "verify", "--pub", s(&public), s(&envelope)]
+        .iter()
+        .map(|a| a.to_string())
+        .chain(["--payload-out".to_string(), s(&written).to_string()])
+        .collect();
+    let m = crate::jose_hostile::measure(d, &args);
+    assert_eq!(m.status.code(), Some(0), "{}", m.stderr);
+    assert_eq!(m.stdout.trim(), "valid");
+    println!(
+        "dsse verify of 64 MiB: peak {} KiB for an envelope of {envelope_kib} KiB ({} KiB over), helper {} KiB, {} ms",
+        m.maxrss_kib,
+        m.maxrss_kib - envelope_kib,
+        m.floor_kib,
+        m.millis
+    );
+    assert!(m.floor_kib < 16 << 10, "the helper itself is small ({} KiB)", m.floor_kib);
+    assert!(
+        m.maxrss_kib <= envelope_kib + (32 << 10),
+        "peak {} KiB over the envelope ({envelope_kib} KiB) + 32 MiB",
+        m.maxrss_kib
+    );
+    assert!(fs::read(&written).unwrap() == bytes, "--payload-out holds exactly the payload");
+    // A payload changed by one base64 character: invalid, and nothing written.
+    let mut text = fs::read_to_string(&envelope).unwrap();
+    let at = text.find("\"payload\"").unwrap() + 40_000_000;
+    let swapped = if &text[at..=at] == "A" { "B" } else { "A" };
+    text.replace_range(at..=at, swapped);
+    fs::write(&envelope, text).unwrap();
+    fs::remove_file(&written).unwrap();
+    let m = crate::jose_hostile::measure(d, &args);
+    assert_eq!(m.status.code(), Some(1), "{}", m.stderr);
+    assert!(!written.exists(), "nothing written for an invalid envelope");
 }
 
 #[test]

@@ -117,18 +117,19 @@ fn vm_hwm_kib() -> i64 {
 }
 
 /// One run of the binary, measured.
-struct Measured {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-    maxrss_kib: i64,
-    floor_kib: i64,
-    timed_out: bool,
-    millis: u64,
+pub(crate) struct Measured {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub maxrss_kib: i64,
+    pub floor_kib: i64,
+    pub timed_out: bool,
+    pub millis: u64,
 }
 
-/// Runs `cryptohost ARGS...` (ARGS with `--config`) through the helper, in `work`.
-fn measure(work: &Path, args: &[String]) -> Measured {
+/// Runs `cryptohost ARGS...` (ARGS with `--config`) through the helper, in `work` (other
+/// suites measure their own peaks with it too).
+pub(crate) fn measure(work: &Path, args: &[String]) -> Measured {
     let at = |name: &str| work.join(name);
     let spec = json!({
         "args": args,

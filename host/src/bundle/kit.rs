@@ -251,7 +251,7 @@ pub(super) fn open_with_state(
         ));
     }
     let publisher = result.verified_by.first().cloned().unwrap_or_default();
-    let listed: ComponentManifest = serde_json::from_slice(&result.payload)
+    let listed: ComponentManifest = serde_json::from_slice(&envelope.payload)
         .map_err(|e| BundleError::Refused(format!("{whose}: {COMPONENT_MANIFEST}: not a component manifest: {e}")))?;
     for c in listed.components {
         if c.file.contains('/') || !c.file.ends_with(".wasm") || c.file.starts_with('.') {

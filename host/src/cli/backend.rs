@@ -19,7 +19,9 @@ use cryptohost::fsio;
 use cryptohost::keyfile;
 use cryptohost::keys::KeyRef;
 use cryptohost::provider::SigFormat;
-use cryptohost::request::{self, Allow, Audit, Context, DsseSign, DsseVerify, GivenKey, Input, KeySpec, TrustSpec};
+use cryptohost::request::{
+    self, Allow, Audit, Context, DsseSign, DsseVerify, GivenKey, Input, KeySpec, PayloadOut, TrustSpec,
+};
 use cryptohost::{Config, Host};
 use cryptohost_client::api::{
     self, DsseSignResponse, DsseVerifyResponse, HashResponse, HsmReport, KeyListing, Plaintext, PublicKeyResponse,
@@ -288,6 +290,7 @@ impl Backend {
         threshold: usize,
         format: SigFormat,
         max_payload: Option<usize>,
+        payload_out: Option<&Path>,
     ) -> Result<DsseVerifyResponse> {
         if !trust.public.is_empty() && trust.anchors.is_some() {
             anyhow::bail!("give either --pub (repeatable) or --anchors DIR, not both");
@@ -316,7 +319,9 @@ impl Backend {
                 } else {
                     TrustSpec::Keys { keys, rsa_default: trust.alg.map(str::to_string) }
                 };
-                let req = DsseVerify { envelope: raw, trust, threshold, format, max_payload };
+                // Locally the payload is decoded straight into its file, never held whole.
+                let payload = payload_out.map_or(PayloadOut::Omit, |p| PayloadOut::File(p.to_path_buf()));
+                let req = DsseVerify { envelope: raw, trust, threshold, format, max_payload, payload };
                 Ok(request::dsse_verify(&l.ctx(), req).with_context(|| envelope.display().to_string())?)
             }
             Backend::Remote(c) => {

@@ -27,7 +27,8 @@ pub(super) fn verify(b: &Backend, a: &DsseVerifyArgs) -> Outcome {
         at: a.at.as_deref(),
         purpose: a.purpose.as_deref(),
     };
-    let verified = b.dsse_verify(&a.envelope, &trust, a.threshold, a.sig_format, max_payload)?;
+    let verified =
+        b.dsse_verify(&a.envelope, &trust, a.threshold, a.sig_format, max_payload, a.payload_out.as_deref())?;
     render::dsse_verify(&verified, a.json, a.payload_out.as_deref())
 }
 

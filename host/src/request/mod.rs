@@ -43,7 +43,9 @@ pub use keys::{
 };
 pub use lifecycle::{key_destroy, key_promote, key_retire, key_rotate, key_versions};
 pub use sign::{DsseSign, KeySpec, Sign, dsse_sign, record_event, sign};
-pub use verify::{DsseVerify, GivenKey, PublicKeySpec, TrustSpec, Verify, dsse_verify, hash, key_type, verify};
+pub use verify::{
+    DsseVerify, GivenKey, PayloadOut, PublicKeySpec, TrustSpec, Verify, dsse_verify, hash, key_type, verify,
+};
 
 use crate::audit::{AuditError, AuditLog};
 use crate::config::Config;

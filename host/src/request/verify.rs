@@ -193,6 +193,20 @@ pub struct DsseVerify {
     pub format: SigFormat,
     /// A payload limit below the configured one (the CLI's `--max-payload-mib`).
     pub max_payload: Option<usize>,
+    /// What becomes of the payload once verified.
+    pub payload: PayloadOut,
+}
+
+/// What becomes of a verified envelope's payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadOut {
+    /// Decoded into the answer (the server's JSON carries it).
+    Answer,
+    /// Nowhere.
+    Omit,
+    /// Decoded into this file as it is written (a temporary file renamed into place, never
+    /// through a symlink), never held whole: a local front end's `--payload-out`.
+    File(PathBuf),
 }
 
 impl DsseVerify {
@@ -227,6 +241,7 @@ impl DsseVerify {
             threshold: req.threshold.unwrap_or(1),
             format: super::sig_format(req.signature_format.as_deref())?,
             max_payload: None,
+            payload: PayloadOut::Answer,
         })
     }
 }
@@ -296,13 +311,30 @@ fn dsse_verify_one(ctx: &Context<'_>, req: DsseVerify) -> Result<DsseVerifyRespo
         return Err(RequestError::Invalid("the threshold must be at least 1".into()));
     }
     let limit = req.max_payload.unwrap_or(ctx.config.max_payload);
-    let envelope = dsse::Envelope::parse(&req.envelope, limit, ctx.config.max_signatures)?;
+    if matches!(req.payload, PayloadOut::File(_)) && !ctx.gate.local_files() {
+        return Err(RequestError::Invalid(
+            "a server never writes a client's paths: the payload comes in the answer".into(),
+        ));
+    }
+    // The payload stays base64 in the envelope's bytes: hashed as it is decoded, decoded whole
+    // only for an answer that carries it (or an algorithm that signs whole messages).
+    let envelope = dsse::EncodedEnvelope::parse(&req.envelope, limit, ctx.config.max_signatures)?;
     let (keys, refused_anchors) = trusted(ctx, req.trust)?;
-    let result = dsse::verify(&ctx.host.registry, &envelope, &keys, req.threshold, req.format)?;
+    let result = dsse::verify_encoded(&ctx.host.registry, &envelope, &keys, req.threshold, req.format)?;
+    let payload = match (&req.payload, result.valid) {
+        (PayloadOut::Answer, true) => Some(envelope.payload.decode()),
+        (PayloadOut::File(path), true) => {
+            crate::fsio::replace_atomic_with(path, 0o644, |w| {
+                std::io::copy(&mut envelope.payload.reader(), w).map(|_| ())
+            })?;
+            None
+        }
+        _ => None,
+    };
     Ok(DsseVerifyResponse {
         valid: result.valid,
         payload_type: result.payload_type,
-        payload: result.valid.then_some(result.payload),
+        payload,
         verified_fingerprints: result.verified_fingerprints,
         verified_by: result.verified_by,
         threshold: result.threshold,

@@ -4,8 +4,6 @@
 use std::collections::HashMap;
 use std::io::Cursor;
 
-use serde_json::Value;
-
 use crate::alg;
 use crate::audit::{AuditInput, HashedBy};
 use crate::error::RegistryError;
@@ -16,12 +14,20 @@ pub use crate::trust::{TrustedKey, fingerprint};
 
 pub use crate::config::{DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_SIGNATURES};
 
+mod encoded;
+pub use encoded::{Base64Text, EncodedEnvelope};
+
 /// Pre-Authentication Encoding.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
-    out.extend_from_slice(format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len()).as_bytes());
+    let mut out = pae_prefix(payload_type, payload.len());
+    out.reserve_exact(payload.len());
     out.extend_from_slice(payload);
     out
+}
+
+/// The PAE up to the payload: `DSSEv1 len(type) type len(body) `.
+fn pae_prefix(payload_type: &str, payload_len: usize) -> Vec<u8> {
+    format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload_len).into_bytes()
 }
 
 /// A DSSE signature: `keyid` is an unauthenticated hint.
@@ -88,50 +94,13 @@ fn b64(field: &str, text: &str) -> Result<Vec<u8>, DsseError> {
 
 impl Envelope {
     /// Parses envelope JSON. Unknown fields are ignored; `payload`, `payloadType` and
-    /// `signatures` are required; base64 may be standard or URL-safe, padded or not.
+    /// `signatures` are required, each once; base64 may be standard or URL-safe, padded or not.
     ///
     /// # Errors
     /// Not JSON, a required field missing or of the wrong type, bad base64, a payload over
     /// `max_payload` (checked before decoding), or more than `max_signatures` signatures.
     pub fn parse(bytes: &[u8], max_payload: usize, max_signatures: usize) -> Result<Envelope, DsseError> {
-        // Base64 is 4/3 of the payload: refuse oversized input before parsing it.
-        let ceiling = max_payload / 3 * 4 + 64 * 1024;
-        if bytes.len() > ceiling {
-            return Err(DsseError::TooLarge { size: bytes.len() / 4 * 3, limit: max_payload });
-        }
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| DsseError::NotJson(e.to_string()))?;
-        let obj = v.as_object().ok_or_else(|| DsseError::Malformed("top level is not an object".into()))?;
-        let text = |k: &str| -> Result<&str, DsseError> {
-            obj.get(k)
-                .ok_or_else(|| DsseError::Malformed(format!("missing field {k:?}")))?
-                .as_str()
-                .ok_or_else(|| DsseError::Malformed(format!("field {k:?} is not a string")))
-        };
-        let payload = b64("payload", text("payload")?)?;
-        if payload.len() > max_payload {
-            return Err(DsseError::TooLarge { size: payload.len(), limit: max_payload });
-        }
-        let payload_type = text("payloadType")?.to_string();
-        let sigs = obj
-            .get("signatures")
-            .ok_or_else(|| DsseError::Malformed("missing field \"signatures\"".into()))?
-            .as_array()
-            .ok_or_else(|| DsseError::Malformed("field \"signatures\" is not an array".into()))?;
-        // Every signature may cost a verification under every trusted key: the count is
-        // bounded before any is decoded.
-        if sigs.len() > max_signatures {
-            return Err(DsseError::TooManySignatures { count: sigs.len(), limit: max_signatures });
-        }
-        let mut signatures = Vec::new();
-        for (i, s) in sigs.iter().enumerate() {
-            let sig = s
-                .get("sig")
-                .and_then(Value::as_str)
-                .ok_or_else(|| DsseError::Malformed(format!("signatures[{i}] has no \"sig\" string")))?;
-            let keyid = s.get("keyid").and_then(Value::as_str).unwrap_or_default().to_string();
-            signatures.push(Signature { keyid, sig: b64(&format!("signatures[{i}].sig"), sig)? });
-        }
-        Ok(Envelope { payload, payload_type, signatures })
+        EncodedEnvelope::parse(bytes, max_payload, max_signatures).map(EncodedEnvelope::decode)
     }
 
     /// The envelope as JSON (standard, padded base64): the wire schema's envelope, pretty.
@@ -156,8 +125,6 @@ impl From<Envelope> for Wire {
 #[derive(Debug)]
 pub struct Verification {
     pub payload_type: String,
-    /// Exactly the verified payload bytes (only meaningful when `valid`).
-    pub payload: Vec<u8>,
     /// The distinct keys (by SPKI fingerprint) with a valid signature, by name.
     pub verified_by: Vec<String>,
     /// Their fingerprints, in the same order.
@@ -168,10 +135,28 @@ pub struct Verification {
     pub notes: Vec<String>,
 }
 
-/// Hashes `data` through a hashing provider, streamed (a 64 MiB PAE never enters a guest whole).
-fn digest_streamed(registry: &Registry, hash: &str, data: &[u8]) -> Result<(Vec<u8>, HashedBy), DsseError> {
+/// The PAE a signature covers: whole in memory (signing, a bundle's small manifest), or its
+/// prefix and the payload's base64, decoded as it is read (verifying an envelope).
+#[derive(Clone, Copy)]
+enum Pae<'a> {
+    Whole(&'a [u8]),
+    Encoded { prefix: &'a [u8], body: &'a Base64Text<'a> },
+}
+
+impl<'a> Pae<'a> {
+    fn reader(self) -> Box<dyn std::io::Read + 'a> {
+        match self {
+            Pae::Whole(p) => Box::new(Cursor::new(p)),
+            Pae::Encoded { prefix, body } => Box::new(std::io::Read::chain(prefix, body.reader())),
+        }
+    }
+}
+
+/// Hashes the PAE through a hashing provider, streamed (a 64 MiB PAE never enters a guest
+/// whole, nor the host decoded).
+fn digest_streamed(registry: &Registry, hash: &str, pae: Pae<'_>) -> Result<(Vec<u8>, HashedBy), DsseError> {
     registry
-        .serve(Capability::Hashing, hash, |p, a| p.digest_reader(a, &mut Cursor::new(data)))
+        .serve(Capability::Hashing, hash, |p, a| p.digest_reader(a, &mut pae.reader()))
         .map(|s| (s.value, HashedBy::of(s.provider.as_ref())))
         .map_err(DsseError::Hashing)
 }
@@ -180,21 +165,32 @@ fn digest_streamed(registry: &Registry, hash: &str, data: &[u8]) -> Result<(Vec<
 /// digest.
 struct PaeInputs<'a> {
     registry: &'a Registry,
-    pae: &'a [u8],
+    pae: Pae<'a>,
     digests: HashMap<&'static str, (Vec<u8>, HashedBy)>,
+    /// The whole PAE of an encoded envelope, decoded once an algorithm needs it whole.
+    whole: Option<Vec<u8>>,
 }
 
 impl<'a> PaeInputs<'a> {
-    fn new(registry: &'a Registry, pae: &'a [u8]) -> Self {
-        PaeInputs { registry, pae, digests: HashMap::new() }
+    fn new(registry: &'a Registry, pae: Pae<'a>) -> Self {
+        PaeInputs { registry, pae, digests: HashMap::new(), whole: None }
     }
 
     fn prepare(&mut self, algorithm: &str) -> Result<(), DsseError> {
-        if let Some(h) = alg::signature_hash(algorithm)
-            && !self.digests.contains_key(h)
-        {
-            let d = digest_streamed(self.registry, h, self.pae)?;
-            self.digests.insert(h, d);
+        match alg::signature_hash(algorithm) {
+            Some(h) if !self.digests.contains_key(h) => {
+                let d = digest_streamed(self.registry, h, self.pae)?;
+                self.digests.insert(h, d);
+            }
+            Some(_) => {}
+            None => {
+                if let (Pae::Encoded { prefix, body }, None) = (self.pae, &self.whole) {
+                    let mut whole = Vec::with_capacity(prefix.len() + body.len());
+                    whole.extend_from_slice(prefix);
+                    whole.extend_from_slice(&body.decode());
+                    self.whole = Some(whole);
+                }
+            }
         }
         Ok(())
     }
@@ -202,7 +198,11 @@ impl<'a> PaeInputs<'a> {
     fn input(&self, algorithm: &str) -> SignInput<'_> {
         match alg::signature_hash(algorithm).and_then(|h| self.digests.get(h)) {
             Some((d, _)) => SignInput::Digest(d),
-            None => SignInput::Message(self.pae),
+            None => SignInput::Message(match self.pae {
+                Pae::Whole(p) => p,
+                // Prepared for every algorithm before any input is asked for.
+                Pae::Encoded { .. } => self.whole.as_deref().unwrap_or_default(),
+            }),
         }
     }
 
@@ -264,19 +264,49 @@ pub fn verify(
     threshold: usize,
     format: SigFormat,
 ) -> Result<Verification, DsseError> {
-    let keys = distinct_keys(keys)?;
     let pae = pae(&env.payload_type, &env.payload);
-    let mut inputs = PaeInputs::new(registry, &pae);
+    verify_pae(registry, Pae::Whole(&pae), &env.payload_type, &env.signatures, keys, threshold, format)
+}
+
+/// As [`verify`], for an envelope whose payload is still base64: the PAE is hashed as it is
+/// decoded, and the payload is never held decoded (but for EdDSA and ML-DSA, which take it
+/// whole).
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_encoded(
+    registry: &Registry,
+    env: &EncodedEnvelope<'_>,
+    keys: &[TrustedKey],
+    threshold: usize,
+    format: SigFormat,
+) -> Result<Verification, DsseError> {
+    let prefix = env.pae_prefix();
+    let pae = Pae::Encoded { prefix: &prefix, body: &env.payload };
+    verify_pae(registry, pae, &env.payload_type, &env.signatures, keys, threshold, format)
+}
+
+fn verify_pae(
+    registry: &Registry,
+    pae: Pae<'_>,
+    payload_type: &str,
+    signatures: &[Signature],
+    keys: &[TrustedKey],
+    threshold: usize,
+    format: SigFormat,
+) -> Result<Verification, DsseError> {
+    let keys = distinct_keys(keys)?;
+    let mut inputs = PaeInputs::new(registry, pae);
     for k in &keys {
         inputs.prepare(&k.algorithm)?;
     }
     let mut counted: Vec<&TrustedKey> = Vec::new();
     let mut notes = Vec::new();
-    if env.signatures.is_empty() {
+    if signatures.is_empty() {
         notes.push("the envelope has no signatures".into());
     }
     let mut seen: Vec<&[u8]> = Vec::new();
-    for (i, s) in env.signatures.iter().enumerate() {
+    for (i, s) in signatures.iter().enumerate() {
         if seen.contains(&s.sig.as_slice()) {
             notes.push(format!("signature {i} repeats an earlier one; counted once"));
             continue;
@@ -314,8 +344,7 @@ pub fn verify(
         notes.push(format!("{} distinct trusted key(s) verified; the threshold is {threshold}", counted.len()));
     }
     Ok(Verification {
-        payload_type: env.payload_type.clone(),
-        payload: env.payload.clone(),
+        payload_type: payload_type.to_string(),
         verified_by: counted.iter().map(|k| k.name.clone()).collect(),
         verified_fingerprints: counted.iter().map(|k| k.fingerprint.clone()).collect(),
         threshold,
@@ -352,7 +381,7 @@ pub fn sign(
 ) -> Result<(Envelope, Vec<(String, KeyError)>), DsseError> {
     let registry = service.registry();
     let pae = pae(payload_type, payload);
-    let mut inputs = PaeInputs::new(registry, &pae);
+    let mut inputs = PaeInputs::new(registry, Pae::Whole(&pae));
     for s in signers {
         if !alg::is_signature_algorithm(&s.algorithm) {
             return Err(DsseError::UnknownAlgorithm { label: s.label.clone(), algorithm: s.algorithm.clone() });
