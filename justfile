@@ -272,6 +272,13 @@ bench: setup build-guests
     cargo bench -p cryptohost --bench pqc
     cargo bench -p cryptohost --bench jose
 
+# Every benchmark above, OpenSSL's `openssl speed`, and whole processes paired with OpenSSL's by
+# hyperfine (one-shot verify/hash/sign, cold and warm cache, 1 GiB hashed, through `serve`),
+# written to docs/performance.md with the machine, the date, medians, spreads and ratios.
+bench-report: setup build-guests build-all
+    command -v hyperfine >/dev/null || cargo install --locked hyperfine
+    python3 scripts/bench-report.py
+
 # The server beside the same operations in-process: 1, 2 and 8 clients, p50/p99, ratios.
 bench-service: setup build-guests
     cargo bench -p cryptohost --bench service

@@ -64,7 +64,8 @@ fn policy(config: &Config) -> Result<String, String> {
     if config.policy.is_open() {
         return Ok("none: every algorithm the providers offer is allowed".into());
     }
-    crate::load::open(config, crate::load::TrustMode::Pins).map_err(|e| e.to_string())?;
+    crate::load::open_with(config, crate::load::TrustMode::Pins, crate::load::Start::Eager)
+        .map_err(|e| e.to_string())?;
     Ok(config.policy.to_string())
 }
 

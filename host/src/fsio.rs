@@ -76,6 +76,48 @@ pub fn read_bounded_nofollow(path: &Path, limit: u64, what: &str) -> Result<Vec<
     read_open_bounded(path, file, limit, what)
 }
 
+/// The SHA-256 of a file, never through a symlink, checked on its descriptor to be a regular
+/// file within `limit`: read through a small buffer, so hashing a large file maps no memory
+/// for it (what checking a pin costs when the bytes themselves are not needed).
+///
+/// # Errors
+/// A symlink, not a regular file, over `limit`, or a read error.
+pub fn sha256_nofollow(path: &Path, limit: u64, what: &str) -> Result<[u8; 32], FsError> {
+    use sha2::Digest;
+    let file = open_input(path, nofollow()).map_err(|e| {
+        if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            fail(path, format!("{what} is a symlink; refused"))
+        } else {
+            fail(path, format!("cannot read {what}: {e}"))
+        }
+    })?;
+    let meta = file.metadata().map_err(|e| fail(path, format!("cannot stat {what}: {e}")))?;
+    if !meta.is_file() {
+        return Err(fail(path, format!("{what} is not a regular file; refused")));
+    }
+    if meta.len() > limit {
+        return Err(fail(path, format!("{what} is {} bytes, over the limit of {limit} bytes", meta.len())));
+    }
+    let mut hash = sha2::Sha256::new();
+    let mut reader = file.take(limit + 1);
+    let mut buf = [0u8; 64 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(fail(path, format!("cannot read {what}: {e}"))),
+        };
+        total += n as u64;
+        hash.update(&buf[..n]);
+    }
+    if total > limit {
+        return Err(fail(path, format!("{what} grew past the limit of {limit} bytes while being read")));
+    }
+    Ok(hash.finalize().into())
+}
+
 /// Reads an already opened file, after checking on its descriptor that it is a regular file
 /// within `limit`.
 ///

@@ -11,7 +11,7 @@ use crate::error::LoadError;
 use crate::pkcs11::Pkcs11Provider;
 use crate::provider::CryptoProvider;
 use crate::registry::Registry;
-use crate::wasm::{Runtime, Trust};
+use crate::wasm::{Admission, Runtime, Trust};
 
 /// How [`open`] decides which component bytes to trust.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub struct Host {
     pub key_states: Arc<crate::lifecycle::KeyStates>,
     // Providers share the engine through their own handles; the runtime (linker, cache) is
     // kept for as long as the host, for loads to come.
-    _runtime: Runtime,
+    _runtime: Arc<Runtime>,
 }
 
 impl Host {
@@ -54,15 +54,28 @@ impl std::ops::Deref for Host {
 /// A component is missing, does not match its pin (or the manifest in dev mode), is not
 /// a valid provider, or the configuration leaves a provider unpinned outside dev mode.
 pub fn open(config: &Config, trust: TrustMode) -> Result<Host, LoadError> {
-    open_with(config, trust, false)
+    open_with(config, trust, Start::Lazy)
 }
 
-/// As [`open`]; with `pooled`, instance memory comes from wasmtime's pooling allocator, sized
-/// for every provider's whole pool (the long-running server).
+/// When components are compiled and instantiated. Every check (pins, the kit, key prefixes,
+/// roles, the policy) is made at start either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// On the first call that reaches each (a one-shot command uses one, or none), for those
+    /// whose descriptor this host recorded when it last loaded them (`crate::wasm::Admission`).
+    Lazy,
+    /// All at start (`doctor`: every component is run once).
+    Eager,
+    /// All at start, with instance memory from wasmtime's pooling allocator, sized for every
+    /// provider's whole pool (the long-running server).
+    Pooled,
+}
+
+/// As [`open`], starting the components as `start` says.
 ///
 /// # Errors
 /// As [`open`].
-pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host, LoadError> {
+pub fn open_with(config: &Config, trust: TrustMode, start: Start) -> Result<Host, LoadError> {
     // An installed kit is checked whole (bootstrap signature, every file, the publisher's
     // signature over its components) before anything of it, or anything else, is compiled.
     let kit = installed_kit(config)?;
@@ -78,25 +91,26 @@ pub fn open_with(config: &Config, trust: TrustMode, pooled: bool) -> Result<Host
         crate::fsio::trusted(&config.component_dir, "the component directory")
             .map_err(|e| LoadError::Config { path: config.path.clone(), message: e.to_string() })?;
     }
-    let runtime = if pooled {
+    let runtime = Arc::new(if start == Start::Pooled {
         let total: usize = config.providers.iter().map(|p| instances_of(config, p)).sum::<usize>()
             + kit_providers.iter().map(|a| kit_instances(config, a)).sum::<usize>();
         Runtime::pooled(config.limits.clone(), config.cache.clone(), u32::try_from(total).unwrap_or(u32::MAX))?
     } else {
         Runtime::new(config.limits.clone(), config.cache.clone())?
-    };
+    });
+    let lazy = start == Start::Lazy;
     let manifest = match trust {
         TrustMode::Pins => None,
         TrustMode::DevManifest => Some(Manifest::load(&config.component_dir.join("manifest.json"))?),
     };
     let mut loaded = Loaded::default();
     for p in &config.providers {
-        loaded.add(configured(config, &runtime, manifest.as_ref(), kit.as_ref(), p)?, p.key_prefix.clone());
+        loaded.add(configured(config, &runtime, lazy, manifest.as_ref(), kit.as_ref(), p)?, p.key_prefix.clone());
     }
     // The kit's providers: what the config would say comes from the signed manifest; the
     // config may disable one or override its priority.
     for a in kit_providers {
-        loaded.add(from_kit(config, &runtime, kit.as_ref(), a)?, a.entry.provider.key_prefix.clone());
+        loaded.add(from_kit(config, &runtime, lazy, kit.as_ref(), a)?, a.entry.provider.key_prefix.clone());
     }
     // The HSM connects lazily, on its first key operation: verification never needs it.
     if let Some(h) = &config.hsm
@@ -275,7 +289,8 @@ fn trust_of(config: &Config, manifest: Option<&Manifest>, p: &ProviderConfig, fi
 /// kit, and of the world its `role` says.
 fn configured(
     config: &Config,
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
+    lazy: bool,
     manifest: Option<&Manifest>,
     kit: Option<&crate::bundle::kit::InstalledKit>,
     p: &ProviderConfig,
@@ -295,7 +310,9 @@ fn configured(
         });
     }
     let settings = p.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let loaded = runtime.load_pooled(&p.name, &file, &trust, p.priority, settings, instances_of(config, p))?;
+    let admission =
+        Admission::new(&p.name, file.clone(), trust, p.priority, settings).instances(instances_of(config, p));
+    let loaded = runtime.admit(admission, lazy)?;
     if let (Some(role), Some(world)) = (p.role, loaded.descriptor().world)
         && role != world
     {
@@ -310,13 +327,14 @@ fn configured(
             ),
         });
     }
-    Ok(Arc::new(loaded))
+    Ok(loaded)
 }
 
 /// A provider of the installed kit, admitted under the digest its signed manifest lists.
 fn from_kit(
     config: &Config,
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
+    lazy: bool,
     kit: Option<&crate::bundle::kit::InstalledKit>,
     a: &crate::bundle::kit::Admitted,
 ) -> Result<Arc<dyn CryptoProvider>, LoadError> {
@@ -330,14 +348,10 @@ fn from_kit(
     }
     let priority = config.kit.as_ref().and_then(|k| k.priority.get(name).copied()).unwrap_or(a.entry.provider.priority);
     let trust = Trust::Pinned(a.entry.sha256.clone());
-    let mut loaded = runtime.load_pooled(
-        name,
-        &file,
-        &trust,
-        crate::provider::Priority(priority),
-        Vec::new(),
-        kit_instances(config, a),
-    )?;
+    let admission = Admission::new(name, file.clone(), trust, crate::provider::Priority(priority), Vec::new())
+        .instances(kit_instances(config, a))
+        .publisher(&a.publisher);
+    let loaded = runtime.admit(admission, lazy)?;
     if loaded.descriptor().world != Some(a.world) {
         return Err(LoadError::Component {
             file,
@@ -348,8 +362,7 @@ fn from_kit(
             ),
         });
     }
-    loaded.set_publisher(&a.publisher);
-    Ok(Arc::new(loaded))
+    Ok(loaded)
 }
 
 /// The size of a provider's instance pool. A provider that holds keys in its memory

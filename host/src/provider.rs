@@ -25,6 +25,15 @@ pub enum Capability {
 }
 
 impl Capability {
+    /// Every capability.
+    pub const ALL: [Capability; 4] =
+        [Capability::Hashing, Capability::Verification, Capability::Signing, Capability::Encryption];
+
+    /// The capability of a WIT name.
+    pub fn from_name(name: &str) -> Option<Capability> {
+        Capability::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Capability::Hashing => "hashing",

@@ -175,9 +175,11 @@ fn precompiled_cache_is_reused_and_must_be_private() {
     let cached: Vec<_> = fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(cached.len(), 1, "one artifact cached: {cached:?}");
     // Its digest is recorded beside the config, not in the cache.
-    let records: Vec<_> = fs::read_dir(dir.path().join("cache-digests")).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(records.len(), 1, "one digest record: {records:?}");
-    let recorded = fs::read_to_string(&records[0]).unwrap();
+    let all: Vec<_> = fs::read_dir(dir.path().join("cache-digests")).unwrap().map(|e| e.unwrap().path()).collect();
+    let records: Vec<_> = all.iter().filter(|p| p.extension().is_some_and(|e| e == "sha256")).collect();
+    assert_eq!(records.len(), 1, "one digest record: {all:?}");
+    assert_eq!(all.len(), 2, "and one descriptor record: {all:?}");
+    let recorded = fs::read_to_string(records[0]).unwrap();
     assert_eq!(recorded.trim(), hex::encode(sha2_digest(&fs::read(&cached[0]).unwrap())));
     // The second start loads the artifact and serves.
     let registry = cryptohost::load::open(&config, TrustMode::Pins).expect("second start");
@@ -192,6 +194,77 @@ fn precompiled_cache_is_reused_and_must_be_private() {
     fs::set_permissions(dir.path().join("cache-digests"), fs::Permissions::from_mode(0o770)).unwrap();
     let err = cryptohost::load::open(&config, TrustMode::Pins).err().expect("refused").to_string();
     assert!(err.contains("cache digest directory") && err.contains("writable by group or others"), "{err}");
+}
+
+/// After a first start has recorded what a component offers, a one-shot start checks its pin
+/// and routes by the record, and loads it only at its first use; a record that lies (edited to
+/// claim an algorithm) makes that use fault and is replaced; a tampered component is still
+/// refused at start.
+#[test]
+fn components_load_on_first_use_under_their_checked_pins_and_records() {
+    use cryptohost::load::{Start, open_with};
+    let dir = tempfile::tempdir().unwrap();
+    // Its own cache and records (the suite's are shared by tests running at once).
+    let config_text = |components: &std::path::Path| {
+        format!(
+            "component_dir = {:?}\n[cache]\ndir = {:?}\n[native]\nhashing = false\n[[provider]]\nname = \"offline-verification\"\n\
+             component = \"offline-verification.wasm\"\nsha256 = {:?}\npriority = 1\n",
+            components.display().to_string(),
+            dir.path().join("cache").display().to_string(),
+            common::digest_of("offline-verification.wasm")
+        )
+    };
+    let path = dir.path().join("c.toml");
+    fs::write(&path, config_text(&common::components_dir())).unwrap();
+    let config = Config::load(&path).unwrap();
+    let eager = open_with(&config, TrustMode::Pins, Start::Eager).expect("loads");
+    assert_eq!(eager.providers()[0].stats().instances, 1, "loaded at start: its metadata was asked");
+    let described = eager.providers()[0].descriptor().capabilities.clone();
+    drop(eager);
+    let lazy = cryptohost::load::open(&config, TrustMode::Pins).expect("starts");
+    let p = lazy.providers()[0].clone();
+    assert_eq!(p.stats().instances, 0, "not instantiated at start");
+    assert_eq!(format!("{:?}", p.descriptor().capabilities), format!("{described:?}"), "routed by its record");
+    assert_eq!(hex::encode(lazy.digest("SHA-256", b"abc").unwrap().value)[..8], *"ba7816bf");
+    assert_eq!(p.stats().instances, 1, "instantiated by its first use");
+    drop((p, lazy));
+
+    // The record edited to claim an algorithm the component lacks: routed there, the first use
+    // faults naming the mismatch, and the record is replaced by what the component says.
+    let record = fs::read_dir(dir.path().join("cache-digests"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".descriptor.json"))
+        .expect("a descriptor record");
+    let text = fs::read_to_string(&record).unwrap();
+    fs::write(&record, text.replace("\"SHA-256\"", "\"SHA-256\",\"SHA3-256\"")).unwrap();
+    let lazy = cryptohost::load::open(&config, TrustMode::Pins).expect("starts");
+    let err = lazy.digest("SHA-256", b"abc").err().expect("a lying record faults").to_string();
+    assert!(err.contains("describes itself differently"), "{err}");
+    drop(lazy);
+    assert!(!fs::read_to_string(&record).unwrap().contains("SHA3-256"), "the record was replaced");
+    let lazy = cryptohost::load::open(&config, TrustMode::Pins).expect("starts");
+    assert!(lazy.digest("SHA-256", b"abc").is_ok());
+    drop(lazy);
+
+    // A record others could have written is not believed: the component is loaded at start.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&record, fs::Permissions::from_mode(0o666)).unwrap();
+    let started = cryptohost::load::open(&config, TrustMode::Pins).expect("starts");
+    assert_eq!(started.providers()[0].stats().instances, 1, "loaded at start, not by the record");
+    drop(started);
+
+    // The component's bytes changed: refused at start, lazily or not.
+    let comp = dir.path().join("components");
+    fs::create_dir(&comp).unwrap();
+    let mut bytes = fs::read(common::components_dir().join("offline-verification.wasm")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(comp.join("offline-verification.wasm"), &bytes).unwrap();
+    fs::write(&path, config_text(&comp)).unwrap();
+    let err =
+        cryptohost::load::open(&Config::load(&path).unwrap(), TrustMode::Pins).err().expect("refused").to_string();
+    assert!(err.contains("offline-verification.wasm"), "{err}");
 }
 
 /// A runtime with its own cache and digest directories.

@@ -61,7 +61,7 @@ impl Source {
         if let Some(dir) = &self.components {
             config.component_dir = dir.clone();
         }
-        let host = load::open_with(&config, self.trust, true)?;
+        let host = load::open_with(&config, self.trust, load::Start::Pooled)?;
         let audit = Arc::new(AuditLog::open_with(&config.audit_path, &config.audit_options())?);
         let sink = crate::request::Audit::opened(audit.clone());
         Ok(Inner { host, config, audit, sink })

@@ -70,17 +70,44 @@ impl Runtime {
         settings: Vec<(String, String)>,
         instances: usize,
     ) -> Result<WasmProvider, LoadError> {
-        // No symlink at the final component: a link to /etc/shadow must not even be hashed.
-        let bytes = fsio::read_bounded_nofollow(file, file_limits::COMPONENT, "component")
-            .map_err(|e| component_err(file, e.message))?;
-        let actual = sha256_hex(&bytes);
+        let actual = self.check_pin(file, trust)?;
+        self.load_admitted(name, file, &actual, priority, settings, instances)
+    }
+
+    /// The component file's sha256, when it is the one `trust` names: hashed as it is read,
+    /// never through a symlink (a link to /etc/shadow must not even be hashed).
+    ///
+    /// # Errors
+    /// The file cannot be read, or its digest is not the pinned one.
+    pub(super) fn check_pin(&self, file: &Path, trust: &Trust) -> Result<String, LoadError> {
+        let actual = hex::encode(
+            fsio::sha256_nofollow(file, file_limits::COMPONENT, "component")
+                .map_err(|e| component_err(file, e.message))?,
+        );
         let expected = match trust {
             Trust::Pinned(d) | Trust::Manifest(d) => d.to_ascii_lowercase(),
         };
         if actual != expected {
             return Err(LoadError::PinMismatch { file: file.to_path_buf(), expected, actual });
         }
-        let component = self.compile(file, &bytes, &actual)?;
+        Ok(actual)
+    }
+
+    /// As [`Runtime::load_pooled`], for a component whose pin was checked (its sha256 is
+    /// `actual`): compiled (or taken from the cache), linked, instantiated and asked what it
+    /// offers. What it says is recorded beside the cache's digests, for the next start to know
+    /// it without running it.
+    pub(super) fn load_admitted(
+        &self,
+        name: &str,
+        file: &Path,
+        actual: &str,
+        priority: Priority,
+        settings: Vec<(String, String)>,
+        instances: usize,
+    ) -> Result<WasmProvider, LoadError> {
+        let actual = actual.to_string();
+        let component = self.component(file, &actual)?;
 
         let world = self.check_imports_and_world(file, &component)?;
         let instance_pre = self
@@ -118,6 +145,7 @@ impl Runtime {
             settings: Settings(settings),
         };
         provider.ask_metadata(file, world)?;
+        self.record_descriptor(&provider.descriptor);
         Ok(provider)
     }
 }
@@ -191,7 +219,7 @@ pub const MAX_ALGORITHM_NAME: usize = 64;
 
 /// Whether a component's metadata stays within [`MAX_CLAIMS`], [`MAX_INFO_TEXT`] and
 /// [`MAX_ALGORITHM_NAME`]; the refusal in words.
-fn claims_bounded(name: &str, version: &str, lists: &[&[String]]) -> Result<(), String> {
+pub(super) fn claims_bounded(name: &str, version: &str, lists: &[&[String]]) -> Result<(), String> {
     let claimed: usize = lists.iter().map(|l| l.len()).sum();
     if lists.len() > MAX_CLAIMS || claimed > MAX_CLAIMS {
         return Err(format!(

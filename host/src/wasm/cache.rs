@@ -41,6 +41,9 @@ pub fn key(engine: &Engine, component_sha256: &str) -> String {
     hex::encode(h.0.finalize())
 }
 
+/// The largest descriptor record read (a component's claims are bounded well below this).
+const DESCRIPTOR_LIMIT: u64 = 256 << 10;
+
 fn cache_err(path: &Path, message: impl Into<String>) -> LoadError {
     LoadError::Cache { path: path.to_path_buf(), message: message.into() }
 }
@@ -142,6 +145,30 @@ impl NativeCache {
             return None;
         }
         Some(bytes)
+    }
+
+    /// Where the record of what a component reported of itself lives: beside the digests,
+    /// under the config's protection (it decides routing before the component runs).
+    pub fn descriptor_path(&self, key: &str) -> PathBuf {
+        self.digests.join(format!("{key}.descriptor.json"))
+    }
+
+    /// The descriptor record, when there is one this user wrote and no one else could have.
+    pub fn load_descriptor(&self, key: &str) -> Option<Vec<u8>> {
+        match fsio::read_private(&self.descriptor_path(key), DESCRIPTOR_LIMIT, "component descriptor record") {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("{e}; loading the component to ask it");
+                None
+            }
+        }
+    }
+
+    /// Writes a descriptor record atomically; a failure only costs the next start a load.
+    pub fn store_descriptor(&self, key: &str, bytes: &[u8]) {
+        if let Err(e) = fsio::replace_atomic(&self.descriptor_path(key), bytes, 0o600) {
+            log::warn!("could not record a component's descriptor: {e}");
+        }
     }
 
     /// Writes an artifact and then its digest record, each atomically (temp file + rename).

@@ -5,7 +5,9 @@ mod admit;
 mod budget;
 mod cache;
 mod calls;
+mod deferred;
 pub use admit::Inspection;
+pub use deferred::Admission;
 pub mod world;
 
 pub use budget::BudgetExceeded;
@@ -101,9 +103,21 @@ impl EpochTicker {
         let thread = std::thread::Builder::new()
             .name("cryptohost-epoch".into())
             .spawn(move || {
+                let mut next = std::time::Instant::now() + EPOCH_TICK;
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
+                    // Parked, not asleep: a stopping host unparks it at once (a one-shot
+                    // command does not wait out a tick to exit). A wake before the tick is due
+                    // (spurious, or the stop) does not advance the epoch.
+                    let now = std::time::Instant::now();
+                    if now < next {
+                        std::thread::park_timeout(next - now);
+                        continue;
+                    }
                     engine.increment_epoch();
+                    next += EPOCH_TICK;
+                    if next < now {
+                        next = now + EPOCH_TICK;
+                    }
                 }
             })
             .ok();
@@ -115,6 +129,7 @@ impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
@@ -273,15 +288,16 @@ impl Runtime {
         Some((c.artifact_path(&key), c.digest_path(&key)))
     }
 
-    /// Compiles a component, or loads its precompiled artifact from the cache when the
-    /// artifact's bytes match the digest recorded when this host compiled it.
-    fn compile(&self, file: &Path, bytes: &[u8], sha256: &str) -> Result<Component, LoadError> {
+    /// The component whose sha256 is `sha256` (its pin, already checked against the file): its
+    /// precompiled artifact from the cache when the artifact's bytes match the digest recorded
+    /// when this host compiled it (the component file is then not read again), else the file
+    /// read, checked against `sha256` once more (it may have changed since) and compiled.
+    fn component(&self, file: &Path, sha256: &str) -> Result<Component, LoadError> {
         let engine = &self.shared.engine;
-        let compile =
-            || Component::new(engine, bytes).map_err(|e| component_err(file, format!("does not compile: {e}")));
-        let Some(cache) = &self.cache else { return compile() };
-        let key = cache::key(engine, sha256);
-        if let Some(native) = cache.load(&key) {
+        let key = self.cache.as_ref().map(|_| cache::key(engine, sha256));
+        if let (Some(cache), Some(key)) = (&self.cache, &key)
+            && let Some(native) = cache.load(key)
+        {
             // SAFETY: these bytes are native code. They are exactly the bytes whose sha256
             // matched the record this host wrote when it compiled this component (already
             // verified against its pin) under this engine's settings; the record sits outside
@@ -293,10 +309,20 @@ impl Runtime {
                 Err(e) => log::warn!("ignoring unusable cached artifact for {}: {e}", file.display()),
             }
         }
-        let component = compile()?;
-        match component.serialize() {
-            Ok(native) => cache.store(&key, &native),
-            Err(e) => log::warn!("could not serialize {}: {e}", file.display()),
+        // No symlink at the final component: a link to /etc/shadow must not even be hashed.
+        let bytes = fsio::read_bounded_nofollow(file, file_limits::COMPONENT, "component")
+            .map_err(|e| component_err(file, e.message))?;
+        let actual = sha256_hex(&bytes);
+        if actual != sha256 {
+            return Err(LoadError::PinMismatch { file: file.to_path_buf(), expected: sha256.to_string(), actual });
+        }
+        let component =
+            Component::new(engine, &bytes).map_err(|e| component_err(file, format!("does not compile: {e}")))?;
+        if let (Some(cache), Some(key)) = (&self.cache, &key) {
+            match component.serialize() {
+                Ok(native) => cache.store(key, &native),
+                Err(e) => log::warn!("could not serialize {}: {e}", file.display()),
+            }
         }
         Ok(component)
     }
@@ -347,7 +373,7 @@ pub struct WasmProvider {
 }
 
 /// Provider settings, wiped from memory when the provider goes.
-struct Settings(Vec<(String, String)>);
+pub struct Settings(Vec<(String, String)>);
 
 impl Drop for Settings {
     fn drop(&mut self) {
