@@ -86,6 +86,7 @@ def workdir():
             f.write(block)
     for k in ["ec", "rsa"]:
         run(["openssl", "dgst", "-sha256", "-sign", str(d / f"{k}.pem"), "-out", str(d / f"{k}.sig"), str(d / "small.bin")])
+    run(["openssl", "dgst", "-sha256", "-sign", str(d / "ec.pem"), "-out", str(d / "big.sig"), str(d / "big.bin")])
     return d
 
 
@@ -117,6 +118,11 @@ def processes(d):
          f"{ch} sign --key sim:demo --alg ES256 {d}/small.bin --out {d}/sim.sig",
          f"openssl dgst -sha256 -sign {d}/ec.pem -out {d}/o.sig {d}/small.bin", 40),
         ("hash SHA-256, 1 GiB", f"{ch} hash --alg SHA-256 {d}/big.bin", f"openssl dgst -sha256 {d}/big.bin", 5),
+        ("verify ES256, 1 GiB", f"{ch} verify --pub {d}/ec.pub --sig {d}/big.sig {d}/big.bin",
+         f"openssl dgst -sha256 -verify {d}/ec.pub -signature {d}/big.sig {d}/big.bin", 5),
+        ("sign ES256, 1 GiB (cryptohost: simulation key, audited; OpenSSL: key file)",
+         f"{ch} sign --key sim:demo --alg ES256 {d}/big.bin --out {d}/big-sim.sig",
+         f"openssl dgst -sha256 -sign {d}/ec.pem -out {d}/big-o.sig {d}/big.bin", 5),
     ]
     for label, ours, theirs, runs in pairs:
         (m1, s1, lo1, hi1), (m2, s2, lo2, hi2) = hyperfine(d, "pair", [ours, theirs], runs)
