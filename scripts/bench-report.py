@@ -181,10 +181,13 @@ def main():
         sys.exit("bench-report: build first (just build-all)")
     if shutil.which("hyperfine") is None:
         sys.exit("bench-report: hyperfine is missing (cargo install --locked hyperfine)")
+    # `--only NAME...` reruns those benches and keeps the other results of the last run (for a
+    # bench that failed halfway); by default every bench runs afresh.
+    only = sys.argv[sys.argv.index("--only") + 1:] if "--only" in sys.argv else []
     criterion_dir = ROOT / "target/criterion"
-    if criterion_dir.exists():
+    if criterion_dir.exists() and not only:
         shutil.rmtree(criterion_dir)
-    for b in BENCHES:
+    for b in only or BENCHES:
         print(f"bench-report: cargo bench --bench {b}", flush=True)
         subprocess.run(["cargo", "bench", "-p", "cryptohost", "--bench", b, "--", "--noplot"], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL)

@@ -95,7 +95,7 @@ fn fixture() -> Fixture {
          [[provider]]\nname = \"offline-verification\"\ncomponent = \"offline-verification.wasm\"\nsha256 = {:?}\npriority = 100\n\
          [[provider]]\nname = \"simulation\"\ncomponent = \"simulation.wasm\"\nsha256 = {:?}\npriority = 50\nkey_prefix = \"sim\"\nsettings = {{ seed = \"bench\" }}\n\
          [hsm]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\ntokens = [\"bench\"]\npin_env = \"BENCH_PIN\"\npool_size = 2\n\
-         [service]\nlisten = \"unix:{}\"\n[[service.allow]]\nusers = [\"{}\"]\noperations = [\"sign\"]\nkeys = [\"sim:bench-*\", \"{HSM_KEY}\"]\n",
+         [service]\nlisten = \"unix:{}\"\nbody_budget_mib = 1024\n[[service.allow]]\nusers = [\"{}\"]\noperations = [\"sign\"]\nkeys = [\"sim:bench-*\", \"{HSM_KEY}\"]\n",
         components.display().to_string(),
         pin("offline-verification.wasm"),
         pin("simulation.wasm"),
