@@ -66,14 +66,18 @@ pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, FsEr
 /// # Errors
 /// As [`read_bounded`], or the path is a symlink.
 pub fn read_bounded_nofollow(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, FsError> {
-    let file = open_input(path, nofollow()).map_err(|e| {
+    read_open_bounded(path, open_nofollow(path, what)?, limit, what)
+}
+
+/// `path` opened for reading, never through a symlink (refused by name).
+fn open_nofollow(path: &Path, what: &str) -> Result<File, FsError> {
+    open_input(path, nofollow()).map_err(|e| {
         if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
             fail(path, format!("{what} is a symlink; refused"))
         } else {
             fail(path, format!("cannot read {what}: {e}"))
         }
-    })?;
-    read_open_bounded(path, file, limit, what)
+    })
 }
 
 /// The SHA-256 of a file, never through a symlink, checked on its descriptor to be a regular
@@ -84,13 +88,7 @@ pub fn read_bounded_nofollow(path: &Path, limit: u64, what: &str) -> Result<Vec<
 /// A symlink, not a regular file, over `limit`, or a read error.
 pub fn sha256_nofollow(path: &Path, limit: u64, what: &str) -> Result<[u8; 32], FsError> {
     use sha2::Digest;
-    let file = open_input(path, nofollow()).map_err(|e| {
-        if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
-            fail(path, format!("{what} is a symlink; refused"))
-        } else {
-            fail(path, format!("cannot read {what}: {e}"))
-        }
-    })?;
+    let file = open_nofollow(path, what)?;
     let meta = file.metadata().map_err(|e| fail(path, format!("cannot stat {what}: {e}")))?;
     if !meta.is_file() {
         return Err(fail(path, format!("{what} is not a regular file; refused")));
