@@ -74,12 +74,21 @@ impl HashedBy {
     pub fn of(p: &dyn crate::provider::CryptoProvider) -> HashedBy {
         let d = p.descriptor();
         let origin = match &d.origin {
-            crate::provider::Origin::Component { file, sha256, publisher } => {
-                KeyOrigin::Component { component: file.clone(), sha256: sha256.clone(), publisher: publisher.clone() }
-            }
             crate::provider::Origin::Native { module } => KeyOrigin::Native { native: module.clone() },
+            component => component_origin(component),
         };
         HashedBy { provider: d.name.clone(), origin }
+    }
+}
+
+/// A component's origin as an audit line names it (`KeyOrigin::None` for native code, whose
+/// naming depends on what it is: the HSM's token, or the host's own hashing).
+pub fn component_origin(origin: &crate::provider::Origin) -> KeyOrigin {
+    match origin {
+        crate::provider::Origin::Component { file, sha256, publisher } => {
+            KeyOrigin::Component { component: file.clone(), sha256: sha256.clone(), publisher: publisher.clone() }
+        }
+        crate::provider::Origin::Native { .. } => KeyOrigin::None,
     }
 }
 

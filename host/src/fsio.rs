@@ -89,6 +89,19 @@ fn open_nofollow(path: &Path, what: &str) -> Result<File, FsError> {
 pub fn sha256_nofollow(path: &Path, limit: u64, what: &str) -> Result<[u8; 32], FsError> {
     use sha2::Digest;
     let file = open_nofollow(path, what)?;
+    regular_within(path, &file, limit, what)?;
+    let mut hash = sha2::Sha256::new();
+    // `std::io::copy` reads through a small stack buffer.
+    let total = std::io::copy(&mut file.take(limit + 1), &mut hash)
+        .map_err(|e| fail(path, format!("cannot read {what}: {e}")))?;
+    if total > limit {
+        return Err(fail(path, format!("{what} grew past the limit of {limit} bytes while being read")));
+    }
+    Ok(hash.finalize().into())
+}
+
+/// Checks on an open file's descriptor that it is a regular file within `limit`; its size.
+fn regular_within(path: &Path, file: &File, limit: u64, what: &str) -> Result<u64, FsError> {
     let meta = file.metadata().map_err(|e| fail(path, format!("cannot stat {what}: {e}")))?;
     if !meta.is_file() {
         return Err(fail(path, format!("{what} is not a regular file; refused")));
@@ -96,24 +109,7 @@ pub fn sha256_nofollow(path: &Path, limit: u64, what: &str) -> Result<[u8; 32], 
     if meta.len() > limit {
         return Err(fail(path, format!("{what} is {} bytes, over the limit of {limit} bytes", meta.len())));
     }
-    let mut hash = sha2::Sha256::new();
-    let mut reader = file.take(limit + 1);
-    let mut buf = [0u8; 64 << 10];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(fail(path, format!("cannot read {what}: {e}"))),
-        };
-        total += n as u64;
-        hash.update(&buf[..n]);
-    }
-    if total > limit {
-        return Err(fail(path, format!("{what} grew past the limit of {limit} bytes while being read")));
-    }
-    Ok(hash.finalize().into())
+    Ok(meta.len())
 }
 
 /// Reads an already opened file, after checking on its descriptor that it is a regular file
@@ -122,14 +118,8 @@ pub fn sha256_nofollow(path: &Path, limit: u64, what: &str) -> Result<[u8; 32], 
 /// # Errors
 /// Not a regular file, larger than `limit`, or a read error.
 pub fn read_open_bounded(path: &Path, file: File, limit: u64, what: &str) -> Result<Vec<u8>, FsError> {
-    let meta = file.metadata().map_err(|e| fail(path, format!("cannot stat {what}: {e}")))?;
-    if !meta.is_file() {
-        return Err(fail(path, format!("{what} is not a regular file; refused")));
-    }
-    if meta.len() > limit {
-        return Err(fail(path, format!("{what} is {} bytes, over the limit of {limit} bytes", meta.len())));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let len = regular_within(path, &file, limit, what)?;
+    let mut bytes = Vec::with_capacity(len as usize);
     file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| fail(path, format!("cannot read {what}: {e}")))?;
     if bytes.len() as u64 > limit {
         return Err(fail(path, format!("{what} grew past the limit of {limit} bytes while being read")));

@@ -46,7 +46,7 @@ impl<'a> Base64Text<'a> {
             [(&STANDARD_NO_PAD, &STANDARD_NO_PAD), (&URL_SAFE_NO_PAD, &URL_SAFE_NO_PAD)]
         };
         let mut buf = vec![0u8; CHUNK / 4 * 3 + 3];
-        forms.into_iter().find_map(|engines| {
+        let (engines, len) = forms.into_iter().find_map(|engines| {
             let chunks = text.as_bytes().chunks(CHUNK);
             let last = chunks.len().saturating_sub(1);
             let mut len = 0usize;
@@ -54,8 +54,9 @@ impl<'a> Base64Text<'a> {
                 let engine = if i == last { engines.1 } else { engines.0 };
                 len += engine.decode_slice(chunk, &mut buf).ok()?;
             }
-            Some(Base64Text { text: text.clone(), engines, len })
-        })
+            Some((engines, len))
+        })?;
+        Some(Base64Text { text, engines, len })
     }
 
     /// The decoded length.

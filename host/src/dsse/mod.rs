@@ -187,7 +187,8 @@ impl<'a> PaeInputs<'a> {
                 if let (Pae::Encoded { prefix, body }, None) = (self.pae, &self.whole) {
                     let mut whole = Vec::with_capacity(prefix.len() + body.len());
                     whole.extend_from_slice(prefix);
-                    whole.extend_from_slice(&body.decode());
+                    // Decoded straight after the prefix (checked when parsed: cannot fail).
+                    let _ = std::io::Read::read_to_end(&mut body.reader(), &mut whole);
                     self.whole = Some(whole);
                 }
             }

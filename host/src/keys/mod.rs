@@ -113,10 +113,8 @@ pub(crate) struct Versioned {
 /// result (never looked up afterwards, when failover may have moved on).
 fn origin_of(p: &dyn CryptoProvider, device: Option<String>) -> KeyOrigin {
     match &p.descriptor().origin {
-        Origin::Component { file, sha256, publisher } => {
-            KeyOrigin::Component { component: file.clone(), sha256: sha256.clone(), publisher: publisher.clone() }
-        }
         Origin::Native { module } => KeyOrigin::Pkcs11 { pkcs11_module: module.clone(), token_serial: device },
+        component => crate::audit::component_origin(component),
     }
 }
 
