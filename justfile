@@ -224,6 +224,9 @@ test: setup build-guests lint jose-peers
     # wasmtime is compiled once for both (building -p cryptohost alone would compile it again).
     cargo build --release --workspace --all-targets
     cargo test --release --workspace -- --show-output
+    # The guests' verification arithmetic (fastverify), natively: Wycheproof, differential
+    # checks against p256 and rsa, and random inputs. (Through the component: tests/all.)
+    (cd guests && cargo test --release -p fastverify --target-dir "{{justfile_directory()}}/target/guests-native")
     # The CLI suites once more, every command a client can send going through a real server
     # (and, where it can run twice, also locally: the two answers must be the same).
     # --workspace, as above: `-p cryptohost-tests` alone unifies features differently and

@@ -1,5 +1,7 @@
-//! Side by side, in one run: RustCrypto natively, the guest called through wasmtime (verifier
-//! opened once), and the full registry path (ephemeral verifier per call, as the CLI does).
+//! Side by side, in one run: RustCrypto natively, the component's own code (provider-core and
+//! fastverify) natively, the guest called through wasmtime (verifier opened once), and the full
+//! registry path (ephemeral verifier per call, as the CLI does). The sandbox's own cost is
+//! "wasm-guest" over "component code natively".
 //! Needs `just build-guests` first (`just bench` does it).
 
 use std::hint::black_box;
@@ -63,6 +65,13 @@ fn native_verifier(alg: &str, spki: &[u8]) -> NativeVerify {
                 pk.verify(rsa::Pss::<rsa::sha2::Sha256>::new(), &d, s).is_ok()
             })
         }
+        "ES512" => {
+            let vk = p521::ecdsa::VerifyingKey::from_public_key_der(spki).expect("p521 spki");
+            Box::new(move |m, s| {
+                let sig = p521::ecdsa::Signature::from_der(s).expect("der");
+                vk.verify(m, &sig).is_ok()
+            })
+        }
         other => panic!("no native verifier for {other}"),
     }
 }
@@ -71,20 +80,32 @@ mod signature_verify {
     pub use p256::ecdsa::signature::Verifier;
 }
 
+/// The component's own code (provider-core, with fastverify for P-256 and RSA), natively.
+fn component_code_natively(alg: &str, spki: &[u8]) -> NativeVerify {
+    let sig_alg = provider_core::sig_alg(alg).expect("known algorithm");
+    let key = provider_core::keys::PublicKey::from_spki(&sig_alg, spki).expect("spki");
+    Box::new(move |m, s| key.verify_message(&sig_alg, m, s, provider_core::Format::Der).expect("verify"))
+}
+
+/// Verification, each algorithm four ways in one group: the RustCrypto crates natively, the
+/// component's own code natively, the component through wasmtime, and the registry.
 fn bench_verify(c: &mut Criterion) {
     let (_dir, registry) = registry();
     let p = registry.by_name("offline-verification").expect("loaded").clone();
     let msg = b"a 64-byte message, about the size of a DSSE PAE over a small doc.";
-    for alg in ["ES256", "ES384", "PS256", "RS256"] {
+    for alg in ["ES256", "ES384", "ES512", "PS256", "RS256"] {
         let key = p.generate(alg, 2048, false).expect("generate");
         let spki = p.public_key(&key).expect("spki");
         let sig = p.sign(&key, alg, SignInput::Message(msg), SigFormat::Der).expect("sign");
         let native = native_verifier(alg, &spki);
         assert!(native(msg, &sig), "native rejects the guest's signature");
+        let own = component_code_natively(alg, &spki);
+        assert!(own(msg, &sig), "the component's code, natively, rejects the guest's signature");
         let verifier = p.open_verifier(alg, &spki).expect("verifier");
 
         let mut g = c.benchmark_group(format!("verify-{alg}"));
         g.bench_function("native", |b| b.iter(|| assert!(native(black_box(msg), black_box(&sig)))));
+        g.bench_function("component code natively", |b| b.iter(|| assert!(own(black_box(msg), black_box(&sig)))));
         g.bench_function("wasm-guest", |b| {
             b.iter(|| assert!(verifier.verify(SignInput::Message(black_box(msg)), &sig, SigFormat::Der).unwrap()))
         });
@@ -94,6 +115,41 @@ fn bench_verify(c: &mut Criterion) {
                     registry.verify(alg, &spki, SignInput::Message(black_box(msg)), &sig, SigFormat::Der).unwrap();
                 assert!(served.value)
             })
+        });
+        g.finish();
+    }
+}
+
+/// The host's CSPRNG, as the guest's `random-bytes` import gives it (a fresh vector per call).
+fn os_random(len: u32) -> Vec<u8> {
+    let mut v = vec![0u8; len as usize];
+    getrandom::fill(&mut v).expect("OS randomness");
+    v
+}
+
+/// Signing: the component's own code natively against the component through wasmtime, with the
+/// same key (generated in the component as exportable, imported natively from its PKCS#8).
+fn bench_sign(c: &mut Criterion) {
+    let (_dir, registry) = registry();
+    let p = registry.by_name("offline-verification").expect("loaded").clone();
+    let msg = b"a 64-byte message, about the size of a DSSE PAE over a small doc.";
+    for alg in ["ES256", "ES384", "ES512", "PS256", "RS256"] {
+        let key = p.generate(alg, 2048, true).expect("generate");
+        let pkcs8 = p.export_pkcs8(&key).expect("export");
+        let spki = p.public_key(&key).expect("spki");
+        let own = provider_core::keys::PrivateKey::from_pkcs8(&pkcs8).expect("pkcs8");
+        let sig_alg = provider_core::sig_alg(alg).expect("known algorithm");
+        let mut rng = provider_core::rng::HostRng(os_random);
+        let native_sig = own.sign_message(&sig_alg, msg, provider_core::Format::Der, &mut rng).expect("sign");
+        let verify = component_code_natively(alg, &spki);
+        assert!(verify(msg, &native_sig), "the native signature does not verify");
+
+        let mut g = c.benchmark_group(format!("sign-{alg}"));
+        g.bench_function("component code natively", |b| {
+            b.iter(|| own.sign_message(&sig_alg, black_box(msg), provider_core::Format::Der, &mut rng).unwrap())
+        });
+        g.bench_function("wasm-guest", |b| {
+            b.iter(|| p.sign(&key, alg, SignInput::Message(black_box(msg)), SigFormat::Der).unwrap())
         });
         g.finish();
     }
@@ -131,6 +187,6 @@ fn bench_dispatch(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1));
-    targets = bench_verify, bench_sha256, bench_dispatch
+    targets = bench_verify, bench_sign, bench_sha256, bench_dispatch
 }
 criterion_main!(benches);

@@ -1,4 +1,8 @@
 //! Key parsing, signing and verification: the only place that touches the curve and RSA crates.
+//!
+//! Keys are parsed and signatures made with the audited RustCrypto crates. ECDSA P-256 and RSA
+//! signatures are checked with `fastverify`, our own variable-time arithmetic for public data
+//! (verification only: no secret ever reaches it).
 
 use ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use pkcs8::{DecodePrivateKey, EncodePrivateKey};
@@ -19,12 +23,13 @@ const OID_P384: &str = "1.3.132.0.34";
 const OID_P521: &str = "1.3.132.0.35";
 const OID_ED25519: &str = "1.3.101.112";
 
-/// A parsed public key.
+/// A parsed public key. P-256 and RSA keys are held in `fastverify`'s form, validated by the
+/// RustCrypto parsers first.
 pub enum PublicKey {
-    P256(p256::ecdsa::VerifyingKey),
+    P256(fastverify::P256VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
     P521(p521::ecdsa::VerifyingKey),
-    Rsa(RsaPublicKey),
+    Rsa(fastverify::RsaPublicKey),
     Ed25519(ed25519_dalek::VerifyingKey),
 }
 
@@ -101,7 +106,14 @@ impl PublicKey {
                     return Err(wrong(&want));
                 }
                 Ok(match curve {
-                    Curve::P256 => PublicKey::P256(p256::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?),
+                    Curve::P256 => {
+                        let key = p256::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?;
+                        let point = key.to_sec1_point(false);
+                        PublicKey::P256(
+                            fastverify::P256VerifyingKey::from_sec1(point.as_bytes())
+                                .map_err(|e| invalid_key(format!("{found} that does not parse: {e}")))?,
+                        )
+                    }
                     Curve::P384 => PublicKey::P384(p384::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?),
                     Curve::P521 => PublicKey::P521(p521::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?),
                 })
@@ -118,7 +130,14 @@ impl PublicKey {
                 }
                 let key = RsaPublicKey::from_public_key_der(der).map_err(bad)?;
                 check_rsa_bits(rsa_bits(&key))?;
-                Ok(PublicKey::Rsa(key))
+                let fast = fastverify::RsaPublicKey::new(
+                    &key.n_bytes(),
+                    fastverify::exponent_from_be(&key.e_bytes()).unwrap_or(0),
+                )
+                .map_err(|_| {
+                    invalid_key("an RSA key whose public exponent is not odd, at least 3 and at most 64 bits")
+                })?;
+                Ok(PublicKey::Rsa(fast))
             }
         }
     }
@@ -190,7 +209,34 @@ impl PublicKey {
             }};
         }
         match self {
-            PublicKey::P256(vk) => ecdsa_verify!(p256, vk, Curve::P256.field_len()),
+            PublicKey::P256(vk) => {
+                let field = Curve::P256.field_len();
+                let parsed = match format {
+                    SignatureFormat::P1363 => {
+                        if sig.len() != 2 * field {
+                            return Err(invalid_input(format!(
+                                "{} P1363 signature must be {} bytes, got {}",
+                                alg.name,
+                                2 * field,
+                                sig.len()
+                            )));
+                        }
+                        fastverify::parse_p1363(sig)
+                    }
+                    SignatureFormat::Der => {
+                        if sig.is_empty() || sig.len() > 2 * field + 16 {
+                            return Err(invalid_input(format!(
+                                "{} DER signature of {} bytes is impossible (at most {})",
+                                alg.name,
+                                sig.len(),
+                                2 * field + 16
+                            )));
+                        }
+                        fastverify::parse_der(sig)
+                    }
+                };
+                Ok(parsed.is_some_and(|(r, s)| vk.verify_prehash(digest, &r, &s)))
+            }
             PublicKey::P384(vk) => ecdsa_verify!(p384, vk, Curve::P384.field_len()),
             PublicKey::P521(vk) => ecdsa_verify!(p521, vk, Curve::P521.field_len()),
             PublicKey::Ed25519(_) => Err(invalid_input("EdDSA verifies whole messages, not digests")),
@@ -200,20 +246,22 @@ impl PublicKey {
                         "{} signature must be {} bytes for this {}-bit key, got {}",
                         alg.name,
                         key.size(),
-                        rsa_bits(key),
+                        key.bits(),
                         sig.len()
                     )));
                 }
-                let result = match alg.scheme {
-                    Scheme::RsaPkcs1v15 => key.verify(pkcs1v15_scheme(alg.hash), digest, sig),
-                    Scheme::RsaPss => match alg.hash {
-                        Hash::Sha256 => key.verify(Pss::<rsa::sha2::Sha256>::new(), digest, sig),
-                        Hash::Sha384 => key.verify(Pss::<rsa::sha2::Sha384>::new(), digest, sig),
-                        Hash::Sha512 => key.verify(Pss::<rsa::sha2::Sha512>::new(), digest, sig),
-                    },
-                    Scheme::Ecdsa(_) | Scheme::EdDsa => return Ok(false),
+                let hash = match alg.hash {
+                    Hash::Sha256 => fastverify::HashAlg::Sha256,
+                    Hash::Sha384 => fastverify::HashAlg::Sha384,
+                    Hash::Sha512 => fastverify::HashAlg::Sha512,
                 };
-                Ok(result.is_ok())
+                Ok(match alg.scheme {
+                    Scheme::RsaPkcs1v15 => key.verify_pkcs1v15(hash, digest, sig),
+                    // JOSE PS256/384/512 (RFC 7518 section 3.5): MGF1 with the same hash and a
+                    // salt as long as the digest.
+                    Scheme::RsaPss => key.verify_pss(hash, digest, sig, hash.output_len()),
+                    Scheme::Ecdsa(_) | Scheme::EdDsa => false,
+                })
             }
         }
     }

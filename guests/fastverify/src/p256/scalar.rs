@@ -1,0 +1,265 @@
+//! Arithmetic modulo the P-256 group order n — only what ECDSA verification needs.
+//!
+//! **Variable time.** Verification only; all inputs are public.
+//!
+//! Values are four little-endian `u64` limbs. Multiplication is Montgomery (`R = 2^256`) with
+//! the generic word-by-word reduction: each round picks `m = t0·(-n⁻¹) mod 2^64` so that
+//! `t + m·n` is divisible by `2^64`. The one inversion per signature (of `s`) uses Fermat's
+//! little theorem, `s⁻¹ = s^(n-2)`, with a fixed 4-bit window over the public exponent.
+//!
+//! The trick used by [`verify_scalars`]: if `w = s⁻¹·R` is the Montgomery form of `s⁻¹`, then
+//! the Montgomery product of a *plain* integer `e` with `w` is `e·s⁻¹·R·R⁻¹ = e·s⁻¹` already in
+//! plain form, so `u1` and `u2` need no conversion back.
+//!
+//! The inversion of `s` uses the binary extended Euclidean algorithm ([`invert_vartime`]):
+//! about 4x fewer instructions than Fermat's `s^(n-2)`, and its data-dependent branches are
+//! harmless here because `s` is public.
+
+use super::field::{add4, lt4, sub4};
+
+/// The group order n, little-endian limbs.
+pub const N: [u64; 4] = [0xf3b9_cac2_fc63_2551, 0xbce6_faad_a717_9e84, 0xffff_ffff_ffff_ffff, 0xffff_ffff_0000_0000];
+
+/// `-n⁻¹ mod 2^64`, by Newton iteration at compile time (each step doubles the good bits).
+const N0_INV: u64 = {
+    let mut x: u64 = 1; // n⁻¹ correct to 1 bit (n is odd)
+    let mut i = 0;
+    while i < 6 {
+        x = x.wrapping_mul(2u64.wrapping_sub(N[0].wrapping_mul(x)));
+        i += 1;
+    }
+    x.wrapping_neg()
+};
+
+/// Given `v + hi·2^256 < 2n`, returns `v` reduced into `[0, n)`.
+#[inline(always)]
+const fn reduce_once(v: [u64; 4], hi: u64) -> [u64; 4] {
+    let (d, borrow) = sub4(&v, &N);
+    if hi == 0 && borrow == 1 { v } else { d }
+}
+
+/// `2^512 mod n` at compile time.
+const R2: [u64; 4] = {
+    let mut v = [1u64, 0, 0, 0];
+    let mut i = 0;
+    while i < 512 {
+        let (d, c) = add4(&v, &v);
+        v = reduce_once(d, c);
+        i += 1;
+    }
+    v
+};
+
+/// Montgomery product `a·b·2^-256 mod n` for `a, b < n` (CIOS: multiply and reduce per word).
+#[inline]
+pub const fn mont_mul(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
+    // t holds 4 limbs plus two carry limbs.
+    let mut t = [0u64; 6];
+    let mut i = 0;
+    while i < 4 {
+        let mut carry = 0u64;
+        let mut j = 0;
+        while j < 4 {
+            let s = a[j] as u128 * b[i] as u128 + t[j] as u128 + carry as u128;
+            t[j] = s as u64;
+            carry = (s >> 64) as u64;
+            j += 1;
+        }
+        let s = t[4] as u128 + carry as u128;
+        t[4] = s as u64;
+        t[5] = (s >> 64) as u64;
+
+        let m = t[0].wrapping_mul(N0_INV);
+        let s = m as u128 * N[0] as u128 + t[0] as u128; // low word becomes 0
+        let mut carry = (s >> 64) as u64;
+        let mut j = 1;
+        while j < 4 {
+            let s = m as u128 * N[j] as u128 + t[j] as u128 + carry as u128;
+            t[j - 1] = s as u64;
+            carry = (s >> 64) as u64;
+            j += 1;
+        }
+        let s = t[4] as u128 + carry as u128;
+        t[3] = s as u64;
+        t[4] = t[5] + (s >> 64) as u64;
+        i += 1;
+    }
+    reduce_once([t[0], t[1], t[2], t[3]], t[4])
+}
+
+/// Converts a value below n into Montgomery form.
+#[inline]
+pub const fn to_mont(a: &[u64; 4]) -> [u64; 4] {
+    mont_mul(a, &R2)
+}
+
+/// `a^(n-2)` in Montgomery form (the inverse of a nonzero `a`), 4-bit fixed window.
+pub fn invert_mont(a: &[u64; 4]) -> [u64; 4] {
+    let e = sub4(&N, &[2, 0, 0, 0]).0;
+    // table[i] = a^i (Montgomery form), i in 0..16
+    let one = to_mont(&[1, 0, 0, 0]);
+    let mut table = [one; 16];
+    let mut i = 1;
+    while i < 16 {
+        table[i] = mont_mul(&table[i - 1], a);
+        i += 1;
+    }
+    let mut acc = one;
+    let mut nib = 64;
+    while nib > 0 {
+        nib -= 1;
+        acc = mont_mul(&acc, &acc);
+        acc = mont_mul(&acc, &acc);
+        acc = mont_mul(&acc, &acc);
+        acc = mont_mul(&acc, &acc);
+        let d = ((e[nib / 16] >> ((nib % 16) * 4)) & 0xf) as usize;
+        if d != 0 {
+            acc = mont_mul(&acc, &table[d]);
+        }
+    }
+    acc
+}
+
+/// `2^256 mod n` (= `2^256 - n`, as `n > 2^255`): the Montgomery form of 1.
+const R_MOD_N: [u64; 4] = sub4(&[0; 4], &N).0;
+
+/// `x·2^-k mod n` for `x < n` and any `k`: in steps of at most 63 bits, add the multiple
+/// `m·n` (`m = x·(-n⁻¹) mod 2^s`) that makes `x` divisible by `2^s`, then shift. The result
+/// stays below n because `(x + m·n) / 2^s < (n + (2^s - 1)·n) / 2^s = n`.
+fn halve_k(x: &mut [u64; 4], mut k: u32) {
+    while k > 0 {
+        let s = k.min(63);
+        let m = x[0].wrapping_mul(N0_INV) & ((1u64 << s) - 1);
+        let mut t = [0u64; 5];
+        let mut carry = 0u64;
+        for j in 0..4 {
+            let v = m as u128 * N[j] as u128 + x[j] as u128 + carry as u128;
+            t[j] = v as u64;
+            carry = (v >> 64) as u64;
+        }
+        t[4] = carry;
+        for j in 0..4 {
+            x[j] = (t[j] >> s) | (t[j + 1] << (64 - s));
+        }
+        k -= s;
+    }
+}
+
+/// Shifts the even nonzero `u` right until it is odd, dividing `x` by the same power of two.
+fn make_odd(u: &mut [u64; 4], x: &mut [u64; 4]) {
+    let tz = if u[0] != 0 {
+        u[0].trailing_zeros()
+    } else if u[1] != 0 {
+        64 + u[1].trailing_zeros()
+    } else if u[2] != 0 {
+        128 + u[2].trailing_zeros()
+    } else {
+        192 + u[3].trailing_zeros()
+    };
+    if tz == 0 {
+        return;
+    }
+    let (limbs, bits) = ((tz / 64) as usize, tz % 64);
+    let mut out = [0u64; 4];
+    for j in 0..4 - limbs {
+        let lo = u[j + limbs] >> bits;
+        let hi = if bits > 0 && j + limbs + 1 < 4 { u[j + limbs + 1] << (64 - bits) } else { 0 };
+        out[j] = lo | hi;
+    }
+    *u = out;
+    halve_k(x, tz);
+}
+
+/// `a - b mod n` for `a, b < n`.
+#[inline(always)]
+fn sub_mod(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
+    let (d, borrow) = sub4(a, b);
+    if borrow == 1 { add4(&d, &N).0 } else { d }
+}
+
+/// `a⁻¹·R mod n` (the Montgomery form of the inverse) for `0 < a < n`, by the binary extended
+/// Euclidean algorithm. Invariants: `x1·a ≡ R·u` and `x2·a ≡ R·v (mod n)`; `u` and `v` are
+/// made odd, then the smaller is subtracted from the larger, until `u = v = gcd = 1`.
+/// Returns 0 for `a = 0`.
+pub fn invert_vartime(a: &[u64; 4]) -> [u64; 4] {
+    if (a[0] | a[1] | a[2] | a[3]) == 0 {
+        return [0; 4];
+    }
+    let (mut u, mut v) = (*a, N);
+    let (mut x1, mut x2) = (R_MOD_N, [0u64; 4]);
+    loop {
+        make_odd(&mut u, &mut x1);
+        // v is odd here: it starts as n and is only ever replaced by an odd value.
+        let (d, borrow) = sub4(&u, &v);
+        if borrow == 0 {
+            if (d[0] | d[1] | d[2] | d[3]) == 0 {
+                return x1; // u == v == 1 since gcd(a, n) = 1
+            }
+            u = d;
+            x1 = sub_mod(&x1, &x2);
+        } else {
+            // v - u is even; swap roles so that the even value is always u.
+            v = sub4(&v, &u).0;
+            x2 = sub_mod(&x2, &x1);
+            core::mem::swap(&mut u, &mut v);
+            core::mem::swap(&mut x1, &mut x2);
+        }
+    }
+}
+
+/// Parses a 32-byte big-endian scalar and accepts it only if `0 < v < n`.
+pub fn nonzero_below_n(bytes: &[u8; 32]) -> Option<[u64; 4]> {
+    let v = super::field::limbs_from_be(bytes);
+    let zero = (v[0] | v[1] | v[2] | v[3]) == 0;
+    if !zero && lt4(&v, &N) { Some(v) } else { None }
+}
+
+/// The ECDSA message representative `e`: the leftmost 256 bits of the digest as an integer
+/// (shorter digests are taken whole, i.e. left-padded), reduced modulo n. Since the integer is
+/// below `2^256 < 2n`, one conditional subtraction suffices.
+pub fn digest_to_scalar(digest: &[u8]) -> [u64; 4] {
+    let mut buf = [0u8; 32];
+    let take = digest.len().min(32);
+    buf[32 - take..].copy_from_slice(&digest[..take]);
+    reduce_once(super::field::limbs_from_be(&buf), 0)
+}
+
+/// Computes `(u1, u2) = (e·s⁻¹ mod n, r·s⁻¹ mod n)` as plain integers.
+pub fn verify_scalars(e: &[u64; 4], r: &[u64; 4], s: &[u64; 4]) -> ([u64; 4], [u64; 4]) {
+    let w = invert_vartime(s); // s⁻¹·R
+    (mont_mul(e, &w), mont_mul(r, &w))
+}
+
+/// `a + b` as a 256-bit integer with carry-out (used for the `r + n` candidate).
+pub const fn add_n(a: &[u64; 4]) -> ([u64; 4], u64) {
+    add4(a, &N)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inverse_and_products() {
+        assert_eq!(N0_INV.wrapping_mul(N[0]), u64::MAX); // -1 mod 2^64
+        let one = [1u64, 0, 0, 0];
+        for a in [[2u64, 0, 0, 0], [0x1234, 5, 6, 7], sub4(&N, &one).0] {
+            let w = invert_mont(&to_mont(&a));
+            assert_eq!(mont_mul(&a, &w), one);
+            assert_eq!(invert_vartime(&a), w);
+            let (u1, u2) = verify_scalars(&a, &one, &a);
+            assert_eq!(u1, one);
+            assert_eq!(mont_mul(&to_mont(&u2), &a), one);
+        }
+        // n - 1 squared is 1.
+        let m1 = sub4(&N, &one).0;
+        assert_eq!(mont_mul(&to_mont(&m1), &m1), one);
+        // Digest handling: a 32-byte all-ones digest reduces below n.
+        assert_eq!(digest_to_scalar(&[0xff; 32]), sub4(&[u64::MAX; 4], &N).0);
+        assert_eq!(digest_to_scalar(&[0x01, 0x02]), [0x0102, 0, 0, 0]);
+        let mut long = [0u8; 64];
+        long[31] = 5;
+        long[63] = 9;
+        assert_eq!(digest_to_scalar(&long), [5, 0, 0, 0]);
+    }
+}
