@@ -35,6 +35,12 @@ struct Fixture {
     signed: Child,
     signed_socket: PathBuf,
     host: Host,
+    /// The server's config with an audit log of its own (`inproc-audit.jsonl`, same disk), for
+    /// signing through the request layer in this process.
+    config: Config,
+    audit: cryptohost::request::Audit,
+    /// A file on the same disk for the `fdatasync` floor.
+    floor: std::fs::File,
     /// (algorithm, SPKI DER, PEM, signature over MESSAGE)
     keys: Vec<(String, Vec<u8>, String, Vec<u8>)>,
 }
@@ -104,7 +110,15 @@ fn fixture() -> Fixture {
     );
     let path = dir.path().join("cryptohost.toml");
     std::fs::write(&path, &text).expect("config");
-    let host = cryptohost::load::open(&Config::load(&path).expect("config"), TrustMode::Pins).expect("load");
+    let mut config = Config::load(&path).expect("config");
+    let host = cryptohost::load::open(&config, TrustMode::Pins).expect("load");
+    config.audit_path = dir.path().join("inproc-audit.jsonl");
+    let audit = cryptohost::request::Audit::at(config.audit_path.clone(), config.audit_options());
+    let floor = std::fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(dir.path().join("fdatasync-floor"))
+        .expect("floor file");
     host.hsm().expect("hsm").named_key(HSM_KEY, "ES256", 0, true).expect("an ES256 key on the token");
     // The server gets the module to itself until the key exists.
     host.hsm().expect("hsm").disconnect();
@@ -155,7 +169,7 @@ fn fixture() -> Fixture {
             (alg.to_string(), spki, pem, sig)
         })
         .collect();
-    Fixture { _dir: dir, server, socket, signed, signed_socket, host, keys }
+    Fixture { _dir: dir, server, socket, signed, signed_socket, host, config, audit, floor, keys }
 }
 
 /// One request of each kind through the client.
@@ -258,6 +272,7 @@ fn bench(c: &mut Criterion) {
     }
     audit_checkpoints(c, &f, &big);
     latency(&f, &big);
+    sign_parts(&f);
 }
 
 /// What the signed checkpoints cost a sign through the server: the same sign against the two
@@ -380,6 +395,77 @@ fn latency(f: &Arc<Fixture>, big: &[u8]) {
             added(aep),
         );
     }
+}
+
+/// One sign through the request layer in this process: the server's path without HTTP, JSON
+/// and the hop to the blocking pool (the gate allows all, the audit line is written and synced).
+fn request_layer_sign(f: &Fixture) {
+    let req = SignRequest {
+        key: Some("sim:bench-es256".into()),
+        algorithm: Some("ES256".into()),
+        data: Some(MESSAGE.to_vec()),
+        signature_format: Some("der".into()),
+        ..Default::default()
+    };
+    let ctx = cryptohost::request::Context::new(&f.host, &f.config, &f.audit, &cryptohost::request::Allow);
+    let sign = cryptohost::request::Sign::from_wire(&req).expect("request");
+    cryptohost::request::sign(&ctx, sign).expect("sign");
+}
+
+/// The disk's floor for a synced audit line: a 300-byte append and `fdatasync`.
+fn fdatasync_floor(f: &Fixture) {
+    use std::io::Write;
+    let mut file = &f.floor;
+    file.write_all(&[b'x'; 300]).expect("append");
+    file.sync_data().expect("fdatasync");
+}
+
+/// Where a sign's time goes at one client, each part paired in time with the one below it:
+/// the provider call, the request layer with its synced audit line, the disk's `fdatasync`
+/// floor, an HTTP round trip that does no work, and the sign through the server.
+fn sign_parts(f: &Arc<Fixture>) {
+    let client = Client::new(&f.socket);
+    type Series<'a> = (&'static str, Box<dyn Fn() + 'a>);
+    let series: [Series<'_>; 5] = [
+        ("provider sign (in-process)", Box::new(|| local(f, "sign ES256 (simulation)", &[]))),
+        ("request layer + synced audit line", Box::new(|| request_layer_sign(f))),
+        ("fdatasync of a 300-byte append", Box::new(|| fdatasync_floor(f))),
+        ("server: health (no work)", Box::new(|| drop(client.health().expect("health")))),
+        ("server: sign", Box::new(|| remote(&client, f, "sign ES256 (simulation)", &[]))),
+    ];
+    let mut all: [Vec<Duration>; 5] = Default::default();
+    let mut round_p50: [Vec<i64>; 5] = Default::default();
+    for _ in 0..ROUNDS {
+        for (i, (_, op)) in series.iter().enumerate() {
+            let mut v: Vec<Duration> = (0..BLOCK)
+                .map(|_| {
+                    let t = Instant::now();
+                    op();
+                    t.elapsed()
+                })
+                .collect();
+            round_p50[i].push(p50(&mut v).as_nanos() as i64);
+            all[i].extend(v);
+        }
+    }
+    let median_us = |mut d: Vec<i64>| {
+        d.sort();
+        d[d.len() / 2] as f64 / 1000.0
+    };
+    // The median over rounds of (this block's p50 - that block's p50): paired in time.
+    let diff = |a: usize, b: usize| median_us(round_p50[a].iter().zip(&round_p50[b]).map(|(x, y)| x - y).collect());
+    println!("\nsign ES256 (simulation) at 1 client, by part ({ROUNDS} rounds of {BLOCK}, interleaved):");
+    for (i, (name, _)) in series.iter().enumerate() {
+        println!("  {name:<36} p50 {:>8.1?} p99 {:>8.1?}", p50(&mut all[i]), p99(&mut all[i]));
+    }
+    println!(
+        "  the audit line adds {:.0} us over the provider call (the fdatasync alone: {:.0} us); \
+         the server adds {:.0} us over the request layer (an HTTP round trip alone: {:.0} us)",
+        diff(1, 0),
+        median_us(round_p50[2].clone()),
+        diff(4, 1),
+        median_us(round_p50[3].clone()),
+    );
 }
 
 /// A bare Unix-socket echo on its own thread: each 8-byte request names how many nanoseconds

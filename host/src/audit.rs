@@ -1,6 +1,7 @@
 //! The audit log: one JSON line per use of a private or secret key, written and flushed to disk
 //! before the result is returned. If the line cannot be written, the operation fails.
 
+mod edge;
 mod journal;
 pub mod tlog;
 pub mod verify;

@@ -37,6 +37,8 @@ pub(super) struct Log {
     /// The tree of the file's first `offset` bytes.
     tree: Tree,
     offset: u64,
+    /// The offset of the edge record this process started from (0: none; see `edge`).
+    recorded: u64,
     /// Checkpoints every this many lines (0: none).
     every: u64,
     /// The size at which the next checkpoint is due.
@@ -45,6 +47,18 @@ pub(super) struct Log {
     due: Option<(u64, Hash)>,
     /// What callers may read without waiting for the lock a sync holds.
     hints: std::sync::Arc<Hints>,
+}
+
+impl Drop for Log {
+    /// Leaves the edge record for the next open, once the log has grown enough since the one
+    /// this process read, and only if the path still names this file (not after a rotation).
+    fn drop(&mut self) {
+        if self.offset >= self.recorded.saturating_add(super::edge::REFRESH_BYTES)
+            && matches!(self.unless_rotated(), Ok(Some(_)))
+        {
+            super::edge::save(&self.path, &self.file, &self.tree, self.offset);
+        }
+    }
 }
 
 /// Read without the log's lock (which a batch holds through its sync): whether a checkpoint
@@ -68,6 +82,10 @@ impl Log {
     ) -> std::io::Result<Log> {
         let mut log = Log::empty(path, file, every, genesis, hints);
         lock(&log.file)?;
+        // Only the lines after the edge record (when it holds for this file) are read.
+        if let Some((tree, offset)) = super::edge::load(path, &log.file) {
+            (log.tree, log.offset, log.recorded) = (tree, offset, offset);
+        }
         let opened = log.catch_up().and_then(|()| {
             log.next_mark = next_mark(log.tree.size(), every);
             // A new log starts with its genesis line (under the lock: one writer makes it).
@@ -95,6 +113,7 @@ impl Log {
             genesis,
             tree: Tree::new(),
             offset: 0,
+            recorded: 0,
             every,
             next_mark: 0,
             due: None,
@@ -118,12 +137,19 @@ impl Log {
 
     /// Whether another writer renamed the file away (a rotation): the path is another file now.
     fn rotated_away(&self) -> std::io::Result<bool> {
+        Ok(self.unless_rotated()?.is_none())
+    }
+
+    /// The open file's metadata, or `None` if another writer renamed it away (a rotation: the
+    /// path is another file now). Under the lock this is the file's state for the whole batch.
+    fn unless_rotated(&self) -> std::io::Result<Option<std::fs::Metadata>> {
         let here = self.file.metadata()?;
-        Ok(match std::fs::symlink_metadata(&self.path) {
+        let moved = match std::fs::symlink_metadata(&self.path) {
             Ok(there) => there.ino() != here.ino() || there.dev() != here.dev(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(e) => return Err(e),
-        })
+        };
+        Ok(if moved { None } else { Some(here) })
     }
 
     /// The file at the log's path now (after another writer's rotation).
@@ -185,8 +211,17 @@ impl Log {
     /// it is cut off, but only if it could be one line; more bytes than that without a newline
     /// are no log this host wrote, and are refused, never cut.
     fn catch_up(&mut self) -> std::io::Result<()> {
-        use sha2::Digest as _;
         let len = self.file.metadata()?.len();
+        self.catch_up_to(len)
+    }
+
+    /// As [`Log::catch_up`], the file being `len` bytes long (from a metadata taken under the
+    /// lock). Afterwards the file is exactly `offset` bytes long.
+    fn catch_up_to(&mut self, len: u64) -> std::io::Result<()> {
+        use sha2::Digest as _;
+        if len == self.offset {
+            return Ok(());
+        }
         if len < self.offset {
             return Err(std::io::Error::other(format!(
                 "the log is {len} bytes, shorter than the {} this process has seen: it was truncated or replaced \
@@ -231,6 +266,12 @@ impl Log {
             self.file.sync_data()?;
         }
         Ok(())
+    }
+
+    /// Writes `lines` as one batch (tests: the journal's own path, without a journal).
+    #[cfg(test)]
+    pub(super) fn append_for_tests(&mut self, lines: &[u8]) -> std::io::Result<()> {
+        write_whole(self, lines)
     }
 
     /// The tree's size and root now.
@@ -364,26 +405,40 @@ impl Journal {
 fn write_whole(log: &mut Log, lines: &[u8]) -> std::io::Result<()> {
     lock(&log.file)?;
     // Another writer rotated the log: the lines go to the new file.
-    match log.rotated_away() {
-        Ok(false) => {}
-        Ok(true) => {
+    let meta = match log.unless_rotated() {
+        Ok(Some(meta)) => meta,
+        Ok(None) => {
             unlock(&log.file);
             log.reopen()?;
             lock(&log.file)?;
+            match log.file.metadata() {
+                Ok(meta) => meta,
+                Err(e) => {
+                    unlock(&log.file);
+                    return Err(e);
+                }
+            }
         }
         Err(e) => {
             unlock(&log.file);
             return Err(e);
         }
-    }
-    let written = write_locked(log, lines);
+    };
+    let written = write_locked_as(log, &meta, lines);
     unlock(&log.file);
     written
 }
 
 fn write_locked(log: &mut Log, lines: &[u8]) -> std::io::Result<()> {
-    log.catch_up()?;
-    write_batch(&mut log.file, lines)?;
+    let meta = log.file.metadata()?;
+    write_locked_as(log, &meta, lines)
+}
+
+/// Catches up and writes a batch, `meta` being the open file's metadata taken under the lock
+/// (one `fstat` per batch).
+fn write_locked_as(log: &mut Log, meta: &std::fs::Metadata, lines: &[u8]) -> std::io::Result<()> {
+    log.catch_up_to(meta.len())?;
+    write_batch(&mut log.file, meta, log.offset, lines)?;
     let body = lines.strip_suffix(b"\n").unwrap_or(lines);
     for line in body.split(|&b| b == b'\n').filter(|_| !lines.is_empty()) {
         log.tree.push(merkle::leaf_hash(line)).map_err(std::io::Error::other)?;
@@ -398,8 +453,9 @@ fn write_locked(log: &mut Log, lines: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_batch(f: &mut File, lines: &[u8]) -> std::io::Result<()> {
-    let meta = f.metadata()?;
+/// Appends and syncs `lines` to `f`, which `meta` describes and which is `before` bytes long
+/// (caught up, under the lock).
+fn write_batch(f: &mut File, meta: &std::fs::Metadata, before: u64, lines: &[u8]) -> std::io::Result<()> {
     // The open log is checked before every batch: lines written to a deleted file, or to one
     // anybody may now edit, would be a record nobody can rely on (fail closed, and say why).
     if meta.nlink() == 0 {
@@ -413,7 +469,6 @@ fn write_batch(f: &mut File, lines: &[u8]) -> std::io::Result<()> {
             meta.mode() & 0o7777
         )));
     }
-    let before = meta.len();
     let written = f.write_all(lines).and_then(|()| f.sync_data());
     if let Err(e) = written {
         if let Err(cut) = f.set_len(before).and_then(|()| f.sync_data()) {
