@@ -6,19 +6,19 @@
 //! (for `e = 65537`: 16 squarings and 1 multiplication), instead of a constant-time window.
 //! Never use this code with a private exponent.
 //!
-//! Arithmetic is crypto-bigint's heap-allocated Montgomery form (`BoxedMontyForm`), driven
-//! through its allocation-free multiplier (which has a dedicated squaring for 2048-bit
-//! moduli).
+//! Arithmetic is our own variable-time Montgomery multiplication and squaring on `u64` limbs
+//! ([`monty`]); crypto-bigint only computes `R² mod n` when a key is built.
 
 mod hash;
+#[doc(hidden)]
+pub mod monty;
 mod pkcs1v15;
 mod pss;
 
 pub use hash::HashAlg;
 
 use crate::Error;
-use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
-use crypto_bigint::{BoxedUint, MontyForm, MontyMultiplier, Odd};
+use monty::Modulus;
 
 /// Smallest modulus accepted, in bits. Callers should enforce their own (higher) policy.
 pub const MIN_MODULUS_BITS: u32 = 1024;
@@ -28,7 +28,7 @@ pub const MAX_MODULUS_BITS: u32 = 16384;
 /// A validated RSA public key with its Montgomery parameters precomputed.
 #[derive(Clone, Debug)]
 pub struct RsaPublicKey {
-    params: BoxedMontyParams,
+    modulus: Modulus,
     e: u64,
     /// Modulus length in bytes (`k` in RFC 8017).
     k: usize,
@@ -63,10 +63,9 @@ impl RsaPublicKey {
         if bits < MIN_MODULUS_BITS {
             return Err(Error::ModulusTooSmall);
         }
-        let n = BoxedUint::from_be_slice_vartime(digits);
-        let n: Option<Odd<BoxedUint>> = Odd::new(n).into();
-        let n = n.ok_or(Error::InvalidModulus)?;
-        Ok(RsaPublicKey { params: BoxedMontyParams::new_vartime(n), e, k: digits.len(), bits })
+        let n = monty::limbs_from_be(digits, digits.len().div_ceil(8));
+        let modulus = Modulus::new(n).ok_or(Error::InvalidModulus)?;
+        Ok(RsaPublicKey { modulus, e, k: digits.len(), bits })
     }
 
     /// Like [`RsaPublicKey::new`] with a big-endian exponent.
@@ -90,32 +89,12 @@ impl RsaPublicKey {
         if sig.len() != self.k {
             return Err(Error::SignatureLength);
         }
-        let precision = self.params.bits_precision();
-        let s = BoxedUint::from_be_slice(sig, precision).map_err(|_| Error::SignatureLength)?;
-        if s >= *self.params.modulus().as_ref() {
+        let s = monty::limbs_from_be(sig, self.modulus.limbs());
+        if !self.modulus.is_reduced(&s) {
             return Err(Error::SignatureOutOfRange);
         }
-        // acc = s·R (Montgomery form of s), then square-and-multiply over the bits of e. The
-        // last multiplication by s is done with the *plain* s (wrapped as if it were a
-        // Montgomery value): MontMul(x·R, s) = x·s, which leaves the result in plain form and
-        // saves the final conversion out of Montgomery form. (e is odd, so its last bit is 1.)
-        let plain_s = BoxedMontyForm::from_montgomery(s.clone(), &self.params);
-        let base = BoxedMontyForm::new(s, &self.params);
-        let mut acc = base.clone();
-        let mut mm = <BoxedMontyForm as MontyForm>::Multiplier::from(&self.params);
-        let top = 63 - self.e.leading_zeros();
-        for i in (1..top).rev() {
-            mm.square_assign(&mut acc);
-            if (self.e >> i) & 1 == 1 {
-                mm.mul_assign(&mut acc, &base);
-            }
-        }
-        mm.square_assign(&mut acc);
-        mm.mul_assign(&mut acc, &plain_s);
-        let m = acc.as_montgomery().to_be_bytes();
-        // m < n, so all but the last k bytes of the limb-rounded encoding are zero.
-        let skip = m.len().checked_sub(self.k).ok_or(Error::SignatureLength)?;
-        Ok(m[skip..].to_vec())
+        // m = s^e mod n < n < 256^k, so k bytes hold it.
+        Ok(monty::limbs_to_be(&self.modulus.pow_u64(&s, self.e), self.k))
     }
 
     /// RSASSA-PKCS1-v1_5 verification of a precomputed digest (RFC 8017 §8.2.2).

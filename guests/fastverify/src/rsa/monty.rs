@@ -1,0 +1,441 @@
+//! Variable-time Montgomery arithmetic for the RSA public operation (public data only).
+//!
+//! Numbers are little-endian `u64` limbs; `R = 2^(64·N)` for an N-limb modulus. Products are
+//! `u64 × u64 → u128`: with wasm's wide-arithmetic proposal each is one `i64.mul_wide_u` and
+//! each 128-bit addition one `i64.add128`.
+//!
+//! - Multiplication: the full product by rows, two rows per pass over the accumulator, then
+//!   the reduction.
+//! - Squaring: the cross products once, doubled, plus the diagonal, then the reduction.
+//! - Reduction: two rows per pass (the second row's multiplier is known once the first row's
+//!   second word is), which halves the loads and stores of the 2N-limb accumulator; inner
+//!   loops are unrolled by 8, since in wasm every loop header is also an epoch check.
+//! - "Almost Montgomery" outputs: every result is only guaranteed to lie in `[0, R)` (it is
+//!   reduced by `n` only when it would not fit in N limbs), which is enough for inputs in
+//!   `[0, R)`; [`Modulus::pow_u64`] reduces fully at the end.
+//! - The common sizes (1024, 1536, 2048, 3072, 4096 bits) use fixed-size arrays so that LLVM
+//!   knows every length (no bounds checks, unrolled inner loops); any other size uses the
+//!   same kernels on slices.
+//!
+//! **Never use with secret data**: the running time depends on the values.
+
+use crypto_bigint::modular::BoxedMontyParams;
+use crypto_bigint::{BoxedUint, Odd};
+
+/// An odd modulus with its Montgomery constants.
+#[derive(Clone, Debug)]
+pub struct Modulus {
+    /// The modulus, little-endian limbs, top limb nonzero.
+    n: Vec<u64>,
+    /// `-n^-1 mod 2^64`.
+    n0: u64,
+    /// `R^2 mod n`.
+    r2: Vec<u64>,
+}
+
+#[inline(always)]
+fn mulw(a: u64, b: u64) -> u128 {
+    a as u128 * b as u128
+}
+
+/// `-n^-1 mod 2^64` for odd `n` (Newton iteration: each step doubles the correct bits).
+fn neg_inv(n: u64) -> u64 {
+    let mut x = n; // correct to 3 bits for odd n
+    for _ in 0..5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(n.wrapping_mul(x)));
+    }
+    x.wrapping_neg()
+}
+
+/// Big-endian bytes to `limbs` little-endian limbs (the value must fit).
+pub fn limbs_from_be(bytes: &[u8], limbs: usize) -> Vec<u64> {
+    let mut out = vec![0u64; limbs];
+    for (k, chunk) in bytes.rchunks(8).enumerate().take(limbs) {
+        out[k] = chunk.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64);
+    }
+    out
+}
+
+/// The low `len` bytes of a little-endian limb vector, big-endian.
+pub fn limbs_to_be(limbs: &[u64], len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    for (k, byte) in out.iter_mut().rev().enumerate() {
+        if let Some(limb) = limbs.get(k / 8) {
+            *byte = (limb >> (8 * (k % 8))) as u8;
+        }
+    }
+    out
+}
+
+/// `a >= b` for equal-length limb slices.
+#[inline(always)]
+fn geq(a: &[u64], b: &[u64]) -> bool {
+    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
+        if x != y {
+            return x > y;
+        }
+    }
+    true
+}
+
+/// `a -= b` (mod 2^(64·len)).
+#[inline(always)]
+fn sub_assign(a: &mut [u64], b: &[u64]) {
+    let mut borrow = 0u64;
+    for (x, &y) in a.iter_mut().zip(b) {
+        let d = (*x as u128).wrapping_sub(y as u128).wrapping_sub(borrow as u128);
+        *x = d as u64;
+        borrow = (d >> 127) as u64;
+    }
+}
+
+/// One step of a multiply-accumulate row: `t + a·b + c` → (low word, carry).
+#[inline(always)]
+fn mac(t: u64, a: u64, b: u64, c: u64) -> (u64, u64) {
+    let s = mulw(a, b) + t as u128 + c as u128;
+    (s as u64, (s >> 64) as u64)
+}
+
+/// `t[..a.len()] += a·b + c`; returns the carry word. Unrolled by 4 (fewer loop headers:
+/// each one costs a bounds/epoch check in wasm).
+#[inline(always)]
+fn mac_row(t: &mut [u64], a: &[u64], b: u64, mut c: u64) -> u64 {
+    let t = &mut t[..a.len()];
+    let mut tc = t.chunks_exact_mut(4);
+    let mut ac = a.chunks_exact(4);
+    for (tt, aa) in (&mut tc).zip(&mut ac) {
+        (tt[0], c) = mac(tt[0], aa[0], b, c);
+        (tt[1], c) = mac(tt[1], aa[1], b, c);
+        (tt[2], c) = mac(tt[2], aa[2], b, c);
+        (tt[3], c) = mac(tt[3], aa[3], b, c);
+    }
+    for (x, &y) in tc.into_remainder().iter_mut().zip(ac.remainder()) {
+        (*x, c) = mac(*x, y, b, c);
+    }
+    c
+}
+
+/// `t[..len+1] += b0·a + b1·a·2^64` for `len = a.len()`, where the caller has already
+/// accounted for position 0 (`c0` is row 0's carry into position 1, `c1` row 1's carry out of
+/// position 1 — i.e. the sweep starts at position 2). Returns the two rows' carries out of
+/// position `len` (row 0 has nothing there but its carry; row 1 its last product).
+#[inline(always)]
+fn mac_row2(t: &mut [u64], a: &[u64], b0: u64, b1: u64, mut c0: u64, mut c1: u64) -> (u64, u64) {
+    let len = a.len();
+    // Position p (2 <= p < len): t[p] + a[p]·b0 + c0, then + a[p-1]·b1 + c1.
+    let t = &mut t[2..len];
+    let a_hi = &a[2..len];
+    let a_lo = &a[1..len - 1];
+    let mut tc = t.chunks_exact_mut(8);
+    let mut hc = a_hi.chunks_exact(8);
+    let mut lc = a_lo.chunks_exact(8);
+    for ((tt, h), l) in (&mut tc).zip(&mut hc).zip(&mut lc) {
+        for k in 0..8 {
+            let (x, y) = mac(tt[k], h[k], b0, c0);
+            (tt[k], c1) = mac(x, l[k], b1, c1);
+            c0 = y;
+        }
+    }
+    for ((x, &h), &l) in tc.into_remainder().iter_mut().zip(hc.remainder()).zip(lc.remainder()) {
+        let (v, y) = mac(*x, h, b0, c0);
+        (*x, c1) = mac(v, l, b1, c1);
+        c0 = y;
+    }
+    (c0, c1)
+}
+
+/// `out = a·b·R^-1` up to a multiple of n, `out < R` (for `a, b < R`). `t`: 2N limbs of
+/// scratch. Product by rows (two rows per sweep, unrolled by 8), then [`redc_kernel`].
+#[inline(always)]
+fn mul_kernel(a: &[u64], b: &[u64], n: &[u64], n0: u64, t: &mut [u64], out: &mut [u64]) {
+    let len = n.len();
+    let (a, b, t) = (&a[..len], &b[..len], &mut t[..2 * len]);
+    t[..len].fill(0);
+    let mut i = 0;
+    while i + 1 < len {
+        let (b0, b1) = (b[i], b[i + 1]);
+        let row = &mut t[i..];
+        let (lo, c0) = mac(row[0], a[0], b0, 0);
+        row[0] = lo;
+        let (x, c0) = mac(row[1], a[1], b0, c0);
+        let (lo, c1) = mac(x, a[0], b1, 0);
+        row[1] = lo;
+        let (c0, c1) = mac_row2(row, a, b0, b1, c0, c1);
+        // Position len: row 0's carry (the word there is still zero) plus row 1's last product.
+        let (lo, c1) = mac(c0, a[len - 1], b1, c1);
+        row[len] = lo;
+        row[len + 1] = c1;
+        i += 2;
+    }
+    if i < len {
+        let c = mac_row(&mut t[i..], a, b[i], 0);
+        t[i + len] = c;
+    }
+    redc_kernel(t, n, n0, out);
+}
+
+/// `out = a²·R^-1` up to a multiple of n, `out < R` (for `a < R`). `t`: 2N limbs of scratch.
+#[inline(always)]
+fn sqr_kernel(a: &[u64], n: &[u64], n0: u64, t: &mut [u64], out: &mut [u64]) {
+    let len = n.len();
+    let (a, t, out) = (&a[..len], &mut t[..2 * len], &mut out[..len]);
+    // Cross products a[i]·a[j], i < j: row i adds a[i]·a[i+1..] at t[2i+1..].
+    t[..len + 1].fill(0);
+    t[2 * len - 1] = 0;
+    for i in 0..len - 1 {
+        let c = mac_row(&mut t[2 * i + 1..], &a[i + 1..], a[i], 0);
+        t[i + len] = c;
+    }
+    // Double and add the squares a[i]².
+    let mut shifted_out = 0u64;
+    let mut c = 0u64;
+    for (tt, &ai) in t.chunks_exact_mut(2).zip(a) {
+        let sq = mulw(ai, ai);
+        let (lo, hi) = (tt[0], tt[1]);
+        let dlo = (lo << 1) | shifted_out;
+        let dhi = (hi << 1) | (lo >> 63);
+        shifted_out = hi >> 63;
+        let s = dlo as u128 + (sq as u64) as u128 + c as u128;
+        tt[0] = s as u64;
+        let s = dhi as u128 + (sq >> 64) + (s >> 64);
+        tt[1] = s as u64;
+        c = (s >> 64) as u64;
+    }
+    redc_kernel(t, n, n0, out);
+}
+
+/// Montgomery reduction of a 2N-limb `t < R²`: `out = t·R^-1` up to a multiple of n,
+/// `out < R`. Destroys `t`.
+#[inline(always)]
+fn redc_kernel(t: &mut [u64], n: &[u64], n0: u64, out: &mut [u64]) {
+    let len = n.len();
+    let t = &mut t[..2 * len];
+    let mut extra = 0u64;
+    let mut i = 0;
+    // Two rows per sweep: row i adds m0·n at t[i..], row i+1 adds m1·n at t[i+1..]; m1 is
+    // known once the row-i sum at position i+1 is, so both rows share one pass over t.
+    while i + 1 < len {
+        let row = &mut t[i..];
+        let m0 = row[0].wrapping_mul(n0);
+        let (_, c0) = mac(row[0], m0, n[0], 0);
+        let (t1, c0) = mac(row[1], m0, n[1], c0);
+        let m1 = t1.wrapping_mul(n0);
+        let (_, c1) = mac(t1, m1, n[0], 0);
+        let (c0, c1) = mac_row2(row, n, m0, m1, c0, c1);
+        // Position len: row 0's carry and the pending carry, plus row 1's last product.
+        let s = row[len] as u128 + c0 as u128 + extra as u128;
+        let (lo, c1) = mac(s as u64, m1, n[len - 1], c1);
+        row[len] = lo;
+        // Position len+1: both carries.
+        let s3 = row[len + 1] as u128 + (s >> 64) + c1 as u128;
+        row[len + 1] = s3 as u64;
+        extra = (s3 >> 64) as u64;
+        i += 2;
+    }
+    if i < len {
+        let m = t[i].wrapping_mul(n0);
+        let c = mac_row(&mut t[i..], n, m, 0);
+        let s = t[i + len] as u128 + c as u128 + extra as u128;
+        t[i + len] = s as u64;
+        extra = (s >> 64) as u64;
+    }
+    out.copy_from_slice(&t[len..]);
+    if extra != 0 {
+        sub_assign(out, n);
+    }
+}
+
+/// Fixed-size Montgomery multiplication (`N` known at compile time).
+#[inline(never)]
+fn mul_fixed<const N: usize>(a: &[u64; N], b: &[u64; N], n: &[u64; N], n0: u64) -> [u64; N] {
+    let mut t = [0u64; 128];
+    let mut out = [0u64; N];
+    mul_kernel(a, b, n, n0, &mut t[..2 * N], &mut out);
+    out
+}
+
+/// Fixed-size Montgomery squaring (`N` known at compile time; `N <= 64`).
+#[inline(never)]
+fn sqr_fixed<const N: usize>(a: &[u64; N], n: &[u64; N], n0: u64) -> [u64; N] {
+    let mut t = [0u64; 128];
+    let mut out = [0u64; N];
+    sqr_kernel(a, n, n0, &mut t[..2 * N], &mut out);
+    out
+}
+
+fn pow_fixed<const N: usize>(m: &Modulus, s: &[u64], e: u64) -> Option<Vec<u64>> {
+    let n: &[u64; N] = m.n.as_slice().try_into().ok()?;
+    let r2: &[u64; N] = m.r2.as_slice().try_into().ok()?;
+    let s: &[u64; N] = s.try_into().ok()?;
+    let n0 = m.n0;
+    // base = s·R; then left-to-right square-and-multiply; the last multiplication uses the
+    // plain s, which leaves the result in plain form (MontMul(x·R, s) = x·s).
+    let base = mul_fixed(s, r2, n, n0);
+    let mut acc = base;
+    let top = 63 - e.leading_zeros();
+    for i in (1..top).rev() {
+        acc = sqr_fixed(&acc, n, n0);
+        if (e >> i) & 1 == 1 {
+            acc = mul_fixed(&acc, &base, n, n0);
+        }
+    }
+    if top > 0 {
+        acc = sqr_fixed(&acc, n, n0);
+        acc = mul_fixed(&acc, s, n, n0);
+    } else {
+        acc = *s;
+    }
+    let mut out = acc.to_vec();
+    m.finish(&mut out);
+    Some(out)
+}
+
+impl Modulus {
+    /// The modulus from little-endian limbs; `None` unless it is odd, above 1 and its top
+    /// limb is nonzero.
+    pub fn new(n: Vec<u64>) -> Option<Self> {
+        let len = n.len();
+        if len == 0 || n[0] & 1 == 0 || n[len - 1] == 0 || (len == 1 && n[0] == 1) {
+            return None;
+        }
+        // R^2 mod n through crypto-bigint (setup only), with R = 2^(64·len) explicitly.
+        let be = limbs_to_be(&n, len * 8);
+        let big = BoxedUint::from_be_slice(&be, 64 * len as u32).ok()?;
+        let big: Odd<BoxedUint> = Option::from(Odd::new(big))?;
+        let params = BoxedMontyParams::new_vartime(big);
+        let r2 = limbs_from_be(&params.as_ref().r2().to_be_bytes(), len);
+        Some(Modulus { n0: neg_inv(n[0]), n, r2 })
+    }
+
+    /// Number of limbs N.
+    pub fn limbs(&self) -> usize {
+        self.n.len()
+    }
+
+    /// The modulus limbs.
+    pub fn modulus(&self) -> &[u64] {
+        &self.n
+    }
+
+    /// `R^2 mod n`.
+    pub fn r2(&self) -> &[u64] {
+        &self.r2
+    }
+
+    /// Montgomery product: `a·b·R^-1 mod n`, as a value in `[0, R)` (not necessarily below n).
+    /// Inputs: N limbs each, any value below R.
+    pub fn mul(&self, a: &[u64], b: &[u64]) -> Vec<u64> {
+        let mut t = vec![0u64; 2 * self.limbs()];
+        let mut out = vec![0u64; self.limbs()];
+        mul_kernel(a, b, &self.n, self.n0, &mut t, &mut out);
+        out
+    }
+
+    /// Montgomery square: `a²·R^-1 mod n`, as a value in `[0, R)`.
+    pub fn square(&self, a: &[u64]) -> Vec<u64> {
+        let mut t = vec![0u64; 2 * self.limbs()];
+        let mut out = vec![0u64; self.limbs()];
+        sqr_kernel(a, &self.n, self.n0, &mut t, &mut out);
+        out
+    }
+
+    /// Same as [`Modulus::mul`] through the fixed-size code when N is one of the common sizes.
+    pub fn mul_dispatch(&self, a: &[u64], b: &[u64]) -> Vec<u64> {
+        macro_rules! fixed {
+            ($($k:literal)*) => {
+                match self.limbs() {
+                    $($k => {
+                        let (Ok(a), Ok(b), Ok(n)) = (a.try_into(), b.try_into(), self.n.as_slice().try_into()) else {
+                            return self.mul(a, b);
+                        };
+                        mul_fixed::<$k>(a, b, n, self.n0).to_vec()
+                    })*
+                    _ => self.mul(a, b),
+                }
+            };
+        }
+        fixed!(16 24 32 48 64)
+    }
+
+    /// Same as [`Modulus::square`] through the fixed-size code when N is a common size.
+    pub fn square_dispatch(&self, a: &[u64]) -> Vec<u64> {
+        macro_rules! fixed {
+            ($($k:literal)*) => {
+                match self.limbs() {
+                    $($k => {
+                        let (Ok(a), Ok(n)) = (a.try_into(), self.n.as_slice().try_into()) else {
+                            return self.square(a);
+                        };
+                        sqr_fixed::<$k>(a, n, self.n0).to_vec()
+                    })*
+                    _ => self.square(a),
+                }
+            };
+        }
+        fixed!(16 24 32 48 64)
+    }
+
+    /// Fully reduces a value below 2n (one conditional subtraction).
+    fn finish(&self, x: &mut [u64]) {
+        if geq(x, &self.n) {
+            sub_assign(x, &self.n);
+        }
+    }
+
+    /// Fully reduces an N-limb value below a small multiple of n (repeated subtraction).
+    pub fn reduce(&self, x: &mut [u64]) {
+        while geq(x, &self.n) {
+            sub_assign(x, &self.n);
+        }
+    }
+
+    /// `s^e mod n`, fully reduced, for `s < n` (N limbs) and any `e >= 1`.
+    pub fn pow_u64(&self, s: &[u64], e: u64) -> Vec<u64> {
+        if e == 0 {
+            let mut one = vec![0u64; self.limbs()];
+            one[0] = 1;
+            self.reduce(&mut one);
+            return one;
+        }
+        let fixed = match self.limbs() {
+            16 => pow_fixed::<16>(self, s, e),
+            24 => pow_fixed::<24>(self, s, e),
+            32 => pow_fixed::<32>(self, s, e),
+            48 => pow_fixed::<48>(self, s, e),
+            64 => pow_fixed::<64>(self, s, e),
+            _ => None,
+        };
+        if let Some(out) = fixed {
+            return out;
+        }
+        let len = self.limbs();
+        let (n, n0) = (&self.n[..], self.n0);
+        let mut t = vec![0u64; 2 * len];
+        let mut base = vec![0u64; len];
+        mul_kernel(s, &self.r2, n, n0, &mut t, &mut base);
+        let mut acc = base.clone();
+        let mut tmp = vec![0u64; len];
+        let top = 63 - e.leading_zeros();
+        for i in (1..top).rev() {
+            sqr_kernel(&acc, n, n0, &mut t, &mut tmp);
+            if (e >> i) & 1 == 1 {
+                mul_kernel(&tmp, &base, n, n0, &mut t, &mut acc);
+            } else {
+                core::mem::swap(&mut acc, &mut tmp);
+            }
+        }
+        if top > 0 {
+            sqr_kernel(&acc, n, n0, &mut t, &mut tmp);
+            mul_kernel(&tmp, s, n, n0, &mut t, &mut acc);
+        } else {
+            acc.copy_from_slice(&s[..len]);
+        }
+        self.finish(&mut acc);
+        acc
+    }
+
+    /// `x < n` for an N-limb `x`.
+    pub fn is_reduced(&self, x: &[u64]) -> bool {
+        !geq(x, &self.n)
+    }
+}
