@@ -49,7 +49,7 @@ def flags():
 def openssl_speed():
     """Per-second figures from `openssl speed -mr` (machine-readable)."""
     out = {}
-    text = run(["openssl", "speed", "-seconds", "3", "-mr", "ecdsap256", "ecdsap384", "rsa2048"]).stdout
+    text = run(["openssl", "speed", "-seconds", "3", "-mr", "ecdsap256", "ecdsap384", "ecdsap521", "rsa2048"]).stdout
     for line in text.splitlines():
         parts = line.split(":")
         if parts[0] == "+F2" and parts[2] == "2048":
@@ -176,6 +176,38 @@ def fmt_time(seconds):
     return f"{seconds * 1e6:.1f} us"
 
 
+def sandbox_summary(crit, speed):
+    """The sandbox's own cost (the component over its own code compiled natively, in one
+    criterion binary) and verification throughput through the component against OpenSSL."""
+    lines = [
+        "",
+        "## The sandbox's cost and OpenSSL's throughput",
+        "",
+        "\"component code natively\" is the component's own Rust (provider-core with fastverify) built for "
+        "this CPU and called in-process; \"wasm-guest\" is the same code in the component under wasmtime "
+        "(deadline and memory limits on). Throughput against OpenSSL is per second, one core: **higher is "
+        "faster** there.",
+        "",
+        "| operation | component code natively | wasm-guest | sandbox cost | component per second | "
+        "OpenSSL per second | component / OpenSSL |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    openssl = {"verify-ES256": "P-256 verify/s", "verify-ES384": "P-384 verify/s", "verify-ES512": "P-521 verify/s",
+               "verify-RS256": "RSA-2048 verify/s", "verify-PS256": "RSA-2048 verify/s",
+               "sign-ES256": "P-256 sign/s", "sign-ES384": "P-384 sign/s", "sign-ES512": "P-521 sign/s",
+               "sign-RS256": "RSA-2048 sign/s", "sign-PS256": "RSA-2048 sign/s"}
+    for g in ["verify-ES256", "verify-ES384", "verify-ES512", "verify-PS256", "verify-RS256",
+              "sign-ES256", "sign-ES384", "sign-ES512", "sign-PS256", "sign-RS256"]:
+        own, guest = crit.get((g, "component code natively")), crit.get((g, "wasm-guest"))
+        if not own or not guest:
+            continue
+        per = 1e9 / guest[0]
+        peer = speed.get(openssl[g])
+        lines.append(f"| {g} | {fmt_time(own[0] / 1e9)} | {fmt_time(guest[0] / 1e9)} | {guest[0] / own[0]:.2f}x | "
+                     f"{per:,.0f} | {f'{peer:,.0f}' if peer else '-'} | {f'{per / peer:.2f}' if peer else '-'} |")
+    return lines
+
+
 def main():
     if not BIN.exists():
         sys.exit("bench-report: build first (just build-all)")
@@ -220,6 +252,7 @@ def main():
     for label, m1, s1, m2, s2, runs in rows:
         lines.append(f"| {label} | {fmt_time(m1)} ± {fmt_time(s1)} | {fmt_time(m2)} ± {fmt_time(s2)} | "
                      f"{m1 / m2:.2f}x | {runs} |")
+    lines += sandbox_summary(crit, speed)
     lines += [
         "",
         "## OpenSSL's own throughput (`openssl speed -seconds 3`, one core)",
