@@ -114,8 +114,8 @@ check-template: build-all
     mkdir -p "$tmp/repo"
     cp -r wit tools scripts "$tmp/repo/"
     mkdir "$tmp/repo/guests"
-    (cd guests && cp -r Cargo.toml Cargo.lock provider-core "$tmp/repo/guests/")
-    sed -i 's|^members = .*|members = ["provider-core"]|' "$tmp/repo/guests/Cargo.toml"
+    (cd guests && cp -r Cargo.toml Cargo.lock provider-core fastverify "$tmp/repo/guests/")
+    sed -i 's|^members = .*|members = ["fastverify", "provider-core"]|' "$tmp/repo/guests/Cargo.toml"
     for world in verifier signer keystore; do
         bash "$tmp/repo/scripts/new-provider.sh" "template-$world" --world "$world"
     done
