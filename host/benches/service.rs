@@ -313,6 +313,17 @@ fn audit_checkpoints(c: &mut Criterion, f: &Arc<Fixture>, big: &Arc<Vec<u8>>) {
 const ROUNDS: usize = 40;
 const BLOCK: usize = 25;
 
+/// Each of `n` calls of `op`, timed.
+fn timed(n: usize, mut op: impl FnMut()) -> Vec<Duration> {
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            op();
+            t.elapsed()
+        })
+        .collect()
+}
+
 fn p50(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -332,15 +343,7 @@ fn latency(f: &Arc<Fixture>, big: &[u8]) {
     let blocking = Client::new(&f.socket);
     let polling = Client::new(&f.socket).busy_poll(Duration::from_millis(1));
     let echo = Echo::start(&f.socket.with_extension("echo"));
-    let time = |n: usize, mut op: Box<dyn FnMut() + '_>| -> Vec<Duration> {
-        (0..n)
-            .map(|_| {
-                let t = Instant::now();
-                op();
-                t.elapsed()
-            })
-            .collect()
-    };
+    let time = |n: usize, op: Box<dyn FnMut() + '_>| timed(n, op);
     let mut health = Vec::new();
     for _ in 0..ROUNDS {
         health.extend(time(BLOCK, Box::new(|| drop(blocking.health().expect("health")))));
@@ -437,13 +440,7 @@ fn sign_parts(f: &Arc<Fixture>) {
     let mut round_p50: [Vec<i64>; 5] = Default::default();
     for _ in 0..ROUNDS {
         for (i, (_, op)) in series.iter().enumerate() {
-            let mut v: Vec<Duration> = (0..BLOCK)
-                .map(|_| {
-                    let t = Instant::now();
-                    op();
-                    t.elapsed()
-                })
-                .collect();
+            let mut v = timed(BLOCK, op);
             round_p50[i].push(p50(&mut v).as_nanos() as i64);
             all[i].extend(v);
         }

@@ -176,64 +176,20 @@ impl PublicKey {
         check_digest_len(alg, digest)?;
         macro_rules! ecdsa_verify {
             ($curve:ident, $vk:expr, $field:expr) => {{
-                match format {
-                    SignatureFormat::P1363 => {
-                        if sig.len() != 2 * $field {
-                            return Err(invalid_input(format!(
-                                "{} P1363 signature must be {} bytes, got {}",
-                                alg.name,
-                                2 * $field,
-                                sig.len()
-                            )));
-                        }
-                        let Ok(s) = $curve::ecdsa::Signature::from_slice(sig) else {
-                            return Ok(false);
-                        };
-                        Ok($vk.verify_prehash(digest, &s).is_ok())
-                    }
-                    SignatureFormat::Der => {
-                        if sig.is_empty() || sig.len() > 2 * $field + 16 {
-                            return Err(invalid_input(format!(
-                                "{} DER signature of {} bytes is impossible (at most {})",
-                                alg.name,
-                                sig.len(),
-                                2 * $field + 16
-                            )));
-                        }
-                        let Ok(s) = $curve::ecdsa::Signature::from_der(sig) else {
-                            return Ok(false);
-                        };
-                        Ok($vk.verify_prehash(digest, &s).is_ok())
-                    }
-                }
+                check_ecdsa_sig_len(alg, sig, $field, format)?;
+                let parsed = match format {
+                    SignatureFormat::P1363 => $curve::ecdsa::Signature::from_slice(sig),
+                    SignatureFormat::Der => $curve::ecdsa::Signature::from_der(sig),
+                };
+                Ok(parsed.is_ok_and(|s| $vk.verify_prehash(digest, &s).is_ok()))
             }};
         }
         match self {
             PublicKey::P256(vk) => {
-                let field = Curve::P256.field_len();
+                check_ecdsa_sig_len(alg, sig, Curve::P256.field_len(), format)?;
                 let parsed = match format {
-                    SignatureFormat::P1363 => {
-                        if sig.len() != 2 * field {
-                            return Err(invalid_input(format!(
-                                "{} P1363 signature must be {} bytes, got {}",
-                                alg.name,
-                                2 * field,
-                                sig.len()
-                            )));
-                        }
-                        fastverify::parse_p1363(sig)
-                    }
-                    SignatureFormat::Der => {
-                        if sig.is_empty() || sig.len() > 2 * field + 16 {
-                            return Err(invalid_input(format!(
-                                "{} DER signature of {} bytes is impossible (at most {})",
-                                alg.name,
-                                sig.len(),
-                                2 * field + 16
-                            )));
-                        }
-                        fastverify::parse_der(sig)
-                    }
+                    SignatureFormat::P1363 => fastverify::parse_p1363(sig),
+                    SignatureFormat::Der => fastverify::parse_der(sig),
                 };
                 Ok(parsed.is_some_and(|(r, s)| vk.verify_prehash(digest, &r, &s)))
             }
@@ -272,6 +228,23 @@ fn pkcs1v15_scheme(hash: Hash) -> Pkcs1v15Sign {
         Hash::Sha256 => Pkcs1v15Sign::new::<rsa::sha2::Sha256>(),
         Hash::Sha384 => Pkcs1v15Sign::new::<rsa::sha2::Sha384>(),
         Hash::Sha512 => Pkcs1v15Sign::new::<rsa::sha2::Sha512>(),
+    }
+}
+
+/// An ECDSA signature's length, for a curve whose field elements are `field` bytes: exactly
+/// two of them in P1363, at most two plus 16 bytes of DER framing.
+fn check_ecdsa_sig_len(alg: &SigAlg, sig: &[u8], field: usize, format: SignatureFormat) -> Result<(), CryptoError> {
+    match format {
+        SignatureFormat::P1363 if sig.len() != 2 * field => {
+            Err(invalid_input(format!("{} P1363 signature must be {} bytes, got {}", alg.name, 2 * field, sig.len())))
+        }
+        SignatureFormat::Der if sig.is_empty() || sig.len() > 2 * field + 16 => Err(invalid_input(format!(
+            "{} DER signature of {} bytes is impossible (at most {})",
+            alg.name,
+            sig.len(),
+            2 * field + 16
+        ))),
+        _ => Ok(()),
     }
 }
 

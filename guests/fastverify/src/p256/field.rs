@@ -192,17 +192,22 @@ const fn sqr_wide(a: &[u64; 4]) -> [u64; 8] {
     t
 }
 
-/// `2^512 mod p`, computed at compile time by doubling 1 modulo p 512 times.
-const R2: [u64; 4] = {
+/// `2^512 mod m` for a 256-bit odd modulus `m` with its top bit set (p and n here), at compile
+/// time: 1 doubled modulo `m` 512 times. The Montgomery `R^2` of both the field and the scalars.
+pub(crate) const fn r2_mod(m: &[u64; 4]) -> [u64; 4] {
     let mut v = [1u64, 0, 0, 0];
     let mut i = 0;
     while i < 512 {
         let (d, c) = add4(&v, &v);
-        v = reduce_once(d, c);
+        let (e, borrow) = sub4(&d, m);
+        v = if c == 0 && borrow == 1 { d } else { e };
         i += 1;
     }
     v
-};
+}
+
+/// `2^512 mod p`.
+const R2: [u64; 4] = r2_mod(&P);
 
 impl Fp {
     pub const ZERO: Fp = Fp([0; 4]);

@@ -38,17 +38,8 @@ const fn reduce_once(v: [u64; 4], hi: u64) -> [u64; 4] {
     if hi == 0 && borrow == 1 { v } else { d }
 }
 
-/// `2^512 mod n` at compile time.
-const R2: [u64; 4] = {
-    let mut v = [1u64, 0, 0, 0];
-    let mut i = 0;
-    while i < 512 {
-        let (d, c) = add4(&v, &v);
-        v = reduce_once(d, c);
-        i += 1;
-    }
-    v
-};
+/// `2^512 mod n`.
+const R2: [u64; 4] = super::field::r2_mod(&N);
 
 /// Montgomery product `a·b·2^-256 mod n` for `a, b < n` (CIOS: multiply and reduce per word).
 #[inline]
