@@ -15,7 +15,7 @@ pub mod p256;
 pub mod rsa;
 
 pub use p256::der::{parse_der, parse_p1363};
-pub use p256::ecdsa::{P256PreparedKey, P256VerifyingKey};
+pub use p256::ecdsa::{P256PreparedKey, P256Verifier, P256VerifyingKey};
 pub use rsa::{HashAlg, RsaPublicKey, exponent_from_be, rsa_public};
 
 /// Errors from key parsing and the RSA public operation.

@@ -24,9 +24,10 @@ const OID_P521: &str = "1.3.132.0.35";
 const OID_ED25519: &str = "1.3.101.112";
 
 /// A parsed public key. P-256 and RSA keys are held in `fastverify`'s form, validated by the
-/// RustCrypto parsers first.
+/// RustCrypto parsers first. A P-256 key builds its per-key table on its second verification
+/// (an opened verifier reused), so a key verified with once pays nothing for it.
 pub enum PublicKey {
-    P256(fastverify::P256VerifyingKey),
+    P256(fastverify::P256Verifier),
     P384(p384::ecdsa::VerifyingKey),
     P521(p521::ecdsa::VerifyingKey),
     Rsa(fastverify::RsaPublicKey),
@@ -109,10 +110,10 @@ impl PublicKey {
                     Curve::P256 => {
                         let key = p256::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?;
                         let point = key.to_sec1_point(false);
-                        PublicKey::P256(
+                        PublicKey::P256(fastverify::P256Verifier::new(
                             fastverify::P256VerifyingKey::from_sec1(point.as_bytes())
                                 .map_err(|e| invalid_key(format!("{found} that does not parse: {e}")))?,
-                        )
+                        ))
                     }
                     Curve::P384 => PublicKey::P384(p384::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?),
                     Curve::P521 => PublicKey::P521(p521::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?),

@@ -12,6 +12,8 @@
 //! Step 5 avoids the field inversion: with `R = (X, Y, Z)` Jacobian, `x(R) = X/Z²`, and since
 //! `x(R) < p < 2n`, `x(R) mod n == r` iff `X == r·Z²` or (when `r + n < p`) `X == (r+n)·Z²`.
 
+use core::cell::{Cell, OnceCell};
+
 use super::field::{Fp, P, lt4};
 use super::mul::{AffineTable, JacobianTable, PREPARED_WINDOW, QTable, lincomb};
 use super::point::{Affine, Jacobian, curve_rhs};
@@ -22,6 +24,45 @@ use crate::Error;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct P256VerifyingKey {
     q: Affine,
+}
+
+/// A public key that builds its [`P256PreparedKey`] table on its second verification: a key
+/// verified with once pays nothing for a table it would not use, and a key kept to verify many
+/// signatures (an opened verifier) gets the faster path from then on. Single-threaded
+/// (interior mutability without locks), as a component instance is.
+#[derive(Clone, Debug)]
+pub struct P256Verifier {
+    key: P256VerifyingKey,
+    uses: Cell<u8>,
+    prepared: OnceCell<P256PreparedKey>,
+}
+
+impl P256Verifier {
+    pub fn new(key: P256VerifyingKey) -> Self {
+        P256Verifier { key, uses: Cell::new(0), prepared: OnceCell::new() }
+    }
+
+    pub fn key(&self) -> &P256VerifyingKey {
+        &self.key
+    }
+
+    /// True once the table has been built (for tests).
+    pub fn is_prepared(&self) -> bool {
+        self.prepared.get().is_some()
+    }
+
+    /// Same result as [`P256VerifyingKey::verify_prehash`].
+    pub fn verify_prehash(&self, digest: &[u8], r: &[u8; 32], s: &[u8; 32]) -> bool {
+        if let Some(prepared) = self.prepared.get() {
+            return prepared.verify_prehash(digest, r, s);
+        }
+        let uses = self.uses.get().saturating_add(1);
+        self.uses.set(uses);
+        if uses < 2 {
+            return self.key.verify_prehash(digest, r, s);
+        }
+        self.prepared.get_or_init(|| self.key.prepare()).verify_prehash(digest, r, s)
+    }
 }
 
 /// A public key with its width-7 affine table of odd multiples precomputed (about 20–25 µs

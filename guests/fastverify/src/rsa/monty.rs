@@ -6,7 +6,8 @@
 //!
 //! - Multiplication: the full product by rows, two rows per pass over the accumulator, then
 //!   the reduction.
-//! - Squaring: the cross products once, doubled, plus the diagonal, then the reduction.
+//! - Squaring: the cross products once (two rows per pass), doubled, plus the diagonal, then
+//!   the reduction.
 //! - Reduction: two rows per pass (the second row's multiplier is known once the first row's
 //!   second word is), which halves the loads and stores of the 2N-limb accumulator; inner
 //!   loops are unrolled by 8, since in wasm every loop header is also an epoch check.
@@ -179,10 +180,31 @@ fn mul_kernel(a: &[u64], b: &[u64], n: &[u64], n0: u64, t: &mut [u64], out: &mut
 fn sqr_kernel(a: &[u64], n: &[u64], n0: u64, t: &mut [u64], out: &mut [u64]) {
     let len = n.len();
     let (a, t, out) = (&a[..len], &mut t[..2 * len], &mut out[..len]);
-    // Cross products a[i]·a[j], i < j: row i adds a[i]·a[i+1..] at t[2i+1..].
+    // Cross products a[i]·a[j], i < j: row i adds a[i]·a[i+1..] at t[2i+1..]. Rows go in
+    // pairs (i, i+1), one sweep per pair: with `a' = a[i+1..]` and the window `w = t[2i+1..]`,
+    // row i adds a'[p]·a[i] at w[p] and row i+1 adds a'[p-1]·a[i+1] at w[p] for p >= 2 (its
+    // p = 1 term would be the square a[i+1]², which belongs to the diagonal) — the shape of
+    // [`mac_row2`]. Each pair writes its two carry words fresh at w[L], w[L+1].
     t[..len + 1].fill(0);
     t[2 * len - 1] = 0;
-    for i in 0..len - 1 {
+    let mut i = 0;
+    while i + 2 < len {
+        let (b0, b1) = (a[i], a[i + 1]);
+        let ap = &a[i + 1..];
+        let l = ap.len();
+        let w = &mut t[2 * i + 1..];
+        let (lo, c0) = mac(w[0], ap[0], b0, 0);
+        w[0] = lo;
+        let (lo, c0) = mac(w[1], ap[1], b0, c0);
+        w[1] = lo;
+        let (c0, c1) = mac_row2(w, ap, b0, b1, c0, 0);
+        let (lo, c1) = mac(c0, ap[l - 1], b1, c1);
+        w[l] = lo;
+        w[l + 1] = c1;
+        i += 2;
+    }
+    if i + 1 < len {
+        // The last row alone: a[len-2]·a[len-1].
         let c = mac_row(&mut t[2 * i + 1..], &a[i + 1..], a[i], 0);
         t[i + len] = c;
     }
