@@ -80,28 +80,101 @@ fn open_nofollow(path: &Path, what: &str) -> Result<File, FsError> {
     })
 }
 
-/// The SHA-256 of a file, never through a symlink, checked on its descriptor to be a regular
-/// file within `limit`: read through a small buffer, so hashing a large file maps no memory
-/// for it (what checking a pin costs when the bytes themselves are not needed).
+/// What the kernel records of a file's identity and last changes: device, inode, size, and the
+/// modification and status-change times to the nanosecond. Any write, truncation, chmod, chown
+/// or rename of the file moves its ctime, which no unprivileged process can set back; a file
+/// replaced by another has another inode or ctime. So an unchanged stamp means an unchanged
+/// file, with one exception that [`Stamp::settled`] rules out: file times come from a coarse
+/// clock, and a write within the same tick as the change before it leaves them as they were.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+/// How long a file must have been still before its stamp stands for its content: far longer
+/// than any filesystem's timestamp tick.
+const SETTLE_SECS: i64 = 2;
+
+impl Stamp {
+    pub fn of(meta: &fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// One line: `dev ino size mtime_s mtime_ns ctime_s ctime_ns`.
+    pub fn encode(&self) -> String {
+        let Stamp { dev, ino, size, mtime, ctime } = self;
+        format!("{dev} {ino} {size} {} {} {} {}", mtime.0, mtime.1, ctime.0, ctime.1)
+    }
+
+    /// The inverse of [`Stamp::encode`]; `None` for anything else.
+    pub fn parse(line: &str) -> Option<Stamp> {
+        let mut it = line.split(' ');
+        let mut next = || it.next()?.parse::<i64>().ok();
+        let (dev, ino, size) = (next()?, next()?, next()?);
+        let stamp = Stamp {
+            dev: u64::try_from(dev).ok()?,
+            ino: u64::try_from(ino).ok()?,
+            size: u64::try_from(size).ok()?,
+            mtime: (next()?, next()?),
+            ctime: (next()?, next()?),
+        };
+        it.next().is_none().then_some(stamp)
+    }
+
+    /// True when the file's last change (its ctime) is at least [`SETTLE_SECS`] older than
+    /// the clock now: only then can no later write hide inside the same timestamp tick.
+    pub fn settled(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.ctime.0.saturating_add(SETTLE_SECS) < now
+    }
+}
+
+/// `path` opened for reading, never through a symlink, checked on its descriptor to be a
+/// regular file within `limit`; with its stamp.
 ///
 /// # Errors
-/// A symlink, not a regular file, over `limit`, or a read error.
-pub fn sha256_nofollow(path: &Path, limit: u64, what: &str) -> Result<[u8; 32], FsError> {
-    use sha2::Digest;
+/// A symlink, not a regular file, over `limit`, or an open or stat error.
+pub fn open_stamped(path: &Path, limit: u64, what: &str) -> Result<(File, Stamp), FsError> {
     let file = open_nofollow(path, what)?;
-    regular_within(path, &file, limit, what)?;
+    let stamp = Stamp::of(&regular_within(path, &file, limit, what)?);
+    Ok((file, stamp))
+}
+
+/// The SHA-256 of an open file read to its end (at most `limit` bytes), with its stamp taken
+/// after the read: read through a small buffer, so hashing a large file maps no memory for it
+/// (what checking a pin costs when the bytes themselves are not needed).
+///
+/// # Errors
+/// A read error, or the file grew past `limit` while being read.
+pub fn sha256_open(path: &Path, file: File, limit: u64, what: &str) -> Result<([u8; 32], Stamp), FsError> {
+    use sha2::Digest;
     let mut hash = sha2::Sha256::new();
+    let mut reader = file.take(limit + 1);
     // `std::io::copy` reads through a small stack buffer.
-    let total = std::io::copy(&mut file.take(limit + 1), &mut hash)
-        .map_err(|e| fail(path, format!("cannot read {what}: {e}")))?;
+    let total =
+        std::io::copy(&mut reader, &mut hash).map_err(|e| fail(path, format!("cannot read {what}: {e}")))?;
     if total > limit {
         return Err(fail(path, format!("{what} grew past the limit of {limit} bytes while being read")));
     }
-    Ok(hash.finalize().into())
+    let meta = reader.into_inner().metadata().map_err(|e| fail(path, format!("cannot stat {what}: {e}")))?;
+    Ok((hash.finalize().into(), Stamp::of(&meta)))
 }
 
-/// Checks on an open file's descriptor that it is a regular file within `limit`; its size.
-fn regular_within(path: &Path, file: &File, limit: u64, what: &str) -> Result<u64, FsError> {
+/// Checks on an open file's descriptor that it is a regular file within `limit`; its metadata.
+fn regular_within(path: &Path, file: &File, limit: u64, what: &str) -> Result<fs::Metadata, FsError> {
     let meta = file.metadata().map_err(|e| fail(path, format!("cannot stat {what}: {e}")))?;
     if !meta.is_file() {
         return Err(fail(path, format!("{what} is not a regular file; refused")));
@@ -109,7 +182,7 @@ fn regular_within(path: &Path, file: &File, limit: u64, what: &str) -> Result<u6
     if meta.len() > limit {
         return Err(fail(path, format!("{what} is {} bytes, over the limit of {limit} bytes", meta.len())));
     }
-    Ok(meta.len())
+    Ok(meta)
 }
 
 /// Reads an already opened file, after checking on its descriptor that it is a regular file
@@ -118,7 +191,7 @@ fn regular_within(path: &Path, file: &File, limit: u64, what: &str) -> Result<u6
 /// # Errors
 /// Not a regular file, larger than `limit`, or a read error.
 pub fn read_open_bounded(path: &Path, file: File, limit: u64, what: &str) -> Result<Vec<u8>, FsError> {
-    let len = regular_within(path, &file, limit, what)?;
+    let len = regular_within(path, &file, limit, what)?.len();
     let mut bytes = Vec::with_capacity(len as usize);
     file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| fail(path, format!("cannot read {what}: {e}")))?;
     if bytes.len() as u64 > limit {
@@ -353,6 +426,28 @@ pub fn read_private(path: &Path, limit: u64, what: &str) -> Result<Option<Vec<u8
 mod tests {
     use super::*;
     use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
+
+    #[test]
+    fn stamps_round_trip_and_settle_only_when_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"x").unwrap();
+        let (_, stamp) = open_stamped(&path, 10, "f").unwrap();
+        assert_eq!(Stamp::parse(&stamp.encode()), Some(stamp));
+        for bad in ["", "1 2 3", "1 2 3 4 5 6 7 8", "-1 2 3 4 5 6 7", "a b c d e f g", "1  2 3 4 5 6"] {
+            assert_eq!(Stamp::parse(bad), None, "{bad:?}");
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let at = |secs: i64| Stamp { ctime: (secs, 0), ..stamp };
+        assert!(at(now - 3600).settled());
+        assert!(!at(now).settled() && !at(now + 3600).settled());
+        // The stamp after the read names the same file.
+        let (file, _) = open_stamped(&path, 10, "f").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let (_, after) = sha256_open(&path, file, 10, "f").unwrap();
+        assert_eq!((after.dev, after.ino), (stamp.dev, stamp.ino));
+        assert!(open_stamped(&path, 0, "f").is_err(), "over the limit");
+    }
 
     #[test]
     fn bounded_reads_refuse_devices_and_oversized_files() {

@@ -178,7 +178,11 @@ fn precompiled_cache_is_reused_and_must_be_private() {
     let all: Vec<_> = fs::read_dir(dir.path().join("cache-digests")).unwrap().map(|e| e.unwrap().path()).collect();
     let records: Vec<_> = all.iter().filter(|p| p.extension().is_some_and(|e| e == "sha256")).collect();
     assert_eq!(records.len(), 1, "one digest record: {all:?}");
-    assert_eq!(all.len(), 2, "and one descriptor record: {all:?}");
+    let described = all.iter().filter(|p| p.to_string_lossy().ends_with(".descriptor.json")).count();
+    assert_eq!(described, 1, "and one descriptor record: {all:?}");
+    // (and, when the component file was older than a few seconds, the stamp of its pin check)
+    let stamp = |p: &std::path::PathBuf| p.to_string_lossy().ends_with(".stamp");
+    assert!(all.iter().filter(|p| !stamp(p)).count() == 2 && all.len() <= 3, "{all:?}");
     let recorded = fs::read_to_string(records[0]).unwrap();
     assert_eq!(recorded.trim(), hex::encode(sha2_digest(&fs::read(&cached[0]).unwrap())));
     // The second start loads the artifact and serves.
@@ -280,6 +284,65 @@ fn load(runtime: &cryptohost::wasm::Runtime, name: &str, file: &str) -> cryptoho
     runtime
         .load(name, &path, &Trust::Pinned(common::digest_of(file)), cryptohost::Priority(1), Vec::new())
         .expect("loads")
+}
+
+/// A component's pin is checked by hashing the file, or, once this host has hashed that file to
+/// its pin and recorded its stamp (inode, size, change times) beside the cache's digests, by
+/// the stamp. Any change to the file moves its ctime, so a changed file is hashed again and
+/// refused. Even a stamp forged in the digest directory runs no other code: the artifact is
+/// found by the pinned digest, and a compile re-hashes the file.
+#[test]
+fn a_stamped_pin_check_skips_the_hash_but_never_runs_other_code() {
+    use cryptohost::CryptoProvider;
+    use cryptohost::fsio::Stamp;
+    use cryptohost::wasm::Trust;
+    let root = tempfile::tempdir().unwrap();
+    let comp = root.path().join("components");
+    fs::create_dir(&comp).unwrap();
+    let file = comp.join("offline-verification.wasm");
+    fs::copy(common::components_dir().join("offline-verification.wasm"), &file).unwrap();
+    let pin = common::digest_of("offline-verification.wasm");
+    let runtime = cached_runtime(root.path());
+    let stamp_path = runtime.stamp_path(&file, &pin).expect("cache on");
+    let load = || runtime.load("ov", &file, &Trust::Pinned(pin.clone()), cryptohost::Priority(1), Vec::new());
+    let stamp_of = |f: &std::path::Path| Stamp::of(&fs::metadata(f).unwrap());
+
+    // A file changed seconds ago is hashed and not stamped yet (a write in the same timestamp
+    // tick could follow unseen); once it has been still for a while, its check records a stamp.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(stamp_of(&file).settled());
+    load().expect("hashed, matches, compiled");
+    let recorded = fs::read_to_string(&stamp_path).expect("a stamp was recorded");
+    assert_eq!(recorded, format!("{pin} {}\n", stamp_of(&file).encode()));
+    assert!(load().is_ok(), "checked by its stamp");
+
+    // The file's bytes changed: its ctime moved, so it is hashed again and refused.
+    let mut bytes = fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&file, &bytes).unwrap();
+    assert_ne!(stamp_of(&file).encode(), recorded.split_once(' ').unwrap().1.trim_end());
+    let err = load().err().expect("a changed file is hashed and refused").to_string();
+    assert!(err.contains(&pin), "{err}");
+
+    // A stamp forged for the changed file (writing the digest directory is already trusted:
+    // it vouches for native code) passes the pin check, yet the code that runs is the pinned
+    // component's cached artifact...
+    fs::write(&stamp_path, format!("{pin} {}\n", stamp_of(&file).encode())).unwrap();
+    let p = load().expect("passes by the forged stamp");
+    assert_eq!(p.descriptor().reported_name, "offline-verification");
+    assert!(p.digest("SHA-256", b"abc").is_ok(), "the pinned artifact runs");
+    drop(p);
+    // ...and with no artifact to take, the compile re-hashes the file and refuses it.
+    let (artifact, _) = runtime.cache_paths(&pin).unwrap();
+    fs::remove_file(&artifact).unwrap();
+    let err = load().err().expect("the compile re-hashes").to_string();
+    assert!(err.contains(&pin), "{err}");
+
+    // A stamp record that is not one is ignored (the file is hashed).
+    fs::copy(common::components_dir().join("offline-verification.wasm"), &file).unwrap();
+    fs::write(&stamp_path, "not a stamp\n").unwrap();
+    assert!(load().is_ok());
 }
 
 #[test]

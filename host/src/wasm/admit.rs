@@ -77,18 +77,38 @@ impl Runtime {
     /// The component file's sha256, when it is the one `trust` names: hashed as it is read,
     /// never through a symlink (a link to /etc/shadow must not even be hashed).
     ///
+    /// With the cache on, a file whose [`fsio::Stamp`] (device, inode, size, mtime, ctime) is
+    /// the one this host recorded, beside the cache's digests, when it last hashed that file to
+    /// this same digest is not hashed again. The stamp is recorded only when the file did not
+    /// change while being hashed and had been still for a while before ([`fsio::Stamp::settled`]).
+    /// Either way the code that runs stays bound to the pin: an artifact is found by the pinned
+    /// digest and checked against its own record, and a compile re-reads and re-hashes the file.
+    ///
     /// # Errors
     /// The file cannot be read, or its digest is not the pinned one.
     pub(super) fn check_pin(&self, file: &Path, trust: &Trust) -> Result<String, LoadError> {
-        let actual = hex::encode(
-            fsio::sha256_nofollow(file, file_limits::COMPONENT, "component")
-                .map_err(|e| component_err(file, e.message))?,
-        );
         let expected = match trust {
             Trust::Pinned(d) | Trust::Manifest(d) => d.to_ascii_lowercase(),
         };
+        let (opened, before) =
+            fsio::open_stamped(file, file_limits::COMPONENT, "component").map_err(|e| component_err(file, e.message))?;
+        let stamps = self.cache.as_ref().map(|c| (c, c.key(&expected)));
+        if let Some((cache, key)) = &stamps
+            && cache.stamp_matches(key, file, &expected, &before)
+        {
+            return Ok(expected);
+        }
+        let (digest, after) = fsio::sha256_open(file, opened, file_limits::COMPONENT, "component")
+            .map_err(|e| component_err(file, e.message))?;
+        let actual = hex::encode(digest);
         if actual != expected {
             return Err(LoadError::PinMismatch { file: file.to_path_buf(), expected, actual });
+        }
+        if let Some((cache, key)) = &stamps
+            && before == after
+            && after.settled()
+        {
+            cache.store_stamp(key, file, &actual, &after);
         }
         Ok(actual)
     }

@@ -28,21 +28,21 @@ impl Hasher for Sha256Hasher {
     }
 }
 
-/// The cache key of a component under an engine: sha256 over the component's sha256, this
-/// host's version and the engine's compatibility hash (wasmtime version, target, settings).
-pub fn key(engine: &Engine, component_sha256: &str) -> String {
+/// What an engine contributes to every cache key: sha256 over this host's version and the
+/// engine's compatibility hash (wasmtime version, target, settings). Computed once per engine.
+fn engine_part(engine: &Engine) -> [u8; 32] {
     let mut h = Sha256Hasher(Sha256::new());
-    h.write(b"cryptohost precompiled component v1\0");
-    h.write(component_sha256.as_bytes());
-    h.write(b"\0");
     h.write(env!("CARGO_PKG_VERSION").as_bytes());
     h.write(b"\0");
     std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
-    hex::encode(h.0.finalize())
+    h.0.finalize().into()
 }
 
 /// The largest descriptor record read (a component's claims are bounded well below this).
 const DESCRIPTOR_LIMIT: u64 = 256 << 10;
+
+/// The largest stamp record read (one line of digits).
+const STAMP_LIMIT: u64 = 256;
 
 fn cache_err(path: &Path, message: impl Into<String>) -> LoadError {
     LoadError::Cache { path: path.to_path_buf(), message: message.into() }
@@ -53,6 +53,8 @@ fn cache_err(path: &Path, message: impl Into<String>) -> LoadError {
 pub struct NativeCache {
     dir: PathBuf,
     digests: PathBuf,
+    /// [`engine_part`] of the engine whose artifacts this cache holds.
+    engine: [u8; 32],
 }
 
 /// The directory, created (mode 0700) if absent and checked. `Ok(None)` when it cannot be
@@ -92,7 +94,7 @@ impl NativeCache {
     /// # Errors
     /// Either directory, or a parent, could be written by someone other than this user (or
     /// root), or cannot be created.
-    pub fn open(dir: &Path, digests: &Path) -> Result<Option<NativeCache>, LoadError> {
+    pub fn open(dir: &Path, digests: &Path, engine: &Engine) -> Result<Option<NativeCache>, LoadError> {
         let Some(dir) = private_dir(dir, "cache directory")? else { return Ok(None) };
         let Some(digests) = private_dir(digests, "cache digest directory")? else { return Ok(None) };
         if dir == digests {
@@ -101,7 +103,51 @@ impl NativeCache {
                 "the digest directory must not be the cache directory (whoever can write one must not control the other)",
             ));
         }
-        Ok(Some(NativeCache { dir, digests }))
+        Ok(Some(NativeCache { dir, digests, engine: engine_part(engine) }))
+    }
+
+    /// The cache key of a component under this cache's engine: sha256 over the component's
+    /// sha256 and [`engine_part`].
+    pub fn key(&self, component_sha256: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(b"cryptohost precompiled component v2\0");
+        h.update(component_sha256.as_bytes());
+        h.update(b"\0");
+        h.update(self.engine);
+        hex::encode(h.finalize())
+    }
+
+    /// Where this host records the stamp of the component file `file` that hashed to the
+    /// pinned digest under `key`: beside the digests, under the same protection.
+    pub fn stamp_path(&self, key: &str, file: &Path) -> PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        let which = hex::encode(Sha256::digest(file.as_os_str().as_bytes()));
+        self.digests.join(format!("{key}.{}.stamp", &which[..16]))
+    }
+
+    /// True when this host recorded that `file`, with exactly `stamp`, hashed to `sha256`
+    /// (see [`fsio::Stamp`]): its pin then holds without reading it again.
+    pub fn stamp_matches(&self, key: &str, file: &Path, sha256: &str, stamp: &fsio::Stamp) -> bool {
+        let record = match fsio::read_private(&self.stamp_path(key, file), STAMP_LIMIT, "component stamp record") {
+            Ok(Some(r)) => r,
+            Ok(None) => return false,
+            Err(e) => {
+                log::warn!("{e}; hashing the component");
+                return false;
+            }
+        };
+        let text = String::from_utf8_lossy(&record);
+        let Some((digest, line)) = text.trim_end().split_once(' ') else { return false };
+        digest == sha256 && fsio::Stamp::parse(line).is_some_and(|s| s == *stamp)
+    }
+
+    /// Records that `file`, with `stamp`, hashed to `sha256`. A failure only costs the next
+    /// start a hash.
+    pub fn store_stamp(&self, key: &str, file: &Path, sha256: &str, stamp: &fsio::Stamp) {
+        let line = format!("{sha256} {}\n", stamp.encode());
+        if let Err(e) = fsio::replace_atomic(&self.stamp_path(key, file), line.as_bytes(), 0o600) {
+            log::warn!("could not record a component's stamp: {e}");
+        }
     }
 
     pub fn artifact_path(&self, key: &str) -> PathBuf {

@@ -73,7 +73,7 @@ impl Runtime {
         else {
             return;
         };
-        let key = cache::key(&self.shared.engine, sha256);
+        let key = cache.key(sha256);
         if cache.load_descriptor(&key).and_then(|b| Record::parse(&b)).is_some_and(|(_, r)| r == record) {
             return;
         }
@@ -84,7 +84,7 @@ impl Runtime {
 
     fn recorded_descriptor(&self, sha256: &str) -> Option<(crate::provider::World, Record)> {
         let cache = self.cache.as_ref()?;
-        let bytes = cache.load_descriptor(&cache::key(&self.shared.engine, sha256))?;
+        let bytes = cache.load_descriptor(&cache.key(sha256))?;
         let parsed = Record::parse(&bytes);
         if parsed.is_none() {
             log::warn!("ignoring an unusable component descriptor record; loading the component to ask it");

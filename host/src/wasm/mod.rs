@@ -14,7 +14,7 @@ pub use budget::BudgetExceeded;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -138,7 +138,8 @@ impl Drop for EpochTicker {
 struct Shared {
     engine: Engine,
     limits: Limits,
-    _ticker: EpochTicker,
+    /// Started with the first store: a command that never runs a guest starts no thread.
+    ticker: OnceLock<EpochTicker>,
 }
 
 /// The host-side state of one guest instance.
@@ -269,11 +270,10 @@ impl Runtime {
 
         let cache = match cache {
             CacheSetting::Disabled => None,
-            CacheSetting::Dir { dir, digests } => NativeCache::open(&dir, &digests)?,
+            CacheSetting::Dir { dir, digests } => NativeCache::open(&dir, &digests, &engine)?,
         };
 
-        let ticker = EpochTicker::start(engine.clone());
-        Ok(Runtime { shared: Arc::new(Shared { engine, limits, _ticker: ticker }), linker, cache })
+        Ok(Runtime { shared: Arc::new(Shared { engine, limits, ticker: OnceLock::new() }), linker, cache })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -284,8 +284,15 @@ impl Runtime {
     /// tests); `None` with the cache off.
     pub fn cache_paths(&self, sha256: &str) -> Option<(PathBuf, PathBuf)> {
         let c = self.cache.as_ref()?;
-        let key = cache::key(&self.shared.engine, sha256);
+        let key = c.key(sha256);
         Some((c.artifact_path(&key), c.digest_path(&key)))
+    }
+
+    /// Where the stamp of component file `file`, pinned to `sha256`, is recorded once it has
+    /// been hashed (see [`Runtime::load`]); `None` with the cache off.
+    pub fn stamp_path(&self, file: &Path, sha256: &str) -> Option<PathBuf> {
+        let c = self.cache.as_ref()?;
+        Some(c.stamp_path(&c.key(sha256), file))
     }
 
     /// The component whose sha256 is `sha256` (its pin, already checked against the file): its
@@ -294,7 +301,7 @@ impl Runtime {
     /// read, checked against `sha256` once more (it may have changed since) and compiled.
     fn component(&self, file: &Path, sha256: &str) -> Result<Component, LoadError> {
         let engine = &self.shared.engine;
-        let key = self.cache.as_ref().map(|_| cache::key(engine, sha256));
+        let key = self.cache.as_ref().map(|c| c.key(sha256));
         if let (Some(cache), Some(key)) = (&self.cache, &key)
             && let Some(native) = cache.load(key)
         {
@@ -407,6 +414,7 @@ fn lock(slot: &Mutex<Option<Live>>) -> MutexGuard<'_, Option<Live>> {
 /// A store as every guest gets it: one budget for all memories and tables, the call deadline
 /// armed, the log ration full.
 fn new_store(shared: &Shared, provider: &str) -> Store<GuestState> {
+    shared.ticker.get_or_init(|| EpochTicker::start(shared.engine.clone()));
     let mut store = Store::new(&shared.engine, GuestState::new(provider, shared.limits.memory_bytes));
     store.limiter(|s| &mut s.budget);
     store.set_epoch_deadline(ticks(shared.limits.call_timeout));
