@@ -164,8 +164,7 @@ pub fn sha256_open(path: &Path, file: File, limit: u64, what: &str) -> Result<([
     let mut hash = sha2::Sha256::new();
     let mut reader = file.take(limit + 1);
     // `std::io::copy` reads through a small stack buffer.
-    let total =
-        std::io::copy(&mut reader, &mut hash).map_err(|e| fail(path, format!("cannot read {what}: {e}")))?;
+    let total = std::io::copy(&mut reader, &mut hash).map_err(|e| fail(path, format!("cannot read {what}: {e}")))?;
     if total > limit {
         return Err(fail(path, format!("{what} grew past the limit of {limit} bytes while being read")));
     }
@@ -400,6 +399,19 @@ pub fn trusted(path: &Path, what: &str) -> Result<(), FsError> {
 /// # Errors
 /// It exists but fails a check, or cannot be read.
 pub fn read_private(path: &Path, limit: u64, what: &str) -> Result<Option<Vec<u8>>, FsError> {
+    match open_private(path, what)? {
+        Some(file) => read_open_bounded(path, file, limit, what).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `path` opened for reading when it exists, with the checks of [`read_private`] on its
+/// descriptor (no symlink, owned by this user, not group- or other-writable); `Ok(None)` when
+/// it does not exist. The caller bounds what it reads.
+///
+/// # Errors
+/// As [`read_private`], but for the size.
+pub fn open_private(path: &Path, what: &str) -> Result<Option<File>, FsError> {
     let file = match open_input(path, nofollow()) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -419,13 +431,93 @@ pub fn read_private(path: &Path, limit: u64, what: &str) -> Result<Option<Vec<u8
             format!("{what} is writable by group or others (mode {:o}); refused", meta.mode() & 0o7777),
         ));
     }
-    read_open_bounded(path, file, limit, what).map(Some)
+    Ok(Some(file))
+}
+
+/// A private, sealed in-memory copy of a file: once sealed, no one (this process included) can
+/// write, grow or shrink it, so what is hashed from it is what is later mapped from it.
+pub struct Sealed {
+    file: File,
+    len: u64,
+}
+
+impl Sealed {
+    /// Copies `file` (at most `limit` bytes; the kernel copies, no buffer of ours holds it) into
+    /// a new memory file and seals it.
+    ///
+    /// # Errors
+    /// No memory files here (then read the file instead), a copy error, or over `limit`.
+    pub fn copy_of(path: &Path, file: File, limit: u64, what: &str) -> Result<Sealed, FsError> {
+        use rustix::fs::{MemfdFlags, SealFlags};
+        let err = |m: String| fail(path, m);
+        let len = regular_within(path, &file, limit, what)?.len();
+        let memfd = rustix::fs::memfd_create("cryptohost-sealed", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .map_err(|e| err(format!("cannot make a memory file for {what}: {e}")))?;
+        let mut mem = File::from(memfd);
+        let copied =
+            std::io::copy(&mut file.take(limit + 1), &mut mem).map_err(|e| err(format!("cannot copy {what}: {e}")))?;
+        if copied != len {
+            return Err(err(format!("{what} changed size while being read ({len} -> {copied} bytes)")));
+        }
+        rustix::fs::fcntl_add_seals(&mem, SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL)
+            .map_err(|e| err(format!("cannot seal the copy of {what}: {e}")))?;
+        Ok(Sealed { file: mem, len })
+    }
+
+    /// The SHA-256 of the sealed bytes (read through a 64 KiB buffer).
+    ///
+    /// # Errors
+    /// A read error.
+    pub fn sha256(&self) -> std::io::Result<[u8; 32]> {
+        use sha2::Digest;
+        use std::os::unix::fs::FileExt;
+        let mut hash = sha2::Sha256::new();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut at = 0u64;
+        while at < self.len {
+            let n = self.file.read_at(&mut buf, at)?;
+            if n == 0 {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "sealed copy ended early"));
+            }
+            hash.update(&buf[..n]);
+            at += n as u64;
+        }
+        Ok(hash.finalize().into())
+    }
+
+    /// A path that opens these sealed bytes (the descriptor's entry under `/proc/self/fd`).
+    pub fn proc_path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
+
+    #[test]
+    fn a_sealed_copy_hashes_like_the_file_and_cannot_be_changed() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("artifact");
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        fs::write(&path, &bytes).unwrap();
+        let sealed = Sealed::copy_of(&path, File::open(&path).unwrap(), 1 << 20, "artifact").unwrap();
+        assert_eq!(sealed.sha256().unwrap(), <[u8; 32]>::from(sha2::Sha256::digest(&bytes)));
+        // The file changed afterwards: the copy did not.
+        fs::write(&path, b"something else").unwrap();
+        assert_eq!(fs::read(sealed.proc_path()).unwrap(), bytes);
+        // No one can write it, even through a fresh open of it.
+        let w = OpenOptions::new().write(true).open(sealed.proc_path());
+        let wrote = w.and_then(|mut f| f.write_all(b"x"));
+        assert!(wrote.is_err(), "a sealed copy was writable");
+        assert_eq!(sealed.sha256().unwrap(), <[u8; 32]>::from(sha2::Sha256::digest(&bytes)));
+        // Over the limit: refused before copying.
+        fs::write(&path, &bytes).unwrap();
+        assert!(Sealed::copy_of(&path, File::open(&path).unwrap(), 1000, "artifact").is_err());
+    }
 
     #[test]
     fn stamps_round_trip_and_settle_only_when_old() {

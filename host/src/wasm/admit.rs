@@ -90,8 +90,8 @@ impl Runtime {
         let expected = match trust {
             Trust::Pinned(d) | Trust::Manifest(d) => d.to_ascii_lowercase(),
         };
-        let (opened, before) =
-            fsio::open_stamped(file, file_limits::COMPONENT, "component").map_err(|e| component_err(file, e.message))?;
+        let (opened, before) = fsio::open_stamped(file, file_limits::COMPONENT, "component")
+            .map_err(|e| component_err(file, e.message))?;
         let stamps = self.cache.as_ref().map(|c| (c, c.key(&expected)));
         if let Some((cache, key)) = &stamps
             && cache.stamp_matches(key, file, &expected, &before)

@@ -48,6 +48,12 @@ fn cache_err(path: &Path, message: impl Into<String>) -> LoadError {
     LoadError::Cache { path: path.to_path_buf(), message: message.into() }
 }
 
+/// A cached artifact whose digest matched its record: in a sealed memory file, or in memory.
+pub enum Artifact {
+    Sealed(fsio::Sealed),
+    Bytes(Vec<u8>),
+}
+
 /// Artifacts in one directory, digests of them in another.
 #[derive(Debug)]
 pub struct NativeCache {
@@ -158,10 +164,14 @@ impl NativeCache {
         self.digests.join(format!("{key}.sha256"))
     }
 
-    /// The artifact's bytes, if there is one and it matches its recorded digest. Anything
-    /// else (no record, a mismatch, a file someone else could have written) is `None` with a
-    /// warning for the operator, and the caller compiles afresh.
-    pub fn load(&self, key: &str) -> Option<Vec<u8>> {
+    /// The artifact, if there is one and it matches its recorded digest. Anything else (no
+    /// record, a mismatch, a file someone else could have written) is `None` with a warning for
+    /// the operator, and the caller compiles afresh.
+    ///
+    /// The artifact is copied by the kernel into a sealed memory file and hashed there, so the
+    /// bytes hashed are the bytes mapped, with no copy of ours in between (where memory files
+    /// or `/proc` are missing, it is read into memory and hashed there instead).
+    pub fn load(&self, key: &str) -> Option<Artifact> {
         let record_path = self.digest_path(key);
         let record = match fsio::read_private(&record_path, 128, "cache digest record") {
             Ok(Some(r)) => r,
@@ -173,15 +183,42 @@ impl NativeCache {
         };
         let expected = String::from_utf8_lossy(&record).trim().to_string();
         let path = self.artifact_path(key);
-        let bytes = match fsio::read_private(&path, limits::ARTIFACT, "cached artifact") {
-            Ok(Some(b)) => b,
+        let file = match fsio::open_private(&path, "cached artifact") {
+            Ok(Some(f)) => f,
             Ok(None) => return None,
             Err(e) => {
                 log::warn!("{e}; compiling afresh");
                 return None;
             }
         };
-        let actual = hex::encode(Sha256::digest(&bytes));
+        let sealed = if Path::new("/proc/self/fd").is_dir() {
+            fsio::Sealed::copy_of(&path, file, limits::ARTIFACT, "cached artifact")
+                .map_err(|e| log::debug!("{e}; reading the artifact instead"))
+                .ok()
+        } else {
+            drop(file);
+            None
+        };
+        let (artifact, actual) = match sealed {
+            Some(s) => match s.sha256() {
+                Ok(d) => (Artifact::Sealed(s), hex::encode(d)),
+                Err(e) => {
+                    log::warn!("cannot read the sealed copy of {}: {e}; compiling afresh", path.display());
+                    return None;
+                }
+            },
+            None => match fsio::read_private(&path, limits::ARTIFACT, "cached artifact") {
+                Ok(Some(b)) => {
+                    let d = hex::encode(Sha256::digest(&b));
+                    (Artifact::Bytes(b), d)
+                }
+                Ok(None) => return None,
+                Err(e) => {
+                    log::warn!("{e}; compiling afresh");
+                    return None;
+                }
+            },
+        };
         if actual != expected {
             log::warn!(
                 "cached artifact {} does not match the digest recorded when it was compiled (recorded {expected}, \
@@ -190,7 +227,7 @@ impl NativeCache {
             );
             return None;
         }
-        Some(bytes)
+        Some(artifact)
     }
 
     /// Where the record of what a component reported of itself lives: beside the digests,

@@ -260,6 +260,9 @@ impl Runtime {
         // is what keeps the sandbox within 1.5x of native for EC and RSA.
         config.wasm_wide_arithmetic(true);
         config.epoch_interruption(true);
+        // No wasm-offset map in the compiled code: about 12% of every artifact, read and
+        // hashed at each start, for trap messages that name the function but not the offset.
+        config.generate_address_map(false);
         config.max_wasm_stack(limits.max_wasm_stack);
         let engine = Engine::new(&config)
             .map_err(|e| LoadError::Config { path: PathBuf::from("<engine>"), message: e.to_string() })?;
@@ -309,9 +312,13 @@ impl Runtime {
             // matched the record this host wrote when it compiled this component (already
             // verified against its pin) under this engine's settings; the record sits outside
             // the cache directory, and both directories and their parents are writable only by
-            // this user or root. The bytes were read into memory before hashing, so what was
-            // checked is what is deserialized.
-            match unsafe { Component::deserialize(engine, &native) } {
+            // this user or root. The bytes were hashed where they are deserialized from: a
+            // memory file sealed against every write before hashing, or memory of our own.
+            let loaded = match &native {
+                cache::Artifact::Sealed(sealed) => unsafe { Component::deserialize_file(engine, sealed.proc_path()) },
+                cache::Artifact::Bytes(bytes) => unsafe { Component::deserialize(engine, bytes) },
+            };
+            match loaded {
                 Ok(c) => return Ok(c),
                 Err(e) => log::warn!("ignoring unusable cached artifact for {}: {e}", file.display()),
             }
