@@ -135,6 +135,20 @@ fn lincomb_special_cases() {
             (-one, -one, one),          // -2G
         ]);
     }
+    // The prepared path cuts each scalar at 2^128 and adds from tables of 2^128·G and
+    // 2^128·Q: halves that cancel, meet at the same position, or are all in one half.
+    let t = Scalar::from(u64::MAX) + one; // 2^64
+    let t = t * t; // 2^128
+    let small = Scalar::from(7u64);
+    cases.extend([
+        (t, one, t),            // 2^128·G + Q with Q = 2^128·G: doubling at the first step
+        (t, -one, t),           // identity
+        (-t, one, t),           // n - 2^128 has both halves: they cancel against Q
+        (t - one, t, one),      // all-ones low half, Q = G
+        (t * small, t, -small), // high halves only: identity
+        (t * small, -t * small, one),
+        (t + one, -(t + one), one),
+    ]);
     for (i, (u1, u2, k)) in cases.iter().enumerate() {
         let q = g * k;
         let want = theirs_affine(&(g * u1 + q * u2));

@@ -12,6 +12,11 @@
 //! time by `build.rs`), so its additions are mixed additions. `Q` uses either a per-call table
 //! of Jacobian odd multiples (width [`Q_WINDOW`], with `Z²`, `Z³` cached), or — for a prepared
 //! key — an affine table of width [`PREPARED_WINDOW`] built once with a single inversion.
+//!
+//! A prepared key also keeps the table of `2^128·Q`, and a static table holds `2^128·G`, so
+//! [`lincomb_split`] can write `u1 = a + b·2^128`, `u2 = c + d·2^128` and compute
+//! `a·G + b·(2^128·G) + c·Q + d·(2^128·Q)`: four scalars of 128 bits share 128 doublings
+//! instead of 256, for about the same number of additions.
 
 use super::field::Fp;
 use super::point::{Affine, Cached, Jacobian, batch_to_affine, odd_multiples};
@@ -29,7 +34,11 @@ const _: () = assert!(G_WINDOW <= 8 && Q_WINDOW <= 8 && PREPARED_WINDOW <= 8);
 /// Maximum number of wNAF digits of a 256-bit scalar.
 const DIGITS: usize = 257;
 
-// Defines `static G_TABLE: [Affine; 1 << (G_WINDOW - 2)]`: G, 3G, 5G, …, in Montgomery form.
+/// Where [`lincomb_split`] cuts its scalars (and the shift of the `_HI` tables).
+pub const SPLIT: u32 = 128;
+
+// Defines `static G_TABLE: [Affine; 1 << (G_WINDOW - 2)]` (G, 3G, 5G, …) and `G_HI_TABLE`
+// (the same for 2^SPLIT·G), in Montgomery form.
 include!(concat!(env!("OUT_DIR"), "/g_table.rs"));
 
 /// Reads `w` bits of the 256-bit `k` starting at bit `pos` (bits past the top read as 0).
@@ -112,7 +121,12 @@ pub struct AffineTable<const W: u32>(pub Vec<Affine>);
 impl<const W: u32> AffineTable<W> {
     /// `Q, 3Q, …` up to `(2^(W-1) - 1)Q`, normalised with one inversion.
     pub fn new(q: &Affine) -> Option<AffineTable<W>> {
-        let pts = odd_multiples(&q.to_jacobian(), 1 << (W - 2));
+        Self::of(&q.to_jacobian())
+    }
+
+    /// The same for a Jacobian point; `None` if an odd multiple is the point at infinity.
+    pub fn of(q: &Jacobian) -> Option<AffineTable<W>> {
+        let pts = odd_multiples(q, 1 << (W - 2));
         batch_to_affine(&pts).map(AffineTable)
     }
 }
@@ -121,18 +135,22 @@ impl<const W: u32> QTable for AffineTable<W> {
     const WINDOW: u32 = W;
     #[inline(always)]
     fn add_digit(&self, acc: &Jacobian, d: i8) -> Jacobian {
-        match self.0.get((d.unsigned_abs() / 2) as usize) {
-            Some(e) if d > 0 => acc.add_affine(e),
-            Some(e) => acc.add_affine(&e.neg()),
-            None => *acc, // unreachable for digits of width W
-        }
+        add_from(&self.0, acc, d)
+    }
+}
+
+#[inline(always)]
+fn add_from(table: &[Affine], acc: &Jacobian, d: i8) -> Jacobian {
+    match table.get((d.unsigned_abs() / 2) as usize) {
+        Some(e) if d > 0 => acc.add_affine(e),
+        Some(e) => acc.add_affine(&e.neg()),
+        None => *acc, // unreachable for digits of the table's width
     }
 }
 
 #[inline(always)]
 fn add_g(acc: &Jacobian, d: i8) -> Jacobian {
-    let e = &G_TABLE[(d.unsigned_abs() / 2) as usize];
-    if d > 0 { acc.add_affine(e) } else { acc.add_affine(&e.neg()) }
+    add_from(&G_TABLE, acc, d)
 }
 
 /// `u1·G + u2·Q` by interleaved wNAF; the result may be the point at infinity.
@@ -151,6 +169,47 @@ pub fn lincomb<T: QTable>(u1: &[u64; 4], u2: &[u64; 4], q: &T) -> Jacobian {
         }
         if n2[i] != 0 {
             acc = q.add_digit(&acc, n2[i]);
+        }
+    }
+    acc
+}
+
+/// The low and high 128 bits of a 256-bit scalar, each as a 256-bit value.
+#[inline(always)]
+fn split(k: &[u64; 4]) -> ([u64; 4], [u64; 4]) {
+    ([k[0], k[1], 0, 0], [k[2], k[3], 0, 0])
+}
+
+/// `u1·G + u2·Q` by interleaved wNAF over four 128-bit halves (see the module docs), with the
+/// tables of `Q` and `2^128·Q` of a prepared key. The result may be the point at infinity.
+pub fn lincomb_split<const W: u32>(
+    u1: &[u64; 4],
+    u2: &[u64; 4],
+    q: &AffineTable<W>,
+    q_hi: &AffineTable<W>,
+) -> Jacobian {
+    let ((a, b), (c, d)) = (split(u1), split(u2));
+    let (na, nb) = (wnaf(&a, G_WINDOW), wnaf(&b, G_WINDOW));
+    let (nc, nd) = (wnaf(&c, W), wnaf(&d, W));
+    // A 128-bit value has at most 129 digits.
+    let mut top = SPLIT as usize + 1;
+    while top > 0 && na[top - 1] == 0 && nb[top - 1] == 0 && nc[top - 1] == 0 && nd[top - 1] == 0 {
+        top -= 1;
+    }
+    let mut acc = Jacobian::IDENTITY;
+    for i in (0..top).rev() {
+        acc = acc.double();
+        if na[i] != 0 {
+            acc = add_g(&acc, na[i]);
+        }
+        if nb[i] != 0 {
+            acc = add_from(&G_HI_TABLE, &acc, nb[i]);
+        }
+        if nc[i] != 0 {
+            acc = q.add_digit(&acc, nc[i]);
+        }
+        if nd[i] != 0 {
+            acc = q_hi.add_digit(&acc, nd[i]);
         }
     }
     acc
@@ -221,9 +280,17 @@ mod tests {
     }
 
     #[test]
-    fn static_table_matches_runtime() {
-        let t = generator_odd_multiples(1 << (G_WINDOW - 2));
+    fn static_tables_match_runtime() {
+        let t = generator_odd_multiples(1 << (G_WINDOW - 2), 0);
         assert_eq!(t.as_slice(), g_table());
         assert!(t.iter().all(|p| p.is_on_curve()));
+        let t = generator_odd_multiples(1 << (G_WINDOW - 2), SPLIT);
+        assert_eq!(t.as_slice(), G_HI_TABLE.as_slice());
+        assert!(t.iter().all(|p| p.is_on_curve()));
+        // wNAF digits of a value below 2^SPLIT stop at position SPLIT.
+        for w in [G_WINDOW, PREPARED_WINDOW] {
+            let d = wnaf(&[u64::MAX, u64::MAX, 0, 0], w);
+            assert!(d[SPLIT as usize + 1..].iter().all(|&x| x == 0));
+        }
     }
 }

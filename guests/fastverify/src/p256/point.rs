@@ -237,10 +237,19 @@ pub fn odd_multiples(p: &Jacobian, count: usize) -> Vec<Jacobian> {
     out
 }
 
-/// The odd multiples `G, 3G, …, (2·count - 1)G` as affine points (used by the build script to
-/// emit the static table, and by tests to check it).
-pub fn generator_odd_multiples(count: usize) -> Vec<Affine> {
-    let g = Affine::generator().to_jacobian();
-    // No odd multiple below n is the identity, so the conversion cannot fail.
+/// `2^k·P` by `k` doublings.
+pub fn double_n(p: &Jacobian, k: u32) -> Jacobian {
+    let mut acc = *p;
+    for _ in 0..k {
+        acc = acc.double();
+    }
+    acc
+}
+
+/// The odd multiples `G', 3G', …, (2·count - 1)G'` of `G' = 2^shift·G` as affine points (used
+/// by the build script to emit the static tables, and by tests to check them).
+pub fn generator_odd_multiples(count: usize, shift: u32) -> Vec<Affine> {
+    let g = double_n(&Affine::generator().to_jacobian(), shift);
+    // No odd multiple below n of a point of order n is the identity, so this cannot fail.
     batch_to_affine(&odd_multiples(&g, count)).unwrap_or_default()
 }
