@@ -464,14 +464,9 @@ impl Sealed {
         Ok(Sealed { file: mem, len })
     }
 
-    /// The SHA-256 of the sealed bytes (read through a 64 KiB buffer).
-    ///
-    /// # Errors
-    /// A read error.
-    pub fn sha256(&self) -> std::io::Result<[u8; 32]> {
-        use sha2::Digest;
+    /// Feeds the sealed bytes, in order, to `each` (read through a 64 KiB buffer).
+    fn read_chunks(&self, mut each: impl FnMut(&[u8])) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
-        let mut hash = sha2::Sha256::new();
         let mut buf = vec![0u8; 64 << 10];
         let mut at = 0u64;
         while at < self.len {
@@ -479,10 +474,31 @@ impl Sealed {
             if n == 0 {
                 return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "sealed copy ended early"));
             }
-            hash.update(&buf[..n]);
+            each(&buf[..n]);
             at += n as u64;
         }
+        Ok(())
+    }
+
+    /// The SHA-256 of the sealed bytes.
+    ///
+    /// # Errors
+    /// A read error.
+    pub fn sha256(&self) -> std::io::Result<[u8; 32]> {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        self.read_chunks(|c| hash.update(c))?;
         Ok(hash.finalize().into())
+    }
+
+    /// The sealed bytes, in memory.
+    ///
+    /// # Errors
+    /// A read error.
+    pub fn bytes(&self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
+        self.read_chunks(|c| out.extend_from_slice(c))?;
+        Ok(out)
     }
 
     /// A path that opens these sealed bytes (the descriptor's entry under `/proc/self/fd`).
@@ -509,6 +525,7 @@ mod tests {
         // The file changed afterwards: the copy did not.
         fs::write(&path, b"something else").unwrap();
         assert_eq!(fs::read(sealed.proc_path()).unwrap(), bytes);
+        assert_eq!(sealed.bytes().unwrap(), bytes);
         // No one can write it, even through a fresh open of it.
         let w = OpenOptions::new().write(true).open(sealed.proc_path());
         let wrote = w.and_then(|mut f| f.write_all(b"x"));

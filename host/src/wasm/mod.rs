@@ -315,7 +315,14 @@ impl Runtime {
             // this user or root. The bytes were hashed where they are deserialized from: a
             // memory file sealed against every write before hashing, or memory of our own.
             let loaded = match &native {
-                cache::Artifact::Sealed(sealed) => unsafe { Component::deserialize_file(engine, sealed.proc_path()) },
+                // Mapped from the sealed file; where the kernel will not map it executable
+                // (`vm.memfd_noexec`), its sealed bytes are copied into memory instead.
+                cache::Artifact::Sealed(sealed) => unsafe { Component::deserialize_file(engine, sealed.proc_path()) }
+                    .or_else(|e| {
+                        log::debug!("cannot map the sealed artifact ({e}); copying it");
+                        let bytes = sealed.bytes().map_err(wasmtime::Error::from)?;
+                        unsafe { Component::deserialize(engine, &bytes) }
+                    }),
                 cache::Artifact::Bytes(bytes) => unsafe { Component::deserialize(engine, bytes) },
             };
             match loaded {
