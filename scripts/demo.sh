@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: sign a real file with a key held by the HSM simulation component, verify it with
-# the offline-verification component, watch a tampered copy fail, have OpenSSL agree, and read
+# the fast-verification component, watch a tampered copy fail, have OpenSSL agree, and read
 # the audit log. Every step prints which provider and component digest served it.
 set -euo pipefail
 cd "$(dirname "$0")/.."

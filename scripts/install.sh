@@ -264,6 +264,7 @@ EOF
     local disabled=""
     while IFS=$'\t' read -r name file sha world; do
         case "$name" in
+            fast-verification) priority=110 ;;
             offline-verification) priority=100 ;;
             pqc) priority=90 ;;
             simulation) priority=50 ;;

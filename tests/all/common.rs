@@ -83,6 +83,7 @@ pub fn write_config(dir: &Path, component_dir: &Path, providers: &[P<'_>], extra
 pub const OFFLINE: P<'static> = P { name: "offline-verification", file: "offline-verification.wasm", priority: 100 };
 pub const MISBEHAVING: P<'static> = P { name: "misbehaving", file: "misbehaving.wasm", priority: 200 };
 pub const PQC: P<'static> = P { name: "pqc", file: "pqc.wasm", priority: 90 };
+pub const FAST: P<'static> = P { name: "fast-verification", file: "fast-verification.wasm", priority: 110 };
 
 /// A registry over the real components, pinned to what was just built (and the host's native
 /// hashing, which a config has by default).

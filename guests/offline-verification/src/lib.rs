@@ -17,7 +17,7 @@ pub(crate) mod bindings {
 }
 
 use bindings::cryptohost::provider::types::{Capability, CapabilitySupport, CryptoError, SignatureFormat};
-use bindings::exports::cryptohost::provider::{hashing, metadata, signing, verification};
+use bindings::exports::cryptohost::provider::{metadata, signing, verification};
 
 struct Provider;
 
@@ -48,54 +48,7 @@ impl metadata::Guest for Provider {
     }
 }
 
-/// A streaming hash; `None` once finished.
-enum AnyHasher {
-    Sha256(sha2::Sha256),
-    Sha384(sha2::Sha384),
-    Sha512(sha2::Sha512),
-}
-
-pub struct StreamHasher(RefCell<Option<AnyHasher>>);
-
-impl hashing::GuestHasher for StreamHasher {
-    fn update(&self, data: Vec<u8>) {
-        use sha2::Digest;
-        match self.0.borrow_mut().as_mut() {
-            Some(AnyHasher::Sha256(h)) => h.update(&data),
-            Some(AnyHasher::Sha384(h)) => h.update(&data),
-            Some(AnyHasher::Sha512(h)) => h.update(&data),
-            None => {}
-        }
-    }
-
-    fn finish(&self) -> Result<Vec<u8>, CryptoError> {
-        use sha2::Digest;
-        match self.0.borrow_mut().take() {
-            Some(AnyHasher::Sha256(h)) => Ok(h.finalize().to_vec()),
-            Some(AnyHasher::Sha384(h)) => Ok(h.finalize().to_vec()),
-            Some(AnyHasher::Sha512(h)) => Ok(h.finalize().to_vec()),
-            None => Err(CryptoError::InvalidInput("hasher already finished".into())),
-        }
-    }
-}
-
-impl hashing::Guest for Provider {
-    type Hasher = StreamHasher;
-
-    fn digest(algorithm: String, data: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
-        Ok(provider_core::hash_alg(&algorithm).map_err(err)?.digest(&data))
-    }
-
-    fn open_hasher(algorithm: String) -> Result<hashing::Hasher, CryptoError> {
-        use sha2::Digest;
-        let inner = match provider_core::hash_alg(&algorithm).map_err(err)? {
-            Hash::Sha256 => AnyHasher::Sha256(sha2::Sha256::new()),
-            Hash::Sha384 => AnyHasher::Sha384(sha2::Sha384::new()),
-            Hash::Sha512 => AnyHasher::Sha512(sha2::Sha512::new()),
-        };
-        Ok(hashing::Hasher::new(StreamHasher(RefCell::new(Some(inner)))))
-    }
-}
+provider_core::hashing_glue!();
 
 /// The ephemeral verifier: one parsed public key bound to one algorithm.
 pub struct Verifier {

@@ -50,6 +50,48 @@ impl Hash {
     }
 }
 
+/// A streaming SHA-2 hash (the `hashing` interface's hasher); finished once [`Hasher::finish`]
+/// has returned its digest.
+pub struct Hasher(Option<HasherState>);
+
+enum HasherState {
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    pub fn new(hash: Hash) -> Hasher {
+        use sha2::Digest;
+        Hasher(Some(match hash {
+            Hash::Sha256 => HasherState::Sha256(sha2::Sha256::new()),
+            Hash::Sha384 => HasherState::Sha384(sha2::Sha384::new()),
+            Hash::Sha512 => HasherState::Sha512(sha2::Sha512::new()),
+        }))
+    }
+
+    /// Feeds `data`; nothing once finished.
+    pub fn update(&mut self, data: &[u8]) {
+        use sha2::Digest;
+        match &mut self.0 {
+            Some(HasherState::Sha256(h)) => h.update(data),
+            Some(HasherState::Sha384(h)) => h.update(data),
+            Some(HasherState::Sha512(h)) => h.update(data),
+            None => {}
+        }
+    }
+
+    /// The digest, or `None` if it was already taken.
+    pub fn finish(&mut self) -> Option<Vec<u8>> {
+        use sha2::Digest;
+        Some(match self.0.take()? {
+            HasherState::Sha256(h) => h.finalize().to_vec(),
+            HasherState::Sha384(h) => h.finalize().to_vec(),
+            HasherState::Sha512(h) => h.finalize().to_vec(),
+        })
+    }
+}
+
 /// A NIST prime curve.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Curve {

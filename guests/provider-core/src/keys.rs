@@ -14,6 +14,7 @@ use spki::{DecodePublicKey, EncodePublicKey};
 use rand_core::CryptoRng;
 
 use crate::alg::{Curve, Hash, RSA_MAX_BITS, RSA_MIN_BITS, Scheme, SigAlg};
+use crate::fast::FastKey;
 use crate::{CoreError as CryptoError, Format as SignatureFormat};
 
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
@@ -23,14 +24,12 @@ const OID_P384: &str = "1.3.132.0.34";
 const OID_P521: &str = "1.3.132.0.35";
 const OID_ED25519: &str = "1.3.101.112";
 
-/// A parsed public key. P-256 and RSA keys are held in `fastverify`'s form, validated by the
-/// RustCrypto parsers first. A P-256 key builds its per-key table on its second verification
-/// (an opened verifier reused), so a key verified with once pays nothing for it.
+/// A parsed public key. P-256 and RSA keys are [`FastKey`]s: validated by the RustCrypto
+/// parsers, checked with `fastverify`.
 pub enum PublicKey {
-    P256(fastverify::P256Verifier),
+    Fast(FastKey),
     P384(p384::ecdsa::VerifyingKey),
     P521(p521::ecdsa::VerifyingKey),
-    Rsa(fastverify::RsaPublicKey),
     Ed25519(ed25519_dalek::VerifyingKey),
 }
 
@@ -43,11 +42,11 @@ pub enum PrivateKey {
     Ed25519(ed25519_dalek::SigningKey),
 }
 
-fn invalid_key(msg: impl Into<String>) -> CryptoError {
+pub(crate) fn invalid_key(msg: impl Into<String>) -> CryptoError {
     CryptoError::InvalidKey(msg.into())
 }
 
-fn invalid_input(msg: impl Into<String>) -> CryptoError {
+pub(crate) fn invalid_input(msg: impl Into<String>) -> CryptoError {
     CryptoError::InvalidInput(msg.into())
 }
 
@@ -64,7 +63,7 @@ fn describe_algorithm(oid: &str, curve: Option<&str>) -> String {
     }
 }
 
-fn describe_spki(der: &[u8]) -> Result<String, CryptoError> {
+pub(crate) fn describe_spki(der: &[u8]) -> Result<String, CryptoError> {
     let info = spki::SubjectPublicKeyInfoRef::try_from(der)
         .map_err(|e| invalid_key(format!("not a DER SubjectPublicKeyInfo: {e}")))?;
     let oid = info.algorithm.oid.to_string();
@@ -80,7 +79,20 @@ fn describe_pkcs8(der: &[u8]) -> Result<String, CryptoError> {
     Ok(describe_algorithm(&oid, curve.as_deref()))
 }
 
-fn check_rsa_bits(bits: usize) -> Result<(), CryptoError> {
+/// Refuses a key whose type (as `describe_spki` words it) is not the one `alg` needs.
+pub(crate) fn check_kind(alg: &SigAlg, found: &str) -> Result<(), CryptoError> {
+    let want = match alg.scheme {
+        Scheme::Ecdsa(curve) => format!("an EC {} key", curve.name()),
+        Scheme::EdDsa => "an Ed25519 key".into(),
+        Scheme::RsaPkcs1v15 | Scheme::RsaPss => "an RSA key".into(),
+    };
+    if found != want {
+        return Err(invalid_key(format!("{} needs {want}, but the public key is {found}", alg.name)));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_rsa_bits(bits: usize) -> Result<(), CryptoError> {
     if bits < RSA_MIN_BITS {
         return Err(invalid_key(format!("RSA key of {bits} bits refused: at least {RSA_MIN_BITS} bits are required")));
     }
@@ -90,7 +102,7 @@ fn check_rsa_bits(bits: usize) -> Result<(), CryptoError> {
     Ok(())
 }
 
-fn rsa_bits(key: &RsaPublicKey) -> usize {
+pub(crate) fn rsa_bits(key: &RsaPublicKey) -> usize {
     key.n().bit_width() as usize
 }
 
@@ -98,48 +110,20 @@ impl PublicKey {
     /// Parses a DER SPKI for `alg`, refusing keys of the wrong type or size.
     pub fn from_spki(alg: &SigAlg, der: &[u8]) -> Result<PublicKey, CryptoError> {
         let found = describe_spki(der)?;
-        let wrong = |want: &str| invalid_key(format!("{} needs {want}, but the public key is {found}", alg.name));
+        check_kind(alg, &found)?;
         let bad = |e: spki::Error| invalid_key(format!("{found} that does not parse: {e}"));
         match alg.scheme {
-            Scheme::Ecdsa(curve) => {
-                let want = format!("an EC {} key", curve.name());
-                if !found.starts_with(&want) {
-                    return Err(wrong(&want));
-                }
-                Ok(match curve {
-                    Curve::P256 => {
-                        let key = p256::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?;
-                        let point = key.to_sec1_point(false);
-                        PublicKey::P256(fastverify::P256Verifier::new(
-                            fastverify::P256VerifyingKey::from_sec1(point.as_bytes())
-                                .map_err(|e| invalid_key(format!("{found} that does not parse: {e}")))?,
-                        ))
-                    }
-                    Curve::P384 => PublicKey::P384(p384::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?),
-                    Curve::P521 => PublicKey::P521(p521::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?),
-                })
+            Scheme::Ecdsa(Curve::P384) => {
+                Ok(PublicKey::P384(p384::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?))
+            }
+            Scheme::Ecdsa(Curve::P521) => {
+                Ok(PublicKey::P521(p521::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad)?))
             }
             Scheme::EdDsa => {
-                if found != "an Ed25519 key" {
-                    return Err(wrong("an Ed25519 key"));
-                }
                 Ok(PublicKey::Ed25519(ed25519_dalek::VerifyingKey::from_public_key_der(der).map_err(bad)?))
             }
-            Scheme::RsaPkcs1v15 | Scheme::RsaPss => {
-                if found != "an RSA key" {
-                    return Err(wrong("an RSA key"));
-                }
-                let key = RsaPublicKey::from_public_key_der(der).map_err(bad)?;
-                check_rsa_bits(rsa_bits(&key))?;
-                let fast = fastverify::RsaPublicKey::new(
-                    &key.n_bytes(),
-                    fastverify::exponent_from_be(&key.e_bytes()).unwrap_or(0),
-                )
-                .map_err(|_| {
-                    invalid_key("an RSA key whose public exponent is not odd, at least 3 and at most 64 bits")
-                })?;
-                Ok(PublicKey::Rsa(fast))
-            }
+            Scheme::Ecdsa(Curve::P256) => Ok(PublicKey::Fast(FastKey::p256(der, &found)?)),
+            Scheme::RsaPkcs1v15 | Scheme::RsaPss => Ok(PublicKey::Fast(FastKey::rsa(der, &found)?)),
         }
     }
 
@@ -186,40 +170,10 @@ impl PublicKey {
             }};
         }
         match self {
-            PublicKey::P256(vk) => {
-                check_ecdsa_sig_len(alg, sig, Curve::P256.field_len(), format)?;
-                let parsed = match format {
-                    SignatureFormat::P1363 => fastverify::parse_p1363(sig),
-                    SignatureFormat::Der => fastverify::parse_der(sig),
-                };
-                Ok(parsed.is_some_and(|(r, s)| vk.verify_prehash(digest, &r, &s)))
-            }
+            PublicKey::Fast(key) => key.verify_checked(alg, digest, sig, format),
             PublicKey::P384(vk) => ecdsa_verify!(p384, vk, Curve::P384.field_len()),
             PublicKey::P521(vk) => ecdsa_verify!(p521, vk, Curve::P521.field_len()),
             PublicKey::Ed25519(_) => Err(invalid_input("EdDSA verifies whole messages, not digests")),
-            PublicKey::Rsa(key) => {
-                if sig.len() != key.size() {
-                    return Err(invalid_input(format!(
-                        "{} signature must be {} bytes for this {}-bit key, got {}",
-                        alg.name,
-                        key.size(),
-                        key.bits(),
-                        sig.len()
-                    )));
-                }
-                let hash = match alg.hash {
-                    Hash::Sha256 => fastverify::HashAlg::Sha256,
-                    Hash::Sha384 => fastverify::HashAlg::Sha384,
-                    Hash::Sha512 => fastverify::HashAlg::Sha512,
-                };
-                Ok(match alg.scheme {
-                    Scheme::RsaPkcs1v15 => key.verify_pkcs1v15(hash, digest, sig),
-                    // JOSE PS256/384/512 (RFC 7518 section 3.5): MGF1 with the same hash and a
-                    // salt as long as the digest.
-                    Scheme::RsaPss => key.verify_pss(hash, digest, sig, hash.output_len()),
-                    Scheme::Ecdsa(_) | Scheme::EdDsa => false,
-                })
-            }
         }
     }
 }
@@ -234,7 +188,12 @@ fn pkcs1v15_scheme(hash: Hash) -> Pkcs1v15Sign {
 
 /// An ECDSA signature's length, for a curve whose field elements are `field` bytes: exactly
 /// two of them in P1363, at most two plus 16 bytes of DER framing.
-fn check_ecdsa_sig_len(alg: &SigAlg, sig: &[u8], field: usize, format: SignatureFormat) -> Result<(), CryptoError> {
+pub(crate) fn check_ecdsa_sig_len(
+    alg: &SigAlg,
+    sig: &[u8],
+    field: usize,
+    format: SignatureFormat,
+) -> Result<(), CryptoError> {
     match format {
         SignatureFormat::P1363 if sig.len() != 2 * field => {
             Err(invalid_input(format!("{} P1363 signature must be {} bytes, got {}", alg.name, 2 * field, sig.len())))
@@ -249,7 +208,7 @@ fn check_ecdsa_sig_len(alg: &SigAlg, sig: &[u8], field: usize, format: Signature
     }
 }
 
-fn check_digest_len(alg: &SigAlg, digest: &[u8]) -> Result<(), CryptoError> {
+pub(crate) fn check_digest_len(alg: &SigAlg, digest: &[u8]) -> Result<(), CryptoError> {
     if digest.len() != alg.hash.output_len() {
         return Err(invalid_input(format!(
             "{} needs a {}-byte {} digest, got {} bytes",

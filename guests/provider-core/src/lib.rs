@@ -3,6 +3,7 @@
 //! these types to its own generated WIT types.
 
 pub mod alg;
+pub mod fast;
 pub mod keyring;
 pub mod keys;
 pub mod rng;
@@ -72,6 +73,50 @@ macro_rules! guest_glue {
 
         fn host_rng() -> $crate::rng::HostRng {
             $crate::rng::HostRng(bindings::cryptohost::provider::host::random_bytes)
+        }
+    };
+}
+
+/// The `hashing` interface over [`alg::Hasher`], for a guest whose provider type is named
+/// `Provider` (expects its bindings in `bindings` and [`guest_glue!`]'s `err`).
+#[macro_export]
+macro_rules! hashing_glue {
+    () => {
+        pub struct StreamHasher(std::cell::RefCell<$crate::alg::Hasher>);
+
+        impl bindings::exports::cryptohost::provider::hashing::GuestHasher for StreamHasher {
+            fn update(&self, data: Vec<u8>) {
+                self.0.borrow_mut().update(&data);
+            }
+
+            fn finish(&self) -> Result<Vec<u8>, bindings::cryptohost::provider::types::CryptoError> {
+                self.0.borrow_mut().finish().ok_or_else(|| {
+                    bindings::cryptohost::provider::types::CryptoError::InvalidInput("hasher already finished".into())
+                })
+            }
+        }
+
+        impl bindings::exports::cryptohost::provider::hashing::Guest for Provider {
+            type Hasher = StreamHasher;
+
+            fn digest(
+                algorithm: String,
+                data: Vec<u8>,
+            ) -> Result<Vec<u8>, bindings::cryptohost::provider::types::CryptoError> {
+                Ok($crate::hash_alg(&algorithm).map_err(err)?.digest(&data))
+            }
+
+            fn open_hasher(
+                algorithm: String,
+            ) -> Result<
+                bindings::exports::cryptohost::provider::hashing::Hasher,
+                bindings::cryptohost::provider::types::CryptoError,
+            > {
+                let hash = $crate::hash_alg(&algorithm).map_err(err)?;
+                Ok(bindings::exports::cryptohost::provider::hashing::Hasher::new(StreamHasher(
+                    std::cell::RefCell::new($crate::alg::Hasher::new(hash)),
+                )))
+            }
         }
     };
 }
