@@ -176,7 +176,7 @@ fn precompiled_cache_is_reused_and_must_be_private() {
     assert_eq!(cached.len(), 1, "one artifact cached: {cached:?}");
     // Its digest is recorded beside the config, not in the cache.
     let all: Vec<_> = fs::read_dir(dir.path().join("cache-digests")).unwrap().map(|e| e.unwrap().path()).collect();
-    let records: Vec<_> = all.iter().filter(|p| p.extension().is_some_and(|e| e == "sha256")).collect();
+    let records: Vec<_> = all.iter().filter(|p| p.extension().is_some_and(|e| e == "blake3")).collect();
     assert_eq!(records.len(), 1, "one digest record: {all:?}");
     let described = all.iter().filter(|p| p.to_string_lossy().ends_with(".descriptor.json")).count();
     assert_eq!(described, 1, "and one descriptor record: {all:?}");
@@ -184,7 +184,7 @@ fn precompiled_cache_is_reused_and_must_be_private() {
     let stamp = |p: &std::path::PathBuf| p.to_string_lossy().ends_with(".stamp");
     assert!(all.iter().filter(|p| !stamp(p)).count() == 2 && all.len() <= 3, "{all:?}");
     let recorded = fs::read_to_string(records[0]).unwrap();
-    assert_eq!(recorded.trim(), hex::encode(sha2_digest(&fs::read(&cached[0]).unwrap())));
+    assert_eq!(recorded.trim(), blake3::hash(&fs::read(&cached[0]).unwrap()).to_hex().as_str());
     // The second start loads the artifact and serves.
     let registry = cryptohost::load::open(&config, TrustMode::Pins).expect("second start");
     assert!(registry.digest("SHA-256", b"abc").is_ok());

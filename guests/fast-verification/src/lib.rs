@@ -4,8 +4,8 @@
 //! a fraction of offline-verification's: a one-shot `verify` maps, hashes and instantiates
 //! that much less. ES384, ES512 and EdDSA are left to the providers below it.
 
-use provider_core::alg::{Hash, SIG_ALGS, SigAlg};
-use provider_core::fast::{self, FastKey};
+use provider_core::alg::{Hash, SIG_ALGS};
+use provider_core::fast;
 
 pub(crate) mod bindings {
     wit_bindgen::generate!({
@@ -14,8 +14,8 @@ pub(crate) mod bindings {
     });
 }
 
-use bindings::cryptohost::provider::types::{Capability, CapabilitySupport, CryptoError, SignatureFormat};
-use bindings::exports::cryptohost::provider::{metadata, verification};
+use bindings::cryptohost::provider::types::{Capability, CapabilitySupport, CryptoError};
+use bindings::exports::cryptohost::provider::metadata;
 
 struct Provider;
 
@@ -48,34 +48,6 @@ impl metadata::Guest for Provider {
     }
 }
 
-/// The ephemeral verifier: one parsed public key bound to one algorithm.
-pub struct Verifier {
-    alg: SigAlg,
-    key: FastKey,
-}
-
-impl verification::GuestVerifier for Verifier {
-    fn verify(&self, message: Vec<u8>, signature: Vec<u8>, f: SignatureFormat) -> Result<bool, CryptoError> {
-        self.key.verify_message(&self.alg, &message, &signature, format(f)).map_err(err)
-    }
-
-    fn verify_digest(&self, digest: Vec<u8>, signature: Vec<u8>, f: SignatureFormat) -> Result<bool, CryptoError> {
-        self.key.verify_digest(&self.alg, &digest, &signature, format(f)).map_err(err)
-    }
-
-    fn algorithm(&self) -> String {
-        self.alg.name.to_string()
-    }
-}
-
-impl verification::Guest for Provider {
-    type Verifier = Verifier;
-
-    fn open_verifier(algorithm: String, spki_der: Vec<u8>) -> Result<verification::Verifier, CryptoError> {
-        let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
-        let key = FastKey::from_spki(&alg, &spki_der).map_err(err)?;
-        Ok(verification::Verifier::new(Verifier { alg, key }))
-    }
-}
+provider_core::verification_glue!(provider_core::fast::FastKey);
 
 bindings::export!(Provider with_types_in bindings);

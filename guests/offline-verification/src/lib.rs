@@ -4,9 +4,8 @@
 
 use std::cell::RefCell;
 
-use provider_core::alg::{Hash, SIG_ALGS, SigAlg};
+use provider_core::alg::{Hash, SIG_ALGS};
 use provider_core::keyring::Held;
-use provider_core::keys::PublicKey;
 use provider_core::store::Store;
 
 pub(crate) mod bindings {
@@ -17,7 +16,7 @@ pub(crate) mod bindings {
 }
 
 use bindings::cryptohost::provider::types::{Capability, CapabilitySupport, CryptoError, SignatureFormat};
-use bindings::exports::cryptohost::provider::{metadata, signing, verification};
+use bindings::exports::cryptohost::provider::{metadata, signing};
 
 struct Provider;
 
@@ -50,35 +49,7 @@ impl metadata::Guest for Provider {
 
 provider_core::hashing_glue!();
 
-/// The ephemeral verifier: one parsed public key bound to one algorithm.
-pub struct Verifier {
-    alg: SigAlg,
-    key: PublicKey,
-}
-
-impl verification::GuestVerifier for Verifier {
-    fn verify(&self, message: Vec<u8>, signature: Vec<u8>, f: SignatureFormat) -> Result<bool, CryptoError> {
-        self.key.verify_message(&self.alg, &message, &signature, format(f)).map_err(err)
-    }
-
-    fn verify_digest(&self, digest: Vec<u8>, signature: Vec<u8>, f: SignatureFormat) -> Result<bool, CryptoError> {
-        self.key.verify_digest(&self.alg, &digest, &signature, format(f)).map_err(err)
-    }
-
-    fn algorithm(&self) -> String {
-        self.alg.name.to_string()
-    }
-}
-
-impl verification::Guest for Provider {
-    type Verifier = Verifier;
-
-    fn open_verifier(algorithm: String, spki_der: Vec<u8>) -> Result<verification::Verifier, CryptoError> {
-        let alg = provider_core::sig_alg(&algorithm).map_err(err)?;
-        let key = PublicKey::from_spki(&alg, &spki_der).map_err(err)?;
-        Ok(verification::Verifier::new(Verifier { alg, key }))
-    }
-}
+provider_core::verification_glue!(provider_core::keys::PublicKey);
 
 thread_local! {
     static KEYS: RefCell<Store<Held>> = const { RefCell::new(Store::new("key")) };

@@ -120,3 +120,58 @@ macro_rules! hashing_glue {
         }
     };
 }
+
+/// The `verification` interface over a key type with `from_spki(&SigAlg, &[u8])`,
+/// `verify_message` and `verify_digest` ([`keys::PublicKey`] or [`fast::FastKey`]), for a guest
+/// whose provider type is named `Provider` (expects its bindings in `bindings` and
+/// [`guest_glue!`]'s `err` and `format`).
+#[macro_export]
+macro_rules! verification_glue {
+    ($key:ty) => {
+        /// The ephemeral verifier: one parsed public key bound to one algorithm.
+        pub struct Verifier {
+            alg: $crate::alg::SigAlg,
+            key: $key,
+        }
+
+        impl bindings::exports::cryptohost::provider::verification::GuestVerifier for Verifier {
+            fn verify(
+                &self,
+                message: Vec<u8>,
+                signature: Vec<u8>,
+                f: bindings::cryptohost::provider::types::SignatureFormat,
+            ) -> Result<bool, bindings::cryptohost::provider::types::CryptoError> {
+                self.key.verify_message(&self.alg, &message, &signature, format(f)).map_err(err)
+            }
+
+            fn verify_digest(
+                &self,
+                digest: Vec<u8>,
+                signature: Vec<u8>,
+                f: bindings::cryptohost::provider::types::SignatureFormat,
+            ) -> Result<bool, bindings::cryptohost::provider::types::CryptoError> {
+                self.key.verify_digest(&self.alg, &digest, &signature, format(f)).map_err(err)
+            }
+
+            fn algorithm(&self) -> String {
+                self.alg.name.to_string()
+            }
+        }
+
+        impl bindings::exports::cryptohost::provider::verification::Guest for Provider {
+            type Verifier = Verifier;
+
+            fn open_verifier(
+                algorithm: String,
+                spki_der: Vec<u8>,
+            ) -> Result<
+                bindings::exports::cryptohost::provider::verification::Verifier,
+                bindings::cryptohost::provider::types::CryptoError,
+            > {
+                let alg = $crate::sig_alg(&algorithm).map_err(err)?;
+                let key = <$key>::from_spki(&alg, &spki_der).map_err(err)?;
+                Ok(bindings::exports::cryptohost::provider::verification::Verifier::new(Verifier { alg, key }))
+            }
+        }
+    };
+}

@@ -1,6 +1,6 @@
 //! The precompiled-component cache. An artifact is native code that runs outside the sandbox,
-//! so one is used only when its sha256 matches the digest this host recorded when it compiled
-//! it; the records live in a directory apart from the cache (beside the config by default),
+//! so one is used only when its BLAKE3 hash matches the digest this host recorded when it
+//! compiled it (BLAKE3: every start hashes megabytes of it); the records live in a directory apart from the cache (beside the config by default),
 //! under the same protection as the config. The bytes hashed are the bytes deserialized.
 
 use std::fs::{self, DirBuilder};
@@ -116,7 +116,7 @@ impl NativeCache {
     /// sha256 and [`engine_part`].
     pub fn key(&self, component_sha256: &str) -> String {
         let mut h = Sha256::new();
-        h.update(b"cryptohost precompiled component v2\0");
+        h.update(b"cryptohost precompiled component v3\0");
         h.update(component_sha256.as_bytes());
         h.update(b"\0");
         h.update(self.engine);
@@ -161,7 +161,7 @@ impl NativeCache {
     }
 
     pub fn digest_path(&self, key: &str) -> PathBuf {
-        self.digests.join(format!("{key}.sha256"))
+        self.digests.join(format!("{key}.blake3"))
     }
 
     /// The artifact, if there is one and it matches its recorded digest. Anything else (no
@@ -200,7 +200,7 @@ impl NativeCache {
             None
         };
         let (artifact, actual) = match sealed {
-            Some(s) => match s.sha256() {
+            Some(s) => match s.blake3() {
                 Ok(d) => (Artifact::Sealed(s), hex::encode(d)),
                 Err(e) => {
                     log::warn!("cannot read the sealed copy of {}: {e}; compiling afresh", path.display());
@@ -209,7 +209,7 @@ impl NativeCache {
             },
             None => match fsio::read_private(&path, limits::ARTIFACT, "cached artifact") {
                 Ok(Some(b)) => {
-                    let d = hex::encode(Sha256::digest(&b));
+                    let d = hex::encode(blake3::hash(&b).as_bytes());
                     (Artifact::Bytes(b), d)
                 }
                 Ok(None) => return None,
@@ -257,7 +257,7 @@ impl NativeCache {
     /// Writes an artifact and then its digest record, each atomically (temp file + rename).
     /// A failure only costs the next start a compile.
     pub fn store(&self, key: &str, bytes: &[u8]) {
-        let digest = hex::encode(Sha256::digest(bytes));
+        let digest = hex::encode(blake3::hash(bytes).as_bytes());
         let written = fsio::replace_atomic(&self.artifact_path(key), bytes, 0o600)
             .and_then(|()| fsio::replace_atomic(&self.digest_path(key), format!("{digest}\n").as_bytes(), 0o600));
         if let Err(e) = written {

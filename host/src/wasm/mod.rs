@@ -74,7 +74,7 @@ impl Default for Limits {
 pub enum CacheSetting {
     /// Compile every start (nothing native is ever read from disk).
     Disabled,
-    /// Keep precompiled artifacts in `dir`, and the sha256 of each, recorded when this host
+    /// Keep precompiled artifacts in `dir`, and the BLAKE3 hash of each, recorded when this host
     /// compiled it, in `digests` (kept apart: whoever can write the cache must not be able to
     /// vouch for what is in it). Both must belong to this user, as must every parent directory
     /// (or root).
@@ -308,7 +308,7 @@ impl Runtime {
         if let (Some(cache), Some(key)) = (&self.cache, &key)
             && let Some(native) = cache.load(key)
         {
-            // SAFETY: these bytes are native code. They are exactly the bytes whose sha256
+            // SAFETY: these bytes are native code. They are exactly the bytes whose BLAKE3 hash
             // matched the record this host wrote when it compiled this component (already
             // verified against its pin) under this engine's settings; the record sits outside
             // the cache directory, and both directories and their parents are writable only by
