@@ -217,7 +217,7 @@ fn the_installed_tree_works_from_another_directory_and_uninstall_removes_exactly
     assert!(out.status.success(), "{}", common::stderr(&out));
     let providers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = providers.to_string();
-    for name in ["offline-verification", "pqc"] {
+    for name in ["fast-verification", "offline-verification", "pqc"] {
         assert!(text.contains(&format!("\"{name}\"")), "{name} not served: {text}");
     }
     assert!(!text.contains("\"simulation\""), "the simulation is not enabled: {text}");
