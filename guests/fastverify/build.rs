@@ -1,8 +1,9 @@
 //! Emits the static affine tables of odd multiples of the P-256 generator (`G, 3G, …`) and of
-//! `2^128·G` (for the split multiplication of prepared keys) in Montgomery form, computed with the crate's own field and point code, so that no process
-//! (or wasm instance) pays for building it at run time. Building the 64-point table at run
-//! time (e.g. behind a `OnceLock`) measured 19–37 µs natively and ~39 µs inside wasmtime,
-//! paid again by every fresh wasm instance; as constants it costs nothing but 4 KiB of data.
+//! `2^128·G` (for the split multiplication of prepared keys) in Montgomery form, computed with
+//! the crate's own field and point code, so that no process (or wasm instance) pays for
+//! building them at run time. Building the 64-point table at run time (e.g. behind a
+//! `OnceLock`) measured 19–37 µs natively and ~39 µs inside wasmtime, paid again by every
+//! fresh wasm instance; as constants each costs nothing but 4 KiB of data.
 
 #[allow(dead_code)]
 #[path = "src/p256/field.rs"]

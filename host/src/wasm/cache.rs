@@ -1,7 +1,8 @@
 //! The precompiled-component cache. An artifact is native code that runs outside the sandbox,
 //! so one is used only when its BLAKE3 hash matches the digest this host recorded when it
-//! compiled it (BLAKE3: every start hashes megabytes of it); the records live in a directory apart from the cache (beside the config by default),
-//! under the same protection as the config. The bytes hashed are the bytes deserialized.
+//! compiled it (BLAKE3: every start hashes megabytes of it); the records live in a directory
+//! apart from the cache (beside the config by default), under the same protection as the
+//! config. The bytes hashed are the bytes deserialized.
 
 use std::fs::{self, DirBuilder};
 use std::hash::Hasher;
