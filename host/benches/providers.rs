@@ -1,7 +1,9 @@
 //! Side by side, in one run: RustCrypto natively, the component's own code (provider-core and
 //! fastverify) natively, the guest called through wasmtime (verifier opened once), and the full
 //! registry path (ephemeral verifier per call, as the CLI does). The sandbox's own cost is
-//! "wasm-guest" over "component code natively".
+//! "wasm-guest" over "component code natively". After the criterion groups, [`paired`]
+//! measures that cost and the throughput against `openssl speed` again, interleaved in rounds
+//! of seconds, so that the machine's drift between criterion's groups stays out of the ratios.
 //! Needs `just build-guests` first (`just bench` does it).
 
 use std::hint::black_box;
@@ -13,16 +15,29 @@ use cryptohost::provider::{Capability, SigFormat, SignInput};
 use cryptohost::{Config, Host, TrustMode};
 
 fn registry() -> (tempfile::TempDir, Host) {
+    registry_of(&["offline-verification"])
+}
+
+/// A registry of the named components (each pinned to its built digest, the first at the
+/// highest priority), with the precompiled cache and the native hashing provider off.
+fn registry_of(names: &[&str]) -> (tempfile::TempDir, Host) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf();
     let components = root.join("components");
     let manifest = Manifest::load(&components.join("manifest.json")).expect("run `just build-guests` first");
-    let entry = manifest.entry_for_file("offline-verification.wasm").expect("offline-verification built");
     let dir = tempfile::tempdir().expect("tempdir");
-    let text = format!(
-        "component_dir = {:?}\n[cache]\nenabled = false\n[native]\nhashing = false\n[[provider]]\nname = \"offline-verification\"\ncomponent = \"offline-verification.wasm\"\nsha256 = {:?}\npriority = 100\n",
-        components.display().to_string(),
-        entry.sha256
+    let mut text = format!(
+        "component_dir = {:?}\n[cache]\nenabled = false\n[native]\nhashing = false\n",
+        components.display().to_string()
     );
+    for (i, name) in names.iter().enumerate() {
+        let file = format!("{name}.wasm");
+        let entry = manifest.entry_for_file(&file).unwrap_or_else(|| panic!("{file} built"));
+        text += &format!(
+            "[[provider]]\nname = {name:?}\ncomponent = {file:?}\nsha256 = {:?}\npriority = {}\n",
+            entry.sha256,
+            200 - i
+        );
+    }
     let path: PathBuf = dir.path().join("cryptohost.toml");
     std::fs::write(&path, text).expect("config");
     let registry = cryptohost::load::open(&Config::load(&path).expect("config"), TrustMode::Pins).expect("load");
@@ -184,9 +199,154 @@ fn bench_dispatch(c: &mut Criterion) {
     g.finish();
 }
 
+/// Rounds of the paired measurement below, and the wall time of each block in a round.
+const ROUNDS: usize = 9;
+const BLOCK: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// Operations per second of `op`, over one block of wall time.
+fn rate(op: &mut dyn FnMut()) -> f64 {
+    let start = std::time::Instant::now();
+    let mut n = 0u64;
+    loop {
+        op();
+        n += 1;
+        let t = start.elapsed();
+        if t >= BLOCK {
+            return n as f64 / t.as_secs_f64();
+        }
+    }
+}
+
+/// OpenSSL's own (sign/s, verify/s) for `alg` (an `openssl speed` name): one burst of one
+/// second each, in wall-clock time like every other block here (`-elapsed`; by default
+/// `openssl speed` divides by its CPU time, which leaves out what other tenants take).
+fn openssl_rates(alg: &str) -> Option<(f64, f64)> {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-elapsed", "-seconds", "1", "-mr", alg])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `+F2:k:bits:sign/s:verify/s` (RSA), `+F4:k:bits:sign/s:verify/s` (ECDSA).
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (matches!(f.first(), Some(&"+F2" | &"+F4")) && f.len() >= 5)
+            .then(|| Some((f[3].parse().ok()?, f[4].parse().ok()?)))
+            .flatten()
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One paired case: the component's code natively, the same through wasmtime, and OpenSSL's
+/// rate for the same operation (sign or verify of `openssl`'s algorithm).
+struct Case<'a> {
+    name: String,
+    openssl: &'static str,
+    verify: bool,
+    native: Box<dyn FnMut() + 'a>,
+    guest: Box<dyn FnMut() + 'a>,
+}
+
+/// The sandbox's cost and the throughput against OpenSSL, paired in time: in each of
+/// [`ROUNDS`] rounds every case runs a block natively, a block through the component and (per
+/// algorithm) a burst of `openssl speed`, one after the other; each ratio is taken within its
+/// round and the median over rounds is reported with its range. A shared machine's speed drifts
+/// by up to half between criterion's groups, which run minutes apart; a round is seconds.
+/// Verification goes through fast-verification where it serves the algorithm (as the default
+/// priorities route it), else offline-verification; signing through offline-verification. Printed, and written to target/paired.json for `just bench-report`.
+fn paired(_: &mut Criterion) {
+    let (_dir, registry) = registry_of(&["fast-verification", "offline-verification"]);
+    let fast = registry.by_name("fast-verification").expect("loaded").clone();
+    let offline = registry.by_name("offline-verification").expect("loaded").clone();
+    let msg: &[u8] = b"a 64-byte message, about the size of a DSSE PAE over a small doc.";
+    let openssl_name = |alg: &str| match alg {
+        "ES256" => "ecdsap256",
+        "ES384" => "ecdsap384",
+        "ES512" => "ecdsap521",
+        _ => "rsa2048",
+    };
+    let mut cases: Vec<Case<'_>> = Vec::new();
+    for alg in ["ES256", "ES384", "ES512", "RS256", "PS256"] {
+        let key = offline.generate(alg, 2048, true).expect("generate");
+        let spki = offline.public_key(&key).expect("spki");
+        let sig = offline.sign(&key, alg, SignInput::Message(msg), SigFormat::Der).expect("sign");
+        let own = component_code_natively(alg, &spki);
+        // fast-verification where it serves the algorithm, as the registry routes it.
+        let verifier = fast.open_verifier(alg, &spki).or_else(|_| offline.open_verifier(alg, &spki)).expect("verifier");
+        assert!(own(msg, &sig) && verifier.verify(SignInput::Message(msg), &sig, SigFormat::Der).expect("verify"));
+        cases.push(Case {
+            name: format!("verify {alg}"),
+            openssl: openssl_name(alg),
+            verify: true,
+            native: Box::new({
+                let sig = sig.clone();
+                move || assert!(own(black_box(msg), black_box(&sig)))
+            }),
+            guest: Box::new(move || {
+                assert!(verifier.verify(SignInput::Message(black_box(msg)), &sig, SigFormat::Der).unwrap())
+            }),
+        });
+        let pkcs8 = offline.export_pkcs8(&key).expect("export");
+        let own = provider_core::keys::PrivateKey::from_pkcs8(&pkcs8).expect("pkcs8");
+        let sig_alg = provider_core::sig_alg(alg).expect("known algorithm");
+        let mut rng = provider_core::rng::HostRng(os_random);
+        let p = offline.clone();
+        cases.push(Case {
+            name: format!("sign {alg}"),
+            openssl: openssl_name(alg),
+            verify: false,
+            native: Box::new(move || {
+                black_box(own.sign_message(&sig_alg, black_box(msg), provider_core::Format::Der, &mut rng).unwrap());
+            }),
+            guest: Box::new(move || {
+                black_box(p.sign(&key, alg, SignInput::Message(black_box(msg)), SigFormat::Der).unwrap());
+            }),
+        });
+    }
+    // Per case: (native/s, guest/s, OpenSSL/s) of each round.
+    let mut rates: Vec<Vec<(f64, f64, Option<f64>)>> = vec![Vec::new(); cases.len()];
+    for round in 0..ROUNDS {
+        eprintln!("paired: round {}/{ROUNDS}", round + 1);
+        let mut peer: std::collections::HashMap<&str, Option<(f64, f64)>> = Default::default();
+        for (i, c) in cases.iter_mut().enumerate() {
+            let theirs = *peer.entry(c.openssl).or_insert_with(|| openssl_rates(c.openssl));
+            let native = rate(&mut c.native);
+            let guest = rate(&mut c.guest);
+            rates[i].push((native, guest, theirs.map(|(s, v)| if c.verify { v } else { s })));
+        }
+    }
+    println!("\nthe sandbox's cost and OpenSSL's throughput, paired ({ROUNDS} rounds; median [min, max] over rounds):");
+    let mut json = Vec::new();
+    for (c, r) in cases.iter().zip(&rates) {
+        let mut cost: Vec<f64> = r.iter().map(|(n, g, _)| n / g).collect();
+        let mut vs: Vec<f64> = r.iter().filter_map(|(_, g, o)| o.map(|o| g / o)).collect();
+        let mut guest: Vec<f64> = r.iter().map(|(_, g, _)| *g).collect();
+        let mut theirs: Vec<f64> = r.iter().filter_map(|(_, _, o)| *o).collect();
+        let range =
+            |v: &[f64]| (v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(0.0, f64::max));
+        let (cost_m, cost_r) = (median(&mut cost), range(&cost));
+        let (guest_m, theirs_m) = (median(&mut guest), if theirs.is_empty() { 0.0 } else { median(&mut theirs) });
+        let (vs_m, vs_r) = if vs.is_empty() { (0.0, (0.0, 0.0)) } else { (median(&mut vs), range(&vs)) };
+        println!(
+            "  {:<14} sandbox cost {cost_m:.2}x [{:.2}, {:.2}] | component {guest_m:>9.0}/s, OpenSSL {theirs_m:>9.0}/s: {vs_m:.2} [{:.2}, {:.2}]",
+            c.name, cost_r.0, cost_r.1, vs_r.0, vs_r.1
+        );
+        json.push(format!(
+            "{{\"case\":{:?},\"rounds\":{ROUNDS},\"sandbox_cost\":[{cost_m},{},{}],\"component_per_s\":{guest_m},\"openssl_per_s\":{theirs_m},\"component_over_openssl\":[{vs_m},{},{}]}}",
+            c.name, cost_r.0, cost_r.1, vs_r.0, vs_r.1
+        ));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf();
+    std::fs::write(root.join("target/paired.json"), format!("[{}]\n", json.join(",\n"))).expect("target/paired.json");
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1));
-    targets = bench_verify, bench_sign, bench_sha256, bench_dispatch
+    targets = bench_verify, bench_sign, bench_sha256, bench_dispatch, paired
 }
 criterion_main!(benches);
