@@ -227,12 +227,16 @@ fn openssl_rates(alg: &str) -> Option<(f64, f64)> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    // `+F2:k:bits:sign/s:verify/s` (RSA), `+F4:k:bits:sign/s:verify/s` (ECDSA).
+    // `+F2:k:bits:sign/s:verify/s` (RSA), `+F4:k:bits:sign/s:verify/s` (ECDSA),
+    // `+F6:k:bits:name:sign/s:verify/s` (EdDSA).
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (matches!(f.first(), Some(&"+F2" | &"+F4")) && f.len() >= 5)
-            .then(|| Some((f[3].parse().ok()?, f[4].parse().ok()?)))
-            .flatten()
+        let at = match f.first() {
+            Some(&"+F2" | &"+F4") => 3,
+            Some(&"+F6") => 4,
+            _ => return None,
+        };
+        Some((f.get(at)?.parse().ok()?, f.get(at + 1)?.parse().ok()?))
     })
 }
 
@@ -267,10 +271,11 @@ fn paired(_: &mut Criterion) {
         "ES256" => "ecdsap256",
         "ES384" => "ecdsap384",
         "ES512" => "ecdsap521",
+        "EdDSA" => "ed25519",
         _ => "rsa2048",
     };
     let mut cases: Vec<Case<'_>> = Vec::new();
-    for alg in ["ES256", "ES384", "ES512", "RS256", "PS256"] {
+    for alg in ["ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256"] {
         let key = offline.generate(alg, 2048, true).expect("generate");
         let spki = offline.public_key(&key).expect("spki");
         let sig = offline.sign(&key, alg, SignInput::Message(msg), SigFormat::Der).expect("sign");
