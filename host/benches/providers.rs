@@ -261,7 +261,8 @@ struct Case<'a> {
 /// round and the median over rounds is reported with its range. A shared machine's speed drifts
 /// by up to half between criterion's groups, which run minutes apart; a round is seconds.
 /// Verification goes through fast-verification where it serves the algorithm (as the default
-/// priorities route it), else offline-verification; signing through offline-verification. Printed, and written to target/paired.json for `just bench-report`.
+/// priorities route it), else offline-verification; signing through offline-verification.
+/// Printed, and written to target/paired.json for `just bench-report`.
 fn paired(_: &mut Criterion) {
     let (_dir, registry) = registry_of(&["fast-verification", "offline-verification"]);
     let fast = registry.by_name("fast-verification").expect("loaded").clone();
@@ -340,13 +341,18 @@ fn paired(_: &mut Criterion) {
             "  {:<14} sandbox cost {cost_m:.2}x [{:.2}, {:.2}] | component {guest_m:>9.0}/s, OpenSSL {theirs_m:>9.0}/s: {vs_m:.2} [{:.2}, {:.2}]",
             c.name, cost_r.0, cost_r.1, vs_r.0, vs_r.1
         );
-        json.push(format!(
-            "{{\"case\":{:?},\"rounds\":{ROUNDS},\"sandbox_cost\":[{cost_m},{},{}],\"component_per_s\":{guest_m},\"openssl_per_s\":{theirs_m},\"component_over_openssl\":[{vs_m},{},{}]}}",
-            c.name, cost_r.0, cost_r.1, vs_r.0, vs_r.1
-        ));
+        json.push(serde_json::json!({
+            "case": c.name,
+            "rounds": ROUNDS,
+            "sandbox_cost": [cost_m, cost_r.0, cost_r.1],
+            "component_per_s": guest_m,
+            "openssl_per_s": theirs_m,
+            "component_over_openssl": [vs_m, vs_r.0, vs_r.1],
+        }));
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf();
-    std::fs::write(root.join("target/paired.json"), format!("[{}]\n", json.join(",\n"))).expect("target/paired.json");
+    let text = serde_json::to_string_pretty(&json).expect("JSON");
+    std::fs::write(root.join("target/paired.json"), text + "\n").expect("target/paired.json");
 }
 
 criterion_group! {
