@@ -178,16 +178,16 @@ pub fn raw_keypair(token_label: &str, label: &str, kind: &str, private_extra: Ve
 }
 
 /// Whether an audit log's text shows the test PIN anywhere but inside a digest, a root or a
-/// signature (see [`shows_outside_digests`]).
+/// signature (hex or base64 of 32 characters or more, where any 4 digits turn up by chance).
 pub fn log_shows_pin(text: &str) -> bool {
-    shows_outside_digests(text, PIN)
+    shows_outside_digests(text, PIN, 32)
 }
 
-/// Whether `text` shows `secret` anywhere but inside a word of 16 characters or more (a
-/// digest, a config's hash or its 16-digit prefix in a state directory's name, a signature:
-/// hex or base64, where a few digits turn up by chance).
-pub fn shows_outside_digests(text: &str, secret: &str) -> bool {
+/// Whether `text` shows `secret` anywhere but inside a word (hex or base64) of `digest_len`
+/// characters or more: a digest, a signature, a hash in a directory's name, where a few digits
+/// turn up by chance.
+pub fn shows_outside_digests(text: &str, secret: &str, digest_len: usize) -> bool {
     text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='))
-        .filter(|word| word.len() < 16)
+        .filter(|word| word.len() < digest_len)
         .any(|word| word.contains(secret))
 }
