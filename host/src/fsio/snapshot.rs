@@ -146,16 +146,41 @@ impl Sealed {
         Ok(())
     }
 
-    /// The BLAKE3 hash of the sealed bytes.
+    /// The BLAKE3 hash of the sealed bytes, read through a read-only mapping of them (no copy;
+    /// through a buffer where the kernel will not map them).
     ///
     /// # Errors
     /// A read error.
     pub fn blake3(&self) -> std::io::Result<[u8; 32]> {
         let mut hash = blake3::Hasher::new();
-        self.read_chunks(|c| {
-            hash.update(c);
-        })?;
+        match self.map() {
+            Some(map) => {
+                hash.update(map.bytes());
+            }
+            None => self.read_chunks(|c| {
+                hash.update(c);
+            })?,
+        }
         Ok(*hash.finalize().as_bytes())
+    }
+
+    /// A read-only mapping of the sealed bytes; `None` when empty or when the kernel refuses.
+    fn map(&self) -> Option<Mapping> {
+        use rustix::mm::{MapFlags, ProtFlags};
+        let len = usize::try_from(self.len).ok().filter(|&l| l > 0)?;
+        // SAFETY: a fresh mapping chosen by the kernel (no address given), read-only, of a file
+        // sealed against writes, growth and shrinking: its bytes cannot change or go away while
+        // mapped (no SIGBUS from truncation), so reading them as a slice is sound. Unmapped once,
+        // in `Mapping::drop`.
+        let ptr =
+            unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, ProtFlags::READ, MapFlags::SHARED, &self.file, 0) };
+        match ptr {
+            Ok(ptr) => Some(Mapping { ptr, len }),
+            Err(e) => {
+                log::debug!("cannot map the sealed copy ({e}); reading it");
+                None
+            }
+        }
     }
 
     /// The sealed bytes, in memory.
@@ -172,6 +197,30 @@ impl Sealed {
     pub fn proc_path(&self) -> PathBuf {
         use std::os::fd::AsRawFd;
         PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
+}
+
+/// A read-only mapping of a [`Sealed`] copy, unmapped on drop.
+struct Mapping {
+    ptr: *mut std::ffi::c_void,
+    len: usize,
+}
+
+impl Mapping {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes that no one can change (see `Sealed::map`),
+        // and the slice cannot outlive the mapping.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `Sealed::map`, unmapped exactly once; no slice of it
+        // outlives `self`.
+        if let Err(e) = unsafe { rustix::mm::munmap(self.ptr, self.len) } {
+            log::debug!("cannot unmap the sealed copy: {e}");
+        }
     }
 }
 
@@ -199,6 +248,11 @@ mod tests {
         let wrote = w.and_then(|mut f| f.write_all(b"x"));
         assert!(wrote.is_err(), "a sealed copy was writable");
         assert_eq!(sealed.blake3().unwrap(), *blake3::hash(&bytes).as_bytes());
+        // Empty: nothing to map, hashed all the same.
+        let empty = dir.path().join("empty");
+        fs::write(&empty, b"").unwrap();
+        let sealed_empty = Sealed::copy_of(&empty, File::open(&empty).unwrap(), 1000, "artifact").unwrap();
+        assert_eq!(sealed_empty.blake3().unwrap(), *blake3::hash(b"").as_bytes());
         // Over the limit: refused before copying.
         fs::write(&path, &bytes).unwrap();
         assert!(Sealed::copy_of(&path, File::open(&path).unwrap(), 1000, "artifact").is_err());
