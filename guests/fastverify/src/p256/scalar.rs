@@ -112,9 +112,6 @@ pub fn invert_mont(a: &[u64; 4]) -> [u64; 4] {
     acc
 }
 
-/// `2^256 mod n` (= `2^256 - n`, as `n > 2^255`): the Montgomery form of 1.
-const R_MOD_N: [u64; 4] = sub4(&[0; 4], &N).0;
-
 /// `x·2^-k mod n` for `x < n` and any `k`: in steps of at most 63 bits, add the multiple
 /// `m·n` (`m = x·(-n⁻¹) mod 2^s`) that makes `x` divisible by `2^s`, then shift. The result
 /// stays below n because `(x + m·n) / 2^s < (n + (2^s - 1)·n) / 2^s = n`.
