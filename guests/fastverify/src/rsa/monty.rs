@@ -149,7 +149,13 @@ fn mac_row2(t: &mut [u64], a: &[u64], b0: u64, b1: u64, mut c0: u64, mut c1: u64
 /// scratch. Product by rows (two rows per sweep, unrolled by 8), then [`redc_kernel`].
 #[inline(always)]
 fn mul_kernel(a: &[u64], b: &[u64], n: &[u64], n0: u64, t: &mut [u64], out: &mut [u64]) {
-    let len = n.len();
+    mul_product(a, b, n.len(), t);
+    redc_kernel(t, n, n0, out);
+}
+
+/// The full product `t = a·b` of two `len`-limb values (`t`: at least 2·len limbs).
+#[inline(always)]
+fn mul_product(a: &[u64], b: &[u64], len: usize, t: &mut [u64]) {
     let (a, b, t) = (&a[..len], &b[..len], &mut t[..2 * len]);
     t[..len].fill(0);
     let mut i = 0;
@@ -172,14 +178,19 @@ fn mul_kernel(a: &[u64], b: &[u64], n: &[u64], n0: u64, t: &mut [u64], out: &mut
         let c = mac_row(&mut t[i..], a, b[i], 0);
         t[i + len] = c;
     }
-    redc_kernel(t, n, n0, out);
 }
 
 /// `out = a²·R^-1` up to a multiple of n, `out < R` (for `a < R`). `t`: 2N limbs of scratch.
 #[inline(always)]
 fn sqr_kernel(a: &[u64], n: &[u64], n0: u64, t: &mut [u64], out: &mut [u64]) {
-    let len = n.len();
-    let (a, t, out) = (&a[..len], &mut t[..2 * len], &mut out[..len]);
+    sqr_product(a, n.len(), t);
+    redc_kernel(t, n, n0, out);
+}
+
+/// The square `t = a²` of a `len`-limb value (`t`: at least 2·len limbs).
+#[inline(always)]
+fn sqr_product(a: &[u64], len: usize, t: &mut [u64]) {
+    let (a, t) = (&a[..len], &mut t[..2 * len]);
     // Cross products a[i]·a[j], i < j: row i adds a[i]·a[i+1..] at t[2i+1..]. Rows go in
     // pairs (i, i+1), one sweep per pair: with `a' = a[i+1..]` and the window `w = t[2i+1..]`,
     // row i adds a'[p]·a[i] at w[p] and row i+1 adds a'[p-1]·a[i+1] at w[p] for p >= 2 (its
@@ -223,7 +234,6 @@ fn sqr_kernel(a: &[u64], n: &[u64], n0: u64, t: &mut [u64], out: &mut [u64]) {
         tt[1] = s as u64;
         c = (s >> 64) as u64;
     }
-    redc_kernel(t, n, n0, out);
 }
 
 /// Montgomery reduction of a 2N-limb `t < R²`: `out = t·R^-1` up to a multiple of n,
@@ -267,22 +277,24 @@ fn redc_kernel(t: &mut [u64], n: &[u64], n0: u64, out: &mut [u64]) {
     }
 }
 
-/// Fixed-size Montgomery multiplication (`N` known at compile time).
+/// Scratch for the fixed-size kernels: 2N limbs for N up to 64. The kernels clear what they
+/// read before writing it, so one buffer serves a whole exponentiation.
+type Scratch = [u64; 128];
+
+/// Fixed-size Montgomery multiplication in place, `acc = acc·b·R^-1` (`N` known at compile
+/// time): the product is formed in `t` before `acc` is written.
 #[inline(never)]
-fn mul_fixed<const N: usize>(a: &[u64; N], b: &[u64; N], n: &[u64; N], n0: u64) -> [u64; N] {
-    let mut t = [0u64; 128];
-    let mut out = [0u64; N];
-    mul_kernel(a, b, n, n0, &mut t[..2 * N], &mut out);
-    out
+fn mul_fixed<const N: usize>(acc: &mut [u64; N], b: &[u64; N], n: &[u64; N], n0: u64, t: &mut Scratch) {
+    mul_product(acc, b, N, t);
+    redc_kernel(&mut t[..2 * N], n, n0, acc);
 }
 
-/// Fixed-size Montgomery squaring (`N` known at compile time; `N <= 64`).
+/// Fixed-size Montgomery squaring in place, `acc = acc²·R^-1` (`N` known at compile time;
+/// `N <= 64`).
 #[inline(never)]
-fn sqr_fixed<const N: usize>(a: &[u64; N], n: &[u64; N], n0: u64) -> [u64; N] {
-    let mut t = [0u64; 128];
-    let mut out = [0u64; N];
-    sqr_kernel(a, n, n0, &mut t[..2 * N], &mut out);
-    out
+fn sqr_fixed<const N: usize>(acc: &mut [u64; N], n: &[u64; N], n0: u64, t: &mut Scratch) {
+    sqr_product(acc, N, t);
+    redc_kernel(&mut t[..2 * N], n, n0, acc);
 }
 
 fn pow_fixed<const N: usize>(m: &Modulus, s: &[u64], e: u64) -> Option<Vec<u64>> {
@@ -292,18 +304,20 @@ fn pow_fixed<const N: usize>(m: &Modulus, s: &[u64], e: u64) -> Option<Vec<u64>>
     let n0 = m.n0;
     // base = s·R; then left-to-right square-and-multiply; the last multiplication uses the
     // plain s, which leaves the result in plain form (MontMul(x·R, s) = x·s).
-    let base = mul_fixed(s, r2, n, n0);
+    let mut t: Scratch = [0; 128];
+    let mut base = *s;
+    mul_fixed(&mut base, r2, n, n0, &mut t);
     let mut acc = base;
     let top = 63 - e.leading_zeros();
     for i in (1..top).rev() {
-        acc = sqr_fixed(&acc, n, n0);
+        sqr_fixed(&mut acc, n, n0, &mut t);
         if (e >> i) & 1 == 1 {
-            acc = mul_fixed(&acc, &base, n, n0);
+            mul_fixed(&mut acc, &base, n, n0, &mut t);
         }
     }
     if top > 0 {
-        acc = sqr_fixed(&acc, n, n0);
-        acc = mul_fixed(&acc, s, n, n0);
+        sqr_fixed(&mut acc, n, n0, &mut t);
+        mul_fixed(&mut acc, s, n, n0, &mut t);
     } else {
         acc = *s;
     }
@@ -367,10 +381,12 @@ impl Modulus {
             ($($k:literal)*) => {
                 match self.limbs() {
                     $($k => {
-                        let (Ok(a), Ok(b), Ok(n)) = (a.try_into(), b.try_into(), self.n.as_slice().try_into()) else {
+                        let (Ok(acc), Ok(b), Ok(n)) = (<[u64; $k]>::try_from(a), b.try_into(), self.n.as_slice().try_into()) else {
                             return self.mul(a, b);
                         };
-                        mul_fixed::<$k>(a, b, n, self.n0).to_vec()
+                        let mut acc = acc;
+                        mul_fixed::<$k>(&mut acc, b, n, self.n0, &mut [0; 128]);
+                        acc.to_vec()
                     })*
                     _ => self.mul(a, b),
                 }
@@ -385,10 +401,12 @@ impl Modulus {
             ($($k:literal)*) => {
                 match self.limbs() {
                     $($k => {
-                        let (Ok(a), Ok(n)) = (a.try_into(), self.n.as_slice().try_into()) else {
+                        let (Ok(acc), Ok(n)) = (<[u64; $k]>::try_from(a), self.n.as_slice().try_into()) else {
                             return self.square(a);
                         };
-                        sqr_fixed::<$k>(a, n, self.n0).to_vec()
+                        let mut acc = acc;
+                        sqr_fixed::<$k>(&mut acc, n, self.n0, &mut [0; 128]);
+                        acc.to_vec()
                     })*
                     _ => self.square(a),
                 }
