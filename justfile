@@ -270,7 +270,7 @@ test: setup build-guests lint jose-peers
 fuzz seconds="60" *targets="": build-guests
     #!/usr/bin/env bash
     set -euo pipefail
-    command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+    command -v cargo-fuzz >/dev/null || cargo install --locked --version 0.13.2 cargo-fuzz
     cd fuzz
     targets="{{targets}}"
     [ -n "$targets" ] || targets="$(cargo +nightly fuzz list)"
@@ -307,7 +307,8 @@ bench: setup build-guests
 # hyperfine (one-shot verify/hash/sign, cold and warm cache, 1 GiB hashed, through `serve`),
 # written to docs/performance.md with the machine, the date, medians, spreads and ratios.
 bench-report: setup build-guests build-all
-    command -v hyperfine >/dev/null || cargo install --locked hyperfine
+    # Versions pinned to ones that build with the machine's stable rustc (hyperfine 2 needs a newer one).
+    command -v hyperfine >/dev/null || cargo install --locked --version 1.20.0 hyperfine
     python3 scripts/bench-report.py
 
 # The server beside the same operations in-process: 1, 2 and 8 clients, p50/p99, ratios.

@@ -215,7 +215,7 @@ def main():
     if not BIN.exists():
         sys.exit("bench-report: build first (just build-all)")
     if shutil.which("hyperfine") is None:
-        sys.exit("bench-report: hyperfine is missing (cargo install --locked hyperfine)")
+        sys.exit("bench-report: hyperfine is missing (cargo install --locked --version 1.20.0 hyperfine)")
     # `--only NAME...` reruns those benches and keeps the other results of the last run (for a
     # bench that failed halfway); by default every bench runs afresh.
     only = sys.argv[sys.argv.index("--only") + 1:] if "--only" in sys.argv else []
