@@ -240,6 +240,17 @@ fn openssl_rates(alg: &str) -> Option<(f64, f64)> {
     })
 }
 
+/// The host's native hash for a hash-then-sign algorithm (`None` for EdDSA).
+fn prehash_of(alg: &str) -> Option<fn(&[u8]) -> Vec<u8>> {
+    use sha2_011::Digest;
+    match alg {
+        "ES256" | "RS256" | "PS256" => Some(|m| sha2_011::Sha256::digest(m).to_vec()),
+        "ES384" => Some(|m| sha2_011::Sha384::digest(m).to_vec()),
+        "ES512" => Some(|m| sha2_011::Sha512::digest(m).to_vec()),
+        _ => None,
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -261,7 +272,10 @@ struct Case<'a> {
 /// round and the median over rounds is reported with its range. A shared machine's speed drifts
 /// by up to half between criterion's groups, which run minutes apart; a round is seconds.
 /// Verification goes through fast-verification where it serves the algorithm (as the default
-/// priorities route it), else offline-verification; signing through offline-verification.
+/// priorities route it), else offline-verification; signing through offline-verification. Each
+/// is called as the request layer calls a provider: the host hashes the message natively (on
+/// both sides) and the digest is verified or signed, EdDSA excepted; for ES256 and PS256 a
+/// second row sends the whole message into the component, which hashes it itself.
 /// Printed, and written to target/paired.json for `just bench-report`.
 fn paired(_: &mut Criterion) {
     let (_dir, registry) = registry_of(&["fast-verification", "offline-verification"]);
@@ -280,25 +294,61 @@ fn paired(_: &mut Criterion) {
         let key = offline.generate(alg, 2048, true).expect("generate");
         let spki = offline.public_key(&key).expect("spki");
         let sig = offline.sign(&key, alg, SignInput::Message(msg), SigFormat::Der).expect("sign");
-        let own = component_code_natively(alg, &spki);
-        // fast-verification where it serves the algorithm, as the registry routes it.
-        let verifier = fast.open_verifier(alg, &spki).or_else(|_| offline.open_verifier(alg, &spki)).expect("verifier");
-        assert!(own(msg, &sig) && verifier.verify(SignInput::Message(msg), &sig, SigFormat::Der).expect("verify"));
+        let sig_alg = provider_core::sig_alg(alg).expect("known algorithm");
+        // The component's code natively, and fast-verification where it serves the algorithm
+        // (as the registry routes it), each with the key parsed once.
+        let both = || {
+            let own = provider_core::keys::PublicKey::from_spki(&sig_alg, &spki).expect("spki");
+            let verifier =
+                fast.open_verifier(alg, &spki).or_else(|_| offline.open_verifier(alg, &spki)).expect("verifier");
+            (own, verifier)
+        };
+        // As the request layer calls a provider (what `sign`, `verify`, DSSE and the server
+        // run): for a hash-then-sign algorithm the host hashes the input (natively, with the
+        // native hashing provider on, the default) and the component signs or verifies the
+        // digest; EdDSA takes the whole message. Both sides hash the same way each time.
+        let prehash = prehash_of(alg);
+        let (own, verifier) = both();
+        let (alg_n, sig_n, sig_g) = (sig_alg.clone(), sig.clone(), sig.clone());
         cases.push(Case {
             name: format!("verify {alg}"),
             openssl: openssl_name(alg),
             verify: true,
-            native: Box::new({
-                let sig = sig.clone();
-                move || assert!(own(black_box(msg), black_box(&sig)))
+            native: Box::new(move || {
+                let ok = match prehash {
+                    Some(h) => own.verify_digest(&alg_n, &h(black_box(msg)), &sig_n, provider_core::Format::Der),
+                    None => own.verify_message(&alg_n, black_box(msg), &sig_n, provider_core::Format::Der),
+                };
+                assert!(ok.expect("verify"))
             }),
             guest: Box::new(move || {
-                assert!(verifier.verify(SignInput::Message(black_box(msg)), &sig, SigFormat::Der).unwrap())
+                let ok = match prehash {
+                    Some(h) => verifier.verify(SignInput::Digest(&h(black_box(msg))), &sig_g, SigFormat::Der),
+                    None => verifier.verify(SignInput::Message(black_box(msg)), &sig_g, SigFormat::Der),
+                };
+                assert!(ok.unwrap())
             }),
         });
+        if prehash.is_some() && matches!(alg, "ES256" | "PS256") {
+            // The same verification with the whole message sent into the component, which
+            // then hashes it itself, without SHA-NI (as under `[policy] components_only`).
+            let (own, verifier) = both();
+            let (alg_n, sig_n, sig_g) = (sig_alg.clone(), sig.clone(), sig.clone());
+            cases.push(Case {
+                name: format!("verify {alg}, message hashed in the component"),
+                openssl: openssl_name(alg),
+                verify: true,
+                native: Box::new(move || {
+                    let ok = own.verify_message(&alg_n, black_box(msg), &sig_n, provider_core::Format::Der);
+                    assert!(ok.expect("verify"))
+                }),
+                guest: Box::new(move || {
+                    assert!(verifier.verify(SignInput::Message(black_box(msg)), &sig_g, SigFormat::Der).unwrap())
+                }),
+            });
+        }
         let pkcs8 = offline.export_pkcs8(&key).expect("export");
         let own = provider_core::keys::PrivateKey::from_pkcs8(&pkcs8).expect("pkcs8");
-        let sig_alg = provider_core::sig_alg(alg).expect("known algorithm");
         let mut rng = provider_core::rng::HostRng(os_random);
         let p = offline.clone();
         cases.push(Case {
@@ -306,10 +356,17 @@ fn paired(_: &mut Criterion) {
             openssl: openssl_name(alg),
             verify: false,
             native: Box::new(move || {
-                black_box(own.sign_message(&sig_alg, black_box(msg), provider_core::Format::Der, &mut rng).unwrap());
+                let f = provider_core::Format::Der;
+                black_box(match prehash {
+                    Some(h) => own.sign_digest(&sig_alg, &h(black_box(msg)), f, &mut rng).unwrap(),
+                    None => own.sign_message(&sig_alg, black_box(msg), f, &mut rng).unwrap(),
+                });
             }),
             guest: Box::new(move || {
-                black_box(p.sign(&key, alg, SignInput::Message(black_box(msg)), SigFormat::Der).unwrap());
+                black_box(match prehash {
+                    Some(h) => p.sign(&key, alg, SignInput::Digest(&h(black_box(msg))), SigFormat::Der).unwrap(),
+                    None => p.sign(&key, alg, SignInput::Message(black_box(msg)), SigFormat::Der).unwrap(),
+                });
             }),
         });
     }
