@@ -91,11 +91,17 @@ pub(crate) const fn lt4(a: &[u64; 4], b: &[u64; 4]) -> bool {
 /// Given `v + hi·2^256 < 2p`, returns `v` reduced into `[0, p)`.
 #[inline(always)]
 const fn reduce_once(v: [u64; 4], hi: u64) -> [u64; 4] {
-    let (d, borrow) = sub4(&v, &P);
-    // Keep v when the subtraction borrowed without a carry-out to absorb it (branch-free:
-    // this outcome is data dependent and would mispredict).
-    select(&v, &d, borrow & !hi)
+    // v - p as v + (2^256 - p) mod 2^256, whose carry-out is set exactly when v >= p: an
+    // add-with-carry chain, cheaper than a borrow chain in wasm (ES256 verify -1.8% there and
+    // natively).
+    let (d, carry) = add4(&v, &P_NEG);
+    // Keep v when v < p with no carry-out above it (branch-free: this outcome is data
+    // dependent and would mispredict).
+    select(&v, &d, !(carry | hi) & 1)
 }
+
+/// `2^256 - p`, little-endian limbs.
+const P_NEG: [u64; 4] = [1, 0xffff_ffff_0000_0000, 0xffff_ffff_ffff_ffff, 0x0000_0000_ffff_fffe];
 
 /// `if keep_a == 1 { a } else { b }` (`keep_a` is 0 or 1), written per limb so that LLVM emits
 /// selects: a conditional move natively and in the sandbox (Cranelift lowers wasm's `select` to
@@ -396,5 +402,14 @@ mod tests {
         assert_eq!(a.halve().double(), a);
         assert_eq!(m1.halve().double(), m1);
         assert_eq!(Fp::ONE.halve().double(), Fp::ONE);
+        // 2^256 - p is what reduce_once adds: p + it wraps to exactly 2^256.
+        assert_eq!(add4(&P, &P_NEG), ([0; 4], 1));
+        assert_eq!(reduce_once(pm1, 0), pm1);
+        assert_eq!(reduce_once(P, 0), [0; 4]);
+        assert_eq!(reduce_once(add4(&P, &[5, 0, 0, 0]).0, 0), [5, 0, 0, 0]);
+        // 2p - 1, the largest input, overflows 256 bits: it comes with its carry-out.
+        let (v, hi) = add4(&P, &pm1);
+        assert_eq!(hi, 1);
+        assert_eq!(reduce_once(v, hi), pm1);
     }
 }
