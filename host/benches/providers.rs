@@ -240,8 +240,11 @@ fn openssl_rates(alg: &str) -> Option<(f64, f64)> {
     })
 }
 
+/// A native hash function: message -> digest.
+type Hasher = fn(&[u8]) -> Vec<u8>;
+
 /// The host's native hash for a hash-then-sign algorithm (`None` for EdDSA).
-fn prehash_of(alg: &str) -> Option<fn(&[u8]) -> Vec<u8>> {
+fn prehash_of(alg: &str) -> Option<Hasher> {
     use sha2_011::Digest;
     match alg {
         "ES256" | "RS256" | "PS256" => Some(|m| sha2_011::Sha256::digest(m).to_vec()),
@@ -309,7 +312,7 @@ fn paired(_: &mut Criterion) {
         // digest; EdDSA takes the whole message. Both sides hash the same way each time.
         let prehash = prehash_of(alg);
         let (own, verifier) = both();
-        let (alg_n, sig_n, sig_g) = (sig_alg.clone(), sig.clone(), sig.clone());
+        let (alg_n, sig_n, sig_g) = (sig_alg, sig.clone(), sig.clone());
         cases.push(Case {
             name: format!("verify {alg}"),
             openssl: openssl_name(alg),
@@ -333,7 +336,7 @@ fn paired(_: &mut Criterion) {
             // The same verification with the whole message sent into the component, which
             // then hashes it itself, without SHA-NI (as under `[policy] components_only`).
             let (own, verifier) = both();
-            let (alg_n, sig_n, sig_g) = (sig_alg.clone(), sig.clone(), sig.clone());
+            let (alg_n, sig_n, sig_g) = (sig_alg, sig.clone(), sig.clone());
             cases.push(Case {
                 name: format!("verify {alg}, message hashed in the component"),
                 openssl: openssl_name(alg),
