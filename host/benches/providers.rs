@@ -311,44 +311,35 @@ fn paired(_: &mut Criterion) {
         // native hashing provider on, the default) and the component signs or verifies the
         // digest; EdDSA takes the whole message. Both sides hash the same way each time.
         let prehash = prehash_of(alg);
-        let (own, verifier) = both();
-        let (alg_n, sig_n, sig_g) = (sig_alg, sig.clone(), sig.clone());
-        cases.push(Case {
-            name: format!("verify {alg}"),
-            openssl: openssl_name(alg),
-            verify: true,
-            native: Box::new(move || {
-                let ok = match prehash {
-                    Some(h) => own.verify_digest(&alg_n, &h(black_box(msg)), &sig_n, provider_core::Format::Der),
-                    None => own.verify_message(&alg_n, black_box(msg), &sig_n, provider_core::Format::Der),
-                };
-                assert!(ok.expect("verify"))
-            }),
-            guest: Box::new(move || {
-                let ok = match prehash {
-                    Some(h) => verifier.verify(SignInput::Digest(&h(black_box(msg))), &sig_g, SigFormat::Der),
-                    None => verifier.verify(SignInput::Message(black_box(msg)), &sig_g, SigFormat::Der),
-                };
-                assert!(ok.unwrap())
-            }),
-        });
-        if prehash.is_some() && matches!(alg, "ES256" | "PS256") {
-            // The same verification with the whole message sent into the component, which
-            // then hashes it itself, without SHA-NI (as under `[policy] components_only`).
+        // One verify case: the digest of `hash` when given, else the whole message.
+        let verify_case = |name: String, hash: Option<Hasher>| {
             let (own, verifier) = both();
             let (alg_n, sig_n, sig_g) = (sig_alg, sig.clone(), sig.clone());
-            cases.push(Case {
-                name: format!("verify {alg}, message hashed in the component"),
+            Case {
+                name,
                 openssl: openssl_name(alg),
                 verify: true,
                 native: Box::new(move || {
-                    let ok = own.verify_message(&alg_n, black_box(msg), &sig_n, provider_core::Format::Der);
+                    let ok = match hash {
+                        Some(h) => own.verify_digest(&alg_n, &h(black_box(msg)), &sig_n, provider_core::Format::Der),
+                        None => own.verify_message(&alg_n, black_box(msg), &sig_n, provider_core::Format::Der),
+                    };
                     assert!(ok.expect("verify"))
                 }),
                 guest: Box::new(move || {
-                    assert!(verifier.verify(SignInput::Message(black_box(msg)), &sig_g, SigFormat::Der).unwrap())
+                    let ok = match hash {
+                        Some(h) => verifier.verify(SignInput::Digest(&h(black_box(msg))), &sig_g, SigFormat::Der),
+                        None => verifier.verify(SignInput::Message(black_box(msg)), &sig_g, SigFormat::Der),
+                    };
+                    assert!(ok.unwrap())
                 }),
-            });
+            }
+        };
+        cases.push(verify_case(format!("verify {alg}"), prehash));
+        if prehash.is_some() && matches!(alg, "ES256" | "PS256") {
+            // The same verification with the whole message sent into the component, which
+            // then hashes it itself, without SHA-NI (as under `[policy] components_only`).
+            cases.push(verify_case(format!("verify {alg}, message hashed in the component"), None));
         }
         let pkcs8 = offline.export_pkcs8(&key).expect("export");
         let own = provider_core::keys::PrivateKey::from_pkcs8(&pkcs8).expect("pkcs8");
