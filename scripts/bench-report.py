@@ -201,7 +201,8 @@ def sandbox_summary():
         "the component and, per algorithm, a one-second burst of `openssl speed -elapsed` (wall-clock time, "
         "like the blocks), one after the other; each ratio is taken within its round, and the median over the "
         "rounds is given with its range. Throughput against OpenSSL is per second, one core: **higher is "
-        "faster** there.",
+        "faster** there. Where the sandbox's cost comes from, with instruction-level profiles: "
+        "[`sandbox-cost.md`](sandbox-cost.md).",
         "",
         "| operation | sandbox cost (median [range]) | through the component, per second | OpenSSL per second | "
         "component / OpenSSL (median [range]) |",
