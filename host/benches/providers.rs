@@ -240,20 +240,6 @@ fn openssl_rates(alg: &str) -> Option<(f64, f64)> {
     })
 }
 
-/// A native hash function: message -> digest.
-type Hasher = fn(&[u8]) -> Vec<u8>;
-
-/// The host's native hash for a hash-then-sign algorithm (`None` for EdDSA).
-fn prehash_of(alg: &str) -> Option<Hasher> {
-    use sha2_011::Digest;
-    match alg {
-        "ES256" | "RS256" | "PS256" => Some(|m| sha2_011::Sha256::digest(m).to_vec()),
-        "ES384" => Some(|m| sha2_011::Sha384::digest(m).to_vec()),
-        "ES512" => Some(|m| sha2_011::Sha512::digest(m).to_vec()),
-        _ => None,
-    }
-}
-
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -310,9 +296,9 @@ fn paired(_: &mut Criterion) {
         // run): for a hash-then-sign algorithm the host hashes the input (natively, with the
         // native hashing provider on, the default) and the component signs or verifies the
         // digest; EdDSA takes the whole message. Both sides hash the same way each time.
-        let prehash = prehash_of(alg);
+        let prehash = (!matches!(sig_alg.scheme, provider_core::alg::Scheme::EdDsa)).then_some(sig_alg.hash);
         // One verify case: the digest of `hash` when given, else the whole message.
-        let verify_case = |name: String, hash: Option<Hasher>| {
+        let verify_case = |name: String, hash: Option<provider_core::alg::Hash>| {
             let (own, verifier) = both();
             let (alg_n, sig_n, sig_g) = (sig_alg, sig.clone(), sig.clone());
             Case {
@@ -321,14 +307,18 @@ fn paired(_: &mut Criterion) {
                 verify: true,
                 native: Box::new(move || {
                     let ok = match hash {
-                        Some(h) => own.verify_digest(&alg_n, &h(black_box(msg)), &sig_n, provider_core::Format::Der),
+                        Some(h) => {
+                            own.verify_digest(&alg_n, &h.digest(black_box(msg)), &sig_n, provider_core::Format::Der)
+                        }
                         None => own.verify_message(&alg_n, black_box(msg), &sig_n, provider_core::Format::Der),
                     };
                     assert!(ok.expect("verify"))
                 }),
                 guest: Box::new(move || {
                     let ok = match hash {
-                        Some(h) => verifier.verify(SignInput::Digest(&h(black_box(msg))), &sig_g, SigFormat::Der),
+                        Some(h) => {
+                            verifier.verify(SignInput::Digest(&h.digest(black_box(msg))), &sig_g, SigFormat::Der)
+                        }
                         None => verifier.verify(SignInput::Message(black_box(msg)), &sig_g, SigFormat::Der),
                     };
                     assert!(ok.unwrap())
@@ -336,7 +326,7 @@ fn paired(_: &mut Criterion) {
             }
         };
         cases.push(verify_case(format!("verify {alg}"), prehash));
-        if prehash.is_some() && matches!(alg, "ES256" | "PS256") {
+        if matches!(alg, "ES256" | "PS256") {
             // The same verification with the whole message sent into the component, which
             // then hashes it itself, without SHA-NI (as under `[policy] components_only`).
             cases.push(verify_case(format!("verify {alg}, message hashed in the component"), None));
@@ -352,13 +342,13 @@ fn paired(_: &mut Criterion) {
             native: Box::new(move || {
                 let f = provider_core::Format::Der;
                 black_box(match prehash {
-                    Some(h) => own.sign_digest(&sig_alg, &h(black_box(msg)), f, &mut rng).unwrap(),
+                    Some(h) => own.sign_digest(&sig_alg, &h.digest(black_box(msg)), f, &mut rng).unwrap(),
                     None => own.sign_message(&sig_alg, black_box(msg), f, &mut rng).unwrap(),
                 });
             }),
             guest: Box::new(move || {
                 black_box(match prehash {
-                    Some(h) => p.sign(&key, alg, SignInput::Digest(&h(black_box(msg))), SigFormat::Der).unwrap(),
+                    Some(h) => p.sign(&key, alg, SignInput::Digest(&h.digest(black_box(msg))), SigFormat::Der).unwrap(),
                     None => p.sign(&key, alg, SignInput::Message(black_box(msg)), SigFormat::Der).unwrap(),
                 });
             }),
