@@ -223,14 +223,18 @@ fn sqr_pair(ap: &[u64], b0: u64, w: &mut [u64]) {
     w[l + 1] = c1;
 }
 
-/// [`sqr_product`] for a size known at compile time (`N >= 2`). The row pairs below limb 32
-/// are straight-line code of constant length: no loop header (in wasm each is an epoch check)
+/// [`sqr_product`] for a size known at compile time (`N >= 2`). Up to 32 limbs (2048 bits) the
+/// row pairs are straight-line code of constant length: no loop header (in wasm each is an epoch check)
 /// and no remainder loop, which cost about a third of the squaring's cross products. Each
 /// pair works through an opaque view of `t` and `a` (`black_box`), with constant bounds:
 /// otherwise LLVM forwards every word from pair to pair in registers, more than Cranelift can
-/// hold, and the spills cost more than the loops saved. Pairs from limb 32 on (N > 33) loop.
+/// hold, and the spills cost more than the loops saved. Larger sizes take the loops: the
+/// straight-line code would grow by tens of KiB per size for the less common keys.
 #[inline(always)]
 fn sqr_product_fixed<const N: usize>(a: &[u64; N], t: &mut Scratch) {
+    if N > 32 {
+        return sqr_product(a, N, t);
+    }
     let t = &mut t[..2 * N];
     t[..N + 1].fill(0);
     t[2 * N - 1] = 0;
@@ -244,13 +248,9 @@ fn sqr_product_fixed<const N: usize>(a: &[u64; N], t: &mut Scratch) {
         };
     }
     pairs!(0 2 4 6 8 10 12 14 16 18 20 22 24 26 28 30);
-    // Where the loop over pairs would stand after the pairs above.
-    let mut i = if N >= 34 { 32 } else { N - 2 + N % 2 };
-    while i + 2 < N {
-        sqr_pair(&a[i + 1..], a[i], &mut t[2 * i + 1..]);
-        i += 2;
-    }
-    sqr_finish(a, N, i, t);
+    // Where the loop over pairs would stand after the pairs above: the first even i with
+    // i + 2 >= N.
+    sqr_finish(a, N, N - 2 + N % 2, t);
 }
 
 /// The end of a square: the last row alone when one is left (`i + 1 < len`), then the
@@ -336,13 +336,7 @@ fn mul_fixed<const N: usize>(acc: &mut [u64; N], b: &[u64; N], n: &[u64; N], n0:
 /// `N <= 64`).
 #[inline(never)]
 fn sqr_fixed<const N: usize>(acc: &mut [u64; N], n: &[u64; N], n0: u64, t: &mut Scratch) {
-    // Straight-line cross products up to 2048 bits; beyond, the code would grow by tens of KiB
-    // per size for the less common keys.
-    if N <= 32 {
-        sqr_product_fixed(acc, t);
-    } else {
-        sqr_product(acc, N, t);
-    }
+    sqr_product_fixed(acc, t);
     redc_kernel(&mut t[..2 * N], n, n0, acc);
 }
 
